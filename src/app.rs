@@ -1,0 +1,242 @@
+//! `AppState`, router assembly and `run`: connect, migrate, spawn workers, serve, shut down.
+
+use crate::auth::digest::Pepper;
+use crate::auth::failures::AuthFailureGuard;
+use crate::auth::key_cache::{self, KeyCache};
+use crate::auth::usage::{self, UsageRecorder};
+use crate::auth::verify::Verifier;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http;
+use crate::middleware::{auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context, timeout};
+use crate::rate_limit::{memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter, SystemClock};
+use anyhow::Context;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub pool: PgPool,
+    pub verifier: Verifier,
+    pub rate_limiter: RateLimiter,
+    pub auth_failures: AuthFailureGuard,
+    pub usage: Arc<UsageRecorder>,
+    pub clock: Arc<dyn Clock>,
+    pub openapi_json: Bytes,
+    pub metrics: PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state on an existing pool; connects to Redis if configured.
+    pub async fn new(config: Config, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let rate_limiter = match &config.redis_url {
+            Some(url) => RateLimiter::Redis(
+                RedisLimiter::connect(url, config.redis_prefix.clone(), clock.clone()).await?,
+            ),
+            None => RateLimiter::Memory(MemoryLimiter::new(clock.clone())),
+        };
+        Ok(AppState(Arc::new(Inner {
+            verifier: Verifier {
+                pool: pool.clone(),
+                cache: KeyCache::new(config.key_cache_capacity, config.key_cache_ttl),
+                pepper: Pepper::new(config.key_pepper.as_bytes()),
+                default_quota: config.default_quota,
+            },
+            rate_limiter,
+            auth_failures: AuthFailureGuard::new(config.auth_failures_per_minute),
+            usage: Arc::new(UsageRecorder::default()),
+            clock,
+            openapi_json: Bytes::from(http::openapi_json()),
+            metrics: metrics_handle(),
+            pool,
+            config,
+        })))
+    }
+
+    /// The current time from the injectable clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.clock.now_ms() as i64).unwrap_or_else(Utc::now)
+    }
+
+    pub fn auth_failures_gauge(&self) {
+        metrics::gauge!("printfarm_auth_failure_tracked_ips").set(self.auth_failures.tracked() as f64);
+    }
+
+    /// Starts the background workers on `tracker`; they stop when `shutdown` is cancelled.
+    pub fn spawn_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+        tracker.spawn(key_cache::run_invalidation_listener(
+            self.pool.clone(),
+            self.verifier.cache.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(usage::run_flusher(
+            self.usage.clone(),
+            self.pool.clone(),
+            self.config.usage_flush_interval,
+            shutdown.clone(),
+        ));
+        let state = self.clone();
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                        state.rate_limiter.purge_idle();
+                        state.auth_failures.purge();
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = builder
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The whole application: routes plus the tower stack (see `middleware`).
+pub fn router(state: AppState) -> Router {
+    let (authenticated, _) = http::authenticated().split_for_parts();
+    let authenticated = authenticated
+        .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let (public, _) = http::public().split_for_parts();
+    Router::new()
+        .merge(authenticated)
+        .merge(public)
+        .merge(http::ops::undocumented())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(from_fn_with_state(state.clone(), client_ip::resolve))
+        .layer(from_fn_with_state(state.clone(), timeout::timeout))
+        .layer(from_fn(request_metrics::record))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            let request_id = req
+                .headers()
+                .get(request_context::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route,
+                request.id = request_id,
+                store.id = tracing::field::Empty,
+                key.id = tracing::field::Empty,
+            )
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+        }))
+        .layer(from_fn(problem_defaults::problem_defaults))
+        .layer(from_fn(request_context::request_context))
+        .with_state(state)
+}
+
+/// `printfarm serve`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.uses_dev_pepper() {
+        if config.is_production() {
+            anyhow::bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
+        }
+        tracing::warn!("PF_KEY_PEPPER is not set: using the development pepper (never do this in production)");
+    }
+    let pool = crate::db::connect(&config.database_url).await?;
+    if config.auto_migrate {
+        crate::db::migrate(&pool).await?;
+    }
+    if config.redis_url.is_none() {
+        tracing::info!("PF_REDIS_URL is not set: rate-limit counters are kept in this process only");
+    }
+    let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    state.spawn_workers(&tracker, &shutdown);
+
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (set PF_LISTEN_ADDR)", config.listen_addr))?;
+    tracing::info!(addr = %config.listen_addr, "printfarm is listening");
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let signal_token = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            signal_token.cancel();
+        })
+        .await
+        .context("the server failed")?;
+
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_timeout, tracker.wait()).await.is_err() {
+        tracing::warn!("background workers did not stop within the shutdown deadline");
+    }
+    state.pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

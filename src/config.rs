@@ -1,0 +1,178 @@
+//! The one `Config`, read from the environment (and `.env`). Nothing else reads env vars.
+
+use crate::auth::key_format::KeyEnv;
+use crate::rate_limit::Quota;
+use anyhow::{bail, Context};
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/printfarm";
+pub const DEV_PEPPER: &str = "printfarm-development-pepper-do-not-use-in-production";
+
+#[derive(Clone)]
+pub struct Config {
+    /// `development` or `production`; production refuses unsafe defaults.
+    pub environment: String,
+    pub database_url: String,
+    pub listen_addr: SocketAddr,
+    pub auto_migrate: bool,
+    pub key_env: KeyEnv,
+    pub key_pepper: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub default_quota: Quota,
+    /// Failed authentications allowed per client IP per minute (with an equal burst).
+    pub auth_failures_per_minute: u32,
+    pub redis_url: Option<String>,
+    /// Namespace for Redis keys, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub key_cache_ttl: Duration,
+    pub key_cache_capacity: u64,
+    pub usage_flush_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub log_format_json: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("environment", &self.environment)
+            .field("database_url", &mask_url(&self.database_url))
+            .field("listen_addr", &self.listen_addr)
+            .field("key_env", &self.key_env)
+            .field("key_pepper", &"<redacted>")
+            .field("redis_url", &self.redis_url.as_deref().map(mask_url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads `PF_*` and `DATABASE_URL`, after loading `.env` if there is one.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds a config from any name → value lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let parse = |name: &str, default: &str| -> String { get(name).unwrap_or_else(|| default.to_owned()) };
+        let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("{name} must be a whole number, got {v:?}")),
+            }
+        };
+        let flag = |name: &str, default: bool| -> anyhow::Result<bool> {
+            match get(name).as_deref() {
+                None => Ok(default),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some("0" | "false" | "no" | "off") => Ok(false),
+                Some(v) => bail!("{name} must be true or false, got {v:?}"),
+            }
+        };
+        let key_env_name = parse("PF_KEY_ENV", "live");
+        let key_env = KeyEnv::parse(&key_env_name)
+            .with_context(|| format!("PF_KEY_ENV must be live, test or dev, got {key_env_name:?}"))?;
+        let listen = parse("PF_LISTEN_ADDR", "127.0.0.1:8080");
+        let trusted_proxies = parse("PF_TRUSTED_PROXIES", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                crate::net::parse_cidr(s)
+                    .with_context(|| format!("PF_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let quota = Quota {
+            per_minute: number("PF_RATE_LIMIT_PER_MINUTE", 60)? as u32,
+            per_hour: number("PF_RATE_LIMIT_PER_HOUR", 600)? as u32,
+        };
+        if quota.per_minute == 0 || quota.per_hour == 0 {
+            bail!("PF_RATE_LIMIT_PER_MINUTE and PF_RATE_LIMIT_PER_HOUR must be at least 1");
+        }
+        Ok(Config {
+            environment: parse("PF_ENV", "development"),
+            database_url: parse("DATABASE_URL", DEFAULT_DATABASE_URL),
+            listen_addr: listen
+                .parse()
+                .with_context(|| format!("PF_LISTEN_ADDR must be host:port, got {listen:?}"))?,
+            auto_migrate: flag("PF_AUTO_MIGRATE", true)?,
+            key_env,
+            key_pepper: parse("PF_KEY_PEPPER", DEV_PEPPER),
+            trusted_proxies,
+            default_quota: quota,
+            auth_failures_per_minute: (number("PF_AUTH_FAILURES_PER_MINUTE", 30)? as u32).max(1),
+            redis_url: get("PF_REDIS_URL"),
+            redis_prefix: parse("PF_REDIS_PREFIX", "printfarm"),
+            request_timeout: Duration::from_secs(number("PF_REQUEST_TIMEOUT_SECS", 30)?.max(1)),
+            body_limit_bytes: number("PF_BODY_LIMIT_BYTES", 1024 * 1024)? as usize,
+            key_cache_ttl: Duration::from_secs(number("PF_KEY_CACHE_TTL_SECS", 60)?.max(1)),
+            key_cache_capacity: number("PF_KEY_CACHE_CAPACITY", 100_000)?.max(1),
+            usage_flush_interval: Duration::from_secs(number("PF_USAGE_FLUSH_SECS", 10)?.max(1)),
+            shutdown_timeout: Duration::from_secs(number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?),
+            log_format_json: parse("PF_LOG_FORMAT", "text") == "json",
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    pub fn uses_dev_pepper(&self) -> bool {
+        self.key_pepper == DEV_PEPPER
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert!(c.uses_dev_pepper());
+        assert_eq!(c.default_quota, Quota { per_minute: 60, per_hour: 600 });
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("PF_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")]).unwrap_err();
+        assert!(format!("{err:#}").contains("PF_TRUSTED_PROXIES"));
+        let err = config(&[("PF_LISTEN_ADDR", "nowhere")]).unwrap_err();
+        assert!(format!("{err:#}").contains("PF_LISTEN_ADDR"));
+    }
+
+    #[test]
+    fn masks_passwords_and_debug_hides_secrets() {
+        assert_eq!(mask_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        let c = config(&[("PF_KEY_PEPPER", "very-secret"), ("DATABASE_URL", "postgres://u:pw@h/db")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains("pw@"));
+    }
+}

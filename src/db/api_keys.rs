@@ -1,0 +1,250 @@
+//! The `api_keys` table: every function on it is scoped by `StoreId`, except the lookup by the
+//! key's public id that authentication does before it knows the store.
+
+use crate::ids::{ApiKeyId, StoreId};
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: ApiKeyId,
+    pub store_id: StoreId,
+    pub key_id: String,
+    pub name: String,
+    pub digest: Vec<u8>,
+    pub previous_digest: Option<Vec<u8>>,
+    pub previous_valid_until: Option<DateTime<Utc>>,
+    pub full_access: bool,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub ip_allowlist: Vec<String>,
+    pub active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub managed_by: Option<String>,
+    pub created_by: Option<ApiKeyId>,
+    pub rate_limit_per_minute: Option<i32>,
+    pub rate_limit_per_hour: Option<i32>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    pub request_count: i64,
+    pub rolled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A key row joined with what authentication needs of its store.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuthRow {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub store_name: String,
+    pub store_rate_limit_per_minute: Option<i32>,
+    pub store_rate_limit_per_hour: Option<i32>,
+}
+
+pub struct NewApiKey<'a> {
+    pub id: ApiKeyId,
+    pub store_id: StoreId,
+    pub key_id: &'a str,
+    pub name: &'a str,
+    pub digest: &'a [u8],
+    pub full_access: bool,
+    pub roles: &'a [String],
+    pub permissions: &'a [String],
+    pub ip_allowlist: &'a [String],
+    pub expires_at: Option<DateTime<Utc>>,
+    pub managed_by: Option<&'a str>,
+    pub created_by: Option<ApiKeyId>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result<ApiKeyRow> {
+    sqlx::query_as(
+        "insert into api_keys (id, store_id, key_id, name, digest, full_access, roles, permissions,
+                               ip_allowlist, expires_at, managed_by, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         returning *",
+    )
+    .bind(new.id)
+    .bind(new.store_id)
+    .bind(new.key_id)
+    .bind(new.name)
+    .bind(new.digest)
+    .bind(new.full_access)
+    .bind(new.roles)
+    .bind(new.permissions)
+    .bind(new.ip_allowlist)
+    .bind(new.expires_at)
+    .bind(new.managed_by)
+    .bind(new.created_by)
+    .fetch_one(db)
+    .await
+}
+
+/// Authentication's lookup by the key's public id (one indexed read).
+pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Result<Option<AuthRow>> {
+    sqlx::query_as(
+        "select k.*, s.name as store_name,
+                s.rate_limit_per_minute as store_rate_limit_per_minute,
+                s.rate_limit_per_hour as store_rate_limit_per_hour
+         from api_keys k join stores s on s.id = k.store_id
+         where k.key_id = $1",
+    )
+    .bind(key_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get(db: impl PgExecutor<'_>, store: StoreId, id: ApiKeyId) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as("select * from api_keys where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A page of the store's keys in creation order; `limit + 1` rows tell the caller if more exist.
+pub async fn list(db: impl PgExecutor<'_>, store: StoreId, limit: i64, offset: i64) -> sqlx::Result<Vec<ApiKeyRow>> {
+    sqlx::query_as(
+        "select * from api_keys where store_id = $1 order by created_at, id limit $2 offset $3",
+    )
+    .bind(store)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn count(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from api_keys where store_id = $1")
+        .bind(store)
+        .fetch_one(db)
+        .await
+}
+
+/// The fields the API may change; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ApiKeyChanges {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: ApiKeyId,
+    changes: ApiKeyChanges,
+) -> sqlx::Result<Option<ApiKeyRow>> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("update api_keys set updated_at = now()");
+    if let Some(name) = changes.name {
+        q.push(", name = ").push_bind(name);
+    }
+    if let Some(active) = changes.active {
+        q.push(", active = ").push_bind(active);
+    }
+    if let Some(roles) = changes.roles {
+        q.push(", roles = ").push_bind(roles);
+    }
+    if let Some(permissions) = changes.permissions {
+        q.push(", permissions = ").push_bind(permissions);
+    }
+    if let Some(allowlist) = changes.ip_allowlist {
+        q.push(", ip_allowlist = ").push_bind(allowlist);
+    }
+    q.push(" where store_id = ").push_bind(store);
+    q.push(" and id = ").push_bind(id);
+    q.push(" returning *");
+    q.build_query_as().fetch_optional(db).await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: ApiKeyId) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from api_keys where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces the secret; the old digest stays valid until `previous_valid_until` (None = now).
+pub async fn roll(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: ApiKeyId,
+    new_digest: &[u8],
+    previous_valid_until: Option<DateTime<Utc>>,
+) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as(
+        "update api_keys
+         set previous_digest = case when $4::timestamptz is null then null else digest end,
+             previous_valid_until = $4,
+             digest = $3,
+             rolled_at = now(),
+             updated_at = now()
+         where store_id = $1 and id = $2
+         returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(new_digest)
+    .bind(previous_valid_until)
+    .fetch_optional(db)
+    .await
+}
+
+/// Operator override of one key's rate limits, by its public key id (CLI only).
+pub async fn set_rate_limits(
+    db: impl PgExecutor<'_>,
+    key_id: &str,
+    per_minute: Option<i32>,
+    per_hour: Option<i32>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "update api_keys set rate_limit_per_minute = $2, rate_limit_per_hour = $3, updated_at = now()
+         where key_id = $1",
+    )
+    .bind(key_id)
+    .bind(per_minute)
+    .bind(per_hour)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Usage gathered in memory since the last flush, for one key.
+#[derive(Debug, Clone)]
+pub struct UsageDelta {
+    pub id: ApiKeyId,
+    pub last_used_at: DateTime<Utc>,
+    pub last_used_ip: String,
+    pub requests: i64,
+}
+
+/// Writes many keys' usage in one statement.
+pub async fn record_usage(db: impl PgExecutor<'_>, batch: &[UsageDelta]) -> sqlx::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|u| u.id.0).collect();
+    let at: Vec<DateTime<Utc>> = batch.iter().map(|u| u.last_used_at).collect();
+    let ips: Vec<String> = batch.iter().map(|u| u.last_used_ip.clone()).collect();
+    let counts: Vec<i64> = batch.iter().map(|u| u.requests).collect();
+    sqlx::query(
+        "update api_keys k
+         set last_used_at = greatest(k.last_used_at, u.at),
+             last_used_ip = case when k.last_used_at is null or u.at >= k.last_used_at
+                                 then u.ip else k.last_used_ip end,
+             request_count = k.request_count + u.n
+         from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bigint[]) as u(id, at, ip, n)
+         where k.id = u.id",
+    )
+    .bind(ids)
+    .bind(at)
+    .bind(ips)
+    .bind(counts)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Database access: connecting (creating the database if it is missing), migrations, and one
+//! module per table group. All SQL lives under here.
+
+pub mod api_keys;
+pub mod stores;
+
+use crate::config::mask_url;
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, creating the database first if the server is up but the database is not.
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("DATABASE_URL {} is not a valid Postgres URL", mask_url(url)))?;
+    create_database_if_missing(&options, url).await?;
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| unreachable_database(url, e))
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions, url: &str) -> anyhow::Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let maintenance = options.clone().database("postgres");
+    let mut conn = match maintenance.connect().await {
+        Ok(conn) => conn,
+        // No maintenance database reachable: let the real connect report the problem.
+        Err(_) => return Ok(()),
+    };
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| unreachable_database(url, e))?;
+    if !exists {
+        // Identifiers cannot be bound; quote it the way Postgres does.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("create database {quoted}")).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process may have created it between our check and our create.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create database {name:?}")),
+        }
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+fn unreachable_database(url: &str, err: sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot connect to the database at {} ({err}); start PostgreSQL or set DATABASE_URL",
+        mask_url(url)
+    )
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("applying migrations failed")
+}
+
+/// Maps a unique-constraint violation to a client-facing conflict.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
+}

@@ -1,0 +1,225 @@
+//! `ApiError`: every failure a client can see, rendered as RFC 9457 problem+json with a stable
+//! `code` and the request id. 5xx details are logged here and never sent.
+
+use crate::auth::permissions::Permission;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+tokio::task_local! {
+    /// The current request's id and path, so errors can carry them without threading them through.
+    pub static REQUEST_CONTEXT: RequestContext;
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub path: String,
+}
+
+/// One field-level validation failure; `pointer` is an RFC 6901 JSON pointer into the body.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FieldError {
+    pub pointer: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("credentials and a store id are required")]
+    Unauthorized,
+    #[error("the API key is not valid for this store")]
+    InvalidApiKey,
+    #[error("the API key is inactive")]
+    ApiKeyInactive,
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+    #[error("missing permissions")]
+    InsufficientPermissions(Vec<Permission>),
+    #[error("requests from this address are not allowed for this key")]
+    IpNotAllowed,
+    #[error("{0}")]
+    PrivilegeEscalation(String),
+    #[error("this key is managed by {0} and cannot be changed through the API")]
+    ManagedKey(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("too many failed authentications from this address")]
+    TooManyAuthFailures { retry_after_secs: u64 },
+    #[error("the request took too long")]
+    Timeout,
+    #[error("a dependency is unavailable")]
+    ServiceUnavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => ApiError::NotFound,
+            sqlx::Error::PoolTimedOut => ApiError::ServiceUnavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The problem+json body, documented for OpenAPI.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[schema(example = "https://printfarm.dev/problems/not_found")]
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request path.
+    pub instance: String,
+    /// Stable, snake_case error code.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub missing_permissions: Option<Vec<Permission>>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            Unauthorized | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => StatusCode::UNAUTHORIZED,
+            InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_) => {
+                StatusCode::FORBIDDEN
+            }
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict(_) => StatusCode::CONFLICT,
+            BadRequest(_) => StatusCode::BAD_REQUEST,
+            Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RateLimited { .. } | TooManyAuthFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Timeout | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            Unauthorized => "unauthorized",
+            InvalidApiKey => "invalid_api_key",
+            ApiKeyInactive => "api_key_inactive",
+            ApiKeyExpired => "api_key_expired",
+            InsufficientPermissions(_) => "insufficient_permissions",
+            IpNotAllowed => "ip_not_allowed",
+            PrivilegeEscalation(_) => "privilege_escalation",
+            ManagedKey(_) => "managed_key",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Conflict(_) => "conflict",
+            BadRequest(_) => "bad_request",
+            Validation(_) => "validation_failed",
+            PayloadTooLarge(_) => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            RateLimited { .. } => "rate_limit_exceeded",
+            TooManyAuthFailures { .. } => "too_many_auth_failures",
+            Timeout | ServiceUnavailable => "service_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    /// A single-field validation failure.
+    pub fn invalid(pointer: &str, code: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(pointer, code, message)])
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::InsufficientPermissions(missing) => format!(
+                "this operation needs {}",
+                missing.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            ApiError::Internal(_) => "an unexpected error occurred; quote the request id when reporting it".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let context = REQUEST_CONTEXT.try_with(Clone::clone).ok();
+        let request_id = context.as_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+        if let ApiError::Internal(err) = &self {
+            tracing::error!(request.id = %request_id, error = format!("{err:#}"), "request failed");
+        }
+        if matches!(self, ApiError::InvalidApiKey | ApiError::Unauthorized) {
+            metrics::counter!("printfarm_auth_failures_total", "reason" => self.code()).increment(1);
+        }
+        let code = self.code();
+        let problem = Problem {
+            r#type: format!("https://printfarm.dev/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            instance: context.map(|c| c.path).unwrap_or_default(),
+            code,
+            request_id,
+            errors: match &self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+            missing_permissions: match &self {
+                ApiError::InsufficientPermissions(missing) => Some(missing.clone()),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match &self {
+            ApiError::Unauthorized | ApiError::InvalidApiKey | ApiError::ApiKeyInactive | ApiError::ApiKeyExpired => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+            }
+            ApiError::RateLimited { retry_after_secs } | ApiError::TooManyAuthFailures { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            _ => {}
+        }
+        response
+    }
+}

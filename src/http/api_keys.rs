@@ -1,0 +1,427 @@
+//! `/v1/api-keys` and `/v1/auth/test`: create, list, get, patch, delete and roll keys.
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use super::paging::{Page, PageParams};
+use super::validate::Errors;
+use crate::app::AppState;
+use crate::auth::key_cache::effective_permissions;
+use crate::auth::issue::{issue, KeySpec};
+use crate::auth::{key_format, Caller, Permission, PermissionSet};
+use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{ApiKeyId, StoreId};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+const NAME_MAX: usize = 100;
+const ALLOWLIST_MAX: usize = 100;
+const DEFAULT_GRACE_SECONDS: u32 = 86_400;
+const MAX_GRACE_SECONDS: u32 = 30 * 86_400;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(get_current_api_key))
+        .routes(routes!(get_api_key, update_api_key, delete_api_key))
+        .routes(routes!(roll_api_key))
+        .routes(routes!(test_auth))
+}
+
+/// An API key as shown after creation: the `keyId` prefix, never the secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub store_id: StoreId,
+    /// The public first part of the key (`pf_<env>_` + 16 characters).
+    #[schema(example = "pf_live_4fT9xQ2mB7nK1pLz")]
+    pub key_id: String,
+    pub name: String,
+    /// `full_access` keys hold every permission; `custom` keys hold their roles' and their own.
+    #[schema(example = "custom")]
+    pub r#type: &'static str,
+    /// Built-in role ids.
+    pub roles: Vec<String>,
+    /// Permissions granted directly, besides those of the roles.
+    pub permissions: Vec<String>,
+    /// Addresses and CIDR ranges the key may be used from; empty = anywhere.
+    pub ip_allowlist: Vec<String>,
+    pub active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Managed keys belong to an outside system and cannot be changed through the API.
+    pub managed: bool,
+    pub managed_by: Option<String>,
+    /// The key that created this one, if it was created through the API.
+    pub created_by: Option<ApiKeyId>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    pub request_count: i64,
+    pub rolled_at: Option<DateTime<Utc>>,
+    /// Until when the secret replaced by the last roll still works.
+    pub previous_secret_valid_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A key with its plaintext: returned once, at creation or roll. Store it now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyWithSecret {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The full key. It is not stored and cannot be shown again.
+    #[schema(example = "pf_live_4fT9xQ2mB7nK1pLzS0m3S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3c0a1B2c")]
+    pub key: String,
+}
+
+/// The calling key with its effective permissions.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentApiKey {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// Direct permissions plus those of every role (every permission for Full Access).
+    pub effective_permissions: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthTest {
+    pub authenticated: bool,
+    pub key_id: String,
+    pub store_id: StoreId,
+    pub store_name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// 1–100 characters.
+    pub name: String,
+    /// A key with every permission; only the Store Owner (or a Full Access key) may create one.
+    #[serde(default)]
+    pub full_access: bool,
+    /// Built-in role ids (see `GET /v1/roles`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Permission names (see `GET /v1/permissions/types`).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Up to 100 IPv4/IPv6 addresses or CIDR ranges; empty = any address.
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
+    /// When the key stops working; must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateApiKey {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollApiKey {
+    /// How long the old secret keeps working, in seconds (default 86400, 0 = it stops now, at
+    /// most 30 days). Never past the key's `expiresAt`.
+    pub grace_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key's `id` (a UUID).
+    pub id: ApiKeyId,
+}
+
+impl ApiKey {
+    fn from_row(row: ApiKeyRow, state: &AppState) -> Self {
+        let pending = state.usage.pending(row.id);
+        let (last_used_at, last_used_ip) = match &pending {
+            Some(p) if row.last_used_at.is_none_or(|at| p.last_used_at >= at) => {
+                (Some(p.last_used_at), Some(p.last_used_ip.clone()))
+            }
+            _ => (row.last_used_at, row.last_used_ip),
+        };
+        ApiKey {
+            id: row.id,
+            store_id: row.store_id,
+            key_id: row.key_id,
+            name: row.name,
+            r#type: if row.full_access { "full_access" } else { "custom" },
+            roles: row.roles,
+            permissions: row.permissions,
+            ip_allowlist: row.ip_allowlist,
+            active: row.active,
+            expires_at: row.expires_at,
+            managed: row.managed_by.is_some(),
+            managed_by: row.managed_by,
+            created_by: row.created_by,
+            last_used_at,
+            last_used_ip,
+            request_count: row.request_count + pending.map_or(0, |p| p.requests),
+            rolled_at: row.rolled_at,
+            previous_secret_valid_until: row.previous_valid_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn held_by(row: &ApiKeyRow) -> PermissionSet {
+    effective_permissions(row.full_access, &row.roles, &row.permissions)
+}
+
+/// A key may only be changed by a caller at least as powerful, and never if it is managed.
+fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
+    if let Some(owner) = &row.managed_by {
+        return Err(ApiError::ManagedKey(owner.clone()));
+    }
+    if row.full_access && !caller.is_owner() {
+        return Err(ApiError::PrivilegeEscalation(
+            "only the Store Owner can change a Full Access key".to_owned(),
+        ));
+    }
+    caller.ensure_can_grant(held_by(row))
+}
+
+async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiKeyRow> {
+    db::get(&state.pool, caller.store_id, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// List the store's API keys (masked).
+///
+/// Required permission: `apiKey.view`.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "API keys", params(PageParams),
+    responses((status = 200, description = "The keys, oldest first", body = Vec<ApiKey>)))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Response> {
+    caller.require(Permission::ApiKeyView)?;
+    let page = page.validate()?;
+    let mut rows = db::list(&state.pool, caller.store_id, page.limit + 1, page.offset).await?;
+    let has_more = rows.len() as i64 > page.limit;
+    rows.truncate(page.limit as usize);
+    let total = if page.count {
+        Some(db::count(&state.pool, caller.store_id).await?)
+    } else {
+        None
+    };
+    let keys: Vec<ApiKey> = rows.into_iter().map(|r| ApiKey::from_row(r, &state)).collect();
+    Ok(Page::new(keys, "/v1/api-keys", page, has_more, total).into_response())
+}
+
+/// Create an API key. The response holds the full key, shown this once.
+///
+/// Required permission: `apiKey.create`. A key can never be given more than its creator holds
+/// (`403 privilege_escalation`); Full Access keys only by the Store Owner.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
+    responses((status = 201, description = "Created", body = ApiKeyWithSecret,
+        headers(("location" = String, description = "The new key's URL")))))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> ApiResult<Response> {
+    caller.require(Permission::ApiKeyCreate)?;
+    let mut errors = Errors::default();
+    let name = errors.name("/name", &body.name, NAME_MAX);
+    let roles = errors.roles("/roles", &body.roles);
+    let permissions = errors.permissions("/permissions", &body.permissions);
+    let ip_allowlist = errors.allowlist("/ipAllowlist", &body.ip_allowlist, ALLOWLIST_MAX);
+    if body.full_access && !(roles.is_empty() && permissions.is_empty()) {
+        errors.add("/fullAccess", "conflict", "a Full Access key takes no roles or permissions");
+    }
+    if body.expires_at.is_some_and(|at| at <= state.now()) {
+        errors.add("/expiresAt", "in_past", "must be in the future");
+    }
+    errors.finish()?;
+
+    if body.full_access {
+        if !caller.is_owner() {
+            return Err(ApiError::PrivilegeEscalation(
+                "only the Store Owner can create Full Access keys".to_owned(),
+            ));
+        }
+    } else {
+        caller.ensure_can_grant(effective_permissions(false, &roles, &permissions))?;
+    }
+
+    let (row, plaintext) = issue(
+        &state.pool,
+        &state.verifier.pepper,
+        state.config.key_env,
+        KeySpec {
+            store_id: caller.store_id,
+            name: &name,
+            full_access: body.full_access,
+            roles: &roles,
+            permissions: &permissions,
+            ip_allowlist: &ip_allowlist,
+            expires_at: body.expires_at,
+            managed_by: None,
+            created_by: Some(caller.api_key_id),
+        },
+    )
+    .await?;
+    let location = format!("/v1/api-keys/{}", row.id);
+    let body = ApiKeyWithSecret {
+        api_key: ApiKey::from_row(row, &state),
+        key: plaintext.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// The calling key, with its effective permissions.
+///
+/// Any valid key may call this.
+#[utoipa::path(get, path = "/v1/api-keys/current", tag = "API keys",
+    responses((status = 200, description = "The calling key", body = CurrentApiKey)))]
+pub async fn get_current_api_key(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CurrentApiKey>> {
+    let row = load(&state, &caller, caller.api_key_id).await?;
+    Ok(Json(CurrentApiKey {
+        api_key: ApiKey::from_row(row, &state),
+        effective_permissions: caller.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+    }))
+}
+
+/// One API key (masked).
+///
+/// Required permission: `apiKey.view`.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath),
+    responses((status = 200, description = "The key", body = ApiKey)))]
+pub async fn get_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<KeyPath>,
+) -> ApiResult<Json<ApiKey>> {
+    caller.require(Permission::ApiKeyView)?;
+    let row = load(&state, &caller, path.id).await?;
+    Ok(Json(ApiKey::from_row(row, &state)))
+}
+
+/// Change a key's name, active flag, roles, permissions or IP allowlist.
+///
+/// Required permission: `apiKey.edit`. Managed keys answer `403 managed_key`; keys holding
+/// permissions the caller lacks, and grants beyond the caller's own, `403 privilege_escalation`.
+#[utoipa::path(patch, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath), request_body = UpdateApiKey,
+    responses((status = 200, description = "The updated key", body = ApiKey)))]
+pub async fn update_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<KeyPath>,
+    ApiJson(body): ApiJson<UpdateApiKey>,
+) -> ApiResult<Json<ApiKey>> {
+    caller.require(Permission::ApiKeyEdit)?;
+    let mut errors = Errors::default();
+    let changes = ApiKeyChanges {
+        name: body.name.as_deref().map(|n| errors.name("/name", n, NAME_MAX)),
+        active: body.active,
+        roles: body.roles.as_deref().map(|r| errors.roles("/roles", r)),
+        permissions: body.permissions.as_deref().map(|p| errors.permissions("/permissions", p)),
+        ip_allowlist: body
+            .ip_allowlist
+            .as_deref()
+            .map(|a| errors.allowlist("/ipAllowlist", a, ALLOWLIST_MAX)),
+    };
+    errors.finish()?;
+
+    let row = load(&state, &caller, path.id).await?;
+    ensure_can_change(&caller, &row)?;
+    if row.full_access && (changes.roles.is_some() || changes.permissions.is_some()) {
+        let pointer = if changes.roles.is_some() { "/roles" } else { "/permissions" };
+        return Err(ApiError::invalid(pointer, "conflict", "a Full Access key takes no roles or permissions"));
+    }
+    let roles = changes.roles.as_ref().unwrap_or(&row.roles);
+    let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
+    caller.ensure_can_grant(effective_permissions(row.full_access, roles, permissions))?;
+
+    let updated = db::update(&state.pool, caller.store_id, path.id, changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.verifier.cache.invalidate(&updated.key_id).await;
+    Ok(Json(ApiKey::from_row(updated, &state)))
+}
+
+/// Delete (revoke) a key. It stops working on every replica at once.
+///
+/// Required permission: `apiKey.delete`. Managed keys answer `403 managed_key`.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<KeyPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::ApiKeyDelete)?;
+    let row = load(&state, &caller, path.id).await?;
+    ensure_can_change(&caller, &row)?;
+    if !db::delete(&state.pool, caller.store_id, path.id).await? {
+        return Err(ApiError::NotFound);
+    }
+    state.verifier.cache.invalidate(&row.key_id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
+///
+/// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = RollApiKey, description = "Optional; an empty body takes the defaults"),
+    responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
+pub async fn roll_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<KeyPath>,
+    OptionalJson(body): OptionalJson<RollApiKey>,
+) -> ApiResult<Json<ApiKeyWithSecret>> {
+    caller.require(Permission::ApiKeyEdit)?;
+    let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid("/graceSeconds", "out_of_range", format!("must be at most {MAX_GRACE_SECONDS}")));
+    }
+    let row = load(&state, &caller, path.id).await?;
+    ensure_can_change(&caller, &row)?;
+
+    let now = state.now();
+    let previous_valid_until = (grace > 0)
+        .then(|| now + Duration::seconds(i64::from(grace)))
+        .map(|until| row.expires_at.map_or(until, |exp| until.min(exp)))
+        .filter(|until| *until > now);
+    let plaintext = key_format::with_new_secret(&row.key_id);
+    let digest = state.verifier.pepper.digest(plaintext.expose());
+    let rolled = db::roll(&state.pool, caller.store_id, path.id, &digest, previous_valid_until)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.verifier.cache.invalidate(&rolled.key_id).await;
+    Ok(Json(ApiKeyWithSecret {
+        api_key: ApiKey::from_row(rolled, &state),
+        key: plaintext.expose().to_owned(),
+    }))
+}
+
+/// Check credentials: who am I, and for which store?
+///
+/// Any valid key may call this. Printago-compatible.
+#[utoipa::path(get, path = "/v1/auth/test", tag = "API keys",
+    responses((status = 200, description = "The credentials are valid", body = AuthTest)))]
+pub async fn test_auth(caller: Caller) -> Json<AuthTest> {
+    Json(AuthTest {
+        authenticated: true,
+        key_id: caller.key_id,
+        store_id: caller.store_id,
+        store_name: caller.store_name,
+    })
+}

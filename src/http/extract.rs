@@ -1,0 +1,185 @@
+//! Our own extractors, so body, path and query rejections use the problem+json format: JSON
+//! errors carry a JSON pointer to the offending field.
+
+use crate::app::AppState;
+use crate::error::{ApiError, FieldError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// A JSON request body (`application/json`), rejected with 400/413/415/422 problems.
+pub struct ApiJson<T>(pub T);
+
+/// Like `ApiJson`, but an empty body means `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.config.body_limit_bytes)
+        } else {
+            ApiError::BadRequest("the request body could not be read".to_owned())
+        }
+    })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses JSON: syntax errors are 400, wrong shapes and unknown fields 422 with a pointer.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() {
+        if let Err(trailing) = de.end() {
+            return Err(ApiError::BadRequest(format!("the body is not valid JSON: {trailing}")));
+        }
+    }
+    value.map_err(|err| {
+        let pointer = to_pointer(err.path());
+        let inner = err.into_inner();
+        if !inner.is_data() {
+            return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        // Point at the field itself for unknown and missing fields, not at its parent object.
+        let (pointer, code) = match field_in(&message, "unknown field `") {
+            Some(field) => (format!("{pointer}/{}", escape(field)), "unknown_field"),
+            None => match field_in(&message, "missing field `") {
+                Some(field) => (format!("{pointer}/{}", escape(field)), "required"),
+                None => (pointer, "invalid_value"),
+            },
+        };
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        ApiError::Validation(vec![FieldError::new(pointer, code, message)])
+    })
+}
+
+fn field_in<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+    let start = message.find(marker)? + marker.len();
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+fn to_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(format!("/{index}")),
+            Segment::Map { key } => Some(format!("/{}", escape(key))),
+            Segment::Enum { variant } => Some(format!("/{}", escape(variant))),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Path parameters; one that does not parse (say, a malformed id) names nothing that exists: 404.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// Query parameters; a bad one is a 400 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        ip_allowlist: Vec<String>,
+    }
+
+    fn pointer_of(json: &str) -> (String, String) {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::Validation(errors)) => (errors[0].pointer.clone(), errors[0].code.clone()),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pointers_name_the_field() {
+        assert_eq!(pointer_of(r#"{"name":"a","bogus":1}"#), ("/bogus".into(), "unknown_field".into()));
+        assert_eq!(pointer_of(r#"{}"#), ("/name".into(), "required".into()));
+        assert_eq!(pointer_of(r#"{"name":"a","ipAllowlist":["x",3]}"#), ("/ipAllowlist/1".into(), "invalid_value".into()));
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        assert!(matches!(parse_json::<Body>(b"{\"name\":"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_json::<Body>(b"{\"name\":\"a\"} trailing"), Err(ApiError::BadRequest(_))));
+    }
+}

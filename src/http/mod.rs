@@ -1,0 +1,43 @@
+//! The HTTP API: one module per resource, each with its handlers, request and response types
+//! and `router()`. The OpenAPI document is built from the same routers, so it cannot drift.
+
+pub mod api_keys;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+pub mod paging;
+pub mod roles;
+pub mod stores;
+pub mod validate;
+
+use crate::app::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Every `/v1` route that needs a key.
+pub fn authenticated() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(api_keys::router())
+        .merge(roles::router())
+        .merge(stores::router())
+}
+
+/// Public routes that belong in the document.
+pub fn public() -> OpenApiRouter<AppState> {
+    ops::router()
+}
+
+/// The finished OpenAPI document.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(authenticated())
+        .merge(public())
+        .split_for_parts();
+    openapi::finalize(doc)
+}
+
+/// The document as served and committed (pretty, with a trailing newline).
+pub fn openapi_json() -> String {
+    let mut json = openapi_document().to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}

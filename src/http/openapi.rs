@@ -1,0 +1,179 @@
+//! The OpenAPI 3.1 document: generated from the handlers' annotations, then completed with what
+//! every authenticated operation shares (security, error responses, rate-limit headers).
+
+use crate::error::{FieldError, Problem};
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Type};
+use utoipa::OpenApi as _;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "printfarm",
+        description = "Multi-tenant API for 3D print farms. Authenticate with `authorization: ApiKey <key>` \
+(or Bearer, `x-api-key`, Basic) plus `x-printago-storeid: <storeId>`. Each key may make 60 requests a \
+minute and 600 an hour (sliding windows); every authenticated response carries the rate-limit headers.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
+        (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
+        (name = "Store", description = "The caller's store"),
+        (name = "Operations", description = "Health and readiness")
+    )
+)]
+pub struct ApiDoc;
+
+const CREDENTIALS: [&str; 4] = ["apiKey", "bearer", "xApiKey", "basic"];
+
+pub fn base() -> OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Adds security schemes and, on every operation that needs a key, the shared responses.
+pub fn finalize(mut doc: OpenApi) -> OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "apiKey",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "authorization",
+            "`ApiKey <key>` (Printago style)",
+        ))),
+    );
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "xApiKey",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+    );
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some("The key as user name, empty password"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "storeId",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "x-printago-storeid",
+            "The store id (alias header: `x-store-id`)",
+        ))),
+    );
+    doc.security = Some(
+        CREDENTIALS
+            .iter()
+            .map(|c| {
+                SecurityRequirement::new(*c, Vec::<String>::new()).add("storeId", Vec::<String>::new())
+            })
+            .collect(),
+    );
+
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let has_path_params = path.contains('{');
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            if op.security.is_some() {
+                continue; // public: declared with `security(())`
+            }
+            if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
+                op.extensions = Some(
+                    ExtensionsBuilder::new()
+                        .add("x-required-permission", permission)
+                        .build(),
+                );
+            }
+            let responses = &mut op.responses.responses;
+            for response in responses.values_mut() {
+                if let RefOr::T(r) = response {
+                    add_rate_limit_headers(r);
+                }
+            }
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(problem(status, description)));
+            };
+            add("401", "Missing or invalid credentials or store id");
+            add("403", "The key lacks a permission, or the client IP is not allowed");
+            add("429", "Rate limit exceeded (see `Retry-After`)");
+            if has_path_params {
+                add("404", "No such object in this store");
+            }
+            if op.request_body.is_some() {
+                add("400", "The body is not valid JSON");
+                add("413", "The body is too large");
+                add("415", "The body is not application/json");
+                add("422", "A field is invalid (see `errors`)");
+            }
+            if op.parameters.iter().flatten().any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query) {
+                add("400", "A query parameter is invalid");
+            }
+        }
+    }
+    doc
+}
+
+/// The permission named in a handler's doc comment ("Required permission: `x`").
+fn required_permission(description: &str) -> Option<String> {
+    let rest = description.split("Required permission: `").nth(1)?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+fn integer_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+        .description(Some(description))
+        .build()
+}
+
+fn string_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(description))
+        .build()
+}
+
+fn add_rate_limit_headers(r: &mut Response) {
+    let headers = [
+        ("RateLimit-Policy", string_header("The quotas: `\"minute\";q=60;w=60, \"hour\";q=600;w=3600`")),
+        ("RateLimit", string_header("Remaining requests and seconds until a slot frees, per window")),
+        ("X-RateLimit-Limit", integer_header("Quota of the tighter window")),
+        ("X-RateLimit-Remaining", integer_header("Requests left in the tighter window")),
+        ("X-RateLimit-Reset", integer_header("Seconds until the tighter window frees a slot")),
+    ];
+    for (name, header) in headers {
+        r.headers.entry(name.to_owned()).or_insert(header);
+    }
+}
+
+fn problem(status: &str, description: &str) -> Response {
+    let mut builder = ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+    );
+    if status == "429" {
+        builder = builder.header("Retry-After", integer_header("Seconds to wait before retrying"));
+    }
+    if status == "401" {
+        builder = builder.header("WWW-Authenticate", string_header("`ApiKey`"));
+    }
+    let mut response = builder.build();
+    if status != "401" {
+        add_rate_limit_headers(&mut response);
+    }
+    response
+}

@@ -1,0 +1,107 @@
+//! Public operational endpoints: health, readiness, Prometheus metrics, the OpenAPI document
+//! and Swagger UI (vendored assets, so it works offline).
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// Routes kept out of the OpenAPI document: the document itself, metrics and the docs UI.
+pub fn undocumented() -> Router<AppState> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics))
+        .route("/docs", get(docs_index))
+        .route("/docs/", get(docs_index))
+        .route("/docs/{file}", get(docs_asset))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+    /// `up` or `down`.
+    pub database: &'static str,
+}
+
+/// The process is alive. Public.
+#[utoipa::path(get, path = "/healthz", tag = "Operations", security(()),
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The database answers (one query). Public.
+#[utoipa::path(get, path = "/readyz", tag = "Operations", security(()),
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "A dependency is down", body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let up = sqlx::query("select 1").execute(&state.pool).await.is_ok();
+    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Readiness {
+        status: if up { "ready" } else { "unavailable" },
+        database: if up { "up" } else { "down" },
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.clone()).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.auth_failures_gauge();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+const DOCS_INDEX: &str = include_str!("../../assets/swagger-ui/index.html");
+
+async fn docs_index() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_INDEX).into_response()
+}
+
+async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (content_type, body): (&str, &'static [u8]) = match file.as_str() {
+        "swagger-ui-bundle.js" => (
+            "application/javascript",
+            include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js"),
+        ),
+        "swagger-initializer.js" => (
+            "application/javascript",
+            include_bytes!("../../assets/swagger-ui/swagger-initializer.js"),
+        ),
+        "swagger-ui.css" => ("text/css", include_bytes!("../../assets/swagger-ui/swagger-ui.css")),
+        "favicon-32x32.png" => ("image/png", include_bytes!("../../assets/swagger-ui/favicon-32x32.png")),
+        "index.html" => ("text/html; charset=utf-8", DOCS_INDEX.as_bytes()),
+        _ => return crate::error::ApiError::NotFound.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}

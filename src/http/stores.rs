@@ -1,0 +1,93 @@
+//! `/v1/stores`: the caller's own store.
+
+use super::extract::ApiJson;
+use super::validate::Errors;
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::stores::{self as db, StoreRow};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::StoreId;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+const NAME_MAX: usize = 200;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_store, update_store))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Store {
+    pub id: StoreId,
+    pub name: String,
+    /// The rate limits that apply to this store's keys unless a key has its own.
+    pub rate_limits: RateLimits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStore {
+    /// 1–200 characters.
+    pub name: Option<String>,
+}
+
+fn to_view(row: StoreRow, state: &AppState) -> Store {
+    let default = state.config.default_quota;
+    let pick = |v: Option<i32>, d: u32| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(d);
+    Store {
+        id: row.id,
+        name: row.name,
+        rate_limits: RateLimits {
+            per_minute: pick(row.rate_limit_per_minute, default.per_minute),
+            per_hour: pick(row.rate_limit_per_hour, default.per_hour),
+        },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// The caller's store.
+///
+/// Required permission: `settings.view`.
+#[utoipa::path(get, path = "/v1/stores", tag = "Store",
+    responses((status = 200, description = "The store", body = Store)))]
+pub async fn get_store(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Store>> {
+    caller.require(Permission::SettingsView)?;
+    let row = db::get(&state.pool, caller.store_id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(to_view(row, &state)))
+}
+
+/// Rename the caller's store.
+///
+/// Required permission: `organization.edit`.
+#[utoipa::path(patch, path = "/v1/stores", tag = "Store", request_body = UpdateStore,
+    responses((status = 200, description = "The updated store", body = Store)))]
+pub async fn update_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateStore>,
+) -> ApiResult<Json<Store>> {
+    caller.require(Permission::OrganizationEdit)?;
+    let mut errors = Errors::default();
+    let name = body.name.as_deref().map(|n| errors.name("/name", n, NAME_MAX));
+    errors.finish()?;
+    let row = match name {
+        Some(name) => db::rename(&state.pool, caller.store_id, &name).await?,
+        None => db::get(&state.pool, caller.store_id).await?,
+    };
+    Ok(Json(to_view(row.ok_or(ApiError::NotFound)?, &state)))
+}

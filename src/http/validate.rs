@@ -1,0 +1,90 @@
+//! Field validation shared by handlers: each check appends `FieldError`s with JSON pointers, so
+//! a client sees every problem in one response.
+
+use crate::auth::{Permission, Role};
+use crate::error::{ApiError, FieldError};
+
+#[derive(Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn add(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(pointer, code, message));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+
+    /// A trimmed, non-empty name of at most `max` characters.
+    pub fn name(&mut self, pointer: &str, value: &str, max: usize) -> String {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            self.add(pointer, "required", "must not be empty");
+        } else if trimmed.chars().count() > max {
+            self.add(pointer, "too_long", format!("must be at most {max} characters"));
+        } else if trimmed.chars().any(char::is_control) {
+            self.add(pointer, "invalid_value", "must not contain control characters");
+        }
+        trimmed.to_owned()
+    }
+
+    /// Role ids, deduplicated, each a built-in role.
+    pub fn roles(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match Role::parse(value) {
+                Some(role) if !out.iter().any(|r| r == role.id()) => out.push(role.id().to_owned()),
+                Some(_) => {}
+                None => self.add(format!("{pointer}/{i}"), "unknown_role", format!("{value:?} is not a role")),
+            }
+        }
+        out
+    }
+
+    /// Permission names, deduplicated, each from the catalogue.
+    pub fn permissions(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match Permission::parse(value) {
+                Some(p) if !out.iter().any(|o| o == p.as_str()) => out.push(p.as_str().to_owned()),
+                Some(_) => {}
+                None => self.add(
+                    format!("{pointer}/{i}"),
+                    "unknown_permission",
+                    format!("{value:?} is not a permission"),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Addresses and CIDR ranges, normalised (`10.1.2.3/8` → `10.0.0.0/8`), at most `max`.
+    pub fn allowlist(&mut self, pointer: &str, values: &[String], max: usize) -> Vec<String> {
+        if values.len() > max {
+            self.add(pointer, "too_many", format!("at most {max} entries"));
+            return Vec::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match crate::net::parse_cidr(value) {
+                Some(net) => {
+                    let s = net.to_string();
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                None => self.add(
+                    format!("{pointer}/{i}"),
+                    "invalid_cidr",
+                    format!("{:?} is not an IP address or CIDR range", value.chars().take(64).collect::<String>()),
+                ),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,26 @@
+//! printfarm: a multi-tenant HTTP API server for 3D print farms.
+
+/// AppState, router assembly, `run`.
+pub mod app;
+/// Keys, verification, the `Caller`, permissions and roles.
+pub mod auth;
+/// The operator CLI commands (bootstrap, keys, limits).
+pub mod cli;
+/// The one `Config`, from the environment.
+pub mod config;
+/// Postgres access; all SQL.
+pub mod db;
+/// `ApiError` and problem+json.
+pub mod error;
+/// HTTP handlers, one module per resource, and the OpenAPI document.
+pub mod http;
+/// Typed ids.
+pub mod ids;
+/// Tracing subscriber set-up.
+pub mod logging;
+/// Tower layers in front of the router.
+pub mod middleware;
+/// IP and CIDR helpers.
+pub mod net;
+/// Per-key sliding-window rate limiting.
+pub mod rate_limit;

@@ -1,0 +1,156 @@
+//! The `printfarm` command line: parses arguments and dispatches; nothing else.
+
+use clap::{Parser, Subcommand};
+use printfarm::cli::{self, KeyRequest, LimitTarget};
+use printfarm::config::Config;
+use printfarm::ids::StoreId;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "printfarm", version, about = "Multi-tenant API server for 3D print farms")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and its background workers.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create a store and a Full Access key for its owner.
+    Bootstrap {
+        #[arg(long)]
+        store_name: String,
+        /// Print exactly {"storeId": "...", "apiKey": "..."} on one line.
+        #[arg(long)]
+        json: bool,
+        /// Make the owner key managed by this system: the API cannot change or delete it.
+        #[arg(long)]
+        managed_by: Option<String>,
+    },
+    /// Manage API keys as the platform operator.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Override rate limits per store or per key (platform operator only).
+    Limits {
+        #[command(subcommand)]
+        command: LimitsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for an existing store.
+    Create {
+        #[arg(long)]
+        store_id: StoreId,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        full_access: bool,
+        /// A built-in role id; repeatable.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A permission name; repeatable.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Owning system: the API cannot change or delete the key.
+        #[arg(long)]
+        managed_by: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LimitsCommand {
+    /// Set (or, with neither limit given, reset) the limits of one store or one key.
+    Set {
+        #[arg(long, conflicts_with = "key_id", required_unless_present = "key_id")]
+        store_id: Option<StoreId>,
+        /// The key's public id (`pf_<env>_…`, the first 24 characters of the key).
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        per_minute: Option<u32>,
+        #[arg(long)]
+        per_hour: Option<u32>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("printfarm: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    printfarm::logging::init(config.log_format_json);
+    match dispatch(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("printfarm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => printfarm::app::run(config).await,
+        Command::Migrate => {
+            let pool = printfarm::db::connect(&config.database_url).await?;
+            printfarm::db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", printfarm::http::openapi_json());
+            Ok(())
+        }
+        Command::Bootstrap { store_name, json, managed_by } => {
+            let issued = cli::bootstrap(&config, &store_name, managed_by.as_deref()).await?;
+            cli::print_issued(&issued, json);
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Create { store_id, name, full_access, roles, permissions, managed_by, json },
+        } => {
+            let issued = cli::create_key(
+                &config,
+                KeyRequest {
+                    store_id,
+                    name: &name,
+                    full_access,
+                    roles: &roles,
+                    permissions: &permissions,
+                    managed_by: managed_by.as_deref(),
+                },
+            )
+            .await?;
+            cli::print_issued(&issued, json);
+            Ok(())
+        }
+        Command::Limits {
+            command: LimitsCommand::Set { store_id, key_id, per_minute, per_hour },
+        } => {
+            let target = match (store_id, key_id) {
+                (Some(id), _) => LimitTarget::Store(id),
+                (None, Some(key)) => LimitTarget::Key(key),
+                (None, None) => anyhow::bail!("give --store-id or --key-id"),
+            };
+            cli::set_limits(&config, target, per_minute, per_hour).await?;
+            println!("limits updated");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Reading the four credential forms and the store header (SPEC §3). Pure header parsing.
+
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+
+/// The presented key, from `authorization: ApiKey|Bearer <key>`, Basic (key as user name), or
+/// `x-api-key`. `authorization` wins when both are present.
+pub fn presented_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = value.trim().split_once(' ')?;
+        let rest = rest.trim();
+        return match scheme.to_ascii_lowercase().as_str() {
+            "apikey" | "bearer" => Some(rest.to_owned()),
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+                let decoded = String::from_utf8(decoded).ok()?;
+                let (user, _password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+                Some(user.to_owned())
+            }
+            _ => None,
+        };
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+/// `x-printago-storeid`, or its alias `x-store-id`.
+pub fn store_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-printago-storeid")
+        .or_else(|| headers.get("x-store-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn all_four_forms_yield_the_key() {
+        assert_eq!(presented_key(&with("authorization", "ApiKey k1")).as_deref(), Some("k1"));
+        assert_eq!(presented_key(&with("authorization", "apikey  k1 ")).as_deref(), Some("k1"));
+        assert_eq!(presented_key(&with("authorization", "Bearer k2")).as_deref(), Some("k2"));
+        assert_eq!(presented_key(&with("x-api-key", "k3")).as_deref(), Some("k3"));
+        let basic = base64::engine::general_purpose::STANDARD.encode("k4:");
+        assert_eq!(presented_key(&with("authorization", &format!("Basic {basic}"))).as_deref(), Some("k4"));
+    }
+
+    #[test]
+    fn unknown_schemes_and_garbage_yield_nothing() {
+        assert_eq!(presented_key(&with("authorization", "Digest abc")), None);
+        assert_eq!(presented_key(&with("authorization", "Basic !!!")), None);
+        assert_eq!(presented_key(&with("authorization", "ApiKey")), None);
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn store_header_has_an_alias() {
+        assert_eq!(store_header(&with("x-printago-storeid", "s1")), Some("s1"));
+        assert_eq!(store_header(&with("x-store-id", "s2")), Some("s2"));
+        assert_eq!(store_header(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! The tower stack in front of the router, outermost first: request context → problem bodies
+//! for bare framework errors → trace span → metrics → timeout → client IP → (per route)
+//! authentication → rate limit.
+
+pub mod auth;
+pub mod client_ip;
+pub mod credentials;
+pub mod metrics;
+pub mod problem_defaults;
+pub mod rate_limit;
+pub mod request_context;
+pub mod timeout;
+
+pub use client_ip::ClientIp;

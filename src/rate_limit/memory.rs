@@ -1,0 +1,74 @@
+//! In-process counters: one short deque of accepted timestamps per key (at most the hour
+//! quota long), sharded by `DashMap`. Keys idle for an hour are evicted by `purge_idle`.
+
+use super::window::{decide, Decision, Quota, HOUR_MS};
+use super::Clock;
+use crate::ids::ApiKeyId;
+use dashmap::DashMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+pub struct MemoryLimiter {
+    clock: Arc<dyn Clock>,
+    keys: DashMap<ApiKeyId, VecDeque<u64>>,
+}
+
+impl MemoryLimiter {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            keys: DashMap::new(),
+        }
+    }
+
+    pub fn check(&self, key: ApiKeyId, quota: Quota) -> Decision {
+        let now = self.clock.now_ms();
+        let mut entry = self.keys.entry(key).or_default();
+        let accepted = entry.value_mut();
+        while accepted.front().is_some_and(|&t| t + HOUR_MS <= now) {
+            accepted.pop_front();
+        }
+        // Keep the deque bounded even if an operator lowers the hour quota.
+        while accepted.len() > quota.per_hour as usize {
+            accepted.pop_front();
+        }
+        let decision = decide(accepted.make_contiguous(), now, quota);
+        if decision.allowed {
+            accepted.push_back(now);
+        }
+        decision
+    }
+
+    pub fn purge_idle(&self) {
+        let now = self.clock.now_ms();
+        self.keys
+            .retain(|_, accepted| accepted.back().is_some_and(|&t| t + HOUR_MS > now));
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::ManualClock;
+
+    #[test]
+    fn idle_keys_are_evicted_after_an_hour() {
+        let clock = ManualClock::new(1_000_000);
+        let limiter = MemoryLimiter::new(Arc::new(clock.clone()));
+        let quota = Quota {
+            per_minute: 60,
+            per_hour: 600,
+        };
+        limiter.check(ApiKeyId::new(), quota);
+        limiter.check(ApiKeyId::new(), quota);
+        limiter.purge_idle();
+        assert_eq!(limiter.tracked_keys(), 2);
+        clock.advance_ms(HOUR_MS);
+        limiter.purge_idle();
+        assert_eq!(limiter.tracked_keys(), 0);
+    }
+}

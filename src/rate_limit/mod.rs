@@ -1,0 +1,36 @@
+//! Per-key rate limiting (SPEC §5): two exact sliding windows checked and consumed together.
+//! `window` holds the arithmetic, `memory` and `redis` the two counter stores.
+
+pub mod clock;
+pub mod headers;
+pub mod memory;
+pub mod redis;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use window::{Decision, Quota};
+
+use crate::ids::ApiKeyId;
+
+/// Where the counters live.
+pub enum RateLimiter {
+    Memory(memory::MemoryLimiter),
+    Redis(redis::RedisLimiter),
+}
+
+impl RateLimiter {
+    /// Checks both windows for `key` and, only if both allow, records the request.
+    pub async fn check(&self, key: ApiKeyId, quota: Quota) -> anyhow::Result<Decision> {
+        match self {
+            RateLimiter::Memory(m) => Ok(m.check(key, quota)),
+            RateLimiter::Redis(r) => r.check(key, quota).await,
+        }
+    }
+
+    /// Drops state that can no longer affect a decision (memory store only; Redis expires keys).
+    pub fn purge_idle(&self) {
+        if let RateLimiter::Memory(m) = self {
+            m.purge_idle();
+        }
+    }
+}
