@@ -358,7 +358,7 @@ mod tests {
         let viewer = Role::Viewer.permissions();
         assert!(op.is_superset_of(viewer));
         assert!(!viewer.is_superset_of(op));
-        assert!(op.missing_from(viewer).is_empty());
-        assert!(viewer.missing_from(op).contains(&Permission::PrinterControl));
+        assert!(viewer.missing_from(op).is_empty());
+        assert!(op.missing_from(viewer).contains(&Permission::PrinterControl));
     }
 }

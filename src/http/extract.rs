@@ -80,12 +80,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let message = inner.to_string();
         // Point at the field itself for unknown and missing fields, not at its parent object.
-        let (pointer, code) = match field_in(&message, "unknown field `") {
-            Some(field) => (format!("{pointer}/{}", escape(field)), "unknown_field"),
-            None => match field_in(&message, "missing field `") {
-                Some(field) => (format!("{pointer}/{}", escape(field)), "required"),
-                None => (pointer, "invalid_value"),
-            },
+        // (serde_path_to_error already ends the path with an unknown field, not a missing one.)
+        let (pointer, code) = if field_in(&message, "unknown field `").is_some() {
+            (pointer, "unknown_field")
+        } else if let Some(field) = field_in(&message, "missing field `") {
+            (format!("{pointer}/{}", escape(field)), "required")
+        } else {
+            (pointer, "invalid_value")
         };
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         ApiError::Validation(vec![FieldError::new(pointer, code, message)])

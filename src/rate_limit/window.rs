@@ -133,6 +133,7 @@ mod tests {
             }
             now += 30_000;
         }
+        now += MINUTE_MS; // let the minute window empty completely
         let d = run(&mut acc, now, Q);
         assert!(!d.allowed);
         assert_eq!(d.minute.remaining, 60, "the minute window is empty");

@@ -1,0 +1,355 @@
+//! The test harness: a real router on a fresh Postgres database per test (cloned from a
+//! migrated template), a manual clock, and a small request builder.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use printfarm::app::{router, AppState};
+use printfarm::auth::digest::Pepper;
+use printfarm::auth::issue::{issue, KeySpec};
+use printfarm::auth::key_format::KeyEnv;
+use printfarm::config::Config;
+use printfarm::ids::StoreId;
+use printfarm::rate_limit::ManualClock;
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+pub const TEST_PEPPER: &str = "test-pepper";
+
+fn server_url() -> String {
+    std::env::var("PF_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+fn db_url(name: &str) -> String {
+    format!("{}/{name}", server_url().trim_end_matches('/'))
+}
+
+/// A migrated template database, named after the migrations so a change makes a new one.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut hash: u64 = 0xcbf29ce484222325;
+            for m in printfarm::db::MIGRATOR.iter() {
+                for b in m.checksum.iter() {
+                    hash = (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+                }
+            }
+            let name = format!("pf_test_template_{hash:016x}");
+            let mut admin = PgConnection::connect(&db_url("postgres")).await.expect("Postgres is running");
+            let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+            if !exists {
+                // Build under a temporary name and rename, so a crash never leaves a half template.
+                let building = format!("pf_test_build_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(&format!("create database {building}")).execute(&mut admin).await.unwrap();
+                let pool = PgPool::connect(&db_url(&building)).await.unwrap();
+                printfarm::db::migrate(&pool).await.unwrap();
+                pool.close().await;
+                let renamed = sqlx::query(&format!("alter database {building} rename to {name}"))
+                    .execute(&mut admin)
+                    .await;
+                if renamed.is_err() {
+                    // Another test process won the race.
+                    let _ = sqlx::query(&format!("drop database if exists {building}")).execute(&mut admin).await;
+                }
+            }
+            name
+        })
+        .await
+}
+
+/// A database that is dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let template = template().await;
+        let name = format!("pf_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&db_url("postgres")).await.unwrap();
+        let mut attempt = 0;
+        loop {
+            let created = sqlx::query(&format!("create database {name} template {template}"))
+                .execute(&mut admin)
+                .await;
+            match created {
+                Ok(_) => break,
+                // The template is briefly busy while another test copies it.
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot create test database: {e}"),
+            }
+        }
+        TestDb { name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let url = db_url("postgres");
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&url).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Configuration for tests: a test pepper, in-memory limits unless a test asks otherwise.
+pub fn test_config(db: &TestDb, overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".to_owned(), db_url(&db.name)),
+        ("PF_KEY_PEPPER".to_owned(), TEST_PEPPER.to_owned()),
+        ("PF_KEY_ENV".to_owned(), "test".to_owned()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).unwrap()
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub store_id: StoreId,
+    pub owner_key: String,
+    /// Shared with replicas; the database is dropped when the last holder goes.
+    #[allow(dead_code)]
+    pub db: Arc<TestDb>,
+}
+
+/// A store and its Full Access key.
+pub struct Tenant {
+    pub store_id: StoreId,
+    pub key: String,
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        Self::with_config(&[]).await
+    }
+
+    pub async fn with_config(overrides: &[(&str, &str)]) -> TestApp {
+        let db = Arc::new(TestDb::new().await);
+        Self::on_db(db, overrides).await
+    }
+
+    /// Another app instance (a replica) on the same database.
+    pub async fn on_db(db: Arc<TestDb>, overrides: &[(&str, &str)]) -> TestApp {
+        let clock = ManualClock::new(now_ms());
+        let config = test_config(&db, overrides);
+        let pool = PgPoolOptions::new().max_connections(10).connect(&config.database_url).await.unwrap();
+        let state = AppState::new(config, pool, Arc::new(clock.clone())).await.unwrap();
+        let tenant = new_tenant(&state.pool, "Test Farm", None).await;
+        TestApp {
+            router: router(state.clone()),
+            state,
+            clock,
+            store_id: tenant.store_id,
+            owner_key: tenant.key,
+            db,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    pub async fn new_tenant(&self, name: &str) -> Tenant {
+        new_tenant(self.pool(), name, None).await
+    }
+
+    pub fn get(&self, uri: &str) -> Req<'_> {
+        self.request(Method::GET, uri)
+    }
+    pub fn post(&self, uri: &str) -> Req<'_> {
+        self.request(Method::POST, uri)
+    }
+    pub fn patch(&self, uri: &str) -> Req<'_> {
+        self.request(Method::PATCH, uri)
+    }
+    pub fn delete(&self, uri: &str) -> Req<'_> {
+        self.request(Method::DELETE, uri)
+    }
+
+    pub fn request(&self, method: Method, uri: &str) -> Req<'_> {
+        Req {
+            app: self,
+            builder: Request::builder().method(method).uri(uri),
+            body: Body::empty(),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    /// Creates a key through the API with the owner key; returns (id, full key).
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let res = self.post("/v1/api-keys").owner().json(&body).send().await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        let json = res.json();
+        (json["id"].as_str().unwrap().to_owned(), json["key"].as_str().unwrap().to_owned())
+    }
+
+    /// A key holding exactly these roles and permissions.
+    pub async fn key_with(&self, roles: &[&str], permissions: &[&str]) -> String {
+        self.create_key(serde_json::json!({"name": "test key", "roles": roles, "permissions": permissions}))
+            .await
+            .1
+    }
+}
+
+pub async fn new_tenant(pool: &PgPool, name: &str, managed_by: Option<&str>) -> Tenant {
+    let store = printfarm::db::stores::insert(pool, StoreId::new(), name).await.unwrap();
+    let (_, key) = issue(
+        pool,
+        &Pepper::new(TEST_PEPPER),
+        KeyEnv::Test,
+        KeySpec {
+            store_id: store.id,
+            name: "Owner",
+            full_access: true,
+            roles: &[],
+            permissions: &[],
+            ip_allowlist: &[],
+            expires_at: None,
+            managed_by,
+            created_by: None,
+        },
+    )
+    .await
+    .unwrap();
+    Tenant {
+        store_id: store.id,
+        key: key.expose().to_owned(),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+pub struct Req<'a> {
+    app: &'a TestApp,
+    builder: axum::http::request::Builder,
+    body: Body,
+    peer: SocketAddr,
+}
+
+impl Req<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// `authorization: ApiKey <key>` plus the store header.
+    pub fn key(self, key: &str, store: StoreId) -> Self {
+        self.header("authorization", &format!("ApiKey {key}"))
+            .header("x-printago-storeid", &store.to_string())
+    }
+
+    /// The app's own store with the given key.
+    pub fn as_key(self, key: &str) -> Self {
+        let store = self.app.store_id;
+        self.key(key, store)
+    }
+
+    pub fn owner(self) -> Self {
+        let key = self.app.owner_key.clone();
+        self.as_key(&key)
+    }
+
+    pub fn json(mut self, value: &Value) -> Self {
+        self.builder = self.builder.header("content-type", "application/json");
+        self.body = Body::from(serde_json::to_vec(value).unwrap());
+        self
+    }
+
+    pub fn raw_body(mut self, content_type: &str, body: impl Into<Body>) -> Self {
+        self.builder = self.builder.header("content-type", content_type);
+        self.body = body.into();
+        self
+    }
+
+    pub fn peer(mut self, addr: &str) -> Self {
+        let ip: std::net::IpAddr = addr.parse().unwrap();
+        self.peer = SocketAddr::new(ip, 40000);
+        self
+    }
+
+    pub async fn send(self) -> Resp {
+        let mut request = self.builder.body(self.body).unwrap();
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let response = self.app.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Resp { status, headers, body }
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem `code` of an error response.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        self.assert(status);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(self.code(), code, "body: {}", self.text());
+        self
+    }
+}

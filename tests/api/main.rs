@@ -1,0 +1,11 @@
+//! Integration tests: the real router against a real Postgres (and Redis where noted).
+
+mod api_keys;
+mod authentication;
+mod errors;
+mod helpers;
+mod openapi;
+mod ops;
+mod rate_limits;
+mod replicas;
+mod roles_and_store;

@@ -1,0 +1,65 @@
+//! The committed OpenAPI document matches the code, and documents what every operation shares.
+
+use crate::helpers::TestApp;
+use serde_json::Value;
+
+#[test]
+fn committed_openapi_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+        .expect("openapi/openapi.json exists");
+    let generated = printfarm::http::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_generated_one() {
+    let app = TestApp::new().await;
+    let res = app.get("/v1/openapi.json").send().await;
+    res.assert(200);
+    assert_eq!(res.text(), printfarm::http::openapi_json());
+}
+
+#[test]
+fn every_authenticated_operation_documents_permission_errors_and_limits() {
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for name in ["apiKey", "bearer", "xApiKey", "basic", "storeId"] {
+        assert!(schemes.contains_key(name), "{name}");
+    }
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_some() {
+                continue; // public
+            }
+            checked += 1;
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["401", "403", "429"] {
+                assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+            }
+            if path.contains('{') {
+                assert!(responses.contains_key("404"), "{method} {path} lacks 404");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(responses.contains_key("422"), "{method} {path} lacks 422");
+            }
+            assert!(responses["429"]["headers"].get("Retry-After").is_some());
+            let ok = responses.iter().find(|(s, _)| s.starts_with('2')).unwrap().1;
+            if let Some(headers) = ok.get("headers") {
+                assert!(headers.get("RateLimit").is_some(), "{method} {path}");
+            } else {
+                panic!("{method} {path} success lacks rate-limit headers");
+            }
+            let description = op["description"].as_str().unwrap_or_default();
+            assert!(
+                op.get("x-required-permission").is_some() || description.contains("Any valid key"),
+                "{method} {path} names no permission"
+            );
+        }
+    }
+    assert!(checked >= 12, "only {checked} operations checked");
+}

@@ -1,0 +1,77 @@
+//! Two app instances on one database: key changes made through one reach the other's cache
+//! through LISTEN/NOTIFY within a second.
+
+use crate::helpers::{TestApp, TestDb};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Polls `b` until the key is refused with `status`, failing after a second.
+async fn refused_within_a_second(b: &TestApp, key: &str, store: printfarm::ids::StoreId, code: &str) {
+    let started = Instant::now();
+    loop {
+        let res = b.get("/v1/auth/test").key(key, store).send().await;
+        if res.status == 401 {
+            assert_eq!(res.code(), code);
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "still accepted after a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn listening_pair() -> (TestApp, TestApp, CancellationToken) {
+    let db = Arc::new(TestDb::new().await);
+    let a = TestApp::on_db(db.clone(), &[]).await;
+    let b = TestApp::on_db(db, &[]).await;
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    a.state.spawn_workers(&tracker, &token);
+    b.state.spawn_workers(&tracker, &token);
+    // Let both listeners subscribe before the test starts caching.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (a, b, token)
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
+    let (a, b, token) = listening_pair().await;
+    let (id, key) = a.create_key(json!({"name": "shared", "roles": ["viewer"]})).await;
+    // B caches the key.
+    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    a.delete(&format!("/v1/api-keys/{id}")).owner().send().await.assert(204);
+    refused_within_a_second(&b, &key, a.store_id, "invalid_api_key").await;
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_key_deactivated_through_one_instance_is_refused_by_the_other() {
+    let (a, b, token) = listening_pair().await;
+    let (id, key) = a.create_key(json!({"name": "shared", "roles": ["viewer"]})).await;
+    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    a.patch(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .assert(200);
+    refused_within_a_second(&b, &key, a.store_id, "api_key_inactive").await;
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_change_made_outside_the_api_reaches_the_cache_too() {
+    let (a, b, token) = listening_pair().await;
+    let (_, key) = a.create_key(json!({"name": "sql", "roles": ["viewer"]})).await;
+    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    sqlx::query("update api_keys set active = false where key_id = $1")
+        .bind(&key[..24])
+        .execute(a.pool())
+        .await
+        .unwrap();
+    refused_within_a_second(&b, &key, a.store_id, "api_key_inactive").await;
+    token.cancel();
+}
