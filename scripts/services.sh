@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Starts the local services the server and the tests use (PostgreSQL, Redis) if they are not
+# running. Installs them from Debian's packages first if this machine has none. Idempotent.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_packages=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need_packages+=(postgresql postgresql-client)
+command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server redis-tools)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "installing ${need_packages[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq "${need_packages[@]}"
+fi
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
