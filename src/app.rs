@@ -8,8 +8,13 @@ use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http;
-use crate::middleware::{auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context, timeout};
-use crate::rate_limit::{memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter, SystemClock};
+use crate::middleware::{
+    auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
+    timeout,
+};
+use crate::rate_limit::{
+    memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter, SystemClock,
+};
 use anyhow::Context;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -54,9 +59,9 @@ impl AppState {
     /// Builds the state on an existing pool; connects to Redis if configured.
     pub async fn new(config: Config, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let rate_limiter = match &config.redis_url {
-            Some(url) => RateLimiter::Redis(
+            Some(url) => RateLimiter::Redis(Box::new(
                 RedisLimiter::connect(url, config.redis_prefix.clone(), clock.clone()).await?,
-            ),
+            )),
             None => RateLimiter::Memory(MemoryLimiter::new(clock.clone())),
         };
         Ok(AppState(Arc::new(Inner {
@@ -83,7 +88,8 @@ impl AppState {
     }
 
     pub fn auth_failures_gauge(&self) {
-        metrics::gauge!("printfarm_auth_failure_tracked_ips").set(self.auth_failures.tracked() as f64);
+        metrics::gauge!("printfarm_auth_failure_tracked_ips")
+            .set(self.auth_failures.tracked() as f64);
     }
 
     /// Starts the background workers on `tracker`; they stop when `shutdown` is cancelled.
@@ -122,7 +128,9 @@ fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new();
             let builder = builder
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -181,14 +189,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if config.is_production() {
             anyhow::bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
         }
-        tracing::warn!("PF_KEY_PEPPER is not set: using the development pepper (never do this in production)");
+        tracing::warn!(
+            "PF_KEY_PEPPER is not set: using the development pepper (never do this in production)"
+        );
     }
     let pool = crate::db::connect(&config.database_url).await?;
     if config.auto_migrate {
         crate::db::migrate(&pool).await?;
     }
     if config.redis_url.is_none() {
-        tracing::info!("PF_REDIS_URL is not set: rate-limit counters are kept in this process only");
+        tracing::info!(
+            "PF_REDIS_URL is not set: rate-limit counters are kept in this process only"
+        );
     }
     let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
     let shutdown = CancellationToken::new();
@@ -197,7 +209,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
-        .with_context(|| format!("cannot listen on {} (set PF_LISTEN_ADDR)", config.listen_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set PF_LISTEN_ADDR)",
+                config.listen_addr
+            )
+        })?;
     tracing::info!(addr = %config.listen_addr, "printfarm is listening");
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let signal_token = shutdown.clone();
@@ -212,7 +229,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(config.shutdown_timeout, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background workers did not stop within the shutdown deadline");
     }
     state.pool.close().await;

@@ -21,7 +21,9 @@ async fn pool(config: &Config) -> anyhow::Result<PgPool> {
 
 fn pepper(config: &Config) -> anyhow::Result<Pepper> {
     if config.uses_dev_pepper() && config.is_production() {
-        bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
+        bail!(
+            "PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production"
+        );
     }
     Ok(Pepper::new(config.key_pepper.as_bytes()))
 }
@@ -48,7 +50,11 @@ pub fn print_issued(issued: &Issued, json: bool) {
 }
 
 /// `printfarm bootstrap`: a store and a Full Access key for its owner, in one transaction.
-pub async fn bootstrap(config: &Config, store_name: &str, managed_by: Option<&str>) -> anyhow::Result<Issued> {
+pub async fn bootstrap(
+    config: &Config,
+    store_name: &str,
+    managed_by: Option<&str>,
+) -> anyhow::Result<Issued> {
     let name = store_name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         bail!("--store-name must be 1 to 200 characters");
@@ -99,7 +105,11 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     if let Some(bad) = req.roles.iter().find(|r| Role::parse(r).is_none()) {
         bail!("unknown role {bad:?}; roles are store_owner, admin, operator, viewer, part_manager");
     }
-    if let Some(bad) = req.permissions.iter().find(|p| Permission::parse(p).is_none()) {
+    if let Some(bad) = req
+        .permissions
+        .iter()
+        .find(|p| Permission::parse(p).is_none())
+    {
         bail!("unknown permission {bad:?}");
     }
     if req.full_access && !(req.roles.is_empty() && req.permissions.is_empty()) {
@@ -160,7 +170,9 @@ pub async fn set_limits(
     let (per_minute, per_hour) = (to_db(per_minute)?, to_db(per_hour)?);
     let pool = pool(config).await?;
     let found = match &target {
-        LimitTarget::Store(id) => db::stores::set_rate_limits(&pool, *id, per_minute, per_hour).await?,
+        LimitTarget::Store(id) => {
+            db::stores::set_rate_limits(&pool, *id, per_minute, per_hour).await?
+        }
         LimitTarget::Key(key_id) => {
             if !key_format::is_key_id(key_id) {
                 bail!("{key_id:?} is not a key id (pf_<env>_ followed by 16 characters)");

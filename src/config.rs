@@ -57,7 +57,9 @@ impl Config {
 
     /// Builds a config from any name → value lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let parse = |name: &str, default: &str| -> String { get(name).unwrap_or_else(|| default.to_owned()) };
+        let parse = |name: &str, default: &str| -> String {
+            get(name).unwrap_or_else(|| default.to_owned())
+        };
         let number = |name: &str, default: u64| -> anyhow::Result<u64> {
             match get(name) {
                 None => Ok(default),
@@ -75,16 +77,18 @@ impl Config {
             }
         };
         let key_env_name = parse("PF_KEY_ENV", "live");
-        let key_env = KeyEnv::parse(&key_env_name)
-            .with_context(|| format!("PF_KEY_ENV must be live, test or dev, got {key_env_name:?}"))?;
+        let key_env = KeyEnv::parse(&key_env_name).with_context(|| {
+            format!("PF_KEY_ENV must be live, test or dev, got {key_env_name:?}")
+        })?;
         let listen = parse("PF_LISTEN_ADDR", "127.0.0.1:8080");
         let trusted_proxies = parse("PF_TRUSTED_PROXIES", "")
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                crate::net::parse_cidr(s)
-                    .with_context(|| format!("PF_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range"))
+                crate::net::parse_cidr(s).with_context(|| {
+                    format!("PF_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range")
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let quota = Quota {
@@ -146,8 +150,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -157,7 +163,13 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
         assert!(c.uses_dev_pepper());
-        assert_eq!(c.default_quota, Quota { per_minute: 60, per_hour: 600 });
+        assert_eq!(
+            c.default_quota,
+            Quota {
+                per_minute: 60,
+                per_hour: 600
+            }
+        );
     }
 
     #[test]
@@ -170,8 +182,15 @@ mod tests {
 
     #[test]
     fn masks_passwords_and_debug_hides_secrets() {
-        assert_eq!(mask_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        let c = config(&[("PF_KEY_PEPPER", "very-secret"), ("DATABASE_URL", "postgres://u:pw@h/db")]).unwrap();
+        assert_eq!(
+            mask_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        let c = config(&[
+            ("PF_KEY_PEPPER", "very-secret"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ])
+        .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret") && !shown.contains("pw@"));
     }

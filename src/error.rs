@@ -119,7 +119,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthorized | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => StatusCode::UNAUTHORIZED,
+            Unauthorized | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
+                StatusCode::UNAUTHORIZED
+            }
             InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -170,9 +172,15 @@ impl ApiError {
         match self {
             ApiError::InsufficientPermissions(missing) => format!(
                 "this operation needs {}",
-                missing.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            ApiError::Internal(_) => "an unexpected error occurred; quote the request id when reporting it".to_owned(),
+            ApiError::Internal(_) => {
+                "an unexpected error occurred; quote the request id when reporting it".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -182,12 +190,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let context = REQUEST_CONTEXT.try_with(Clone::clone).ok();
-        let request_id = context.as_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+        let request_id = context
+            .as_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
         if let ApiError::Internal(err) = &self {
             tracing::error!(request.id = %request_id, error = format!("{err:#}"), "request failed");
         }
         if matches!(self, ApiError::InvalidApiKey | ApiError::Unauthorized) {
-            metrics::counter!("printfarm_auth_failures_total", "reason" => self.code()).increment(1);
+            metrics::counter!("printfarm_auth_failures_total", "reason" => self.code())
+                .increment(1);
         }
         let code = self.code();
         let problem = Problem {
@@ -210,13 +222,23 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match &self {
-            ApiError::Unauthorized | ApiError::InvalidApiKey | ApiError::ApiKeyInactive | ApiError::ApiKeyExpired => {
+            ApiError::Unauthorized
+            | ApiError::InvalidApiKey
+            | ApiError::ApiKeyInactive
+            | ApiError::ApiKeyExpired => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
             }
-            ApiError::RateLimited { retry_after_secs } | ApiError::TooManyAuthFailures { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::TooManyAuthFailures { retry_after_secs } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from((*retry_after_secs).max(1)),
+                );
             }
             _ => {}
         }

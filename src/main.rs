@@ -7,7 +7,11 @@ use printfarm::ids::StoreId;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "printfarm", version, about = "Multi-tenant API server for 3D print farms")]
+#[command(
+    name = "printfarm",
+    version,
+    about = "Multi-tenant API server for 3D print farms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -117,13 +121,26 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", printfarm::http::openapi_json());
             Ok(())
         }
-        Command::Bootstrap { store_name, json, managed_by } => {
+        Command::Bootstrap {
+            store_name,
+            json,
+            managed_by,
+        } => {
             let issued = cli::bootstrap(&config, &store_name, managed_by.as_deref()).await?;
             cli::print_issued(&issued, json);
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Create { store_id, name, full_access, roles, permissions, managed_by, json },
+            command:
+                KeysCommand::Create {
+                    store_id,
+                    name,
+                    full_access,
+                    roles,
+                    permissions,
+                    managed_by,
+                    json,
+                },
         } => {
             let issued = cli::create_key(
                 &config,
@@ -141,7 +158,13 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Limits {
-            command: LimitsCommand::Set { store_id, key_id, per_minute, per_hour },
+            command:
+                LimitsCommand::Set {
+                    store_id,
+                    key_id,
+                    per_minute,
+                    per_hour,
+                },
         } => {
             let target = match (store_id, key_id) {
                 (Some(id), _) => LimitTarget::Store(id),

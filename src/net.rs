@@ -18,7 +18,9 @@ pub fn parse_cidr(s: &str) -> Option<IpNet> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(normalize_net(net));
     }
-    s.parse::<IpAddr>().ok().map(|ip| IpNet::from(normalize(ip)))
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|ip| IpNet::from(normalize(ip)))
 }
 
 fn normalize_net(net: IpNet) -> IpNet {
@@ -51,12 +53,18 @@ mod tests {
     #[test]
     fn bare_addresses_are_single_hosts() {
         assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
-        assert_eq!(parse_cidr("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+        assert_eq!(
+            parse_cidr("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
     }
 
     #[test]
     fn ranges_match_v4_and_v6() {
-        let nets = vec![parse_cidr("10.0.0.0/8").unwrap(), parse_cidr("2001:db8::/32").unwrap()];
+        let nets = vec![
+            parse_cidr("10.0.0.0/8").unwrap(),
+            parse_cidr("2001:db8::/32").unwrap(),
+        ];
         assert!(allowed_by(&nets, ip("10.200.3.4")));
         assert!(!allowed_by(&nets, ip("11.0.0.1")));
         assert!(allowed_by(&nets, ip("2001:db8:ffff::1")));
@@ -75,7 +83,13 @@ mod tests {
     #[test]
     fn host_bits_are_cleared_and_garbage_rejected() {
         assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
-        for bad in ["", "10.0.0.0/33", "300.1.1.1", "example.com", "10.0.0.0/8/1"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "300.1.1.1",
+            "example.com",
+            "10.0.0.0/8/1",
+        ] {
             assert!(parse_cidr(bad).is_none(), "{bad}");
         }
     }

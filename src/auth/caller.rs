@@ -46,7 +46,11 @@ impl Caller {
         }
         Err(ApiError::PrivilegeEscalation(format!(
             "you cannot grant permissions you do not hold: {}",
-            missing.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }

@@ -87,7 +87,9 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(guard.record_failure(bad), None);
         }
-        let wait = guard.record_failure(bad).expect("fourth failure exceeds the budget");
+        let wait = guard
+            .record_failure(bad)
+            .expect("fourth failure exceeds the budget");
         assert!((1..=20).contains(&wait));
         assert!(guard.blocked(bad).is_some());
         assert_eq!(guard.blocked(other), None);

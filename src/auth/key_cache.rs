@@ -79,15 +79,24 @@ impl CachedKey {
 }
 
 /// Direct permissions plus those of every role; everything for a Full Access key.
-pub fn effective_permissions(full_access: bool, roles: &[String], permissions: &[String]) -> PermissionSet {
+pub fn effective_permissions(
+    full_access: bool,
+    roles: &[String],
+    permissions: &[String],
+) -> PermissionSet {
     if full_access {
         return PermissionSet::all();
     }
     let from_roles = roles
         .iter()
         .filter_map(|r| Role::parse(r))
-        .fold(PermissionSet::EMPTY, |set, role| set.union(role.permissions()));
-    let direct: PermissionSet = permissions.iter().filter_map(|p| Permission::parse(p)).collect();
+        .fold(PermissionSet::EMPTY, |set, role| {
+            set.union(role.permissions())
+        });
+    let direct: PermissionSet = permissions
+        .iter()
+        .filter_map(|p| Permission::parse(p))
+        .collect();
     from_roles.union(direct)
 }
 
@@ -108,7 +117,11 @@ impl KeyCache {
 
     /// The cached key, or the result of `load` (one load per key however many ask at once).
     /// Unknown keys are not cached: the per-IP failure guard bounds how often they are asked.
-    pub async fn get_or_load<F>(&self, key_id: &str, load: F) -> Result<Option<Arc<CachedKey>>, sqlx::Error>
+    pub async fn get_or_load<F>(
+        &self,
+        key_id: &str,
+        load: F,
+    ) -> Result<Option<Arc<CachedKey>>, sqlx::Error>
     where
         F: std::future::Future<Output = Result<Option<CachedKey>, sqlx::Error>>,
     {

@@ -94,7 +94,9 @@ pub fn parse(presented: &str) -> Result<ParsedKey<'_>, FormatError> {
     if presented.len() > MAX_PRESENTED_KEY_LEN {
         return Err(FormatError::Malformed);
     }
-    let rest = presented.strip_prefix("pf_").ok_or(FormatError::Malformed)?;
+    let rest = presented
+        .strip_prefix("pf_")
+        .ok_or(FormatError::Malformed)?;
     let (env, rest) = rest.split_once('_').ok_or(FormatError::Malformed)?;
     let env = KeyEnv::parse(env).ok_or(FormatError::Malformed)?;
     if rest.len() != KEY_ID_RANDOM_LEN + SECRET_LEN + CHECKSUM_LEN
@@ -150,7 +152,10 @@ mod tests {
             assert!(tail.bytes().all(|b| b.is_ascii_alphanumeric()));
             let parsed = parse(s).unwrap();
             assert_eq!(parsed.env, env);
-            assert_eq!(parsed.key_id.len(), 8 + 16 - usize::from(env == KeyEnv::Dev));
+            assert_eq!(
+                parsed.key_id.len(),
+                8 + 16 - usize::from(env == KeyEnv::Dev)
+            );
             assert!(is_key_id(parsed.key_id));
         }
     }
@@ -189,7 +194,10 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
-        assert!(matches!(parse(&s.replacen("pf_", "pf-", 1)), Err(FormatError::Malformed)));
+        assert!(matches!(
+            parse(&s.replacen("pf_", "pf-", 1)),
+            Err(FormatError::Malformed)
+        ));
     }
 
     #[test]

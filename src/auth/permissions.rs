@@ -170,7 +170,10 @@ impl PermissionSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.iter().copied().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(move |p| self.contains(*p))
     }
 }
 
@@ -226,7 +229,9 @@ impl Role {
     pub fn description(self) -> &'static str {
         match self {
             Role::StoreOwner => "Everything, including owner-only operations",
-            Role::Admin => "Everything except owning, deleting the store and managing the subscription",
+            Role::Admin => {
+                "Everything except owning, deleting the store and managing the subscription"
+            }
             Role::Operator => "Runs the farm: printers, spools, the queue and jobs",
             Role::Viewer => "Read-only view of printers, materials, the queue and orders",
             Role::PartManager => "Maintains the parts library and SKUs",
@@ -359,6 +364,8 @@ mod tests {
         assert!(op.is_superset_of(viewer));
         assert!(!viewer.is_superset_of(op));
         assert!(viewer.missing_from(op).is_empty());
-        assert!(op.missing_from(viewer).contains(&Permission::PrinterControl));
+        assert!(op
+            .missing_from(viewer)
+            .contains(&Permission::PrinterControl));
     }
 }

@@ -94,7 +94,11 @@ pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Resul
     .await
 }
 
-pub async fn get(db: impl PgExecutor<'_>, store: StoreId, id: ApiKeyId) -> sqlx::Result<Option<ApiKeyRow>> {
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: ApiKeyId,
+) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as("select * from api_keys where store_id = $1 and id = $2")
         .bind(store)
         .bind(id)
@@ -103,7 +107,12 @@ pub async fn get(db: impl PgExecutor<'_>, store: StoreId, id: ApiKeyId) -> sqlx:
 }
 
 /// A page of the store's keys in creation order; `limit + 1` rows tell the caller if more exist.
-pub async fn list(db: impl PgExecutor<'_>, store: StoreId, limit: i64, offset: i64) -> sqlx::Result<Vec<ApiKeyRow>> {
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<ApiKeyRow>> {
     sqlx::query_as(
         "select * from api_keys where store_id = $1 order by created_at, id limit $2 offset $3",
     )

@@ -36,15 +36,19 @@ async fn create_database_if_missing(options: &PgConnectOptions, url: &str) -> an
         // No maintenance database reachable: let the real connect report the problem.
         Err(_) => return Ok(()),
     };
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| unreachable_database(url, e))?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| unreachable_database(url, e))?;
     if !exists {
         // Identifiers cannot be bound; quote it the way Postgres does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(&format!("create database {quoted}")).execute(&mut conn).await {
+        match sqlx::query(&format!("create database {quoted}"))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created the database"),
             // Another process may have created it between our check and our create.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -63,7 +67,10 @@ fn unreachable_database(url: &str, err: sqlx::Error) -> anyhow::Error {
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("applying migrations failed")
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying migrations failed")
 }
 
 /// Maps a unique-constraint violation to a client-facing conflict.

@@ -29,7 +29,11 @@ pub async fn get(db: impl PgExecutor<'_>, id: StoreId) -> sqlx::Result<Option<St
         .await
 }
 
-pub async fn rename(db: impl PgExecutor<'_>, id: StoreId, name: &str) -> sqlx::Result<Option<StoreRow>> {
+pub async fn rename(
+    db: impl PgExecutor<'_>,
+    id: StoreId,
+    name: &str,
+) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as("update stores set name = $2, updated_at = now() where id = $1 returning *")
         .bind(id)
         .bind(name)

@@ -4,8 +4,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use super::paging::{Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
-use crate::auth::key_cache::effective_permissions;
 use crate::auth::issue::{issue, KeySpec};
+use crate::auth::key_cache::effective_permissions;
 use crate::auth::{key_format, Caller, Permission, PermissionSet};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::error::{ApiError, ApiResult};
@@ -76,7 +76,9 @@ pub struct ApiKeyWithSecret {
     #[serde(flatten)]
     pub api_key: ApiKey,
     /// The full key. It is not stored and cannot be shown again.
-    #[schema(example = "pf_live_4fT9xQ2mB7nK1pLzS0m3S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3c0a1B2c")]
+    #[schema(
+        example = "pf_live_4fT9xQ2mB7nK1pLzS0m3S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3c0a1B2c"
+    )]
     pub key: String,
 }
 
@@ -159,7 +161,11 @@ impl ApiKey {
             store_id: row.store_id,
             key_id: row.key_id,
             name: row.name,
-            r#type: if row.full_access { "full_access" } else { "custom" },
+            r#type: if row.full_access {
+                "full_access"
+            } else {
+                "custom"
+            },
             roles: row.roles,
             permissions: row.permissions,
             ip_allowlist: row.ip_allowlist,
@@ -197,7 +203,9 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
 }
 
 async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiKeyRow> {
-    db::get(&state.pool, caller.store_id, id).await?.ok_or(ApiError::NotFound)
+    db::get(&state.pool, caller.store_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// List the store's API keys (masked).
@@ -220,7 +228,10 @@ pub async fn list_api_keys(
     } else {
         None
     };
-    let keys: Vec<ApiKey> = rows.into_iter().map(|r| ApiKey::from_row(r, &state)).collect();
+    let keys: Vec<ApiKey> = rows
+        .into_iter()
+        .map(|r| ApiKey::from_row(r, &state))
+        .collect();
     Ok(Page::new(keys, "/v1/api-keys", page, has_more, total).into_response())
 }
 
@@ -243,7 +254,11 @@ pub async fn create_api_key(
     let permissions = errors.permissions("/permissions", &body.permissions);
     let ip_allowlist = errors.allowlist("/ipAllowlist", &body.ip_allowlist, ALLOWLIST_MAX);
     if body.full_access && !(roles.is_empty() && permissions.is_empty()) {
-        errors.add("/fullAccess", "conflict", "a Full Access key takes no roles or permissions");
+        errors.add(
+            "/fullAccess",
+            "conflict",
+            "a Full Access key takes no roles or permissions",
+        );
     }
     if body.expires_at.is_some_and(|at| at <= state.now()) {
         errors.add("/expiresAt", "in_past", "must be in the future");
@@ -282,7 +297,12 @@ pub async fn create_api_key(
         api_key: ApiKey::from_row(row, &state),
         key: plaintext.expose().to_owned(),
     };
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
 }
 
 /// The calling key, with its effective permissions.
@@ -290,11 +310,18 @@ pub async fn create_api_key(
 /// Any valid key may call this.
 #[utoipa::path(get, path = "/v1/api-keys/current", tag = "API keys",
     responses((status = 200, description = "The calling key", body = CurrentApiKey)))]
-pub async fn get_current_api_key(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<CurrentApiKey>> {
+pub async fn get_current_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<CurrentApiKey>> {
     let row = load(&state, &caller, caller.api_key_id).await?;
     Ok(Json(CurrentApiKey {
         api_key: ApiKey::from_row(row, &state),
-        effective_permissions: caller.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        effective_permissions: caller
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
     }))
 }
 
@@ -328,10 +355,16 @@ pub async fn update_api_key(
     caller.require(Permission::ApiKeyEdit)?;
     let mut errors = Errors::default();
     let changes = ApiKeyChanges {
-        name: body.name.as_deref().map(|n| errors.name("/name", n, NAME_MAX)),
+        name: body
+            .name
+            .as_deref()
+            .map(|n| errors.name("/name", n, NAME_MAX)),
         active: body.active,
         roles: body.roles.as_deref().map(|r| errors.roles("/roles", r)),
-        permissions: body.permissions.as_deref().map(|p| errors.permissions("/permissions", p)),
+        permissions: body
+            .permissions
+            .as_deref()
+            .map(|p| errors.permissions("/permissions", p)),
         ip_allowlist: body
             .ip_allowlist
             .as_deref()
@@ -342,8 +375,16 @@ pub async fn update_api_key(
     let row = load(&state, &caller, path.id).await?;
     ensure_can_change(&caller, &row)?;
     if row.full_access && (changes.roles.is_some() || changes.permissions.is_some()) {
-        let pointer = if changes.roles.is_some() { "/roles" } else { "/permissions" };
-        return Err(ApiError::invalid(pointer, "conflict", "a Full Access key takes no roles or permissions"));
+        let pointer = if changes.roles.is_some() {
+            "/roles"
+        } else {
+            "/permissions"
+        };
+        return Err(ApiError::invalid(
+            pointer,
+            "conflict",
+            "a Full Access key takes no roles or permissions",
+        ));
     }
     let roles = changes.roles.as_ref().unwrap_or(&row.roles);
     let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
@@ -390,7 +431,11 @@ pub async fn roll_api_key(
     caller.require(Permission::ApiKeyEdit)?;
     let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace > MAX_GRACE_SECONDS {
-        return Err(ApiError::invalid("/graceSeconds", "out_of_range", format!("must be at most {MAX_GRACE_SECONDS}")));
+        return Err(ApiError::invalid(
+            "/graceSeconds",
+            "out_of_range",
+            format!("must be at most {MAX_GRACE_SECONDS}"),
+        ));
     }
     let row = load(&state, &caller, path.id).await?;
     ensure_can_change(&caller, &row)?;
@@ -402,9 +447,15 @@ pub async fn roll_api_key(
         .filter(|until| *until > now);
     let plaintext = key_format::with_new_secret(&row.key_id);
     let digest = state.verifier.pepper.digest(plaintext.expose());
-    let rolled = db::roll(&state.pool, caller.store_id, path.id, &digest, previous_valid_until)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let rolled = db::roll(
+        &state.pool,
+        caller.store_id,
+        path.id,
+        &digest,
+        previous_valid_until,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
     state.verifier.cache.invalidate(&rolled.key_id).await;
     Ok(Json(ApiKeyWithSecret {
         api_key: ApiKey::from_row(rolled, &state),

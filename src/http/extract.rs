@@ -46,21 +46,32 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 }
 
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(state.config.body_limit_bytes)
-        } else {
-            ApiError::BadRequest("the request body could not be read".to_owned())
-        }
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.config.body_limit_bytes)
+            } else {
+                ApiError::BadRequest("the request body could not be read".to_owned())
+            }
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses JSON: syntax errors are 400, wrong shapes and unknown fields 422 with a pointer.
@@ -69,7 +80,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() {
         if let Err(trailing) = de.end() {
-            return Err(ApiError::BadRequest(format!("the body is not valid JSON: {trailing}")));
+            return Err(ApiError::BadRequest(format!(
+                "the body is not valid JSON: {trailing}"
+            )));
         }
     }
     value.map_err(|err| {
@@ -88,7 +101,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             (pointer, "invalid_value")
         };
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
         ApiError::Validation(vec![FieldError::new(pointer, code, message)])
     })
 }
@@ -166,21 +183,35 @@ mod tests {
 
     fn pointer_of(json: &str) -> (String, String) {
         match parse_json::<Body>(json.as_bytes()) {
-            Err(ApiError::Validation(errors)) => (errors[0].pointer.clone(), errors[0].code.clone()),
+            Err(ApiError::Validation(errors)) => {
+                (errors[0].pointer.clone(), errors[0].code.clone())
+            }
             other => panic!("expected a validation error, got {other:?}"),
         }
     }
 
     #[test]
     fn pointers_name_the_field() {
-        assert_eq!(pointer_of(r#"{"name":"a","bogus":1}"#), ("/bogus".into(), "unknown_field".into()));
+        assert_eq!(
+            pointer_of(r#"{"name":"a","bogus":1}"#),
+            ("/bogus".into(), "unknown_field".into())
+        );
         assert_eq!(pointer_of(r#"{}"#), ("/name".into(), "required".into()));
-        assert_eq!(pointer_of(r#"{"name":"a","ipAllowlist":["x",3]}"#), ("/ipAllowlist/1".into(), "invalid_value".into()));
+        assert_eq!(
+            pointer_of(r#"{"name":"a","ipAllowlist":["x",3]}"#),
+            ("/ipAllowlist/1".into(), "invalid_value".into())
+        );
     }
 
     #[test]
     fn syntax_errors_are_bad_requests() {
-        assert!(matches!(parse_json::<Body>(b"{\"name\":"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_json::<Body>(b"{\"name\":\"a\"} trailing"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_json::<Body>(b"{\"name\":"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Body>(b"{\"name\":\"a\"} trailing"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -4,8 +4,12 @@
 use crate::error::{FieldError, Problem};
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Type,
+};
 use utoipa::OpenApi as _;
 
 #[derive(utoipa::OpenApi)]
@@ -71,7 +75,8 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
         CREDENTIALS
             .iter()
             .map(|c| {
-                SecurityRequirement::new(*c, Vec::<String>::new()).add("storeId", Vec::<String>::new())
+                SecurityRequirement::new(*c, Vec::<String>::new())
+                    .add("storeId", Vec::<String>::new())
             })
             .collect(),
     );
@@ -108,7 +113,10 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                     .or_insert_with(|| RefOr::T(problem(status, description)));
             };
             add("401", "Missing or invalid credentials or store id");
-            add("403", "The key lacks a permission, or the client IP is not allowed");
+            add(
+                "403",
+                "The key lacks a permission, or the client IP is not allowed",
+            );
             add("429", "Rate limit exceeded (see `Retry-After`)");
             if has_path_params {
                 add("404", "No such object in this store");
@@ -119,7 +127,12 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                 add("415", "The body is not application/json");
                 add("422", "A field is invalid (see `errors`)");
             }
-            if op.parameters.iter().flatten().any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query) {
+            if op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+            {
                 add("400", "A query parameter is invalid");
             }
         }
@@ -149,11 +162,26 @@ fn string_header(description: &str) -> utoipa::openapi::header::Header {
 
 fn add_rate_limit_headers(r: &mut Response) {
     let headers = [
-        ("RateLimit-Policy", string_header("The quotas: `\"minute\";q=60;w=60, \"hour\";q=600;w=3600`")),
-        ("RateLimit", string_header("Remaining requests and seconds until a slot frees, per window")),
-        ("X-RateLimit-Limit", integer_header("Quota of the tighter window")),
-        ("X-RateLimit-Remaining", integer_header("Requests left in the tighter window")),
-        ("X-RateLimit-Reset", integer_header("Seconds until the tighter window frees a slot")),
+        (
+            "RateLimit-Policy",
+            string_header("The quotas: `\"minute\";q=60;w=60, \"hour\";q=600;w=3600`"),
+        ),
+        (
+            "RateLimit",
+            string_header("Remaining requests and seconds until a slot frees, per window"),
+        ),
+        (
+            "X-RateLimit-Limit",
+            integer_header("Quota of the tighter window"),
+        ),
+        (
+            "X-RateLimit-Remaining",
+            integer_header("Requests left in the tighter window"),
+        ),
+        (
+            "X-RateLimit-Reset",
+            integer_header("Seconds until the tighter window frees a slot"),
+        ),
     ];
     for (name, header) in headers {
         r.headers.entry(name.to_owned()).or_insert(header);
@@ -163,10 +191,15 @@ fn add_rate_limit_headers(r: &mut Response) {
 fn problem(status: &str, description: &str) -> Response {
     let mut builder = ResponseBuilder::new().description(description).content(
         "application/problem+json",
-        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
     );
     if status == "429" {
-        builder = builder.header("Retry-After", integer_header("Seconds to wait before retrying"));
+        builder = builder.header(
+            "Retry-After",
+            integer_header("Seconds to wait before retrying"),
+        );
     }
     if status == "401" {
         builder = builder.header("WWW-Authenticate", string_header("`ApiKey`"));

@@ -54,7 +54,11 @@ pub async fn healthz() -> Json<Health> {
               (status = 503, description = "A dependency is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let up = sqlx::query("select 1").execute(&state.pool).await.is_ok();
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if up { "ready" } else { "unavailable" },
         database: if up { "up" } else { "down" },
@@ -63,7 +67,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn openapi_json(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.clone()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -78,7 +86,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 const DOCS_INDEX: &str = include_str!("../../assets/swagger-ui/index.html");
 
 async fn docs_index() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_INDEX).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        DOCS_INDEX,
+    )
+        .into_response()
 }
 
 async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -91,8 +103,14 @@ async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> R
             "application/javascript",
             include_bytes!("../../assets/swagger-ui/swagger-initializer.js"),
         ),
-        "swagger-ui.css" => ("text/css", include_bytes!("../../assets/swagger-ui/swagger-ui.css")),
-        "favicon-32x32.png" => ("image/png", include_bytes!("../../assets/swagger-ui/favicon-32x32.png")),
+        "swagger-ui.css" => (
+            "text/css",
+            include_bytes!("../../assets/swagger-ui/swagger-ui.css"),
+        ),
+        "favicon-32x32.png" => (
+            "image/png",
+            include_bytes!("../../assets/swagger-ui/favicon-32x32.png"),
+        ),
         "index.html" => ("text/html; charset=utf-8", DOCS_INDEX.as_bytes()),
         _ => return crate::error::ApiError::NotFound.into_response(),
     };

@@ -35,11 +35,15 @@ impl PageParams {
     pub fn validate(self) -> Result<ValidPage, ApiError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
         }
         let offset = self.offset.unwrap_or(0);
         if !(0..=MAX_OFFSET).contains(&offset) {
-            return Err(ApiError::BadRequest(format!("offset must be between 0 and {MAX_OFFSET}")));
+            return Err(ApiError::BadRequest(format!(
+                "offset must be between 0 and {MAX_OFFSET}"
+            )));
         }
         Ok(ValidPage {
             limit,
@@ -57,7 +61,13 @@ pub struct Page<T> {
 }
 
 impl<T: Serialize> Page<T> {
-    pub fn new(items: Vec<T>, path: &str, page: ValidPage, has_more: bool, total: Option<i64>) -> Self {
+    pub fn new(
+        items: Vec<T>,
+        path: &str,
+        page: ValidPage,
+        has_more: bool,
+        total: Option<i64>,
+    ) -> Self {
         let next = has_more.then(|| {
             format!(
                 "<{path}?limit={}&offset={}{}>; rel=\"next\"",
@@ -78,7 +88,10 @@ impl<T: Serialize> IntoResponse for Page<T> {
             headers.insert(axum::http::header::LINK, next);
         }
         if let Some(total) = self.total {
-            headers.insert(HeaderName::from_static("x-total-count"), HeaderValue::from(total));
+            headers.insert(
+                HeaderName::from_static("x-total-count"),
+                HeaderValue::from(total),
+            );
         }
         response
     }

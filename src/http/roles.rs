@@ -71,9 +71,15 @@ pub async fn list_roles(caller: Caller) -> ApiResult<Json<Vec<RoleView>>> {
 /// Required permission: `permission.view`.
 #[utoipa::path(get, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     responses((status = 200, description = "The role", body = RoleView)))]
-pub async fn get_role(caller: Caller, ApiPath(path): ApiPath<RolePath>) -> ApiResult<Json<RoleView>> {
+pub async fn get_role(
+    caller: Caller,
+    ApiPath(path): ApiPath<RolePath>,
+) -> ApiResult<Json<RoleView>> {
     caller.require(Permission::PermissionView)?;
-    Role::parse(&path.id).map(view).map(Json).ok_or(ApiError::NotFound)
+    Role::parse(&path.id)
+        .map(view)
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// Every permission name, with its group and meaning.

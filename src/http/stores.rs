@@ -67,7 +67,9 @@ fn to_view(row: StoreRow, state: &AppState) -> Store {
     responses((status = 200, description = "The store", body = Store)))]
 pub async fn get_store(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Store>> {
     caller.require(Permission::SettingsView)?;
-    let row = db::get(&state.pool, caller.store_id).await?.ok_or(ApiError::NotFound)?;
+    let row = db::get(&state.pool, caller.store_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(to_view(row, &state)))
 }
 
@@ -83,7 +85,10 @@ pub async fn update_store(
 ) -> ApiResult<Json<Store>> {
     caller.require(Permission::OrganizationEdit)?;
     let mut errors = Errors::default();
-    let name = body.name.as_deref().map(|n| errors.name("/name", n, NAME_MAX));
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| errors.name("/name", n, NAME_MAX));
     errors.finish()?;
     let row = match name {
         Some(name) => db::rename(&state.pool, caller.store_id, &name).await?,

@@ -26,9 +26,17 @@ impl Errors {
         if trimmed.is_empty() {
             self.add(pointer, "required", "must not be empty");
         } else if trimmed.chars().count() > max {
-            self.add(pointer, "too_long", format!("must be at most {max} characters"));
+            self.add(
+                pointer,
+                "too_long",
+                format!("must be at most {max} characters"),
+            );
         } else if trimmed.chars().any(char::is_control) {
-            self.add(pointer, "invalid_value", "must not contain control characters");
+            self.add(
+                pointer,
+                "invalid_value",
+                "must not contain control characters",
+            );
         }
         trimmed.to_owned()
     }
@@ -40,7 +48,11 @@ impl Errors {
             match Role::parse(value) {
                 Some(role) if !out.iter().any(|r| r == role.id()) => out.push(role.id().to_owned()),
                 Some(_) => {}
-                None => self.add(format!("{pointer}/{i}"), "unknown_role", format!("{value:?} is not a role")),
+                None => self.add(
+                    format!("{pointer}/{i}"),
+                    "unknown_role",
+                    format!("{value:?} is not a role"),
+                ),
             }
         }
         out
@@ -81,7 +93,10 @@ impl Errors {
                 None => self.add(
                     format!("{pointer}/{i}"),
                     "invalid_cidr",
-                    format!("{:?} is not an IP address or CIDR range", value.chars().take(64).collect::<String>()),
+                    format!(
+                        "{:?} is not an IP address or CIDR range",
+                        value.chars().take(64).collect::<String>()
+                    ),
                 ),
             }
         }

@@ -19,7 +19,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
     if let Some(wait) = state.auth_failures.blocked(ip) {
         metrics::counter!("printfarm_auth_failures_total", "reason" => "ip_blocked").increment(1);
-        return ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response();
+        return ApiError::TooManyAuthFailures {
+            retry_after_secs: wait,
+        }
+        .into_response();
     }
     let key = presented_key(req.headers());
     let store = store_header(req.headers()).map(str::to_owned);
@@ -34,10 +37,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Err(err @ (ApiError::Internal(_) | ApiError::IpNotAllowed)) => err.into_response(),
         Err(err) => {
             if !matches!(err, ApiError::Unauthorized | ApiError::InvalidApiKey) {
-                metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
+                metrics::counter!("printfarm_auth_failures_total", "reason" => err.code())
+                    .increment(1);
             }
             match state.auth_failures.record_failure(ip) {
-                Some(wait) => ApiError::TooManyAuthFailures { retry_after_secs: wait }.into_response(),
+                Some(wait) => ApiError::TooManyAuthFailures {
+                    retry_after_secs: wait,
+                }
+                .into_response(),
                 None => err.into_response(),
             }
         }

@@ -24,8 +24,10 @@ pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next
             req.extensions_mut().insert(ClientIp(ip));
             next.run(req).await
         }
-        Err(bad) => ApiError::BadRequest(format!("X-Forwarded-For holds {bad:?}, which is not an IP address"))
-            .into_response(),
+        Err(bad) => ApiError::BadRequest(format!(
+            "X-Forwarded-For holds {bad:?}, which is not an IP address"
+        ))
+        .into_response(),
     }
 }
 
@@ -58,7 +60,10 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Some(crate::net::normalize(ip));
     }
-    entry.parse::<SocketAddr>().ok().map(|s| crate::net::normalize(s.ip()))
+    entry
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|s| crate::net::normalize(s.ip()))
 }
 
 #[cfg(test)]
@@ -77,13 +82,18 @@ mod tests {
         s.parse().unwrap()
     }
     fn nets(list: &[&str]) -> Vec<IpNet> {
-        list.iter().map(|s| crate::net::parse_cidr(s).unwrap()).collect()
+        list.iter()
+            .map(|s| crate::net::parse_cidr(s).unwrap())
+            .collect()
     }
 
     #[test]
     fn untrusted_peer_header_is_ignored() {
         let h = headers(&["1.2.3.4"]);
-        assert_eq!(client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])), Ok(ip("203.0.113.9")));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &nets(&["10.0.0.0/8"])),
+            Ok(ip("203.0.113.9"))
+        );
         assert_eq!(client_ip(ip("203.0.113.9"), &h, &[]), Ok(ip("203.0.113.9")));
     }
 
@@ -91,28 +101,46 @@ mod tests {
     fn trusted_chain_resolves_right_to_left_across_lines() {
         let h = headers(&["198.51.100.1, 203.0.113.5", "10.0.0.2"]);
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), Ok(ip("203.0.113.5")));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &trusted),
+            Ok(ip("203.0.113.5"))
+        );
     }
 
     #[test]
     fn spoofed_leftmost_entries_do_not_win() {
         let h = headers(&["6.6.6.6, 198.51.100.7"]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])), Ok(ip("198.51.100.7")));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            Ok(ip("198.51.100.7"))
+        );
     }
 
     #[test]
     fn all_trusted_takes_the_leftmost_and_no_header_keeps_the_peer() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &headers(&["10.1.1.1, 10.2.2.2"]), &trusted), Ok(ip("10.1.1.1")));
-        assert_eq!(client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted), Ok(ip("10.0.0.1")));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers(&["10.1.1.1, 10.2.2.2"]), &trusted),
+            Ok(ip("10.1.1.1"))
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            Ok(ip("10.0.0.1"))
+        );
     }
 
     #[test]
     fn mapped_and_ported_entries_are_normalised() {
         let trusted = nets(&["127.0.0.1"]);
         let h = headers(&["[::ffff:192.0.2.4]:443"]);
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &h, &trusted), Ok(ip("192.0.2.4")));
-        assert_eq!(client_ip(ip("127.0.0.1"), &headers(&["192.0.2.5:80"]), &trusted), Ok(ip("192.0.2.5")));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &h, &trusted),
+            Ok(ip("192.0.2.4"))
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers(&["192.0.2.5:80"]), &trusted),
+            Ok(ip("192.0.2.5"))
+        );
     }
 
     #[test]

@@ -6,13 +6,18 @@ use base64::Engine;
 /// The presented key, from `authorization: ApiKey|Bearer <key>`, Basic (key as user name), or
 /// `x-api-key`. `authorization` wins when both are present.
 pub fn presented_key(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, rest) = value.trim().split_once(' ')?;
         let rest = rest.trim();
         return match scheme.to_ascii_lowercase().as_str() {
             "apikey" | "bearer" => Some(rest.to_owned()),
             "basic" => {
-                let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()?;
                 let decoded = String::from_utf8(decoded).ok()?;
                 let (user, _password) = decoded.split_once(':').unwrap_or((&decoded, ""));
                 Some(user.to_owned())
@@ -48,12 +53,27 @@ mod tests {
 
     #[test]
     fn all_four_forms_yield_the_key() {
-        assert_eq!(presented_key(&with("authorization", "ApiKey k1")).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&with("authorization", "apikey  k1 ")).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&with("authorization", "Bearer k2")).as_deref(), Some("k2"));
-        assert_eq!(presented_key(&with("x-api-key", "k3")).as_deref(), Some("k3"));
+        assert_eq!(
+            presented_key(&with("authorization", "ApiKey k1")).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&with("authorization", "apikey  k1 ")).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&with("authorization", "Bearer k2")).as_deref(),
+            Some("k2")
+        );
+        assert_eq!(
+            presented_key(&with("x-api-key", "k3")).as_deref(),
+            Some("k3")
+        );
         let basic = base64::engine::general_purpose::STANDARD.encode("k4:");
-        assert_eq!(presented_key(&with("authorization", &format!("Basic {basic}"))).as_deref(), Some("k4"));
+        assert_eq!(
+            presented_key(&with("authorization", &format!("Basic {basic}"))).as_deref(),
+            Some("k4")
+        );
     }
 
     #[test]

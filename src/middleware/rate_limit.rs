@@ -13,17 +13,26 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return ApiError::Unauthorized.into_response();
     };
-    let decision: Decision = match state.rate_limiter.check(caller.api_key_id, caller.quota).await {
+    let decision: Decision = match state
+        .rate_limiter
+        .check(caller.api_key_id, caller.quota)
+        .await
+    {
         Ok(d) => d,
         Err(e) => {
             // The counter store is down: serve rather than fail every request, and say so.
             metrics::counter!("printfarm_rate_limit_errors_total").increment(1);
-            tracing::warn!(error = format!("{e:#}"), "rate limiter unavailable; request not counted");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "rate limiter unavailable; request not counted"
+            );
             return next.run(req).await;
         }
     };
     let mut response = if decision.allowed {
-        state.usage.record(caller.api_key_id, state.now(), caller.client_ip);
+        state
+            .usage
+            .record(caller.api_key_id, state.now(), caller.client_ip);
         next.run(req).await
     } else {
         metrics::counter!("printfarm_rate_limit_rejections_total").increment(1);

@@ -36,6 +36,9 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     set("x-ratelimit-remaining", tighter.remaining.to_string());
     set("x-ratelimit-reset", secs_ceil(tighter.reset_ms).to_string());
     if !d.allowed {
-        set("retry-after", secs_ceil(d.retry_after_ms).max(1).to_string());
+        set(
+            "retry-after",
+            secs_ceil(d.retry_after_ms).max(1).to_string(),
+        );
     }
 }

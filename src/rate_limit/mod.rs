@@ -15,7 +15,7 @@ use crate::ids::ApiKeyId;
 /// Where the counters live.
 pub enum RateLimiter {
     Memory(memory::MemoryLimiter),
-    Redis(redis::RedisLimiter),
+    Redis(Box<redis::RedisLimiter>),
 }
 
 impl RateLimiter {

@@ -61,9 +61,12 @@ impl RedisLimiter {
     /// `prefix` namespaces the keys (one deployment, or one test, per prefix).
     pub async fn connect(url: &str, prefix: String, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("invalid PF_REDIS_URL")?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .with_context(|| format!("cannot connect to Redis at {}", crate::config::mask_url(url)))?;
+        let conn = ConnectionManager::new(client).await.with_context(|| {
+            format!(
+                "cannot connect to Redis at {}",
+                crate::config::mask_url(url)
+            )
+        })?;
         Ok(Self {
             clock,
             conn,

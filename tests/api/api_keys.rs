@@ -15,7 +15,10 @@ async fn create_returns_the_key_once_and_lists_mask_it() {
     res.assert(201);
     let created = res.json();
     let id = created["id"].as_str().unwrap();
-    assert_eq!(res.header("location"), Some(format!("/v1/api-keys/{id}").as_str()));
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/v1/api-keys/{id}").as_str())
+    );
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("pf_test_") && key.len() == 8 + 65);
     assert_eq!(created["keyId"], &key[..24]);
@@ -28,7 +31,10 @@ async fn create_returns_the_key_once_and_lists_mask_it() {
     let fetched = app.get(&format!("/v1/api-keys/{id}")).owner().send().await;
     fetched.assert(200);
     assert!(fetched.json().get("key").is_none());
-    assert!(!fetched.text().contains(&key[24..]), "the secret never comes back");
+    assert!(
+        !fetched.text().contains(&key[24..]),
+        "the secret never comes back"
+    );
 
     let list = app.get("/v1/api-keys?count=true").owner().send().await;
     list.assert(200);
@@ -49,39 +55,71 @@ async fn list_pages_with_a_next_link() {
     assert_eq!(first.json().as_array().unwrap().len(), 2);
     let link = first.header("link").unwrap().to_owned();
     assert_eq!(link, "</v1/api-keys?limit=2&offset=2>; rel=\"next\"");
-    let second = app.get("/v1/api-keys?limit=2&offset=2").owner().send().await;
+    let second = app
+        .get("/v1/api-keys?limit=2&offset=2")
+        .owner()
+        .send()
+        .await;
     assert_eq!(second.json().as_array().unwrap().len(), 2);
     assert!(second.header("link").is_none());
-    app.get("/v1/api-keys?limit=0").owner().send().await.assert_problem(400, "bad_request");
-    app.get("/v1/api-keys?limit=abc").owner().send().await.assert_problem(400, "bad_request");
+    app.get("/v1/api-keys?limit=0")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+    app.get("/v1/api-keys?limit=abc")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
 }
 
 #[tokio::test]
 async fn endpoints_need_their_permissions() {
     let app = TestApp::new().await;
     let viewer = app.key_with(&["viewer"], &[]).await;
-    let res = app.get("/v1/api-keys").as_key(&viewer).send().await;
+    let res = app.get("/v1/api-keys").with_key(&viewer).send().await;
     res.assert_problem(403, "insufficient_permissions");
     assert_eq!(res.json()["missingPermissions"], json!(["apiKey.view"]));
     app.post("/v1/api-keys")
-        .as_key(&viewer)
+        .with_key(&viewer)
         .json(&json!({"name": "x"}))
         .send()
         .await
         .assert_problem(403, "insufficient_permissions");
     let (id, _) = app.create_key(json!({"name": "target"})).await;
-    app.get(&format!("/v1/api-keys/{id}")).as_key(&viewer).send().await.assert_problem(403, "insufficient_permissions");
+    app.get(&format!("/v1/api-keys/{id}"))
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
     app.patch(&format!("/v1/api-keys/{id}"))
-        .as_key(&viewer)
+        .with_key(&viewer)
         .json(&json!({"name": "y"}))
         .send()
         .await
         .assert_problem(403, "insufficient_permissions");
-    app.delete(&format!("/v1/api-keys/{id}")).as_key(&viewer).send().await.assert_problem(403, "insufficient_permissions");
-    app.post(&format!("/v1/api-keys/{id}/roll")).as_key(&viewer).send().await.assert_problem(403, "insufficient_permissions");
+    app.delete(&format!("/v1/api-keys/{id}"))
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.post(&format!("/v1/api-keys/{id}/roll"))
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
     // Any key may ask about itself.
-    app.get("/v1/api-keys/current").as_key(&viewer).send().await.assert(200);
-    app.get("/v1/auth/test").as_key(&viewer).send().await.assert(200);
+    app.get("/v1/api-keys/current")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
@@ -115,15 +153,33 @@ async fn another_stores_key_is_404_for_every_operation() {
     let app = TestApp::new().await;
     let (id, _) = app.create_key(json!({"name": "mine"})).await;
     let other = new_tenant(app.pool(), "Other", None).await;
-    fn as_other<'a>(req: crate::helpers::Req<'a>, other: &crate::helpers::Tenant) -> crate::helpers::Req<'a> {
+    fn as_other<'a>(
+        req: crate::helpers::Req<'a>,
+        other: &crate::helpers::Tenant,
+    ) -> crate::helpers::Req<'a> {
         req.key(&other.key, other.store_id)
     }
     let path = format!("/v1/api-keys/{id}");
-    as_other(app.get(&path), &other).send().await.assert_problem(404, "not_found");
-    as_other(app.patch(&path), &other).json(&json!({"name": "stolen"})).send().await.assert_problem(404, "not_found");
-    as_other(app.delete(&path), &other).send().await.assert_problem(404, "not_found");
-    as_other(app.post(&format!("{path}/roll")), &other).send().await.assert_problem(404, "not_found");
-    let listed = as_other(app.get("/v1/api-keys?count=true"), &other).send().await;
+    as_other(app.get(&path), &other)
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    as_other(app.patch(&path), &other)
+        .json(&json!({"name": "stolen"}))
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    as_other(app.delete(&path), &other)
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    as_other(app.post(&format!("{path}/roll")), &other)
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    let listed = as_other(app.get("/v1/api-keys?count=true"), &other)
+        .send()
+        .await;
     assert_eq!(listed.header("x-total-count"), Some("1"));
     assert!(!listed.text().contains(&id));
     // The key is untouched.
@@ -146,26 +202,77 @@ async fn invalid_input_is_422_with_pointers() {
         .await;
     res.assert_problem(422, "validation_failed");
     let errors = res.json()["errors"].clone();
-    let pointers: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    assert_eq!(pointers, ["/name", "/roles/1", "/permissions/1", "/ipAllowlist/1"]);
-    let codes: Vec<&str> = errors.as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["too_long", "unknown_role", "unknown_permission", "invalid_cidr"]);
+    let pointers: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        ["/name", "/roles/1", "/permissions/1", "/ipAllowlist/1"]
+    );
+    let codes: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "too_long",
+            "unknown_role",
+            "unknown_permission",
+            "invalid_cidr"
+        ]
+    );
 
-    let res = app.post("/v1/api-keys").owner().json(&json!({"name": "a", "colour": "red"})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "a", "colour": "red"}))
+        .send()
+        .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["pointer"], "/colour");
-    let res = app.post("/v1/api-keys").owner().json(&json!({"roles": []})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"roles": []}))
+        .send()
+        .await;
     assert_eq!(res.json()["errors"][0]["pointer"], "/name");
-    let res = app.post("/v1/api-keys").owner().json(&json!({"name": "a", "ipAllowlist": "10.0.0.1"})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "a", "ipAllowlist": "10.0.0.1"}))
+        .send()
+        .await;
     assert_eq!(res.json()["errors"][0]["pointer"], "/ipAllowlist");
     let past = (app.state.now() - chrono::Duration::minutes(1)).to_rfc3339();
-    let res = app.post("/v1/api-keys").owner().json(&json!({"name": "a", "expiresAt": past})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "a", "expiresAt": past}))
+        .send()
+        .await;
     assert_eq!(res.json()["errors"][0]["pointer"], "/expiresAt");
-    let res = app.post("/v1/api-keys").owner().json(&json!({"name": "a", "fullAccess": true, "roles": ["viewer"]})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "a", "fullAccess": true, "roles": ["viewer"]}))
+        .send()
+        .await;
     res.assert_problem(422, "validation_failed");
 
     let (id, _) = app.create_key(json!({"name": "k"})).await;
-    let res = app.patch(&format!("/v1/api-keys/{id}")).owner().json(&json!({"ipAllowlist": ["nonsense"]})).send().await;
+    let res = app
+        .patch(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .json(&json!({"ipAllowlist": ["nonsense"]}))
+        .send()
+        .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["pointer"], "/ipAllowlist/0");
     app.post(&format!("/v1/api-keys/{id}/roll"))
@@ -179,17 +286,25 @@ async fn invalid_input_is_422_with_pointers() {
 #[tokio::test]
 async fn a_key_cannot_grant_what_it_does_not_hold() {
     let app = TestApp::new().await;
-    let manager = app.key_with(&["viewer"], &["apiKey.create", "apiKey.edit", "apiKey.view"]).await;
+    let manager = app
+        .key_with(
+            &["viewer"],
+            &["apiKey.create", "apiKey.edit", "apiKey.view"],
+        )
+        .await;
     let res = app
         .post("/v1/api-keys")
-        .as_key(&manager)
+        .with_key(&manager)
         .json(&json!({"name": "sneaky", "permissions": ["printer.create"]}))
         .send()
         .await;
     res.assert_problem(403, "privilege_escalation");
-    assert!(res.json()["detail"].as_str().unwrap().contains("printer.create"));
+    assert!(res.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("printer.create"));
     app.post("/v1/api-keys")
-        .as_key(&manager)
+        .with_key(&manager)
         .json(&json!({"name": "operator", "roles": ["operator"]}))
         .send()
         .await
@@ -197,16 +312,16 @@ async fn a_key_cannot_grant_what_it_does_not_hold() {
     // A subset is fine.
     let res = app
         .post("/v1/api-keys")
-        .as_key(&manager)
+        .with_key(&manager)
         .json(&json!({"name": "narrow", "roles": ["viewer"], "permissions": ["apiKey.view"]}))
         .send()
         .await;
     res.assert(201);
-    assert_eq!(res.json()["createdBy"].as_str().is_some(), true);
+    assert!(res.json()["createdBy"].as_str().is_some());
     // Editing a key to hold more than the editor is refused too.
     let narrow = res.json()["id"].as_str().unwrap().to_owned();
     app.patch(&format!("/v1/api-keys/{narrow}"))
-        .as_key(&manager)
+        .with_key(&manager)
         .json(&json!({"roles": ["admin"]}))
         .send()
         .await
@@ -218,12 +333,17 @@ async fn only_the_store_owner_creates_full_access_keys() {
     let app = TestApp::new().await;
     let admin = app.key_with(&["admin"], &[]).await;
     app.post("/v1/api-keys")
-        .as_key(&admin)
+        .with_key(&admin)
         .json(&json!({"name": "root", "fullAccess": true}))
         .send()
         .await
         .assert_problem(403, "privilege_escalation");
-    let res = app.post("/v1/api-keys").owner().json(&json!({"name": "root", "fullAccess": true})).send().await;
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "root", "fullAccess": true}))
+        .send()
+        .await;
     res.assert(201);
     assert_eq!(res.json()["type"], "full_access");
     // And a lesser key cannot take over a more powerful one by rolling, editing or deleting it.
@@ -232,10 +352,13 @@ async fn only_the_store_owner_creates_full_access_keys() {
         app.post(&format!("/v1/api-keys/{root}/roll")),
         app.delete(&format!("/v1/api-keys/{root}")),
     ] {
-        req.as_key(&admin).send().await.assert_problem(403, "privilege_escalation");
+        req.with_key(&admin)
+            .send()
+            .await
+            .assert_problem(403, "privilege_escalation");
     }
     app.patch(&format!("/v1/api-keys/{root}"))
-        .as_key(&admin)
+        .with_key(&admin)
         .json(&json!({"active": false}))
         .send()
         .await
@@ -246,68 +369,150 @@ async fn only_the_store_owner_creates_full_access_keys() {
 async fn managed_keys_cannot_be_changed_through_the_api() {
     let app = TestApp::new().await;
     let managed = new_tenant(app.pool(), "Managed", Some("terraform")).await;
-    let current = app.get("/v1/api-keys/current").key(&managed.key, managed.store_id).send().await;
+    let current = app
+        .get("/v1/api-keys/current")
+        .key(&managed.key, managed.store_id)
+        .send()
+        .await;
     current.assert(200);
     let current = current.json();
     assert_eq!(current["managed"], true);
     assert_eq!(current["managedBy"], "terraform");
     let id = current["id"].as_str().unwrap();
     let path = format!("/v1/api-keys/{id}");
-    let res = app.patch(&path).key(&managed.key, managed.store_id).json(&json!({"name": "x"})).send().await;
+    let res = app
+        .patch(&path)
+        .key(&managed.key, managed.store_id)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await;
     res.assert_problem(403, "managed_key");
-    app.delete(&path).key(&managed.key, managed.store_id).send().await.assert_problem(403, "managed_key");
-    app.post(&format!("{path}/roll")).key(&managed.key, managed.store_id).send().await.assert_problem(403, "managed_key");
-    app.get("/v1/auth/test").key(&managed.key, managed.store_id).send().await.assert(200);
+    app.delete(&path)
+        .key(&managed.key, managed.store_id)
+        .send()
+        .await
+        .assert_problem(403, "managed_key");
+    app.post(&format!("{path}/roll"))
+        .key(&managed.key, managed.store_id)
+        .send()
+        .await
+        .assert_problem(403, "managed_key");
+    app.get("/v1/auth/test")
+        .key(&managed.key, managed.store_id)
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
 async fn roll_keeps_old_secret_valid_until_grace_ends() {
     let app = TestApp::new().await;
-    let (id, old) = app.create_key(json!({"name": "rolling", "roles": ["viewer"]})).await;
-    let res = app.post(&format!("/v1/api-keys/{id}/roll")).owner().json(&json!({"graceSeconds": 60})).send().await;
+    let (id, old) = app
+        .create_key(json!({"name": "rolling", "roles": ["viewer"]}))
+        .await;
+    let res = app
+        .post(&format!("/v1/api-keys/{id}/roll"))
+        .owner()
+        .json(&json!({"graceSeconds": 60}))
+        .send()
+        .await;
     res.assert(200);
     let rolled = res.json();
     let new = rolled["key"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     assert_eq!(&new[..24], &old[..24], "the key keeps its id");
     assert!(rolled["previousSecretValidUntil"].is_string());
-    app.get("/v1/auth/test").as_key(&new).send().await.assert(200);
-    app.get("/v1/auth/test").as_key(&old).send().await.assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&new)
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&old)
+        .send()
+        .await
+        .assert(200);
     app.clock.advance_ms(60_001);
-    app.get("/v1/auth/test").as_key(&old).send().await.assert_problem(401, "invalid_api_key");
-    app.get("/v1/auth/test").as_key(&new).send().await.assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&old)
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
+    app.get("/v1/auth/test")
+        .with_key(&new)
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
 async fn roll_with_zero_grace_kills_the_old_secret_now() {
     let app = TestApp::new().await;
-    let (id, old) = app.create_key(json!({"name": "rolling", "roles": ["viewer"]})).await;
-    app.get("/v1/auth/test").as_key(&old).send().await.assert(200);
-    let res = app.post(&format!("/v1/api-keys/{id}/roll")).owner().json(&json!({"graceSeconds": 0})).send().await;
+    let (id, old) = app
+        .create_key(json!({"name": "rolling", "roles": ["viewer"]}))
+        .await;
+    app.get("/v1/auth/test")
+        .with_key(&old)
+        .send()
+        .await
+        .assert(200);
+    let res = app
+        .post(&format!("/v1/api-keys/{id}/roll"))
+        .owner()
+        .json(&json!({"graceSeconds": 0}))
+        .send()
+        .await;
     res.assert(200);
     assert!(res.json()["previousSecretValidUntil"].is_null());
-    app.get("/v1/auth/test").as_key(&old).send().await.assert_problem(401, "invalid_api_key");
+    app.get("/v1/auth/test")
+        .with_key(&old)
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
     let new = res.json()["key"].as_str().unwrap().to_owned();
-    app.get("/v1/auth/test").as_key(&new).send().await.assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&new)
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
 async fn roll_defaults_to_a_day_but_never_outlives_the_key() {
     let app = TestApp::new().await;
     let (id, _) = app.create_key(json!({"name": "default"})).await;
-    let res = app.post(&format!("/v1/api-keys/{id}/roll")).owner().send().await;
+    let res = app
+        .post(&format!("/v1/api-keys/{id}/roll"))
+        .owner()
+        .send()
+        .await;
     res.assert(200);
-    let until: chrono::DateTime<chrono::Utc> = res.json()["previousSecretValidUntil"].as_str().unwrap().parse().unwrap();
+    let until: chrono::DateTime<chrono::Utc> = res.json()["previousSecretValidUntil"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let day = until - app.state.now();
     assert!((day.num_seconds() - 86_400).abs() <= 1);
 
     let expires = app.state.now() + chrono::Duration::minutes(10);
-    let (id, old) = app.create_key(json!({"name": "short", "expiresAt": expires.to_rfc3339()})).await;
-    let res = app.post(&format!("/v1/api-keys/{id}/roll")).owner().json(&json!({"graceSeconds": 86_400})).send().await;
-    let until: chrono::DateTime<chrono::Utc> = res.json()["previousSecretValidUntil"].as_str().unwrap().parse().unwrap();
+    let (id, old) = app
+        .create_key(json!({"name": "short", "expiresAt": expires.to_rfc3339()}))
+        .await;
+    let res = app
+        .post(&format!("/v1/api-keys/{id}/roll"))
+        .owner()
+        .json(&json!({"graceSeconds": 86_400}))
+        .send()
+        .await;
+    let until: chrono::DateTime<chrono::Utc> = res.json()["previousSecretValidUntil"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(until <= expires);
     app.clock.advance_ms(11 * 60_000);
-    let res = app.get("/v1/auth/test").as_key(&old).send().await;
+    let res = app.get("/v1/auth/test").with_key(&old).send().await;
     assert_eq!(res.status, 401);
 }
 
@@ -315,9 +520,10 @@ async fn roll_defaults_to_a_day_but_never_outlives_the_key() {
 async fn current_shows_effective_permissions() {
     let app = TestApp::new().await;
     let key = app.key_with(&["viewer"], &["order.create"]).await;
-    let res = app.get("/v1/api-keys/current").as_key(&key).send().await;
+    let res = app.get("/v1/api-keys/current").with_key(&key).send().await;
     res.assert(200);
-    let effective: Vec<String> = serde_json::from_value(res.json()["effectivePermissions"].clone()).unwrap();
+    let effective: Vec<String> =
+        serde_json::from_value(res.json()["effectivePermissions"].clone()).unwrap();
     assert!(effective.contains(&"printer.view".to_owned()));
     assert!(effective.contains(&"order.create".to_owned()));
     assert!(!effective.contains(&"printer.create".to_owned()));
@@ -329,8 +535,14 @@ async fn current_shows_effective_permissions() {
 #[tokio::test]
 async fn patch_changes_fields_and_takes_effect_at_once() {
     let app = TestApp::new().await;
-    let (id, key) = app.create_key(json!({"name": "before", "roles": ["viewer"]})).await;
-    app.get("/v1/roles").as_key(&key).send().await.assert_problem(403, "insufficient_permissions");
+    let (id, key) = app
+        .create_key(json!({"name": "before", "roles": ["viewer"]}))
+        .await;
+    app.get("/v1/roles")
+        .with_key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
     let res = app
         .patch(&format!("/v1/api-keys/{id}"))
         .owner()
@@ -340,13 +552,31 @@ async fn patch_changes_fields_and_takes_effect_at_once() {
     res.assert(200);
     assert_eq!(res.json()["name"], "after");
     assert_eq!(res.json()["roles"], json!(["viewer"]));
-    app.get("/v1/roles").as_key(&key).peer("192.0.2.3").send().await.assert(200);
-    app.get("/v1/roles").as_key(&key).peer("198.51.100.3").send().await.assert_problem(403, "ip_not_allowed");
+    app.get("/v1/roles")
+        .with_key(&key)
+        .peer("192.0.2.3")
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/roles")
+        .with_key(&key)
+        .peer("198.51.100.3")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
 }
 
 #[tokio::test]
 async fn malformed_ids_and_unknown_keys_are_404() {
     let app = TestApp::new().await;
-    app.get("/v1/api-keys/not-a-uuid").owner().send().await.assert_problem(404, "not_found");
-    app.get(&format!("/v1/api-keys/{}", uuid::Uuid::now_v7())).owner().send().await.assert_problem(404, "not_found");
+    app.get("/v1/api-keys/not-a-uuid")
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("/v1/api-keys/{}", uuid::Uuid::now_v7()))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
 }

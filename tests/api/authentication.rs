@@ -19,7 +19,12 @@ async fn all_four_credential_forms_authenticate() {
         ("authorization", format!("Basic {basic}")),
     ];
     for (name, value) in forms {
-        let res = app.get("/v1/auth/test").header(name, &value).header("x-printago-storeid", &store).send().await;
+        let res = app
+            .get("/v1/auth/test")
+            .header(name, &value)
+            .header("x-printago-storeid", &store)
+            .send()
+            .await;
         res.assert(200);
         let body = res.json();
         assert_eq!(body["authenticated"], true);
@@ -74,8 +79,16 @@ async fn bad_checksum_is_refused_without_touching_the_database() {
     bad.push(if last == 'a' { 'b' } else { 'a' });
     // With the pool closed, anything that reached the database would be a 500.
     app.pool().close().await;
-    app.get("/v1/auth/test").as_key(&bad).send().await.assert_problem(401, "invalid_api_key");
-    app.get("/v1/auth/test").as_key("garbage").send().await.assert_problem(401, "invalid_api_key");
+    app.get("/v1/auth/test")
+        .with_key(&bad)
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
+    app.get("/v1/auth/test")
+        .with_key("garbage")
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
 }
 
 #[tokio::test]
@@ -84,13 +97,13 @@ async fn wrong_secret_and_unknown_key_id_are_refused() {
     let key_id = &app.owner_key[..24];
     let wrong_secret = key_format::with_new_secret(key_id);
     app.get("/v1/auth/test")
-        .as_key(wrong_secret.expose())
+        .with_key(wrong_secret.expose())
         .send()
         .await
         .assert_problem(401, "invalid_api_key");
     let unknown = key_format::generate(key_format::KeyEnv::Test);
     app.get("/v1/auth/test")
-        .as_key(unknown.expose())
+        .with_key(unknown.expose())
         .send()
         .await
         .assert_problem(401, "invalid_api_key");
@@ -100,55 +113,106 @@ async fn wrong_secret_and_unknown_key_id_are_refused() {
 async fn revoked_inactive_and_expired_keys_are_refused() {
     let app = TestApp::new().await;
 
-    let (revoked_id, revoked) = app.create_key(json!({"name": "r", "roles": ["viewer"]})).await;
-    app.get("/v1/auth/test").as_key(&revoked).send().await.assert(200);
-    app.delete(&format!("/v1/api-keys/{revoked_id}")).owner().send().await.assert(204);
-    app.get("/v1/auth/test").as_key(&revoked).send().await.assert_problem(401, "invalid_api_key");
+    let (revoked_id, revoked) = app
+        .create_key(json!({"name": "r", "roles": ["viewer"]}))
+        .await;
+    app.get("/v1/auth/test")
+        .with_key(&revoked)
+        .send()
+        .await
+        .assert(200);
+    app.delete(&format!("/v1/api-keys/{revoked_id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.get("/v1/auth/test")
+        .with_key(&revoked)
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
 
-    let (inactive_id, inactive) = app.create_key(json!({"name": "i", "roles": ["viewer"]})).await;
-    app.get("/v1/auth/test").as_key(&inactive).send().await.assert(200);
+    let (inactive_id, inactive) = app
+        .create_key(json!({"name": "i", "roles": ["viewer"]}))
+        .await;
+    app.get("/v1/auth/test")
+        .with_key(&inactive)
+        .send()
+        .await
+        .assert(200);
     app.patch(&format!("/v1/api-keys/{inactive_id}"))
         .owner()
         .json(&json!({"active": false}))
         .send()
         .await
         .assert(200);
-    app.get("/v1/auth/test").as_key(&inactive).send().await.assert_problem(401, "api_key_inactive");
+    app.get("/v1/auth/test")
+        .with_key(&inactive)
+        .send()
+        .await
+        .assert_problem(401, "api_key_inactive");
 
     let expires = app.state.now() + chrono::Duration::hours(1);
     let (_, expiring) = app
         .create_key(json!({"name": "e", "roles": ["viewer"], "expiresAt": expires.to_rfc3339()}))
         .await;
-    app.get("/v1/auth/test").as_key(&expiring).send().await.assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&expiring)
+        .send()
+        .await
+        .assert(200);
     app.clock.advance_ms(3_600_000);
-    app.get("/v1/auth/test").as_key(&expiring).send().await.assert_problem(401, "api_key_expired");
+    app.get("/v1/auth/test")
+        .with_key(&expiring)
+        .send()
+        .await
+        .assert_problem(401, "api_key_expired");
 }
 
 async fn key_allowing(app: &TestApp, allowlist: &[&str]) -> String {
-    app.create_key(json!({"name": "allow", "roles": ["viewer"], "ipAllowlist": allowlist})).await.1
+    app.create_key(json!({"name": "allow", "roles": ["viewer"], "ipAllowlist": allowlist}))
+        .await
+        .1
 }
 
 #[tokio::test]
 async fn allowlist_matches_v4_v6_ranges_and_mapped_addresses() {
     let app = TestApp::new().await;
     let key = key_allowing(&app, &["192.0.2.10", "198.51.100.0/24", "2001:db8::/32"]).await;
-    let from = |ip: &'static str| app.get("/v1/auth/test").as_key(&key).peer(ip);
+    let from = |ip: &'static str| app.get("/v1/auth/test").with_key(&key).peer(ip);
     from("192.0.2.10").send().await.assert(200);
-    from("192.0.2.11").send().await.assert_problem(403, "ip_not_allowed");
+    from("192.0.2.11")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
     from("198.51.100.77").send().await.assert(200);
-    from("198.51.101.1").send().await.assert_problem(403, "ip_not_allowed");
+    from("198.51.101.1")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
     from("2001:db8:1::5").send().await.assert(200);
-    from("2001:db9::5").send().await.assert_problem(403, "ip_not_allowed");
+    from("2001:db9::5")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
     // An IPv4 client arriving on a dual-stack socket as ::ffff:a.b.c.d.
     from("::ffff:192.0.2.10").send().await.assert(200);
-    from("::ffff:192.0.2.12").send().await.assert_problem(403, "ip_not_allowed");
+    from("::ffff:192.0.2.12")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
 }
 
 #[tokio::test]
 async fn mapped_allowlist_entries_match_plain_ipv4_clients() {
     let app = TestApp::new().await;
     let key = key_allowing(&app, &["::ffff:203.0.113.0/120"]).await;
-    app.get("/v1/auth/test").as_key(&key).peer("203.0.113.9").send().await.assert(200);
+    app.get("/v1/auth/test")
+        .with_key(&key)
+        .peer("203.0.113.9")
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
@@ -156,7 +220,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = TestApp::new().await;
     let key = key_allowing(&app, &["203.0.113.5"]).await;
     app.get("/v1/auth/test")
-        .as_key(&key)
+        .with_key(&key)
         .peer("192.0.2.1")
         .header("x-forwarded-for", "203.0.113.5")
         .send()
@@ -170,7 +234,7 @@ async fn a_trusted_proxy_chain_is_resolved_right_to_left() {
     let key = key_allowing(&app, &["203.0.113.5"]).await;
     // The client claims to be 203.0.113.5 on the left, but the first untrusted hop is 198.51.100.9.
     app.get("/v1/auth/test")
-        .as_key(&key)
+        .with_key(&key)
         .peer("10.0.0.1")
         .header("x-forwarded-for", "203.0.113.5, 198.51.100.9")
         .header("x-forwarded-for", "10.0.0.7")
@@ -178,7 +242,7 @@ async fn a_trusted_proxy_chain_is_resolved_right_to_left() {
         .await
         .assert_problem(403, "ip_not_allowed");
     app.get("/v1/auth/test")
-        .as_key(&key)
+        .with_key(&key)
         .peer("10.0.0.1")
         .header("x-forwarded-for", "6.6.6.6, 203.0.113.5, 10.1.1.1")
         .send()
@@ -186,7 +250,7 @@ async fn a_trusted_proxy_chain_is_resolved_right_to_left() {
         .assert(200);
     // Garbage from a trusted proxy is a client error, not a silent fallback.
     app.get("/v1/auth/test")
-        .as_key(&key)
+        .with_key(&key)
         .peer("10.0.0.1")
         .header("x-forwarded-for", "definitely-not-an-ip")
         .send()
@@ -200,13 +264,18 @@ async fn repeated_failures_from_one_address_are_refused_before_the_database() {
     let unknown = key_format::generate(key_format::KeyEnv::Test);
     for _ in 0..5 {
         app.get("/v1/auth/test")
-            .as_key(unknown.expose())
+            .with_key(unknown.expose())
             .peer("192.0.2.50")
             .send()
             .await
             .assert_problem(401, "invalid_api_key");
     }
-    let res = app.get("/v1/auth/test").as_key(unknown.expose()).peer("192.0.2.50").send().await;
+    let res = app
+        .get("/v1/auth/test")
+        .with_key(unknown.expose())
+        .peer("192.0.2.50")
+        .send()
+        .await;
     res.assert_problem(429, "too_many_auth_failures");
     assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     // Even a valid key from the blocked address waits; the check needs no database.
@@ -223,17 +292,33 @@ async fn repeated_failures_from_one_address_are_refused_before_the_database() {
 async fn other_addresses_are_not_blocked_by_one_attacker() {
     let app = TestApp::with_config(&[("PF_AUTH_FAILURES_PER_MINUTE", "2")]).await;
     for _ in 0..4 {
-        app.get("/v1/auth/test").as_key("nope").peer("192.0.2.66").send().await;
+        app.get("/v1/auth/test")
+            .with_key("nope")
+            .peer("192.0.2.66")
+            .send()
+            .await;
     }
-    app.get("/v1/auth/test").owner().peer("192.0.2.67").send().await.assert(200);
+    app.get("/v1/auth/test")
+        .owner()
+        .peer("192.0.2.67")
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
 async fn usage_is_recorded_in_memory_and_flushed_in_batches() {
     let app = TestApp::new().await;
-    let (id, key) = app.create_key(json!({"name": "used", "roles": ["viewer"]})).await;
+    let (id, key) = app
+        .create_key(json!({"name": "used", "roles": ["viewer"]}))
+        .await;
     for _ in 0..3 {
-        app.get("/v1/auth/test").as_key(&key).peer("198.51.100.4").send().await.assert(200);
+        app.get("/v1/auth/test")
+            .with_key(&key)
+            .peer("198.51.100.4")
+            .send()
+            .await
+            .assert(200);
     }
     let stored: (Option<String>, i64) =
         sqlx::query_as("select last_used_ip, request_count from api_keys where id = $1::uuid")
@@ -243,7 +328,12 @@ async fn usage_is_recorded_in_memory_and_flushed_in_batches() {
             .unwrap();
     assert_eq!(stored, (None, 0), "no write per request");
     // This replica already shows the pending usage.
-    let shown = app.get(&format!("/v1/api-keys/{id}")).owner().send().await.json();
+    let shown = app
+        .get(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .send()
+        .await
+        .json();
     assert_eq!(shown["lastUsedIp"], "198.51.100.4");
     assert_eq!(shown["requestCount"], 3);
 
@@ -262,7 +352,15 @@ async fn a_deleted_store_database_row_means_its_keys_fail() {
     let db = Arc::new(TestDb::new().await);
     let app = TestApp::on_db(db, &[]).await;
     app.get("/v1/auth/test").owner().send().await.assert(200);
-    sqlx::query("delete from stores where id = $1").bind(app.store_id).execute(app.pool()).await.unwrap();
+    sqlx::query("delete from stores where id = $1")
+        .bind(app.store_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
     app.state.verifier.cache.invalidate_all();
-    app.get("/v1/auth/test").owner().send().await.assert_problem(401, "invalid_api_key");
+    app.get("/v1/auth/test")
+        .owner()
+        .send()
+        .await
+        .assert_problem(401, "invalid_api_key");
 }

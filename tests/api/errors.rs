@@ -21,7 +21,11 @@ async fn wrong_methods_are_405_with_allow() {
     let res = app.delete("/healthz").send().await;
     res.assert_problem(405, "method_not_allowed");
     assert!(res.header("allow").unwrap().contains("GET"));
-    let res = app.request(axum::http::Method::PUT, "/v1/api-keys").owner().send().await;
+    let res = app
+        .request(axum::http::Method::PUT, "/v1/api-keys")
+        .owner()
+        .send()
+        .await;
     res.assert_problem(405, "method_not_allowed");
     let allow = res.header("allow").unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
@@ -70,11 +74,23 @@ async fn oversized_bodies_are_413() {
 #[tokio::test]
 async fn request_ids_are_echoed_when_sane_and_replaced_otherwise() {
     let app = TestApp::new().await;
-    let res = app.get("/healthz").header("x-request-id", "abc-123").send().await;
+    let res = app
+        .get("/healthz")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await;
     assert_eq!(res.header("x-request-id"), Some("abc-123"));
-    let res = app.get("/v1/auth/test").header("x-request-id", "trace-42").send().await;
+    let res = app
+        .get("/v1/auth/test")
+        .header("x-request-id", "trace-42")
+        .send()
+        .await;
     assert_eq!(res.json()["requestId"], "trace-42");
-    let res = app.get("/healthz").header("x-request-id", &"x".repeat(500)).send().await;
+    let res = app
+        .get("/healthz")
+        .header("x-request-id", &"x".repeat(500))
+        .send()
+        .await;
     let id = res.header("x-request-id").unwrap();
     assert_eq!(id.len(), 32);
 }
@@ -88,6 +104,9 @@ async fn database_failures_do_not_leak_details() {
     let res = app.get("/v1/api-keys").owner().send().await;
     assert!(res.status.is_server_error(), "{}", res.status);
     let text = res.text();
-    assert!(!text.to_lowercase().contains("sql") && !text.contains("pool"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("sql") && !text.contains("pool"),
+        "{text}"
+    );
     assert!(res.json()["requestId"].is_string());
 }

@@ -25,7 +25,8 @@ use tower::ServiceExt;
 pub const TEST_PEPPER: &str = "test-pepper";
 
 fn server_url() -> String {
-    std::env::var("PF_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("PF_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 fn db_url(name: &str) -> String {
@@ -44,16 +45,22 @@ async fn template() -> &'static str {
                 }
             }
             let name = format!("pf_test_template_{hash:016x}");
-            let mut admin = PgConnection::connect(&db_url("postgres")).await.expect("Postgres is running");
-            let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-                .bind(&name)
-                .fetch_one(&mut admin)
+            let mut admin = PgConnection::connect(&db_url("postgres"))
                 .await
-                .unwrap();
+                .expect("Postgres is running");
+            let exists: bool =
+                sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
             if !exists {
                 // Build under a temporary name and rename, so a crash never leaves a half template.
                 let building = format!("pf_test_build_{}", uuid::Uuid::new_v4().simple());
-                sqlx::query(&format!("create database {building}")).execute(&mut admin).await.unwrap();
+                sqlx::query(&format!("create database {building}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
                 let pool = PgPool::connect(&db_url(&building)).await.unwrap();
                 printfarm::db::migrate(&pool).await.unwrap();
                 pool.close().await;
@@ -62,7 +69,9 @@ async fn template() -> &'static str {
                     .await;
                 if renamed.is_err() {
                     // Another test process won the race.
-                    let _ = sqlx::query(&format!("drop database if exists {building}")).execute(&mut admin).await;
+                    let _ = sqlx::query(&format!("drop database if exists {building}"))
+                        .execute(&mut admin)
+                        .await;
                 }
             }
             name
@@ -105,7 +114,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         let url = db_url("postgres");
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
@@ -164,8 +176,14 @@ impl TestApp {
     pub async fn on_db(db: Arc<TestDb>, overrides: &[(&str, &str)]) -> TestApp {
         let clock = ManualClock::new(now_ms());
         let config = test_config(&db, overrides);
-        let pool = PgPoolOptions::new().max_connections(10).connect(&config.database_url).await.unwrap();
-        let state = AppState::new(config, pool, Arc::new(clock.clone())).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&config.database_url)
+            .await
+            .unwrap();
+        let state = AppState::new(config, pool, Arc::new(clock.clone()))
+            .await
+            .unwrap();
         let tenant = new_tenant(&state.pool, "Test Farm", None).await;
         TestApp {
             router: router(state.clone()),
@@ -212,19 +230,26 @@ impl TestApp {
         let res = self.post("/v1/api-keys").owner().json(&body).send().await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
         let json = res.json();
-        (json["id"].as_str().unwrap().to_owned(), json["key"].as_str().unwrap().to_owned())
+        (
+            json["id"].as_str().unwrap().to_owned(),
+            json["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// A key holding exactly these roles and permissions.
     pub async fn key_with(&self, roles: &[&str], permissions: &[&str]) -> String {
-        self.create_key(serde_json::json!({"name": "test key", "roles": roles, "permissions": permissions}))
-            .await
-            .1
+        self.create_key(
+            serde_json::json!({"name": "test key", "roles": roles, "permissions": permissions}),
+        )
+        .await
+        .1
     }
 }
 
 pub async fn new_tenant(pool: &PgPool, name: &str, managed_by: Option<&str>) -> Tenant {
-    let store = printfarm::db::stores::insert(pool, StoreId::new(), name).await.unwrap();
+    let store = printfarm::db::stores::insert(pool, StoreId::new(), name)
+        .await
+        .unwrap();
     let (_, key) = issue(
         pool,
         &Pepper::new(TEST_PEPPER),
@@ -276,14 +301,14 @@ impl Req<'_> {
     }
 
     /// The app's own store with the given key.
-    pub fn as_key(self, key: &str) -> Self {
+    pub fn with_key(self, key: &str) -> Self {
         let store = self.app.store_id;
         self.key(key, store)
     }
 
     pub fn owner(self) -> Self {
         let key = self.app.owner_key.clone();
-        self.as_key(&key)
+        self.with_key(&key)
     }
 
     pub fn json(mut self, value: &Value) -> Self {
@@ -310,8 +335,18 @@ impl Req<'_> {
         let response = self.app.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Resp { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -348,7 +383,10 @@ impl Resp {
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
         self.assert(status);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(self.code(), code, "body: {}", self.text());
         self
     }

@@ -1,5 +1,7 @@
 //! Integration tests: the real router against a real Postgres (and Redis where noted).
 
+#![allow(clippy::unwrap_used)]
+
 mod api_keys;
 mod authentication;
 mod errors;

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 #[test]
 fn committed_openapi_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
-        .expect("openapi/openapi.json exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json exists");
     let generated = printfarm::http::openapi_json();
     assert!(
         committed == generated,
@@ -39,7 +40,10 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
             checked += 1;
             let responses = op["responses"].as_object().unwrap();
             for status in ["401", "403", "429"] {
-                assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
             }
             if path.contains('{') {
                 assert!(responses.contains_key("404"), "{method} {path} lacks 404");
@@ -48,7 +52,11 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
                 assert!(responses.contains_key("422"), "{method} {path} lacks 422");
             }
             assert!(responses["429"]["headers"].get("Retry-After").is_some());
-            let ok = responses.iter().find(|(s, _)| s.starts_with('2')).unwrap().1;
+            let ok = responses
+                .iter()
+                .find(|(s, _)| s.starts_with('2'))
+                .unwrap()
+                .1;
             if let Some(headers) = ok.get("headers") {
                 assert!(headers.get("RateLimit").is_some(), "{method} {path}");
             } else {

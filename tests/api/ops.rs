@@ -22,7 +22,11 @@ async fn metrics_count_requests_auth_failures_and_rejections() {
     let app = TestApp::with_config(&[("PF_RATE_LIMIT_PER_MINUTE", "1")]).await;
     app.get("/v1/auth/test").owner().send().await.assert(200);
     app.get("/v1/auth/test").owner().send().await.assert(429);
-    app.get("/v1/auth/test").as_key("bad").send().await.assert(401);
+    app.get("/v1/auth/test")
+        .with_key("bad")
+        .send()
+        .await
+        .assert(401);
     let res = app.get("/metrics").send().await;
     res.assert(200);
     let text = res.text();
@@ -44,5 +48,8 @@ async fn docs_are_served_from_vendored_assets() {
     assert!(res.body.len() > 100_000);
     assert_eq!(res.header("content-type"), Some("application/javascript"));
     app.get("/docs/../Cargo.toml").send().await.assert(404);
-    app.get("/docs/missing.js").send().await.assert_problem(404, "not_found");
+    app.get("/docs/missing.js")
+        .send()
+        .await
+        .assert_problem(404, "not_found");
 }

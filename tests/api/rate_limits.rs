@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 fn redis_config(prefix: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("PF_REDIS_URL", std::env::var("PF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())),
+        (
+            "PF_REDIS_URL",
+            std::env::var("PF_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        ),
         ("PF_REDIS_PREFIX", prefix.to_owned()),
     ]
 }
@@ -21,7 +25,10 @@ async fn sixty_then_refused(app: &TestApp) {
     for i in 0..60 {
         let res = app.get("/v1/auth/test").owner().send().await;
         res.assert(200);
-        assert_eq!(res.header("x-ratelimit-remaining"), Some((59 - i).to_string().as_str()));
+        assert_eq!(
+            res.header("x-ratelimit-remaining"),
+            Some((59 - i).to_string().as_str())
+        );
         app.clock.advance_ms(100);
     }
     // 6 s have passed since the first request, which frees its slot 54 s from now.
@@ -98,7 +105,8 @@ async fn a_429_consumes_nothing() {
     for _ in 0..60 {
         app.get("/v1/auth/test").owner().send().await.assert(200);
     }
-    let hour: &str = &app.get("/v1/auth/test").owner().send().await.header("ratelimit").unwrap().to_owned();
+    let res = app.get("/v1/auth/test").owner().send().await;
+    let hour = res.header("ratelimit").unwrap();
     assert!(hour.contains("\"hour\";r=480;"), "{hour}");
 }
 
@@ -108,38 +116,61 @@ async fn every_authenticated_response_carries_the_headers() {
     let viewer = app.key_with(&["viewer"], &[]).await;
     for res in [
         app.get("/v1/auth/test").owner().send().await,
-        app.get("/v1/api-keys").as_key(&viewer).send().await,
-        app.get(&format!("/v1/api-keys/{}", uuid::Uuid::now_v7())).owner().send().await,
+        app.get("/v1/api-keys").with_key(&viewer).send().await,
+        app.get(&format!("/v1/api-keys/{}", uuid::Uuid::now_v7()))
+            .owner()
+            .send()
+            .await,
     ] {
-        assert_eq!(res.header("ratelimit-policy"), Some("\"minute\";q=60;w=60, \"hour\";q=600;w=3600"));
-        assert!(res.header("ratelimit").unwrap().starts_with("\"minute\";r="));
-        for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        assert_eq!(
+            res.header("ratelimit-policy"),
+            Some("\"minute\";q=60;w=60, \"hour\";q=600;w=3600")
+        );
+        assert!(res
+            .header("ratelimit")
+            .unwrap()
+            .starts_with("\"minute\";r="));
+        for name in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ] {
             assert!(res.header(name).is_some(), "{name} on {}", res.status);
         }
     }
     // Each key has its own windows.
-    let res = app.get("/v1/auth/test").as_key(&viewer).send().await;
+    let res = app.get("/v1/auth/test").with_key(&viewer).send().await;
     assert_eq!(res.header("x-ratelimit-remaining"), Some("58"));
 }
 
 #[tokio::test]
 async fn operator_overrides_per_store_and_per_key_apply() {
     let app = TestApp::new().await;
-    printfarm::db::stores::set_rate_limits(app.pool(), app.store_id, Some(5), Some(50)).await.unwrap();
+    printfarm::db::stores::set_rate_limits(app.pool(), app.store_id, Some(5), Some(50))
+        .await
+        .unwrap();
     app.state.verifier.cache.invalidate_all();
     let res = app.get("/v1/auth/test").owner().send().await;
-    assert_eq!(res.header("ratelimit-policy"), Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600"));
+    assert_eq!(
+        res.header("ratelimit-policy"),
+        Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600")
+    );
     for _ in 0..4 {
         app.get("/v1/auth/test").owner().send().await.assert(200);
     }
     app.get("/v1/auth/test").owner().send().await.assert(429);
 
     let key_id = &app.owner_key[..24];
-    printfarm::db::api_keys::set_rate_limits(app.pool(), key_id, Some(1000), None).await.unwrap();
+    printfarm::db::api_keys::set_rate_limits(app.pool(), key_id, Some(1000), None)
+        .await
+        .unwrap();
     app.state.verifier.cache.invalidate_all();
     let res = app.get("/v1/auth/test").owner().send().await;
     res.assert(200);
-    assert_eq!(res.header("ratelimit-policy"), Some("\"minute\";q=1000;w=60, \"hour\";q=50;w=3600"));
+    assert_eq!(
+        res.header("ratelimit-policy"),
+        Some("\"minute\";q=1000;w=60, \"hour\";q=50;w=3600")
+    );
 }
 
 #[tokio::test]
@@ -186,7 +217,14 @@ async fn two_instances_in_memory_each_count_alone() {
     let mut accepted = 0;
     for i in 0..120 {
         let app = if i % 2 == 0 { &a } else { &b };
-        if app.get("/v1/auth/test").key(&key, store).send().await.status == 200 {
+        if app
+            .get("/v1/auth/test")
+            .key(&key, store)
+            .send()
+            .await
+            .status
+            == 200
+        {
             accepted += 1;
         }
     }

@@ -9,7 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Polls `b` until the key is refused with `status`, failing after a second.
-async fn refused_within_a_second(b: &TestApp, key: &str, store: printfarm::ids::StoreId, code: &str) {
+async fn refused_within_a_second(
+    b: &TestApp,
+    key: &str,
+    store: printfarm::ids::StoreId,
+    code: &str,
+) {
     let started = Instant::now();
     loop {
         let res = b.get("/v1/auth/test").key(key, store).send().await;
@@ -17,7 +22,10 @@ async fn refused_within_a_second(b: &TestApp, key: &str, store: printfarm::ids::
             assert_eq!(res.code(), code);
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "still accepted after a second");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still accepted after a second"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -38,11 +46,25 @@ async fn listening_pair() -> (TestApp, TestApp, CancellationToken) {
 #[tokio::test]
 async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
     let (a, b, token) = listening_pair().await;
-    let (id, key) = a.create_key(json!({"name": "shared", "roles": ["viewer"]})).await;
+    let (id, key) = a
+        .create_key(json!({"name": "shared", "roles": ["viewer"]}))
+        .await;
     // B caches the key.
-    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
-    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
-    a.delete(&format!("/v1/api-keys/{id}")).owner().send().await.assert(204);
+    b.get("/v1/auth/test")
+        .key(&key, a.store_id)
+        .send()
+        .await
+        .assert(200);
+    b.get("/v1/auth/test")
+        .key(&key, a.store_id)
+        .send()
+        .await
+        .assert(200);
+    a.delete(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
     refused_within_a_second(&b, &key, a.store_id, "invalid_api_key").await;
     token.cancel();
 }
@@ -50,8 +72,14 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
 #[tokio::test]
 async fn a_key_deactivated_through_one_instance_is_refused_by_the_other() {
     let (a, b, token) = listening_pair().await;
-    let (id, key) = a.create_key(json!({"name": "shared", "roles": ["viewer"]})).await;
-    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    let (id, key) = a
+        .create_key(json!({"name": "shared", "roles": ["viewer"]}))
+        .await;
+    b.get("/v1/auth/test")
+        .key(&key, a.store_id)
+        .send()
+        .await
+        .assert(200);
     a.patch(&format!("/v1/api-keys/{id}"))
         .owner()
         .json(&json!({"active": false}))
@@ -65,8 +93,14 @@ async fn a_key_deactivated_through_one_instance_is_refused_by_the_other() {
 #[tokio::test]
 async fn a_change_made_outside_the_api_reaches_the_cache_too() {
     let (a, b, token) = listening_pair().await;
-    let (_, key) = a.create_key(json!({"name": "sql", "roles": ["viewer"]})).await;
-    b.get("/v1/auth/test").key(&key, a.store_id).send().await.assert(200);
+    let (_, key) = a
+        .create_key(json!({"name": "sql", "roles": ["viewer"]}))
+        .await;
+    b.get("/v1/auth/test")
+        .key(&key, a.store_id)
+        .send()
+        .await
+        .assert(200);
     sqlx::query("update api_keys set active = false where key_id = $1")
         .bind(&key[..24])
         .execute(a.pool())

@@ -9,15 +9,32 @@ async fn roles_list_the_five_built_ins_with_the_spec_matrix() {
     let res = app.get("/v1/roles").owner().send().await;
     res.assert(200);
     let roles = res.json();
-    let ids: Vec<&str> = roles.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["store_owner", "admin", "operator", "viewer", "part_manager"]);
+    let ids: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["store_owner", "admin", "operator", "viewer", "part_manager"]
+    );
     let viewer = app.get("/v1/roles/viewer").owner().send().await.json();
-    let perms: Vec<&str> = viewer["permissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let perms: Vec<&str> = viewer["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     assert!(perms.contains(&"part.view") && !perms.contains(&"sku.view"));
     assert!(!perms.contains(&"printer.create"));
     let admin = app.get("/v1/roles/admin").owner().send().await.json();
     assert_eq!(admin["permissions"].as_array().unwrap().len(), 68);
-    app.get("/v1/roles/wizard").owner().send().await.assert_problem(404, "not_found");
+    app.get("/v1/roles/wizard")
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -27,7 +44,10 @@ async fn permission_types_are_the_whole_catalogue() {
     res.assert(200);
     let list = res.json();
     assert_eq!(list.as_array().unwrap().len(), 71);
-    assert_eq!(list[0], json!({"name": "organization.edit", "group": "organization", "description": "Edit the store's settings and name"}));
+    assert_eq!(
+        list[0],
+        json!({"name": "organization.edit", "group": "organization", "description": "Edit the store's settings and name"})
+    );
 }
 
 #[tokio::test]
@@ -35,12 +55,16 @@ async fn roles_need_permission_view() {
     let app = TestApp::new().await;
     let viewer = app.key_with(&["viewer"], &[]).await;
     for path in ["/v1/roles", "/v1/roles/viewer", "/v1/permissions/types"] {
-        let res = app.get(path).as_key(&viewer).send().await;
+        let res = app.get(path).with_key(&viewer).send().await;
         res.assert_problem(403, "insufficient_permissions");
         assert_eq!(res.json()["missingPermissions"], json!(["permission.view"]));
     }
     let granted = app.key_with(&[], &["permission.view"]).await;
-    app.get("/v1/roles").as_key(&granted).send().await.assert(200);
+    app.get("/v1/roles")
+        .with_key(&granted)
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]
@@ -51,8 +75,16 @@ async fn the_store_is_the_callers_own() {
     mine.assert(200);
     assert_eq!(mine.json()["id"], app.store_id.to_string());
     assert_eq!(mine.json()["name"], "Test Farm");
-    assert_eq!(mine.json()["rateLimits"], json!({"perMinute": 60, "perHour": 600}));
-    let theirs = app.get("/v1/stores").key(&other.key, other.store_id).send().await.json();
+    assert_eq!(
+        mine.json()["rateLimits"],
+        json!({"perMinute": 60, "perHour": 600})
+    );
+    let theirs = app
+        .get("/v1/stores")
+        .key(&other.key, other.store_id)
+        .send()
+        .await
+        .json();
     assert_eq!(theirs["name"], "Elsewhere");
 }
 
@@ -60,27 +92,58 @@ async fn the_store_is_the_callers_own() {
 async fn renaming_the_store_needs_organization_edit_and_a_valid_name() {
     let app = TestApp::new().await;
     let operator = app.key_with(&["operator"], &["settings.view"]).await;
-    app.get("/v1/stores").as_key(&operator).send().await.assert(200);
+    app.get("/v1/stores")
+        .with_key(&operator)
+        .send()
+        .await
+        .assert(200);
     app.patch("/v1/stores")
-        .as_key(&operator)
+        .with_key(&operator)
         .json(&json!({"name": "Mine now"}))
         .send()
         .await
         .assert_problem(403, "insufficient_permissions");
     let viewer = app.key_with(&["viewer"], &[]).await;
-    app.get("/v1/stores").as_key(&viewer).send().await.assert_problem(403, "insufficient_permissions");
+    app.get("/v1/stores")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
 
-    let res = app.patch("/v1/stores").owner().json(&json!({"name": ""})).send().await;
+    let res = app
+        .patch("/v1/stores")
+        .owner()
+        .json(&json!({"name": ""}))
+        .send()
+        .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["pointer"], "/name");
-    app.patch("/v1/stores").owner().json(&json!({"name": "x".repeat(201)})).send().await.assert(422);
-    app.patch("/v1/stores").owner().json(&json!({"id": "other"})).send().await.assert(422);
+    app.patch("/v1/stores")
+        .owner()
+        .json(&json!({"name": "x".repeat(201)}))
+        .send()
+        .await
+        .assert(422);
+    app.patch("/v1/stores")
+        .owner()
+        .json(&json!({"id": "other"}))
+        .send()
+        .await
+        .assert(422);
 
-    let res = app.patch("/v1/stores").owner().json(&json!({"name": "Renamed Farm"})).send().await;
+    let res = app
+        .patch("/v1/stores")
+        .owner()
+        .json(&json!({"name": "Renamed Farm"}))
+        .send()
+        .await;
     res.assert(200);
     assert_eq!(res.json()["name"], "Renamed Farm");
     // The cached key learns the new name (the store trigger drops the cache on this replica
     // through NOTIFY; here we drop it by hand since no listener runs in this test).
     app.state.verifier.cache.invalidate_all();
-    assert_eq!(app.get("/v1/auth/test").owner().send().await.json()["storeName"], "Renamed Farm");
+    assert_eq!(
+        app.get("/v1/auth/test").owner().send().await.json()["storeName"],
+        "Renamed Farm"
+    );
 }
