@@ -33,7 +33,9 @@ async fn create_database_if_missing(options: &PgConnectOptions, url: &str) -> an
     let maintenance = options.clone().database("postgres");
     let mut conn = match maintenance.connect().await {
         Ok(conn) => conn,
-        // No maintenance database reachable: let the real connect report the problem.
+        // The server itself is unreachable: say so now rather than after a pool timeout.
+        Err(e @ sqlx::Error::Io(_)) => return Err(unreachable_database(url, e)),
+        // No maintenance database we may use: the real connect reports any remaining problem.
         Err(_) => return Ok(()),
     };
     let exists: bool =
