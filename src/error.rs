@@ -197,10 +197,6 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(err) = &self {
             tracing::error!(request.id = %request_id, error = format!("{err:#}"), "request failed");
         }
-        if matches!(self, ApiError::InvalidApiKey | ApiError::Unauthorized) {
-            metrics::counter!("printfarm_auth_failures_total", "reason" => self.code())
-                .increment(1);
-        }
         let code = self.code();
         let problem = Problem {
             r#type: format!("https://printfarm.dev/problems/{code}"),

@@ -143,9 +143,10 @@ impl KeyCache {
             Err(err) => match Arc::try_unwrap(err) {
                 Ok(None) => Ok(None),
                 Ok(Some(e)) => Err(e),
+                // Several requests waited on the same failed load; each reports it.
                 Err(shared) => match shared.as_ref() {
                     None => Ok(None),
-                    Some(_) => Err(sqlx::Error::PoolClosed),
+                    Some(e) => Err(sqlx::Error::Protocol(format!("key lookup failed: {e}"))),
                 },
             },
         }

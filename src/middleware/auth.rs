@@ -34,12 +34,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(err @ (ApiError::Internal(_) | ApiError::IpNotAllowed)) => err.into_response(),
+        Err(err @ ApiError::Internal(_)) => err.into_response(),
+        Err(err @ ApiError::IpNotAllowed) => {
+            // A valid key from the wrong place: counted, but not held against the address.
+            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
+            err.into_response()
+        }
         Err(err) => {
-            if !matches!(err, ApiError::Unauthorized | ApiError::InvalidApiKey) {
-                metrics::counter!("printfarm_auth_failures_total", "reason" => err.code())
-                    .increment(1);
-            }
+            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
             match state.auth_failures.record_failure(ip) {
                 Some(wait) => ApiError::TooManyAuthFailures {
                     retry_after_secs: wait,
