@@ -3,7 +3,7 @@
 
 use crate::auth::digest::Pepper;
 use crate::auth::issue::{issue, KeySpec};
-use crate::auth::key_format;
+use crate::auth::key_format::{self, KeyEnv};
 use crate::auth::{Permission, Role};
 use crate::config::Config;
 use crate::db;
@@ -49,9 +49,22 @@ pub fn print_issued(issued: &Issued, json: bool) {
     }
 }
 
-/// `printfarm bootstrap`: a store and a Full Access key for its owner, in one transaction.
+/// `printfarm bootstrap`: a store and a Full Access key for its owner.
 pub async fn bootstrap(
     config: &Config,
+    store_name: &str,
+    managed_by: Option<&str>,
+) -> anyhow::Result<Issued> {
+    let pool = pool(config).await?;
+    let pepper = pepper(config)?;
+    create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by).await
+}
+
+/// Creates a store and its owner's Full Access key in one transaction.
+pub async fn create_store_with_owner(
+    pool: &PgPool,
+    pepper: &Pepper,
+    env: KeyEnv,
     store_name: &str,
     managed_by: Option<&str>,
 ) -> anyhow::Result<Issued> {
@@ -59,14 +72,12 @@ pub async fn bootstrap(
     if name.is_empty() || name.chars().count() > 200 {
         bail!("--store-name must be 1 to 200 characters");
     }
-    let pool = pool(config).await?;
-    let pepper = pepper(config)?;
     let mut tx = pool.begin().await?;
     let store = db::stores::insert(&mut *tx, StoreId::new(), name).await?;
     let (row, key) = issue(
         &mut *tx,
-        &pepper,
-        config.key_env,
+        pepper,
+        env,
         KeySpec {
             store_id: store.id,
             name: "Owner (Full Access)",

@@ -115,11 +115,7 @@ async fn endpoints_need_their_permissions() {
         .send()
         .await
         .assert(200);
-    app.get("/v1/auth/test")
-        .with_key(&viewer)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&viewer).await.assert(200);
 }
 
 #[tokio::test]
@@ -422,27 +418,13 @@ async fn roll_keeps_old_secret_valid_until_grace_ends() {
     assert_ne!(new, old);
     assert_eq!(&new[..24], &old[..24], "the key keeps its id");
     assert!(rolled["previousSecretValidUntil"].is_string());
-    app.get("/v1/auth/test")
-        .with_key(&new)
-        .send()
-        .await
-        .assert(200);
-    app.get("/v1/auth/test")
-        .with_key(&old)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&new).await.assert(200);
+    app.auth_test(&old).await.assert(200);
     app.clock.advance_ms(60_001);
-    app.get("/v1/auth/test")
-        .with_key(&old)
-        .send()
+    app.auth_test(&old)
         .await
         .assert_problem(401, "invalid_api_key");
-    app.get("/v1/auth/test")
-        .with_key(&new)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&new).await.assert(200);
 }
 
 #[tokio::test]
@@ -451,11 +433,7 @@ async fn roll_with_zero_grace_kills_the_old_secret_now() {
     let (id, old) = app
         .create_key(json!({"name": "rolling", "roles": ["viewer"]}))
         .await;
-    app.get("/v1/auth/test")
-        .with_key(&old)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&old).await.assert(200);
     let res = app
         .post(&format!("/v1/api-keys/{id}/roll"))
         .owner()
@@ -464,17 +442,11 @@ async fn roll_with_zero_grace_kills_the_old_secret_now() {
         .await;
     res.assert(200);
     assert!(res.json()["previousSecretValidUntil"].is_null());
-    app.get("/v1/auth/test")
-        .with_key(&old)
-        .send()
+    app.auth_test(&old)
         .await
         .assert_problem(401, "invalid_api_key");
     let new = res.json()["key"].as_str().unwrap().to_owned();
-    app.get("/v1/auth/test")
-        .with_key(&new)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&new).await.assert(200);
 }
 
 #[tokio::test]
@@ -512,7 +484,7 @@ async fn roll_defaults_to_a_day_but_never_outlives_the_key() {
         .unwrap();
     assert!(until <= expires);
     app.clock.advance_ms(11 * 60_000);
-    let res = app.get("/v1/auth/test").with_key(&old).send().await;
+    let res = app.auth_test(&old).await;
     assert_eq!(res.status, 401);
 }
 

@@ -79,9 +79,7 @@ async fn bad_checksum_is_refused_without_touching_the_database() {
     bad.push(if last == 'a' { 'b' } else { 'a' });
     // With the pool closed, anything that reached the database would be a 500.
     app.pool().close().await;
-    app.get("/v1/auth/test")
-        .with_key(&bad)
-        .send()
+    app.auth_test(&bad)
         .await
         .assert_problem(401, "invalid_api_key");
     app.get("/v1/auth/test")
@@ -96,15 +94,11 @@ async fn wrong_secret_and_unknown_key_id_are_refused() {
     let app = TestApp::new().await;
     let key_id = &app.owner_key[..24];
     let wrong_secret = key_format::with_new_secret(key_id);
-    app.get("/v1/auth/test")
-        .with_key(wrong_secret.expose())
-        .send()
+    app.auth_test(wrong_secret.expose())
         .await
         .assert_problem(401, "invalid_api_key");
     let unknown = key_format::generate(key_format::KeyEnv::Test);
-    app.get("/v1/auth/test")
-        .with_key(unknown.expose())
-        .send()
+    app.auth_test(unknown.expose())
         .await
         .assert_problem(401, "invalid_api_key");
 }
@@ -116,39 +110,27 @@ async fn revoked_inactive_and_expired_keys_are_refused() {
     let (revoked_id, revoked) = app
         .create_key(json!({"name": "r", "roles": ["viewer"]}))
         .await;
-    app.get("/v1/auth/test")
-        .with_key(&revoked)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&revoked).await.assert(200);
     app.delete(&format!("/v1/api-keys/{revoked_id}"))
         .owner()
         .send()
         .await
         .assert(204);
-    app.get("/v1/auth/test")
-        .with_key(&revoked)
-        .send()
+    app.auth_test(&revoked)
         .await
         .assert_problem(401, "invalid_api_key");
 
     let (inactive_id, inactive) = app
         .create_key(json!({"name": "i", "roles": ["viewer"]}))
         .await;
-    app.get("/v1/auth/test")
-        .with_key(&inactive)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&inactive).await.assert(200);
     app.patch(&format!("/v1/api-keys/{inactive_id}"))
         .owner()
         .json(&json!({"active": false}))
         .send()
         .await
         .assert(200);
-    app.get("/v1/auth/test")
-        .with_key(&inactive)
-        .send()
+    app.auth_test(&inactive)
         .await
         .assert_problem(401, "api_key_inactive");
 
@@ -156,15 +138,9 @@ async fn revoked_inactive_and_expired_keys_are_refused() {
     let (_, expiring) = app
         .create_key(json!({"name": "e", "roles": ["viewer"], "expiresAt": expires.to_rfc3339()}))
         .await;
-    app.get("/v1/auth/test")
-        .with_key(&expiring)
-        .send()
-        .await
-        .assert(200);
+    app.auth_test(&expiring).await.assert(200);
     app.clock.advance_ms(3_600_000);
-    app.get("/v1/auth/test")
-        .with_key(&expiring)
-        .send()
+    app.auth_test(&expiring)
         .await
         .assert_problem(401, "api_key_expired");
 }
@@ -351,16 +327,14 @@ async fn usage_is_recorded_in_memory_and_flushed_in_batches() {
 async fn a_deleted_store_database_row_means_its_keys_fail() {
     let db = Arc::new(TestDb::new().await);
     let app = TestApp::on_db(db, &[]).await;
-    app.get("/v1/auth/test").owner().send().await.assert(200);
+    app.auth_test(&app.owner_key).await.assert(200);
     sqlx::query("delete from stores where id = $1")
         .bind(app.store_id)
         .execute(app.pool())
         .await
         .unwrap();
     app.state.verifier.cache.invalidate_all();
-    app.get("/v1/auth/test")
-        .owner()
-        .send()
+    app.auth_test(&app.owner_key)
         .await
         .assert_problem(401, "invalid_api_key");
 }

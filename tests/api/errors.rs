@@ -99,7 +99,7 @@ async fn request_ids_are_echoed_when_sane_and_replaced_otherwise() {
 async fn database_failures_do_not_leak_details() {
     let app = TestApp::new().await;
     // Cache the key first, so authentication still passes once the database is gone.
-    app.get("/v1/auth/test").owner().send().await.assert(200);
+    app.auth_test(&app.owner_key).await.assert(200);
     app.pool().close().await;
     let res = app.get("/v1/api-keys").owner().send().await;
     assert!(res.status.is_server_error(), "{}", res.status);

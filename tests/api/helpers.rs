@@ -8,7 +8,6 @@ use axum::Router;
 use http_body_util::BodyExt;
 use printfarm::app::{router, AppState};
 use printfarm::auth::digest::Pepper;
-use printfarm::auth::issue::{issue, KeySpec};
 use printfarm::auth::key_format::KeyEnv;
 use printfarm::config::Config;
 use printfarm::ids::StoreId;
@@ -236,6 +235,11 @@ impl TestApp {
         )
     }
 
+    /// `GET /v1/auth/test` with `key` for this app's store: the cheapest authenticated call.
+    pub async fn auth_test(&self, key: &str) -> Resp {
+        self.get("/v1/auth/test").with_key(key).send().await
+    }
+
     /// A key holding exactly these roles and permissions.
     pub async fn key_with(&self, roles: &[&str], permissions: &[&str]) -> String {
         self.create_key(
@@ -247,30 +251,18 @@ impl TestApp {
 }
 
 pub async fn new_tenant(pool: &PgPool, name: &str, managed_by: Option<&str>) -> Tenant {
-    let store = printfarm::db::stores::insert(pool, StoreId::new(), name)
-        .await
-        .unwrap();
-    let (_, key) = issue(
+    let issued = printfarm::cli::create_store_with_owner(
         pool,
         &Pepper::new(TEST_PEPPER),
         KeyEnv::Test,
-        KeySpec {
-            store_id: store.id,
-            name: "Owner",
-            full_access: true,
-            roles: &[],
-            permissions: &[],
-            ip_allowlist: &[],
-            expires_at: None,
-            managed_by,
-            created_by: None,
-        },
+        name,
+        managed_by,
     )
     .await
     .unwrap();
     Tenant {
-        store_id: store.id,
-        key: key.expose().to_owned(),
+        store_id: issued.store_id,
+        key: issued.key,
     }
 }
 

@@ -20,8 +20,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn metrics_count_requests_auth_failures_and_rejections() {
     let app = TestApp::with_config(&[("PF_RATE_LIMIT_PER_MINUTE", "1")]).await;
-    app.get("/v1/auth/test").owner().send().await.assert(200);
-    app.get("/v1/auth/test").owner().send().await.assert(429);
+    app.auth_test(&app.owner_key).await.assert(200);
+    app.auth_test(&app.owner_key).await.assert(429);
     app.get("/v1/auth/test")
         .with_key("bad")
         .send()

@@ -23,7 +23,7 @@ async fn redis_app(db: Arc<TestDb>, prefix: &str) -> TestApp {
 
 async fn sixty_then_refused(app: &TestApp) {
     for i in 0..60 {
-        let res = app.get("/v1/auth/test").owner().send().await;
+        let res = app.auth_test(&app.owner_key).await;
         res.assert(200);
         assert_eq!(
             res.header("x-ratelimit-remaining"),
@@ -32,7 +32,7 @@ async fn sixty_then_refused(app: &TestApp) {
         app.clock.advance_ms(100);
     }
     // 6 s have passed since the first request, which frees its slot 54 s from now.
-    let res = app.get("/v1/auth/test").owner().send().await;
+    let res = app.auth_test(&app.owner_key).await;
     res.assert_problem(429, "rate_limit_exceeded");
     assert_eq!(res.header("retry-after"), Some("54"));
     assert_eq!(res.header("x-ratelimit-remaining"), Some("0"));
@@ -47,17 +47,17 @@ async fn exactly_sixty_requests_a_minute_then_429_with_retry_after() {
 async fn window_slides(app: &TestApp) {
     // One request per second for a minute fills the window.
     for _ in 0..60 {
-        app.get("/v1/auth/test").owner().send().await.assert(200);
+        app.auth_test(&app.owner_key).await.assert(200);
         app.clock.advance_ms(1_000);
     }
     // Now, at t=60 s, the first request has aged out: exactly one more fits.
-    app.get("/v1/auth/test").owner().send().await.assert(200);
-    app.get("/v1/auth/test").owner().send().await.assert(429);
+    app.auth_test(&app.owner_key).await.assert(200);
+    app.auth_test(&app.owner_key).await.assert(429);
     // Each further second frees exactly one slot, not a whole window at a boundary.
     for _ in 0..5 {
         app.clock.advance_ms(1_000);
-        app.get("/v1/auth/test").owner().send().await.assert(200);
-        let refused = app.get("/v1/auth/test").owner().send().await;
+        app.auth_test(&app.owner_key).await.assert(200);
+        let refused = app.auth_test(&app.owner_key).await;
         refused.assert(429);
         assert_eq!(refused.header("retry-after"), Some("1"));
     }
@@ -75,13 +75,13 @@ async fn the_hour_window_binds_independently() {
     // 30 a minute never reaches the minute limit; after 20 minutes the hour's 600 are spent.
     for _ in 0..20 {
         for _ in 0..30 {
-            app.get("/v1/auth/test").owner().send().await.assert(200);
+            app.auth_test(&app.owner_key).await.assert(200);
             app.clock.advance_ms(1_000);
         }
         app.clock.advance_ms(30_000);
     }
     app.clock.advance_ms(60_000); // the minute window is now empty; only the hour binds
-    let res = app.get("/v1/auth/test").owner().send().await;
+    let res = app.auth_test(&app.owner_key).await;
     res.assert_problem(429, "rate_limit_exceeded");
     let rate_limit = res.header("ratelimit").unwrap();
     assert!(rate_limit.starts_with("\"minute\";r=60;"), "{rate_limit}");
@@ -95,17 +95,17 @@ async fn the_hour_window_binds_independently() {
 async fn a_429_consumes_nothing() {
     let app = TestApp::new().await;
     for _ in 0..60 {
-        app.get("/v1/auth/test").owner().send().await.assert(200);
+        app.auth_test(&app.owner_key).await.assert(200);
     }
     for _ in 0..100 {
-        app.get("/v1/auth/test").owner().send().await.assert(429);
+        app.auth_test(&app.owner_key).await.assert(429);
     }
     // Had the refusals counted, the window would still be full a minute later.
     app.clock.advance_ms(60_000);
     for _ in 0..60 {
-        app.get("/v1/auth/test").owner().send().await.assert(200);
+        app.auth_test(&app.owner_key).await.assert(200);
     }
-    let res = app.get("/v1/auth/test").owner().send().await;
+    let res = app.auth_test(&app.owner_key).await;
     let hour = res.header("ratelimit").unwrap();
     assert!(hour.contains("\"hour\";r=480;"), "{hour}");
 }
@@ -115,7 +115,7 @@ async fn every_authenticated_response_carries_the_headers() {
     let app = TestApp::new().await;
     let viewer = app.key_with(&["viewer"], &[]).await;
     for res in [
-        app.get("/v1/auth/test").owner().send().await,
+        app.auth_test(&app.owner_key).await,
         app.get("/v1/api-keys").with_key(&viewer).send().await,
         app.get(&format!("/v1/api-keys/{}", uuid::Uuid::now_v7()))
             .owner()
@@ -139,7 +139,7 @@ async fn every_authenticated_response_carries_the_headers() {
         }
     }
     // Each key has its own windows.
-    let res = app.get("/v1/auth/test").with_key(&viewer).send().await;
+    let res = app.auth_test(&viewer).await;
     assert_eq!(res.header("x-ratelimit-remaining"), Some("58"));
 }
 
@@ -150,22 +150,22 @@ async fn operator_overrides_per_store_and_per_key_apply() {
         .await
         .unwrap();
     app.state.verifier.cache.invalidate_all();
-    let res = app.get("/v1/auth/test").owner().send().await;
+    let res = app.auth_test(&app.owner_key).await;
     assert_eq!(
         res.header("ratelimit-policy"),
         Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600")
     );
     for _ in 0..4 {
-        app.get("/v1/auth/test").owner().send().await.assert(200);
+        app.auth_test(&app.owner_key).await.assert(200);
     }
-    app.get("/v1/auth/test").owner().send().await.assert(429);
+    app.auth_test(&app.owner_key).await.assert(429);
 
     let key_id = &app.owner_key[..24];
     printfarm::db::api_keys::set_rate_limits(app.pool(), key_id, Some(1000), None)
         .await
         .unwrap();
     app.state.verifier.cache.invalidate_all();
-    let res = app.get("/v1/auth/test").owner().send().await;
+    let res = app.auth_test(&app.owner_key).await;
     res.assert(200);
     assert_eq!(
         res.header("ratelimit-policy"),

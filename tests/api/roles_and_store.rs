@@ -143,7 +143,7 @@ async fn renaming_the_store_needs_organization_edit_and_a_valid_name() {
     // through NOTIFY; here we drop it by hand since no listener runs in this test).
     app.state.verifier.cache.invalidate_all();
     assert_eq!(
-        app.get("/v1/auth/test").owner().send().await.json()["storeName"],
+        app.auth_test(&app.owner_key).await.json()["storeName"],
         "Renamed Farm"
     );
 }
