@@ -131,6 +131,37 @@ impl Serialize for Permission {
     }
 }
 
+/// In the OpenAPI document a permission is a string enum, so SDKs and fuzzers know the names.
+impl utoipa::PartialSchema for Permission {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(
+            Permission::ALL.iter().map(|p| p.as_str()),
+            "A permission name",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Permission {}
+
+impl utoipa::PartialSchema for Role {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(Role::ALL.iter().map(|r| r.id()), "A built-in role id")
+    }
+}
+
+impl utoipa::ToSchema for Role {}
+
+fn string_enum<'a>(
+    values: impl Iterator<Item = &'a str>,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values.collect::<Vec<_>>()))
+        .description(Some(description))
+        .into()
+}
+
 /// A set of permissions as a bit set: checks on the hot path are one AND.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PermissionSet(u128);

@@ -6,9 +6,9 @@ use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::key_cache::effective_permissions;
-use crate::auth::{key_format, Caller, Permission, PermissionSet};
+use crate::auth::{key_format, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -47,8 +47,10 @@ pub struct ApiKey {
     #[schema(example = "custom")]
     pub r#type: &'static str,
     /// Built-in role ids.
+    #[schema(value_type = Vec<Role>)]
     pub roles: Vec<String>,
     /// Permissions granted directly, besides those of the roles.
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
     /// Addresses and CIDR ranges the key may be used from; empty = anywhere.
     pub ip_allowlist: Vec<String>,
@@ -89,6 +91,7 @@ pub struct CurrentApiKey {
     #[serde(flatten)]
     pub api_key: ApiKey,
     /// Direct permissions plus those of every role (every permission for Full Access).
+    #[schema(value_type = Vec<Permission>)]
     pub effective_permissions: Vec<String>,
 }
 
@@ -104,31 +107,51 @@ pub struct AuthTest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// 1–100 characters.
+    /// 1–100 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// A key with every permission; only the Store Owner (or a Full Access key) may create one.
     #[serde(default)]
     pub full_access: bool,
     /// Built-in role ids (see `GET /v1/roles`).
     #[serde(default)]
+    #[schema(value_type = Vec<Role>)]
     pub roles: Vec<String>,
     /// Permission names (see `GET /v1/permissions/types`).
     #[serde(default)]
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
     /// Up to 100 IPv4/IPv6 addresses or CIDR ranges; empty = any address.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub ip_allowlist: Vec<String>,
-    /// When the key stops working; must be in the future.
+    /// When the key stops working. Must be in the future: a past time is `422`.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateApiKey {
+    /// 1–100 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     pub active: Option<bool>,
+    /// Replaces the roles. A Full Access key takes none.
+    #[schema(value_type = Option<Vec<Role>>)]
     pub roles: Option<Vec<String>>,
+    /// Replaces the direct permissions. A Full Access key takes none.
+    #[schema(value_type = Option<Vec<Permission>>)]
     pub permissions: Option<Vec<String>>,
+    /// Replaces the allowlist (up to 100 entries; empty = any address).
+    #[schema(max_items = 100)]
     pub ip_allowlist: Option<Vec<String>>,
 }
 
@@ -343,9 +366,11 @@ pub async fn get_api_key(
 /// Change a key's name, active flag, roles, permissions or IP allowlist.
 ///
 /// Required permission: `apiKey.edit`. Managed keys answer `403 managed_key`; keys holding
-/// permissions the caller lacks, and grants beyond the caller's own, `403 privilege_escalation`.
+/// permissions the caller lacks, and grants beyond the caller's own, `403 privilege_escalation`;
+/// roles or permissions for a Full Access key, `409 conflict`.
 #[utoipa::path(patch, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath), request_body = UpdateApiKey,
-    responses((status = 200, description = "The updated key", body = ApiKey)))]
+    responses((status = 200, description = "The updated key", body = ApiKey),
+        (status = 409, description = "Roles or permissions for a Full Access key", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -374,16 +399,12 @@ pub async fn update_api_key(
 
     let row = load(&state, &caller, path.id).await?;
     ensure_can_change(&caller, &row)?;
-    if row.full_access && (changes.roles.is_some() || changes.permissions.is_some()) {
-        let pointer = if changes.roles.is_some() {
-            "/roles"
-        } else {
-            "/permissions"
-        };
-        return Err(ApiError::invalid(
-            pointer,
-            "conflict",
-            "a Full Access key takes no roles or permissions",
+    // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
+    let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
+    if row.full_access && (grants(&changes.roles) || grants(&changes.permissions)) {
+        return Err(ApiError::Conflict(
+            "a Full Access key already holds every permission; it takes no roles or permissions"
+                .to_owned(),
         ));
     }
     let roles = changes.roles.as_ref().unwrap_or(&row.roles);

@@ -20,7 +20,8 @@ impl Errors {
         }
     }
 
-    /// A trimmed, non-empty name of at most `max` characters.
+    /// A trimmed, non-empty name of at most `max` characters without control characters
+    /// (request types document the same rule as a `pattern`).
     pub fn name(&mut self, pointer: &str, value: &str, max: usize) -> String {
         let trimmed = value.trim();
         if trimmed.is_empty() {

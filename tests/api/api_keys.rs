@@ -362,6 +362,27 @@ async fn only_the_store_owner_creates_full_access_keys() {
 }
 
 #[tokio::test]
+async fn a_full_access_key_takes_no_roles_but_empty_lists_are_fine() {
+    let app = TestApp::new().await;
+    let current = app.get("/v1/api-keys/current").owner().send().await.json();
+    let path = format!("/v1/api-keys/{}", current["id"].as_str().unwrap());
+    app.patch(&path)
+        .owner()
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    let res = app
+        .patch(&path)
+        .owner()
+        .json(&json!({"roles": [], "permissions": [], "name": "Owner key"}))
+        .send()
+        .await;
+    res.assert(200);
+    assert_eq!(res.json()["type"], "full_access");
+}
+
+#[tokio::test]
 async fn managed_keys_cannot_be_changed_through_the_api() {
     let app = TestApp::new().await;
     let managed = new_tenant(app.pool(), "Managed", Some("terraform")).await;
