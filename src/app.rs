@@ -108,13 +108,19 @@ impl AppState {
         let state = self.clone();
         let token = shutdown.clone();
         tracker.spawn(async move {
+            let mut ticks: u64 = 0;
             loop {
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => {
-                        state.rate_limiter.purge_idle();
-                        state.auth_failures.purge();
-                    }
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                ticks += 1;
+                // The recorder buffers every histogram sample until drained; without this,
+                // memory grows with traffic whenever nobody scrapes /metrics.
+                state.metrics.run_upkeep();
+                if ticks % 6 == 0 {
+                    state.rate_limiter.purge_idle();
+                    state.auth_failures.purge();
                 }
             }
         });
