@@ -58,10 +58,10 @@ create trigger api_keys_changed
 create trigger api_keys_deleted
     after delete on api_keys for each row execute function notify_api_key_change();
 
--- A store's name and limits are cached with its keys: '*' drops the whole cache.
+-- A store's name and limits are cached with its keys: 'store:<id>' drops that store's keys.
 create function notify_store_change() returns trigger language plpgsql as $$
 begin
-    perform pg_notify('pf_key_changes', '*');
+    perform pg_notify('pf_key_changes', 'store:' || coalesce(old.id, new.id));
     return null;
 end;
 $$;

@@ -191,14 +191,7 @@ pub fn router(state: AppState) -> Router {
 
 /// `printfarm serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.uses_dev_pepper() {
-        if config.is_production() {
-            anyhow::bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
-        }
-        tracing::warn!(
-            "PF_KEY_PEPPER is not set: using the development pepper (never do this in production)"
-        );
-    }
+    config.check_pepper()?;
     let pool = crate::db::connect(&config.database_url).await?;
     if config.auto_migrate {
         crate::db::migrate(&pool).await?;

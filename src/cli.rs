@@ -4,9 +4,10 @@
 use crate::auth::digest::Pepper;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::key_format::{self, KeyEnv};
-use crate::auth::{Permission, Role};
 use crate::config::Config;
 use crate::db;
+use crate::error::ApiError;
+use crate::http::validate::Errors;
 use crate::ids::StoreId;
 use anyhow::{bail, Context};
 use sqlx::PgPool;
@@ -20,11 +21,7 @@ async fn pool(config: &Config) -> anyhow::Result<PgPool> {
 }
 
 fn pepper(config: &Config) -> anyhow::Result<Pepper> {
-    if config.uses_dev_pepper() && config.is_production() {
-        bail!(
-            "PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production"
-        );
-    }
+    config.check_pepper()?;
     Ok(Pepper::new(config.key_pepper.as_bytes()))
 }
 
@@ -35,12 +32,25 @@ pub struct Issued {
     pub key_id: String,
 }
 
+/// The `--json` form: exactly `{"storeId": "...", "apiKey": "..."}`, in that order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedJson<'a> {
+    store_id: StoreId,
+    api_key: &'a str,
+}
+
+pub fn issued_json(issued: &Issued) -> String {
+    serde_json::to_string(&IssuedJson {
+        store_id: issued.store_id,
+        api_key: &issued.key,
+    })
+    .unwrap_or_default()
+}
+
 pub fn print_issued(issued: &Issued, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "storeId": issued.store_id, "apiKey": issued.key })
-        );
+        println!("{}", issued_json(issued));
     } else {
         println!("store id: {}", issued.store_id);
         println!("key id:   {}", issued.key_id);
@@ -110,20 +120,19 @@ pub struct KeyRequest<'a> {
 
 /// `printfarm keys create`: a key for an existing store, optionally managed.
 pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<Issued> {
-    if req.name.trim().is_empty() || req.name.chars().count() > 100 {
-        bail!("--name must be 1 to 100 characters");
+    // The same rules as the API, reported as one message.
+    let mut errors = Errors::default();
+    let name = errors.name("--name", req.name, 100);
+    let roles = errors.roles("--role", req.roles);
+    let permissions = errors.permissions("--permission", req.permissions);
+    if let Err(ApiError::Validation(problems)) = errors.finish() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.pointer, p.message))
+            .collect();
+        bail!("{}", lines.join("; "));
     }
-    if let Some(bad) = req.roles.iter().find(|r| Role::parse(r).is_none()) {
-        bail!("unknown role {bad:?}; roles are store_owner, admin, operator, viewer, part_manager");
-    }
-    if let Some(bad) = req
-        .permissions
-        .iter()
-        .find(|p| Permission::parse(p).is_none())
-    {
-        bail!("unknown permission {bad:?}");
-    }
-    if req.full_access && !(req.roles.is_empty() && req.permissions.is_empty()) {
+    if req.full_access && !(roles.is_empty() && permissions.is_empty()) {
         bail!("--full-access takes no --role or --permission");
     }
     let pool = pool(config).await?;
@@ -137,10 +146,10 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
         config.key_env,
         KeySpec {
             store_id: req.store_id,
-            name: req.name.trim(),
+            name: &name,
             full_access: req.full_access,
-            roles: req.roles,
-            permissions: req.permissions,
+            roles: &roles,
+            permissions: &permissions,
             ip_allowlist: &[],
             expires_at: None,
             managed_by: req.managed_by,
@@ -195,4 +204,26 @@ pub async fn set_limits(
         bail!("no such store or key");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_output_has_store_id_first() {
+        let issued = Issued {
+            store_id: StoreId::new(),
+            key: "pf_live_x".into(),
+            key_id: "pf_live_".into(),
+        };
+        let json = issued_json(&issued);
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"storeId":"{}","apiKey":"pf_live_x"}}"#,
+                issued.store_id
+            )
+        );
+    }
 }

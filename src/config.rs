@@ -92,14 +92,24 @@ impl Config {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let quota = Quota {
-            per_minute: number("PF_RATE_LIMIT_PER_MINUTE", 60)? as u32,
-            per_hour: number("PF_RATE_LIMIT_PER_HOUR", 600)? as u32,
+            per_minute: u32::try_from(number("PF_RATE_LIMIT_PER_MINUTE", 60)?)
+                .context("PF_RATE_LIMIT_PER_MINUTE is too large")?,
+            per_hour: u32::try_from(number("PF_RATE_LIMIT_PER_HOUR", 600)?)
+                .context("PF_RATE_LIMIT_PER_HOUR is too large")?,
         };
         if quota.per_minute == 0 || quota.per_hour == 0 {
             bail!("PF_RATE_LIMIT_PER_MINUTE and PF_RATE_LIMIT_PER_HOUR must be at least 1");
         }
+        let environment = parse("PF_ENV", "development");
+        if !matches!(environment.as_str(), "development" | "production") {
+            bail!("PF_ENV must be development or production, got {environment:?}");
+        }
+        let small = |name: &str, default: u32| -> anyhow::Result<u32> {
+            u32::try_from(number(name, u64::from(default))?)
+                .with_context(|| format!("{name} is too large"))
+        };
         Ok(Config {
-            environment: parse("PF_ENV", "development"),
+            environment,
             database_url: parse("DATABASE_URL", DEFAULT_DATABASE_URL),
             listen_addr: listen
                 .parse()
@@ -109,11 +119,12 @@ impl Config {
             key_pepper: parse("PF_KEY_PEPPER", DEV_PEPPER),
             trusted_proxies,
             default_quota: quota,
-            auth_failures_per_minute: (number("PF_AUTH_FAILURES_PER_MINUTE", 30)? as u32).max(1),
+            auth_failures_per_minute: small("PF_AUTH_FAILURES_PER_MINUTE", 30)?.max(1),
             redis_url: get("PF_REDIS_URL"),
             redis_prefix: parse("PF_REDIS_PREFIX", "printfarm"),
             request_timeout: Duration::from_secs(number("PF_REQUEST_TIMEOUT_SECS", 30)?.max(1)),
-            body_limit_bytes: number("PF_BODY_LIMIT_BYTES", 1024 * 1024)? as usize,
+            body_limit_bytes: usize::try_from(number("PF_BODY_LIMIT_BYTES", 1024 * 1024)?)
+                .context("PF_BODY_LIMIT_BYTES is too large")?,
             key_cache_ttl: Duration::from_secs(number("PF_KEY_CACHE_TTL_SECS", 60)?.max(1)),
             key_cache_capacity: number("PF_KEY_CACHE_CAPACITY", 100_000)?.max(1),
             usage_flush_interval: Duration::from_secs(number("PF_USAGE_FLUSH_SECS", 10)?.max(1)),
@@ -128,6 +139,17 @@ impl Config {
 
     pub fn uses_dev_pepper(&self) -> bool {
         self.key_pepper == DEV_PEPPER
+    }
+
+    /// Refuses the development pepper in production; warns about it elsewhere.
+    pub fn check_pepper(&self) -> anyhow::Result<()> {
+        if self.uses_dev_pepper() {
+            if self.is_production() {
+                bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
+            }
+            tracing::warn!("PF_KEY_PEPPER is not set: using the development pepper (never do this in production)");
+        }
+        Ok(())
     }
 }
 
@@ -178,6 +200,26 @@ mod tests {
         assert!(format!("{err:#}").contains("PF_TRUSTED_PROXIES"));
         let err = config(&[("PF_LISTEN_ADDR", "nowhere")]).unwrap_err();
         assert!(format!("{err:#}").contains("PF_LISTEN_ADDR"));
+    }
+
+    #[test]
+    fn production_refuses_the_development_pepper() {
+        assert!(config(&[("PF_ENV", "production")])
+            .unwrap()
+            .check_pepper()
+            .is_err());
+        assert!(
+            config(&[("PF_ENV", "production"), ("PF_KEY_PEPPER", "s3cret")])
+                .unwrap()
+                .check_pepper()
+                .is_ok()
+        );
+        assert!(config(&[]).unwrap().check_pepper().is_ok());
+        assert!(
+            config(&[("PF_ENV", "prod")]).is_err(),
+            "a misspelt environment is an error"
+        );
+        assert!(config(&[("PF_RATE_LIMIT_PER_MINUTE", "4294967297")]).is_err());
     }
 
     #[test]

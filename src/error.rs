@@ -66,8 +66,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request is invalid")]
     Validation(Vec<FieldError>),
-    #[error("the request body is larger than {0} bytes")]
-    PayloadTooLarge(usize),
+    /// The limit in bytes, when known.
+    #[error("the request body is too large")]
+    PayloadTooLarge(Option<usize>),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
     #[error("rate limit exceeded")]
@@ -178,6 +179,9 @@ impl ApiError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            ApiError::PayloadTooLarge(Some(limit)) => {
+                format!("the request body is larger than {limit} bytes")
+            }
             ApiError::Internal(_) => {
                 "an unexpected error occurred; quote the request id when reporting it".to_owned()
             }

@@ -6,7 +6,10 @@ use crate::error::ApiError;
 use crate::ids::{ApiKeyId, StoreId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -21,6 +24,9 @@ pub struct Caller {
     pub client_ip: IpAddr,
     /// The rate limits that apply to this key (key override, else store, else deployment).
     pub quota: crate::rate_limit::Quota,
+    /// Where the calling key may be used from (empty = anywhere).
+    pub ip_allowlist: Arc<[IpNet]>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Caller {
@@ -33,9 +39,10 @@ impl Caller {
         }
     }
 
-    /// The Store Owner, or a Full Access key acting for them.
-    pub fn is_owner(&self) -> bool {
-        self.full_access || self.permissions.contains(Permission::OrganizationOwner)
+    /// The Store Owner (a Full Access key, or one holding every permission): the only callers
+    /// who may create or change Full Access keys.
+    pub fn holds_everything(&self) -> bool {
+        self.permissions.is_superset_of(PermissionSet::all())
     }
 
     /// Refuses to hand out (or take control of) permissions the caller does not hold.
@@ -52,6 +59,36 @@ impl Caller {
                 .collect::<Vec<_>>()
                 .join(", ")
         )))
+    }
+
+    /// A caller restricted to some addresses can only hand out access from within them.
+    pub fn ensure_can_allow(&self, allowlist: &[IpNet]) -> Result<(), ApiError> {
+        if self.ip_allowlist.is_empty() {
+            return Ok(());
+        }
+        let inside = |net: &IpNet| self.ip_allowlist.iter().any(|mine| mine.contains(net));
+        if !allowlist.is_empty() && allowlist.iter().all(inside) {
+            return Ok(());
+        }
+        Err(ApiError::PrivilegeEscalation(
+            "a key limited to some addresses cannot grant access from others: the allowlist must lie within yours".to_owned(),
+        ))
+    }
+
+    /// A key that expires cannot create one that outlives it; without a requested expiry the
+    /// new key inherits the caller's.
+    pub fn cap_expiry(
+        &self,
+        requested: Option<DateTime<Utc>>,
+    ) -> Result<Option<DateTime<Utc>>, ApiError> {
+        match (self.expires_at, requested) {
+            (None, requested) => Ok(requested),
+            (Some(mine), None) => Ok(Some(mine)),
+            (Some(mine), Some(at)) if at <= mine => Ok(Some(at)),
+            (Some(_), Some(_)) => Err(ApiError::PrivilegeEscalation(
+                "a key cannot create a key that outlives it".to_owned(),
+            )),
+        }
     }
 }
 

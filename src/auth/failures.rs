@@ -1,21 +1,29 @@
-//! The failed-authentication guard: a token bucket per client IP (`governor`), consulted before
-//! any database access. Once an IP runs dry it is refused outright until its bucket refills.
+//! The failed-authentication guard: a token bucket per client address (`governor`), consulted
+//! before any database access. Once an address runs dry it is refused outright until its bucket
+//! refills. IPv6 clients are grouped by /64, the block one subscriber usually holds.
 
+use crate::rate_limit::secs_ceil;
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Above this many tracked addresses, stale ones are purged at once rather than on the timer.
+/// The most addresses tracked at once. Past it, stale entries are purged (at most once a
+/// second); if the table is still full, unknown addresses are refused until it drains.
 const MAX_TRACKED: usize = 100_000;
+/// When the table is full, how long a new address is told to wait.
+const FULL_TABLE_WAIT_SECS: u64 = 10;
 
 pub struct AuthFailureGuard {
     limiter: RateLimiter<IpAddr, DashMapStateStore<IpAddr>, DefaultClock>,
     blocked_until: DashMap<IpAddr, Instant>,
     clock: DefaultClock,
+    started: Instant,
+    last_purge_ms: AtomicU64,
 }
 
 impl AuthFailureGuard {
@@ -25,15 +33,18 @@ impl AuthFailureGuard {
             limiter: RateLimiter::dashmap(Quota::per_minute(n)),
             blocked_until: DashMap::new(),
             clock: DefaultClock::default(),
+            started: Instant::now(),
+            last_purge_ms: AtomicU64::new(0),
         }
     }
 
     /// Seconds the address must still wait, if it is blocked.
     pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let ip = bucket(ip);
         let until = *self.blocked_until.get(&ip)?;
         let now = Instant::now();
         if until > now {
-            Some(secs_ceil(until - now))
+            Some(wait_secs(until - now))
         } else {
             self.blocked_until.remove(&ip);
             None
@@ -42,22 +53,36 @@ impl AuthFailureGuard {
 
     /// Counts one failure; returns the wait if this failure exhausted the address's budget.
     pub fn record_failure(&self, ip: IpAddr) -> Option<u64> {
-        if self.limiter.len() > MAX_TRACKED {
-            self.purge();
+        let ip = bucket(ip);
+        if self.limiter.len() >= MAX_TRACKED && self.purge_throttled() >= MAX_TRACKED {
+            return Some(FULL_TABLE_WAIT_SECS);
         }
         match self.limiter.check_key(&ip) {
             Ok(()) => None,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
-                if self.blocked_until.len() < MAX_TRACKED {
-                    self.blocked_until.insert(ip, Instant::now() + wait);
-                }
-                Some(secs_ceil(wait))
+                self.blocked_until.insert(ip, Instant::now() + wait);
+                Some(wait_secs(wait))
             }
         }
     }
 
-    /// Forgets addresses whose buckets are full again.
+    /// Purges unless a purge ran in the last second; returns how many addresses remain.
+    fn purge_throttled(&self) -> usize {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let last = self.last_purge_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= 1_000
+            && self
+                .last_purge_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.purge();
+        }
+        self.limiter.len()
+    }
+
+    /// Forgets addresses whose buckets are full again and blocks that have ended.
     pub fn purge(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
@@ -70,8 +95,19 @@ impl AuthFailureGuard {
     }
 }
 
-fn secs_ceil(d: Duration) -> u64 {
-    d.as_millis().div_ceil(1000).max(1) as u64
+/// The unit an address is limited as: itself for IPv4, its /64 for IPv6.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match crate::net::normalize(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn wait_secs(d: Duration) -> u64 {
+    secs_ceil(d.as_millis() as u64).max(1)
 }
 
 #[cfg(test)]
@@ -93,5 +129,21 @@ mod tests {
         assert!((1..=20).contains(&wait));
         assert!(guard.blocked(bad).is_some());
         assert_eq!(guard.blocked(other), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_64_share_a_bucket() {
+        let guard = AuthFailureGuard::new(2);
+        for host in 1..=2 {
+            let ip: IpAddr = format!("2001:db8:1:2::{host}").parse().unwrap();
+            assert_eq!(guard.record_failure(ip), None);
+        }
+        assert!(guard
+            .record_failure("2001:db8:1:2::99".parse().unwrap())
+            .is_some());
+        assert!(guard
+            .blocked("2001:db8:1:2:ffff::1".parse().unwrap())
+            .is_some());
+        assert_eq!(guard.blocked("2001:db8:1:3::1".parse().unwrap()), None);
     }
 }

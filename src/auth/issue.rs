@@ -27,16 +27,12 @@ pub async fn issue(
     spec: KeySpec<'_>,
 ) -> sqlx::Result<(ApiKeyRow, PlaintextKey)> {
     let plaintext = key_format::generate(env);
-    // The generated key always parses; its id is the part before the secret.
-    let key_id = key_format::parse(plaintext.expose())
-        .map(|p| p.key_id.to_owned())
-        .unwrap_or_default();
     let row = db::insert(
         db,
         NewApiKey {
             id: ApiKeyId::new(),
             store_id: spec.store_id,
-            key_id: &key_id,
+            key_id: plaintext.key_id(),
             name: spec.name,
             digest: &pepper.digest(plaintext.expose()),
             full_access: spec.full_access,

@@ -1,7 +1,7 @@
 //! Verified-key cache: a key's record is read from Postgres once and then served from memory.
 //! Every replica listens on `pf_key_changes` and drops what changed; a TTL is the backstop.
 
-use super::permissions::{Permission, PermissionSet, Role};
+use super::permissions::{self, PermissionSet};
 use crate::db::api_keys::AuthRow;
 use crate::ids::{ApiKeyId, StoreId};
 use crate::rate_limit::Quota;
@@ -10,14 +10,14 @@ use ipnet::IpNet;
 use moka::future::Cache;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const CHANNEL: &str = "pf_key_changes";
 
-/// What verification needs of a key, precomputed once per load.
-#[derive(Debug)]
+/// What verification needs of a key, precomputed once per load. (No `Debug`: it holds digests.)
 pub struct CachedKey {
     pub id: ApiKeyId,
     pub store_id: StoreId,
@@ -28,7 +28,9 @@ pub struct CachedKey {
     pub previous_valid_until: Option<DateTime<Utc>>,
     pub full_access: bool,
     pub permissions: PermissionSet,
-    pub ip_allowlist: Vec<IpNet>,
+    pub ip_allowlist: Arc<[IpNet]>,
+    /// A stored allowlist entry no longer parses: refuse every address rather than allow all.
+    pub allowlist_unreadable: bool,
     pub active: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub quota: Quota,
@@ -37,31 +39,25 @@ pub struct CachedKey {
 impl CachedKey {
     pub fn from_row(row: AuthRow, default_quota: Quota) -> Self {
         let key = row.key;
-        let permissions = effective_permissions(key.full_access, &key.roles, &key.permissions);
-        // Entries were validated on the way in; one that no longer parses is dropped, not fatal.
-        let ip_allowlist = key
+        let parsed: Vec<Option<IpNet>> = key
             .ip_allowlist
             .iter()
-            .filter_map(|s| crate::net::parse_cidr(s))
+            .map(|s| crate::net::parse_cidr(s))
             .collect();
-        let pick = |key: Option<i32>, store: Option<i32>, default: u32| {
-            key.or(store)
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(default)
-        };
+        let allowlist_unreadable = parsed.iter().any(Option::is_none);
+        if allowlist_unreadable {
+            tracing::error!(key.id = %key.key_id, "stored IP allowlist does not parse; refusing the key everywhere");
+        }
         Self {
-            quota: Quota {
-                per_minute: pick(
-                    key.rate_limit_per_minute,
+            permissions: permissions::effective(key.full_access, &key.roles, &key.permissions),
+            ip_allowlist: parsed.into_iter().flatten().collect(),
+            allowlist_unreadable,
+            quota: default_quota
+                .overridden(
                     row.store_rate_limit_per_minute,
-                    default_quota.per_minute,
-                ),
-                per_hour: pick(
-                    key.rate_limit_per_hour,
                     row.store_rate_limit_per_hour,
-                    default_quota.per_hour,
-                ),
-            },
+                )
+                .overridden(key.rate_limit_per_minute, key.rate_limit_per_hour),
             id: key.id,
             store_id: key.store_id,
             store_name: row.store_name,
@@ -70,39 +66,17 @@ impl CachedKey {
             previous_digest: key.previous_digest,
             previous_valid_until: key.previous_valid_until,
             full_access: key.full_access,
-            permissions,
-            ip_allowlist,
             active: key.active,
             expires_at: key.expires_at,
         }
     }
 }
 
-/// Direct permissions plus those of every role; everything for a Full Access key.
-pub fn effective_permissions(
-    full_access: bool,
-    roles: &[String],
-    permissions: &[String],
-) -> PermissionSet {
-    if full_access {
-        return PermissionSet::all();
-    }
-    let from_roles = roles
-        .iter()
-        .filter_map(|r| Role::parse(r))
-        .fold(PermissionSet::EMPTY, |set, role| {
-            set.union(role.permissions())
-        });
-    let direct: PermissionSet = permissions
-        .iter()
-        .filter_map(|p| Permission::parse(p))
-        .collect();
-    from_roles.union(direct)
-}
-
 #[derive(Clone)]
 pub struct KeyCache {
     inner: Cache<String, Arc<CachedKey>>,
+    /// Bumped before every invalidation, so a load that raced with one is not cached.
+    generation: Arc<AtomicU64>,
 }
 
 impl KeyCache {
@@ -111,12 +85,14 @@ impl KeyCache {
             inner: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .support_invalidation_closures()
                 .build(),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// The cached key, or the result of `load` (one load per key however many ask at once).
-    /// Unknown keys are not cached: the per-IP failure guard bounds how often they are asked.
+    /// The cached key, or the result of `load`. Unknown keys are not cached: the per-IP failure
+    /// guard bounds how often they can be asked for.
     pub async fn get_or_load<F>(
         &self,
         key_id: &str,
@@ -128,57 +104,67 @@ impl KeyCache {
         if let Some(hit) = self.inner.get(key_id).await {
             return Ok(Some(hit));
         }
-        let loaded = self
-            .inner
-            .try_get_with(key_id.to_owned(), async {
-                match load.await {
-                    Ok(Some(key)) => Ok(Arc::new(key)),
-                    Ok(None) => Err(None),
-                    Err(e) => Err(Some(e)),
-                }
-            })
-            .await;
-        match loaded {
-            Ok(key) => Ok(Some(key)),
-            Err(err) => match Arc::try_unwrap(err) {
-                Ok(None) => Ok(None),
-                Ok(Some(e)) => Err(e),
-                // Several requests waited on the same failed load; each reports it.
-                Err(shared) => match shared.as_ref() {
-                    None => Ok(None),
-                    Some(e) => Err(sqlx::Error::Protocol(format!("key lookup failed: {e}"))),
-                },
-            },
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some(key) = load.await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.inner.insert(key_id.to_owned(), key.clone()).await;
+            // An invalidation that began after the check above may have run before the insert.
+            if self.generation.load(Ordering::SeqCst) != generation {
+                self.inner.invalidate(key_id).await;
+            }
         }
+        Ok(Some(key))
     }
 
     pub async fn invalidate(&self, key_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.invalidate(key_id).await;
     }
 
+    pub fn invalidate_store(&self, store: StoreId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if self
+            .inner
+            .invalidate_entries_if(move |_, key| key.store_id == store)
+            .is_err()
+        {
+            self.inner.invalidate_all();
+        }
+    }
+
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.invalidate_all();
     }
 
-    /// Applies one notification payload: a key id, or `*` for everything.
+    /// Applies one notification payload: a key id, `store:<id>`, or `*` for everything.
     pub async fn apply_notification(&self, payload: &str) {
-        if payload == "*" {
-            self.invalidate_all();
-        } else {
-            self.invalidate(payload).await;
+        match payload.strip_prefix("store:").map(str::parse::<StoreId>) {
+            Some(Ok(store)) => self.invalidate_store(store),
+            Some(Err(_)) => self.invalidate_all(),
+            None if payload == "*" => self.invalidate_all(),
+            None => self.invalidate(payload).await,
         }
     }
 }
 
-/// Listens for key changes made by any replica (or the CLI) until `shutdown`. After a lost
-/// connection everything is dropped, since notifications may have been missed meanwhile.
+/// Listens for key changes made by any replica (or the CLI, or SQL) until `shutdown`. After a
+/// lost connection everything is dropped, since notifications may have been missed meanwhile.
 pub async fn run_invalidation_listener(pool: PgPool, cache: KeyCache, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listening.await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "key-cache listener cannot connect; retrying");
+                tracing::warn!(error = %e, "key-cache listener cannot LISTEN; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -187,10 +173,6 @@ pub async fn run_invalidation_listener(pool: PgPool, cache: KeyCache, shutdown: 
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "key-cache listener cannot LISTEN; retrying");
-            continue;
-        }
         // Anything cached before LISTEN took effect may have missed a change.
         cache.invalidate_all();
         backoff = Duration::from_millis(200);
@@ -211,5 +193,79 @@ pub async fn run_invalidation_listener(pool: PgPool, cache: KeyCache, shutdown: 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(store: StoreId) -> CachedKey {
+        CachedKey {
+            id: ApiKeyId::new(),
+            store_id: store,
+            store_name: "s".into(),
+            key_id: "pf_test_x".into(),
+            digest: vec![],
+            previous_digest: None,
+            previous_valid_until: None,
+            full_access: false,
+            permissions: PermissionSet::EMPTY,
+            ip_allowlist: Arc::from(Vec::new()),
+            allowlist_unreadable: false,
+            active: true,
+            expires_at: None,
+            quota: Quota {
+                per_minute: 1,
+                per_hour: 1,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_that_races_an_invalidation_is_not_cached() {
+        let cache = KeyCache::new(100, Duration::from_secs(60));
+        let store = StoreId::new();
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();
+        let racing = cache.clone();
+        let load = async move {
+            // The row is read, then a change is committed and notified before we cache it.
+            racing.invalidate("k").await;
+            let _ = loaded_tx.send(());
+            Ok(Some(key(store)))
+        };
+        assert!(cache.get_or_load("k", load).await.unwrap().is_some());
+        loaded_rx.await.unwrap();
+        let reloaded = cache.get_or_load("k", async { Ok(None) }).await.unwrap();
+        assert!(
+            reloaded.is_none(),
+            "the stale row must not have been cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn store_notifications_drop_only_that_stores_keys() {
+        let cache = KeyCache::new(100, Duration::from_secs(60));
+        let (a, b) = (StoreId::new(), StoreId::new());
+        cache
+            .get_or_load("ka", async { Ok(Some(key(a))) })
+            .await
+            .unwrap();
+        cache
+            .get_or_load("kb", async { Ok(Some(key(b))) })
+            .await
+            .unwrap();
+        cache.apply_notification(&format!("store:{a}")).await;
+        cache.inner.run_pending_tasks().await;
+        assert!(cache
+            .get_or_load("ka", async { Ok(None) })
+            .await
+            .unwrap()
+            .is_none());
+        assert!(cache
+            .get_or_load("kb", async { Ok(None) })
+            .await
+            .unwrap()
+            .is_some());
     }
 }

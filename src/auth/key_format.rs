@@ -47,6 +47,12 @@ impl PlaintextKey {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The public key id: everything before the secret.
+    pub fn key_id(&self) -> &str {
+        let prefix_len = self.0.len() - SECRET_LEN - CHECKSUM_LEN;
+        &self.0[..prefix_len]
+    }
 }
 
 impl fmt::Debug for PlaintextKey {
@@ -164,6 +170,7 @@ mod tests {
     fn live_key_id_is_the_first_24_characters() {
         let key = generate(KeyEnv::Live);
         assert_eq!(parse(key.expose()).unwrap().key_id, &key.expose()[..24]);
+        assert_eq!(key.key_id(), &key.expose()[..24]);
     }
 
     #[test]

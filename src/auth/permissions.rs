@@ -218,6 +218,25 @@ impl FromIterator<Permission> for PermissionSet {
     }
 }
 
+/// Direct permissions plus those of every role; everything for a Full Access key.
+/// Unknown names (which validation keeps out of the database) grant nothing.
+pub fn effective(full_access: bool, roles: &[String], permissions: &[String]) -> PermissionSet {
+    if full_access {
+        return PermissionSet::all();
+    }
+    let from_roles = roles
+        .iter()
+        .filter_map(|r| Role::parse(r))
+        .fold(PermissionSet::EMPTY, |set, role| {
+            set.union(role.permissions())
+        });
+    let direct: PermissionSet = permissions
+        .iter()
+        .filter_map(|p| Permission::parse(p))
+        .collect();
+    from_roles.union(direct)
+}
+
 /// A built-in role. Ids are the snake_case names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

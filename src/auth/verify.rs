@@ -38,7 +38,7 @@ impl Verifier {
                 Ok(row.map(|r| CachedKey::from_row(r, default_quota)))
             })
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(ApiError::from)?
             .ok_or(ApiError::InvalidApiKey)?;
 
         let current = self.pepper.verify(parsed.full, &key.digest);
@@ -57,7 +57,7 @@ impl Verifier {
         if key.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::ApiKeyExpired);
         }
-        if !crate::net::allowed_by(&key.ip_allowlist, client_ip) {
+        if key.allowlist_unreadable || !crate::net::allowed_by(&key.ip_allowlist, client_ip) {
             return Err(ApiError::IpNotAllowed);
         }
         Ok(key)

@@ -5,7 +5,8 @@ use crate::ids::{ApiKeyId, StoreId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A row of `api_keys`. (No `Debug`: it holds digests.)
+#[derive(Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: ApiKeyId,
     pub store_id: StoreId,
@@ -33,7 +34,7 @@ pub struct ApiKeyRow {
 }
 
 /// A key row joined with what authentication needs of its store.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct AuthRow {
     #[sqlx(flatten)]
     pub key: ApiKeyRow,
@@ -100,6 +101,19 @@ pub async fn get(
     id: ApiKeyId,
 ) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as("select * from api_keys where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// The row, locked until the transaction ends, so a check made on it still holds at the write.
+pub async fn get_for_update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: ApiKeyId,
+) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as("select * from api_keys where store_id = $1 and id = $2 for update")
         .bind(store)
         .bind(id)
         .fetch_optional(db)
@@ -231,7 +245,8 @@ pub struct UsageDelta {
     pub requests: i64,
 }
 
-/// Writes many keys' usage in one statement.
+/// Writes many keys' usage in one statement. The batch spans stores: it only ever carries ids of
+/// keys that authenticated, so there is no store to scope by.
 pub async fn record_usage(db: impl PgExecutor<'_>, batch: &[UsageDelta]) -> sqlx::Result<()> {
     if batch.is_empty() {
         return Ok(());

@@ -5,8 +5,7 @@ use super::paging::{Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
-use crate::auth::key_cache::effective_permissions;
-use crate::auth::{key_format, Caller, Permission, PermissionSet, Role};
+use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
@@ -15,6 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -208,8 +208,14 @@ impl ApiKey {
     }
 }
 
+const MAX_KEYS_PER_STORE: i64 = 1_000;
+
 fn held_by(row: &ApiKeyRow) -> PermissionSet {
-    effective_permissions(row.full_access, &row.roles, &row.permissions)
+    permissions::effective(row.full_access, &row.roles, &row.permissions)
+}
+
+fn to_strings(nets: &[IpNet]) -> Vec<String> {
+    nets.iter().map(ToString::to_string).collect()
 }
 
 /// A key may only be changed by a caller at least as powerful, and never if it is managed.
@@ -217,7 +223,7 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
     if let Some(owner) = &row.managed_by {
         return Err(ApiError::ManagedKey(owner.clone()));
     }
-    if row.full_access && !caller.is_owner() {
+    if row.full_access && !caller.holds_everything() {
         return Err(ApiError::PrivilegeEscalation(
             "only the Store Owner can change a Full Access key".to_owned(),
         ));
@@ -229,6 +235,20 @@ async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiK
     db::get(&state.pool, caller.store_id, id)
         .await?
         .ok_or(ApiError::NotFound)
+}
+
+/// Starts a transaction holding the key's row lock, after checking the caller may change it.
+async fn lock_for_change(
+    state: &AppState,
+    caller: &Caller,
+    id: ApiKeyId,
+) -> ApiResult<(sqlx::Transaction<'static, sqlx::Postgres>, ApiKeyRow)> {
+    let mut tx = state.pool.begin().await?;
+    let row = db::get_for_update(&mut *tx, caller.store_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    ensure_can_change(caller, &row)?;
+    Ok((tx, row))
 }
 
 /// List the store's API keys (masked).
@@ -261,7 +281,9 @@ pub async fn list_api_keys(
 /// Create an API key. The response holds the full key, shown this once.
 ///
 /// Required permission: `apiKey.create`. A key can never be given more than its creator holds
-/// (`403 privilege_escalation`); Full Access keys only by the Store Owner.
+/// (`403 privilege_escalation`) — nor an allowlist wider than its own, nor a later expiry (a key
+/// that expires gives new keys its own expiry by default); Full Access keys only by the Store
+/// Owner. A store holds at most 1,000 keys (`409`).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
     responses((status = 201, description = "Created", body = ApiKeyWithSecret,
         headers(("location" = String, description = "The new key's URL")))))]
@@ -288,14 +310,22 @@ pub async fn create_api_key(
     }
     errors.finish()?;
 
-    if body.full_access {
-        if !caller.is_owner() {
-            return Err(ApiError::PrivilegeEscalation(
-                "only the Store Owner can create Full Access keys".to_owned(),
-            ));
-        }
-    } else {
-        caller.ensure_can_grant(effective_permissions(false, &roles, &permissions))?;
+    if body.full_access && !caller.holds_everything() {
+        return Err(ApiError::PrivilegeEscalation(
+            "only the Store Owner can create Full Access keys".to_owned(),
+        ));
+    }
+    caller.ensure_can_grant(permissions::effective(
+        body.full_access,
+        &roles,
+        &permissions,
+    ))?;
+    caller.ensure_can_allow(&ip_allowlist)?;
+    let expires_at = caller.cap_expiry(body.expires_at)?;
+    if db::count(&state.pool, caller.store_id).await? >= MAX_KEYS_PER_STORE {
+        return Err(ApiError::Conflict(format!(
+            "a store holds at most {MAX_KEYS_PER_STORE} API keys; delete unused ones first"
+        )));
     }
 
     let (row, plaintext) = issue(
@@ -308,8 +338,8 @@ pub async fn create_api_key(
             full_access: body.full_access,
             roles: &roles,
             permissions: &permissions,
-            ip_allowlist: &ip_allowlist,
-            expires_at: body.expires_at,
+            ip_allowlist: &to_strings(&ip_allowlist),
+            expires_at,
             managed_by: None,
             created_by: Some(caller.api_key_id),
         },
@@ -390,15 +420,22 @@ pub async fn update_api_key(
             .permissions
             .as_deref()
             .map(|p| errors.permissions("/permissions", p)),
-        ip_allowlist: body
-            .ip_allowlist
-            .as_deref()
-            .map(|a| errors.allowlist("/ipAllowlist", a, ALLOWLIST_MAX)),
+        ip_allowlist: None,
     };
+    let allowlist = body
+        .ip_allowlist
+        .as_deref()
+        .map(|a| errors.allowlist("/ipAllowlist", a, ALLOWLIST_MAX));
     errors.finish()?;
+    if let Some(nets) = &allowlist {
+        caller.ensure_can_allow(nets)?;
+    }
+    let changes = ApiKeyChanges {
+        ip_allowlist: allowlist.as_deref().map(to_strings),
+        ..changes
+    };
 
-    let row = load(&state, &caller, path.id).await?;
-    ensure_can_change(&caller, &row)?;
+    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
     // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
     let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
     if row.full_access && (grants(&changes.roles) || grants(&changes.permissions)) {
@@ -409,11 +446,12 @@ pub async fn update_api_key(
     }
     let roles = changes.roles.as_ref().unwrap_or(&row.roles);
     let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
-    caller.ensure_can_grant(effective_permissions(row.full_access, roles, permissions))?;
+    caller.ensure_can_grant(permissions::effective(row.full_access, roles, permissions))?;
 
-    let updated = db::update(&state.pool, caller.store_id, path.id, changes)
+    let updated = db::update(&mut *tx, caller.store_id, path.id, changes)
         .await?
         .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
     state.verifier.cache.invalidate(&updated.key_id).await;
     Ok(Json(ApiKey::from_row(updated, &state)))
 }
@@ -429,11 +467,11 @@ pub async fn delete_api_key(
     ApiPath(path): ApiPath<KeyPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::ApiKeyDelete)?;
-    let row = load(&state, &caller, path.id).await?;
-    ensure_can_change(&caller, &row)?;
-    if !db::delete(&state.pool, caller.store_id, path.id).await? {
+    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
+    if !db::delete(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::NotFound);
     }
+    tx.commit().await?;
     state.verifier.cache.invalidate(&row.key_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -458,9 +496,7 @@ pub async fn roll_api_key(
             format!("must be at most {MAX_GRACE_SECONDS}"),
         ));
     }
-    let row = load(&state, &caller, path.id).await?;
-    ensure_can_change(&caller, &row)?;
-
+    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
     let now = state.now();
     let previous_valid_until = (grace > 0)
         .then(|| now + Duration::seconds(i64::from(grace)))
@@ -469,7 +505,7 @@ pub async fn roll_api_key(
     let plaintext = key_format::with_new_secret(&row.key_id);
     let digest = state.verifier.pepper.digest(plaintext.expose());
     let rolled = db::roll(
-        &state.pool,
+        &mut *tx,
         caller.store_id,
         path.id,
         &digest,
@@ -477,6 +513,7 @@ pub async fn roll_api_key(
     )
     .await?
     .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
     state.verifier.cache.invalidate(&rolled.key_id).await;
     Ok(Json(ApiKeyWithSecret {
         api_key: ApiKey::from_row(rolled, &state),

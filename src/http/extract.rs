@@ -50,7 +50,7 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
         .await
         .map_err(|e: BytesRejection| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(state.config.body_limit_bytes)
+                ApiError::PayloadTooLarge(Some(state.config.body_limit_bytes))
             } else {
                 ApiError::BadRequest("the request body could not be read".to_owned())
             }

@@ -118,14 +118,19 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                 "The key lacks a permission, or the client IP is not allowed",
             );
             add("429", "Rate limit exceeded (see `Retry-After`)");
-            if has_path_params {
-                add("404", "No such object in this store");
-            }
+            add(
+                "404",
+                if has_path_params {
+                    "No such object in this store"
+                } else {
+                    "Not found"
+                },
+            );
+            add("422", "A field is invalid (see `errors`)");
             if op.request_body.is_some() {
                 add("400", "The body is not valid JSON");
                 add("413", "The body is too large");
                 add("415", "The body is not application/json");
-                add("422", "A field is invalid (see `errors`)");
             }
             if op
                 .parameters

@@ -12,6 +12,7 @@ pub const MAX_LIMIT: i64 = 1000;
 const MAX_OFFSET: i64 = 1_000_000;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1–1000 (default 100).

@@ -51,14 +51,16 @@ pub struct UpdateStore {
 }
 
 fn to_view(row: StoreRow, state: &AppState) -> Store {
-    let default = state.config.default_quota;
-    let pick = |v: Option<i32>, d: u32| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(d);
+    let quota = state
+        .config
+        .default_quota
+        .overridden(row.rate_limit_per_minute, row.rate_limit_per_hour);
     Store {
         id: row.id,
         name: row.name,
         rate_limits: RateLimits {
-            per_minute: pick(row.rate_limit_per_minute, default.per_minute),
-            per_hour: pick(row.rate_limit_per_hour, default.per_hour),
+            per_minute: quota.per_minute,
+            per_hour: quota.per_hour,
         },
         created_at: row.created_at,
         updated_at: row.updated_at,

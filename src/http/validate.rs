@@ -3,6 +3,7 @@
 
 use crate::auth::{Permission, Role};
 use crate::error::{ApiError, FieldError};
+use ipnet::IpNet;
 
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
@@ -76,21 +77,18 @@ impl Errors {
         out
     }
 
-    /// Addresses and CIDR ranges, normalised (`10.1.2.3/8` → `10.0.0.0/8`), at most `max`.
-    pub fn allowlist(&mut self, pointer: &str, values: &[String], max: usize) -> Vec<String> {
+    /// Addresses and CIDR ranges, normalised (`10.1.2.3/8` → `10.0.0.0/8`), deduplicated, at most
+    /// `max`.
+    pub fn allowlist(&mut self, pointer: &str, values: &[String], max: usize) -> Vec<IpNet> {
         if values.len() > max {
             self.add(pointer, "too_many", format!("at most {max} entries"));
             return Vec::new();
         }
-        let mut out: Vec<String> = Vec::new();
+        let mut out: Vec<IpNet> = Vec::new();
         for (i, value) in values.iter().enumerate() {
             match crate::net::parse_cidr(value) {
-                Some(net) => {
-                    let s = net.to_string();
-                    if !out.contains(&s) {
-                        out.push(s);
-                    }
-                }
+                Some(net) if !out.contains(&net) => out.push(net),
+                Some(_) => {}
                 None => self.add(
                     format!("{pointer}/{i}"),
                     "invalid_cidr",

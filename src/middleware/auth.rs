@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::StoreId;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,15 +32,17 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             let span = tracing::Span::current();
             span.record("store.id", tracing::field::display(caller.store_id));
             span.record("key.id", caller.key_id.as_str());
+            state.usage.record(caller.api_key_id, state.now(), ip);
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(err @ ApiError::Internal(_)) => err.into_response(),
+        // A valid key from the wrong place: counted, but not held against the address.
         Err(err @ ApiError::IpNotAllowed) => {
-            // A valid key from the wrong place: counted, but not held against the address.
             metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
             err.into_response()
         }
+        // Only refused credentials count against the address, not our own failures.
+        Err(err) if err.status() != StatusCode::UNAUTHORIZED => err.into_response(),
         Err(err) => {
             metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
             match state.auth_failures.record_failure(ip) {
@@ -74,5 +77,7 @@ async fn caller_for(
         permissions: verified.permissions,
         client_ip: ip,
         quota: verified.quota,
+        ip_allowlist: verified.ip_allowlist.clone(),
+        expires_at: verified.expires_at,
     })
 }

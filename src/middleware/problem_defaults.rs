@@ -15,7 +15,7 @@ pub async fn problem_defaults(req: Request, next: Next) -> Response {
     let error = match response.status() {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::NOT_FOUND => ApiError::NotFound,
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(0),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(None),
         _ => return response,
     };
     let (parts, _) = response.into_parts();

@@ -4,40 +4,45 @@
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::rate_limit::{headers, Decision};
+use crate::rate_limit::{headers, secs_ceil};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// How long a request waits for the counter store before it is served uncounted.
+const COUNTER_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return ApiError::Unauthorized.into_response();
     };
-    let decision: Decision = match state
-        .rate_limiter
-        .check(caller.api_key_id, caller.quota)
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            // The counter store is down: serve rather than fail every request, and say so.
+    let checked = tokio::time::timeout(
+        COUNTER_TIMEOUT,
+        state.rate_limiter.check(caller.api_key_id, caller.quota),
+    )
+    .await;
+    let decision = match checked {
+        Ok(Ok(decision)) => decision,
+        failed => {
+            // The counter store is down or slow: serve rather than fail every request, and say so.
             metrics::counter!("printfarm_rate_limit_errors_total").increment(1);
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "rate limiter unavailable; request not counted"
-            );
-            return next.run(req).await;
+            let error = match failed {
+                Ok(Err(e)) => format!("{e:#}"),
+                _ => "timed out".to_owned(),
+            };
+            tracing::warn!(error, "rate limiter unavailable; request not counted");
+            let mut response = next.run(req).await;
+            headers::apply_policy(response.headers_mut(), caller.quota);
+            return response;
         }
     };
     let mut response = if decision.allowed {
-        state
-            .usage
-            .record(caller.api_key_id, state.now(), caller.client_ip);
         next.run(req).await
     } else {
         metrics::counter!("printfarm_rate_limit_rejections_total").increment(1);
         ApiError::RateLimited {
-            retry_after_secs: decision.retry_after_ms.div_ceil(1000).max(1),
+            retry_after_secs: secs_ceil(decision.retry_after_ms).max(1),
         }
         .into_response()
     };

@@ -1,17 +1,32 @@
 //! The rate-limit response headers: IETF draft-11 `RateLimit-Policy`/`RateLimit` and the legacy
 //! `X-RateLimit-*` for whichever window is tighter.
 
-use super::window::{Decision, WindowState};
+use super::window::{secs_ceil, Decision, Quota, WindowState};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-fn secs_ceil(ms: u64) -> u64 {
-    ms.div_ceil(1000)
+fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
 }
 
-pub fn apply(headers: &mut HeaderMap, d: &Decision) {
+/// Only the policy: used when the counter store could not be asked, so no counts are known.
+pub fn apply_policy(headers: &mut HeaderMap, quota: Quota) {
     let policy = format!(
         "\"minute\";q={};w=60, \"hour\";q={};w=3600",
-        d.minute.limit, d.hour.limit
+        quota.per_minute, quota.per_hour
+    );
+    set(headers, "ratelimit-policy", policy);
+}
+
+/// Policy, state, and the legacy headers. (`Retry-After` comes with the 429 problem itself.)
+pub fn apply(headers: &mut HeaderMap, d: &Decision) {
+    apply_policy(
+        headers,
+        Quota {
+            per_minute: d.minute.limit,
+            per_hour: d.hour.limit,
+        },
     );
     let state = format!(
         "\"minute\";r={};t={}, \"hour\";r={};t={}",
@@ -25,20 +40,16 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     } else {
         &d.minute
     };
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    set("ratelimit-policy", policy);
-    set("ratelimit", state);
-    set("x-ratelimit-limit", tighter.limit.to_string());
-    set("x-ratelimit-remaining", tighter.remaining.to_string());
-    set("x-ratelimit-reset", secs_ceil(tighter.reset_ms).to_string());
-    if !d.allowed {
-        set(
-            "retry-after",
-            secs_ceil(d.retry_after_ms).max(1).to_string(),
-        );
-    }
+    set(headers, "ratelimit", state);
+    set(headers, "x-ratelimit-limit", tighter.limit.to_string());
+    set(
+        headers,
+        "x-ratelimit-remaining",
+        tighter.remaining.to_string(),
+    );
+    set(
+        headers,
+        "x-ratelimit-reset",
+        secs_ceil(tighter.reset_ms).to_string(),
+    );
 }

@@ -8,7 +8,7 @@ pub mod redis;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use window::{Decision, Quota};
+pub use window::{secs_ceil, Decision, Quota};
 
 use crate::ids::ApiKeyId;
 

@@ -11,6 +11,26 @@ pub struct Quota {
     pub per_hour: u32,
 }
 
+impl Quota {
+    /// This quota with operator overrides applied (`None` keeps the current value).
+    pub fn overridden(self, per_minute: Option<i32>, per_hour: Option<i32>) -> Quota {
+        let pick = |v: Option<i32>, current: u32| {
+            v.and_then(|v| u32::try_from(v).ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(current)
+        };
+        Quota {
+            per_minute: pick(per_minute, self.per_minute),
+            per_hour: pick(per_hour, self.per_hour),
+        }
+    }
+}
+
+/// Whole seconds, rounded up: what `Retry-After` and the reset headers carry.
+pub fn secs_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
 /// The state of one window after a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowState {

@@ -573,3 +573,172 @@ async fn malformed_ids_and_unknown_keys_are_404() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn holding_organization_owner_alone_does_not_make_a_store_owner() {
+    let app = TestApp::new().await;
+    let key = app
+        .key_with(&[], &["organization.owner", "apiKey.create", "apiKey.view"])
+        .await;
+    app.post("/v1/api-keys")
+        .with_key(&key)
+        .json(&json!({"name": "root", "fullAccess": true}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    // A key holding every permission through the store_owner role is the owner.
+    let owner_role = app.key_with(&["store_owner"], &[]).await;
+    app.post("/v1/api-keys")
+        .with_key(&owner_role)
+        .json(&json!({"name": "root", "fullAccess": true}))
+        .send()
+        .await
+        .assert(201);
+}
+
+#[tokio::test]
+async fn a_restricted_key_cannot_widen_its_own_allowlist_or_hand_out_wider_ones() {
+    let app = TestApp::new().await;
+    let (id, key) = app
+        .create_key(json!({"name": "office", "roles": ["admin"], "ipAllowlist": ["10.0.0.0/8"]}))
+        .await;
+    let res = app
+        .patch(&format!("/v1/api-keys/{id}"))
+        .with_key(&key)
+        .peer("10.1.1.1")
+        .json(&json!({"ipAllowlist": []}))
+        .send()
+        .await;
+    res.assert_problem(403, "privilege_escalation");
+    for wider in [
+        json!([]),
+        json!(["0.0.0.0/0"]),
+        json!(["10.0.0.0/8", "192.0.2.1"]),
+    ] {
+        app.post("/v1/api-keys")
+            .with_key(&key)
+            .peer("10.1.1.1")
+            .json(&json!({"name": "wider", "roles": ["viewer"], "ipAllowlist": wider}))
+            .send()
+            .await
+            .assert_problem(403, "privilege_escalation");
+    }
+    let res = app
+        .post("/v1/api-keys")
+        .with_key(&key)
+        .peer("10.1.1.1")
+        .json(&json!({"name": "narrower", "roles": ["viewer"], "ipAllowlist": ["10.2.0.0/16"]}))
+        .send()
+        .await;
+    res.assert(201);
+    assert_eq!(res.json()["ipAllowlist"], json!(["10.2.0.0/16"]));
+}
+
+#[tokio::test]
+async fn an_expiring_key_cannot_create_a_key_that_outlives_it() {
+    let app = TestApp::new().await;
+    let expires = app.state.now() + chrono::Duration::hours(1);
+    let (_, key) = app
+        .create_key(json!({"name": "temp", "roles": ["admin"], "expiresAt": expires.to_rfc3339()}))
+        .await;
+    let later = (expires + chrono::Duration::hours(1)).to_rfc3339();
+    app.post("/v1/api-keys")
+        .with_key(&key)
+        .json(&json!({"name": "later", "roles": ["viewer"], "expiresAt": later}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let res = app
+        .post("/v1/api-keys")
+        .with_key(&key)
+        .json(&json!({"name": "inherits", "roles": ["viewer"]}))
+        .send()
+        .await;
+    res.assert(201);
+    let inherited: chrono::DateTime<chrono::Utc> =
+        res.json()["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(inherited.timestamp(), expires.timestamp());
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_allowlist_refuses_every_address() {
+    let app = TestApp::new().await;
+    let (id, key) = app
+        .create_key(json!({"name": "k", "roles": ["viewer"], "ipAllowlist": ["192.0.2.0/24"]}))
+        .await;
+    sqlx::query(
+        "update api_keys set ip_allowlist = array['192.0.2.0/24', 'garbage'] where id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    app.state.verifier.cache.invalidate_all();
+    app.get("/v1/auth/test")
+        .with_key(&key)
+        .peer("192.0.2.5")
+        .send()
+        .await
+        .assert_problem(403, "ip_not_allowed");
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_400() {
+    let app = TestApp::new().await;
+    app.get("/v1/api-keys?colour=red")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn the_operator_cli_creates_managed_keys() {
+    let app = TestApp::new().await;
+    let config = crate::helpers::test_config(&app.db, &[]);
+    let issued = printfarm::cli::create_key(
+        &config,
+        printfarm::cli::KeyRequest {
+            store_id: app.store_id,
+            name: "sync",
+            full_access: false,
+            roles: &["viewer".to_owned()],
+            permissions: &[],
+            managed_by: Some("shopify-sync"),
+        },
+    )
+    .await
+    .unwrap();
+    let current = app.auth_test(&issued.key).await;
+    current.assert(200);
+    let me = app
+        .get("/v1/api-keys/current")
+        .with_key(&issued.key)
+        .send()
+        .await
+        .json();
+    assert_eq!(me["managedBy"], "shopify-sync");
+    let path = format!("/v1/api-keys/{}", me["id"].as_str().unwrap());
+    app.delete(&path)
+        .owner()
+        .send()
+        .await
+        .assert_problem(403, "managed_key");
+    let bad = printfarm::cli::create_key(
+        &config,
+        printfarm::cli::KeyRequest {
+            store_id: app.store_id,
+            name: " ",
+            full_access: false,
+            roles: &["wizard".to_owned()],
+            permissions: &[],
+            managed_by: None,
+        },
+    )
+    .await;
+    let message = format!("{:#}", bad.err().unwrap());
+    assert!(
+        message.contains("--name") && message.contains("wizard"),
+        "{message}"
+    );
+}

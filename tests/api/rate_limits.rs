@@ -71,7 +71,16 @@ async fn the_window_slides_one_request_at_a_time() {
 
 #[tokio::test]
 async fn the_hour_window_binds_independently() {
-    let app = TestApp::new().await;
+    hour_window_binds(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn redis_hour_window_binds_independently() {
+    let prefix = format!("pf-test-{}", uuid::Uuid::new_v4().simple());
+    hour_window_binds(&redis_app(Arc::new(TestDb::new().await), &prefix).await).await;
+}
+
+async fn hour_window_binds(app: &TestApp) {
     // 30 a minute never reaches the minute limit; after 20 minutes the hour's 600 are spent.
     for _ in 0..20 {
         for _ in 0..30 {
@@ -93,7 +102,16 @@ async fn the_hour_window_binds_independently() {
 
 #[tokio::test]
 async fn a_429_consumes_nothing() {
-    let app = TestApp::new().await;
+    refusals_consume_nothing(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn redis_429_consumes_nothing() {
+    let prefix = format!("pf-test-{}", uuid::Uuid::new_v4().simple());
+    refusals_consume_nothing(&redis_app(Arc::new(TestDb::new().await), &prefix).await).await;
+}
+
+async fn refusals_consume_nothing(app: &TestApp) {
     for _ in 0..60 {
         app.auth_test(&app.owner_key).await.assert(200);
     }

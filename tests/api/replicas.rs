@@ -109,3 +109,73 @@ async fn a_change_made_outside_the_api_reaches_the_cache_too() {
     refused_within_a_second(&b, &key, a.store_id, "api_key_inactive").await;
     token.cancel();
 }
+
+#[tokio::test]
+async fn a_store_rename_reaches_the_other_instances_cache() {
+    let (a, b, token) = listening_pair().await;
+    b.get("/v1/auth/test")
+        .key(&a.owner_key, a.store_id)
+        .send()
+        .await
+        .assert(200);
+    a.patch("/v1/stores")
+        .owner()
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .assert(200);
+    let started = Instant::now();
+    loop {
+        let res = b
+            .get("/v1/auth/test")
+            .key(&a.owner_key, a.store_id)
+            .send()
+            .await;
+        if res.json()["storeName"] == "Renamed" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still the old name after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    token.cancel();
+}
+
+#[tokio::test]
+async fn limits_set_by_the_operator_cli_apply_on_every_instance() {
+    let (a, b, token) = listening_pair().await;
+    let res = b
+        .get("/v1/auth/test")
+        .key(&a.owner_key, a.store_id)
+        .send()
+        .await;
+    assert_eq!(res.header("x-ratelimit-limit"), Some("60"));
+    let config = crate::helpers::test_config(&a.db, &[]);
+    printfarm::cli::set_limits(
+        &config,
+        printfarm::cli::LimitTarget::Key(a.owner_key[..24].to_owned()),
+        Some(5),
+        Some(50),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let res = b
+            .get("/v1/auth/test")
+            .key(&a.owner_key, a.store_id)
+            .send()
+            .await;
+        if res.header("ratelimit-policy") == Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "limits not applied after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    token.cancel();
+}
