@@ -110,3 +110,34 @@ async fn database_failures_do_not_leak_details() {
     );
     assert!(res.json()["requestId"].is_string());
 }
+
+#[tokio::test]
+async fn requests_over_the_timeout_are_503() {
+    let app = TestApp::with_config(&[("PF_REQUEST_TIMEOUT_SECS", "1")]).await;
+    let (id, _) = app.create_key(json!({"name": "locked"})).await;
+    // Another session holds the row, so the PATCH waits on its lock past the deadline.
+    let mut blocker = app.pool().begin().await.unwrap();
+    sqlx::query("select 1 from api_keys where id = $1::uuid for update")
+        .bind(&id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let res = app
+        .patch(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .json(&json!({"name": "renamed"}))
+        .send()
+        .await;
+    res.assert_problem(503, "service_unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    blocker.rollback().await.unwrap();
+    let name = app
+        .get(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .send()
+        .await
+        .json()["name"]
+        .clone();
+    assert_eq!(name, "locked", "the timed-out change was not applied");
+}

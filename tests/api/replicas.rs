@@ -8,26 +8,34 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Polls `b` until the key is refused with `status`, failing after a second.
+/// Polls `check` until it holds, failing the test after a second.
+async fn within_a_second<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: not seen after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `b` refuses the key with `code` within a second.
 async fn refused_within_a_second(
     b: &TestApp,
     key: &str,
     store: printfarm::ids::StoreId,
     code: &str,
 ) {
-    let started = Instant::now();
-    loop {
+    within_a_second(code, || async {
         let res = b.get("/v1/auth/test").key(key, store).send().await;
-        if res.status == 401 {
-            assert_eq!(res.code(), code);
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still accepted after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        res.status == 401 && res.code() == code
+    })
+    .await;
 }
 
 async fn listening_pair() -> (TestApp, TestApp, CancellationToken) {
@@ -124,22 +132,15 @@ async fn a_store_rename_reaches_the_other_instances_cache() {
         .send()
         .await
         .assert(200);
-    let started = Instant::now();
-    loop {
+    within_a_second("the new store name", || async {
         let res = b
             .get("/v1/auth/test")
             .key(&a.owner_key, a.store_id)
             .send()
             .await;
-        if res.json()["storeName"] == "Renamed" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still the old name after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        res.json()["storeName"] == "Renamed"
+    })
+    .await;
     token.cancel();
 }
 
@@ -161,21 +162,14 @@ async fn limits_set_by_the_operator_cli_apply_on_every_instance() {
     )
     .await
     .unwrap();
-    let started = Instant::now();
-    loop {
+    within_a_second("the new limits", || async {
         let res = b
             .get("/v1/auth/test")
             .key(&a.owner_key, a.store_id)
             .send()
             .await;
-        if res.header("ratelimit-policy") == Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "limits not applied after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        res.header("ratelimit-policy") == Some("\"minute\";q=5;w=60, \"hour\";q=50;w=3600")
+    })
+    .await;
     token.cancel();
 }
