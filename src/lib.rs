@@ -16,6 +16,8 @@ pub mod error;
 pub mod http;
 /// Typed ids.
 pub mod ids;
+/// List queries: paging, filters, sort (parsed, not yet SQL).
+pub mod list;
 /// Tracing subscriber set-up.
 pub mod logging;
 /// Tower layers in front of the router.

@@ -120,23 +120,6 @@ pub async fn get_for_update(
         .await
 }
 
-/// A page of the store's keys in creation order; `limit + 1` rows tell the caller if more exist.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    limit: i64,
-    offset: i64,
-) -> sqlx::Result<Vec<ApiKeyRow>> {
-    sqlx::query_as(
-        "select * from api_keys where store_id = $1 order by created_at, id limit $2 offset $3",
-    )
-    .bind(store)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db)
-    .await
-}
-
 pub async fn count(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from api_keys where store_id = $1")
         .bind(store)

@@ -2,6 +2,7 @@
 //! module per table group. All SQL lives under here.
 
 pub mod api_keys;
+pub mod list;
 pub mod stores;
 
 use crate::config::mask_url;

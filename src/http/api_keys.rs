@@ -1,15 +1,17 @@
 //! `/v1/api-keys` and `/v1/auth/test`: create, list, get, patch, delete and roll keys.
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
-use super::paging::{Page, PageParams};
+use super::extract::{ApiJson, ApiPath, OptionalJson};
+use super::paging::{self, Listed, Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
+use crate::db::list as db_list;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
-use axum::extract::State;
+use crate::list::{Field, Kind, Spec, Value};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -251,31 +253,115 @@ async fn lock_for_change(
     Ok((tx, row))
 }
 
+/// What `GET /v1/api-keys` filters and sorts on.
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "name",
+            column: "name",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "keyId",
+            column: "key_id",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "active",
+            column: "active",
+            kind: Kind::Bool,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "managedBy",
+            column: "managed_by",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "expiresAt",
+            column: "expires_at",
+            kind: Kind::Timestamp,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "lastUsedAt",
+            column: "last_used_at",
+            kind: Kind::Timestamp,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+};
+
+impl Listed for ApiKeyRow {
+    fn id(&self) -> uuid::Uuid {
+        self.id.0
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "name" => Some(Value::Text(self.name.clone())),
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
 /// List the store's API keys (masked).
 ///
-/// Required permission: `apiKey.view`.
+/// Required permission: `apiKey.view`. Filters (`field.op=value`): `name`, `keyId`, `active`,
+/// `managedBy`, `expiresAt`, `lastUsedAt`, `createdAt`, `updatedAt`; sort by `name`,
+/// `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "API keys", params(PageParams),
-    responses((status = 200, description = "The keys, oldest first", body = Vec<ApiKey>)))]
+    responses((status = 200, description = "The keys, oldest first unless sorted otherwise", body = Vec<ApiKey>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(page): ApiQuery<PageParams>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::ApiKeyView)?;
-    let page = page.validate()?;
-    let mut rows = db::list(&state.pool, caller.store_id, page.limit + 1, page.offset).await?;
-    let has_more = rows.len() as i64 > page.limit;
-    rows.truncate(page.limit as usize);
-    let total = if page.count {
-        Some(db::count(&state.pool, caller.store_id).await?)
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<ApiKeyRow> =
+        db_list::fetch_page(&state.pool, "api_keys", caller.store_id, &list).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "api_keys", caller.store_id, &list).await?)
     } else {
         None
     };
-    let keys: Vec<ApiKey> = rows
-        .into_iter()
-        .map(|r| ApiKey::from_row(r, &state))
-        .collect();
-    Ok(Page::new(keys, "/v1/api-keys", page, has_more, total).into_response())
+    let page = Page::new(
+        rows,
+        |r| ApiKey::from_row(r, &state),
+        "/v1/api-keys",
+        &list,
+        total,
+    );
+    Ok(page.into_response())
 }
 
 /// Create an API key. The response holds the full key, shown this once.

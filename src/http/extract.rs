@@ -1,5 +1,5 @@
-//! Our own extractors, so body, path and query rejections use the problem+json format: JSON
-//! errors carry a JSON pointer to the offending field.
+//! Our own extractors, so body and path rejections use the problem+json format: JSON errors
+//! carry a JSON pointer to the offending field. (Query strings are parsed by `http::paging`.)
 
 use crate::app::AppState;
 use crate::error::{ApiError, FieldError};
@@ -147,24 +147,6 @@ where
             .await
             .map(|p| ApiPath(p.0))
             .map_err(|_| ApiError::NotFound)
-    }
-}
-
-/// Query parameters; a bad one is a 400 naming it.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 

@@ -1,57 +1,49 @@
-//! Offset paging for list endpoints: `limit` (1–1000, default 100), `offset`, `count=true` for
-//! `X-Total-Count`, and a `Link: rel="next"` header when more rows exist.
+//! List requests and responses (SPEC §6): the query string parsed into a `ListQuery`, and a page
+//! answered as a bare JSON array with `Link: rel="next"` (filters and sort carried along) and,
+//! on request, `X-Total-Count`.
 
 use crate::error::ApiError;
+use crate::list::{cursor, ListQuery, Position, Spec, Value};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::IntoParams;
+use uuid::Uuid;
 
-pub const MAX_LIMIT: i64 = 1000;
-const MAX_OFFSET: i64 = 1_000_000;
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
+/// The paging parameters, for the OpenAPI document. (Filters, `field.op=value`, are listed in
+/// each operation's description.)
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[allow(dead_code)]
 pub struct PageParams {
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-    /// Rows to skip (default 0, at most 1,000,000).
+    limit: Option<i64>,
+    /// Rows to skip (at most 1,000,000). Use `cursor` for deep paging.
     #[param(minimum = 0, maximum = 1000000)]
-    pub offset: Option<i64>,
-    /// `true` adds the total in `X-Total-Count`.
-    pub count: Option<bool>,
+    offset: Option<i64>,
+    /// Keyset position from a previous page's `Link` header; stable while rows are added.
+    cursor: Option<String>,
+    /// `true` adds the number of matching rows in `X-Total-Count`.
+    count: Option<bool>,
+    /// `field:asc` or `field:desc`.
+    sort: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct ValidPage {
-    pub limit: i64,
-    pub offset: i64,
-    pub count: bool,
+/// Parses the raw query string against a resource's list spec.
+pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, ApiError> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    ListQuery::parse(&pairs, spec)
 }
 
-impl PageParams {
-    pub fn validate(self) -> Result<ValidPage, ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
-        }
-        let offset = self.offset.unwrap_or(0);
-        if !(0..=MAX_OFFSET).contains(&offset) {
-            return Err(ApiError::BadRequest(format!(
-                "offset must be between 0 and {MAX_OFFSET}"
-            )));
-        }
-        Ok(ValidPage {
-            limit,
-            offset,
-            count: self.count.unwrap_or(false),
-        })
-    }
+/// A row that can be listed: its id and the value of a sortable field (for the next cursor).
+pub trait Listed {
+    fn id(&self) -> Uuid;
+    fn sort_value(&self, field: &str) -> Option<Value>;
 }
 
 /// A page of items as a bare JSON array (Printago-compatible) plus paging headers.
@@ -62,22 +54,47 @@ pub struct Page<T> {
 }
 
 impl<T: Serialize> Page<T> {
-    pub fn new(
-        items: Vec<T>,
+    /// `rows` is what `db::list::fetch_page` returned (one more than the limit if more exist).
+    pub fn new<R: Listed>(
+        mut rows: Vec<R>,
+        to_item: impl Fn(R) -> T,
         path: &str,
-        page: ValidPage,
-        has_more: bool,
+        list: &ListQuery,
         total: Option<i64>,
     ) -> Self {
-        let next = has_more.then(|| {
-            format!(
-                "<{path}?limit={}&offset={}{}>; rel=\"next\"",
-                page.limit,
-                page.offset + page.limit,
-                if page.count { "&count=true" } else { "" }
-            )
+        let has_more = rows.len() as i64 > list.limit;
+        rows.truncate(list.limit as usize);
+        let next = if !has_more {
+            None
+        } else if list.by_offset {
+            let offset = match list.position {
+                Position::Offset(o) => o,
+                Position::After { .. } => 0,
+            };
+            Some(("offset", (offset + list.limit).to_string()))
+        } else {
+            rows.last().and_then(|last| {
+                let value = last.sort_value(list.sort.field.name)?;
+                Some(("cursor", cursor::encode(list.sort, &value, last.id())))
+            })
+        };
+        let next = next.map(|(key, value)| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &list.carried {
+                query.append_pair(k, v);
+            }
+            query.append_pair("limit", &list.limit.to_string());
+            query.append_pair(key, &value);
+            if list.count {
+                query.append_pair("count", "true");
+            }
+            format!("<{path}?{}>; rel=\"next\"", query.finish())
         });
-        Self { items, next, total }
+        Self {
+            items: rows.into_iter().map(to_item).collect(),
+            next,
+            total,
+        }
     }
 }
 

@@ -44,34 +44,192 @@ async fn create_returns_the_key_once_and_lists_mask_it() {
     assert!(!list.text().contains(&key[24..]));
 }
 
+/// Follows `Link: rel="next"` from `first`, returning every name seen and the number of pages.
+async fn walk(
+    app: &TestApp,
+    first: &str,
+    between_pages: impl Fn(usize) -> Option<serde_json::Value>,
+) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut next = Some(first.to_owned());
+    let mut pages = 0;
+    while let Some(url) = next {
+        let res = app.get(&url).owner().send().await;
+        res.assert(200);
+        pages += 1;
+        for key in res.json().as_array().unwrap() {
+            names.push(key["name"].as_str().unwrap().to_owned());
+        }
+        next = res.header("link").map(|l| {
+            l.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned()
+        });
+        if let Some(body) = between_pages(pages) {
+            app.create_key(body).await;
+        }
+    }
+    (names, pages)
+}
+
 #[tokio::test]
-async fn list_pages_with_a_next_link() {
+async fn list_pages_by_cursor_without_skipping_or_repeating_while_rows_are_added() {
+    let app = TestApp::new().await;
+    for i in 0..7 {
+        app.create_key(json!({"name": format!("k{i}")})).await;
+    }
+    // Sorted by name descending; after each page a key that sorts first ("z…") and one that
+    // sorts last ("a…") are added: neither may shift the pages still to come.
+    let (names, pages) = walk(
+        &app,
+        "/v1/api-keys?limit=3&sort=name:desc&name.startsWith=k",
+        |page| (page == 1).then(|| json!({"name": "k00-added-later"})),
+    )
+    .await;
+    let expected: Vec<String> = ["k6", "k5", "k4", "k3", "k2", "k1", "k00-added-later", "k0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(names, expected);
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test]
+async fn list_offset_paging_carries_filters_and_sort_in_the_link() {
     let app = TestApp::new().await;
     for i in 0..3 {
         app.create_key(json!({"name": format!("k{i}")})).await;
     }
-    let first = app.get("/v1/api-keys?limit=2").owner().send().await;
+    let first = app
+        .get("/v1/api-keys?limit=2&offset=0&sort=name:asc&active.eq=true&count=true")
+        .owner()
+        .send()
+        .await;
     first.assert(200);
-    assert_eq!(first.json().as_array().unwrap().len(), 2);
-    let link = first.header("link").unwrap().to_owned();
-    assert_eq!(link, "</v1/api-keys?limit=2&offset=2>; rel=\"next\"");
+    assert_eq!(first.header("x-total-count"), Some("4"));
+    assert_eq!(
+        first.header("link"),
+        Some("</v1/api-keys?sort=name%3Aasc&active.eq=true&limit=2&offset=2&count=true>; rel=\"next\"")
+    );
     let second = app
-        .get("/v1/api-keys?limit=2&offset=2")
+        .get("/v1/api-keys?sort=name:asc&active.eq=true&limit=2&offset=2&count=true")
         .owner()
         .send()
         .await;
     assert_eq!(second.json().as_array().unwrap().len(), 2);
     assert!(second.header("link").is_none());
-    app.get("/v1/api-keys?limit=0")
+}
+
+#[tokio::test]
+async fn list_filters_select_rows_and_bad_ones_are_400() {
+    let app = TestApp::new().await;
+    let (inactive, _) = app.create_key(json!({"name": "Shop_sync"})).await;
+    app.patch(&format!("/v1/api-keys/{inactive}"))
         .owner()
+        .json(&json!({"active": false}))
         .send()
         .await
-        .assert_problem(400, "bad_request");
-    app.get("/v1/api-keys?limit=abc")
+        .assert(200);
+    app.create_key(json!({"name": "shop-dashboard"})).await;
+    let names = |res: &crate::helpers::Resp| -> Vec<String> {
+        res.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let res = app.get("/v1/api-keys?active.eq=false").owner().send().await;
+    assert_eq!(names(&res), ["Shop_sync"]);
+    // Case-insensitive, and `_` is a literal underscore, not a wildcard.
+    let res = app
+        .get("/v1/api-keys?name.contains=SHOP_")
         .owner()
         .send()
-        .await
-        .assert_problem(400, "bad_request");
+        .await;
+    assert_eq!(names(&res), ["Shop_sync"]);
+    let res = app
+        .get("/v1/api-keys?name.in=Shop_sync,shop-dashboard,nobody&sort=name:desc")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(names(&res), ["shop-dashboard", "Shop_sync"]);
+    let res = app
+        .get("/v1/api-keys?managedBy.isNull=true&count=true")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(res.header("x-total-count"), Some("3"));
+    let res = app
+        .get("/v1/api-keys?lastUsedAt.isNull=false")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(
+        names(&res),
+        Vec::<String>::new(),
+        "usage is not written yet"
+    );
+    app.state.usage.flush(app.pool()).await.unwrap();
+    let res = app
+        .get("/v1/api-keys?lastUsedAt.isNull=false")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(
+        names(&res),
+        ["Owner (Full Access)"],
+        "only the owner key has been used"
+    );
+
+    for bad in [
+        "/v1/api-keys?colour.eq=red",
+        "/v1/api-keys?name.like=x",
+        "/v1/api-keys?active.eq=maybe",
+        "/v1/api-keys?sort=active:asc",
+        "/v1/api-keys?cursor=garbage",
+        "/v1/api-keys?limit=0",
+        "/v1/api-keys?limit=abc",
+        "/v1/api-keys?offset=1&cursor=abc",
+    ] {
+        app.get(bad)
+            .owner()
+            .send()
+            .await
+            .assert_problem(400, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_from_one_sort_is_refused_with_another() {
+    let app = TestApp::new().await;
+    for i in 0..3 {
+        app.create_key(json!({"name": format!("k{i}")})).await;
+    }
+    let res = app
+        .get("/v1/api-keys?limit=1&sort=name:asc")
+        .owner()
+        .send()
+        .await;
+    let link = res.header("link").unwrap().to_owned();
+    let cursor = link
+        .split("cursor=")
+        .nth(1)
+        .unwrap()
+        .split(['&', '>'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .get(&format!(
+            "/v1/api-keys?limit=1&sort=createdAt:desc&cursor={cursor}"
+        ))
+        .owner()
+        .send()
+        .await;
+    res.assert_problem(400, "bad_request");
 }
 
 #[tokio::test]

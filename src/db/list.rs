@@ -1,0 +1,139 @@
+//! A `ListQuery` as SQL: filters, keyset or offset position, order and limit, always scoped by
+//! store. Column and table names come from static specs; every value is a bound parameter.
+
+use crate::ids::StoreId;
+use crate::list::{Filter, ListQuery, Op, Operand, Position, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+
+fn push_value(q: &mut QueryBuilder<'_, Postgres>, value: &Value) {
+    match value {
+        Value::Text(s) => q.push_bind(s.clone()),
+        Value::Uuid(u) => q.push_bind(*u),
+        Value::Bool(b) => q.push_bind(*b),
+        Value::Timestamp(t) => q.push_bind(*t),
+        Value::Integer(i) => q.push_bind(*i),
+    };
+}
+
+/// `%` and `_` in a client's text are literal, not wildcards.
+fn like_escaped(value: &Value) -> Value {
+    match value {
+        Value::Text(s) => Value::Text(
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_"),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
+    let column = filter.field.column;
+    q.push(" and ");
+    match (&filter.operand, filter.op) {
+        (Operand::Null(is_null), _) => {
+            q.push(column)
+                .push(if *is_null { " is null" } else { " is not null" });
+        }
+        (Operand::Many(values), op) => {
+            if op == Op::NotIn {
+                q.push("(").push(column).push(" is null or ");
+            }
+            q.push(column).push(if op == Op::NotIn {
+                " not in ("
+            } else {
+                " in ("
+            });
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                push_value(q, value);
+            }
+            q.push(if op == Op::NotIn { "))" } else { ")" });
+        }
+        (Operand::One(value), op) => {
+            let (prefix, suffix) = match op {
+                Op::Contains => ("%", "%"),
+                Op::StartsWith => ("", "%"),
+                Op::EndsWith => ("%", ""),
+                _ => ("", ""),
+            };
+            if matches!(op, Op::Contains | Op::StartsWith | Op::EndsWith) {
+                // Case-insensitive, like a search box.
+                q.push(column).push(" ilike '").push(prefix).push("' || ");
+                push_value(q, &like_escaped(value));
+                q.push(" || '").push(suffix).push("'");
+                return;
+            }
+            let operator = match op {
+                Op::Eq => " = ",
+                Op::Ne => " is distinct from ",
+                Op::Gt => " > ",
+                Op::Gte => " >= ",
+                Op::Lt => " < ",
+                _ => " <= ",
+            };
+            q.push(column).push(operator);
+            push_value(q, value);
+        }
+    }
+}
+
+fn push_scope(q: &mut QueryBuilder<'_, Postgres>, store: StoreId, list: &ListQuery) {
+    q.push(" where store_id = ").push_bind(store);
+    for filter in &list.filters {
+        push_filter(q, filter);
+    }
+}
+
+/// One page (plus one row, so the caller knows whether more exist).
+pub async fn fetch_page<T>(
+    db: impl PgExecutor<'_>,
+    table: &'static str,
+    store: StoreId,
+    list: &ListQuery,
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let column = list.sort.field.column;
+    let direction = if list.sort.descending {
+        " desc"
+    } else {
+        " asc"
+    };
+    let mut q = QueryBuilder::new("select * from ");
+    q.push(table);
+    push_scope(&mut q, store, list);
+    if let Position::After { value, id } = &list.position {
+        q.push(" and (").push(column).push(", id)");
+        q.push(if list.sort.descending { " < (" } else { " > (" });
+        push_value(&mut q, value);
+        q.push(", ").push_bind(*id).push(")");
+    }
+    q.push(" order by ")
+        .push(column)
+        .push(direction)
+        .push(", id")
+        .push(direction);
+    q.push(" limit ").push_bind(list.limit + 1);
+    if let Position::Offset(offset) = list.position {
+        q.push(" offset ").push_bind(offset);
+    }
+    q.build_query_as().fetch_all(db).await
+}
+
+/// How many rows match the filters (ignoring paging), for `X-Total-Count`.
+pub async fn count(
+    db: impl PgExecutor<'_>,
+    table: &'static str,
+    store: StoreId,
+    list: &ListQuery,
+) -> sqlx::Result<i64> {
+    let mut q = QueryBuilder::new("select count(*) from ");
+    q.push(table);
+    push_scope(&mut q, store, list);
+    q.build_query_scalar().fetch_one(db).await
+}

@@ -1,0 +1,463 @@
+//! List queries (SPEC §6): parsing `limit`, `offset` | `cursor`, `count`, `sort` and
+//! `field.op=value` filters against a resource's declared fields. Pure: `db::list` turns a
+//! `ListQuery` into SQL, `http::paging` into headers.
+
+pub mod cursor;
+
+use crate::error::ApiError;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
+const MAX_OFFSET: i64 = 1_000_000;
+const MAX_FILTERS: usize = 20;
+const MAX_VALUE_LEN: usize = 1000;
+const MAX_IN_VALUES: usize = 100;
+
+/// How a field's values are typed (and so which operators apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Uuid,
+    Bool,
+    Timestamp,
+    Integer,
+}
+
+/// A field clients may filter (and perhaps sort) on.
+#[derive(Debug)]
+pub struct Field {
+    /// The API name (camelCase).
+    pub name: &'static str,
+    /// The column it maps to: a trusted, static identifier.
+    pub column: &'static str,
+    pub kind: Kind,
+    /// Only non-null columns are sortable, so keyset paging never meets a NULL.
+    pub sortable: bool,
+    pub nullable: bool,
+}
+
+/// What a resource's list accepts.
+#[derive(Debug)]
+pub struct Spec {
+    pub fields: &'static [Field],
+    /// The default sort field (ascending), which must be sortable.
+    pub default_sort: &'static str,
+}
+
+impl Spec {
+    fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Contains,
+    StartsWith,
+    EndsWith,
+    In,
+    NotIn,
+    IsNull,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "contains" => Op::Contains,
+            "startsWith" => Op::StartsWith,
+            "endsWith" => Op::EndsWith,
+            "in" => Op::In,
+            "notIn" => Op::NotIn,
+            "isNull" => Op::IsNull,
+            _ => return None,
+        })
+    }
+
+    fn applies_to(self, field: &Field) -> bool {
+        match self {
+            Op::Eq | Op::Ne => true,
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+                matches!(field.kind, Kind::Text | Kind::Timestamp | Kind::Integer)
+            }
+            Op::Contains | Op::StartsWith | Op::EndsWith => field.kind == Kind::Text,
+            Op::In | Op::NotIn => field.kind != Kind::Bool,
+            Op::IsNull => field.nullable,
+        }
+    }
+}
+
+/// A typed filter or cursor value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Uuid(Uuid),
+    Bool(bool),
+    Timestamp(DateTime<Utc>),
+    Integer(i64),
+}
+
+impl Value {
+    pub fn parse(kind: Kind, raw: &str) -> Option<Value> {
+        Some(match kind {
+            Kind::Text => Value::Text(raw.to_owned()),
+            Kind::Uuid => Value::Uuid(Uuid::parse_str(raw).ok()?),
+            Kind::Bool => Value::Bool(match raw {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            }),
+            Kind::Timestamp => {
+                Value::Timestamp(DateTime::parse_from_rfc3339(raw).ok()?.with_timezone(&Utc))
+            }
+            Kind::Integer => Value::Integer(raw.parse().ok()?),
+        })
+    }
+
+    /// The inverse of `parse`, for cursors.
+    pub fn render(&self) -> String {
+        match self {
+            Value::Text(s) => s.clone(),
+            Value::Uuid(u) => u.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Timestamp(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            Value::Integer(i) => i.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    One(Value),
+    Many(Vec<Value>),
+    /// For `isNull`: whether the field must be null.
+    Null(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub field: &'static Field,
+    pub op: Op,
+    pub operand: Operand,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sort {
+    pub field: &'static Field,
+    pub descending: bool,
+}
+
+/// Where the page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    Offset(i64),
+    /// Keyset: rows after this (sort value, id) in the sort order.
+    After {
+        value: Value,
+        id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub limit: i64,
+    pub position: Position,
+    pub count: bool,
+    pub filters: Vec<Filter>,
+    pub sort: Sort,
+    /// Whether the client paged by offset (then `Link` does too); otherwise by cursor.
+    pub by_offset: bool,
+    /// The client's filter and sort parameters, to carry into the `Link` header.
+    pub carried: Vec<(String, String)>,
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::BadRequest(message)
+}
+
+impl ListQuery {
+    /// Parses decoded query pairs. Unknown parameters, fields and operators are 400s naming them.
+    pub fn parse(pairs: &[(String, String)], spec: &'static Spec) -> Result<ListQuery, ApiError> {
+        let mut limit = DEFAULT_LIMIT;
+        let mut offset = None;
+        let mut cursor = None;
+        let mut count = false;
+        let mut sort = None;
+        let mut filters = Vec::new();
+        let mut carried = Vec::new();
+        for (key, raw) in pairs {
+            if raw.len() > MAX_VALUE_LEN {
+                return Err(bad(format!(
+                    "{key} is longer than {MAX_VALUE_LEN} characters"
+                )));
+            }
+            match key.as_str() {
+                "limit" => {
+                    limit = raw
+                        .parse()
+                        .ok()
+                        .filter(|l| (1..=MAX_LIMIT).contains(l))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "limit must be a whole number from 1 to {MAX_LIMIT}"
+                            ))
+                        })?;
+                }
+                "offset" => {
+                    offset = Some(
+                        raw.parse()
+                            .ok()
+                            .filter(|o| (0..=MAX_OFFSET).contains(o))
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "offset must be a whole number from 0 to {MAX_OFFSET}"
+                                ))
+                            })?,
+                    );
+                }
+                "cursor" => cursor = Some(raw.clone()),
+                "count" => {
+                    count = match raw.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad("count must be true or false".to_owned())),
+                    }
+                }
+                "sort" => {
+                    sort = Some(parse_sort(raw, spec)?);
+                    carried.push((key.clone(), raw.clone()));
+                }
+                _ => {
+                    filters.push(parse_filter(key, raw, spec)?);
+                    carried.push((key.clone(), raw.clone()));
+                }
+            }
+        }
+        if filters.len() > MAX_FILTERS {
+            return Err(bad(format!("at most {MAX_FILTERS} filters")));
+        }
+        let sort = match sort {
+            Some(sort) => sort,
+            None => Sort {
+                field: spec.field(spec.default_sort).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("default sort field missing"))
+                })?,
+                descending: false,
+            },
+        };
+        let position = match (offset, cursor) {
+            (Some(_), Some(_)) => return Err(bad("give offset or cursor, not both".to_owned())),
+            (Some(o), None) => Position::Offset(o),
+            (None, Some(c)) => cursor::decode(&c, sort)?,
+            (None, None) => Position::Offset(0),
+        };
+        Ok(ListQuery {
+            limit,
+            position,
+            count,
+            filters,
+            sort,
+            by_offset: offset.is_some(),
+            carried,
+        })
+    }
+}
+
+fn parse_sort(raw: &str, spec: &'static Spec) -> Result<Sort, ApiError> {
+    let (name, direction) = raw.split_once(':').unwrap_or((raw, "asc"));
+    let field = spec.field(name).filter(|f| f.sortable).ok_or_else(|| {
+        bad(format!(
+            "cannot sort by {name:?}; sortable: {}",
+            sortable_names(spec)
+        ))
+    })?;
+    let descending = match direction {
+        "asc" => false,
+        "desc" => true,
+        other => {
+            return Err(bad(format!(
+                "sort direction must be asc or desc, got {other:?}"
+            )))
+        }
+    };
+    Ok(Sort { field, descending })
+}
+
+fn sortable_names(spec: &Spec) -> String {
+    spec.fields
+        .iter()
+        .filter(|f| f.sortable)
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_filter(key: &str, raw: &str, spec: &'static Spec) -> Result<Filter, ApiError> {
+    let (name, op) = key.rsplit_once('.').ok_or_else(|| {
+        bad(format!(
+            "unknown query parameter {key:?} (filters are written field.op=value)"
+        ))
+    })?;
+    let field = spec.field(name).ok_or_else(|| {
+        bad(format!(
+            "unknown filter field {name:?}; filterable: {}",
+            spec.fields
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let op =
+        Op::parse(op).ok_or_else(|| bad(format!("unknown filter operator {op:?} in {key:?}")))?;
+    if !op.applies_to(field) {
+        return Err(bad(format!("operator in {key:?} does not apply to {name}")));
+    }
+    let value = |raw: &str| {
+        Value::parse(field.kind, raw)
+            .ok_or_else(|| bad(format!("{key}: {raw:?} is not a valid value")))
+    };
+    let operand = match op {
+        Op::IsNull => match raw {
+            "true" => Operand::Null(true),
+            "false" => Operand::Null(false),
+            _ => return Err(bad(format!("{key} takes true or false"))),
+        },
+        Op::In | Op::NotIn => {
+            let values: Vec<Value> = raw.split(',').map(value).collect::<Result<_, _>>()?;
+            if values.len() > MAX_IN_VALUES {
+                return Err(bad(format!("{key} takes at most {MAX_IN_VALUES} values")));
+            }
+            Operand::Many(values)
+        }
+        _ => Operand::One(value(raw)?),
+    };
+    Ok(Filter { field, op, operand })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPEC: Spec = Spec {
+        fields: &[
+            Field {
+                name: "name",
+                column: "name",
+                kind: Kind::Text,
+                sortable: true,
+                nullable: false,
+            },
+            Field {
+                name: "active",
+                column: "active",
+                kind: Kind::Bool,
+                sortable: false,
+                nullable: false,
+            },
+            Field {
+                name: "createdAt",
+                column: "created_at",
+                kind: Kind::Timestamp,
+                sortable: true,
+                nullable: false,
+            },
+            Field {
+                name: "expiresAt",
+                column: "expires_at",
+                kind: Kind::Timestamp,
+                sortable: false,
+                nullable: true,
+            },
+        ],
+        default_sort: "createdAt",
+    };
+
+    fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ListQuery::parse(&owned, &SPEC)
+    }
+
+    fn message(r: Result<ListQuery, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let q = q(&[]).unwrap();
+        assert_eq!(q.limit, 100);
+        assert_eq!(q.position, Position::Offset(0));
+        assert_eq!(q.sort.field.name, "createdAt");
+        assert!(!q.sort.descending && !q.count && q.filters.is_empty());
+    }
+
+    #[test]
+    fn filters_are_typed_by_field() {
+        let q = q(&[
+            ("name.startsWith", "Bam"),
+            ("active.eq", "true"),
+            ("createdAt.gte", "2026-01-01T00:00:00Z"),
+            ("name.in", "a,b"),
+        ])
+        .unwrap();
+        assert_eq!(q.filters.len(), 4);
+        assert_eq!(q.filters[1].operand, Operand::One(Value::Bool(true)));
+        assert_eq!(
+            q.filters[3].operand,
+            Operand::Many(vec![Value::Text("a".into()), Value::Text("b".into())])
+        );
+        assert_eq!(q.carried.len(), 4);
+    }
+
+    #[test]
+    fn unknown_fields_operators_and_parameters_are_named() {
+        assert!(message(q(&[("colour.eq", "red")])).contains("\"colour\""));
+        assert!(message(q(&[("name.like", "x")])).contains("\"like\""));
+        assert!(message(q(&[("colour", "red")])).contains("\"colour\""));
+        assert!(message(q(&[("active.contains", "t")])).contains("does not apply"));
+        assert!(message(q(&[("name.isNull", "true")])).contains("does not apply"));
+        assert!(message(q(&[("active.eq", "yes")])).contains("not a valid value"));
+        assert!(message(q(&[("createdAt.gt", "yesterday")])).contains("not a valid value"));
+    }
+
+    #[test]
+    fn paging_parameters_are_checked() {
+        assert!(message(q(&[("limit", "0")])).contains("limit"));
+        assert!(message(q(&[("limit", "1001")])).contains("limit"));
+        assert!(message(q(&[("offset", "-1")])).contains("offset"));
+        assert!(message(q(&[("count", "maybe")])).contains("count"));
+        assert!(message(q(&[("sort", "active:asc")])).contains("cannot sort"));
+        assert!(message(q(&[("sort", "name:sideways")])).contains("direction"));
+        assert_eq!(q(&[("offset", "5")]).unwrap().position, Position::Offset(5));
+        assert!(q(&[("offset", "5")]).unwrap().by_offset);
+        let sorted = q(&[("sort", "name:desc")]).unwrap();
+        assert!(sorted.sort.descending && sorted.sort.field.name == "name");
+    }
+
+    #[test]
+    fn too_many_filters_or_values_are_refused() {
+        let many: Vec<(&str, &str)> = (0..21).map(|_| ("name.ne", "x")).collect();
+        assert!(message(q(&many)).contains("at most"));
+        let values = vec!["v"; 101].join(",");
+        assert!(message(q(&[("name.in", &values)])).contains("at most"));
+    }
+}
