@@ -2,7 +2,7 @@
 
 use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Listed, Page, PageParams};
-use super::validate::Errors;
+use super::validate::{Errors, IpRange};
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
@@ -129,7 +129,7 @@ pub struct CreateApiKey {
     pub permissions: Vec<String>,
     /// Up to 100 IPv4/IPv6 addresses or CIDR ranges; empty = any address.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Vec<IpRange>)]
     pub ip_allowlist: Vec<String>,
     /// When the key stops working. Must be in the future: a past time is `422`.
     pub expires_at: Option<DateTime<Utc>>,
@@ -153,7 +153,7 @@ pub struct UpdateApiKey {
     #[schema(value_type = Option<Vec<Permission>>)]
     pub permissions: Option<Vec<String>>,
     /// Replaces the allowlist (up to 100 entries; empty = any address).
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Option<Vec<IpRange>>)]
     pub ip_allowlist: Option<Vec<String>>,
 }
 
@@ -336,7 +336,9 @@ impl Listed for ApiKeyRow {
 /// Required permission: `apiKey.view`. Filters (`field.op=value`): `name`, `keyId`, `active`,
 /// `managedBy`, `expiresAt`, `lastUsedAt`, `createdAt`, `updatedAt`; sort by `name`,
 /// `createdAt` (default) or `updatedAt`.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "API keys", params(PageParams),
+#[utoipa::path(get, path = "/v1/api-keys", tag = "API keys",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
     responses((status = 200, description = "The keys, oldest first unless sorted otherwise", body = Vec<ApiKey>,
         headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
                 ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]

@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-/// The paging parameters, for the OpenAPI document. (Filters, `field.op=value`, are listed in
-/// each operation's description.)
+/// The paging parameters, for the OpenAPI document. (`sort`, whose fields differ per resource,
+/// is declared on each operation; filters, `field.op=value`, are listed in its description.)
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -27,8 +27,6 @@ pub struct PageParams {
     cursor: Option<String>,
     /// `true` adds the number of matching rows in `X-Total-Count`.
     count: Option<bool>,
-    /// `field:asc` or `field:desc`.
-    sort: Option<String>,
 }
 
 /// Parses the raw query string against a resource's list spec.

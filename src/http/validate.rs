@@ -5,6 +5,23 @@ use crate::auth::{Permission, Role};
 use crate::error::{ApiError, FieldError};
 use ipnet::IpNet;
 
+/// An IPv4/IPv6 address or CIDR range, as documented in OpenAPI (the pattern is only a first
+/// filter; `Errors::allowlist` decides).
+pub struct IpRange;
+
+impl utoipa::PartialSchema for IpRange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(r"^(((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(/(3[0-2]|[12]?\d))?|[0-9A-Fa-f:]*::?[0-9A-Fa-f:.]*(/(12[0-8]|1[01]\d|\d?\d))?)$"))
+            .description(Some("An IPv4 or IPv6 address (a single host) or CIDR range, e.g. 203.0.113.0/24"))
+            .examples(["203.0.113.0/24"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for IpRange {}
+
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
 

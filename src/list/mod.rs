@@ -199,6 +199,15 @@ impl ListQuery {
         let mut filters = Vec::new();
         let mut carried = Vec::new();
         for (key, raw) in pairs {
+            // An empty paging parameter (`sort=`) means the parameter was not given.
+            if raw.is_empty()
+                && matches!(
+                    key.as_str(),
+                    "limit" | "offset" | "cursor" | "count" | "sort"
+                )
+            {
+                continue;
+            }
             if raw.len() > MAX_VALUE_LEN {
                 return Err(bad(format!(
                     "{key} is longer than {MAX_VALUE_LEN} characters"
@@ -451,6 +460,13 @@ mod tests {
         assert!(q(&[("offset", "5")]).unwrap().by_offset);
         let sorted = q(&[("sort", "name:desc")]).unwrap();
         assert!(sorted.sort.descending && sorted.sort.field.name == "name");
+    }
+
+    #[test]
+    fn empty_paging_parameters_are_absent() {
+        let q = q(&[("sort", ""), ("cursor", ""), ("limit", "")]).unwrap();
+        assert_eq!(q.limit, 100);
+        assert_eq!(q.sort.field.name, "createdAt");
     }
 
     #[test]
