@@ -105,6 +105,11 @@ impl AppState {
             self.config.usage_flush_interval,
             shutdown.clone(),
         ));
+        tracker.spawn(crate::audit::run_purge(
+            self.pool.clone(),
+            self.config.audit_retention,
+            shutdown.clone(),
+        ));
         let state = self.clone();
         let token = shutdown.clone();
         tracker.spawn(async move {

@@ -1,6 +1,7 @@
 //! Operator commands run from the `printfarm` binary: create stores and keys (including
 //! managed keys the API cannot touch) and set rate-limit overrides. No HTTP involved.
 
+use crate::audit::{self, Actor};
 use crate::auth::digest::Pepper;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::key_format::{self, KeyEnv};
@@ -101,6 +102,19 @@ pub async fn create_store_with_owner(
         },
     )
     .await?;
+    let operator = Actor::operator();
+    let store_view = serde_json::json!({"name": store.name});
+    audit::record(
+        &mut *tx,
+        store.id,
+        &operator,
+        "create",
+        "store",
+        store.id.0,
+        audit::changes(None, Some(&store_view)),
+    )
+    .await?;
+    record_key_created(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(Issued {
         store_id: store.id,
@@ -140,8 +154,9 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     db::stores::get(&pool, req.store_id)
         .await?
         .with_context(|| format!("no store {}", req.store_id))?;
+    let mut tx = pool.begin().await?;
     let (row, key) = issue(
-        &pool,
+        &mut *tx,
         &pepper,
         config.key_env,
         KeySpec {
@@ -157,11 +172,41 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
         },
     )
     .await?;
+    record_key_created(&mut tx, &row).await?;
+    tx.commit().await?;
     Ok(Issued {
         store_id: req.store_id,
         key: key.expose().to_owned(),
         key_id: row.key_id,
     })
+}
+
+/// The audit entry for a key the operator created (what it may do, never its secret).
+async fn record_key_created(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    row: &crate::db::api_keys::ApiKeyRow,
+) -> anyhow::Result<()> {
+    let view = serde_json::json!({
+        "name": row.name,
+        "keyId": row.key_id,
+        "type": if row.full_access { "full_access" } else { "custom" },
+        "roles": row.roles,
+        "permissions": row.permissions,
+        "managedBy": row.managed_by,
+        "key": "issued",
+    });
+    let changes = audit::changes(None, Some(&view));
+    audit::record(
+        &mut **tx,
+        row.store_id,
+        &Actor::operator(),
+        "create",
+        "apiKey",
+        row.id.0,
+        changes,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Which rate limits to override.

@@ -32,6 +32,8 @@ pub struct Config {
     pub key_cache_capacity: u64,
     pub usage_flush_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// How long audit-log entries are kept.
+    pub audit_retention: Duration,
     pub log_format_json: bool,
 }
 
@@ -129,6 +131,9 @@ impl Config {
             key_cache_capacity: number("PF_KEY_CACHE_CAPACITY", 100_000)?.max(1),
             usage_flush_interval: Duration::from_secs(number("PF_USAGE_FLUSH_SECS", 10)?.max(1)),
             shutdown_timeout: Duration::from_secs(number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?),
+            audit_retention: Duration::from_secs(
+                number("PF_AUDIT_RETENTION_DAYS", 90)?.clamp(1, 36_500) * 86_400,
+            ),
             log_format_json: parse("PF_LOG_FORMAT", "text") == "json",
         })
     }

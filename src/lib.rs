@@ -2,6 +2,8 @@
 
 /// AppState, router assembly, `run`.
 pub mod app;
+/// The audit trail: entries, field-level changes, retention.
+pub mod audit;
 /// Keys, verification, the `Caller`, permissions and roles.
 pub mod auth;
 /// The operator CLI commands (bootstrap, keys, limits).

@@ -2,6 +2,7 @@
 //! module per table group. All SQL lives under here.
 
 pub mod api_keys;
+pub mod audit;
 pub mod list;
 pub mod stores;
 

@@ -4,6 +4,7 @@ use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Listed, Page, PageParams};
 use super::validate::{Errors, IpRange};
 use crate::app::AppState;
+use crate::audit::{self, Actor};
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
@@ -314,6 +315,7 @@ static LIST_SPEC: Spec = Spec {
         },
     ],
     default_sort: "createdAt",
+    default_descending: false,
 };
 
 impl Listed for ApiKeyRow {
@@ -416,8 +418,9 @@ pub async fn create_api_key(
         )));
     }
 
+    let mut tx = state.pool.begin().await?;
     let (row, plaintext) = issue(
-        &state.pool,
+        &mut *tx,
         &state.verifier.pepper,
         state.config.key_env,
         KeySpec {
@@ -433,15 +436,28 @@ pub async fn create_api_key(
         },
     )
     .await?;
-    let location = format!("/v1/api-keys/{}", row.id);
-    let body = ApiKeyWithSecret {
+    let created = ApiKeyWithSecret {
         api_key: ApiKey::from_row(row, &state),
         key: plaintext.expose().to_owned(),
     };
+    let after = serde_json::to_value(&created).ok();
+    let id = created.api_key.id;
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "create",
+        "apiKey",
+        id.0,
+        audit::changes(None, after.as_ref()),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/api-keys/{id}");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(body),
+        Json(created),
     )
         .into_response())
 }
@@ -536,12 +552,25 @@ pub async fn update_api_key(
     let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
     caller.ensure_can_grant(permissions::effective(row.full_access, roles, permissions))?;
 
+    let before = serde_json::to_value(ApiKey::from_row(row.clone(), &state)).ok();
     let updated = db::update(&mut *tx, caller.store_id, path.id, changes)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let view = ApiKey::from_row(updated.clone(), &state);
+    let after = serde_json::to_value(&view).ok();
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "update",
+        "apiKey",
+        path.id.0,
+        audit::changes(before.as_ref(), after.as_ref()),
+    )
+    .await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&updated.key_id).await;
-    Ok(Json(ApiKey::from_row(updated, &state)))
+    Ok(Json(view))
 }
 
 /// Delete (revoke) a key. It stops working on every replica at once.
@@ -559,6 +588,17 @@ pub async fn delete_api_key(
     if !db::delete(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::NotFound);
     }
+    let before = serde_json::to_value(ApiKey::from_row(row.clone(), &state)).ok();
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "delete",
+        "apiKey",
+        path.id.0,
+        audit::changes(before.as_ref(), None),
+    )
+    .await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&row.key_id).await;
     Ok(StatusCode::NO_CONTENT)
@@ -601,12 +641,25 @@ pub async fn roll_api_key(
     )
     .await?
     .ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
-    state.verifier.cache.invalidate(&rolled.key_id).await;
-    Ok(Json(ApiKeyWithSecret {
+    let before = serde_json::to_value(ApiKey::from_row(row, &state)).ok();
+    let view = ApiKeyWithSecret {
         api_key: ApiKey::from_row(rolled, &state),
         key: plaintext.expose().to_owned(),
-    }))
+    };
+    let after = serde_json::to_value(&view).ok();
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "roll",
+        "apiKey",
+        path.id.0,
+        audit::changes(before.as_ref(), after.as_ref()),
+    )
+    .await?;
+    tx.commit().await?;
+    state.verifier.cache.invalidate(&view.api_key.key_id).await;
+    Ok(Json(view))
 }
 
 /// Check credentials: who am I, and for which store?

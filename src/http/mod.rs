@@ -2,6 +2,7 @@
 //! and `router()`. The OpenAPI document is built from the same routers, so it cannot drift.
 
 pub mod api_keys;
+pub mod audit_logs;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
@@ -17,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(api_keys::router())
+        .merge(audit_logs::router())
         .merge(roles::router())
         .merge(stores::router())
 }

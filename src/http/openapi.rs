@@ -26,6 +26,7 @@ minute and 600 an hour (sliding windows); every authenticated response carries t
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
         (name = "Store", description = "The caller's store"),
+        (name = "Audit log", description = "Who changed what, and from where"),
         (name = "Operations", description = "Health and readiness")
     )
 )]

@@ -3,6 +3,7 @@
 use super::extract::ApiJson;
 use super::validate::Errors;
 use crate::app::AppState;
+use crate::audit::{self, Actor};
 use crate::auth::{Caller, Permission};
 use crate::db::stores::{self as db, StoreRow};
 use crate::error::{ApiError, ApiResult};
@@ -97,9 +98,31 @@ pub async fn update_store(
         .as_deref()
         .map(|n| errors.name("/name", n, NAME_MAX));
     errors.finish()?;
-    let row = match name {
-        Some(name) => db::rename(&state.pool, caller.store_id, &name).await?,
-        None => db::get(&state.pool, caller.store_id).await?,
+    let mut tx = state.pool.begin().await?;
+    let before = db::get(&mut *tx, caller.store_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let Some(name) = name else {
+        return Ok(Json(to_view(before, &state)));
     };
-    Ok(Json(to_view(row.ok_or(ApiError::NotFound)?, &state)))
+    let after = db::rename(&mut *tx, caller.store_id, &name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (before, after) = (to_view(before, &state), to_view(after, &state));
+    let changes = audit::changes(
+        serde_json::to_value(&before).ok().as_ref(),
+        serde_json::to_value(&after).ok().as_ref(),
+    );
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "update",
+        "store",
+        caller.store_id.0,
+        changes,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
 }

@@ -42,8 +42,9 @@ pub struct Field {
 #[derive(Debug)]
 pub struct Spec {
     pub fields: &'static [Field],
-    /// The default sort field (ascending), which must be sortable.
+    /// The default sort field, which must be sortable.
     pub default_sort: &'static str,
+    pub default_descending: bool,
 }
 
 impl Spec {
@@ -264,7 +265,7 @@ impl ListQuery {
                 field: spec.field(spec.default_sort).ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("default sort field missing"))
                 })?,
-                descending: false,
+                descending: spec.default_descending,
             },
         };
         let position = match (offset, cursor) {
@@ -393,6 +394,7 @@ mod tests {
             },
         ],
         default_sort: "createdAt",
+        default_descending: false,
     };
 
     fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {

@@ -294,6 +294,7 @@ async fn every_endpoint_requires_credentials() {
         ("GET", "/v1/permissions/types".to_owned()),
         ("GET", "/v1/stores".to_owned()),
         ("PATCH", "/v1/stores".to_owned()),
+        ("GET", "/v1/audit-logs".to_owned()),
     ];
     for (method, path) in paths {
         let res = app.request(method.parse().unwrap(), &path).send().await;

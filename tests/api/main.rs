@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api_keys;
+mod audit_logs;
 mod authentication;
 mod errors;
 mod helpers;

@@ -1,0 +1,174 @@
+//! The audit trail: who changed what, with field-level changes (secrets redacted), recorded in
+//! the same transaction as the change so a rolled-back request leaves no entry.
+
+use crate::auth::Caller;
+use crate::db::audit::{self as db, NewAuditEntry};
+use crate::error::REQUEST_CONTEXT;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{PgExecutor, PgPool};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Fields whose values never enter the log, whatever the entity.
+const SECRET_FIELDS: &[&str] = &["key", "secret", "digest", "password", "token", "apiKey"];
+/// Fields that change as a side effect of use, not of a mutation.
+const NOISE_FIELDS: &[&str] = &["updatedAt", "lastUsedAt", "lastUsedIp", "requestCount"];
+pub const REDACTED: &str = "[redacted]";
+
+/// Who acted.
+pub struct Actor {
+    actor_type: &'static str,
+    api_key_id: Option<Uuid>,
+    key_id: Option<String>,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+}
+
+impl Actor {
+    /// The API key behind the current request.
+    pub fn caller(caller: &Caller) -> Actor {
+        Actor {
+            actor_type: "api_key",
+            api_key_id: Some(caller.api_key_id.0),
+            key_id: Some(caller.key_id.clone()),
+            client_ip: Some(caller.client_ip.to_string()),
+            request_id: REQUEST_CONTEXT.try_with(|c| c.request_id.clone()).ok(),
+        }
+    }
+
+    /// The platform operator, through the `printfarm` CLI.
+    pub fn operator() -> Actor {
+        Actor {
+            actor_type: "operator",
+            api_key_id: None,
+            key_id: None,
+            client_ip: None,
+            request_id: None,
+        }
+    }
+}
+
+/// `{field: {from, to}}` for every field that differs between two JSON views of an entity
+/// (`None` for before a create or after a delete). Secrets are redacted, usage noise skipped.
+pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Value {
+    let empty = Map::new();
+    let object = |v: Option<&Value>| v.and_then(Value::as_object).unwrap_or(&empty).clone();
+    let (before, after) = (object(before), object(after));
+    let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let mut out = Map::new();
+    for field in fields {
+        if NOISE_FIELDS.contains(&field.as_str()) {
+            continue;
+        }
+        let (from, to) = (before.get(field), after.get(field));
+        if from == to {
+            continue;
+        }
+        let shown = |v: Option<&Value>| match v {
+            None | Some(Value::Null) => Value::Null,
+            Some(_) if SECRET_FIELDS.contains(&field.as_str()) => {
+                Value::String(REDACTED.to_owned())
+            }
+            Some(v) => v.clone(),
+        };
+        out.insert(
+            field.clone(),
+            serde_json::json!({"from": shown(from), "to": shown(to)}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Writes one entry; call it with the transaction that makes the change.
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    actor: &Actor,
+    action: &str,
+    entity_type: &str,
+    entity_id: Uuid,
+    changes: Value,
+) -> sqlx::Result<()> {
+    db::insert(
+        db,
+        store,
+        NewAuditEntry {
+            actor_type: actor.actor_type,
+            api_key_id: actor.api_key_id,
+            key_id: actor.key_id.as_deref(),
+            client_ip: actor.client_ip.clone(),
+            request_id: actor.request_id.clone(),
+            action,
+            entity_type,
+            entity_id,
+            changes,
+        },
+    )
+    .await
+}
+
+/// Deletes every entry older than `retention` before `now`, in batches; returns how many.
+pub async fn purge_once(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> sqlx::Result<u64> {
+    let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let mut total = 0;
+    loop {
+        let deleted = db::purge_before(pool, cutoff, 10_000).await?;
+        total += deleted;
+        if deleted < 10_000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Purges hourly until shutdown.
+pub async fn run_purge(pool: PgPool, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        match purge_once(&pool, Utc::now(), retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged old audit-log entries"),
+            Err(e) => tracing::warn!(error = %e, "audit-log purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_changed_fields_are_kept_and_secrets_are_redacted() {
+        let before = json!({"name": "a", "active": true, "updatedAt": "t1", "roles": ["viewer"]});
+        let after = json!({"name": "b", "active": true, "updatedAt": "t2", "roles": ["viewer"], "key": "pf_live_secret"});
+        assert_eq!(
+            changes(Some(&before), Some(&after)),
+            json!({"name": {"from": "a", "to": "b"}, "key": {"from": null, "to": "[redacted]"}})
+        );
+    }
+
+    #[test]
+    fn creates_and_deletes_show_every_field() {
+        let view = json!({"name": "a", "active": true});
+        assert_eq!(
+            changes(None, Some(&view)),
+            json!({"active": {"from": null, "to": true}, "name": {"from": null, "to": "a"}})
+        );
+        assert_eq!(
+            changes(Some(&view), None)["name"],
+            json!({"from": "a", "to": null})
+        );
+    }
+}

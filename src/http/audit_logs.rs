@@ -1,0 +1,174 @@
+//! `/v1/audit-logs`: the store's audit trail, newest first.
+
+use super::paging::{self, Listed, Page, PageParams};
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::audit::AuditRow;
+use crate::db::list as db_list;
+use crate::error::ApiResult;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit_logs))
+}
+
+/// One change to the store: who made it, from where, and what changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLog {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    /// When the change was made.
+    pub created_at: DateTime<Utc>,
+    /// `api_key` (through the API) or `operator` (the printfarm CLI).
+    #[schema(example = "api_key")]
+    pub actor_type: String,
+    pub api_key_id: Option<Uuid>,
+    /// The acting key's public id.
+    pub key_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    #[schema(example = "update")]
+    pub action: String,
+    #[schema(example = "apiKey")]
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    /// `{field: {from, to}}`; secrets appear as `[redacted]`.
+    #[schema(value_type = Object)]
+    pub changes: serde_json::Value,
+}
+
+impl From<AuditRow> for AuditLog {
+    fn from(r: AuditRow) -> Self {
+        AuditLog {
+            id: r.id,
+            store_id: r.store_id,
+            created_at: r.created_at,
+            actor_type: r.actor_type,
+            api_key_id: r.api_key_id,
+            key_id: r.key_id,
+            client_ip: r.client_ip,
+            request_id: r.request_id,
+            action: r.action,
+            entity_type: r.entity_type,
+            entity_id: r.entity_id,
+            changes: r.changes,
+        }
+    }
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "actorType",
+            column: "actor_type",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "apiKeyId",
+            column: "api_key_id",
+            kind: Kind::Uuid,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "keyId",
+            column: "key_id",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "clientIp",
+            column: "client_ip",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "requestId",
+            column: "request_id",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "action",
+            column: "action",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "entityType",
+            column: "entity_type",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "entityId",
+            column: "entity_id",
+            kind: Kind::Uuid,
+            sortable: false,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: true,
+};
+
+impl Listed for AuditRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        (field == "createdAt").then_some(Value::Timestamp(self.created_at))
+    }
+}
+
+/// The store's audit log, newest first.
+///
+/// Required permission: `audit.log.view`. Filters (`field.op=value`): `createdAt`, `actorType`,
+/// `apiKeyId`, `keyId`, `clientIp`, `requestId`, `action`, `entityType`, `entityId`. Entries
+/// are kept for `PF_AUDIT_RETENTION_DAYS` (default 90).
+#[utoipa::path(get, path = "/v1/audit-logs", tag = "Audit log",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`createdAt:asc|desc` (default desc)",
+        pattern = r"^(createdAt(:(asc|desc))?)?$")),
+    responses((status = 200, description = "Entries, newest first", body = Vec<AuditLog>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_audit_logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::AuditLogView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<AuditRow> =
+        db_list::fetch_page(&state.pool, "audit_logs", caller.store_id, &list).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "audit_logs", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(rows, AuditLog::from, "/v1/audit-logs", &list, total).into_response())
+}
