@@ -14,6 +14,8 @@ pub mod config;
 pub mod db;
 /// `ApiError` and problem+json.
 pub mod error;
+/// The transactional outbox.
+pub mod events;
 /// HTTP handlers, one module per resource, and the OpenAPI document.
 pub mod http;
 /// Typed ids.
@@ -24,6 +26,8 @@ pub mod list;
 pub mod logging;
 /// Tower layers in front of the router.
 pub mod middleware;
+/// Audit entry plus outbox row for a farm-entity mutation.
+pub mod mutation;
 /// IP and CIDR helpers.
 pub mod net;
 /// Per-key sliding-window rate limiting.

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod list;
+pub mod printers;
 pub mod stores;
 
 use crate::config::mask_url;

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod paging;
+pub mod printers;
 pub mod roles;
 pub mod stores;
 pub mod validate;
@@ -19,6 +20,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(api_keys::router())
         .merge(audit_logs::router())
+        .merge(printers::router())
         .merge(roles::router())
         .merge(stores::router())
 }

@@ -27,6 +27,7 @@ minute and 600 an hour (sliding windows); every authenticated response carries t
         (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
         (name = "Store", description = "The caller's store"),
         (name = "Audit log", description = "Who changed what, and from where"),
+        (name = "Printers", description = "The farm's printers"),
         (name = "Operations", description = "Health and readiness")
     )
 )]

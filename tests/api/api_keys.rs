@@ -295,6 +295,13 @@ async fn every_endpoint_requires_credentials() {
         ("GET", "/v1/stores".to_owned()),
         ("PATCH", "/v1/stores".to_owned()),
         ("GET", "/v1/audit-logs".to_owned()),
+        ("GET", "/v1/printers".to_owned()),
+        ("POST", "/v1/printers".to_owned()),
+        ("PATCH", "/v1/printers/confirm-ready".to_owned()),
+        ("GET", format!("/v1/printers/{id}")),
+        ("PATCH", format!("/v1/printers/{id}")),
+        ("DELETE", format!("/v1/printers/{id}")),
+        ("GET", format!("/v1/printers/{id}/stats")),
     ];
     for (method, path) in paths {
         let res = app.request(method.parse().unwrap(), &path).send().await;

@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod openapi;
 mod ops;
+mod printers;
 mod rate_limits;
 mod replicas;
 mod roles_and_store;

@@ -1,0 +1,186 @@
+//! The `printers` and `printer_states` tables; every function is scoped by store.
+
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PrinterRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub provider: String,
+    pub device_id: String,
+    pub model: Option<String>,
+    pub tags: Vec<String>,
+    pub nozzle_diameter_mm: Option<f64>,
+    pub build_volume_mm: Option<serde_json::Value>,
+    pub location: Option<String>,
+    pub notes: Option<String>,
+    pub enabled: bool,
+    pub ready: bool,
+    pub continuous_print: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every writable field; for a patch, `None` leaves a field as it is and `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct PrinterFields {
+    pub name: Option<String>,
+    pub provider: Option<String>,
+    pub device_id: Option<String>,
+    pub model: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub nozzle_diameter_mm: Option<Option<f64>>,
+    pub build_volume_mm: Option<Option<serde_json::Value>>,
+    pub location: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub continuous_print: Option<bool>,
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: PrinterFields,
+) -> sqlx::Result<PrinterRow> {
+    sqlx::query_as(
+        "insert into printers (id, store_id, name, provider, device_id, model, tags, nozzle_diameter_mm,
+                               build_volume_mm, location, notes, enabled, continuous_print)
+         values ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9, $10, $11, coalesce($12, true),
+                 coalesce($13, false))
+         returning *",
+    )
+    .bind(id)
+    .bind(store)
+    .bind(f.name)
+    .bind(f.provider)
+    .bind(f.device_id)
+    .bind(f.model.flatten())
+    .bind(f.tags)
+    .bind(f.nozzle_diameter_mm.flatten())
+    .bind(f.build_volume_mm.flatten())
+    .bind(f.location.flatten())
+    .bind(f.notes.flatten())
+    .bind(f.enabled)
+    .bind(f.continuous_print)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+) -> sqlx::Result<Option<PrinterRow>> {
+    sqlx::query_as("select * from printers where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn get_for_update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+) -> sqlx::Result<Option<PrinterRow>> {
+    sqlx::query_as("select * from printers where store_id = $1 and id = $2 for update")
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: PrinterFields,
+) -> sqlx::Result<Option<PrinterRow>> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("update printers set updated_at = now()");
+    macro_rules! set {
+        ($field:expr, $column:literal) => {
+            if let Some(value) = $field {
+                q.push(concat!(", ", $column, " = ")).push_bind(value);
+            }
+        };
+    }
+    set!(f.name, "name");
+    set!(f.provider, "provider");
+    set!(f.device_id, "device_id");
+    set!(f.model, "model");
+    set!(f.tags, "tags");
+    set!(f.nozzle_diameter_mm, "nozzle_diameter_mm");
+    set!(f.build_volume_mm, "build_volume_mm");
+    set!(f.location, "location");
+    set!(f.notes, "notes");
+    set!(f.enabled, "enabled");
+    set!(f.continuous_print, "continuous_print");
+    q.push(" where store_id = ").push_bind(store);
+    q.push(" and id = ").push_bind(id);
+    q.push(" returning *");
+    q.build_query_as().fetch_optional(db).await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from printers where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Locks those of `ids` that belong to the store (in id order, so concurrent batches cannot
+/// deadlock) and returns them.
+pub async fn lock_many(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<PrinterRow>> {
+    sqlx::query_as(
+        "select * from printers where store_id = $1 and id = any($2) order by id for update",
+    )
+    .bind(store)
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn set_ready(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    ready: bool,
+) -> sqlx::Result<Option<PrinterRow>> {
+    sqlx::query_as("update printers set ready = $3, updated_at = now() where store_id = $1 and id = $2 returning *")
+        .bind(store)
+        .bind(id)
+        .bind(ready)
+        .fetch_optional(db)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PrinterStateRow {
+    pub state: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn state(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+) -> sqlx::Result<Option<PrinterStateRow>> {
+    sqlx::query_as(
+        "select state, updated_at from printer_states where store_id = $1 and printer_id = $2",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,707 @@
+//! `/v1/printers`: the farm's printers, their readiness for the next job, and their last known
+//! state.
+
+use super::extract::{ApiJson, ApiPath};
+use super::paging::{self, Listed, Page, PageParams};
+use super::validate::Errors;
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::list as db_list;
+use crate::db::printers::{self as db, PrinterFields, PrinterRow};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::events::outbox::Action;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use crate::mutation;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+const MAX_TAGS: usize = 20;
+const TAG_MAX: usize = 50;
+const MAX_BULK_IDS: usize = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_printers, create_printer))
+        .routes(routes!(confirm_printers_ready))
+        .routes(routes!(get_printer, update_printer, delete_printer))
+        .routes(routes!(get_printer_stats))
+}
+
+/// How the printer is reached: telemetry and commands use the vendor's own protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Bambu,
+    Klipper,
+    Octoprint,
+    Generic,
+}
+
+impl Provider {
+    fn as_str(self) -> &'static str {
+        match self {
+            Provider::Bambu => "bambu",
+            Provider::Klipper => "klipper",
+            Provider::Octoprint => "octoprint",
+            Provider::Generic => "generic",
+        }
+    }
+}
+
+/// Build volume in millimetres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildVolume {
+    #[schema(minimum = 1, maximum = 2000)]
+    pub x: f64,
+    #[schema(minimum = 1, maximum = 2000)]
+    pub y: f64,
+    #[schema(minimum = 1, maximum = 2000)]
+    pub z: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Printer {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub provider: String,
+    /// The vendor's id for the device: Bambu serial, Moonraker instance, OctoPrint device id.
+    pub device_id: String,
+    pub model: Option<String>,
+    /// Jobs can require tags (e.g. `hardened-nozzle`); only printers with them take those jobs.
+    pub tags: Vec<String>,
+    pub nozzle_diameter_mm: Option<f64>,
+    pub build_volume_mm: Option<BuildVolume>,
+    pub location: Option<String>,
+    pub notes: Option<String>,
+    /// Disabled printers take no jobs.
+    pub enabled: bool,
+    /// Confirmed ready for the next job (bed cleared).
+    pub ready: bool,
+    pub continuous_print: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<PrinterRow> for Printer {
+    fn from(r: PrinterRow) -> Self {
+        Printer {
+            id: r.id,
+            store_id: r.store_id,
+            name: r.name,
+            provider: r.provider,
+            device_id: r.device_id,
+            model: r.model,
+            tags: r.tags,
+            nozzle_diameter_mm: r.nozzle_diameter_mm,
+            build_volume_mm: r
+                .build_volume_mm
+                .and_then(|v| serde_json::from_value(v).ok()),
+            location: r.location,
+            notes: r.notes,
+            enabled: r.enabled,
+            ready: r.ready,
+            continuous_print: r.continuous_print,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `Some(None)` for an explicit `null`, so a patch can clear a field.
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePrinter {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    pub provider: Provider,
+    /// 1–100 characters of letters, digits and `._:-`; unique per provider in the store.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
+    pub device_id: String,
+    #[schema(max_length = 100)]
+    pub model: Option<String>,
+    /// Up to 20 tags of 1–50 characters.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub tags: Vec<String>,
+    #[schema(minimum = 0.1, maximum = 2.0)]
+    pub nozzle_diameter_mm: Option<f64>,
+    pub build_volume_mm: Option<BuildVolume>,
+    #[schema(max_length = 100)]
+    pub location: Option<String>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+    pub enabled: Option<bool>,
+    pub continuous_print: Option<bool>,
+}
+
+/// Fields to change; `null` clears the optional ones.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePrinter {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    pub provider: Option<Provider>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
+    pub device_id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub model: Option<Option<String>>,
+    #[schema(max_items = 20)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0.1, maximum = 2.0)]
+    pub nozzle_diameter_mm: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BuildVolume>)]
+    pub build_volume_mm: Option<Option<BuildVolume>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub location: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub notes: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub continuous_print: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfirmReady {
+    /// 1–100 printer ids.
+    #[schema(min_items = 1, max_items = 100)]
+    pub ids: Vec<Uuid>,
+    pub ready: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmReadyResult {
+    /// Printers now in the requested state (changed or already so).
+    pub updated: Vec<Uuid>,
+    /// Ids that name no printer of this store.
+    pub not_found: Vec<Uuid>,
+}
+
+/// The last state the printer reported, or an empty state if it never has.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrinterStats {
+    pub printer_id: Uuid,
+    /// `unknown` until the printer reports.
+    #[schema(example = "idle")]
+    pub status: String,
+    pub online: bool,
+    /// When the state was last written; null if never.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The normalised telemetry (temperatures, progress, layer, errors, …).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PrinterPath {
+    /// The printer's id.
+    pub id: Uuid,
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "name",
+            column: "name",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "provider",
+            column: "provider",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "deviceId",
+            column: "device_id",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "model",
+            column: "model",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "location",
+            column: "location",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "enabled",
+            column: "enabled",
+            kind: Kind::Bool,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "ready",
+            column: "ready",
+            kind: Kind::Bool,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "continuousPrint",
+            column: "continuous_print",
+            kind: Kind::Bool,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl Listed for PrinterRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "name" => Some(Value::Text(self.name.clone())),
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
+/// Optional text: trimmed, `None` when empty, at most `max` characters.
+fn optional_text(
+    errors: &mut Errors,
+    pointer: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Option<String> {
+    let value = value?.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.chars().count() > max {
+        errors.add(
+            pointer,
+            "too_long",
+            format!("must be at most {max} characters"),
+        );
+    }
+    Some(value.to_owned())
+}
+
+fn device_id(errors: &mut Errors, value: &str) -> String {
+    let valid = (1..=100).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if !valid {
+        errors.add(
+            "/deviceId",
+            "invalid_value",
+            "1–100 characters of letters, digits and ._:-",
+        );
+    }
+    value.to_owned()
+}
+
+fn tags(errors: &mut Errors, values: &[String]) -> Vec<String> {
+    if values.len() > MAX_TAGS {
+        errors.add("/tags", "too_many", format!("at most {MAX_TAGS} tags"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, tag) in values.iter().enumerate() {
+        let tag = tag.trim();
+        if tag.is_empty() || tag.chars().count() > TAG_MAX {
+            errors.add(
+                format!("/tags/{i}"),
+                "invalid_value",
+                format!("1–{TAG_MAX} characters"),
+            );
+        } else if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_owned());
+        }
+    }
+    out
+}
+
+fn nozzle(errors: &mut Errors, value: Option<f64>) -> Option<f64> {
+    let value = value?;
+    if !(0.1..=2.0).contains(&value) {
+        errors.add(
+            "/nozzleDiameterMm",
+            "out_of_range",
+            "must be between 0.1 and 2.0",
+        );
+    }
+    Some(value)
+}
+
+fn build_volume(errors: &mut Errors, value: Option<BuildVolume>) -> Option<serde_json::Value> {
+    let v = value?;
+    for (axis, size) in [("x", v.x), ("y", v.y), ("z", v.z)] {
+        if !(1.0..=2000.0).contains(&size) {
+            errors.add(
+                format!("/buildVolumeMm/{axis}"),
+                "out_of_range",
+                "must be between 1 and 2000",
+            );
+        }
+    }
+    serde_json::to_value(v).ok()
+}
+
+/// A unique `(provider, deviceId)` clash is the client's conflict, not our failure.
+fn conflict_on_duplicate(e: sqlx::Error) -> ApiError {
+    if crate::db::is_unique_violation(&e) {
+        ApiError::Conflict(
+            "another printer of this store has this provider and deviceId".to_owned(),
+        )
+    } else {
+        e.into()
+    }
+}
+
+/// List the store's printers.
+///
+/// Required permission: `printer.view`. Filters (`field.op=value`): `name`, `provider`,
+/// `deviceId`, `model`, `location`, `enabled`, `ready`, `continuousPrint`, `createdAt`,
+/// `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+#[utoipa::path(get, path = "/v1/printers", tag = "Printers",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The printers", body = Vec<Printer>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_printers(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::PrinterView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<PrinterRow> =
+        db_list::fetch_page(&state.pool, "printers", caller.store_id, &list).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "printers", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(rows, Printer::from, "/v1/printers", &list, total).into_response())
+}
+
+/// Add a printer.
+///
+/// Required permission: `printer.create`.
+#[utoipa::path(post, path = "/v1/printers", tag = "Printers", request_body = CreatePrinter,
+    responses((status = 201, description = "Created", body = Printer,
+        headers(("location" = String, description = "The new printer's URL"))),
+        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePrinter>,
+) -> ApiResult<Response> {
+    caller.require(Permission::PrinterCreate)?;
+    let mut errors = Errors::default();
+    let fields = PrinterFields {
+        name: Some(errors.name("/name", &body.name, 100)),
+        provider: Some(body.provider.as_str().to_owned()),
+        device_id: Some(device_id(&mut errors, &body.device_id)),
+        model: Some(optional_text(
+            &mut errors,
+            "/model",
+            body.model.as_deref(),
+            100,
+        )),
+        tags: Some(tags(&mut errors, &body.tags)),
+        nozzle_diameter_mm: Some(nozzle(&mut errors, body.nozzle_diameter_mm)),
+        build_volume_mm: Some(build_volume(&mut errors, body.build_volume_mm)),
+        location: Some(optional_text(
+            &mut errors,
+            "/location",
+            body.location.as_deref(),
+            100,
+        )),
+        notes: Some(optional_text(
+            &mut errors,
+            "/notes",
+            body.notes.as_deref(),
+            2000,
+        )),
+        enabled: body.enabled,
+        continuous_print: body.continuous_print,
+    };
+    errors.finish()?;
+
+    let mut tx = state.pool.begin().await?;
+    let row = db::insert(&mut *tx, caller.store_id, Uuid::now_v7(), fields)
+        .await
+        .map_err(conflict_on_duplicate)?;
+    let printer = Printer::from(row);
+    mutation::record(
+        &mut tx,
+        &caller,
+        "printer",
+        printer.id,
+        Action::Insert,
+        None,
+        Some(&printer),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/printers/{}", printer.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(printer),
+    )
+        .into_response())
+}
+
+/// One printer.
+///
+/// Required permission: `printer.view`.
+#[utoipa::path(get, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
+    responses((status = 200, description = "The printer", body = Printer)))]
+pub async fn get_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+) -> ApiResult<Json<Printer>> {
+    caller.require(Permission::PrinterView)?;
+    let row = db::get(&state.pool, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(row.into()))
+}
+
+/// Change a printer.
+///
+/// Required permission: `printer.edit`.
+#[utoipa::path(patch, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath), request_body = UpdatePrinter,
+    responses((status = 200, description = "The updated printer", body = Printer),
+        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+    ApiJson(body): ApiJson<UpdatePrinter>,
+) -> ApiResult<Json<Printer>> {
+    caller.require(Permission::PrinterEdit)?;
+    let mut errors = Errors::default();
+    let fields = PrinterFields {
+        name: body.name.as_deref().map(|n| errors.name("/name", n, 100)),
+        provider: body.provider.map(|p| p.as_str().to_owned()),
+        device_id: body.device_id.as_deref().map(|d| device_id(&mut errors, d)),
+        model: body
+            .model
+            .map(|m| optional_text(&mut errors, "/model", m.as_deref(), 100)),
+        tags: body.tags.as_deref().map(|t| tags(&mut errors, t)),
+        nozzle_diameter_mm: body.nozzle_diameter_mm.map(|n| nozzle(&mut errors, n)),
+        build_volume_mm: body.build_volume_mm.map(|b| build_volume(&mut errors, b)),
+        location: body
+            .location
+            .map(|l| optional_text(&mut errors, "/location", l.as_deref(), 100)),
+        notes: body
+            .notes
+            .map(|n| optional_text(&mut errors, "/notes", n.as_deref(), 2000)),
+        enabled: body.enabled,
+        continuous_print: body.continuous_print,
+    };
+    errors.finish()?;
+
+    let mut tx = state.pool.begin().await?;
+    let before: Printer = db::get_for_update(&mut *tx, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    let after: Printer = db::update(&mut *tx, caller.store_id, path.id, fields)
+        .await
+        .map_err(conflict_on_duplicate)?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    mutation::record(
+        &mut tx,
+        &caller,
+        "printer",
+        path.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove a printer.
+///
+/// Required permission: `printer.delete`.
+#[utoipa::path(delete, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::PrinterDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let before: Printer = db::get_for_update(&mut *tx, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    db::delete(&mut *tx, caller.store_id, path.id).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "printer",
+        path.id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirm printers ready for their next job (bed cleared), or mark them not ready.
+///
+/// Required permission: `printer.ready`. Printago-compatible. Ids of other stores' printers are
+/// reported as not found.
+#[utoipa::path(patch, path = "/v1/printers/confirm-ready", tag = "Printers", request_body = ConfirmReady,
+    responses((status = 200, description = "What happened to each id", body = ConfirmReadyResult)))]
+pub async fn confirm_printers_ready(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ConfirmReady>,
+) -> ApiResult<Json<ConfirmReadyResult>> {
+    caller.require(Permission::PrinterReady)?;
+    if body.ids.is_empty() || body.ids.len() > MAX_BULK_IDS {
+        return Err(ApiError::invalid(
+            "/ids",
+            "invalid_length",
+            format!("1 to {MAX_BULK_IDS} ids"),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let found = db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
+    let mut updated = Vec::new();
+    for row in found {
+        let id = row.id;
+        if row.ready != body.ready {
+            let before = Printer::from(row);
+            let after: Printer = db::set_ready(&mut *tx, caller.store_id, id, body.ready)
+                .await?
+                .ok_or(ApiError::NotFound)?
+                .into();
+            mutation::record(
+                &mut tx,
+                &caller,
+                "printer",
+                id,
+                Action::Update,
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+        }
+        updated.push(id);
+    }
+    tx.commit().await?;
+    let not_found = body
+        .ids
+        .iter()
+        .filter(|id| !updated.contains(id))
+        .copied()
+        .collect();
+    Ok(Json(ConfirmReadyResult { updated, not_found }))
+}
+
+/// The printer's last known state, or an empty state if it has never reported.
+///
+/// Required permission: `printer.stats`.
+#[utoipa::path(get, path = "/v1/printers/{id}/stats", tag = "Printers", params(PrinterPath),
+    responses((status = 200, description = "The last known state", body = PrinterStats)))]
+pub async fn get_printer_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+) -> ApiResult<Json<PrinterStats>> {
+    caller.require(Permission::PrinterStats)?;
+    db::get(&state.pool, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let stats = match db::state(&state.pool, caller.store_id, path.id).await? {
+        Some(s) => PrinterStats {
+            printer_id: path.id,
+            status: s
+                .state
+                .get("status")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+                .to_owned(),
+            online: s
+                .state
+                .get("online")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            updated_at: Some(s.updated_at),
+            details: s.state,
+        },
+        None => PrinterStats {
+            printer_id: path.id,
+            status: "unknown".to_owned(),
+            online: false,
+            updated_at: None,
+            details: serde_json::json!({}),
+        },
+    };
+    Ok(Json(stats))
+}

@@ -1,0 +1,51 @@
+//! Recording a mutation of a farm entity: its audit entry and its outbox row, both in the
+//! caller's transaction, both from the entity's API view before and after.
+
+use crate::audit::{self, Actor};
+use crate::auth::Caller;
+use crate::events::outbox::{self, Action};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub async fn record<T: Serialize>(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    entity_type: &str,
+    entity_id: Uuid,
+    action: Action,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> sqlx::Result<()> {
+    let before = before.and_then(|v| serde_json::to_value(v).ok());
+    let after = after.and_then(|v| serde_json::to_value(v).ok());
+    let changes = audit::changes(before.as_ref(), after.as_ref());
+    let verb = match action {
+        Action::Insert => "create",
+        Action::Update => "update",
+        Action::Delete => "delete",
+    };
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(caller),
+        verb,
+        entity_type,
+        entity_id,
+        changes.clone(),
+    )
+    .await?;
+    let entity = after.or(before).unwrap_or(Value::Null);
+    outbox::record_change(
+        &mut *tx,
+        caller.store_id,
+        entity_type,
+        entity_id,
+        action,
+        entity,
+        changes,
+    )
+    .await?;
+    Ok(())
+}
