@@ -56,6 +56,23 @@ impl Provider {
     }
 }
 
+/// A printer tag: 1–50 characters, not only spaces (surrounding spaces are trimmed).
+pub struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(TAG_MAX))
+            .pattern(Some(r"\S"))
+            .examples(["hardened-nozzle"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
+
 /// Build volume in millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +145,11 @@ fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePrinter {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     pub provider: Provider,
     /// 1–100 characters of letters, digits and `._:-`; unique per provider in the store.
@@ -138,7 +159,7 @@ pub struct CreatePrinter {
     pub model: Option<String>,
     /// Up to 20 tags of 1–50 characters.
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Vec<Tag>)]
     pub tags: Vec<String>,
     #[schema(minimum = 0.1, maximum = 2.0)]
     pub nozzle_diameter_mm: Option<f64>,
@@ -155,7 +176,11 @@ pub struct CreatePrinter {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePrinter {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     pub provider: Option<Provider>,
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
@@ -163,7 +188,7 @@ pub struct UpdatePrinter {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub model: Option<Option<String>>,
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>, minimum = 0.1, maximum = 2.0)]
