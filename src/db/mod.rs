@@ -4,13 +4,14 @@
 pub mod api_keys;
 pub mod audit;
 pub mod list;
+pub mod materials;
 pub mod printers;
 pub mod stores;
 
 use crate::config::mask_url;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -81,4 +82,51 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// Maps a unique-constraint violation to a client-facing conflict.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
+}
+
+/// The name of the foreign key a statement violated, if that is what failed.
+pub fn violated_foreign_key(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("23503") => e.constraint(),
+        _ => None,
+    }
+}
+
+/// Builds `update <table> set updated_at = now(), col = $n, … where store_id = … and id = …
+/// returning *` for patches: only the fields given are set; every value is bound.
+pub struct Update<'a> {
+    q: QueryBuilder<'a, Postgres>,
+}
+
+impl<'a> Update<'a> {
+    pub fn new(table: &str) -> Self {
+        let mut q = QueryBuilder::new("update ");
+        q.push(table).push(" set updated_at = now()");
+        Self { q }
+    }
+
+    pub fn set<T>(&mut self, column: &str, value: Option<T>) -> &mut Self
+    where
+        T: 'a + sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        if let Some(value) = value {
+            self.q.push(", ").push(column).push(" = ").push_bind(value);
+        }
+        self
+    }
+
+    pub async fn run<R>(
+        mut self,
+        db: impl PgExecutor<'_>,
+        store: crate::ids::StoreId,
+        id: uuid::Uuid,
+    ) -> sqlx::Result<Option<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        self.q.push(" where store_id = ").push_bind(store);
+        self.q.push(" and id = ").push_bind(id);
+        self.q.push(" returning *");
+        self.q.build_query_as().fetch_optional(db).await
+    }
 }

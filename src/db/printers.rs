@@ -1,8 +1,9 @@
 //! The `printers` and `printer_states` tables; every function is scoped by store.
 
+use super::Update;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,29 +102,19 @@ pub async fn update(
     id: Uuid,
     f: PrinterFields,
 ) -> sqlx::Result<Option<PrinterRow>> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("update printers set updated_at = now()");
-    macro_rules! set {
-        ($field:expr, $column:literal) => {
-            if let Some(value) = $field {
-                q.push(concat!(", ", $column, " = ")).push_bind(value);
-            }
-        };
-    }
-    set!(f.name, "name");
-    set!(f.provider, "provider");
-    set!(f.device_id, "device_id");
-    set!(f.model, "model");
-    set!(f.tags, "tags");
-    set!(f.nozzle_diameter_mm, "nozzle_diameter_mm");
-    set!(f.build_volume_mm, "build_volume_mm");
-    set!(f.location, "location");
-    set!(f.notes, "notes");
-    set!(f.enabled, "enabled");
-    set!(f.continuous_print, "continuous_print");
-    q.push(" where store_id = ").push_bind(store);
-    q.push(" and id = ").push_bind(id);
-    q.push(" returning *");
-    q.build_query_as().fetch_optional(db).await
+    let mut u = Update::new("printers");
+    u.set("name", f.name)
+        .set("provider", f.provider)
+        .set("device_id", f.device_id)
+        .set("model", f.model)
+        .set("tags", f.tags)
+        .set("nozzle_diameter_mm", f.nozzle_diameter_mm)
+        .set("build_volume_mm", f.build_volume_mm)
+        .set("location", f.location)
+        .set("notes", f.notes)
+        .set("enabled", f.enabled)
+        .set("continuous_print", f.continuous_print);
+    u.run(db, store, id).await
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {

@@ -132,6 +132,16 @@ fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
+/// For `#[serde(default, deserialize_with = "nullable")]` on `Option<Option<T>>` patch fields:
+/// absent → `None` (leave it), `null` → `Some(None)` (clear it), a value → `Some(Some(v))`.
+pub fn nullable<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Path parameters; one that does not parse (say, a malformed id) names nothing that exists: 404.
 pub struct ApiPath<T>(pub T);
 

@@ -4,11 +4,13 @@
 pub mod api_keys;
 pub mod audit_logs;
 pub mod extract;
+pub mod materials;
 pub mod openapi;
 pub mod ops;
 pub mod paging;
 pub mod printers;
 pub mod roles;
+pub mod spools;
 pub mod stores;
 pub mod validate;
 
@@ -21,6 +23,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(audit_logs::router())
         .merge(printers::router())
+        .merge(materials::router())
+        .merge(spools::router())
         .merge(roles::router())
         .merge(stores::router())
 }

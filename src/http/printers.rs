@@ -1,9 +1,9 @@
 //! `/v1/printers`: the farm's printers, their readiness for the next job, and their last known
 //! state.
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Listed, Page, PageParams};
-use super::validate::Errors;
+use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::list as db_list;
@@ -18,13 +18,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-const MAX_TAGS: usize = 20;
-const TAG_MAX: usize = 50;
 const MAX_BULK_IDS: usize = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,23 +53,6 @@ impl Provider {
         }
     }
 }
-
-/// A printer tag: 1–50 characters, not only spaces (surrounding spaces are trimmed).
-pub struct Tag;
-
-impl utoipa::PartialSchema for Tag {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .min_length(Some(1))
-            .max_length(Some(TAG_MAX))
-            .pattern(Some(r"\S"))
-            .examples(["hardened-nozzle"])
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Tag {}
 
 /// Build volume in millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -133,13 +114,6 @@ impl From<PrinterRow> for Printer {
             updated_at: r.updated_at,
         }
     }
-}
-
-/// `Some(None)` for an explicit `null`, so a patch can clear a field.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -339,27 +313,6 @@ impl Listed for PrinterRow {
     }
 }
 
-/// Optional text: trimmed, `None` when empty, at most `max` characters.
-fn optional_text(
-    errors: &mut Errors,
-    pointer: &str,
-    value: Option<&str>,
-    max: usize,
-) -> Option<String> {
-    let value = value?.trim();
-    if value.is_empty() {
-        return None;
-    }
-    if value.chars().count() > max {
-        errors.add(
-            pointer,
-            "too_long",
-            format!("must be at most {max} characters"),
-        );
-    }
-    Some(value.to_owned())
-}
-
 fn device_id(errors: &mut Errors, value: &str) -> String {
     let valid = (1..=100).contains(&value.len())
         && value
@@ -373,38 +326,6 @@ fn device_id(errors: &mut Errors, value: &str) -> String {
         );
     }
     value.to_owned()
-}
-
-fn tags(errors: &mut Errors, values: &[String]) -> Vec<String> {
-    if values.len() > MAX_TAGS {
-        errors.add("/tags", "too_many", format!("at most {MAX_TAGS} tags"));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for (i, tag) in values.iter().enumerate() {
-        let tag = tag.trim();
-        if tag.is_empty() || tag.chars().count() > TAG_MAX {
-            errors.add(
-                format!("/tags/{i}"),
-                "invalid_value",
-                format!("1–{TAG_MAX} characters"),
-            );
-        } else if !out.iter().any(|t| t == tag) {
-            out.push(tag.to_owned());
-        }
-    }
-    out
-}
-
-fn nozzle(errors: &mut Errors, value: Option<f64>) -> Option<f64> {
-    let value = value?;
-    if !(0.1..=2.0).contains(&value) {
-        errors.add(
-            "/nozzleDiameterMm",
-            "out_of_range",
-            "must be between 0.1 and 2.0",
-        );
-    }
-    Some(value)
 }
 
 fn build_volume(errors: &mut Errors, value: Option<BuildVolume>) -> Option<serde_json::Value> {
@@ -478,27 +399,16 @@ pub async fn create_printer(
         name: Some(errors.name("/name", &body.name, 100)),
         provider: Some(body.provider.as_str().to_owned()),
         device_id: Some(device_id(&mut errors, &body.device_id)),
-        model: Some(optional_text(
-            &mut errors,
-            "/model",
-            body.model.as_deref(),
-            100,
+        model: Some(errors.optional_text("/model", body.model.as_deref(), 100)),
+        tags: Some(errors.tags("/tags", &body.tags)),
+        nozzle_diameter_mm: Some(errors.in_range(
+            "/nozzleDiameterMm",
+            body.nozzle_diameter_mm,
+            0.1..=2.0,
         )),
-        tags: Some(tags(&mut errors, &body.tags)),
-        nozzle_diameter_mm: Some(nozzle(&mut errors, body.nozzle_diameter_mm)),
         build_volume_mm: Some(build_volume(&mut errors, body.build_volume_mm)),
-        location: Some(optional_text(
-            &mut errors,
-            "/location",
-            body.location.as_deref(),
-            100,
-        )),
-        notes: Some(optional_text(
-            &mut errors,
-            "/notes",
-            body.notes.as_deref(),
-            2000,
-        )),
+        location: Some(errors.optional_text("/location", body.location.as_deref(), 100)),
+        notes: Some(errors.optional_text("/notes", body.notes.as_deref(), 2000)),
         enabled: body.enabled,
         continuous_print: body.continuous_print,
     };
@@ -566,16 +476,18 @@ pub async fn update_printer(
         device_id: body.device_id.as_deref().map(|d| device_id(&mut errors, d)),
         model: body
             .model
-            .map(|m| optional_text(&mut errors, "/model", m.as_deref(), 100)),
-        tags: body.tags.as_deref().map(|t| tags(&mut errors, t)),
-        nozzle_diameter_mm: body.nozzle_diameter_mm.map(|n| nozzle(&mut errors, n)),
+            .map(|m| errors.optional_text("/model", m.as_deref(), 100)),
+        tags: body.tags.as_deref().map(|t| errors.tags("/tags", t)),
+        nozzle_diameter_mm: body
+            .nozzle_diameter_mm
+            .map(|n| errors.in_range("/nozzleDiameterMm", n, 0.1..=2.0)),
         build_volume_mm: body.build_volume_mm.map(|b| build_volume(&mut errors, b)),
         location: body
             .location
-            .map(|l| optional_text(&mut errors, "/location", l.as_deref(), 100)),
+            .map(|l| errors.optional_text("/location", l.as_deref(), 100)),
         notes: body
             .notes
-            .map(|n| optional_text(&mut errors, "/notes", n.as_deref(), 2000)),
+            .map(|n| errors.optional_text("/notes", n.as_deref(), 2000)),
         enabled: body.enabled,
         continuous_print: body.continuous_print,
     };

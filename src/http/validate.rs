@@ -22,6 +22,26 @@ impl utoipa::PartialSchema for IpRange {
 
 impl utoipa::ToSchema for IpRange {}
 
+pub const MAX_TAGS: usize = 20;
+pub const TAG_MAX: usize = 50;
+
+/// A tag: 1–50 characters, not only spaces (surrounding spaces are trimmed).
+pub struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(TAG_MAX))
+            .pattern(Some(r"\S"))
+            .examples(["hardened-nozzle"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
+
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
 
@@ -58,6 +78,66 @@ impl Errors {
             );
         }
         trimmed.to_owned()
+    }
+
+    /// Optional text: trimmed, `None` when empty, at most `max` characters.
+    pub fn optional_text(
+        &mut self,
+        pointer: &str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Option<String> {
+        let value = value?.trim();
+        if value.is_empty() {
+            return None;
+        }
+        if value.chars().count() > max {
+            self.add(
+                pointer,
+                "too_long",
+                format!("must be at most {max} characters"),
+            );
+        }
+        Some(value.to_owned())
+    }
+
+    /// Up to 20 tags of 1–50 characters, trimmed and deduplicated.
+    pub fn tags(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
+        if values.len() > MAX_TAGS {
+            self.add(pointer, "too_many", format!("at most {MAX_TAGS} tags"));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, tag) in values.iter().enumerate() {
+            let tag = tag.trim();
+            if tag.is_empty() || tag.chars().count() > TAG_MAX {
+                self.add(
+                    format!("{pointer}/{i}"),
+                    "invalid_value",
+                    format!("1–{TAG_MAX} characters"),
+                );
+            } else if !out.iter().any(|t| t == tag) {
+                out.push(tag.to_owned());
+            }
+        }
+        out
+    }
+
+    /// A number within `range`, if given.
+    pub fn in_range(
+        &mut self,
+        pointer: &str,
+        value: Option<f64>,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Option<f64> {
+        let v = value?;
+        if !range.contains(&v) {
+            self.add(
+                pointer,
+                "out_of_range",
+                format!("must be between {} and {}", range.start(), range.end()),
+            );
+        }
+        Some(v)
     }
 
     /// Role ids, deduplicated, each a built-in role.

@@ -278,7 +278,8 @@ async fn endpoints_need_their_permissions() {
 
 #[tokio::test]
 async fn every_endpoint_requires_credentials() {
-    let app = TestApp::new().await;
+    // Many unauthenticated requests from one address: raise the per-IP failure budget.
+    let app = TestApp::with_config(&[("PF_AUTH_FAILURES_PER_MINUTE", "1000")]).await;
     let (id, _) = app.create_key(json!({"name": "k"})).await;
     let paths = [
         ("GET", "/v1/api-keys".to_owned()),
@@ -302,6 +303,16 @@ async fn every_endpoint_requires_credentials() {
         ("PATCH", format!("/v1/printers/{id}")),
         ("DELETE", format!("/v1/printers/{id}")),
         ("GET", format!("/v1/printers/{id}/stats")),
+        ("GET", "/v1/materials".to_owned()),
+        ("POST", "/v1/materials".to_owned()),
+        ("GET", format!("/v1/materials/{id}")),
+        ("PATCH", format!("/v1/materials/{id}")),
+        ("DELETE", format!("/v1/materials/{id}")),
+        ("GET", "/v1/materials/instances".to_owned()),
+        ("POST", "/v1/materials/instances".to_owned()),
+        ("GET", format!("/v1/materials/instances/{id}")),
+        ("PATCH", format!("/v1/materials/instances/{id}")),
+        ("DELETE", format!("/v1/materials/instances/{id}")),
     ];
     for (method, path) in paths {
         let res = app.request(method.parse().unwrap(), &path).send().await;

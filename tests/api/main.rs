@@ -7,6 +7,7 @@ mod audit_logs;
 mod authentication;
 mod errors;
 mod helpers;
+mod materials;
 mod openapi;
 mod ops;
 mod printers;

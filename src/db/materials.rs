@@ -1,0 +1,216 @@
+//! The `materials` and `material_instances` (spools) tables; every function is scoped by store.
+
+use super::Update;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// The foreign keys whose violations mean "no such material/printer in this store".
+pub const SPOOL_MATERIAL_FK: &str = "material_instances_store_id_material_id_fkey";
+pub const SPOOL_PRINTER_FK: &str = "material_instances_store_id_printer_id_fkey";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MaterialRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub brand: Option<String>,
+    pub material_type: String,
+    pub color: Option<String>,
+    pub tags: Vec<String>,
+    pub price_per_1000g: Option<f64>,
+    pub diameter_mm: Option<f64>,
+    pub density_g_cm3: Option<f64>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Writable material fields; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct MaterialFields {
+    pub name: Option<String>,
+    pub brand: Option<Option<String>>,
+    pub material_type: Option<String>,
+    pub color: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub price_per_1000g: Option<Option<f64>>,
+    pub diameter_mm: Option<Option<f64>>,
+    pub density_g_cm3: Option<Option<f64>>,
+    pub notes: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpoolRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub material_id: Uuid,
+    pub initial_grams: f64,
+    pub remaining_grams: f64,
+    pub printer_id: Option<Uuid>,
+    pub slot: Option<i32>,
+    pub location: Option<String>,
+    pub lot: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct SpoolFields {
+    pub material_id: Option<Uuid>,
+    pub initial_grams: Option<f64>,
+    pub remaining_grams: Option<f64>,
+    pub printer_id: Option<Option<Uuid>>,
+    pub slot: Option<Option<i32>>,
+    pub location: Option<Option<String>>,
+    pub lot: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+}
+
+pub async fn insert_material(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: MaterialFields,
+) -> sqlx::Result<MaterialRow> {
+    sqlx::query_as(
+        "insert into materials (id, store_id, name, brand, material_type, color, tags, price_per_1000g,
+                                diameter_mm, density_g_cm3, notes)
+         values ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9, $10, $11)
+         returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(f.name)
+    .bind(f.brand.flatten())
+    .bind(f.material_type)
+    .bind(f.color.flatten())
+    .bind(f.tags)
+    .bind(f.price_per_1000g.flatten())
+    .bind(f.diameter_mm.flatten())
+    .bind(f.density_g_cm3.flatten())
+    .bind(f.notes.flatten())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get_material(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<MaterialRow>> {
+    let sql = if lock {
+        "select * from materials where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from materials where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update_material(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: MaterialFields,
+) -> sqlx::Result<Option<MaterialRow>> {
+    let mut u = Update::new("materials");
+    u.set("name", f.name)
+        .set("brand", f.brand)
+        .set("material_type", f.material_type)
+        .set("color", f.color)
+        .set("tags", f.tags)
+        .set("price_per_1000g", f.price_per_1000g)
+        .set("diameter_mm", f.diameter_mm)
+        .set("density_g_cm3", f.density_g_cm3)
+        .set("notes", f.notes);
+    u.run(db, store, id).await
+}
+
+pub async fn delete_material(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from materials where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_spool(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: SpoolFields,
+) -> sqlx::Result<SpoolRow> {
+    sqlx::query_as(
+        "insert into material_instances (id, store_id, material_id, initial_grams, remaining_grams, printer_id,
+                                         slot, location, lot, notes)
+         values ($1, $2, $3, $4, coalesce($5, $4), $6, $7, $8, $9, $10)
+         returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(f.material_id)
+    .bind(f.initial_grams)
+    .bind(f.remaining_grams)
+    .bind(f.printer_id.flatten())
+    .bind(f.slot.flatten())
+    .bind(f.location.flatten())
+    .bind(f.lot.flatten())
+    .bind(f.notes.flatten())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get_spool(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<SpoolRow>> {
+    let sql = if lock {
+        "select * from material_instances where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from material_instances where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update_spool(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: SpoolFields,
+) -> sqlx::Result<Option<SpoolRow>> {
+    let mut u = Update::new("material_instances");
+    u.set("material_id", f.material_id)
+        .set("initial_grams", f.initial_grams)
+        .set("remaining_grams", f.remaining_grams)
+        .set("printer_id", f.printer_id)
+        .set("slot", f.slot)
+        .set("location", f.location)
+        .set("lot", f.lot)
+        .set("notes", f.notes);
+    u.run(db, store, id).await
+}
+
+pub async fn delete_spool(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from material_instances where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,426 @@
+//! `/v1/materials`: the filament types the farm stocks.
+
+use super::extract::{nullable, ApiJson, ApiPath};
+use super::paging::{self, Listed, Page, PageParams};
+use super::validate::{Errors, Tag};
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::list as db_list;
+use crate::db::materials::{self as db, MaterialFields, MaterialRow};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::events::outbox::Action;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use crate::mutation;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_materials, create_material))
+        .routes(routes!(get_material, update_material, delete_material))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Material {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub brand: Option<String>,
+    /// PLA, PETG, ABS, ASA, TPU, PA, PC, …
+    #[schema(example = "PLA")]
+    pub r#type: String,
+    /// `#RRGGBBAA`, upper case.
+    #[schema(example = "#FF8800FF")]
+    pub color: Option<String>,
+    pub tags: Vec<String>,
+    pub price_per_1000g: Option<f64>,
+    pub diameter_mm: Option<f64>,
+    pub density_g_cm3: Option<f64>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<MaterialRow> for Material {
+    fn from(r: MaterialRow) -> Self {
+        Material {
+            id: r.id,
+            store_id: r.store_id,
+            name: r.name,
+            brand: r.brand,
+            r#type: r.material_type,
+            color: r.color,
+            tags: r.tags,
+            price_per_1000g: r.price_per_1000g,
+            diameter_mm: r.diameter_mm,
+            density_g_cm3: r.density_g_cm3,
+            notes: r.notes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateMaterial {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: String,
+    #[schema(max_length = 100)]
+    pub brand: Option<String>,
+    /// 1–30 characters, e.g. `PLA`.
+    #[schema(min_length = 1, max_length = 30, pattern = r"^[A-Za-z0-9+ _-]+$")]
+    pub r#type: String,
+    /// `#RRGGBB` or `#RRGGBBAA`.
+    #[schema(pattern = r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
+    pub color: Option<String>,
+    #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Tag>)]
+    pub tags: Vec<String>,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub price_per_1000g: Option<f64>,
+    #[schema(minimum = 1, maximum = 3)]
+    pub diameter_mm: Option<f64>,
+    #[schema(minimum = 0.5, maximum = 3)]
+    pub density_g_cm3: Option<f64>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// Fields to change; `null` clears the optional ones.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateMaterial {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub brand: Option<Option<String>>,
+    #[schema(min_length = 1, max_length = 30, pattern = r"^[A-Za-z0-9+ _-]+$")]
+    pub r#type: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
+    pub color: Option<Option<String>>,
+    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
+    pub price_per_1000g: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 1, maximum = 3)]
+    pub diameter_mm: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0.5, maximum = 3)]
+    pub density_g_cm3: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub notes: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MaterialPath {
+    /// The material's id.
+    pub id: Uuid,
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "name",
+            column: "name",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "brand",
+            column: "brand",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "type",
+            column: "material_type",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "color",
+            column: "color",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl Listed for MaterialRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "name" => Some(Value::Text(self.name.clone())),
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
+fn material_type(errors: &mut Errors, value: &str) -> String {
+    let value = value.trim();
+    let valid = (1..=30).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b' ' | b'_' | b'-'));
+    if !valid {
+        errors.add(
+            "/type",
+            "invalid_value",
+            "1–30 characters of letters, digits, spaces and +_-",
+        );
+    }
+    value.to_uppercase()
+}
+
+/// `#RRGGBB` or `#RRGGBBAA`, stored as upper-case `#RRGGBBAA`.
+fn color(errors: &mut Errors, value: Option<&str>) -> Option<String> {
+    let value = value?;
+    let hex = value.strip_prefix('#').unwrap_or("");
+    if !matches!(hex.len(), 6 | 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        errors.add("/color", "invalid_value", "must be #RRGGBB or #RRGGBBAA");
+        return None;
+    }
+    Some(format!(
+        "#{}{}",
+        hex.to_uppercase(),
+        if hex.len() == 6 { "FF" } else { "" }
+    ))
+}
+
+/// List the store's materials.
+///
+/// Required permission: `material.view`. Filters (`field.op=value`): `name`, `brand`, `type`,
+/// `color`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+#[utoipa::path(get, path = "/v1/materials", tag = "Materials",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The materials", body = Vec<Material>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_materials(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<MaterialRow> =
+        db_list::fetch_page(&state.pool, "materials", caller.store_id, &list).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "materials", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
+}
+
+/// Add a material.
+///
+/// Required permission: `material.create`.
+#[utoipa::path(post, path = "/v1/materials", tag = "Materials", request_body = CreateMaterial,
+    responses((status = 201, description = "Created", body = Material,
+        headers(("location" = String, description = "The new material's URL")))))]
+pub async fn create_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateMaterial>,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialCreate)?;
+    let mut e = Errors::default();
+    let fields = MaterialFields {
+        name: Some(e.name("/name", &body.name, 100)),
+        brand: Some(e.optional_text("/brand", body.brand.as_deref(), 100)),
+        material_type: Some(material_type(&mut e, &body.r#type)),
+        color: Some(color(&mut e, body.color.as_deref())),
+        tags: Some(e.tags("/tags", &body.tags)),
+        price_per_1000g: Some(e.in_range("/pricePer1000g", body.price_per_1000g, 0.0..=100_000.0)),
+        diameter_mm: Some(e.in_range("/diameterMm", body.diameter_mm, 1.0..=3.0)),
+        density_g_cm3: Some(e.in_range("/densityGCm3", body.density_g_cm3, 0.5..=3.0)),
+        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
+    };
+    e.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let material = Material::from(db::insert_material(&mut *tx, caller.store_id, fields).await?);
+    mutation::record(
+        &mut tx,
+        &caller,
+        "material",
+        material.id,
+        Action::Insert,
+        None,
+        Some(&material),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/materials/{}", material.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(material),
+    )
+        .into_response())
+}
+
+/// One material.
+///
+/// Required permission: `material.view`.
+#[utoipa::path(get, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
+    responses((status = 200, description = "The material", body = Material)))]
+pub async fn get_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<MaterialPath>,
+) -> ApiResult<Json<Material>> {
+    caller.require(Permission::MaterialView)?;
+    let row = db::get_material(&state.pool, caller.store_id, path.id, false)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(row.into()))
+}
+
+/// Change a material.
+///
+/// Required permission: `material.edit`.
+#[utoipa::path(patch, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath), request_body = UpdateMaterial,
+    responses((status = 200, description = "The updated material", body = Material)))]
+pub async fn update_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<MaterialPath>,
+    ApiJson(body): ApiJson<UpdateMaterial>,
+) -> ApiResult<Json<Material>> {
+    caller.require(Permission::MaterialEdit)?;
+    let mut e = Errors::default();
+    let fields = MaterialFields {
+        name: body.name.as_deref().map(|n| e.name("/name", n, 100)),
+        brand: body
+            .brand
+            .map(|b| e.optional_text("/brand", b.as_deref(), 100)),
+        material_type: body.r#type.as_deref().map(|t| material_type(&mut e, t)),
+        color: body.color.map(|c| color(&mut e, c.as_deref())),
+        tags: body.tags.as_deref().map(|t| e.tags("/tags", t)),
+        price_per_1000g: body
+            .price_per_1000g
+            .map(|p| e.in_range("/pricePer1000g", p, 0.0..=100_000.0)),
+        diameter_mm: body
+            .diameter_mm
+            .map(|d| e.in_range("/diameterMm", d, 1.0..=3.0)),
+        density_g_cm3: body
+            .density_g_cm3
+            .map(|d| e.in_range("/densityGCm3", d, 0.5..=3.0)),
+        notes: body
+            .notes
+            .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
+    };
+    e.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let before: Material = db::get_material(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    let after: Material = db::update_material(&mut *tx, caller.store_id, path.id, fields)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    mutation::record(
+        &mut tx,
+        &caller,
+        "material",
+        path.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove a material. A material with spools cannot be removed (`409`): remove its spools first.
+///
+/// Required permission: `material.delete`.
+#[utoipa::path(delete, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "The material still has spools", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<MaterialPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::MaterialDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let before: Material = db::get_material(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    db::delete_material(&mut *tx, caller.store_id, path.id)
+        .await
+        .map_err(|e| {
+            if crate::db::violated_foreign_key(&e).is_some() {
+                ApiError::Conflict("the material still has spools; remove them first".to_owned())
+            } else {
+                e.into()
+            }
+        })?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "material",
+        path.id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

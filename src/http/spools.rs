@@ -1,0 +1,403 @@
+//! `/v1/materials/instances`: spools of a material, how much is left, and where they are loaded.
+
+use super::extract::{nullable, ApiJson, ApiPath};
+use super::paging::{self, Listed, Page, PageParams};
+use super::validate::Errors;
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::list as db_list;
+use crate::db::materials::{
+    self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::events::outbox::Action;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use crate::mutation;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+const MAX_GRAMS: f64 = 100_000.0;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_spools, create_spool))
+        .routes(routes!(get_spool, update_spool, delete_spool))
+}
+
+/// A spool of a material.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Spool {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub material_id: Uuid,
+    pub initial_grams: f64,
+    pub remaining_grams: f64,
+    /// The printer it is loaded in, if any.
+    pub printer_id: Option<Uuid>,
+    /// AMS / tool slot in that printer (0–15).
+    pub slot: Option<i32>,
+    pub location: Option<String>,
+    pub lot: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<SpoolRow> for Spool {
+    fn from(r: SpoolRow) -> Self {
+        Spool {
+            id: r.id,
+            store_id: r.store_id,
+            material_id: r.material_id,
+            initial_grams: r.initial_grams,
+            remaining_grams: r.remaining_grams,
+            printer_id: r.printer_id,
+            slot: r.slot,
+            location: r.location,
+            lot: r.lot,
+            notes: r.notes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSpool {
+    /// A material of this store.
+    pub material_id: Uuid,
+    #[schema(minimum = 1, maximum = 100000)]
+    pub initial_grams: f64,
+    /// Defaults to `initialGrams`; never more than it.
+    #[schema(minimum = 0, maximum = 100000)]
+    pub remaining_grams: Option<f64>,
+    /// A printer of this store it is loaded in.
+    pub printer_id: Option<Uuid>,
+    #[schema(minimum = 0, maximum = 15)]
+    pub slot: Option<i32>,
+    #[schema(max_length = 100)]
+    pub location: Option<String>,
+    #[schema(max_length = 100)]
+    pub lot: Option<String>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// Fields to change; `null` clears the optional ones (`printerId: null` unloads the spool).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateSpool {
+    pub material_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 100000)]
+    pub initial_grams: Option<f64>,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub remaining_grams: Option<f64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub printer_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 15)]
+    pub slot: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub location: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub lot: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub notes: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SpoolPath {
+    /// The spool's id.
+    pub id: Uuid,
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "materialId",
+            column: "material_id",
+            kind: Kind::Uuid,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "printerId",
+            column: "printer_id",
+            kind: Kind::Uuid,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "location",
+            column: "location",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "lot",
+            column: "lot",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl Listed for SpoolRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
+fn slot(e: &mut Errors, value: Option<i32>) -> Option<i32> {
+    let v = value?;
+    if !(0..=15).contains(&v) {
+        e.add("/slot", "out_of_range", "must be between 0 and 15");
+    }
+    Some(v)
+}
+
+/// References to another store's (or no) material or printer, and more left than there was.
+fn client_error(err: sqlx::Error) -> ApiError {
+    match crate::db::violated_foreign_key(&err) {
+        Some(SPOOL_MATERIAL_FK) => {
+            return ApiError::invalid("/materialId", "not_found", "no such material in this store")
+        }
+        Some(SPOOL_PRINTER_FK) => {
+            return ApiError::invalid("/printerId", "not_found", "no such printer in this store")
+        }
+        _ => {}
+    }
+    if matches!(&err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23514")) {
+        return ApiError::invalid(
+            "/remainingGrams",
+            "out_of_range",
+            "must be between 0 and initialGrams",
+        );
+    }
+    err.into()
+}
+
+/// List the store's spools.
+///
+/// Required permission: `material.instance.view`. Filters (`field.op=value`): `materialId`,
+/// `printerId`, `location`, `lot`, `createdAt`, `updatedAt`; sort by `createdAt` (default) or
+/// `updatedAt`.
+#[utoipa::path(get, path = "/v1/materials/instances", tag = "Spools",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The spools", body = Vec<Spool>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_spools(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialInstanceView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<SpoolRow> =
+        db_list::fetch_page(&state.pool, "material_instances", caller.store_id, &list).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "material_instances", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(rows, Spool::from, "/v1/materials/instances", &list, total).into_response())
+}
+
+/// Add a spool.
+///
+/// Required permission: `material.instance.create`.
+#[utoipa::path(post, path = "/v1/materials/instances", tag = "Spools", request_body = CreateSpool,
+    responses((status = 201, description = "Created", body = Spool,
+        headers(("location" = String, description = "The new spool's URL")))))]
+pub async fn create_spool(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateSpool>,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialInstanceCreate)?;
+    let mut e = Errors::default();
+    let initial = e.in_range("/initialGrams", Some(body.initial_grams), 1.0..=MAX_GRAMS);
+    let remaining = e.in_range(
+        "/remainingGrams",
+        body.remaining_grams,
+        0.0..=body.initial_grams.min(MAX_GRAMS),
+    );
+    let fields = SpoolFields {
+        material_id: Some(body.material_id),
+        initial_grams: initial,
+        remaining_grams: remaining,
+        printer_id: Some(body.printer_id),
+        slot: Some(slot(&mut e, body.slot)),
+        location: Some(e.optional_text("/location", body.location.as_deref(), 100)),
+        lot: Some(e.optional_text("/lot", body.lot.as_deref(), 100)),
+        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
+    };
+    e.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let spool = Spool::from(
+        db::insert_spool(&mut *tx, caller.store_id, fields)
+            .await
+            .map_err(client_error)?,
+    );
+    mutation::record(
+        &mut tx,
+        &caller,
+        "materialInstance",
+        spool.id,
+        Action::Insert,
+        None,
+        Some(&spool),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/materials/instances/{}", spool.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(spool),
+    )
+        .into_response())
+}
+
+/// One spool.
+///
+/// Required permission: `material.instance.view`.
+#[utoipa::path(get, path = "/v1/materials/instances/{id}", tag = "Spools", params(SpoolPath),
+    responses((status = 200, description = "The spool", body = Spool)))]
+pub async fn get_spool(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SpoolPath>,
+) -> ApiResult<Json<Spool>> {
+    caller.require(Permission::MaterialInstanceView)?;
+    let row = db::get_spool(&state.pool, caller.store_id, path.id, false)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(row.into()))
+}
+
+/// Change a spool: weigh it, load it into a printer, move it.
+///
+/// Required permission: `material.instance.edit`.
+#[utoipa::path(patch, path = "/v1/materials/instances/{id}", tag = "Spools", params(SpoolPath), request_body = UpdateSpool,
+    responses((status = 200, description = "The updated spool", body = Spool)))]
+pub async fn update_spool(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SpoolPath>,
+    ApiJson(body): ApiJson<UpdateSpool>,
+) -> ApiResult<Json<Spool>> {
+    caller.require(Permission::MaterialInstanceEdit)?;
+    let mut e = Errors::default();
+    let fields = SpoolFields {
+        material_id: body.material_id,
+        initial_grams: e.in_range("/initialGrams", body.initial_grams, 1.0..=MAX_GRAMS),
+        remaining_grams: e.in_range("/remainingGrams", body.remaining_grams, 0.0..=MAX_GRAMS),
+        printer_id: body.printer_id,
+        slot: body.slot.map(|s| slot(&mut e, s)),
+        location: body
+            .location
+            .map(|l| e.optional_text("/location", l.as_deref(), 100)),
+        lot: body.lot.map(|l| e.optional_text("/lot", l.as_deref(), 100)),
+        notes: body
+            .notes
+            .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
+    };
+    e.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let before: Spool = db::get_spool(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    let after: Spool = db::update_spool(&mut *tx, caller.store_id, path.id, fields)
+        .await
+        .map_err(client_error)?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    mutation::record(
+        &mut tx,
+        &caller,
+        "materialInstance",
+        path.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove a spool.
+///
+/// Required permission: `material.instance.delete`.
+#[utoipa::path(delete, path = "/v1/materials/instances/{id}", tag = "Spools", params(SpoolPath),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_spool(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SpoolPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::MaterialInstanceDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let before: Spool = db::get_spool(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .into();
+    db::delete_spool(&mut *tx, caller.store_id, path.id).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "materialInstance",
+        path.id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

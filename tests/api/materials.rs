@@ -1,0 +1,340 @@
+//! `/v1/materials` and `/v1/materials/instances` (spools).
+
+use crate::helpers::{new_tenant, TestApp};
+use serde_json::{json, Value};
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = app.post(path).owner().json(&body).send().await;
+    res.assert(201);
+    res.json()
+}
+
+async fn pla(app: &TestApp) -> String {
+    post(
+        app,
+        "/v1/materials",
+        json!({"name": "Orange PLA", "brand": "Bambu", "type": "pla", "color": "#ff8800"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn materials_are_normalised_listed_changed_and_deleted() {
+    let app = TestApp::new().await;
+    let m = post(
+        &app,
+        "/v1/materials",
+        json!({"name": "Orange PLA", "type": "pla", "color": "#ff8800", "pricePer1000g": 19.99}),
+    )
+    .await;
+    assert_eq!(m["type"], "PLA");
+    assert_eq!(m["color"], "#FF8800FF");
+    post(
+        &app,
+        "/v1/materials",
+        json!({"name": "Black PETG", "type": "PETG"}),
+    )
+    .await;
+    let listed = app
+        .get("/v1/materials?type.eq=PLA&count=true")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(listed.header("x-total-count"), Some("1"));
+    let id = m["id"].as_str().unwrap();
+    let res = app
+        .patch(&format!("/v1/materials/{id}"))
+        .owner()
+        .json(&json!({"color": null, "brand": "Polymaker"}))
+        .send()
+        .await;
+    res.assert(200);
+    assert!(res.json()["color"].is_null());
+    assert_eq!(res.json()["pricePer1000g"], 19.99);
+    app.delete(&format!("/v1/materials/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.get(&format!("/v1/materials/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn spools_track_grams_and_where_they_are_loaded() {
+    let app = TestApp::new().await;
+    let material = pla(&app).await;
+    let printer = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1", "provider": "bambu", "deviceId": "S1"}),
+    )
+    .await;
+    let printer = printer["id"].as_str().unwrap();
+    let spool = post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": material, "initialGrams": 1000, "printerId": printer, "slot": 2}),
+    )
+    .await;
+    assert_eq!(spool["remainingGrams"], 1000.0);
+    let id = spool["id"].as_str().unwrap().to_owned();
+    let res = app
+        .patch(&format!("/v1/materials/instances/{id}"))
+        .owner()
+        .json(&json!({"remainingGrams": 640.5}))
+        .send()
+        .await;
+    res.assert(200);
+    let loaded = app
+        .get(&format!("/v1/materials/instances?printerId.eq={printer}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(loaded.as_array().unwrap().len(), 1);
+
+    // Removing the printer unloads the spool instead of losing it.
+    app.delete(&format!("/v1/printers/{printer}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    let spool = app
+        .get(&format!("/v1/materials/instances/{id}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert!(spool["printerId"].is_null());
+    assert_eq!(spool["remainingGrams"], 640.5);
+
+    // A material with spools stays until they go.
+    let path = format!("/v1/materials/{material}");
+    app.delete(&path)
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.delete(&format!("/v1/materials/instances/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.delete(&path).owner().send().await.assert(204);
+    let types: Vec<String> = sqlx::query_scalar(
+        "select distinct type from outbox where entity_type = 'materialInstance' order by 1",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        types,
+        [
+            "materialInstance.created",
+            "materialInstance.deleted",
+            "materialInstance.updated"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn spools_cannot_reference_another_stores_material_or_printer() {
+    let app = TestApp::new().await;
+    let other = new_tenant(app.pool(), "Other", None).await;
+    let theirs = app
+        .post("/v1/materials")
+        .key(&other.key, other.store_id)
+        .json(&json!({"name": "Theirs", "type": "PLA"}))
+        .send()
+        .await
+        .json();
+    let their_printer = app
+        .post("/v1/printers")
+        .key(&other.key, other.store_id)
+        .json(&json!({"name": "P", "provider": "generic", "deviceId": "p1"}))
+        .send()
+        .await
+        .json();
+    let res = app
+        .post("/v1/materials/instances")
+        .owner()
+        .json(&json!({"materialId": theirs["id"], "initialGrams": 1000}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"][0]["pointer"], "/materialId");
+    let mine = pla(&app).await;
+    let res = app
+        .post("/v1/materials/instances")
+        .owner()
+        .json(&json!({"materialId": mine, "initialGrams": 1000, "printerId": their_printer["id"]}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"][0]["pointer"], "/printerId");
+
+    let spool = post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": mine, "initialGrams": 500}),
+    )
+    .await;
+    for path in [
+        format!("/v1/materials/{mine}"),
+        format!("/v1/materials/instances/{}", spool["id"].as_str().unwrap()),
+    ] {
+        app.get(&path)
+            .key(&other.key, other.store_id)
+            .send()
+            .await
+            .assert_problem(404, "not_found");
+        app.patch(&path)
+            .key(&other.key, other.store_id)
+            .json(&json!({"notes": "x"}))
+            .send()
+            .await
+            .assert_problem(404, "not_found");
+        app.delete(&path)
+            .key(&other.key, other.store_id)
+            .send()
+            .await
+            .assert_problem(404, "not_found");
+    }
+    for list in [
+        "/v1/materials?count=true",
+        "/v1/materials/instances?count=true",
+    ] {
+        let res = app.get(list).key(&other.key, other.store_id).send().await;
+        assert!(!res.text().contains(&mine), "{list}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_materials_and_spools_are_422() {
+    let app = TestApp::new().await;
+    for (body, pointer) in [
+        (json!({"name": "", "type": "PLA"}), "/name"),
+        (json!({"name": "a", "type": "P/L/A"}), "/type"),
+        (
+            json!({"name": "a", "type": "PLA", "color": "orange"}),
+            "/color",
+        ),
+        (
+            json!({"name": "a", "type": "PLA", "pricePer1000g": -1}),
+            "/pricePer1000g",
+        ),
+        (
+            json!({"name": "a", "type": "PLA", "diameterMm": 5}),
+            "/diameterMm",
+        ),
+        (json!({"name": "a"}), "/type"),
+    ] {
+        let res = app.post("/v1/materials").owner().json(&body).send().await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["pointer"], pointer, "{body}");
+    }
+    let m = pla(&app).await;
+    for (body, pointer) in [
+        (json!({"materialId": m, "initialGrams": 0}), "/initialGrams"),
+        (
+            json!({"materialId": m, "initialGrams": 100, "remainingGrams": 101}),
+            "/remainingGrams",
+        ),
+        (
+            json!({"materialId": m, "initialGrams": 100, "slot": 16}),
+            "/slot",
+        ),
+        (
+            json!({"materialId": "nope", "initialGrams": 100}),
+            "/materialId",
+        ),
+    ] {
+        let res = app
+            .post("/v1/materials/instances")
+            .owner()
+            .json(&body)
+            .send()
+            .await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["pointer"], pointer, "{body}");
+    }
+    let spool = post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": m, "initialGrams": 100}),
+    )
+    .await;
+    let res = app
+        .patch(&format!(
+            "/v1/materials/instances/{}",
+            spool["id"].as_str().unwrap()
+        ))
+        .owner()
+        .json(&json!({"remainingGrams": 150}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"][0]["pointer"], "/remainingGrams");
+}
+
+#[tokio::test]
+async fn built_in_roles_decide_material_access() {
+    let app = TestApp::new().await;
+    let m = pla(&app).await;
+    let viewer = app.key_with(&["viewer"], &[]).await;
+    let operator = app.key_with(&["operator"], &[]).await;
+    let part_manager = app.key_with(&["part_manager"], &[]).await;
+    app.get("/v1/materials")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/materials/instances")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert(200);
+    app.post("/v1/materials/instances")
+        .with_key(&viewer)
+        .json(&json!({"materialId": m, "initialGrams": 1}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.get("/v1/materials")
+        .with_key(&part_manager)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.post("/v1/materials")
+        .with_key(&operator)
+        .json(&json!({"name": "x", "type": "PLA"}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let res = app
+        .post("/v1/materials/instances")
+        .with_key(&operator)
+        .json(&json!({"materialId": m, "initialGrams": 1}))
+        .send()
+        .await;
+    res.assert(201);
+    let spool = res.json()["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("/v1/materials/instances/{spool}"))
+        .with_key(&operator)
+        .json(&json!({"remainingGrams": 0}))
+        .send()
+        .await
+        .assert(200);
+    app.delete(&format!("/v1/materials/instances/{spool}"))
+        .with_key(&operator)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+}
