@@ -14,3 +14,4 @@ mod printers;
 mod rate_limits;
 mod replicas;
 mod roles_and_store;
+mod tenancy;

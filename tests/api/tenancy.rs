@@ -1,0 +1,195 @@
+//! Tenant isolation across the whole API: every documented operation, called with another
+//! store's key and this store's ids, reads, changes, lists and counts nothing of this store.
+
+use crate::helpers::{new_tenant, Resp, TestApp};
+use axum::http::Method;
+use serde_json::{json, Value};
+
+/// Store A's objects, by the path prefix whose `{id}` names them.
+struct Ids {
+    api_key: String,
+    printer: String,
+    material: String,
+    spool: String,
+}
+
+impl Ids {
+    /// The id to put in `path`, or a panic telling whoever added the route to extend this test.
+    fn for_path(&self, path: &str) -> String {
+        let id = if path.starts_with("/v1/api-keys/") {
+            &self.api_key
+        } else if path.starts_with("/v1/printers/") {
+            &self.printer
+        } else if path.starts_with("/v1/materials/instances/") {
+            &self.spool
+        } else if path.starts_with("/v1/materials/") {
+            &self.material
+        } else if path.starts_with("/v1/roles/") {
+            return "viewer".to_owned(); // global, not tenant data
+        } else {
+            panic!("tenancy walk: no store-A id known for {path}; add one to tests/api/tenancy.rs");
+        };
+        id.clone()
+    }
+}
+
+/// A body that passes validation for each writing operation, so the store check is reached.
+fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
+    Some(match (method.as_str(), path) {
+        ("POST", "/v1/api-keys") => json!({"name": "b"}),
+        ("POST", "/v1/printers") => json!({"name": "b", "provider": "generic", "deviceId": "b-1"}),
+        ("POST", "/v1/materials") => json!({"name": "b", "type": "PLA"}),
+        ("POST", "/v1/materials/instances") => {
+            json!({"materialId": ids.material, "initialGrams": 10})
+        }
+        ("PATCH", "/v1/printers/confirm-ready") => json!({"ids": [ids.printer], "ready": false}),
+        ("PATCH", "/v1/stores") => json!({"name": "B renamed"}),
+        ("PATCH", "/v1/materials/instances/{id}") => json!({"notes": "pwned"}),
+        ("PATCH", _) => json!({"name": "pwned"}),
+        ("POST", p) if p.ends_with("/roll") => json!({"graceSeconds": 0}),
+        _ => return None,
+    })
+}
+
+/// Everything store A can see of itself, to compare before and after.
+async fn snapshot(app: &TestApp) -> Vec<String> {
+    let mut seen = Vec::new();
+    for path in [
+        "/v1/api-keys",
+        "/v1/printers",
+        "/v1/materials",
+        "/v1/materials/instances",
+        "/v1/stores",
+    ] {
+        let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
+        res.assert(200);
+        let mut json = res.json();
+        strip_usage(&mut json);
+        seen.push(json.to_string());
+    }
+    let counts: (i64, i64) = sqlx::query_as(
+        "select (select count(*) from audit_logs where store_id = $1), (select count(*) from outbox where store_id = $1)",
+    )
+    .bind(app.store_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    seen.push(format!("{counts:?}"));
+    seen
+}
+
+/// Usage fields change whenever A's own key reads; they are not what this test is about.
+fn strip_usage(v: &mut Value) {
+    if let Some(items) = v.as_array_mut() {
+        for item in items {
+            if let Some(o) = item.as_object_mut() {
+                for field in ["lastUsedAt", "lastUsedIp", "requestCount"] {
+                    o.remove(field);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
+    let app = TestApp::with_config(&[
+        ("PF_RATE_LIMIT_PER_MINUTE", "100000"),
+        ("PF_RATE_LIMIT_PER_HOUR", "1000000"),
+    ])
+    .await;
+    let create = |path: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let res = app.post(path).owner().json(&body).send().await;
+            res.assert(201);
+            res.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let printer = create(
+        "/v1/printers",
+        json!({"name": "A", "provider": "bambu", "deviceId": "A1"}),
+    )
+    .await;
+    let material = create("/v1/materials", json!({"name": "A PLA", "type": "PLA"})).await;
+    let ids = Ids {
+        api_key: create(
+            "/v1/api-keys",
+            json!({"name": "A key", "roles": ["viewer"]}),
+        )
+        .await,
+        spool: create(
+            "/v1/materials/instances",
+            json!({"materialId": material, "initialGrams": 100, "printerId": printer}),
+        )
+        .await,
+        printer,
+        material,
+    };
+    let before = snapshot(&app).await;
+    let a_ids = [
+        ids.api_key.as_str(),
+        ids.printer.as_str(),
+        ids.material.as_str(),
+        ids.spool.as_str(),
+    ];
+    let b = new_tenant(app.pool(), "Store B", None).await;
+
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    let mut walked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_some() {
+                continue; // public operation
+            }
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let url = if path.contains("{id}") {
+                path.replace("{id}", &ids.for_path(path))
+            } else {
+                path.clone()
+            };
+            let url = if method == Method::GET && !path.contains('{') {
+                format!("{url}?count=true&limit=1000")
+            } else {
+                url
+            };
+            let mut req = app.request(method.clone(), &url).key(&b.key, b.store_id);
+            if let Some(body) = body_for(&method, path, &ids) {
+                req = req.json(&body);
+            }
+            let res: Resp = req.send().await;
+            walked += 1;
+            let label = format!("{method} {url}");
+            assert!(!res.status.is_server_error(), "{label}: {}", res.text());
+            // A problem's `instance` is the path the caller sent: its own input, not a leak.
+            let mut body = res.json_or_null();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("instance");
+            }
+            let text = if body.is_null() {
+                res.text()
+            } else {
+                body.to_string()
+            };
+            for id in a_ids {
+                // The one legitimate echo: a bulk operation naming A's id as not found.
+                let echoed_as_missing = res.json_or_null()["notFound"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|v| v == id));
+                assert!(
+                    !text.contains(id) || echoed_as_missing,
+                    "{label} revealed {id}: {text}"
+                );
+            }
+            assert!(
+                !text.contains(&app.store_id.to_string()),
+                "{label} revealed store A"
+            );
+            if path.contains("{id}") && !path.starts_with("/v1/roles/") {
+                assert_eq!(res.status, 404, "{label}: {text}");
+            }
+        }
+    }
+    assert!(walked >= 25, "walked only {walked} operations");
+    assert_eq!(snapshot(&app).await, before, "store A changed");
+}
