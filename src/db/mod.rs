@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod catalog;
 pub mod list;
 pub mod materials;
 pub mod printers;

@@ -385,12 +385,12 @@ pub async fn update_material(
     Ok(Json(after))
 }
 
-/// Remove a material. A material with spools cannot be removed (`409`): remove its spools first.
+/// Remove a material. One still used by spools or parts cannot be removed (`409`).
 ///
 /// Required permission: `material.delete`.
 #[utoipa::path(delete, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
     responses((status = 204, description = "Deleted"),
-        (status = 409, description = "The material still has spools", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Spools or parts still use the material", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_material(
     State(state): State<AppState>,
     caller: Caller,
@@ -406,7 +406,9 @@ pub async fn delete_material(
         .await
         .map_err(|e| {
             if crate::db::violated_foreign_key(&e).is_some() {
-                ApiError::Conflict("the material still has spools; remove them first".to_owned())
+                ApiError::Conflict(
+                    "the material is still used by spools or parts; remove those first".to_owned(),
+                )
             } else {
                 e.into()
             }

@@ -8,8 +8,10 @@ pub mod materials;
 pub mod openapi;
 pub mod ops;
 pub mod paging;
+pub mod parts;
 pub mod printers;
 pub mod roles;
+pub mod skus;
 pub mod spools;
 pub mod stores;
 pub mod validate;
@@ -25,6 +27,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(printers::router())
         .merge(materials::router())
         .merge(spools::router())
+        .merge(parts::router())
+        .merge(skus::router())
         .merge(roles::router())
         .merge(stores::router())
 }

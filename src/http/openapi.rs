@@ -30,6 +30,8 @@ minute and 600 an hour (sliding windows); every authenticated response carries t
         (name = "Printers", description = "The farm's printers"),
         (name = "Materials", description = "Filament types"),
         (name = "Spools", description = "Spools of a material (material instances)"),
+        (name = "Parts", description = "The parts library"),
+        (name = "SKUs", description = "Sellable products made of parts"),
         (name = "Operations", description = "Health and readiness")
     )
 )]

@@ -140,6 +140,25 @@ impl Errors {
         Some(v)
     }
 
+    /// Flags each requested id that is not among those found in the store.
+    pub fn references(
+        &mut self,
+        pointer: impl Fn(usize) -> String,
+        requested: &[uuid::Uuid],
+        found: &[uuid::Uuid],
+        what: &str,
+    ) {
+        for (i, id) in requested.iter().enumerate() {
+            if !found.contains(id) {
+                self.add(
+                    pointer(i),
+                    "not_found",
+                    format!("no such {what} in this store"),
+                );
+            }
+        }
+    }
+
     /// Role ids, deduplicated, each a built-in role.
     pub fn roles(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

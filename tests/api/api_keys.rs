@@ -313,6 +313,16 @@ async fn every_endpoint_requires_credentials() {
         ("GET", format!("/v1/materials/instances/{id}")),
         ("PATCH", format!("/v1/materials/instances/{id}")),
         ("DELETE", format!("/v1/materials/instances/{id}")),
+        ("GET", "/v1/parts".to_owned()),
+        ("POST", "/v1/parts".to_owned()),
+        ("GET", format!("/v1/parts/{id}")),
+        ("PATCH", format!("/v1/parts/{id}")),
+        ("DELETE", format!("/v1/parts/{id}")),
+        ("GET", "/v1/skus".to_owned()),
+        ("POST", "/v1/skus".to_owned()),
+        ("GET", format!("/v1/skus/{id}")),
+        ("PATCH", format!("/v1/skus/{id}")),
+        ("DELETE", format!("/v1/skus/{id}")),
     ];
     for (method, path) in paths {
         let res = app.request(method.parse().unwrap(), &path).send().await;

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit_logs;
 mod authentication;
+mod catalog;
 mod errors;
 mod helpers;
 mod materials;

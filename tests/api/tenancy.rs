@@ -11,6 +11,8 @@ struct Ids {
     printer: String,
     material: String,
     spool: String,
+    part: String,
+    sku: String,
 }
 
 impl Ids {
@@ -24,6 +26,10 @@ impl Ids {
             &self.spool
         } else if path.starts_with("/v1/materials/") {
             &self.material
+        } else if path.starts_with("/v1/parts/") {
+            &self.part
+        } else if path.starts_with("/v1/skus/") {
+            &self.sku
         } else if path.starts_with("/v1/roles/") {
             return "viewer".to_owned(); // global, not tenant data
         } else {
@@ -112,7 +118,19 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
     )
     .await;
     let material = create("/v1/materials", json!({"name": "A PLA", "type": "PLA"})).await;
+    let part = create(
+        "/v1/parts",
+        json!({"name": "A part", "type": "stl", "materials": [{"materialId": material}]}),
+    )
+    .await;
+    let sku = create(
+        "/v1/skus",
+        json!({"sku": "A-1", "name": "A", "parts": [{"partId": part, "quantity": 1}]}),
+    )
+    .await;
     let ids = Ids {
+        part,
+        sku,
         api_key: create(
             "/v1/api-keys",
             json!({"name": "A key", "roles": ["viewer"]}),

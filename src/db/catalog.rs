@@ -1,0 +1,287 @@
+//! The parts library and SKUs: `parts` with `part_materials`, `skus` with `sku_parts`. Every
+//! function is scoped by store; links are replaced whole.
+
+use super::Update;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PartRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub part_type: String,
+    pub file_uris: Vec<String>,
+    pub required_printer_tags: Vec<String>,
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct PartFields {
+    pub name: Option<String>,
+    pub part_type: Option<String>,
+    pub file_uris: Option<Vec<String>>,
+    pub required_printer_tags: Option<Vec<String>>,
+    pub estimated_seconds: Option<Option<i32>>,
+    pub estimated_grams: Option<Option<f64>>,
+    pub description: Option<Option<String>>,
+}
+
+/// One material a part needs.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PartMaterial {
+    pub part_id: Uuid,
+    pub material_id: Uuid,
+    pub grams: Option<f64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SkuRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct SkuFields {
+    pub sku: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SkuPart {
+    pub sku_id: Uuid,
+    pub part_id: Uuid,
+    pub quantity: i32,
+}
+
+pub async fn insert_part(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: PartFields,
+) -> sqlx::Result<PartRow> {
+    sqlx::query_as(
+        "insert into parts (id, store_id, name, part_type, file_uris, required_printer_tags, estimated_seconds,
+                            estimated_grams, description)
+         values ($1, $2, $3, $4, coalesce($5, '{}'), coalesce($6, '{}'), $7, $8, $9)
+         returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(f.name)
+    .bind(f.part_type)
+    .bind(f.file_uris)
+    .bind(f.required_printer_tags)
+    .bind(f.estimated_seconds.flatten())
+    .bind(f.estimated_grams.flatten())
+    .bind(f.description.flatten())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get_part(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<PartRow>> {
+    let sql = if lock {
+        "select * from parts where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from parts where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update_part(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: PartFields,
+) -> sqlx::Result<Option<PartRow>> {
+    let mut u = Update::new("parts");
+    u.set("name", f.name)
+        .set("part_type", f.part_type)
+        .set("file_uris", f.file_uris)
+        .set("required_printer_tags", f.required_printer_tags)
+        .set("estimated_seconds", f.estimated_seconds)
+        .set("estimated_grams", f.estimated_grams)
+        .set("description", f.description);
+    u.run(db, store, id).await
+}
+
+pub async fn delete_part(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from parts where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The materials of these parts, in their listed order.
+pub async fn part_materials(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    parts: &[Uuid],
+) -> sqlx::Result<Vec<PartMaterial>> {
+    sqlx::query_as(
+        "select part_id, material_id, grams from part_materials
+         where store_id = $1 and part_id = any($2) order by part_id, position",
+    )
+    .bind(store)
+    .bind(parts)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn replace_part_materials(
+    tx: &mut PgConnection,
+    store: StoreId,
+    part: Uuid,
+    materials: &[(Uuid, Option<f64>)],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from part_materials where store_id = $1 and part_id = $2")
+        .bind(store)
+        .bind(part)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = materials.iter().map(|m| m.0).collect();
+    let grams: Vec<Option<f64>> = materials.iter().map(|m| m.1).collect();
+    sqlx::query(
+        "insert into part_materials (store_id, part_id, position, material_id, grams)
+         select $1, $2, (ord - 1)::smallint, m, g from unnest($3::uuid[], $4::float8[]) with ordinality as t(m, g, ord)",
+    )
+    .bind(store)
+    .bind(part)
+    .bind(ids)
+    .bind(grams)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Which of `ids` name rows of `table` in this store (`table` is a trusted static name).
+pub async fn existing(
+    db: impl PgExecutor<'_>,
+    table: &'static str,
+    store: StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    let sql = format!("select id from {table} where store_id = $1 and id = any($2)");
+    sqlx::query_scalar(&sql)
+        .bind(store)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
+pub async fn insert_sku(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: SkuFields,
+) -> sqlx::Result<SkuRow> {
+    sqlx::query_as("insert into skus (id, store_id, sku, name, description) values ($1, $2, $3, $4, $5) returning *")
+        .bind(Uuid::now_v7())
+        .bind(store)
+        .bind(f.sku)
+        .bind(f.name)
+        .bind(f.description.flatten())
+        .fetch_one(db)
+        .await
+}
+
+pub async fn get_sku(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<SkuRow>> {
+    let sql = if lock {
+        "select * from skus where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from skus where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update_sku(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: SkuFields,
+) -> sqlx::Result<Option<SkuRow>> {
+    let mut u = Update::new("skus");
+    u.set("sku", f.sku)
+        .set("name", f.name)
+        .set("description", f.description);
+    u.run(db, store, id).await
+}
+
+pub async fn delete_sku(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from skus where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn sku_parts(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    skus: &[Uuid],
+) -> sqlx::Result<Vec<SkuPart>> {
+    sqlx::query_as(
+        "select sku_id, part_id, quantity from sku_parts where store_id = $1 and sku_id = any($2) order by sku_id, position",
+    )
+    .bind(store)
+    .bind(skus)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn replace_sku_parts(
+    tx: &mut PgConnection,
+    store: StoreId,
+    sku: Uuid,
+    parts: &[(Uuid, i32)],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from sku_parts where store_id = $1 and sku_id = $2")
+        .bind(store)
+        .bind(sku)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = parts.iter().map(|p| p.0).collect();
+    let quantities: Vec<i32> = parts.iter().map(|p| p.1).collect();
+    sqlx::query(
+        "insert into sku_parts (store_id, sku_id, position, part_id, quantity)
+         select $1, $2, (ord - 1)::smallint, p, q from unnest($3::uuid[], $4::int4[]) with ordinality as t(p, q, ord)",
+    )
+    .bind(store)
+    .bind(sku)
+    .bind(ids)
+    .bind(quantities)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,527 @@
+//! `/v1/parts`: the parts library — printable files, what they need, and how long they take.
+
+use super::extract::{nullable, ApiJson, ApiPath};
+use super::paging::{self, Listed, Page, PageParams};
+use super::validate::{Errors, Tag};
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::catalog::{self as db, PartFields, PartMaterial, PartRow};
+use crate::db::list as db_list;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::events::outbox::Action;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use crate::mutation;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+const MAX_FILES: usize = 20;
+const MAX_MATERIALS: usize = 16;
+const MAX_SECONDS: i32 = 30 * 86_400;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_parts, create_part))
+        .routes(routes!(get_part, update_part, delete_part))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PartType {
+    Stl,
+    #[serde(rename = "3mf")]
+    ThreeMf,
+    Gcode,
+    Step,
+    Obj,
+}
+
+impl PartType {
+    fn as_str(self) -> &'static str {
+        match self {
+            PartType::Stl => "stl",
+            PartType::ThreeMf => "3mf",
+            PartType::Gcode => "gcode",
+            PartType::Step => "step",
+            PartType::Obj => "obj",
+        }
+    }
+}
+
+/// Where a part's file is: an http, https or s3 URL of at most 2000 characters.
+pub struct FileUri;
+
+impl utoipa::PartialSchema for FileUri {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                "uri".to_owned(),
+            )))
+            .max_length(Some(2000))
+            .pattern(Some(r"^(https?|s3)://[^\s/?#]+[^\s]*$"))
+            .examples(["https://files.example.com/parts/keychain.3mf"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FileUri {}
+
+/// A material a part needs, and how much of it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartMaterialView {
+    /// A material of this store.
+    pub material_id: Uuid,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub grams: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    #[schema(example = "3mf")]
+    pub r#type: String,
+    /// Where the files are (http, https or s3 URLs).
+    pub file_uris: Vec<String>,
+    /// Only printers with all these tags may print it.
+    pub required_printer_tags: Vec<String>,
+    pub materials: Vec<PartMaterialView>,
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Part {
+    fn new(r: PartRow, materials: &[PartMaterial]) -> Self {
+        Part {
+            materials: materials
+                .iter()
+                .filter(|m| m.part_id == r.id)
+                .map(|m| PartMaterialView {
+                    material_id: m.material_id,
+                    grams: m.grams,
+                })
+                .collect(),
+            id: r.id,
+            store_id: r.store_id,
+            name: r.name,
+            r#type: r.part_type,
+            file_uris: r.file_uris,
+            required_printer_tags: r.required_printer_tags,
+            estimated_seconds: r.estimated_seconds,
+            estimated_grams: r.estimated_grams,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePart {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: String,
+    pub r#type: PartType,
+    /// Up to 20 http(s) or s3 URLs.
+    #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<FileUri>)]
+    pub file_uris: Vec<String>,
+    #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Tag>)]
+    pub required_printer_tags: Vec<String>,
+    /// Up to 16 materials.
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub materials: Vec<PartMaterialView>,
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub estimated_seconds: Option<i32>,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub estimated_grams: Option<f64>,
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+}
+
+/// Fields to change; lists replace the old ones, `null` clears the optional values.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePart {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: Option<String>,
+    pub r#type: Option<PartType>,
+    #[schema(max_items = 20, value_type = Option<Vec<FileUri>>)]
+    pub file_uris: Option<Vec<String>>,
+    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    pub required_printer_tags: Option<Vec<String>>,
+    #[schema(max_items = 16)]
+    pub materials: Option<Vec<PartMaterialView>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 2592000)]
+    pub estimated_seconds: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
+    pub estimated_grams: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PartPath {
+    /// The part's id.
+    pub id: Uuid,
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "name",
+            column: "name",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "type",
+            column: "part_type",
+            kind: Kind::Text,
+            sortable: false,
+            nullable: false,
+        },
+        Field {
+            name: "estimatedSeconds",
+            column: "estimated_seconds",
+            kind: Kind::Integer,
+            sortable: false,
+            nullable: true,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl Listed for PartRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "name" => Some(Value::Text(self.name.clone())),
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
+fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
+    if values.len() > MAX_FILES {
+        e.add(
+            "/fileUris",
+            "too_many",
+            format!("at most {MAX_FILES} files"),
+        );
+    }
+    for (i, v) in values.iter().enumerate() {
+        let ok = v.len() <= 2000
+            && url::Url::parse(v).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https" | "s3") && u.host_str().is_some()
+            });
+        if !ok {
+            e.add(
+                format!("/fileUris/{i}"),
+                "invalid_value",
+                "must be an http, https or s3 URL of at most 2000 characters",
+            );
+        }
+    }
+    values.to_vec()
+}
+
+fn seconds(e: &mut Errors, value: Option<i32>) -> Option<i32> {
+    let v = value?;
+    if !(0..=MAX_SECONDS).contains(&v) {
+        e.add(
+            "/estimatedSeconds",
+            "out_of_range",
+            format!("must be between 0 and {MAX_SECONDS}"),
+        );
+    }
+    Some(v)
+}
+
+/// Validates the materials (count, grams, all of this store) and returns them for storing.
+async fn materials(
+    e: &mut Errors,
+    tx: &mut PgConnection,
+    store: StoreId,
+    values: &[PartMaterialView],
+) -> ApiResult<Vec<(Uuid, Option<f64>)>> {
+    if values.len() > MAX_MATERIALS {
+        e.add(
+            "/materials",
+            "too_many",
+            format!("at most {MAX_MATERIALS} materials"),
+        );
+    }
+    for (i, m) in values.iter().enumerate() {
+        e.in_range(&format!("/materials/{i}/grams"), m.grams, 0.0..=100_000.0);
+    }
+    let ids: Vec<Uuid> = values.iter().map(|m| m.material_id).collect();
+    let found = db::existing(&mut *tx, "materials", store, &ids).await?;
+    e.references(
+        |i| format!("/materials/{i}/materialId"),
+        &ids,
+        &found,
+        "material",
+    );
+    Ok(values.iter().map(|m| (m.material_id, m.grams)).collect())
+}
+
+async fn view(tx: &mut PgConnection, store: StoreId, row: PartRow) -> ApiResult<Part> {
+    let materials = db::part_materials(&mut *tx, store, &[row.id]).await?;
+    Ok(Part::new(row, &materials))
+}
+
+/// List the parts library.
+///
+/// Required permission: `part.view`. Filters (`field.op=value`): `name`, `type`,
+/// `estimatedSeconds`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or
+/// `updatedAt`.
+#[utoipa::path(get, path = "/v1/parts", tag = "Parts",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The parts", body = Vec<Part>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_parts(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::PartView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<PartRow> =
+        db_list::fetch_page(&state.pool, "parts", caller.store_id, &list).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "parts", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(
+        rows,
+        |r| Part::new(r, &materials),
+        "/v1/parts",
+        &list,
+        total,
+    )
+    .into_response())
+}
+
+/// Add a part.
+///
+/// Required permission: `part.create`.
+#[utoipa::path(post, path = "/v1/parts", tag = "Parts", request_body = CreatePart,
+    responses((status = 201, description = "Created", body = Part,
+        headers(("location" = String, description = "The new part's URL")))))]
+pub async fn create_part(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePart>,
+) -> ApiResult<Response> {
+    caller.require(Permission::PartCreate)?;
+    let mut e = Errors::default();
+    let fields = PartFields {
+        name: Some(e.name("/name", &body.name, 200)),
+        part_type: Some(body.r#type.as_str().to_owned()),
+        file_uris: Some(file_uris(&mut e, &body.file_uris)),
+        required_printer_tags: Some(e.tags("/requiredPrinterTags", &body.required_printer_tags)),
+        estimated_seconds: Some(seconds(&mut e, body.estimated_seconds)),
+        estimated_grams: Some(e.in_range("/estimatedGrams", body.estimated_grams, 0.0..=100_000.0)),
+        description: Some(e.optional_text("/description", body.description.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let links = materials(&mut e, &mut tx, caller.store_id, &body.materials).await?;
+    e.finish()?;
+    let row = db::insert_part(&mut *tx, caller.store_id, fields).await?;
+    db::replace_part_materials(&mut tx, caller.store_id, row.id, &links).await?;
+    let part = view(&mut tx, caller.store_id, row).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "part",
+        part.id,
+        Action::Insert,
+        None,
+        Some(&part),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/parts/{}", part.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(part),
+    )
+        .into_response())
+}
+
+/// One part.
+///
+/// Required permission: `part.view`.
+#[utoipa::path(get, path = "/v1/parts/{id}", tag = "Parts", params(PartPath),
+    responses((status = 200, description = "The part", body = Part)))]
+pub async fn get_part(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PartPath>,
+) -> ApiResult<Json<Part>> {
+    caller.require(Permission::PartView)?;
+    let row = db::get_part(&state.pool, caller.store_id, path.id, false)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let materials = db::part_materials(&state.pool, caller.store_id, &[row.id]).await?;
+    Ok(Json(Part::new(row, &materials)))
+}
+
+/// Change a part.
+///
+/// Required permission: `part.edit`.
+#[utoipa::path(patch, path = "/v1/parts/{id}", tag = "Parts", params(PartPath), request_body = UpdatePart,
+    responses((status = 200, description = "The updated part", body = Part)))]
+pub async fn update_part(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PartPath>,
+    ApiJson(body): ApiJson<UpdatePart>,
+) -> ApiResult<Json<Part>> {
+    caller.require(Permission::PartEdit)?;
+    let mut e = Errors::default();
+    let fields = PartFields {
+        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
+        part_type: body.r#type.map(|t| t.as_str().to_owned()),
+        file_uris: body.file_uris.as_deref().map(|f| file_uris(&mut e, f)),
+        required_printer_tags: body
+            .required_printer_tags
+            .as_deref()
+            .map(|t| e.tags("/requiredPrinterTags", t)),
+        estimated_seconds: body.estimated_seconds.map(|s| seconds(&mut e, s)),
+        estimated_grams: body
+            .estimated_grams
+            .map(|g| e.in_range("/estimatedGrams", g, 0.0..=100_000.0)),
+        description: body
+            .description
+            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let links = match &body.materials {
+        Some(m) => Some(materials(&mut e, &mut tx, caller.store_id, m).await?),
+        None => None,
+    };
+    e.finish()?;
+    let row = db::get_part(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = view(&mut tx, caller.store_id, row).await?;
+    let row = db::update_part(&mut *tx, caller.store_id, path.id, fields)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(links) = links {
+        db::replace_part_materials(&mut tx, caller.store_id, path.id, &links).await?;
+    }
+    let after = view(&mut tx, caller.store_id, row).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "part",
+        path.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove a part. A part that a SKU is made of cannot be removed (`409`).
+///
+/// Required permission: `part.delete`.
+#[utoipa::path(delete, path = "/v1/parts/{id}", tag = "Parts", params(PartPath),
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "A SKU is made of this part", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_part(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PartPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::PartDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let row = db::get_part(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = view(&mut tx, caller.store_id, row).await?;
+    db::delete_part(&mut *tx, caller.store_id, path.id)
+        .await
+        .map_err(|e| {
+            if crate::db::violated_foreign_key(&e).is_some() {
+                ApiError::Conflict(
+                    "a SKU is made of this part; remove it from the SKU first".to_owned(),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "part",
+        path.id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,406 @@
+//! `/v1/skus`: sellable products, each made of parts in quantities.
+
+use super::extract::{nullable, ApiJson, ApiPath};
+use super::paging::{self, Listed, Page, PageParams};
+use super::validate::Errors;
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::db::catalog::{self as db, SkuFields, SkuPart, SkuRow};
+use crate::db::list as db_list;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::events::outbox::Action;
+use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, Value};
+use crate::mutation;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+const MAX_PARTS: usize = 50;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_skus, create_sku))
+        .routes(routes!(get_sku, update_sku, delete_sku))
+}
+
+/// A part a SKU is made of, and how many.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkedPart {
+    /// A part of this store.
+    pub part_id: Uuid,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sku {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    /// The store's code for the product, unique in the store.
+    #[schema(example = "KEYCHAIN-ORANGE")]
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub parts: Vec<LinkedPart>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Sku {
+    fn new(r: SkuRow, parts: &[SkuPart]) -> Self {
+        Sku {
+            parts: parts
+                .iter()
+                .filter(|p| p.sku_id == r.id)
+                .map(|p| LinkedPart {
+                    part_id: p.part_id,
+                    quantity: p.quantity,
+                })
+                .collect(),
+            id: r.id,
+            store_id: r.store_id,
+            sku: r.sku,
+            name: r.name,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSku {
+    /// 1–100 characters of letters, digits and `._-/`; unique in the store.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
+    pub sku: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: String,
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// Up to 50 parts.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub parts: Vec<LinkedPart>,
+}
+
+/// Fields to change; `parts` replaces the list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateSku {
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
+    pub sku: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub description: Option<Option<String>>,
+    #[schema(max_items = 50)]
+    pub parts: Option<Vec<LinkedPart>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SkuPath {
+    /// The SKU's id.
+    pub id: Uuid,
+}
+
+static LIST_SPEC: Spec = Spec {
+    fields: &[
+        Field {
+            name: "sku",
+            column: "sku",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "name",
+            column: "name",
+            kind: Kind::Text,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+        Field {
+            name: "updatedAt",
+            column: "updated_at",
+            kind: Kind::Timestamp,
+            sortable: true,
+            nullable: false,
+        },
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl Listed for SkuRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn sort_value(&self, field: &str) -> Option<Value> {
+        match field {
+            "sku" => Some(Value::Text(self.sku.clone())),
+            "name" => Some(Value::Text(self.name.clone())),
+            "createdAt" => Some(Value::Timestamp(self.created_at)),
+            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
+            _ => None,
+        }
+    }
+}
+
+fn code(e: &mut Errors, value: &str) -> String {
+    let ok = (1..=100).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if !ok {
+        e.add(
+            "/sku",
+            "invalid_value",
+            "1–100 characters of letters, digits and ._-/",
+        );
+    }
+    value.to_owned()
+}
+
+async fn parts(
+    e: &mut Errors,
+    tx: &mut PgConnection,
+    store: StoreId,
+    values: &[LinkedPart],
+) -> ApiResult<Vec<(Uuid, i32)>> {
+    if values.len() > MAX_PARTS {
+        e.add("/parts", "too_many", format!("at most {MAX_PARTS} parts"));
+    }
+    for (i, p) in values.iter().enumerate() {
+        if !(1..=1000).contains(&p.quantity) {
+            e.add(
+                format!("/parts/{i}/quantity"),
+                "out_of_range",
+                "must be between 1 and 1000",
+            );
+        }
+    }
+    let ids: Vec<Uuid> = values.iter().map(|p| p.part_id).collect();
+    let found = db::existing(&mut *tx, "parts", store, &ids).await?;
+    e.references(|i| format!("/parts/{i}/partId"), &ids, &found, "part");
+    Ok(values.iter().map(|p| (p.part_id, p.quantity)).collect())
+}
+
+async fn view(tx: &mut PgConnection, store: StoreId, row: SkuRow) -> ApiResult<Sku> {
+    let links = db::sku_parts(&mut *tx, store, &[row.id]).await?;
+    Ok(Sku::new(row, &links))
+}
+
+fn duplicate_code(e: sqlx::Error) -> ApiError {
+    if crate::db::is_unique_violation(&e) {
+        ApiError::Conflict("another SKU of this store has this code".to_owned())
+    } else {
+        e.into()
+    }
+}
+
+/// List the store's SKUs.
+///
+/// Required permission: `sku.view`. Filters (`field.op=value`): `sku`, `name`, `createdAt`,
+/// `updatedAt`; sort by `sku`, `name`, `createdAt` (default) or `updatedAt`.
+#[utoipa::path(get, path = "/v1/skus", tag = "SKUs",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((sku|name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The SKUs", body = Vec<Sku>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_skus(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::SkuView)?;
+    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
+    let rows: Vec<SkuRow> =
+        db_list::fetch_page(&state.pool, "skus", caller.store_id, &list).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
+    let total = if list.count {
+        Some(db_list::count(&state.pool, "skus", caller.store_id, &list).await?)
+    } else {
+        None
+    };
+    Ok(Page::new(rows, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
+}
+
+/// Add a SKU.
+///
+/// Required permission: `sku.create`.
+#[utoipa::path(post, path = "/v1/skus", tag = "SKUs", request_body = CreateSku,
+    responses((status = 201, description = "Created", body = Sku,
+        headers(("location" = String, description = "The new SKU's URL"))),
+        (status = 409, description = "Another SKU has this code", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_sku(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateSku>,
+) -> ApiResult<Response> {
+    caller.require(Permission::SkuCreate)?;
+    let mut e = Errors::default();
+    let fields = SkuFields {
+        sku: Some(code(&mut e, &body.sku)),
+        name: Some(e.name("/name", &body.name, 200)),
+        description: Some(e.optional_text("/description", body.description.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let links = parts(&mut e, &mut tx, caller.store_id, &body.parts).await?;
+    e.finish()?;
+    let row = db::insert_sku(&mut *tx, caller.store_id, fields)
+        .await
+        .map_err(duplicate_code)?;
+    db::replace_sku_parts(&mut tx, caller.store_id, row.id, &links).await?;
+    let sku = view(&mut tx, caller.store_id, row).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "sku",
+        sku.id,
+        Action::Insert,
+        None,
+        Some(&sku),
+    )
+    .await?;
+    tx.commit().await?;
+    let location = format!("/v1/skus/{}", sku.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(sku),
+    )
+        .into_response())
+}
+
+/// One SKU.
+///
+/// Required permission: `sku.view`.
+#[utoipa::path(get, path = "/v1/skus/{id}", tag = "SKUs", params(SkuPath),
+    responses((status = 200, description = "The SKU", body = Sku)))]
+pub async fn get_sku(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SkuPath>,
+) -> ApiResult<Json<Sku>> {
+    caller.require(Permission::SkuView)?;
+    let row = db::get_sku(&state.pool, caller.store_id, path.id, false)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let links = db::sku_parts(&state.pool, caller.store_id, &[row.id]).await?;
+    Ok(Json(Sku::new(row, &links)))
+}
+
+/// Change a SKU.
+///
+/// Required permission: `sku.edit`.
+#[utoipa::path(patch, path = "/v1/skus/{id}", tag = "SKUs", params(SkuPath), request_body = UpdateSku,
+    responses((status = 200, description = "The updated SKU", body = Sku),
+        (status = 409, description = "Another SKU has this code", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_sku(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SkuPath>,
+    ApiJson(body): ApiJson<UpdateSku>,
+) -> ApiResult<Json<Sku>> {
+    caller.require(Permission::SkuEdit)?;
+    let mut e = Errors::default();
+    let fields = SkuFields {
+        sku: body.sku.as_deref().map(|s| code(&mut e, s)),
+        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
+        description: body
+            .description
+            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let links = match &body.parts {
+        Some(p) => Some(parts(&mut e, &mut tx, caller.store_id, p).await?),
+        None => None,
+    };
+    e.finish()?;
+    let row = db::get_sku(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = view(&mut tx, caller.store_id, row).await?;
+    let row = db::update_sku(&mut *tx, caller.store_id, path.id, fields)
+        .await
+        .map_err(duplicate_code)?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(links) = links {
+        db::replace_sku_parts(&mut tx, caller.store_id, path.id, &links).await?;
+    }
+    let after = view(&mut tx, caller.store_id, row).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "sku",
+        path.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove a SKU.
+///
+/// Required permission: `sku.delete`.
+#[utoipa::path(delete, path = "/v1/skus/{id}", tag = "SKUs", params(SkuPath),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_sku(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<SkuPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::SkuDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let row = db::get_sku(&mut *tx, caller.store_id, path.id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = view(&mut tx, caller.store_id, row).await?;
+    db::delete_sku(&mut *tx, caller.store_id, path.id).await?;
+    mutation::record(
+        &mut tx,
+        &caller,
+        "sku",
+        path.id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
