@@ -67,7 +67,7 @@ impl utoipa::PartialSchema for FileUri {
                 "uri".to_owned(),
             )))
             .max_length(Some(2000))
-            .pattern(Some(r"^(https?|s3)://[^\s/?#]+[^\s]*$"))
+            .pattern(Some(r"^(https?|s3)://[!-.0-~][!-~]*$"))
             .examples(["https://files.example.com/parts/keychain.3mf"])
             .into()
     }
@@ -262,6 +262,7 @@ fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
     }
     for (i, v) in values.iter().enumerate() {
         let ok = v.len() <= 2000
+            && v.bytes().all(|b| b.is_ascii_graphic())
             && url::Url::parse(v).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https" | "s3") && u.host_str().is_some()
             });

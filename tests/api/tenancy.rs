@@ -65,6 +65,8 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "/v1/printers",
         "/v1/materials",
         "/v1/materials/instances",
+        "/v1/parts",
+        "/v1/skus",
         "/v1/stores",
     ] {
         let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
@@ -150,6 +152,8 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.printer.as_str(),
         ids.material.as_str(),
         ids.spool.as_str(),
+        ids.part.as_str(),
+        ids.sku.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
 
