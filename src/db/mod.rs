@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod list;
 pub mod materials;
+pub mod printer_commands;
 pub mod printers;
 pub mod stores;
 

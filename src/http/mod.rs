@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod ops;
 pub mod paging;
 pub mod parts;
+pub mod printer_commands;
 pub mod printers;
 pub mod roles;
 pub mod skus;
@@ -25,6 +26,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(audit_logs::router())
         .merge(printers::router())
+        .merge(printer_commands::router())
         .merge(materials::router())
         .merge(spools::router())
         .merge(parts::router())

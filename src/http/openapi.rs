@@ -28,6 +28,7 @@ minute and 600 an hour (sliding windows); every authenticated response carries t
         (name = "Store", description = "The caller's store"),
         (name = "Audit log", description = "Who changed what, and from where"),
         (name = "Printers", description = "The farm's printers"),
+        (name = "Printer commands", description = "Commands for printers and their status"),
         (name = "Materials", description = "Filament types"),
         (name = "Spools", description = "Spools of a material (material instances)"),
         (name = "Parts", description = "The parts library"),

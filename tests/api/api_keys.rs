@@ -323,6 +323,8 @@ async fn every_endpoint_requires_credentials() {
         ("GET", format!("/v1/skus/{id}")),
         ("PATCH", format!("/v1/skus/{id}")),
         ("DELETE", format!("/v1/skus/{id}")),
+        ("POST", "/v1/printer-commands/send".to_owned()),
+        ("GET", "/v1/printer-commands".to_owned()),
     ];
     for (method, path) in paths {
         let res = app.request(method.parse().unwrap(), &path).send().await;

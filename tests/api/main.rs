@@ -11,6 +11,7 @@ mod helpers;
 mod materials;
 mod openapi;
 mod ops;
+mod printer_commands;
 mod printers;
 mod rate_limits;
 mod replicas;

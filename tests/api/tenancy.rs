@@ -49,6 +49,9 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
             json!({"materialId": ids.material, "initialGrams": 10})
         }
         ("PATCH", "/v1/printers/confirm-ready") => json!({"ids": [ids.printer], "ready": false}),
+        ("POST", "/v1/printer-commands/send") => {
+            json!({"ids": [ids.printer], "command": {"command": "stop"}})
+        }
         ("PATCH", "/v1/stores") => json!({"name": "B renamed"}),
         ("PATCH", "/v1/materials/instances/{id}") => json!({"notes": "pwned"}),
         ("PATCH", _) => json!({"name": "pwned"}),
