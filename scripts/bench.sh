@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Throughput and memory benchmark for the authentication path of `printfarm serve`.
+# Throughput and memory benchmark for the authentication path of `printfarm serve`, and the
+# cost of single reads and of lists as a store grows (issue 3).
 #
 # Usage (from the repo root):  scripts/bench.sh
 #
@@ -9,12 +10,22 @@
 #   * the ratios of the auth paths to /healthz, against targets;
 #   * server CPU time per request and RSS growth per request for each of those;
 #   * the server's VmHWM / VmRSS before and after 2 x 100,000 requests carrying distinct
-#     well-formed but unknown keys from 1,000 client addresses (memory must stay bounded).
+#     well-formed but unknown keys from 1,000 client addresses (memory must stay bounded);
+#   * reads: requests/s of GET /v1/printers/{id} against /readyz (one database round trip),
+#     interleaved the same way, and their ratio against its target;
+#   * lists: p50 / p99 latency (wrk --latency, low concurrency) of GET /v1/printers?limit=100 --
+#     the first page, a deep keyset (cursor) page and sort=name:asc -- in a store of 1,000
+#     printers and in one of 1,000,000 (seeded with SQL), the ratios against their target, and,
+#     for information, offset=500000 and count=true on the large store.
 #
 # Tunables (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_DURATION (10s),
 # BENCH_WARMUP (3s), BENCH_REPEATS (3), BENCH_FLOOD_REQUESTS (100000), BENCH_FLOOD_SOURCES
 # (1000), BENCH_FLOOD_WORKERS (16), BENCH_STATS_SETTLE (11), BENCH_STRICT=1 to exit non-zero
-# when a ratio misses its target or memory is not bounded. A full run takes about 7 minutes.
+# when a ratio misses its target or memory is not bounded. A full run takes about 7 minutes
+# for the authentication sections, plus about 6 for reads and lists.
+# Reads and lists: BENCH_SKIP_AUTH=1 skips the authentication and memory sections (runs only
+# the reads and lists); BENCH_LIST_THREADS (1), BENCH_LIST_CONNECTIONS (4), BENCH_LIST_DURATION
+# (10s), BENCH_LIST_SMALL (1000) and BENCH_LIST_LARGE (1000000) printers in the two stores.
 #
 # All traffic goes to 127.0.0.0/8: the server listens on 127.0.0.1:18080 and the flood binds
 # source addresses 127.0.{1..4}.x, which Linux routes over loopback.
@@ -44,6 +55,12 @@ STRICT=${BENCH_STRICT:-0}
 REPEATS=${BENCH_REPEATS:-3}              # round-robin repetitions of the five wrk runs
 STATS_SETTLE=${BENCH_STATS_SETTLE:-11}   # seconds; see api_key_scans
 SCRAPER_PID=""
+SKIP_AUTH=${BENCH_SKIP_AUTH:-0}
+LIST_THREADS=${BENCH_LIST_THREADS:-1}
+LIST_CONNECTIONS=${BENCH_LIST_CONNECTIONS:-4}
+LIST_DURATION=${BENCH_LIST_DURATION:-10s}
+LIST_SMALL=${BENCH_LIST_SMALL:-1000}
+LIST_LARGE=${BENCH_LIST_LARGE:-1000000}
 
 # The server and the CLI commands read these. The per-IP failure budget is raised so the
 # invalid-key runs measure the checksum / lookup paths, not the "IP blocked" shortcut.
@@ -63,6 +80,8 @@ declare -A NON2XX=()         # of which non-2xx
 declare -A CPU_TICKS=()      # server CPU time (user + system), in clock ticks
 declare -A RSS_GROWTH=()     # server VmRSS growth during the measured runs, kB
 declare -A SOCKET_ERRORS=()  # wrk socket error lines, if any
+declare -A P50_LIST=()       # wrk's latency p50 of each repetition, ms, space-separated
+declare -A P99_LIST=()       # wrk's latency p99 of each repetition, ms, space-separated
 declare -A LOOKUPS=()        # api_keys scans in Postgres during the first repetition
 declare -A SUMMARY=()        # other figures for the final block
 declare -A HWM=() RSS=()     # memory rounds: VmHWM / VmRSS in kB, index 0 = before
@@ -109,6 +128,8 @@ trap 'exit 130' INT TERM
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # "OK" if value >= target, else "BELOW TARGET".
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "n/a" && v + 0 >= t + 0) ? "OK" : "BELOW TARGET" }'; }
+# "OK" if value <= target, else "ABOVE TARGET".
+verdict_max() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "n/a" && v + 0 <= t + 0) ? "OK" : "ABOVE TARGET" }'; }
 
 # ---- setup ----------------------------------------------------------------------------------
 
@@ -221,7 +242,9 @@ IDLE_TOTAL=0
 # run_wrk NAME EXPECT PATH [header args...]: warm-up, then one measured run. EXPECT is "2xx"
 # (no non-2xx response allowed) or "non2xx" (every response must be non-2xx). With
 # COUNT_LOOKUPS=1 it also counts the key lookups that reached Postgres (costs 2 x settle time).
-# Per run it records requests/s, and adds up requests, server CPU time and server RSS growth.
+# Per run it records requests/s and wrk's p50 / p99 latency, and adds up requests, server CPU
+# time and server RSS growth. THREADS, CONNECTIONS and DURATION may be overridden per call
+# (`THREADS=1 run_wrk ...`).
 run_wrk() {
     local name=$1 expect=$2 path=$3
     shift 3
@@ -250,6 +273,9 @@ run_wrk() {
     non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { gsub(/ /, "", $2); print $2 }' <<<"${out}")
     non2xx=${non2xx:-0}
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"${out}")
+    local p50 p99
+    p50=$(wrk_percentile_ms 50% <<<"${out}")
+    p99=$(wrk_percentile_ms 99% <<<"${out}")
     socket_errors=$(awk -F: '/Socket errors/ { print $2 }' <<<"${out}")
     [[ -n ${total} && -n ${rps} ]] || die "${name}: could not parse wrk output"
     case ${expect} in
@@ -261,10 +287,24 @@ run_wrk() {
         SOCKET_ERRORS[${name}]="${SOCKET_ERRORS[${name}]:-}${socket_errors};"
     fi
     RPS_LIST[${name}]="${RPS_LIST[${name}]:-}${RPS_LIST[${name}]:+ }${rps}"
+    P50_LIST[${name}]="${P50_LIST[${name}]:-}${P50_LIST[${name}]:+ }${p50}"
+    P99_LIST[${name}]="${P99_LIST[${name}]:-}${P99_LIST[${name}]:+ }${p99}"
     TOTAL[${name}]=$((${TOTAL[${name}]:-0} + total))
     NON2XX[${name}]=$((${NON2XX[${name}]:-0} + non2xx))
     CPU_TICKS[${name}]=$((${CPU_TICKS[${name}]:-0} + cpu1 - cpu0))
     RSS_GROWTH[${name}]=$((${RSS_GROWTH[${name}]:-0} + rss1 - rss0))
+}
+
+# wrk_percentile_ms PCT: from wrk --latency output on stdin, the latency at PCT ("50%") in ms.
+wrk_percentile_ms() {
+    awk -v p="$1" '$1 == p {
+        v = $2
+        if (v ~ /us$/) { sub(/us$/, "", v); v = v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+        else if (v ~ /m$/) { sub(/m$/, "", v); v = v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); v = v * 1000 }
+        printf "%.3f\n", v
+    }'
 }
 
 # The server's CPU time so far (utime + stime from /proc/<pid>/stat, in clock ticks). The
@@ -325,6 +365,18 @@ run_endpoint() {
             expect_status auth_429 429 rate_limit_exceeded "${args[@]}" "${BASE_URL}/v1/auth/test"
             COUNT_LOOKUPS=${count} run_wrk auth_429 non2xx /v1/auth/test "${args[@]}"
             expect_status "auth_429 (after)" 429 rate_limit_exceeded "${args[@]}" "${BASE_URL}/v1/auth/test"
+            ;;
+        reads_readyz)
+            # /readyz again, interleaved with the printer reads (the baseline of their ratio).
+            expect_status readyz 200 - "${BASE_URL}/readyz"
+            run_wrk reads_readyz 2xx /readyz
+            ;;
+        printer_get)
+            mapfile -t args < <(auth_headers "${KEY}")
+            expect_status printer_get 200 - "${args[@]}" "${BASE_URL}/v1/printers/${PRINTER_ID}"
+            grep -q "\"${PRINTER_ID}\"" "${WORK_DIR}/body" || die "printer_get: body is not the printer: $(head -c 300 "${WORK_DIR}/body")"
+            run_wrk printer_get 2xx "/v1/printers/${PRINTER_ID}" "${args[@]}"
+            expect_status "printer_get (after)" 200 - "${args[@]}" "${BASE_URL}/v1/printers/${PRINTER_ID}"
             ;;
         *) die "unknown endpoint ${name}" ;;
     esac
@@ -413,6 +465,175 @@ memory() {
     flood_round 2
 }
 
+# ---- reads and lists (issue 3) --------------------------------------------------------------
+
+READ_ENDPOINTS=(reads_readyz printer_get)
+
+# One printer in the bench store, created through the API; sets PRINTER_ID.
+create_printer() {
+    log "creating one printer through the API"
+    local args=()
+    mapfile -t args < <(auth_headers "${KEY}")
+    expect_status "POST /v1/printers" 201 - -X POST "${args[@]}" -H 'content-type: application/json' \
+        --data '{"name":"Bench","provider":"bambu","deviceId":"BENCH1"}' "${BASE_URL}/v1/printers"
+    PRINTER_ID=$(json_get "d['id']" <"${WORK_DIR}/body")
+}
+
+# GET /v1/printers/{id} against /readyz, round-robin like the authentication runs.
+reads() {
+    create_printer
+    local rep name
+    for rep in $(seq "${REPEATS}"); do
+        for name in "${READ_ENDPOINTS[@]}"; do
+            run_endpoint "${name}" "${rep}"
+        done
+    done
+}
+
+# store_headers KEY STORE: curl / wrk header arguments for a key of the given store.
+store_headers() { printf '%s\n' -H "authorization: ApiKey $1" -H "x-printago-storeid: $2"; }
+
+# bootstrap_store NAME: a new store and its owner's key with the quota raised; prints
+# "storeId apiKey".
+bootstrap_store() {
+    local out store key
+    out=$("${BIN}" bootstrap --store-name "$1" --json)
+    store=$(json_get "d['storeId']" <<<"${out}")
+    key=$(json_get "d['apiKey']" <<<"${out}")
+    "${BIN}" limits set --key-id "${key:0:24}" --per-minute 1000000000 --per-hour 1000000000 >/dev/null
+    printf '%s %s\n' "${store}" "${key}"
+}
+
+# seed_printers STORE N: N printers in STORE by SQL, created 1 ms apart (row g is g ms old).
+seed_printers() {
+    "${PSQL[@]}" -d "${DB_NAME}" -c "
+        insert into printers (id, store_id, name, provider, device_id, created_at, updated_at)
+        select gen_random_uuid(), '$1', 'p' || g, 'generic', 'd' || g,
+               now() - (g || ' milliseconds')::interval, now()
+          from generate_series(1, $2) g"
+}
+
+# fetch_list NAME KEY STORE PATH: one checked GET of a list page (200, a JSON array of 100
+# printers); leaves the body in WORK_DIR/body and the headers in WORK_DIR/headers.
+fetch_list() {
+    local name=$1 key=$2 store=$3 path=$4 args=() n
+    mapfile -t args < <(store_headers "${key}" "${store}")
+    expect_status "${name}" 200 - -D "${WORK_DIR}/headers" "${args[@]}" "${BASE_URL}${path}"
+    n=$(json_get "len(d)" <"${WORK_DIR}/body")
+    [[ ${n} == 100 ]] || die "${name}: expected 100 printers, got ${n}"
+}
+# The target of the last response's Link: rel="next" (a path), or nothing.
+next_link() { sed -n 's/^link: *<\([^>]*\)>.*/\1/Ip' "${WORK_DIR}/headers" | tr -d '\r'; }
+
+# deep_cursor_path KEY STORE N: the path of a keyset page deep in a store of N printers. The
+# cursor names the row at position N/2 (from SQL, encoded as src/list/cursor.rs does); the
+# first page from it must start with the next row; then three Link headers are followed, so the
+# cursor measured is one the server made.
+deep_cursor_path() {
+    local key=$1 store=$2 n=$3 rows value id next_id path first
+    rows=$("${PSQL[@]}" -d "${DB_NAME}" -At -F ' ' -c "
+        select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id
+          from printers where store_id = '${store}'
+         order by created_at, id offset $((n / 2 - 1)) limit 2")
+    read -r value id <<<"$(head -n 1 <<<"${rows}")"
+    next_id=$(tail -n 1 <<<"${rows}" | awk '{ print $2 }')
+    path="/v1/printers?limit=100&cursor=$(python3 "${HELPER}" cursor createdAt false "${value}" "${id}")"
+    fetch_list "deep cursor (built)" "${key}" "${store}" "${path}"
+    first=$(json_get "d[0]['id']" <"${WORK_DIR}/body")
+    [[ ${first} == "${next_id}" ]] || die "the built cursor started at ${first}, not at row $((n / 2 + 1)) (${next_id})"
+    for _ in 1 2 3; do
+        path=$(next_link)
+        [[ ${path} == *cursor=* ]] || die "no cursor in the Link header: $(cat "${WORK_DIR}/headers")"
+        fetch_list "deep cursor (followed)" "${key}" "${store}" "${path}"
+    done
+    printf '%s\n' "${path}"
+}
+
+# run_list NAME KEY STORE PATH: a checked list page, then a low-concurrency wrk run.
+run_list() {
+    local name=$1 key=$2 store=$3 path=$4 args=()
+    fetch_list "${name}" "${key}" "${store}" "${path}"
+    mapfile -t args < <(store_headers "${key}" "${store}")
+    THREADS=${LIST_THREADS} CONNECTIONS=${LIST_CONNECTIONS} DURATION=${LIST_DURATION} \
+        run_wrk "${name}" 2xx "${path}" "${args[@]}"
+}
+
+# explain_list LABEL SQL TYPES PARAMS: EXPLAIN ANALYZE of the server's query (from
+# src/db/list.rs, as a prepared statement forced to a generic plan like the server's after five
+# executions) on stderr; records the execution time and top plan nodes in SUMMARY["plan LABEL"].
+explain_list() {
+    local label=$1 sql=$2 types=$3 params=$4 out
+    out=$("${PSQL[@]}" -d "${DB_NAME}" -c "set plan_cache_mode = force_generic_plan" \
+        -c "prepare q(${types}) as ${sql}" -c "explain (analyze, buffers) execute q(${params})" 2>&1) \
+        || die "EXPLAIN ${label} failed: ${out}"
+    printf -- '-- EXPLAIN ANALYZE (generic plan) %s\n%s\n' "${label}" "${out}" >&2
+    SUMMARY["plan ${label}"]="$(awk '/Execution Time/ { print $3 " ms" }' <<<"${out}"): $(grep -E '^ *(->)? *[A-Z][A-Za-z ]+( using [a-z_]+)?( on [a-z_]+)?  \(' <<<"${out}" | sed 's/^ *//; s/^-> *//; s/  (.*//' | head -n 3 | paste -sd '>' | sed 's/>/ > /g')"
+}
+
+# Human count: 1000 -> 1k, 1000000 -> 1M.
+human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
+
+LIST_KINDS=(first deep name)
+LIST_OFFSET=0
+
+lists() {
+    local small large small_key large_key t0 t1
+    log "creating two stores for the list runs"
+    read -r small small_key <<<"$(bootstrap_store "Bench $(human "${LIST_SMALL}")")"
+    read -r large large_key <<<"$(bootstrap_store "Bench $(human "${LIST_LARGE}")")"
+    [[ -n ${small_key:-} && -n ${large_key:-} ]] || die "printfarm bootstrap of the list stores failed"
+    log "seeding ${LIST_SMALL} and ${LIST_LARGE} printers with SQL"
+    t0=$(date +%s.%N)
+    seed_printers "${small}" "${LIST_SMALL}"
+    seed_printers "${large}" "${LIST_LARGE}"
+    t1=$(date +%s.%N)
+    # Vacuum too: it sets hint bits and the visibility map as a lived-in table has them, and
+    # keeps autovacuum (triggered by the inserts) from running during the measurements.
+    "${PSQL[@]}" -d "${DB_NAME}" -c "vacuum (analyze) printers" -c "checkpoint"
+    SUMMARY["seed"]=$(awk -v a="${t0}" -v b="${t1}" 'BEGIN { printf "%.0f s", b - a }')
+    SUMMARY["seed"]+=", vacuum analyze $(awk -v a="${t1}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f s", b - a }')"
+    SUMMARY["printers size"]=$("${PSQL[@]}" -d "${DB_NAME}" -At -c \
+        "select pg_size_pretty(pg_table_size('printers')) || ' table + ' || pg_size_pretty(pg_indexes_size('printers')) || ' indexes'")
+    settle_stats
+
+    declare -gA LIST_PATH=()
+    LIST_PATH[first_small]="/v1/printers?limit=100"
+    LIST_PATH[first_large]="/v1/printers?limit=100"
+    LIST_PATH[name_small]="/v1/printers?limit=100&sort=name:asc"
+    LIST_PATH[name_large]="/v1/printers?limit=100&sort=name:asc"
+    LIST_PATH[deep_small]=$(deep_cursor_path "${small_key}" "${small}" "${LIST_SMALL}")
+    LIST_PATH[deep_large]=$(deep_cursor_path "${large_key}" "${large}" "${LIST_LARGE}")
+
+    local rep kind
+    for rep in $(seq "${REPEATS}"); do
+        for kind in "${LIST_KINDS[@]}"; do
+            run_list "list_${kind}_small" "${small_key}" "${small}" "${LIST_PATH[${kind}_small]}"
+            run_list "list_${kind}_large" "${large_key}" "${large}" "${LIST_PATH[${kind}_large]}"
+        done
+    done
+    # Informational, once: offset paging deep into the large store, and the cost of count=true.
+    LIST_OFFSET=$((LIST_LARGE / 2))
+    run_list list_offset_large "${large_key}" "${large}" "/v1/printers?limit=100&offset=${LIST_OFFSET}"
+    run_list list_count_large "${large_key}" "${large}" "/v1/printers?limit=100&count=true"
+    grep -qi "^x-total-count: *${LIST_LARGE}" "${WORK_DIR}/headers" \
+        || die "count=true: expected X-Total-Count ${LIST_LARGE}: $(cat "${WORK_DIR}/headers")"
+
+    # Where the time goes in Postgres, for the large store (the SQL of src/db/list.rs).
+    local cursor_row
+    cursor_row=$("${PSQL[@]}" -d "${DB_NAME}" -At -F '|' -c "
+        select created_at, id from printers where store_id = '${large}'
+         order by created_at, id offset $((LIST_LARGE / 2 + 299)) limit 1")
+    explain_list "first page" "select * from printers where store_id = \$1 order by created_at asc, id asc limit \$2 offset \$3" \
+        "uuid, bigint, bigint" "'${large}', 101, 0"
+    explain_list "deep keyset" "select * from printers where store_id = \$1 and (created_at, id) > (\$2, \$3) order by created_at asc, id asc limit \$4" \
+        "uuid, timestamptz, uuid, bigint" "'${large}', '${cursor_row%|*}', '${cursor_row#*|}', 101"
+    explain_list "sort=name" "select * from printers where store_id = \$1 order by name asc, id asc limit \$2 offset \$3" \
+        "uuid, bigint, bigint" "'${large}', 101, 0"
+    explain_list "offset" "select * from printers where store_id = \$1 order by created_at asc, id asc limit \$2 offset \$3" \
+        "uuid, bigint, bigint" "'${large}', 101, ${LIST_OFFSET}"
+    explain_list "count" "select count(*) from printers where store_id = \$1" "uuid" "'${large}'"
+}
+
 # ---- report ---------------------------------------------------------------------------------
 
 # median_rps NAME: the median requests/s over the repetitions.
@@ -433,18 +654,80 @@ endpoint_line() {
                  label, rps, list, ticks / hz * 1e6 / n, rss / 1024, rss * 1024 / n, lk }'
 }
 
-# ratio_of NAME: median req/s of NAME over the median of /healthz.
-ratio_of() { ratio "$(median_rps "$1")" "$(median_rps healthz)"; }
+# ratio_of NAME [BASE]: median req/s of NAME over the median of BASE (/healthz).
+ratio_of() { ratio "$(median_rps "$1")" "$(median_rps "${2:-healthz}")"; }
 
-# ratio_line NAME TARGET: the ratio of medians and the per-repetition ratios.
+# ratio_line NAME TARGET [BASE]: the ratio of medians and the per-repetition ratios.
 ratio_line() {
-    local name=$1 target=$2 r per_rep
-    r=$(ratio_of "${name}")
-    per_rep=$(awk -v a="${RPS_LIST[${name}]}" -v b="${RPS_LIST[healthz]}" \
+    local name=$1 target=$2 base=${3:-healthz} r per_rep
+    r=$(ratio_of "${name}" "${base}")
+    per_rep=$(awk -v a="${RPS_LIST[${name}]}" -v b="${RPS_LIST[${base}]}" \
         'BEGIN { n = split(a, x, " "); split(b, y, " ");
                  for (i = 1; i <= n; i++) printf "%s%.2f", (i > 1 ? " " : ""), x[i] / y[i] }')
     printf '  %-18s %s  target >= %s  %-12s (each repetition: %s)\n' \
         "${name}" "${r}" "${target}" "$(verdict "${r}" "${target}")" "${per_rep}"
+}
+
+# median_p50 / median_p99 NAME: the median over the repetitions of wrk's p50 / p99, ms.
+median_p50() { local list; read -ra list <<<"${P50_LIST[$1]}"; median "${list[@]}"; }
+median_p99() { local list; read -ra list <<<"${P99_LIST[$1]}"; median "${list[@]}"; }
+# list_ratio KIND: median p50 in the large store over the median p50 in the small one.
+list_ratio() { ratio "$(median_p50 "list_$1_large")" "$(median_p50 "list_$1_small")"; }
+
+# list_line KIND LABEL: p50 / p99 in both stores (medians over repetitions, each repetition's
+# p50 in brackets) and the ratio of the p50s against its target.
+list_line() {
+    local kind=$1 label=$2 r
+    r=$(list_ratio "${kind}")
+    awk -v label="${label}" -v s50="$(median_p50 "list_${kind}_small")" -v s99="$(median_p99 "list_${kind}_small")" \
+        -v l50="$(median_p50 "list_${kind}_large")" -v l99="$(median_p99 "list_${kind}_large")" \
+        -v sl="${P50_LIST[list_${kind}_small]}" -v ll="${P50_LIST[list_${kind}_large]}" \
+        -v r="${r}" -v v="$(verdict_max "${r}" 1.5)" \
+        'BEGIN { printf "  %-26s %6.2f / %6.2f  %6.2f / %6.2f  %5s  target <= 1.5  %s\n  %-26s (p50 of each repetition: [%s] / [%s])\n",
+                 label, s50, s99, l50, l99, r, v, "", sl, ll }'
+}
+
+# info_line NAME LABEL: p50 / p99 and req/s of a single run.
+info_line() {
+    awk -v label="$2" -v p50="$(median_p50 "$1")" -v p99="$(median_p99 "$1")" -v rps="$(median_rps "$1")" \
+        'BEGIN { printf "  %-32s p50 %8.2f ms  p99 %8.2f ms  %7.1f req/s\n", label, p50, p99, rps }'
+}
+
+report_reads_lists() {
+    local small_h large_h
+    small_h=$(human "${LIST_SMALL}")
+    large_h=$(human "${LIST_LARGE}")
+    cat <<EOF
+
+============ printfarm bench summary: reads and lists (issue 3) ============
+machine: $(nproc) cores
+single reads: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} (warm-up ${WARMUP}); ${REPEATS} round-robin repetitions
+  (median req/s [each repetition]; server CPU per request; server VmRSS growth)
+$(endpoint_line reads_readyz "/readyz (1 DB round trip)")
+$(endpoint_line printer_get "GET /v1/printers/{id} (200)")
+  responses (wrk total / non-2xx): readyz ${TOTAL[reads_readyz]}/${NON2XX[reads_readyz]}, printer ${TOTAL[printer_get]}/${NON2XX[printer_get]}
+ratio to /readyz (of the medians)
+$(ratio_line printer_get 0.7 reads_readyz)
+lists: GET /v1/printers, wrk -t${LIST_THREADS} -c${LIST_CONNECTIONS} -d${LIST_DURATION} --latency (warm-up ${WARMUP}); ${REPEATS} round-robin repetitions
+  stores of ${LIST_SMALL} and ${LIST_LARGE} printers seeded by SQL (${SUMMARY[seed]});
+  printers: ${SUMMARY[printers size]}
+  ms, median of repetitions   ${small_h}: p50 /    p99  ${large_h}: p50 /    p99  p50 ratio ${large_h}/${small_h}
+$(list_line first "?limit=100")
+$(list_line deep "keyset page (cursor)")
+$(list_line name "?limit=100&sort=name:asc")
+  (keyset page: after row N/2 + 300 of the store, i.e. a cursor from SQL followed through three Link headers)
+informational, ${large_h} store (one run each)
+$(info_line list_offset_large "?limit=100&offset=${LIST_OFFSET}")
+$(info_line list_count_large "?limit=100&count=true")
+Postgres execution time in the ${large_h} store (EXPLAIN ANALYZE, generic plan; plans on stderr):
+  first page  ${SUMMARY[plan first page]}
+  keyset      ${SUMMARY[plan deep keyset]}
+  sort=name   ${SUMMARY[plan sort=name]}
+  offset      ${SUMMARY[plan offset]}
+  count       ${SUMMARY[plan count]}
+background CPU load from other processes (sampled during this bench's idle pauses): $(awk -v b="${IDLE_BUSY}" -v t="${IDLE_TOTAL}" -v c="$(nproc)" 'BEGIN { if (t > 0) printf "%.0f %% of %d cores", 100 * b / t, c; else print "n/a" }')
+============================================================================
+EOF
 }
 
 report() {
@@ -490,8 +773,14 @@ memory (run first, on the fresh server): ${FLOOD_REQUESTS} distinct well-formed 
   (tracked IPs = per-IP failure buckets right after the round; refilled ones are purged every 30 s)
 =================================================================
 EOF
-    if [[ ${STRICT} == 1 ]]; then
-        local pair target
+}
+
+strict_checks() {
+    [[ ${STRICT} == 1 ]] || return 0
+    local name pair target
+    if [[ ${SKIP_AUTH} != 1 ]]; then
+        local g1=$((HWM[1] - HWM[0])) g2=$((HWM[2] - HWM[1])) bounded=yes
+        if ((g2 > 4096 && g2 * 2 > g1)); then bounded=no; fi
         for pair in auth_valid:0.5 auth_bad_checksum:0.7 auth_429:0.5; do
             name=${pair%%:*}
             target=${pair##*:}
@@ -500,6 +789,12 @@ EOF
         done
         [[ ${bounded} == yes ]] || die "memory did not stay bounded (BENCH_STRICT=1)"
     fi
+    [[ $(verdict "$(ratio_of printer_get reads_readyz)" 0.7) == OK ]] \
+        || die "printer_get: ratio to /readyz below its target 0.7 (BENCH_STRICT=1)"
+    for name in "${LIST_KINDS[@]}"; do
+        [[ $(verdict_max "$(list_ratio "${name}")" 1.5) == OK ]] \
+            || die "list ${name}: p50 ratio above its target 1.5 (BENCH_STRICT=1)"
+    done
 }
 
 main() {
@@ -508,9 +803,15 @@ main() {
     reset_database
     start_server
     create_keys
-    memory
-    throughput
-    report
+    if [[ ${SKIP_AUTH} != 1 ]]; then
+        memory
+        throughput
+    fi
+    reads
+    lists
+    [[ ${SKIP_AUTH} == 1 ]] || report
+    report_reads_lists
+    strict_checks
 }
 
 main "$@"

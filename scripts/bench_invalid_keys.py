@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helper for scripts/bench.sh: well-formed but unknown API keys, and a many-address flood.
+"""Helper for scripts/bench.sh: well-formed but unknown API keys, a many-address flood, and
+keyset cursors for the list benchmark.
 
 The server rejects a key with a wrong checksum before any I/O, so to exercise the key lookup
 (database query + key cache) the keys sent here must be well formed: `pf_live_` + 16 base62
@@ -10,9 +11,14 @@ Subcommands (standard library only; talks to 127.0.0.0/8 only):
   gen-key                print one fresh well-formed random key
   flood ...              send N requests with N distinct keys from many source addresses;
                          prints a JSON object of status-code counts
+  cursor SORT DESC VALUE ID
+                         print the keyset cursor the server would put in a Link header after a
+                         row whose sort field SORT (API name, e.g. createdAt) has the rendered
+                         VALUE and whose id is ID; DESC is true or false (see src/list/cursor.rs)
 """
 
 import argparse
+import base64
 import collections
 import http.client
 import json
@@ -134,12 +140,23 @@ def flood(args: argparse.Namespace) -> None:
     }))
 
 
+def make_cursor(sort: str, descending: bool, value: str, row_id: str) -> str:
+    """Base64url (no padding) of the JSON the server encodes: sort, direction, value, id."""
+    doc = json.dumps({"s": sort, "d": descending, "v": value, "i": row_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-checksum")
     check.add_argument("key")
     sub.add_parser("gen-key")
+    cur = sub.add_parser("cursor")
+    cur.add_argument("sort")
+    cur.add_argument("descending", choices=["true", "false"])
+    cur.add_argument("value")
+    cur.add_argument("id")
     fl = sub.add_parser("flood")
     fl.add_argument("--host", default="127.0.0.1")
     fl.add_argument("--port", type=int, default=18080)
@@ -157,6 +174,8 @@ def main() -> None:
         sys.exit(0 if ok else 1)
     elif args.command == "gen-key":
         print(make_key())
+    elif args.command == "cursor":
+        print(make_cursor(args.sort, args.descending == "true", args.value, args.id))
     else:
         flood(args)
 

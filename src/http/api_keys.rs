@@ -8,7 +8,6 @@ use crate::audit::{self, Actor};
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
-use crate::db::list as db_list;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
 use crate::list::{Field, Kind, Spec, Value};
@@ -350,14 +349,14 @@ pub async fn list_api_keys(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::ApiKeyView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<ApiKeyRow> =
-        db_list::fetch_page(&state.pool, "api_keys", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "api_keys", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<ApiKeyRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "api_keys",
+    )
+    .await?;
     let page = Page::new(
         rows,
         |r| ApiKey::from_row(r, &state),

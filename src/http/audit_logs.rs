@@ -4,7 +4,6 @@ use super::paging::{self, Listed, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::audit::AuditRow;
-use crate::db::list as db_list;
 use crate::error::ApiResult;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, Value};
@@ -162,13 +161,13 @@ pub async fn list_audit_logs(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::AuditLogView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<AuditRow> =
-        db_list::fetch_page(&state.pool, "audit_logs", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "audit_logs", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<AuditRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "audit_logs",
+    )
+    .await?;
     Ok(Page::new(rows, AuditLog::from, "/v1/audit-logs", &list, total).into_response())
 }

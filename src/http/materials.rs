@@ -5,7 +5,6 @@ use super::paging::{self, Listed, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::list as db_list;
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
@@ -252,14 +251,14 @@ pub async fn list_materials(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<MaterialRow> =
-        db_list::fetch_page(&state.pool, "materials", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "materials", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<MaterialRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "materials",
+    )
+    .await?;
     Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
 }
 

@@ -38,6 +38,28 @@ pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, 
     ListQuery::parse(&pairs, spec)
 }
 
+/// The list request, its page of rows (one more than the limit if more exist) and, if asked for,
+/// the number of matching rows: what every list handler does before shaping its items.
+pub async fn fetch<R>(
+    pool: &sqlx::PgPool,
+    store: crate::ids::StoreId,
+    raw_query: Option<&str>,
+    spec: &'static Spec,
+    table: &'static str,
+) -> Result<(ListQuery, Vec<R>, Option<i64>), ApiError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let list = parse(raw_query, spec)?;
+    let rows = crate::db::list::fetch_page(pool, table, store, &list).await?;
+    let total = if list.count {
+        Some(crate::db::list::count(pool, table, store, &list).await?)
+    } else {
+        None
+    };
+    Ok((list, rows, total))
+}
+
 /// A row that can be listed: its id and the value of a sortable field (for the next cursor).
 pub trait Listed {
     fn id(&self) -> Uuid;

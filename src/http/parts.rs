@@ -6,7 +6,6 @@ use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::catalog::{self as db, PartFields, PartMaterial, PartRow};
-use crate::db::list as db_list;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
@@ -339,16 +338,16 @@ pub async fn list_parts(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::PartView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<PartRow> =
-        db_list::fetch_page(&state.pool, "parts", caller.store_id, &list).await?;
+    let (list, rows, total) = paging::fetch::<PartRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "parts",
+    )
+    .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "parts", caller.store_id, &list).await?)
-    } else {
-        None
-    };
     Ok(Page::new(
         rows,
         |r| Part::new(r, &materials),

@@ -5,7 +5,6 @@ use super::extract::ApiJson;
 use super::paging::{self, Listed, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::list as db_list;
 use crate::db::printer_commands::{self as db, CommandRow};
 use crate::db::printers as printers_db;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -382,14 +381,14 @@ pub async fn list_printer_commands(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::PrinterView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<CommandRow> =
-        db_list::fetch_page(&state.pool, "printer_commands", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "printer_commands", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<CommandRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "printer_commands",
+    )
+    .await?;
     Ok(Page::new(
         rows,
         PrinterCommand::from,

@@ -6,7 +6,6 @@ use super::paging::{self, Listed, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::list as db_list;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
@@ -370,14 +369,14 @@ pub async fn list_printers(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::PrinterView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<PrinterRow> =
-        db_list::fetch_page(&state.pool, "printers", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "printers", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<PrinterRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "printers",
+    )
+    .await?;
     Ok(Page::new(rows, Printer::from, "/v1/printers", &list, total).into_response())
 }
 

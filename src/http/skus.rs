@@ -6,7 +6,6 @@ use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::catalog::{self as db, SkuFields, SkuPart, SkuRow};
-use crate::db::list as db_list;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
@@ -243,16 +242,16 @@ pub async fn list_skus(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::SkuView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<SkuRow> =
-        db_list::fetch_page(&state.pool, "skus", caller.store_id, &list).await?;
+    let (list, rows, total) = paging::fetch::<SkuRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "skus",
+    )
+    .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "skus", caller.store_id, &list).await?)
-    } else {
-        None
-    };
     Ok(Page::new(rows, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
 }
 

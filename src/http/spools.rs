@@ -5,7 +5,6 @@ use super::paging::{self, Listed, Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::list as db_list;
 use crate::db::materials::{
     self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK,
 };
@@ -235,14 +234,14 @@ pub async fn list_spools(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialInstanceView)?;
-    let list = paging::parse(query.as_deref(), &LIST_SPEC)?;
-    let rows: Vec<SpoolRow> =
-        db_list::fetch_page(&state.pool, "material_instances", caller.store_id, &list).await?;
-    let total = if list.count {
-        Some(db_list::count(&state.pool, "material_instances", caller.store_id, &list).await?)
-    } else {
-        None
-    };
+    let (list, rows, total) = paging::fetch::<SpoolRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "material_instances",
+    )
+    .await?;
     Ok(Page::new(rows, Spool::from, "/v1/materials/instances", &list, total).into_response())
 }
 
