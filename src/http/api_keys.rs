@@ -10,7 +10,7 @@ use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Ro
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -256,62 +256,14 @@ async fn lock_for_change(
 /// What `GET /v1/api-keys` filters and sorts on.
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "name",
-            column: "name",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "keyId",
-            column: "key_id",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "active",
-            column: "active",
-            kind: Kind::Bool,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "managedBy",
-            column: "managed_by",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "expiresAt",
-            column: "expires_at",
-            kind: Kind::Timestamp,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "lastUsedAt",
-            column: "last_used_at",
-            kind: Kind::Timestamp,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("keyId", "key_id", Kind::Text),
+        Field::new("active", "active", Kind::Bool),
+        Field::new("managedBy", "managed_by", Kind::Text).nullable(),
+        Field::new("expiresAt", "expires_at", Kind::Timestamp).nullable(),
+        Field::new("lastUsedAt", "last_used_at", Kind::Timestamp).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

@@ -6,7 +6,7 @@ use crate::auth::{Caller, Permission};
 use crate::db::audit::AuditRow;
 use crate::error::ApiResult;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -66,69 +66,15 @@ impl From<AuditRow> for AuditLog {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "actorType",
-            column: "actor_type",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "apiKeyId",
-            column: "api_key_id",
-            kind: Kind::Uuid,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "keyId",
-            column: "key_id",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "clientIp",
-            column: "client_ip",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "requestId",
-            column: "request_id",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "action",
-            column: "action",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "entityType",
-            column: "entity_type",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "entityId",
-            column: "entity_id",
-            kind: Kind::Uuid,
-            sortable: false,
-            nullable: false,
-        },
+        CREATED_AT,
+        Field::new("actorType", "actor_type", Kind::Text),
+        Field::new("apiKeyId", "api_key_id", Kind::Uuid).nullable(),
+        Field::new("keyId", "key_id", Kind::Text).nullable(),
+        Field::new("clientIp", "client_ip", Kind::Text).nullable(),
+        Field::new("requestId", "request_id", Kind::Text).nullable(),
+        Field::new("action", "action", Kind::Text),
+        Field::new("entityType", "entity_type", Kind::Text),
+        Field::new("entityId", "entity_id", Kind::Uuid),
     ],
     default_sort: "createdAt",
     default_descending: true,

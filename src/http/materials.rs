@@ -9,7 +9,7 @@ use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -142,48 +142,12 @@ pub struct MaterialPath {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "name",
-            column: "name",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "brand",
-            column: "brand",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "type",
-            column: "material_type",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "color",
-            column: "color",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("brand", "brand", Kind::Text).nullable(),
+        Field::new("type", "material_type", Kind::Text),
+        Field::new("color", "color", Kind::Text).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

@@ -9,7 +9,7 @@ use crate::db::catalog::{self as db, PartFields, PartMaterial, PartRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -196,41 +196,11 @@ pub struct PartPath {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "name",
-            column: "name",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "type",
-            column: "part_type",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "estimatedSeconds",
-            column: "estimated_seconds",
-            kind: Kind::Integer,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("type", "part_type", Kind::Text),
+        Field::new("estimatedSeconds", "estimated_seconds", Kind::Integer).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

@@ -10,7 +10,7 @@ use crate::db::printers as printers_db;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -248,34 +248,10 @@ pub struct SentCommands {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "printerId",
-            column: "printer_id",
-            kind: Kind::Uuid,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "command",
-            column: "command",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "status",
-            column: "status",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("printerId", "printer_id", Kind::Uuid),
+        Field::new("command", "command", Kind::Text),
+        Field::new("status", "status", Kind::Text),
+        CREATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: true,

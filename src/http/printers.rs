@@ -10,7 +10,7 @@ use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -222,76 +222,16 @@ pub struct PrinterPath {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "name",
-            column: "name",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "provider",
-            column: "provider",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "deviceId",
-            column: "device_id",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "model",
-            column: "model",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "location",
-            column: "location",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "enabled",
-            column: "enabled",
-            kind: Kind::Bool,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "ready",
-            column: "ready",
-            kind: Kind::Bool,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "continuousPrint",
-            column: "continuous_print",
-            kind: Kind::Bool,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("provider", "provider", Kind::Text),
+        Field::new("deviceId", "device_id", Kind::Text),
+        Field::new("model", "model", Kind::Text).nullable(),
+        Field::new("location", "location", Kind::Text).nullable(),
+        Field::new("enabled", "enabled", Kind::Bool),
+        Field::new("ready", "ready", Kind::Bool),
+        Field::new("continuousPrint", "continuous_print", Kind::Bool),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

@@ -9,7 +9,7 @@ use crate::db::catalog::{self as db, SkuFields, SkuPart, SkuRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -125,34 +125,10 @@ pub struct SkuPath {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "sku",
-            column: "sku",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "name",
-            column: "name",
-            kind: Kind::Text,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("sku", "sku", Kind::Text).sortable(),
+        Field::new("name", "name", Kind::Text).sortable(),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

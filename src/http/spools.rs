@@ -11,7 +11,7 @@ use crate::db::materials::{
 use crate::error::{ApiError, ApiResult};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value};
+use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -127,48 +127,12 @@ pub struct SpoolPath {
 
 static LIST_SPEC: Spec = Spec {
     fields: &[
-        Field {
-            name: "materialId",
-            column: "material_id",
-            kind: Kind::Uuid,
-            sortable: false,
-            nullable: false,
-        },
-        Field {
-            name: "printerId",
-            column: "printer_id",
-            kind: Kind::Uuid,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "location",
-            column: "location",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "lot",
-            column: "lot",
-            kind: Kind::Text,
-            sortable: false,
-            nullable: true,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
-        Field {
-            name: "updatedAt",
-            column: "updated_at",
-            kind: Kind::Timestamp,
-            sortable: true,
-            nullable: false,
-        },
+        Field::new("materialId", "material_id", Kind::Uuid),
+        Field::new("printerId", "printer_id", Kind::Uuid).nullable(),
+        Field::new("location", "location", Kind::Text).nullable(),
+        Field::new("lot", "lot", Kind::Text).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
     ],
     default_sort: "createdAt",
     default_descending: false,

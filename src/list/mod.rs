@@ -47,6 +47,37 @@ pub struct Spec {
     pub default_descending: bool,
 }
 
+impl Field {
+    /// A filterable field; `.sortable()` and `.nullable()` refine it.
+    pub const fn new(name: &'static str, column: &'static str, kind: Kind) -> Field {
+        Field {
+            name,
+            column,
+            kind,
+            sortable: false,
+            nullable: false,
+        }
+    }
+
+    pub const fn sortable(self) -> Field {
+        Field {
+            sortable: true,
+            ..self
+        }
+    }
+
+    pub const fn nullable(self) -> Field {
+        Field {
+            nullable: true,
+            ..self
+        }
+    }
+}
+
+/// The timestamps every entity has, sortable.
+pub const CREATED_AT: Field = Field::new("createdAt", "created_at", Kind::Timestamp).sortable();
+pub const UPDATED_AT: Field = Field::new("updatedAt", "updated_at", Kind::Timestamp).sortable();
+
 impl Spec {
     fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
