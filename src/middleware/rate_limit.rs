@@ -14,14 +14,15 @@ use std::time::Duration;
 const COUNTER_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+    // Only the key and its quota are needed: no need to clone the whole caller.
+    let Some((key, quota)) = req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| (c.api_key_id, c.quota))
+    else {
         return ApiError::Unauthorized.into_response();
     };
-    let checked = tokio::time::timeout(
-        COUNTER_TIMEOUT,
-        state.rate_limiter.check(caller.api_key_id, caller.quota),
-    )
-    .await;
+    let checked = tokio::time::timeout(COUNTER_TIMEOUT, state.rate_limiter.check(key, quota)).await;
     let decision = match checked {
         Ok(Ok(decision)) => decision,
         failed => {
@@ -33,7 +34,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
             };
             tracing::warn!(error, "rate limiter unavailable; request not counted");
             let mut response = next.run(req).await;
-            headers::apply_policy(response.headers_mut(), caller.quota);
+            headers::apply_policy(response.headers_mut(), quota);
             return response;
         }
     };
