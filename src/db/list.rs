@@ -2,9 +2,10 @@
 //! store. Column and table names come from static specs; every value is a bound parameter.
 
 use crate::ids::StoreId;
-use crate::list::{Filter, ListQuery, Op, Operand, Position, Value};
+use crate::list::{Field, Filter, Kind, ListQuery, Op, Operand, Position, Value};
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
 
 fn push_value(q: &mut QueryBuilder<'_, Postgres>, value: &Value) {
     match value {
@@ -88,13 +89,37 @@ fn push_scope(q: &mut QueryBuilder<'_, Postgres>, store: StoreId, list: &ListQue
     }
 }
 
-/// One page (plus one row, so the caller knows whether more exist).
+/// A page of rows, and where the next one starts if there is one.
+pub struct Fetched<T> {
+    /// At most `limit` rows.
+    pub rows: Vec<T>,
+    pub has_more: bool,
+    /// The sort value and id of the last row, read by column from the row itself, for a cursor.
+    pub last_key: Option<(Value, Uuid)>,
+}
+
+/// The value of the sort column in a fetched row, by the field's kind.
+fn read_key(row: &PgRow, field: &Field) -> sqlx::Result<Value> {
+    let column = field.column;
+    Ok(match field.kind {
+        Kind::Text => Value::Text(row.try_get(column)?),
+        Kind::Uuid => Value::Uuid(row.try_get(column)?),
+        Kind::Bool => Value::Bool(row.try_get(column)?),
+        Kind::Timestamp => Value::Timestamp(row.try_get(column)?),
+        Kind::Integer => Value::Integer(
+            row.try_get::<i64, _>(column)
+                .or_else(|_| row.try_get::<i32, _>(column).map(i64::from))?,
+        ),
+    })
+}
+
+/// One page. One extra row is read to learn whether more exist; it is not returned.
 pub async fn fetch_page<T>(
     db: impl PgExecutor<'_>,
     table: &'static str,
     store: StoreId,
     list: &ListQuery,
-) -> sqlx::Result<Vec<T>>
+) -> sqlx::Result<Fetched<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
@@ -122,7 +147,22 @@ where
     if let Position::Offset(offset) = list.position {
         q.push(" offset ").push_bind(offset);
     }
-    q.build_query_as().fetch_all(db).await
+    let mut raw = q.build().fetch_all(db).await?;
+    let has_more = raw.len() as i64 > list.limit;
+    raw.truncate(list.limit as usize);
+    let last_key = match raw.last() {
+        Some(last) => Some((read_key(last, list.sort.field)?, last.try_get("id")?)),
+        None => None,
+    };
+    let rows = raw
+        .iter()
+        .map(T::from_row)
+        .collect::<sqlx::Result<Vec<T>>>()?;
+    Ok(Fetched {
+        rows,
+        has_more,
+        last_key,
+    })
 }
 
 /// How many rows match the filters (ignoring paging), for `X-Total-Count`.

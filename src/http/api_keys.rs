@@ -1,7 +1,7 @@
 //! `/v1/api-keys` and `/v1/auth/test`: create, list, get, patch, delete and roll keys.
 
 use super::extract::{ApiJson, ApiPath, OptionalJson};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::{Errors, IpRange};
 use crate::app::AppState;
 use crate::audit::{self, Actor};
@@ -10,7 +10,7 @@ use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Ro
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -268,21 +268,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: false,
 };
-
-impl Listed for ApiKeyRow {
-    fn id(&self) -> uuid::Uuid {
-        self.id.0
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "name" => Some(Value::Text(self.name.clone())),
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
 
 /// List the store's API keys (masked).
 ///

@@ -1,12 +1,12 @@
 //! `/v1/audit-logs`: the store's audit trail, newest first.
 
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::audit::AuditRow;
 use crate::error::ApiResult;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -79,16 +79,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: true,
 };
-
-impl Listed for AuditRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        (field == "createdAt").then_some(Value::Timestamp(self.created_at))
-    }
-}
 
 /// The store's audit log, newest first.
 ///

@@ -1,7 +1,7 @@
 //! `/v1/materials`: the filament types the farm stocks.
 
 use super::extract::{nullable, ApiJson, ApiPath};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -9,7 +9,7 @@ use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -152,21 +152,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: false,
 };
-
-impl Listed for MaterialRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "name" => Some(Value::Text(self.name.clone())),
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
 
 fn material_type(errors: &mut Errors, value: &str) -> String {
     let value = value.trim();

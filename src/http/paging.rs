@@ -2,14 +2,14 @@
 //! answered as a bare JSON array with `Link: rel="next"` (filters and sort carried along) and,
 //! on request, `X-Total-Count`.
 
+use crate::db::list::Fetched;
 use crate::error::ApiError;
-use crate::list::{cursor, ListQuery, Position, Spec, Value};
+use crate::list::{cursor, ListQuery, Position, Spec};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 /// The paging parameters, for the OpenAPI document. (`sort`, whose fields differ per resource,
 /// is declared on each operation; filters, `field.op=value`, are listed in its description.)
@@ -46,7 +46,7 @@ pub async fn fetch<R>(
     raw_query: Option<&str>,
     spec: &'static Spec,
     table: &'static str,
-) -> Result<(ListQuery, Vec<R>, Option<i64>), ApiError>
+) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError>
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
@@ -60,12 +60,6 @@ where
     Ok((list, rows, total))
 }
 
-/// A row that can be listed: its id and the value of a sortable field (for the next cursor).
-pub trait Listed {
-    fn id(&self) -> Uuid;
-    fn sort_value(&self, field: &str) -> Option<Value>;
-}
-
 /// A page of items as a bare JSON array (Printago-compatible) plus paging headers.
 pub struct Page<T> {
     items: Vec<T>,
@@ -74,16 +68,19 @@ pub struct Page<T> {
 }
 
 impl<T: Serialize> Page<T> {
-    /// `rows` is what `db::list::fetch_page` returned (one more than the limit if more exist).
-    pub fn new<R: Listed>(
-        mut rows: Vec<R>,
+    /// The page `db::list::fetch_page` read, shaped into items.
+    pub fn new<R>(
+        fetched: Fetched<R>,
         to_item: impl Fn(R) -> T,
         path: &str,
         list: &ListQuery,
         total: Option<i64>,
     ) -> Self {
-        let has_more = rows.len() as i64 > list.limit;
-        rows.truncate(list.limit as usize);
+        let Fetched {
+            rows,
+            has_more,
+            last_key,
+        } = fetched;
         let next = if !has_more {
             None
         } else if list.by_offset {
@@ -93,10 +90,7 @@ impl<T: Serialize> Page<T> {
             };
             Some(("offset", (offset + list.limit).to_string()))
         } else {
-            rows.last().and_then(|last| {
-                let value = last.sort_value(list.sort.field.name)?;
-                Some(("cursor", cursor::encode(list.sort, &value, last.id())))
-            })
+            last_key.map(|(value, id)| ("cursor", cursor::encode(list.sort, &value, id)))
         };
         let next = next.map(|(key, value)| {
             let mut query = url::form_urlencoded::Serializer::new(String::new());

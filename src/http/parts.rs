@@ -1,7 +1,7 @@
 //! `/v1/parts`: the parts library — printable files, what they need, and how long they take.
 
 use super::extract::{nullable, ApiJson, ApiPath};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -9,7 +9,7 @@ use crate::db::catalog::{self as db, PartFields, PartMaterial, PartRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -206,21 +206,6 @@ static LIST_SPEC: Spec = Spec {
     default_descending: false,
 };
 
-impl Listed for PartRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "name" => Some(Value::Text(self.name.clone())),
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
-
 fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
     if values.len() > MAX_FILES {
         e.add(
@@ -308,7 +293,7 @@ pub async fn list_parts(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::PartView)?;
-    let (list, rows, total) = paging::fetch::<PartRow>(
+    let (list, page, total) = paging::fetch::<PartRow>(
         &state.pool,
         caller.store_id,
         query.as_deref(),
@@ -316,10 +301,10 @@ pub async fn list_parts(
         "parts",
     )
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(
-        rows,
+        page,
         |r| Part::new(r, &materials),
         "/v1/parts",
         &list,

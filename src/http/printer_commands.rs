@@ -2,7 +2,7 @@
 //! Until delivery over MQTT is configured, recorded commands stay `pending`.
 
 use super::extract::ApiJson;
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::printer_commands::{self as db, CommandRow};
@@ -10,7 +10,7 @@ use crate::db::printers as printers_db;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -256,16 +256,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: true,
 };
-
-impl Listed for CommandRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        (field == "createdAt").then_some(Value::Timestamp(self.created_at))
-    }
-}
 
 /// Send a command to printers: pause, resume, stop, set-temperature, led-control, home-axis,
 /// move-axis, set-fan, load-filament, unload-filament.

@@ -2,7 +2,7 @@
 //! state.
 
 use super::extract::{nullable, ApiJson, ApiPath};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -10,7 +10,7 @@ use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -236,21 +236,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: false,
 };
-
-impl Listed for PrinterRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "name" => Some(Value::Text(self.name.clone())),
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
 
 fn device_id(errors: &mut Errors, value: &str) -> String {
     let valid = (1..=100).contains(&value.len())

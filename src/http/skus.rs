@@ -1,7 +1,7 @@
 //! `/v1/skus`: sellable products, each made of parts in quantities.
 
 use super::extract::{nullable, ApiJson, ApiPath};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -9,7 +9,7 @@ use crate::db::catalog::{self as db, SkuFields, SkuPart, SkuRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -134,22 +134,6 @@ static LIST_SPEC: Spec = Spec {
     default_descending: false,
 };
 
-impl Listed for SkuRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "sku" => Some(Value::Text(self.sku.clone())),
-            "name" => Some(Value::Text(self.name.clone())),
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
-
 fn code(e: &mut Errors, value: &str) -> String {
     let ok = (1..=100).contains(&value.len())
         && value
@@ -218,7 +202,7 @@ pub async fn list_skus(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::SkuView)?;
-    let (list, rows, total) = paging::fetch::<SkuRow>(
+    let (list, page, total) = paging::fetch::<SkuRow>(
         &state.pool,
         caller.store_id,
         query.as_deref(),
@@ -226,9 +210,9 @@ pub async fn list_skus(
         "skus",
     )
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
-    Ok(Page::new(rows, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
+    Ok(Page::new(page, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
 }
 
 /// Add a SKU.

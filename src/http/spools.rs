@@ -1,7 +1,7 @@
 //! `/v1/materials/instances`: spools of a material, how much is left, and where they are loaded.
 
 use super::extract::{nullable, ApiJson, ApiPath};
-use super::paging::{self, Listed, Page, PageParams};
+use super::paging::{self, Page, PageParams};
 use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -11,7 +11,7 @@ use crate::db::materials::{
 use crate::error::{ApiError, ApiResult};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, Value, CREATED_AT, UPDATED_AT};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -137,20 +137,6 @@ static LIST_SPEC: Spec = Spec {
     default_sort: "createdAt",
     default_descending: false,
 };
-
-impl Listed for SpoolRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn sort_value(&self, field: &str) -> Option<Value> {
-        match field {
-            "createdAt" => Some(Value::Timestamp(self.created_at)),
-            "updatedAt" => Some(Value::Timestamp(self.updated_at)),
-            _ => None,
-        }
-    }
-}
 
 fn slot(e: &mut Errors, value: Option<i32>) -> Option<i32> {
     let v = value?;
