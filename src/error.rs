@@ -62,6 +62,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// The entity's state does not allow the change (e.g. resuming a job that is not paused).
+    #[error("{0}")]
+    InvalidStateTransition(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("the request is invalid")]
@@ -128,7 +131,7 @@ impl ApiError {
             }
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict(_) => StatusCode::CONFLICT,
+            Conflict(_) | InvalidStateTransition(_) => StatusCode::CONFLICT,
             BadRequest(_) => StatusCode::BAD_REQUEST,
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -153,6 +156,7 @@ impl ApiError {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict(_) => "conflict",
+            InvalidStateTransition(_) => "invalid_state_transition",
             BadRequest(_) => "bad_request",
             Validation(_) => "validation_failed",
             PayloadTooLarge(_) => "payload_too_large",

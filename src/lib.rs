@@ -30,5 +30,7 @@ pub mod middleware;
 pub mod mutation;
 /// IP and CIDR helpers.
 pub mod net;
+/// The print queue's state machine and bulk operations (pure rules).
+pub mod queue;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;

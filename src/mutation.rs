@@ -49,3 +49,26 @@ pub async fn record<T: Serialize>(
     .await?;
     Ok(())
 }
+
+/// Records a domain event about an entity in the caller's transaction (its entity change is
+/// recorded separately, by `record`).
+pub async fn event<T: Serialize>(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    event_type: &str,
+    entity_type: &str,
+    entity_id: Uuid,
+    entity: &T,
+) -> sqlx::Result<()> {
+    let entity = serde_json::to_value(entity).unwrap_or(Value::Null);
+    outbox::record_event(
+        &mut *tx,
+        caller.store_id,
+        event_type,
+        entity_type,
+        entity_id,
+        entity,
+    )
+    .await?;
+    Ok(())
+}

@@ -134,6 +134,18 @@ pub async fn delete_part(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> s
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn get_parts(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<PartRow>> {
+    sqlx::query_as("select * from parts where store_id = $1 and id = any($2)")
+        .bind(store)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
 /// The materials of these parts, in their listed order.
 pub async fn part_materials(
     db: impl PgExecutor<'_>,

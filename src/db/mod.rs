@@ -6,6 +6,8 @@ pub mod audit;
 pub mod catalog;
 pub mod list;
 pub mod materials;
+pub mod orders;
+pub mod print_jobs;
 pub mod printer_commands;
 pub mod printers;
 pub mod stores;

@@ -59,3 +59,29 @@ pub async fn record_change(
     .await?;
     Ok(event_id)
 }
+
+/// Records a domain event (SPEC §8), e.g. `job.cancelled`: `entity` is the API view of the entity
+/// it concerns, after the change.
+pub async fn record_event(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    event_type: &str,
+    entity_type: &str,
+    entity_id: Uuid,
+    entity: Value,
+) -> sqlx::Result<Uuid> {
+    let event_id = Uuid::now_v7();
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, entity)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event_id)
+    .bind(store)
+    .bind(event_type)
+    .bind(entity_type)
+    .bind(entity_id)
+    .bind(entity)
+    .execute(db)
+    .await?;
+    Ok(event_id)
+}

@@ -7,8 +7,10 @@ pub mod extract;
 pub mod materials;
 pub mod openapi;
 pub mod ops;
+pub mod orders;
 pub mod paging;
 pub mod parts;
+pub mod print_jobs;
 pub mod printer_commands;
 pub mod printers;
 pub mod roles;
@@ -31,6 +33,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(spools::router())
         .merge(parts::router())
         .merge(skus::router())
+        .merge(orders::router())
+        .merge(print_jobs::router())
         .merge(roles::router())
         .merge(stores::router())
 }

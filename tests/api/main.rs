@@ -11,6 +11,8 @@ mod helpers;
 mod materials;
 mod openapi;
 mod ops;
+mod orders;
+mod print_jobs;
 mod printer_commands;
 mod printers;
 mod rate_limits;

@@ -13,6 +13,8 @@ struct Ids {
     spool: String,
     part: String,
     sku: String,
+    order: String,
+    print_job: String,
 }
 
 impl Ids {
@@ -30,6 +32,10 @@ impl Ids {
             &self.part
         } else if path.starts_with("/v1/skus/") {
             &self.sku
+        } else if path.starts_with("/v1/orders/") {
+            &self.order
+        } else if path.starts_with("/v1/print-jobs/") {
+            &self.print_job
         } else if path.starts_with("/v1/roles/") {
             return "viewer".to_owned(); // global, not tenant data
         } else {
@@ -53,6 +59,13 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
             json!({"ids": [ids.printer], "command": {"command": "stop"}})
         }
         ("PATCH", "/v1/stores") => json!({"name": "B renamed"}),
+        ("POST", "/v1/orders") => json!({"items": [{"skuId": ids.sku, "quantity": 1}]}),
+        ("POST", "/v1/orders/print") => json!({"orderIds": [ids.order], "skuIds": [ids.sku]}),
+        ("POST", "/v1/print-jobs") => json!({"partId": ids.part}),
+        ("PATCH", "/v1/orders/{id}") => json!({"notes": "pwned"}),
+        ("PATCH", p) if p.starts_with("/v1/print-jobs/") && p != "/v1/print-jobs/{id}" => {
+            json!({"printJobIds": [ids.print_job]})
+        }
         ("PATCH", "/v1/materials/instances/{id}") => json!({"notes": "pwned"}),
         ("PATCH", _) => json!({"name": "pwned"}),
         ("POST", p) if p.ends_with("/roll") => json!({"graceSeconds": 0}),
@@ -70,6 +83,8 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "/v1/materials/instances",
         "/v1/parts",
         "/v1/skus",
+        "/v1/orders",
+        "/v1/print-jobs",
         "/v1/stores",
     ] {
         let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
@@ -133,7 +148,25 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         json!({"sku": "A-1", "name": "A", "parts": [{"partId": part, "quantity": 1}]}),
     )
     .await;
+    let order = create(
+        "/v1/orders",
+        json!({"source": "etsy", "items": [{"skuId": sku, "quantity": 2}, {"externalSku": "A-1", "quantity": 1}]}),
+    )
+    .await;
+    let printed = app
+        .post("/v1/orders/print")
+        .owner()
+        .json(&json!({"orderIds": [order]}))
+        .send()
+        .await;
+    printed.assert(200);
+    let print_job = printed.json()["printJobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ids = Ids {
+        order,
+        print_job,
         part,
         sku,
         api_key: create(
@@ -157,6 +190,8 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.spool.as_str(),
         ids.part.as_str(),
         ids.sku.as_str(),
+        ids.order.as_str(),
+        ids.print_job.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
 
@@ -198,9 +233,14 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
             };
             for id in a_ids {
                 // The one legitimate echo: a bulk operation naming A's id as not found.
-                let echoed_as_missing = res.json_or_null()["notFound"]
+                let json = res.json_or_null();
+                let echoed_as_missing = json["notFound"]
                     .as_array()
-                    .is_some_and(|n| n.iter().any(|v| v == id));
+                    .is_some_and(|n| n.iter().any(|v| v == id))
+                    || json["results"].as_array().is_some_and(|r| {
+                        r.iter().all(|r| r["outcome"] == "not_found")
+                            && r.iter().any(|r| r["printJobId"] == id)
+                    });
                 assert!(
                     !text.contains(id) || echoed_as_missing,
                     "{label} revealed {id}: {text}"

@@ -1,0 +1,294 @@
+//! The `orders` and `order_items` tables, and the queries `orders/print` expands items with.
+//! Every function is scoped by store.
+
+use super::Update;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub order_number: Option<String>,
+    pub source: String,
+    pub status: String,
+    pub customer_name: Option<String>,
+    pub notes: Option<String>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderItemRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub sku_id: Option<Uuid>,
+    pub external_sku: Option<String>,
+    pub quantity: i32,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// An item to write: a SKU of the store or the shop's SKU code, and how many.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub sku_id: Option<Uuid>,
+    pub external_sku: Option<String>,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Default)]
+pub struct OrderFields {
+    pub order_number: Option<Option<String>>,
+    pub source: Option<String>,
+    pub customer_name: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// An unprocessed item of an open order whose SKU is known and has parts: ready to print.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PrintableItem {
+    pub item_id: Uuid,
+    pub order_id: Uuid,
+    pub sku_id: Uuid,
+    pub quantity: i32,
+}
+
+/// An unprocessed item of an open order that cannot be printed yet, and why.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BlockedItem {
+    pub item_id: Uuid,
+    pub order_id: Uuid,
+    /// `unknown_sku` (no SKU of the store has the item's code) or `sku_has_no_parts`.
+    pub reason: String,
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: OrderFields,
+) -> sqlx::Result<OrderRow> {
+    sqlx::query_as(
+        "insert into orders (id, store_id, order_number, source, customer_name, notes)
+         values ($1, $2, $3, $4, $5, $6) returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(f.order_number.flatten())
+    .bind(f.source)
+    .bind(f.customer_name.flatten())
+    .bind(f.notes.flatten())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<OrderRow>> {
+    let sql = if lock {
+        "select * from orders where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from orders where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: OrderFields,
+) -> sqlx::Result<Option<OrderRow>> {
+    let mut u = Update::new("orders");
+    u.set("order_number", f.order_number)
+        .set("source", f.source)
+        .set("customer_name", f.customer_name)
+        .set("notes", f.notes);
+    u.run(db, store, id).await
+}
+
+/// Moves the order to `status`, stamping when it was cancelled or closed (reopening clears both).
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    status: &str,
+) -> sqlx::Result<OrderRow> {
+    sqlx::query_as(
+        "update orders set status = $3, updated_at = now(),
+                cancelled_at = case when $3 = 'cancelled' then now() else null end,
+                closed_at = case when $3 = 'closed' then now() else null end
+         where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(status)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from orders where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The items of these orders, in each order's item order.
+pub async fn items(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    orders: &[Uuid],
+) -> sqlx::Result<Vec<OrderItemRow>> {
+    sqlx::query_as(
+        "select id, order_id, sku_id, external_sku, quantity, processed_at from order_items
+         where store_id = $1 and order_id = any($2) order by order_id, position",
+    )
+    .bind(store)
+    .bind(orders)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn replace_items(
+    tx: &mut PgConnection,
+    store: StoreId,
+    order: Uuid,
+    items: &[NewItem],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from order_items where store_id = $1 and order_id = $2")
+        .bind(store)
+        .bind(order)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let skus: Vec<Option<Uuid>> = items.iter().map(|i| i.sku_id).collect();
+    let codes: Vec<Option<String>> = items.iter().map(|i| i.external_sku.clone()).collect();
+    let quantities: Vec<i32> = items.iter().map(|i| i.quantity).collect();
+    sqlx::query(
+        "insert into order_items (id, store_id, order_id, position, sku_id, external_sku, quantity)
+         select i, $1, $2, (ord - 1)::smallint, s, c, q
+         from unnest($3::uuid[], $4::uuid[], $5::text[], $6::int4[]) with ordinality as t(i, s, c, q, ord)",
+    )
+    .bind(store)
+    .bind(order)
+    .bind(ids)
+    .bind(skus)
+    .bind(codes)
+    .bind(quantities)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Which of the SKU ids name SKUs of this store, for validating items.
+pub async fn existing_skus(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    super::catalog::existing(db, "skus", store, ids).await
+}
+
+/// The shared filter of `printable` and `blocked`: unprocessed items of open orders, optionally
+/// only of some orders or SKUs, with the SKU resolved by id or by the store's SKU code.
+const CANDIDATES: &str = "
+    from order_items oi
+    join orders o on o.store_id = oi.store_id and o.id = oi.order_id
+    left join skus s on s.store_id = oi.store_id
+        and (s.id = oi.sku_id or (oi.sku_id is null and s.sku = oi.external_sku))
+    where oi.store_id = $1 and oi.processed_at is null and o.status = 'open'
+      and ($2::uuid[] is null or oi.order_id = any($2))
+      and ($3::uuid[] is null or s.id = any($3))";
+
+/// Locks and returns up to `limit` printable items, oldest order first. A concurrent call waits
+/// for the lock and then sees the items processed, so no item is ever expanded twice.
+pub async fn printable(
+    tx: &mut PgConnection,
+    store: StoreId,
+    orders: Option<&[Uuid]>,
+    skus: Option<&[Uuid]>,
+    limit: i64,
+) -> sqlx::Result<Vec<PrintableItem>> {
+    let sql = format!(
+        "select oi.id as item_id, oi.order_id, s.id as sku_id, oi.quantity {CANDIDATES}
+           and exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id)
+         order by o.created_at, o.id, oi.position
+         limit $4
+         for update of oi for share of o"
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(orders)
+        .bind(skus)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+}
+
+/// Up to `limit` items the same filter finds but cannot print, with the reason.
+pub async fn blocked(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    orders: Option<&[Uuid]>,
+    skus: Option<&[Uuid]>,
+    limit: i64,
+) -> sqlx::Result<Vec<BlockedItem>> {
+    let sql = format!(
+        "select oi.id as item_id, oi.order_id,
+                case when s.id is null then 'unknown_sku' else 'sku_has_no_parts' end as reason
+         {CANDIDATES}
+           and (s.id is null or not exists (
+                select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id))
+         order by o.created_at, o.id, oi.position
+         limit $4"
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(orders)
+        .bind(skus)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+pub async fn mark_processed(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    items: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query("update order_items set processed_at = now() where store_id = $1 and id = any($2)")
+        .bind(store)
+        .bind(items)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether any item of the order has been expanded into jobs.
+pub async fn any_processed(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    order: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from order_items
+                        where store_id = $1 and order_id = $2 and processed_at is not null)",
+    )
+    .bind(store)
+    .bind(order)
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,242 @@
+//! The `print_jobs` table: the queue. Every function is scoped by store.
+
+use super::Update;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub part_id: Uuid,
+    pub name: String,
+    pub state: String,
+    pub quantity: i32,
+    pub priority: i32,
+    pub queue_position: i64,
+    pub required_printer_tags: Vec<String>,
+    pub material_ids: Vec<Uuid>,
+    pub printer_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub order_item_id: Option<Uuid>,
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub notes: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_by_key_id: Option<Uuid>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A job to add to the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub part_id: Uuid,
+    pub name: String,
+    pub quantity: i32,
+    pub priority: i32,
+    pub required_printer_tags: Vec<String>,
+    pub material_ids: Vec<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub order_item_id: Option<Uuid>,
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub notes: Option<String>,
+    pub created_by_key_id: Option<Uuid>,
+}
+
+/// Fields an edit may change; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct JobFields {
+    pub name: Option<String>,
+    pub quantity: Option<i32>,
+    pub priority: Option<i32>,
+    pub required_printer_tags: Option<Vec<String>>,
+    pub material_ids: Option<Vec<Uuid>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// Where a new or moved job goes in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Front,
+    Back,
+}
+
+/// The queue position just past the given end. Read from the `(store_id, queue_position)`
+/// index, so it costs the same in any queue; two concurrent inserts may share a position, and
+/// the id (time-ordered) then keeps their order stable.
+pub async fn position_at(db: impl PgExecutor<'_>, store: StoreId, end: End) -> sqlx::Result<i64> {
+    let sql = match end {
+        End::Front => {
+            "select coalesce(min(queue_position), 1) - 1 from print_jobs where store_id = $1"
+        }
+        End::Back => {
+            "select coalesce(max(queue_position), -1) + 1 from print_jobs where store_id = $1"
+        }
+    };
+    sqlx::query_scalar(sql).bind(store).fetch_one(db).await
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    job: NewJob,
+    queue_position: i64,
+) -> sqlx::Result<JobRow> {
+    sqlx::query_as(
+        "insert into print_jobs (id, store_id, part_id, name, quantity, priority, queue_position,
+                                 required_printer_tags, material_ids, order_id, order_item_id,
+                                 estimated_seconds, estimated_grams, notes, created_by_key_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(job.part_id)
+    .bind(job.name)
+    .bind(job.quantity)
+    .bind(job.priority)
+    .bind(queue_position)
+    .bind(job.required_printer_tags)
+    .bind(job.material_ids)
+    .bind(job.order_id)
+    .bind(job.order_item_id)
+    .bind(job.estimated_seconds)
+    .bind(job.estimated_grams)
+    .bind(job.notes)
+    .bind(job.created_by_key_id)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<JobRow>> {
+    let sql = if lock {
+        "select * from print_jobs where store_id = $1 and id = $2 for update"
+    } else {
+        "select * from print_jobs where store_id = $1 and id = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Locks those of `ids` that belong to the store, in id order so concurrent batches cannot
+/// deadlock.
+pub async fn lock_many(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(
+        "select * from print_jobs where store_id = $1 and id = any($2) order by id for update",
+    )
+    .bind(store)
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
+/// The order's jobs that have not started, locked: cancelling the order cancels them.
+pub async fn lock_unstarted_of_order(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    order: Uuid,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(
+        "select * from print_jobs where store_id = $1 and order_id = $2
+           and state in ('queued', 'assigned') order by id for update",
+    )
+    .bind(store)
+    .bind(order)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: JobFields,
+) -> sqlx::Result<Option<JobRow>> {
+    let mut u = Update::new("print_jobs");
+    u.set("name", f.name)
+        .set("quantity", f.quantity)
+        .set("priority", f.priority)
+        .set("required_printer_tags", f.required_printer_tags)
+        .set("material_ids", f.material_ids)
+        .set("notes", f.notes);
+    u.run(db, store, id).await
+}
+
+/// Moves a job to `state` (already checked against the state machine) and keeps its timestamps
+/// and printer in step: back in the queue it has no printer and no history; `printing` stamps
+/// the first start; a finished state stamps the finish; `failed` records the reason.
+pub async fn set_state(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    state: &str,
+    printer: Option<Uuid>,
+    failure_reason: Option<&str>,
+) -> sqlx::Result<JobRow> {
+    sqlx::query_as(
+        "update print_jobs set
+            state = $3,
+            updated_at = now(),
+            printer_id = case when $3 = 'queued' then null
+                              when $3 = 'assigned' then $4
+                              else printer_id end,
+            started_at = case when $3 = 'queued' then null
+                              when $3 = 'printing' then coalesce(started_at, now())
+                              else started_at end,
+            finished_at = case when $3 in ('completed', 'failed', 'cancelled') then now()
+                               else null end,
+            failure_reason = case when $3 = 'failed' then $5 else null end
+         where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(state)
+    .bind(printer)
+    .bind(failure_reason)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn set_position(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    queue_position: i64,
+) -> sqlx::Result<JobRow> {
+    sqlx::query_as(
+        "update print_jobs set queue_position = $3, updated_at = now()
+         where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(queue_position)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from print_jobs where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
