@@ -13,10 +13,11 @@
 #     well-formed but unknown keys from 1,000 client addresses (memory must stay bounded);
 #   * reads: requests/s of GET /v1/printers/{id} against /readyz (one database round trip),
 #     interleaved the same way, and their ratio against its target;
-#   * lists: p50 / p99 latency (wrk --latency, low concurrency) of GET /v1/printers?limit=100 --
-#     the first page, a deep keyset (cursor) page and sort=name:asc -- in a store of 1,000
-#     printers and in one of 1,000,000 (seeded with SQL), the ratios against their target, and,
-#     for information, offset=500000 and count=true on the large store.
+#   * lists: p50 / p99 latency (wrk --latency, low concurrency) of GET /v1/print-jobs?limit=100 --
+#     the first page in queue order, a deep keyset (cursor) page and the queued jobs
+#     (state.eq=queued) -- in a store of 1,000 print jobs and in one of 1,000,000 (seeded with
+#     SQL, one job in ten queued), the ratios against their target, and, for information,
+#     offset=500000 and count=true on the large store.
 #
 # Tunables (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_DURATION (10s),
 # BENCH_WARMUP (3s), BENCH_REPEATS (3), BENCH_FLOOD_REQUESTS (100000), BENCH_FLOOD_SOURCES
@@ -25,7 +26,7 @@
 # for the authentication sections, plus about 6 for reads and lists.
 # Reads and lists: BENCH_SKIP_AUTH=1 skips the authentication and memory sections (runs only
 # the reads and lists); BENCH_LIST_THREADS (1), BENCH_LIST_CONNECTIONS (4), BENCH_LIST_DURATION
-# (10s), BENCH_LIST_SMALL (1000) and BENCH_LIST_LARGE (1000000) printers in the two stores.
+# (10s), BENCH_LIST_SMALL (1000) and BENCH_LIST_LARGE (1000000) print jobs in the two stores.
 #
 # All traffic goes to 127.0.0.0/8: the server listens on 127.0.0.1:18080 and the flood binds
 # source addresses 127.0.{1..4}.x, which Linux routes over loopback.
@@ -504,40 +505,43 @@ bootstrap_store() {
     printf '%s %s\n' "${store}" "${key}"
 }
 
-# seed_printers STORE N: N printers in STORE by SQL, created 1 ms apart (row g is g ms old).
-seed_printers() {
+# seed_print_jobs STORE N: one part and N print jobs of it in STORE by SQL, at queue positions
+# 1..N, created 1 ms apart; one in ten is queued, the rest completed, as in a farm with history.
+seed_print_jobs() {
     "${PSQL[@]}" -d "${DB_NAME}" -c "
-        insert into printers (id, store_id, name, provider, device_id, created_at, updated_at)
-        select gen_random_uuid(), '$1', 'p' || g, 'generic', 'd' || g,
+        insert into parts (id, store_id, name, part_type) values (gen_random_uuid(), '$1', 'Bench part', 'stl');
+        insert into print_jobs (id, store_id, part_id, name, state, quantity, priority, queue_position,
+                                created_at, updated_at)
+        select gen_random_uuid(), '$1', (select id from parts where store_id = '$1'), 'job ' || g,
+               case when g % 10 = 0 then 'queued' else 'completed' end, 1, 50, g,
                now() - (g || ' milliseconds')::interval, now()
           from generate_series(1, $2) g"
 }
 
 # fetch_list NAME KEY STORE PATH: one checked GET of a list page (200, a JSON array of 100
-# printers); leaves the body in WORK_DIR/body and the headers in WORK_DIR/headers.
+# rows); leaves the body in WORK_DIR/body and the headers in WORK_DIR/headers.
 fetch_list() {
     local name=$1 key=$2 store=$3 path=$4 args=() n
     mapfile -t args < <(store_headers "${key}" "${store}")
     expect_status "${name}" 200 - -D "${WORK_DIR}/headers" "${args[@]}" "${BASE_URL}${path}"
     n=$(json_get "len(d)" <"${WORK_DIR}/body")
-    [[ ${n} == 100 ]] || die "${name}: expected 100 printers, got ${n}"
+    [[ ${n} == 100 ]] || die "${name}: expected 100 rows, got ${n}"
 }
 # The target of the last response's Link: rel="next" (a path), or nothing.
 next_link() { sed -n 's/^link: *<\([^>]*\)>.*/\1/Ip' "${WORK_DIR}/headers" | tr -d '\r'; }
 
-# deep_cursor_path KEY STORE N: the path of a keyset page deep in a store of N printers. The
+# deep_cursor_path KEY STORE N: the path of a keyset page deep in a store of N jobs. The
 # cursor names the row at position N/2 (from SQL, encoded as src/list/cursor.rs does); the
 # first page from it must start with the next row; then three Link headers are followed, so the
 # cursor measured is one the server made.
 deep_cursor_path() {
     local key=$1 store=$2 n=$3 rows value id next_id path first
     rows=$("${PSQL[@]}" -d "${DB_NAME}" -At -F ' ' -c "
-        select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id
-          from printers where store_id = '${store}'
-         order by created_at, id offset $((n / 2 - 1)) limit 2")
+        select queue_position, id from print_jobs where store_id = '${store}'
+         order by queue_position, id offset $((n / 2 - 1)) limit 2")
     read -r value id <<<"$(head -n 1 <<<"${rows}")"
     next_id=$(tail -n 1 <<<"${rows}" | awk '{ print $2 }')
-    path="/v1/printers?limit=100&cursor=$(python3 "${HELPER}" cursor createdAt false "${value}" "${id}")"
+    path="/v1/print-jobs?limit=100&cursor=$(python3 "${HELPER}" cursor queuePosition false "${value}" "${id}")"
     fetch_list "deep cursor (built)" "${key}" "${store}" "${path}"
     first=$(json_get "d[0]['id']" <"${WORK_DIR}/body")
     [[ ${first} == "${next_id}" ]] || die "the built cursor started at ${first}, not at row $((n / 2 + 1)) (${next_id})"
@@ -573,7 +577,7 @@ explain_list() {
 # Human count: 1000 -> 1k, 1000000 -> 1M.
 human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
 
-LIST_KINDS=(first deep name)
+LIST_KINDS=(first deep queued)
 LIST_OFFSET=0
 
 lists() {
@@ -582,25 +586,25 @@ lists() {
     read -r small small_key <<<"$(bootstrap_store "Bench $(human "${LIST_SMALL}")")"
     read -r large large_key <<<"$(bootstrap_store "Bench $(human "${LIST_LARGE}")")"
     [[ -n ${small_key:-} && -n ${large_key:-} ]] || die "printfarm bootstrap of the list stores failed"
-    log "seeding ${LIST_SMALL} and ${LIST_LARGE} printers with SQL"
+    log "seeding ${LIST_SMALL} and ${LIST_LARGE} print jobs with SQL"
     t0=$(date +%s.%N)
-    seed_printers "${small}" "${LIST_SMALL}"
-    seed_printers "${large}" "${LIST_LARGE}"
+    seed_print_jobs "${small}" "${LIST_SMALL}"
+    seed_print_jobs "${large}" "${LIST_LARGE}"
     t1=$(date +%s.%N)
     # Vacuum too: it sets hint bits and the visibility map as a lived-in table has them, and
     # keeps autovacuum (triggered by the inserts) from running during the measurements.
-    "${PSQL[@]}" -d "${DB_NAME}" -c "vacuum (analyze) printers" -c "checkpoint"
+    "${PSQL[@]}" -d "${DB_NAME}" -c "vacuum (analyze) print_jobs" -c "checkpoint"
     SUMMARY["seed"]=$(awk -v a="${t0}" -v b="${t1}" 'BEGIN { printf "%.0f s", b - a }')
     SUMMARY["seed"]+=", vacuum analyze $(awk -v a="${t1}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f s", b - a }')"
-    SUMMARY["printers size"]=$("${PSQL[@]}" -d "${DB_NAME}" -At -c \
-        "select pg_size_pretty(pg_table_size('printers')) || ' table + ' || pg_size_pretty(pg_indexes_size('printers')) || ' indexes'")
+    SUMMARY["jobs size"]=$("${PSQL[@]}" -d "${DB_NAME}" -At -c \
+        "select pg_size_pretty(pg_table_size('print_jobs')) || ' table + ' || pg_size_pretty(pg_indexes_size('print_jobs')) || ' indexes'")
     settle_stats
 
     declare -gA LIST_PATH=()
-    LIST_PATH[first_small]="/v1/printers?limit=100"
-    LIST_PATH[first_large]="/v1/printers?limit=100"
-    LIST_PATH[name_small]="/v1/printers?limit=100&sort=name:asc"
-    LIST_PATH[name_large]="/v1/printers?limit=100&sort=name:asc"
+    LIST_PATH[first_small]="/v1/print-jobs?limit=100"
+    LIST_PATH[first_large]="/v1/print-jobs?limit=100"
+    LIST_PATH[queued_small]="/v1/print-jobs?limit=100&state.eq=queued"
+    LIST_PATH[queued_large]="/v1/print-jobs?limit=100&state.eq=queued"
     LIST_PATH[deep_small]=$(deep_cursor_path "${small_key}" "${small}" "${LIST_SMALL}")
     LIST_PATH[deep_large]=$(deep_cursor_path "${large_key}" "${large}" "${LIST_LARGE}")
 
@@ -613,25 +617,25 @@ lists() {
     done
     # Informational, once: offset paging deep into the large store, and the cost of count=true.
     LIST_OFFSET=$((LIST_LARGE / 2))
-    run_list list_offset_large "${large_key}" "${large}" "/v1/printers?limit=100&offset=${LIST_OFFSET}"
-    run_list list_count_large "${large_key}" "${large}" "/v1/printers?limit=100&count=true"
+    run_list list_offset_large "${large_key}" "${large}" "/v1/print-jobs?limit=100&offset=${LIST_OFFSET}"
+    run_list list_count_large "${large_key}" "${large}" "/v1/print-jobs?limit=100&count=true"
     grep -qi "^x-total-count: *${LIST_LARGE}" "${WORK_DIR}/headers" \
         || die "count=true: expected X-Total-Count ${LIST_LARGE}: $(cat "${WORK_DIR}/headers")"
 
     # Where the time goes in Postgres, for the large store (the SQL of src/db/list.rs).
     local cursor_row
     cursor_row=$("${PSQL[@]}" -d "${DB_NAME}" -At -F '|' -c "
-        select created_at, id from printers where store_id = '${large}'
-         order by created_at, id offset $((LIST_LARGE / 2 + 299)) limit 1")
-    explain_list "first page" "select * from printers where store_id = \$1 order by created_at asc, id asc limit \$2 offset \$3" \
+        select queue_position, id from print_jobs where store_id = '${large}'
+         order by queue_position, id offset $((LIST_LARGE / 2 + 299)) limit 1")
+    explain_list "first page" "select * from print_jobs where store_id = \$1 order by queue_position asc, id asc limit \$2 offset \$3" \
         "uuid, bigint, bigint" "'${large}', 101, 0"
-    explain_list "deep keyset" "select * from printers where store_id = \$1 and (created_at, id) > (\$2, \$3) order by created_at asc, id asc limit \$4" \
-        "uuid, timestamptz, uuid, bigint" "'${large}', '${cursor_row%|*}', '${cursor_row#*|}', 101"
-    explain_list "sort=name" "select * from printers where store_id = \$1 order by name asc, id asc limit \$2 offset \$3" \
-        "uuid, bigint, bigint" "'${large}', 101, 0"
-    explain_list "offset" "select * from printers where store_id = \$1 order by created_at asc, id asc limit \$2 offset \$3" \
+    explain_list "deep keyset" "select * from print_jobs where store_id = \$1 and (queue_position, id) > (\$2, \$3) order by queue_position asc, id asc limit \$4" \
+        "uuid, bigint, uuid, bigint" "'${large}', '${cursor_row%|*}', '${cursor_row#*|}', 101"
+    explain_list "state=queued" "select * from print_jobs where store_id = \$1 and state = \$2 order by queue_position asc, id asc limit \$3 offset \$4" \
+        "uuid, text, bigint, bigint" "'${large}', 'queued', 101, 0"
+    explain_list "offset" "select * from print_jobs where store_id = \$1 order by queue_position asc, id asc limit \$2 offset \$3" \
         "uuid, bigint, bigint" "'${large}', 101, ${LIST_OFFSET}"
-    explain_list "count" "select count(*) from printers where store_id = \$1" "uuid" "'${large}'"
+    explain_list "count" "select count(*) from print_jobs where store_id = \$1" "uuid" "'${large}'"
 }
 
 # ---- report ---------------------------------------------------------------------------------
@@ -708,13 +712,13 @@ $(endpoint_line printer_get "GET /v1/printers/{id} (200)")
   responses (wrk total / non-2xx): readyz ${TOTAL[reads_readyz]}/${NON2XX[reads_readyz]}, printer ${TOTAL[printer_get]}/${NON2XX[printer_get]}
 ratio to /readyz (of the medians)
 $(ratio_line printer_get 0.7 reads_readyz)
-lists: GET /v1/printers, wrk -t${LIST_THREADS} -c${LIST_CONNECTIONS} -d${LIST_DURATION} --latency (warm-up ${WARMUP}); ${REPEATS} round-robin repetitions
-  stores of ${LIST_SMALL} and ${LIST_LARGE} printers seeded by SQL (${SUMMARY[seed]});
-  printers: ${SUMMARY[printers size]}
+lists: GET /v1/print-jobs, wrk -t${LIST_THREADS} -c${LIST_CONNECTIONS} -d${LIST_DURATION} --latency (warm-up ${WARMUP}); ${REPEATS} round-robin repetitions
+  stores of ${LIST_SMALL} and ${LIST_LARGE} print jobs seeded by SQL (${SUMMARY[seed]});
+  print_jobs: ${SUMMARY[jobs size]}
   ms, median of repetitions   ${small_h}: p50 /    p99  ${large_h}: p50 /    p99  p50 ratio ${large_h}/${small_h}
-$(list_line first "?limit=100")
+$(list_line first "?limit=100 (queue order)")
 $(list_line deep "keyset page (cursor)")
-$(list_line name "?limit=100&sort=name:asc")
+$(list_line queued "?limit=100&state.eq=queued")
   (keyset page: after row N/2 + 300 of the store, i.e. a cursor from SQL followed through three Link headers)
 informational, ${large_h} store (one run each)
 $(info_line list_offset_large "?limit=100&offset=${LIST_OFFSET}")
@@ -722,7 +726,7 @@ $(info_line list_count_large "?limit=100&count=true")
 Postgres execution time in the ${large_h} store (EXPLAIN ANALYZE, generic plan; plans on stderr):
   first page  ${SUMMARY[plan first page]}
   keyset      ${SUMMARY[plan deep keyset]}
-  sort=name   ${SUMMARY[plan sort=name]}
+  queued      ${SUMMARY[plan state=queued]}
   offset      ${SUMMARY[plan offset]}
   count       ${SUMMARY[plan count]}
 background CPU load from other processes (sampled during this bench's idle pauses): $(awk -v b="${IDLE_BUSY}" -v t="${IDLE_TOTAL}" -v c="$(nproc)" 'BEGIN { if (t > 0) printf "%.0f %% of %d cores", 100 * b / t, c; else print "n/a" }')

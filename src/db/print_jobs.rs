@@ -240,3 +240,19 @@ pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Whether a job is assigned to, printing on or paused on the printer.
+pub async fn printer_has_active_jobs(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from print_jobs where store_id = $1 and printer_id = $2
+                          and state in ('assigned', 'printing', 'paused'))",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_one(db)
+    .await
+}

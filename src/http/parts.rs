@@ -439,12 +439,13 @@ pub async fn update_part(
     Ok(Json(after))
 }
 
-/// Remove a part. A part that a SKU is made of cannot be removed (`409`).
+/// Remove a part. A part that a SKU is made of, or that print jobs in the queue print, cannot be
+/// removed (`409`).
 ///
 /// Required permission: `part.delete`.
 #[utoipa::path(delete, path = "/v1/parts/{id}", tag = "Parts", params(PartPath),
     responses((status = 204, description = "Deleted"),
-        (status = 409, description = "A SKU is made of this part", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "A SKU or a print job uses this part", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_part(
     State(state): State<AppState>,
     caller: Caller,
@@ -461,7 +462,8 @@ pub async fn delete_part(
         .map_err(|e| {
             if crate::db::violated_foreign_key(&e).is_some() {
                 ApiError::Conflict(
-                    "a SKU is made of this part; remove it from the SKU first".to_owned(),
+                    "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first"
+                        .to_owned(),
                 )
             } else {
                 e.into()

@@ -576,7 +576,8 @@ pub async fn update_print_job(
     };
     let printer = match body.printer_id {
         Some(Some(id)) => {
-            let found = printers::get(&mut *tx, caller.store_id, id).await?;
+            // Locked, so the printer cannot be deleted between this check and the assignment.
+            let found = printers::get_for_update(&mut *tx, caller.store_id, id).await?;
             if found.is_none() {
                 e.add("/printerId", "not_found", "no such printer in this store");
             }

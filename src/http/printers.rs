@@ -441,11 +441,13 @@ pub async fn update_printer(
     Ok(Json(after))
 }
 
-/// Remove a printer.
+/// Remove a printer. A printer with a job assigned to it or printing on it cannot be removed
+/// (`409`); its finished jobs stay, no longer linked.
 ///
 /// Required permission: `printer.delete`.
 #[utoipa::path(delete, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "A job is assigned to or printing on the printer", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_printer(
     State(state): State<AppState>,
     caller: Caller,
@@ -457,6 +459,12 @@ pub async fn delete_printer(
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
+    if crate::db::print_jobs::printer_has_active_jobs(&mut *tx, caller.store_id, path.id).await? {
+        return Err(ApiError::Conflict(
+            "a job is assigned to or printing on this printer; cancel or reassign it first"
+                .to_owned(),
+        ));
+    }
     db::delete(&mut *tx, caller.store_id, path.id).await?;
     mutation::record(
         &mut tx,

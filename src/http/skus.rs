@@ -333,11 +333,12 @@ pub async fn update_sku(
     Ok(Json(after))
 }
 
-/// Remove a SKU.
+/// Remove a SKU. A SKU that order items name cannot be removed (`409`).
 ///
 /// Required permission: `sku.delete`.
 #[utoipa::path(delete, path = "/v1/skus/{id}", tag = "SKUs", params(SkuPath),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "Order items name this SKU", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_sku(
     State(state): State<AppState>,
     caller: Caller,
@@ -349,7 +350,17 @@ pub async fn delete_sku(
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
-    db::delete_sku(&mut *tx, caller.store_id, path.id).await?;
+    db::delete_sku(&mut *tx, caller.store_id, path.id)
+        .await
+        .map_err(|e| {
+            if crate::db::violated_foreign_key(&e).is_some() {
+                ApiError::Conflict(
+                    "orders have items of this SKU; it stays while they exist".to_owned(),
+                )
+            } else {
+                e.into()
+            }
+        })?;
     mutation::record(
         &mut tx,
         &caller,

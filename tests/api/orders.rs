@@ -342,6 +342,12 @@ async fn printing_expands_items_by_part_quantity_exactly_once() {
         .send()
         .await
         .assert_problem(409, "conflict");
+    // An ordered SKU cannot be deleted from under its orders.
+    app.delete(&format!("/v1/skus/{sku}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
     // Once the missing SKU exists, the blocked item prints.
     post(
         &app,

@@ -362,6 +362,23 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
     res.assert(200);
     assert_eq!(res.json()["state"], "queued");
     assert!(res.json()["printerId"].is_null());
+    // A printer with a job assigned cannot be deleted; nor can a part with jobs.
+    app.patch(&path)
+        .owner()
+        .json(&json!({ "printerId": ams }))
+        .send()
+        .await
+        .assert(200);
+    app.delete(&format!("/v1/printers/{ams}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.delete(&format!("/v1/parts/{part}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
     force(&app, &job, "printing").await;
     app.patch(&path)
         .owner()
