@@ -85,29 +85,77 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )));
         }
     }
-    value.map_err(|err| {
-        let pointer = to_pointer(err.path());
-        let inner = err.into_inner();
-        if !inner.is_data() {
-            return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+    match value {
+        Ok(value) => Ok(value),
+        Err(err) if err.inner().is_data() && err.inner().to_string().contains("floating point") => {
+            // JSON Schema counts `49.0` as an integer, so generated clients may send one. Only on
+            // this error path is the body re-read as a tree with such numbers made integers.
+            let Ok(mut tree) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                return Err(rejection(err));
+            };
+            if !integral_floats_to_integers(&mut tree) {
+                return Err(rejection(err));
+            }
+            serde_path_to_error::deserialize(tree).map_err(rejection)
         }
-        let message = inner.to_string();
-        // Point at the field itself for unknown and missing fields, not at its parent object.
-        // (serde_path_to_error already ends the path with an unknown field, not a missing one.)
-        let (pointer, code) = if field_in(&message, "unknown field `").is_some() {
-            (pointer, "unknown_field")
-        } else if let Some(field) = field_in(&message, "missing field `") {
-            (format!("{pointer}/{}", escape(field)), "required")
-        } else {
-            (pointer, "invalid_value")
-        };
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        ApiError::Validation(vec![FieldError::new(pointer, code, message)])
-    })
+        Err(err) => Err(rejection(err)),
+    }
+}
+
+/// Rewrites every number with no fractional part (within ±2^53) as an integer; says whether it
+/// changed anything.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
+                *value = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => {
+            // Every element is visited: no short-circuit.
+            let mut changed = false;
+            for item in items {
+                changed |= integral_floats_to_integers(item);
+            }
+            changed
+        }
+        Value::Object(fields) => {
+            let mut changed = false;
+            for field in fields.values_mut() {
+                changed |= integral_floats_to_integers(field);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// The problem for a body that is not valid JSON (400) or has the wrong shape (422).
+fn rejection(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let pointer = to_pointer(err.path());
+    let inner = err.into_inner();
+    if !inner.is_data() {
+        return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+    }
+    let message = inner.to_string();
+    // Point at the field itself for unknown and missing fields, not at its parent object.
+    // (serde_path_to_error already ends the path with an unknown field, not a missing one.)
+    let (pointer, code) = if field_in(&message, "unknown field `").is_some() {
+        (pointer, "unknown_field")
+    } else if let Some(field) = field_in(&message, "missing field `") {
+        (format!("{pointer}/{}", escape(field)), "required")
+    } else {
+        (pointer, "invalid_value")
+    };
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    ApiError::Validation(vec![FieldError::new(pointer, code, message)])
 }
 
 fn field_in<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
@@ -205,5 +253,26 @@ mod tests {
             parse_json::<Body>(b"{\"name\":\"a\"} trailing"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Counts {
+        quantity: i32,
+        nested: Vec<u8>,
+    }
+
+    #[test]
+    fn integral_floats_are_integers_as_in_json_schema() {
+        let counts: Counts = parse_json(br#"{"quantity": 49.0, "nested": [1.0, 2]}"#).unwrap();
+        assert_eq!((counts.quantity, counts.nested), (49, vec![1, 2]));
+        // A real fraction is still refused, pointing at the field.
+        match parse_json::<Counts>(br#"{"quantity": 49.5, "nested": []}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].pointer, "/quantity"),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        match parse_json::<Counts>(br#"{"quantity": 1.0, "nested": [300]}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].pointer, "/nested/0"),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
     }
 }

@@ -167,15 +167,48 @@ impl Order {
 }
 
 /// One line of an order: exactly one of `skuId` and `externalSku`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrderItem {
-    /// A SKU of this store.
     pub sku_id: Option<Uuid>,
-    /// The shop's SKU code (1–100 characters), matched against the store's SKU codes when the
-    /// order is printed.
-    #[schema(min_length = 1, max_length = 100)]
     pub external_sku: Option<String>,
+    pub quantity: i32,
+}
+
+/// An order item: exactly one of `skuId` (a SKU of this store) and `externalSku` (the shop's
+/// SKU code).
+// How `NewOrderItem` is documented, since a single object schema cannot say "exactly one of".
+// The handler reads `NewOrderItem` and checks the same rule, with a pointer in its 422.
+#[derive(ToSchema, Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum OrderItemInput {
+    BySku(SkuOrderItem),
+    ByCode(CodeOrderItem),
+}
+
+/// An item naming one of this store's SKUs.
+#[derive(ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SkuOrderItem {
+    pub sku_id: Uuid,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: i32,
+}
+
+/// An item naming the shop's SKU code, matched against the store's SKU codes when printed.
+#[derive(ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CodeOrderItem {
+    /// 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub external_sku: String,
     #[schema(minimum = 1, maximum = 10000)]
     pub quantity: i32,
 }
@@ -192,7 +225,7 @@ pub struct CreateOrder {
     #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// 1–100 items.
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<OrderItemInput>)]
     pub items: Vec<NewOrderItem>,
 }
 
@@ -211,7 +244,7 @@ pub struct UpdateOrder {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]
     pub notes: Option<Option<String>>,
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(min_items = 1, max_items = 100, value_type = Option<Vec<OrderItemInput>>)]
     pub items: Option<Vec<NewOrderItem>>,
 }
 

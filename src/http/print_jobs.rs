@@ -180,9 +180,35 @@ pub struct UpdatePrintJob {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub printer_id: Option<Option<Uuid>>,
-    pub state: Option<JobState>,
+    pub state: Option<ForcedState>,
     #[schema(max_length = 2000)]
     pub failure_reason: Option<String>,
+}
+
+/// A state `PATCH` may force (with `queue.override`): every state but `assigned`, which is
+/// reached by setting `printerId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForcedState {
+    Queued,
+    Printing,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<ForcedState> for JobState {
+    fn from(s: ForcedState) -> JobState {
+        match s {
+            ForcedState::Queued => JobState::Queued,
+            ForcedState::Printing => JobState::Printing,
+            ForcedState::Paused => JobState::Paused,
+            ForcedState::Completed => JobState::Completed,
+            ForcedState::Failed => JobState::Failed,
+            ForcedState::Cancelled => JobState::Cancelled,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -549,14 +575,7 @@ pub async fn update_print_job(
             "give either state or printerId, not both",
         );
     }
-    if body.state == Some(JobState::Assigned) {
-        e.add(
-            "/state",
-            "invalid_value",
-            "assign a job by setting printerId",
-        );
-    }
-    if failure_reason.is_some() && body.state != Some(JobState::Failed) {
+    if failure_reason.is_some() && body.state != Some(ForcedState::Failed) {
         e.add(
             "/failureReason",
             "invalid_value",
@@ -634,7 +653,7 @@ pub async fn update_print_job(
         }
     }
     let target = match (body.state, body.printer_id) {
-        (Some(to), _) => Some((to, None)),
+        (Some(to), _) => Some((JobState::from(to), None)),
         (None, Some(Some(printer))) => Some((JobState::Assigned, Some(printer))),
         (None, Some(None)) => Some((JobState::Queued, None)),
         (None, None) => None,

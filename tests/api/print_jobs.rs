@@ -139,6 +139,7 @@ async fn bad_input_is_422_with_pointers() {
     let job = job(&app, &part).await;
     for body in [
         json!({"state": "assigned"}),
+        json!({"state": "done"}),
         json!({"state": "failed", "printerId": null}),
         json!({"failureReason": "jam"}),
         json!({"printerId": uuid::Uuid::now_v7()}),
