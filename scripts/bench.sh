@@ -26,7 +26,8 @@
 # for the authentication sections, plus about 6 for reads and lists.
 # Reads and lists: BENCH_SKIP_AUTH=1 skips the authentication and memory sections (runs only
 # the reads and lists); BENCH_LIST_THREADS (1), BENCH_LIST_CONNECTIONS (4), BENCH_LIST_DURATION
-# (10s), BENCH_LIST_SMALL (1000) and BENCH_LIST_LARGE (1000000) print jobs in the two stores.
+# (10s), BENCH_LIST_SMALL (1000) and BENCH_LIST_LARGE (1000000) print jobs in the two stores;
+# BENCH_SKIP_LISTS=1 skips the lists (with BENCH_SKIP_AUTH=1: only the single reads).
 #
 # All traffic goes to 127.0.0.0/8: the server listens on 127.0.0.1:18080 and the flood binds
 # source addresses 127.0.{1..4}.x, which Linux routes over loopback.
@@ -57,6 +58,7 @@ REPEATS=${BENCH_REPEATS:-3}              # round-robin repetitions of the five w
 STATS_SETTLE=${BENCH_STATS_SETTLE:-11}   # seconds; see api_key_scans
 SCRAPER_PID=""
 SKIP_AUTH=${BENCH_SKIP_AUTH:-0}
+SKIP_LISTS=${BENCH_SKIP_LISTS:-0}
 LIST_THREADS=${BENCH_LIST_THREADS:-1}
 LIST_CONNECTIONS=${BENCH_LIST_CONNECTIONS:-4}
 LIST_DURATION=${BENCH_LIST_DURATION:-10s}
@@ -712,6 +714,8 @@ $(endpoint_line printer_get "GET /v1/printers/{id} (200)")
   responses (wrk total / non-2xx): readyz ${TOTAL[reads_readyz]}/${NON2XX[reads_readyz]}, printer ${TOTAL[printer_get]}/${NON2XX[printer_get]}
 ratio to /readyz (of the medians)
 $(ratio_line printer_get 0.7 reads_readyz)
+EOF
+    [[ ${SKIP_LISTS} == 1 ]] || cat <<EOF
 lists: GET /v1/print-jobs, wrk -t${LIST_THREADS} -c${LIST_CONNECTIONS} -d${LIST_DURATION} --latency (warm-up ${WARMUP}); ${REPEATS} round-robin repetitions
   stores of ${LIST_SMALL} and ${LIST_LARGE} print jobs seeded by SQL (${SUMMARY[seed]});
   print_jobs: ${SUMMARY[jobs size]}
@@ -729,6 +733,8 @@ Postgres execution time in the ${large_h} store (EXPLAIN ANALYZE, generic plan; 
   queued      ${SUMMARY[plan state=queued]}
   offset      ${SUMMARY[plan offset]}
   count       ${SUMMARY[plan count]}
+EOF
+    cat <<EOF
 background CPU load from other processes (sampled during this bench's idle pauses): $(awk -v b="${IDLE_BUSY}" -v t="${IDLE_TOTAL}" -v c="$(nproc)" 'BEGIN { if (t > 0) printf "%.0f %% of %d cores", 100 * b / t, c; else print "n/a" }')
 ============================================================================
 EOF
@@ -795,6 +801,7 @@ strict_checks() {
     fi
     [[ $(verdict "$(ratio_of printer_get reads_readyz)" 0.7) == OK ]] \
         || die "printer_get: ratio to /readyz below its target 0.7 (BENCH_STRICT=1)"
+    [[ ${SKIP_LISTS} == 1 ]] && return 0
     for name in "${LIST_KINDS[@]}"; do
         [[ $(verdict_max "$(list_ratio "${name}")" 1.5) == OK ]] \
             || die "list ${name}: p50 ratio above its target 1.5 (BENCH_STRICT=1)"
@@ -812,7 +819,7 @@ main() {
         throughput
     fi
     reads
-    lists
+    [[ ${SKIP_LISTS} == 1 ]] || lists
     [[ ${SKIP_AUTH} == 1 ]] || report
     report_reads_lists
     strict_checks
