@@ -75,12 +75,9 @@ pub enum Fan {
 
 /// A printer command and its arguments, tagged by `command`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(
-    tag = "command",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase",
-    deny_unknown_fields
-)]
+// Multi-word fields are renamed per variant: utoipa does not read `rename_all_fields`, and the
+// document must name the fields the server reads.
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Command {
     // Empty braces rather than unit variants: only struct variants reject unknown fields.
     Pause {},
@@ -101,11 +98,13 @@ pub enum Command {
         axes: Vec<Axis>,
     },
     /// Move one axis by -300..300 mm (not 0), optionally at 1–30000 mm/min.
+    #[serde(rename_all = "camelCase")]
     MoveAxis {
         axis: Axis,
         distance_mm: f64,
         feedrate_mm_per_min: Option<f64>,
     },
+    #[serde(rename_all = "camelCase")]
     SetFan {
         fan: Fan,
         speed_percent: f64,

@@ -71,3 +71,37 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
     }
     assert!(checked >= 12, "only {checked} operations checked");
 }
+
+/// Every documented field is camelCase (SPEC §6), so the document names the fields the server
+/// actually reads and writes: a serde rename the generator does not see would show up here.
+#[test]
+fn every_documented_property_is_camel_case() {
+    fn walk(value: &Value, at: &str, bad: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Object(props)) = map.get("properties") {
+                    for name in props.keys() {
+                        let camel = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                            && name.chars().all(|c| c.is_ascii_alphanumeric());
+                        if !camel {
+                            bad.push(format!("{at}: {name}"));
+                        }
+                    }
+                }
+                for (key, child) in map {
+                    walk(child, &format!("{at}/{key}"), bad);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    let mut bad = Vec::new();
+    walk(&doc["components"]["schemas"], "", &mut bad);
+    assert!(bad.is_empty(), "not camelCase: {bad:?}");
+}
