@@ -6,10 +6,9 @@ create table orders (
     store_id uuid not null references stores (id) on delete cascade,
     -- The shop's own reference, e.g. "#1001".
     order_number text,
-    -- manual | shopify | etsy | woocommerce | squarespace | ebay | amazon | api | other
-    source text not null,
-    -- open | cancelled | closed
-    status text not null default 'open',
+    source text not null check (source in ('manual', 'shopify', 'etsy', 'woocommerce',
+                                           'squarespace', 'ebay', 'amazon', 'api', 'other')),
+    status text not null default 'open' check (status in ('open', 'cancelled', 'closed')),
     customer_name text,
     notes text,
     cancelled_at timestamptz,
@@ -49,13 +48,14 @@ create table print_jobs (
     store_id uuid not null references stores (id) on delete cascade,
     part_id uuid not null,
     name text not null check (char_length(name) between 1 and 200),
-    -- queued | assigned | printing | paused | completed | failed | cancelled
-    state text not null default 'queued',
-    -- Copies of the part this job prints.
-    quantity integer not null check (quantity between 1 and 10000),
+    state text not null default 'queued' check (state in ('queued', 'assigned', 'printing',
+                                                         'paused', 'completed', 'failed', 'cancelled')),
+    -- Copies of the part this job prints: up to 10,000 when a client sets it; orders/print
+    -- computes item quantity x part quantity, which may be more (at most 10,000 x 50,000).
+    quantity integer not null check (quantity >= 1),
     priority integer not null check (priority between 0 and 100),
-    -- Queue order: ascending, ties broken by id. Moving a job to the front takes one below the
-    -- store's smallest, so a move writes one row and never renumbers the queue.
+    -- Queue order: ascending, ties broken by id. Moving jobs to the front gives them positions
+    -- below the store's smallest, so a move writes only the moved rows, never renumbers.
     queue_position bigint not null,
     required_printer_tags text[] not null default '{}',
     material_ids uuid[] not null default '{}',

@@ -88,10 +88,22 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::RowNotFound => ApiError::NotFound,
-            sqlx::Error::PoolTimedOut => ApiError::ServiceUnavailable,
-            other => ApiError::Internal(other.into()),
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        match (e, code.as_deref()) {
+            (sqlx::Error::RowNotFound, _) => ApiError::NotFound,
+            (sqlx::Error::PoolTimedOut, _) => ApiError::ServiceUnavailable,
+            // Handlers map the references they expect; one that still fails was removed by a
+            // concurrent request between the check and the write.
+            (_, Some("23503")) => ApiError::Conflict(
+                "something this request refers to was changed or removed meanwhile; retry"
+                    .to_owned(),
+            ),
+            // A deadlock or serialization failure: the other transaction won; retrying succeeds.
+            (_, Some("40P01" | "40001")) => ApiError::ServiceUnavailable,
+            (other, _) => ApiError::Internal(other.into()),
         }
     }
 }

@@ -213,8 +213,10 @@ const CANDIDATES: &str = "
       and ($2::uuid[] is null or oi.order_id = any($2))
       and ($3::uuid[] is null or s.id = any($3))";
 
-/// Locks and returns up to `limit` printable items, oldest order first. A concurrent call waits
-/// for the lock and then sees the items processed, so no item is ever expanded twice.
+/// Locks and returns up to `limit` printable items, oldest order first. The orders are locked
+/// first (shared), then their items (exclusive): the order in which editing and deleting an
+/// order lock them, so the two cannot deadlock. A concurrent call waits for the item locks and
+/// then sees the items processed, so no item is ever expanded twice.
 pub async fn printable(
     tx: &mut PgConnection,
     store: StoreId,
@@ -222,18 +224,42 @@ pub async fn printable(
     skus: Option<&[Uuid]>,
     limit: i64,
 ) -> sqlx::Result<Vec<PrintableItem>> {
+    // Orders with at least one printable item: `limit` of them hold at least `limit` items.
+    let locked: Vec<Uuid> = sqlx::query_scalar(
+        "select o.id from orders o
+         where o.store_id = $1 and o.status = 'open' and ($2::uuid[] is null or o.id = any($2))
+           and exists (
+               select 1 from order_items oi
+               join skus s on s.store_id = oi.store_id
+                   and (s.id = oi.sku_id or (oi.sku_id is null and s.sku = oi.external_sku))
+               where oi.store_id = o.store_id and oi.order_id = o.id and oi.processed_at is null
+                 and ($3::uuid[] is null or s.id = any($3))
+                 and exists (select 1 from sku_parts sp
+                             where sp.store_id = s.store_id and sp.sku_id = s.id))
+         order by o.created_at, o.id
+         limit $4
+         for share",
+    )
+    .bind(store)
+    .bind(orders)
+    .bind(skus)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
     let sql = format!(
         "select oi.id as item_id, oi.order_id, s.id as sku_id, oi.quantity {CANDIDATES}
+           and oi.order_id = any($5)
            and exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id)
          order by o.created_at, o.id, oi.position
          limit $4
-         for update of oi for share of o"
+         for update of oi"
     );
     sqlx::query_as(&sql)
         .bind(store)
         .bind(orders)
         .bind(skus)
         .bind(limit)
+        .bind(&locked)
         .fetch_all(&mut *tx)
         .await
 }

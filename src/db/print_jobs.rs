@@ -3,7 +3,7 @@
 use super::Update;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -67,19 +67,29 @@ pub enum End {
     Back,
 }
 
-/// The queue position just past the given end. Read from the `(store_id, queue_position)`
-/// index, so it costs the same in any queue; two concurrent inserts may share a position, and
-/// the id (time-ordered) then keeps their order stable.
-pub async fn position_at(db: impl PgExecutor<'_>, store: StoreId, end: End) -> sqlx::Result<i64> {
+/// The queue position just past the given end, read from the `(store_id, queue_position)`
+/// index, so it costs the same in any queue. Taking the front also takes a per-store lock until
+/// the transaction ends, so two batches moved to the front at once cannot interleave; at the back
+/// two concurrent inserts may share a position, and the id (time-ordered) keeps their order.
+pub async fn position_at(tx: &mut PgConnection, store: StoreId, end: End) -> sqlx::Result<i64> {
     let sql = match end {
         End::Front => {
+            sqlx::query(
+                "select pg_advisory_xact_lock(hashtextextended('queue-front:' || $1::text, 0))",
+            )
+            .bind(store)
+            .execute(&mut *tx)
+            .await?;
             "select coalesce(min(queue_position), 1) - 1 from print_jobs where store_id = $1"
         }
         End::Back => {
             "select coalesce(max(queue_position), -1) + 1 from print_jobs where store_id = $1"
         }
     };
-    sqlx::query_scalar(sql).bind(store).fetch_one(db).await
+    sqlx::query_scalar(sql)
+        .bind(store)
+        .fetch_one(&mut *tx)
+        .await
 }
 
 pub async fn insert(
@@ -255,4 +265,60 @@ pub async fn printer_has_active_jobs(
     .bind(printer)
     .fetch_one(db)
     .await
+}
+
+/// What a job links to that can be deleted from under it.
+#[derive(Debug, Clone, Copy)]
+pub enum Link {
+    /// `order_id` (and `order_item_id` with it).
+    Order,
+    Printer,
+}
+
+impl Link {
+    fn column(self) -> &'static str {
+        match self {
+            Link::Order => "order_id",
+            Link::Printer => "printer_id",
+        }
+    }
+}
+
+/// Locks the jobs linked to `target` (an order or a printer), in id order.
+pub async fn lock_linked(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    link: Link,
+    target: Uuid,
+) -> sqlx::Result<Vec<JobRow>> {
+    let sql = format!(
+        "select * from print_jobs where store_id = $1 and {} = $2 order by id for update",
+        link.column()
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(target)
+        .fetch_all(db)
+        .await
+}
+
+/// Clears the link of one job, before what it points to is deleted.
+pub async fn unlink(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    link: Link,
+) -> sqlx::Result<JobRow> {
+    let set = match link {
+        Link::Order => "order_id = null, order_item_id = null",
+        Link::Printer => "printer_id = null",
+    };
+    let sql = format!(
+        "update print_jobs set {set}, updated_at = now() where store_id = $1 and id = $2 returning *"
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(id)
+        .fetch_one(db)
+        .await
 }

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::catalog;
 use crate::db::orders::{self as db, NewItem, OrderFields, OrderItemRow, OrderRow};
-use crate::db::print_jobs::{self as jobs_db, End};
+use crate::db::print_jobs::{self as jobs_db, End, Link};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
@@ -548,6 +548,7 @@ pub async fn delete_order(
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
+    print_jobs::unlink_jobs(&mut tx, &caller, Link::Order, path.id).await?;
     db::delete(&mut *tx, caller.store_id, path.id).await?;
     mutation::record(
         &mut tx,
@@ -740,6 +741,7 @@ pub async fn print_orders(
 
     // The orders touched, as they were, for their recorded change.
     let mut order_ids: Vec<Uuid> = printable.iter().map(|i| i.order_id).collect();
+    order_ids.sort_unstable();
     order_ids.dedup();
     let mut before = BTreeMap::new();
     for id in &order_ids {
@@ -768,8 +770,8 @@ pub async fn print_orders(
             let Some(part) = parts.iter().find(|p| p.id == part_id) else {
                 continue;
             };
-            // Bounded by the item (≤ 10,000) and link (≤ 1,000) limits; capped at the job limit.
-            let copies = (i64::from(item.quantity) * per_item).min(i64::from(i32::MAX)) as i32;
+            // At most 10,000 (item) × 50 links × 1,000 (link) = 5×10^8, within an i32.
+            let copies = i32::try_from(i64::from(item.quantity) * per_item).unwrap_or(i32::MAX);
             let mut job = print_jobs::job_from_part(&caller, part, &materials, copies, priority);
             job.order_id = Some(item.order_id);
             job.order_item_id = Some(item.item_id);

@@ -8,8 +8,8 @@ use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::catalog::{self, PartMaterial, PartRow};
-use crate::db::print_jobs::{self as db, End, JobFields, JobRow, NewJob};
-use crate::db::printers;
+use crate::db::print_jobs::{self as db, End, JobFields, JobRow, Link, NewJob};
+use crate::db::printers::{self, PrinterRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
@@ -359,6 +359,58 @@ pub(super) async fn transition(
     Ok(after)
 }
 
+/// Unlinks the jobs of an order or printer about to be deleted, recording each change (the
+/// schema would null the links itself, but then no event would say so).
+pub(super) async fn unlink_jobs(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    link: Link,
+    target: Uuid,
+) -> ApiResult<()> {
+    for row in db::lock_linked(&mut *tx, caller.store_id, link, target).await? {
+        let before = PrintJob::from(row);
+        let after: PrintJob = db::unlink(&mut *tx, caller.store_id, before.id, link)
+            .await?
+            .into();
+        mutation::record(
+            tx,
+            caller,
+            ENTITY,
+            after.id,
+            Action::Update,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Refuses a printer that is disabled or lacks one of `tags` (`422 incompatible_printer` at
+/// `pointer`).
+fn fits(printer: &PrinterRow, tags: &[String], pointer: &str, which: &str) -> ApiResult<()> {
+    if !printer.enabled {
+        return Err(ApiError::invalid(
+            pointer,
+            "incompatible_printer",
+            format!("{which} is disabled"),
+        ));
+    }
+    let missing: Vec<&str> = tags
+        .iter()
+        .filter(|t| !printer.tags.contains(t))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(
+            pointer,
+            "incompatible_printer",
+            format!("{which} lacks the tags {}", missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 fn illegal(from: JobState, to: JobState) -> ApiError {
     ApiError::InvalidStateTransition(format!("a {from} job cannot become {to}"))
 }
@@ -615,7 +667,7 @@ pub async fn update_print_job(
         || fields.required_printer_tags.is_some()
         || fields.material_ids.is_some();
     if content_change && !matches!(current, JobState::Queued | JobState::Assigned) {
-        return Err(ApiError::InvalidStateTransition(format!(
+        return Err(ApiError::Conflict(format!(
             "quantity, tags and materials of a {current} job can no longer change"
         )));
     }
@@ -631,30 +683,34 @@ pub async fn update_print_job(
                 "a {current} job cannot be assigned to a printer"
             )));
         }
-        let missing: Vec<&str> = edited
-            .required_printer_tags
-            .iter()
-            .filter(|t| !printer.tags.contains(t))
-            .map(String::as_str)
-            .collect();
-        if !printer.enabled {
-            return Err(ApiError::invalid(
-                "/printerId",
-                "incompatible_printer",
-                "the printer is disabled",
-            ));
-        }
-        if !missing.is_empty() {
-            return Err(ApiError::invalid(
-                "/printerId",
-                "incompatible_printer",
-                format!("the printer lacks the tags {}", missing.join(", ")),
-            ));
+        fits(
+            printer,
+            &edited.required_printer_tags,
+            "/printerId",
+            "the printer",
+        )?;
+    } else if current == JobState::Assigned
+        && body.state.is_none()
+        && body.printer_id.is_none()
+        && edited.required_printer_tags != before.required_printer_tags
+    {
+        // New tags must still fit the printer the job is assigned to.
+        if let Some(id) = before.printer_id {
+            if let Some(assigned) = printers::get_for_update(&mut *tx, caller.store_id, id).await? {
+                fits(
+                    &assigned,
+                    &edited.required_printer_tags,
+                    "/requiredPrinterTags",
+                    "the assigned printer",
+                )?;
+            }
         }
     }
     let target = match (body.state, body.printer_id) {
         (Some(to), _) => Some((JobState::from(to), None)),
         (None, Some(Some(printer))) => Some((JobState::Assigned, Some(printer))),
+        // Handing back a job that is already queued changes nothing.
+        (None, Some(None)) if current == JobState::Queued => None,
         (None, Some(None)) => Some((JobState::Queued, None)),
         (None, None) => None,
     };

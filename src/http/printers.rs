@@ -6,6 +6,7 @@ use super::paging::{self, Page, PageParams};
 use super::validate::{Errors, Tag};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
+use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
@@ -465,6 +466,7 @@ pub async fn delete_printer(
                 .to_owned(),
         ));
     }
+    super::print_jobs::unlink_jobs(&mut tx, &caller, Link::Printer, path.id).await?;
     db::delete(&mut *tx, caller.store_id, path.id).await?;
     mutation::record(
         &mut tx,

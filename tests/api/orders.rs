@@ -461,4 +461,63 @@ async fn cancelling_an_order_cancels_its_jobs_that_have_not_started() {
         .await,
         1
     );
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from outbox where type = 'order.cancelled'"
+        )
+        .await,
+        1
+    );
+    // Deleting the order leaves its jobs in the queue, unlinked, and says so.
+    app.delete(&format!("/v1/orders/{order}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from print_jobs where order_id is null and order_item_id is null"
+        )
+        .await,
+        2
+    );
+    let unlinked: Vec<Value> = sqlx::query_scalar(
+        "select changes from outbox where type = 'printJob.updated' and changes ? 'orderId'",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(unlinked.len(), 2);
+    assert!(unlinked.iter().all(|c| c["orderId"]["to"].is_null()));
+}
+
+#[tokio::test]
+async fn large_orders_print_in_batches_and_in_large_jobs() {
+    let app = TestApp::new().await;
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Bead", "type": "stl"})).await);
+    let sku = id(&post(
+        &app,
+        "/v1/skus",
+        json!({"sku": "BEADS", "name": "Beads", "parts": [{"partId": part, "quantity": 1000}]}),
+    )
+    .await);
+    let items: Vec<Value> = (0..100)
+        .map(|_| json!({"skuId": sku, "quantity": 1}))
+        .collect();
+    post(&app, "/v1/orders", json!({ "items": items })).await;
+    // 11 × 1,000 copies: more than a client may ask of one job, fine for a computed one.
+    post(
+        &app,
+        "/v1/orders",
+        json!({"items": [{"skuId": sku, "quantity": 11}]}),
+    )
+    .await;
+    let first = print(&app, json!({})).await;
+    assert_eq!(first["printJobs"].as_array().unwrap().len(), 100);
+    assert_eq!(first["hasMore"], true);
+    let second = print(&app, json!({})).await;
+    assert_eq!(second["printJobs"][0]["quantity"], 11_000);
+    assert_eq!(second["hasMore"], false);
 }

@@ -337,6 +337,15 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
     )
     .await);
     let path = format!("/v1/print-jobs/{job}");
+    // Handing back a job that is already queued is a no-op.
+    let res = app
+        .patch(&path)
+        .owner()
+        .json(&json!({ "printerId": null }))
+        .send()
+        .await;
+    res.assert(200);
+    assert_eq!(res.json()["state"], "queued");
     let res = app
         .patch(&path)
         .owner()
@@ -370,6 +379,15 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
         .send()
         .await
         .assert(200);
+    // Once assigned, new required tags must still fit the printer.
+    let res = app
+        .patch(&path)
+        .owner()
+        .json(&json!({ "requiredPrinterTags": ["ams", "hardened-nozzle"] }))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"][0]["pointer"], "/requiredPrinterTags");
     app.delete(&format!("/v1/printers/{ams}"))
         .owner()
         .send()
@@ -393,7 +411,7 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
         .json(&json!({ "quantity": 2 }))
         .send()
         .await
-        .assert_problem(409, "invalid_state_transition");
+        .assert_problem(409, "conflict");
     app.patch(&path)
         .owner()
         .json(&json!({ "priority": 90, "name": "Urgent" }))
@@ -643,4 +661,45 @@ async fn own_jobs_versus_all_jobs() {
         .map(|r| r["outcome"].clone())
         .collect();
     assert_eq!(outcomes, ["removed", "forbidden"]);
+}
+
+#[tokio::test]
+async fn deleting_a_printer_unlinks_its_finished_jobs_with_an_event() {
+    let app = TestApp::new().await;
+    let (part, _) = part(&app).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "P", "provider": "klipper", "deviceId": "k1", "tags": ["ams"]}),
+    )
+    .await);
+    let job = job(&app, &part).await;
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+    force(&app, &job, "completed").await;
+    app.delete(&format!("/v1/printers/{printer}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    let got = app
+        .get(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert!(got["printerId"].is_null());
+    let changes: Value = sqlx::query_scalar(
+        "select changes from outbox where entity_id = $1::uuid order by id desc limit 1",
+    )
+    .bind(&job)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(changes["printerId"]["to"], Value::Null);
+    assert_eq!(changes["printerId"]["from"], printer.as_str());
 }

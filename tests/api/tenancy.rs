@@ -60,7 +60,8 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
         }
         ("PATCH", "/v1/stores") => json!({"name": "B renamed"}),
         ("POST", "/v1/orders") => json!({"items": [{"skuId": ids.sku, "quantity": 1}]}),
-        ("POST", "/v1/orders/print") => json!({"orderIds": [ids.order], "skuIds": [ids.sku]}),
+        // Everything B may print: a missing store filter would print A's unprinted order.
+        ("POST", "/v1/orders/print") => json!({}),
         ("POST", "/v1/print-jobs") => json!({"partId": ids.part}),
         ("PATCH", "/v1/orders/{id}") => json!({"notes": "pwned"}),
         ("PATCH", p) if p.starts_with("/v1/print-jobs/") && p != "/v1/print-jobs/{id}" => {
@@ -164,6 +165,12 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         .as_str()
         .unwrap()
         .to_owned();
+    // An order left unprinted: printing "everything" from store B must not touch it.
+    create(
+        "/v1/orders",
+        json!({"items": [{"skuId": sku, "quantity": 5}]}),
+    )
+    .await;
     let ids = Ids {
         order,
         print_job,
@@ -250,6 +257,13 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
                 !text.contains(&app.store_id.to_string()),
                 "{label} revealed store A"
             );
+            if path == "/v1/orders/print" {
+                // Not a refusal from the schema's cross-store keys: nothing of A is found at all.
+                assert_eq!(res.status, 200, "{label}: {text}");
+                for field in ["printJobs", "processedItemIds", "blockedItems"] {
+                    assert_eq!(res.json()[field], json!([]), "{label}: {field}");
+                }
+            }
             if path.contains("{id}") && !path.starts_with("/v1/roles/") {
                 assert_eq!(res.status, 404, "{label}: {text}");
             }
