@@ -780,9 +780,9 @@ pub async fn print_orders(
     }
 
     let first = match body.position {
-        QueueEnd::Back => jobs_db::position_at(&mut *tx, store, End::Back).await?,
+        QueueEnd::Back => jobs_db::position_at(&mut tx, store, End::Back).await?,
         QueueEnd::Front => {
-            jobs_db::position_at(&mut *tx, store, End::Front).await? - planned.len() as i64 + 1
+            jobs_db::position_at(&mut tx, store, End::Front).await? - planned.len() as i64 + 1
         }
     };
     let mut created = Vec::with_capacity(planned.len());

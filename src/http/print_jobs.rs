@@ -555,7 +555,7 @@ pub async fn create_print_job(
     job.required_printer_tags = tags.unwrap_or(job.required_printer_tags);
     job.material_ids = material_ids.unwrap_or(job.material_ids);
     job.notes = notes;
-    let position = db::position_at(&mut *tx, caller.store_id, body.position.into()).await?;
+    let position = db::position_at(&mut tx, caller.store_id, body.position.into()).await?;
     let job = enqueue(&mut tx, &caller, job, position).await?;
     tx.commit().await?;
     let location = format!("/v1/print-jobs/{}", job.id);
@@ -776,7 +776,7 @@ async fn bulk(
         BulkAction::MoveToQueueFront => {
             // The first requested id ends up first: positions count down from the front.
             let n = ids.len() as i64;
-            Some(db::position_at(&mut *tx, caller.store_id, End::Front).await? - n + 1)
+            Some(db::position_at(&mut tx, caller.store_id, End::Front).await? - n + 1)
         }
         _ => None,
     };
