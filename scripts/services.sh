@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts the local services the server and the tests use (PostgreSQL, Redis) if they are not
-# running. Installs them from Debian's packages first if this machine has none. Idempotent.
+# Starts the local services the server and the tests use (PostgreSQL, Redis, Mosquitto) if they
+# are not running. Installs them from Debian's packages first if this machine has none. The MQTT
+# tests start private Mosquitto instances of their own; the shared one on 1883 is for `serve`.
+# Idempotent.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -8,6 +10,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_packages=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_packages+=(postgresql postgresql-client)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server redis-tools)
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_packages+=(mosquitto mosquitto-clients)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing ${need_packages[*]}"
   as_root apt-get update -qq
@@ -24,4 +27,13 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  echo "starting Mosquitto"
+  if [ -f /etc/mosquitto/mosquitto.conf ]; then
+    as_root mosquitto -d -c /etc/mosquitto/mosquitto.conf
+  else
+    as_root mosquitto -d -p 1883
+  fi
 fi

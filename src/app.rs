@@ -12,6 +12,7 @@ use crate::middleware::{
     auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
     timeout,
 };
+use crate::mqtt::Broker;
 use crate::rate_limit::{
     memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter, SystemClock,
 };
@@ -46,6 +47,16 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub openapi_json: Bytes,
     pub metrics: PrometheusHandle,
+    /// The MQTT broker connection, when `PF_MQTT_URL` is set.
+    pub broker: Option<Broker>,
+    /// Cancels tasks owned by the state itself (the broker connection) when it is dropped.
+    background: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.background.cancel();
+    }
 }
 
 impl Deref for AppState {
@@ -64,7 +75,14 @@ impl AppState {
             )),
             None => RateLimiter::Memory(MemoryLimiter::new(clock.clone())),
         };
+        let background = CancellationToken::new();
+        let broker = config.mqtt.clone().map(|address| {
+            let client_id = format!("printfarm-{}", uuid::Uuid::now_v7().simple());
+            Broker::start(address, client_id, background.clone())
+        });
         Ok(AppState(Arc::new(Inner {
+            broker,
+            background,
             verifier: Verifier {
                 pool: pool.clone(),
                 cache: KeyCache::new(config.key_cache_capacity, config.key_cache_ttl),
@@ -103,6 +121,12 @@ impl AppState {
             self.usage.clone(),
             self.pool.clone(),
             self.config.usage_flush_interval,
+            shutdown.clone(),
+        ));
+        tracker.spawn(crate::events::relay::run(
+            self.pool.clone(),
+            self.broker.clone(),
+            self.config.event_retention,
             shutdown.clone(),
         ));
         tracker.spawn(crate::audit::run_purge(
@@ -207,6 +231,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
+    match &config.mqtt {
+        Some(broker) => tracing::info!(?broker, "MQTT fan-out on"),
+        None => tracing::warn!(
+            "PF_MQTT_URL is not set: MQTT fan-out is off (events are still kept for GET /v1/events)"
+        ),
+    }
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     state.spawn_workers(&tracker, &shutdown);

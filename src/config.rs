@@ -35,6 +35,10 @@ pub struct Config {
     /// How long audit-log entries are kept.
     pub audit_retention: Duration,
     pub log_format_json: bool,
+    /// `PF_MQTT_URL`; without it MQTT fan-out (and later telemetry) is off.
+    pub mqtt: Option<crate::mqtt::BrokerAddress>,
+    /// How long published events stay readable through `GET /v1/events`.
+    pub event_retention: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for Config {
             .field("key_env", &self.key_env)
             .field("key_pepper", &"<redacted>")
             .field("redis_url", &self.redis_url.as_deref().map(mask_url))
+            .field("mqtt", &self.mqtt)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +140,13 @@ impl Config {
                 number("PF_AUDIT_RETENTION_DAYS", 90)?.clamp(1, 36_500) * 86_400,
             ),
             log_format_json: parse("PF_LOG_FORMAT", "text") == "json",
+            mqtt: get("PF_MQTT_URL")
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| crate::mqtt::BrokerAddress::parse(&u))
+                .transpose()?,
+            event_retention: Duration::from_secs(
+                number("PF_EVENT_RETENTION_DAYS", 7)?.clamp(1, 3650) * 86_400,
+            ),
         })
     }
 

@@ -26,6 +26,8 @@ pub mod list;
 pub mod logging;
 /// Tower layers in front of the router.
 pub mod middleware;
+/// The MQTT broker connection (QoS 1 publishing with acknowledgements).
+pub mod mqtt;
 /// Audit entry plus outbox row for a farm-entity mutation.
 pub mod mutation;
 /// IP and CIDR helpers.

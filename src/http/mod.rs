@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit_logs;
+pub mod events;
 pub mod extract;
 pub mod materials;
 pub mod openapi;
@@ -35,6 +36,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(skus::router())
         .merge(orders::router())
         .merge(print_jobs::router())
+        .merge(events::router())
         .merge(roles::router())
         .merge(stores::router())
 }

@@ -39,6 +39,9 @@ pub struct Readiness {
     pub status: &'static str,
     /// `up` or `down`.
     pub database: &'static str,
+    /// `connected`, `disconnected` (reconnecting; API requests never wait for it) or
+    /// `disabled` (no `PF_MQTT_URL`).
+    pub mqtt: &'static str,
 }
 
 /// The process is alive. Public.
@@ -62,6 +65,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let body = Readiness {
         status: if up { "ready" } else { "unavailable" },
         database: if up { "up" } else { "down" },
+        mqtt: match &state.broker {
+            None => "disabled",
+            Some(b) if b.is_connected() => "connected",
+            Some(_) => "disconnected",
+        },
     };
     (status, Json(body)).into_response()
 }

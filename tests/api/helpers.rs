@@ -198,6 +198,30 @@ impl TestApp {
         &self.state.pool
     }
 
+    /// Runs the outbox relay (as `serve` does) until the guard is dropped.
+    pub fn spawn_relay(&self) -> tokio_util::sync::DropGuard {
+        let token = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(printfarm::events::relay::run(
+            self.state.pool.clone(),
+            self.state.broker.clone(),
+            std::time::Duration::from_secs(86_400),
+            token.clone(),
+        ));
+        token.drop_guard()
+    }
+
+    /// Waits until the app's broker connection is up.
+    pub async fn broker_connected(&self) {
+        let broker = self.state.broker.as_ref().expect("PF_MQTT_URL set");
+        for _ in 0..200 {
+            if broker.is_connected() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("not connected to the broker");
+    }
+
     pub async fn new_tenant(&self, name: &str) -> Tenant {
         new_tenant(self.pool(), name, None).await
     }

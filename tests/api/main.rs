@@ -5,10 +5,12 @@
 mod api_keys;
 mod audit_logs;
 mod authentication;
+mod broker;
 mod catalog;
 mod errors;
 mod helpers;
 mod materials;
+mod mqtt;
 mod openapi;
 mod ops;
 mod orders;

@@ -1,0 +1,169 @@
+//! `GET /v1/events?after=<sequence>`: the store's events in order, for a client to fill a gap in
+//! what it received over MQTT or webhooks. Each event is shown only to keys that may view its
+//! entity.
+
+use crate::app::AppState;
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, ApiResult};
+use crate::events::payload::{self, OutboxRow};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+/// The permission that shows events about an entity type.
+fn view_permission(entity_type: &str) -> Option<Permission> {
+    Some(match entity_type {
+        "printer" | "printerCommand" => Permission::PrinterView,
+        "material" => Permission::MaterialView,
+        "materialInstance" => Permission::MaterialInstanceView,
+        "part" => Permission::PartView,
+        "sku" => Permission::SkuView,
+        "order" | "orderPrint" => Permission::OrderView,
+        "printJob" => Permission::QueueView,
+        _ => return None,
+    })
+}
+
+/// Every entity type that has events.
+const ENTITY_TYPES: [&str; 9] = [
+    "printer",
+    "printerCommand",
+    "material",
+    "materialInstance",
+    "part",
+    "sku",
+    "order",
+    "orderPrint",
+    "printJob",
+];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events after this `sequence` (from an MQTT payload or a previous page); default 0.
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// An event as published on MQTT (`stores/{storeId}/entities/{entityType}/{entityId}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub event_id: uuid::Uuid,
+    /// Increases with every event of the deployment; pass the last one seen as `after`.
+    pub sequence: i64,
+    #[schema(example = "printJob.updated")]
+    pub r#type: String,
+    #[schema(example = "printJob")]
+    pub entity_type: String,
+    /// `INSERT`, `UPDATE` or `DELETE` for entity changes; null for domain events.
+    pub action: Option<String>,
+    /// `{entityId: entity}`.
+    #[schema(value_type = Object)]
+    pub entities: serde_json::Value,
+    /// `{entityId: {field: {from, to}}}`.
+    #[schema(value_type = Object)]
+    pub changes: serde_json::Value,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The store's events after a sequence number, oldest first.
+///
+/// Any valid key; each event is included only if the key may view its entity (e.g.
+/// `queue.view` for `printJob` events). Events are kept
+/// `PF_EVENT_RETENTION_DAYS` (default 7) after publication. `Link: rel="next"` continues.
+#[utoipa::path(get, path = "/v1/events", tag = "Events", params(EventsQuery),
+    responses((status = 200, description = "The events", body = Vec<Event>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more events exist")))))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: EventsQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if after < 0 {
+        return Err(ApiError::BadRequest("after must be 0 or more".to_owned()));
+    }
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let visible: Vec<&str> = ENTITY_TYPES
+        .into_iter()
+        .filter(|t| view_permission(t).is_some_and(|p| caller.permissions.contains(p)))
+        .collect();
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(
+        "select id, event_id, store_id, type, entity_type, entity_id, action, entity, changes,
+                occurred_at
+         from outbox where store_id = $1 and id > $2 and entity_type = any($3)
+         order by id limit $4",
+    )
+    .bind(caller.store_id)
+    .bind(after)
+    .bind(&visible)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(format!(
+            "</v1/events?after={}&limit={limit}>; rel=\"next\"",
+            last.id
+        )),
+        _ => None,
+    };
+    let events: Vec<Event> = rows
+        .iter()
+        .map(|row| {
+            let p = payload::mqtt_payload(row);
+            Event {
+                event_id: row.event_id,
+                sequence: row.id,
+                r#type: row.event_type.clone(),
+                entity_type: row.entity_type.clone(),
+                action: row.action.clone(),
+                entities: p["entities"].clone(),
+                changes: p["changes"].clone(),
+                occurred_at: row.occurred_at,
+            }
+        })
+        .collect();
+    let mut response = Json(events).into_response();
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entity_type_has_a_view_permission() {
+        for t in ENTITY_TYPES {
+            assert!(view_permission(t).is_some(), "{t}");
+        }
+        assert_eq!(view_permission("apiKey"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! The broker connection: one MQTT 3.1.1 session per process, publishing QoS 1 messages and
+//! telling the caller when the broker has acknowledged each one.
+//!
+//! rumqttc reports acknowledgements by packet id, and assigns packet ids in the order requests
+//! reach its event loop. So publishes go through one ordered queue of waiters: the event loop
+//! pairs each outgoing publish with the oldest waiter, then completes that waiter on `PUBACK`.
+//! After a connection error the whole session (client, queue and event loop) is dropped and a
+//! new one is made, so nothing queued for a dead connection can be paired with a new waiter;
+//! everything unacknowledged fails and is published again by its owner (at least once).
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// How long a batch waits for every acknowledgement before it counts as failed.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnection backoff: doubling from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Where the broker is, from `PF_MQTT_URL` (`mqtt://[user:password@]host[:port]`).
+#[derive(Clone)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, String)>,
+}
+
+impl BrokerAddress {
+    pub fn parse(raw: &str) -> anyhow::Result<BrokerAddress> {
+        let url = url::Url::parse(raw).context("PF_MQTT_URL is not a URL")?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "mqtt" | "tcp"),
+            "PF_MQTT_URL must start with mqtt:// (TLS brokers: terminate TLS in front of the server)"
+        );
+        let host = url
+            .host_str()
+            .context("PF_MQTT_URL has no host")?
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_owned();
+        let credentials = (!url.username().is_empty()).then(|| {
+            (
+                url.username().to_owned(),
+                url.password().unwrap_or("").to_owned(),
+            )
+        });
+        Ok(BrokerAddress {
+            host,
+            port: url.port().unwrap_or(1883),
+            credentials,
+        })
+    }
+}
+
+impl std::fmt::Debug for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "mqtt://{}:{}", self.host, self.port)
+    }
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// Waiters in publish order, then by packet id once rumqttc has assigned one.
+#[derive(Default)]
+struct Waiters {
+    unassigned: VecDeque<oneshot::Sender<()>>,
+    by_packet: HashMap<u16, oneshot::Sender<()>>,
+}
+
+struct Session {
+    client: AsyncClient,
+    waiters: Arc<Mutex<Waiters>>,
+    /// Held while a batch enqueues, so its waiters and its publishes stay in the same order.
+    order: tokio::sync::Mutex<()>,
+}
+
+/// The process's broker connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    session: Arc<Mutex<Option<Arc<Session>>>>,
+    connected: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not connected to the broker")]
+    Disconnected,
+    #[error("the broker did not acknowledge in time")]
+    Timeout,
+}
+
+impl Broker {
+    /// Starts connecting (in the background, with backoff, until `shutdown`).
+    pub fn start(address: BrokerAddress, client_id: String, shutdown: CancellationToken) -> Broker {
+        let broker = Broker {
+            session: Arc::new(Mutex::new(None)),
+            connected: Arc::new(AtomicBool::new(false)),
+        };
+        tokio::spawn(broker.clone().run(address, client_id, shutdown));
+        broker
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.session.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Publishes every message with QoS 1 and returns once the broker has acknowledged all of
+    /// them; any failure means some may not have arrived and the batch should be sent again.
+    pub async fn publish_confirmed(&self, messages: Vec<Message>) -> Result<(), PublishError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let session = self.current().ok_or(PublishError::Disconnected)?;
+        let mut acks = Vec::with_capacity(messages.len());
+        {
+            let _ordered = session.order.lock().await;
+            for message in messages {
+                let (tx, rx) = oneshot::channel();
+                if let Ok(mut w) = session.waiters.lock() {
+                    w.unassigned.push_back(tx);
+                }
+                session
+                    .client
+                    .publish(
+                        message.topic,
+                        QoS::AtLeastOnce,
+                        message.retain,
+                        message.payload,
+                    )
+                    .await
+                    .map_err(|_| PublishError::Disconnected)?;
+                acks.push(rx);
+            }
+        }
+        let all = async {
+            for ack in acks {
+                ack.await.map_err(|_| PublishError::Disconnected)?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(ACK_TIMEOUT, all)
+            .await
+            .map_err(|_| PublishError::Timeout)?
+    }
+
+    async fn run(self, address: BrokerAddress, client_id: String, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_FIRST;
+        let mut said_down = false;
+        loop {
+            let mut options = MqttOptions::new(&client_id, &address.host, address.port);
+            options.set_keep_alive(Duration::from_secs(15));
+            options.set_clean_session(true);
+            options.set_inflight(1000);
+            if let Some((user, password)) = &address.credentials {
+                options.set_credentials(user, password);
+            }
+            let (client, events) = AsyncClient::new(options, 1000);
+            let session = Arc::new(Session {
+                client,
+                waiters: Arc::default(),
+                order: tokio::sync::Mutex::new(()),
+            });
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                outcome = self.drive(session.clone(), events) => Some(outcome),
+            };
+            // Whatever was waiting on this session fails now: its senders are dropped.
+            if let Ok(mut w) = session.waiters.lock() {
+                w.unassigned.clear();
+                w.by_packet.clear();
+            }
+            self.connected.store(false, Ordering::Relaxed);
+            if let Ok(mut current) = self.session.lock() {
+                *current = None;
+            }
+            let _ = session.client.try_disconnect();
+            let Some(connected_once) = outcome else {
+                return;
+            };
+            if connected_once {
+                backoff = BACKOFF_FIRST;
+            }
+            if !said_down {
+                tracing::warn!(broker = ?address, "MQTT broker unreachable; retrying with backoff");
+                said_down = true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            if connected_once {
+                said_down = false;
+            }
+        }
+    }
+
+    /// Polls one session's event loop until its connection fails; says whether it connected.
+    async fn drive(&self, session: Arc<Session>, mut events: EventLoop) -> bool {
+        let mut connected = false;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    if let Ok(mut current) = self.session.lock() {
+                        *current = Some(session.clone());
+                    }
+                    self.connected.store(true, Ordering::Relaxed);
+                    tracing::info!("connected to the MQTT broker");
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(packet))) if packet != 0 => {
+                    if let Ok(mut w) = session.waiters.lock() {
+                        if let Some(waiter) = w.unassigned.pop_front() {
+                            w.by_packet.insert(packet, waiter);
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    let waiter = session
+                        .waiters
+                        .lock()
+                        .ok()
+                        .and_then(|mut w| w.by_packet.remove(&ack.pkid));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if connected {
+                        tracing::warn!(%error, "MQTT connection lost");
+                    }
+                    return connected;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let a = BrokerAddress::parse("mqtt://user:secret@broker.local:1884").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("broker.local", 1884));
+        assert_eq!(a.credentials, Some(("user".into(), "secret".into())));
+        assert!(!format!("{a:?}").contains("secret"));
+        let b = BrokerAddress::parse("mqtt://127.0.0.1").unwrap();
+        assert_eq!((b.port, b.credentials), (1883, None));
+        assert!(BrokerAddress::parse("mqtts://x").is_err());
+        assert!(BrokerAddress::parse("not a url").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! A private Mosquitto per test (on a free port, from a temporary config), and an MQTT
+//! subscriber that collects what arrives.
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub struct TestBroker {
+    pub port: u16,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestBroker {
+    pub fn start() -> TestBroker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let mut broker = TestBroker {
+            port,
+            config,
+            child: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let binary = ["/usr/sbin/mosquitto", "mosquitto"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
+            .unwrap();
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (scripts/services.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// A message as received: topic, JSON payload, retained flag.
+pub type Received = (String, Value, bool);
+
+/// Subscribes to `filter` and returns what arrives, once the broker has confirmed the
+/// subscription.
+pub async fn subscribe(broker: &TestBroker, filter: &str) -> mpsc::UnboundedReceiver<Received> {
+    let id = format!("test-sub-{}", uuid::Uuid::now_v7().simple());
+    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let (client, mut events) = AsyncClient::new(options, 100);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client; // keeps the connection open
+        let mut subscribed = Some(subscribed_tx);
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(s) = subscribed.take() {
+                        let _ = s.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let payload = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    if tx.send((p.topic.clone(), payload, p.retain)).is_err() {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), subscribed_rx)
+        .await
+        .expect("subscribed in time")
+        .unwrap();
+    rx
+}
+
+/// The next message, or a panic after `secs` seconds.
+pub async fn next(rx: &mut mpsc::UnboundedReceiver<Received>, secs: u64) -> Received {
+    tokio::time::timeout(Duration::from_secs(secs), rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("subscriber alive")
+}
+
+/// Whatever else arrives within `millis`.
+pub async fn drain(rx: &mut mpsc::UnboundedReceiver<Received>, millis: u64) -> Vec<Received> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        out.push(m);
+    }
+    out
+}

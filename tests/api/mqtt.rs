@@ -1,0 +1,274 @@
+//! Event fan-out over MQTT: the outbox relay against a real Mosquitto, and `GET /v1/events`.
+
+use crate::broker::{drain, next, subscribe, TestBroker};
+use crate::helpers::{new_tenant, TestApp};
+use printfarm::events::relay;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = app.post(path).owner().json(&body).send().await;
+    res.assert(201);
+    res.json()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn unpublished(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_arrive_on_their_store_topics_with_the_documented_payload() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    let mut mine = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
+    let mut everything = subscribe(&broker, "stores/#").await;
+    let _relay = app.spawn_relay();
+
+    let other = new_tenant(app.pool(), "Other", None).await;
+    let res = app
+        .post("/v1/printers")
+        .key(&other.key, other.store_id)
+        .json(&json!({"name": "B", "provider": "bambu", "deviceId": "B1"}))
+        .send()
+        .await;
+    res.assert(201);
+    let printer = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1C", "provider": "bambu", "deviceId": "A1"}),
+    )
+    .await;
+    let (topic, payload, retained) = next(&mut mine, 5).await;
+    assert_eq!(
+        topic,
+        format!("stores/{}/entities/printer/{}", app.store_id, id(&printer))
+    );
+    assert!(!retained);
+    assert_eq!(payload["type"], "printer.created");
+    assert_eq!(payload["entityType"], "printer");
+    assert_eq!(payload["action"], "INSERT");
+    assert_eq!(payload["entities"][id(&printer)]["name"], "X1C");
+    assert_eq!(payload["changes"][id(&printer)]["name"]["to"], "X1C");
+    assert!(payload["eventId"].is_string() && payload["occurredAt"].is_string());
+
+    // A job's life: its changes and domain events, in order.
+    let part = id(&post(&app, "/v1/parts", json!({"name": "P", "type": "stl"})).await);
+    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    app.patch("/v1/print-jobs/cancel")
+        .owner()
+        .json(&json!({"printJobIds": [job]}))
+        .send()
+        .await
+        .assert(200);
+    let mut types = Vec::new();
+    while types.len() < 4 {
+        types.push(
+            next(&mut mine, 5).await.1["type"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        types,
+        [
+            "part.created",
+            "printJob.created",
+            "printJob.updated",
+            "job.cancelled"
+        ]
+    );
+    // Store A's subscriber saw nothing of B; B's event did go out, on B's topics.
+    assert!(drain(&mut mine, 300).await.is_empty());
+    let all: Vec<String> = drain(&mut everything, 300)
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert!(all
+        .iter()
+        .any(|t| t.starts_with(&format!("stores/{}/entities/printer/", other.store_id))));
+    assert_eq!(unpublished(&app).await, 0);
+}
+
+#[tokio::test]
+async fn nothing_is_marked_published_until_the_broker_has_it() {
+    let mut broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    broker.stop();
+    for i in 0..30 {
+        post(
+            &app,
+            "/v1/materials",
+            json!({"name": format!("PLA {i}"), "type": "PLA"}),
+        )
+        .await;
+    }
+    // Broker down: the batch fails and stays unpublished.
+    assert!(relay::relay_once(app.pool(), app.state.broker.as_ref())
+        .await
+        .is_err());
+    assert_eq!(unpublished(&app).await, 30);
+    // Back up: the connection comes back by itself and every event goes out once.
+    broker.restart();
+    app.broker_connected().await;
+    let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
+    assert_eq!(
+        relay::relay_once(app.pool(), app.state.broker.as_ref())
+            .await
+            .unwrap(),
+        30
+    );
+    let received = drain(&mut rx, 1000).await;
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| m.1["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((received.len(), ids.len()), (30, 30));
+    assert_eq!(unpublished(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    for i in 0..20 {
+        post(
+            &app,
+            "/v1/materials",
+            json!({"name": format!("PETG {i}"), "type": "PETG"}),
+        )
+        .await;
+    }
+    // A relay claims the rows and dies before committing: its transaction rolls back.
+    {
+        let mut claim = app.pool().begin().await.unwrap();
+        let claimed: Vec<i64> = sqlx::query_scalar(
+            "select id from outbox where published_at is null for update skip locked",
+        )
+        .fetch_all(&mut *claim)
+        .await
+        .unwrap();
+        assert_eq!(claimed.len(), 20);
+        // Meanwhile another replica skips the locked rows rather than waiting or duplicating.
+        assert_eq!(
+            relay::relay_once(app.pool(), app.state.broker.as_ref())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
+    // Two replicas at once publish everything exactly once between them.
+    let second = TestApp::on_db(app.db.clone(), &[("PF_MQTT_URL", &broker.url())]).await;
+    second.broker_connected().await;
+    let (a, b) = tokio::join!(
+        relay::relay_once(app.pool(), app.state.broker.as_ref()),
+        relay::relay_once(second.pool(), second.state.broker.as_ref()),
+    );
+    let rest = relay::relay_once(app.pool(), app.state.broker.as_ref())
+        .await
+        .unwrap();
+    // `second` wrote its own owner's store and key rows, but no events.
+    assert_eq!(a.unwrap() + b.unwrap() + rest, 20);
+    let received = drain(&mut rx, 1000).await;
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| m.1["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((received.len(), ids.len()), (20, 20));
+}
+
+#[tokio::test]
+async fn readiness_reports_the_broker() {
+    let app = TestApp::new().await;
+    let res = app.get("/readyz").send().await;
+    res.assert(200);
+    assert_eq!(res.json()["mqtt"], "disabled");
+    let mut broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    assert_eq!(app.get("/readyz").send().await.json()["mqtt"], "connected");
+    broker.stop();
+    for _ in 0..100 {
+        let res = app.get("/readyz").send().await;
+        if res.json()["mqtt"] == "disconnected" {
+            // The API keeps answering without the broker.
+            res.assert(200);
+            app.get("/v1/printers").owner().send().await.assert(200);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("readyz never reported the broker down");
+}
+
+#[tokio::test]
+async fn events_can_be_read_back_after_a_sequence_by_permission() {
+    let app = TestApp::new().await;
+    let printer = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "P", "provider": "klipper", "deviceId": "k1"}),
+    )
+    .await;
+    post(&app, "/v1/parts", json!({"name": "Part", "type": "stl"})).await;
+    post(&app, "/v1/parts", json!({"name": "Part 2", "type": "stl"})).await;
+    let res = app.get("/v1/events?limit=2").owner().send().await;
+    res.assert(200);
+    let page = res.json();
+    assert_eq!(page[0]["type"], "printer.created");
+    assert_eq!(page[0]["entities"][id(&printer)]["name"], "P");
+    let link = res.header("link").unwrap().to_owned();
+    let after = page[1]["sequence"].as_i64().unwrap();
+    assert!(link.contains(&format!("after={after}")), "{link}");
+    let rest = app
+        .get(&format!("/v1/events?after={after}"))
+        .owner()
+        .send()
+        .await;
+    assert_eq!(rest.json().as_array().unwrap().len(), 1);
+    assert!(rest.header("link").is_none());
+    // A key sees only the events of entities it may view.
+    let parts_only = app.key_with(&[], &["part.view"]).await;
+    let seen = app
+        .get("/v1/events")
+        .with_key(&parts_only)
+        .send()
+        .await
+        .json();
+    let types: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["part.created", "part.created"]);
+    // Another store sees none of them.
+    let other = new_tenant(app.pool(), "Other", None).await;
+    let theirs = app
+        .get("/v1/events")
+        .key(&other.key, other.store_id)
+        .send()
+        .await;
+    assert_eq!(theirs.json(), json!([]));
+    app.get("/v1/events")
+        .send()
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get("/v1/events?limit=0")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+}
