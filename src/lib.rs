@@ -36,3 +36,5 @@ pub mod net;
 pub mod queue;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;
+/// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.
+pub mod webhooks;

@@ -11,6 +11,7 @@ pub mod print_jobs;
 pub mod printer_commands;
 pub mod printers;
 pub mod stores;
+pub mod webhooks;
 
 use crate::config::mask_url;
 use anyhow::Context;
