@@ -129,6 +129,16 @@ impl AppState {
             self.config.event_retention,
             shutdown.clone(),
         ));
+        match crate::webhooks::dispatch::Dispatcher::new(
+            self.pool.clone(),
+            self.config.webhook_policy.clone(),
+            self.clock.clone(),
+        ) {
+            Ok(dispatcher) => {
+                tracker.spawn(dispatcher.run(shutdown.clone()));
+            }
+            Err(error) => tracing::error!(%error, "webhook dispatcher not started"),
+        }
         tracker.spawn(crate::audit::run_purge(
             self.pool.clone(),
             self.config.audit_retention,

@@ -39,6 +39,8 @@ pub struct Config {
     pub mqtt: Option<crate::mqtt::BrokerAddress>,
     /// How long published events stay readable through `GET /v1/events`.
     pub event_retention: Duration,
+    /// What webhook URLs may point at beyond public https addresses.
+    pub webhook_policy: crate::webhooks::ssrf::Policy,
 }
 
 impl std::fmt::Debug for Config {
@@ -147,6 +149,24 @@ impl Config {
             event_retention: Duration::from_secs(
                 number("PF_EVENT_RETENTION_DAYS", 7)?.clamp(1, 3650) * 86_400,
             ),
+            webhook_policy: crate::webhooks::ssrf::Policy {
+                allow_http: flag("PF_WEBHOOK_ALLOW_HTTP", false)?,
+                allowed_networks: get("PF_WEBHOOK_ALLOWED_NETWORKS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| {
+                        n.parse::<ipnet::IpNet>()
+                            .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .with_context(|| {
+                                format!(
+                                    "PF_WEBHOOK_ALLOWED_NETWORKS: {n:?} is not a CIDR or address"
+                                )
+                            })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            },
         })
     }
 

@@ -1,6 +1,7 @@
 //! The outbox relay: claims unpublished outbox rows (`FOR UPDATE SKIP LOCKED`, so replicas share
-//! the work), publishes each to its MQTT topic, and marks them published in the same
-//! transaction only after the broker has acknowledged every one. A crash or a broker failure
+//! the work), publishes each to its MQTT topic, creates one webhook delivery per subscribed
+//! endpoint, and marks them published in the same transaction only after the broker has
+//! acknowledged every one. A crash or a broker failure
 //! rolls the claim back and the rows are published again: at least once, never lost.
 //! Woken by `NOTIFY pf_outbox`, with polling as a backstop.
 
@@ -43,6 +44,20 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
         broker.publish_confirmed(messages).await?;
         metrics::counter!("printfarm_mqtt_messages_out_total").increment(rows.len() as u64);
     }
+    // One webhook delivery per subscribed endpoint, in the same transaction as the claim.
+    let events: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.store_id,
+                row.event_id,
+                row.event_type.clone(),
+                payload::mqtt_payload(row),
+                row.occurred_at,
+            )
+        })
+        .collect();
+    crate::db::webhooks::fan_out(&mut tx, &events).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("update outbox set published_at = now() where id = any($1)")
         .bind(&ids)

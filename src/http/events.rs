@@ -31,12 +31,13 @@ fn view_permission(entity_type: &str) -> Option<Permission> {
         "sku" => Permission::SkuView,
         "order" | "orderPrint" => Permission::OrderView,
         "printJob" => Permission::QueueView,
+        "webhookEndpoint" => Permission::IntegrationView,
         _ => return None,
     })
 }
 
 /// Every entity type that has events.
-const ENTITY_TYPES: [&str; 9] = [
+const ENTITY_TYPES: [&str; 10] = [
     "printer",
     "printerCommand",
     "material",
@@ -46,6 +47,7 @@ const ENTITY_TYPES: [&str; 9] = [
     "order",
     "orderPrint",
     "printJob",
+    "webhookEndpoint",
 ];
 
 #[derive(Debug, Deserialize, IntoParams)]

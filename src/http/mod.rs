@@ -19,6 +19,7 @@ pub mod skus;
 pub mod spools;
 pub mod stores;
 pub mod validate;
+pub mod webhooks;
 
 use crate::app::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,6 +38,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(orders::router())
         .merge(print_jobs::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(roles::router())
         .merge(stores::router())
 }

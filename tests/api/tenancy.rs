@@ -15,6 +15,8 @@ struct Ids {
     sku: String,
     order: String,
     print_job: String,
+    webhook: String,
+    delivery: String,
 }
 
 impl Ids {
@@ -36,6 +38,8 @@ impl Ids {
             &self.order
         } else if path.starts_with("/v1/print-jobs/") {
             &self.print_job
+        } else if path.starts_with("/v1/webhooks/") {
+            &self.webhook
         } else if path.starts_with("/v1/roles/") {
             return "viewer".to_owned(); // global, not tenant data
         } else {
@@ -64,6 +68,9 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
         ("POST", "/v1/orders/print") => json!({}),
         ("POST", "/v1/print-jobs") => json!({"partId": ids.part}),
         ("PATCH", "/v1/orders/{id}") => json!({"notes": "pwned"}),
+        ("POST", "/v1/webhooks") => json!({"url": "http://127.0.0.1:9/b"}),
+        ("PATCH", "/v1/webhooks/{id}") => json!({"description": "pwned"}),
+        ("POST", "/v1/webhooks/{id}/recover") => json!({"since": "2020-01-01T00:00:00Z"}),
         ("PATCH", p) if p.starts_with("/v1/print-jobs/") && p != "/v1/print-jobs/{id}" => {
             json!({"printJobIds": [ids.print_job]})
         }
@@ -86,6 +93,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "/v1/skus",
         "/v1/orders",
         "/v1/print-jobs",
+        "/v1/webhooks",
         "/v1/stores",
     ] {
         let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
@@ -94,8 +102,10 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         strip_usage(&mut json);
         seen.push(json.to_string());
     }
-    let counts: (i64, i64) = sqlx::query_as(
-        "select (select count(*) from audit_logs where store_id = $1), (select count(*) from outbox where store_id = $1)",
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from audit_logs where store_id = $1), (select count(*) from outbox where store_id = $1),
+                (select count(*) from webhook_deliveries where store_id = $1 and status = 'pending' and attempts = 0),
+                (select count(*) from webhook_attempts)",
     )
     .bind(app.store_id)
     .fetch_one(app.pool())
@@ -123,6 +133,8 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
     let app = TestApp::with_config(&[
         ("PF_RATE_LIMIT_PER_MINUTE", "100000"),
         ("PF_RATE_LIMIT_PER_HOUR", "1000000"),
+        ("PF_WEBHOOK_ALLOW_HTTP", "true"),
+        ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
     ])
     .await;
     let create = |path: &'static str, body: Value| {
@@ -171,7 +183,17 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         json!({"items": [{"skuId": sku, "quantity": 5}]}),
     )
     .await;
+    let webhook = create("/v1/webhooks", json!({"url": "http://127.0.0.1:9/a"})).await;
+    let ping = app
+        .post(&format!("/v1/webhooks/{webhook}/test"))
+        .owner()
+        .send()
+        .await;
+    ping.assert(202);
+    let delivery = ping.json()["id"].as_str().unwrap().to_owned();
     let ids = Ids {
+        webhook,
+        delivery,
         order,
         print_job,
         part,
@@ -199,6 +221,8 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.sku.as_str(),
         ids.order.as_str(),
         ids.print_job.as_str(),
+        ids.webhook.as_str(),
+        ids.delivery.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
 
@@ -212,6 +236,7 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let url = if path.contains("{id}") {
                 path.replace("{id}", &ids.for_path(path))
+                    .replace("{deliveryId}", &ids.delivery)
             } else {
                 path.clone()
             };
