@@ -126,6 +126,7 @@ impl AppState {
         tracker.spawn(crate::events::relay::run(
             self.pool.clone(),
             self.broker.clone(),
+            self.clock.clone(),
             self.config.event_retention,
             shutdown.clone(),
         ));

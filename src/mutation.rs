@@ -18,6 +18,32 @@ pub async fn record<T: Serialize>(
     before: Option<&T>,
     after: Option<&T>,
 ) -> sqlx::Result<()> {
+    let (entity, changes) =
+        audit_only(tx, caller, entity_type, entity_id, action, before, after).await?;
+    outbox::record_change(
+        &mut *tx,
+        caller.store_id,
+        entity_type,
+        entity_id,
+        action,
+        entity,
+        changes,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records the audit entry alone, for configuration that is not published as events (webhook
+/// endpoints, like API keys). Returns the entity view and the changes.
+pub async fn audit_only<T: Serialize>(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    entity_type: &str,
+    entity_id: Uuid,
+    action: Action,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> sqlx::Result<(Value, Value)> {
     let before = before.and_then(|v| serde_json::to_value(v).ok());
     let after = after.and_then(|v| serde_json::to_value(v).ok());
     let changes = audit::changes(before.as_ref(), after.as_ref());
@@ -36,18 +62,7 @@ pub async fn record<T: Serialize>(
         changes.clone(),
     )
     .await?;
-    let entity = after.or(before).unwrap_or(Value::Null);
-    outbox::record_change(
-        &mut *tx,
-        caller.store_id,
-        entity_type,
-        entity_id,
-        action,
-        entity,
-        changes,
-    )
-    .await?;
-    Ok(())
+    Ok((after.or(before).unwrap_or(Value::Null), changes))
 }
 
 /// Records a domain event about an entity in the caller's transaction (its entity change is

@@ -192,6 +192,7 @@ pub async fn upsert_delivery(
 pub async fn fan_out(
     tx: &mut PgConnection,
     events: &[(StoreId, Uuid, String, Value, DateTime<Utc>)],
+    due: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
     if events.is_empty() {
         return Ok(0);
@@ -204,7 +205,7 @@ pub async fn fan_out(
     let done = sqlx::query(
         "insert into webhook_deliveries
              (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, next_attempt_at)
-         select gen_random_uuid(), ev.store_id, e.id, ev.event_id, ev.type, ev.payload, ev.at, now()
+         select gen_random_uuid(), ev.store_id, e.id, ev.event_id, ev.type, ev.payload, ev.at, $6
          from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
                   as ev(store_id, event_id, type, payload, at)
          join webhook_endpoints e on e.store_id = ev.store_id and e.enabled
@@ -216,6 +217,7 @@ pub async fn fan_out(
     .bind(&types)
     .bind(&payloads)
     .bind(&times)
+    .bind(due)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() > 0 {

@@ -7,8 +7,11 @@
 
 use super::payload::{self, OutboxRow};
 use crate::mqtt::{Broker, Message};
+use crate::rate_limit::Clock;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +22,12 @@ const RETRY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Publishes one batch; returns how many rows it published (0 when there was nothing to do).
-pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
+/// `now` (the injectable clock) is when the new webhook deliveries fall due.
+pub async fn relay_once(
+    pool: &PgPool,
+    broker: Option<&Broker>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "select id, event_id, store_id, type, entity_type, entity_id, action, entity, changes,
@@ -57,7 +65,7 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
             )
         })
         .collect();
-    crate::db::webhooks::fan_out(&mut tx, &events).await?;
+    crate::db::webhooks::fan_out(&mut tx, &events, now).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("update outbox set published_at = now() where id = any($1)")
         .bind(&ids)
@@ -72,6 +80,7 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
 pub async fn run(
     pool: PgPool,
     broker: Option<Broker>,
+    clock: Arc<dyn Clock>,
     retention: Duration,
     shutdown: CancellationToken,
 ) {
@@ -90,7 +99,8 @@ pub async fn run(
     };
     let mut last_purge = Instant::now();
     loop {
-        let pause = match relay_once(&pool, broker.as_ref()).await {
+        let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+        let pause = match relay_once(&pool, broker.as_ref(), now).await {
             // A full batch: more are probably waiting.
             Ok(n) if n as i64 == BATCH => Duration::ZERO,
             Ok(_) => POLL,

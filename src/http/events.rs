@@ -31,6 +31,7 @@ fn view_permission(entity_type: &str) -> Option<Permission> {
         "sku" => Permission::SkuView,
         "order" | "orderPrint" => Permission::OrderView,
         "printJob" => Permission::QueueView,
+        // Only `webhook.disabled`: endpoint edits are audited, not published.
         "webhookEndpoint" => Permission::IntegrationView,
         _ => return None,
     })

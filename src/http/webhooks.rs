@@ -1,5 +1,6 @@
 //! `/v1/webhooks`: endpoints that receive the store's events, signed (Standard Webhooks), with
-//! their delivery log, test pings, secret rotation, resends and recovery.
+//! their delivery log, test pings, secret rotation, resends and recovery. Endpoint changes are
+//! audited but not published as events (like API keys); `webhook.disabled` is.
 
 use super::extract::{nullable, ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
@@ -306,7 +307,7 @@ pub async fn create_webhook(
     let mut tx = state.pool.begin().await?;
     let view =
         EndpointView::from(db::insert_endpoint(&mut *tx, caller.store_id, fields, &secret).await?);
-    mutation::record(
+    mutation::audit_only(
         &mut tx,
         &caller,
         ENTITY,
@@ -379,7 +380,7 @@ pub async fn update_webhook(
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
-    mutation::record(
+    mutation::audit_only(
         &mut tx,
         &caller,
         ENTITY,
@@ -410,7 +411,7 @@ pub async fn delete_webhook(
         .ok_or(ApiError::NotFound)?
         .into();
     db::delete_endpoint(&mut *tx, caller.store_id, path.id).await?;
-    mutation::record(
+    mutation::audit_only(
         &mut tx,
         &caller,
         ENTITY,
@@ -493,7 +494,7 @@ pub async fn rotate_webhook_secret(
     let after: EndpointView = db::rotate_secret(&mut *tx, caller.store_id, path.id, &secret, until)
         .await?
         .into();
-    mutation::record(
+    mutation::audit_only(
         &mut tx,
         &caller,
         ENTITY,

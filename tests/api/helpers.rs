@@ -204,10 +204,16 @@ impl TestApp {
         tokio::spawn(printfarm::events::relay::run(
             self.state.pool.clone(),
             self.state.broker.clone(),
+            std::sync::Arc::new(self.clock.clone()),
             std::time::Duration::from_secs(86_400),
             token.clone(),
         ));
         token.drop_guard()
+    }
+
+    /// The app's clock as a timestamp.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.state.now()
     }
 
     /// Waits until the app's broker connection is up.

@@ -18,6 +18,8 @@ mod print_jobs;
 mod printer_commands;
 mod printers;
 mod rate_limits;
+mod receiver;
 mod replicas;
 mod roles_and_store;
 mod tenancy;
+mod webhooks;

@@ -1,0 +1,507 @@
+//! Webhooks against a real local receiver: signed deliveries, the retry schedule on a manual
+//! clock, 410, Retry-After, redirects, the SSRF guard, rotation, resend and recovery.
+
+use crate::helpers::{new_tenant, TestApp};
+use crate::receiver::Receiver;
+use printfarm::events::relay;
+use printfarm::rate_limit::Clock;
+use printfarm::webhooks::dispatch::Dispatcher;
+use printfarm::webhooks::signing;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const LOCAL: [(&str, &str); 2] = [
+    ("PF_WEBHOOK_ALLOW_HTTP", "true"),
+    ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+];
+
+async fn local_app() -> TestApp {
+    TestApp::with_config(&LOCAL).await
+}
+
+fn dispatcher(app: &TestApp) -> Dispatcher {
+    Dispatcher::new(
+        app.pool().clone(),
+        app.state.config.webhook_policy.clone(),
+        Arc::new(app.clock.clone()),
+    )
+    .unwrap()
+}
+
+/// Creates an endpoint; returns (id, secret).
+async fn endpoint(app: &TestApp, body: Value) -> (String, String) {
+    let res = app.post("/v1/webhooks").owner().json(&body).send().await;
+    res.assert(201);
+    let json = res.json();
+    (
+        json["id"].as_str().unwrap().to_owned(),
+        json["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn printer(app: &TestApp, device: &str) -> String {
+    let res = app
+        .post("/v1/printers")
+        .owner()
+        .json(&json!({"name": device, "provider": "generic", "deviceId": device}))
+        .send()
+        .await;
+    res.assert(201);
+    res.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// The relay, then one dispatch.
+async fn deliver(app: &TestApp, d: &Dispatcher) -> usize {
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
+    d.dispatch_once().await.unwrap()
+}
+
+async fn delivery(app: &TestApp, endpoint: &str) -> Value {
+    let res = app
+        .get(&format!("/v1/webhooks/{endpoint}/deliveries"))
+        .owner()
+        .send()
+        .await;
+    res.assert(200);
+    res.json()[0].clone()
+}
+
+fn header<'a>(r: &'a crate::receiver::Received, name: &str) -> &'a str {
+    r.headers.get(name).unwrap().to_str().unwrap()
+}
+
+#[tokio::test]
+async fn events_are_delivered_signed_and_filtered_by_type() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, secret) = endpoint(
+        &app,
+        json!({"url": receiver.url("ok"), "eventTypes": ["printer.created"]}),
+    )
+    .await;
+    let printer = printer(&app, "p1").await;
+    app.post("/v1/materials")
+        .owner()
+        .json(&json!({"name": "PLA", "type": "PLA"}))
+        .send()
+        .await
+        .assert(201);
+    assert_eq!(deliver(&app, &dispatcher(&app)).await, 1);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    let event_id: String =
+        sqlx::query_scalar("select event_id::text from outbox where type = 'printer.created'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(header(r, "webhook-id"), event_id);
+    let ts = header(r, "webhook-timestamp");
+    let now = (app.clock.now_ms() / 1000) as i64;
+    assert_eq!(
+        signing::verify(
+            &secret,
+            &event_id,
+            ts,
+            header(r, "webhook-signature"),
+            &r.body,
+            now
+        ),
+        Ok(())
+    );
+    // Tampering with the body, id, timestamp or signature is caught by the verifier.
+    let mut tampered = r.body.to_vec();
+    tampered[10] ^= 1;
+    assert!(signing::verify(
+        &secret,
+        &event_id,
+        ts,
+        header(r, "webhook-signature"),
+        &tampered,
+        now
+    )
+    .is_err());
+    assert!(signing::verify(
+        &secret,
+        "other",
+        ts,
+        header(r, "webhook-signature"),
+        &r.body,
+        now
+    )
+    .is_err());
+    assert!(signing::verify(
+        &secret,
+        &event_id,
+        "1",
+        header(r, "webhook-signature"),
+        &r.body,
+        now
+    )
+    .is_err());
+    assert!(signing::verify(&secret, &event_id, ts, "v1,", &r.body, now).is_err());
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["type"], "printer.created");
+    assert_eq!(body["data"]["entities"][&printer]["deviceId"], "p1");
+    assert!(body["timestamp"].is_string());
+    let d = delivery(&app, &hook).await;
+    assert_eq!(d["status"], "succeeded");
+    assert_eq!(d["attemptLog"][0]["statusCode"], 200);
+    assert!(d["attemptLog"][0]["errorClass"].is_null());
+    // Standard Webhooks' own library agrees (scripts/verify_standard_webhooks.py, from PyPI).
+    let sample = json!({"secret": secret, "headers": {
+        "webhook-id": header(r, "webhook-id"),
+        "webhook-timestamp": ts,
+        "webhook-signature": header(r, "webhook-signature")},
+        "body": String::from_utf8(r.body.to_vec()).unwrap()});
+    let file = std::env::temp_dir().join(format!("pf-webhook-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&file, sample.to_string()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/verify_standard_webhooks.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "standardwebhooks refused: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_then_given_up() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("fail")})).await;
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    assert_eq!(deliver(&app, &d).await, 1);
+    // Not due again until the schedule says: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (±10 %).
+    for (n, secs) in [5u64, 300, 1800, 7200, 18_000, 36_000, 36_000]
+        .into_iter()
+        .enumerate()
+    {
+        app.clock.advance_ms(secs * 1000 * 85 / 100);
+        assert_eq!(
+            d.dispatch_once().await.unwrap(),
+            0,
+            "retry {} came early",
+            n + 2
+        );
+        app.clock.advance_ms(secs * 1000 * 30 / 100);
+        assert_eq!(
+            d.dispatch_once().await.unwrap(),
+            1,
+            "retry {} missing",
+            n + 2
+        );
+    }
+    let last = delivery(&app, &hook).await;
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["attempts"], 8);
+    assert_eq!(last["attemptLog"].as_array().unwrap().len(), 8);
+    assert_eq!(last["attemptLog"][0]["errorClass"], "http_status");
+    assert_eq!(last["attemptLog"][0]["responseBody"], "boom");
+    assert_eq!(receiver.count("fail"), 8);
+    // Every attempt carried the same webhook-id.
+    let ids: std::collections::HashSet<_> = receiver
+        .received()
+        .iter()
+        .map(|r| header(r, "webhook-id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_says_so() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("gone")})).await;
+    printer(&app, "p1").await;
+    printer(&app, "p2").await;
+    let d = dispatcher(&app);
+    deliver(&app, &d).await;
+    let got = app
+        .get(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(got["enabled"], false);
+    assert_eq!(got["disabledReason"], "gone");
+    let events: i64 =
+        sqlx::query_scalar("select count(*) from outbox where type = 'webhook.disabled'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(events, 1);
+    // Nothing more is sent to it.
+    app.clock.advance_ms(3_600_000);
+    printer(&app, "p3").await;
+    deliver(&app, &d).await;
+    assert!(receiver.count("gone") <= 2);
+    let pending: i64 =
+        sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'pending'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("fail")})).await;
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    deliver(&app, &d).await;
+    let got = app
+        .get(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert!(got["failingSince"].is_string() && got["enabled"] == true);
+    app.clock.advance_ms(5 * 86_400_000 + 1000);
+    printer(&app, "p2").await;
+    deliver(&app, &d).await;
+    let got = app
+        .get(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(got["enabled"], false);
+    assert_eq!(got["disabledReason"], "failing");
+    // Re-enabling clears the streak.
+    let res = app
+        .patch(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .json(&json!({"enabled": true}))
+        .send()
+        .await;
+    res.assert(200);
+    assert!(res.json()["failingSince"].is_null() && res.json()["disabledReason"].is_null());
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_redirects_are_failures() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (busy, _) = endpoint(&app, json!({"url": receiver.url("busy")})).await;
+    let (redirect, _) = endpoint(&app, json!({"url": receiver.url("redirect")})).await;
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    assert_eq!(deliver(&app, &d).await, 2);
+    let b = delivery(&app, &busy).await;
+    let next = chrono::DateTime::parse_from_rfc3339(b["nextAttemptAt"].as_str().unwrap()).unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339(b["lastAttemptAt"].as_str().unwrap()).unwrap();
+    assert_eq!((next - last).num_seconds(), 120);
+    let r = delivery(&app, &redirect).await;
+    assert_eq!(r["attemptLog"][0]["errorClass"], "redirect");
+    assert_eq!(r["status"], "pending");
+    // The redirect was not followed.
+    assert_eq!(receiver.count("ok"), 0);
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_when_created_and_when_sent() {
+    let app = TestApp::new().await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",
+        "https://localhost/hook",
+        "http://example.com/hook",
+    ] {
+        let res = app
+            .post("/v1/webhooks")
+            .owner()
+            .json(&json!({ "url": url }))
+            .send()
+            .await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["code"], "url_not_allowed", "{url}");
+    }
+    // Created where local addresses were allowed, sent by a replica where they are not: the
+    // address is checked again at every send and nothing reaches the receiver.
+    let allowed = TestApp::on_db(app.db.clone(), &LOCAL).await;
+    let receiver = Receiver::start().await;
+    let res = allowed
+        .post("/v1/webhooks")
+        .owner()
+        .json(&json!({"url": receiver.url("ok")}))
+        .send()
+        .await;
+    res.assert(201);
+    let hook = res.json()["id"].as_str().unwrap().to_owned();
+    allowed
+        .post(&format!("/v1/webhooks/{hook}/test"))
+        .owner()
+        .send()
+        .await
+        .assert(202);
+    let strict = Dispatcher::new(
+        app.pool().clone(),
+        app.state.config.webhook_policy.clone(),
+        Arc::new(allowed.clock.clone()),
+    )
+    .unwrap();
+    assert_eq!(strict.dispatch_once().await.unwrap(), 1);
+    assert_eq!(receiver.received().len(), 0);
+    let d = delivery(&allowed, &hook).await;
+    assert_eq!(d["attemptLog"][0]["errorClass"], "ssrf_blocked");
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_everything_once_back() {
+    let app = local_app().await;
+    // Reserve a port with nothing listening on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (hook, _) = endpoint(&app, json!({"url": format!("http://127.0.0.1:{port}/ok")})).await;
+    for i in 0..5 {
+        printer(&app, &format!("p{i}")).await;
+    }
+    let d = dispatcher(&app);
+    assert_eq!(deliver(&app, &d).await, 5);
+    assert_eq!(
+        delivery(&app, &hook).await["attemptLog"][0]["errorClass"],
+        "connect"
+    );
+    let receiver = Receiver::start_on(port).await;
+    app.clock.advance_ms(6000);
+    assert_eq!(d.dispatch_once().await.unwrap(), 5);
+    assert_eq!(receiver.count("ok"), 5);
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_and_resend_and_recover_send_again() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, old) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    let res = app
+        .post(&format!("/v1/webhooks/{hook}/rotate-secret"))
+        .owner()
+        .json(&json!({"overlapSeconds": 3600}))
+        .send()
+        .await;
+    res.assert(200);
+    let new = res.json()["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    deliver(&app, &d).await;
+    let r = &receiver.received()[0];
+    let (id, ts, sig) = (
+        header(r, "webhook-id"),
+        header(r, "webhook-timestamp"),
+        header(r, "webhook-signature"),
+    );
+    assert_eq!(sig.split(' ').count(), 2);
+    let now = (app.clock.now_ms() / 1000) as i64;
+    assert_eq!(signing::verify(&old, id, ts, sig, &r.body, now), Ok(()));
+    assert_eq!(signing::verify(&new, id, ts, sig, &r.body, now), Ok(()));
+    // Resend one delivery; recover everything since an hour ago.
+    let first = delivery(&app, &hook).await;
+    let res = app
+        .post(&format!(
+            "/v1/webhooks/{hook}/deliveries/{}/resend",
+            first["id"].as_str().unwrap()
+        ))
+        .owner()
+        .send()
+        .await;
+    res.assert(202);
+    assert_eq!(d.dispatch_once().await.unwrap(), 1);
+    assert_eq!(receiver.count("ok"), 2);
+    let since = (chrono::Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+    let res = app
+        .post(&format!("/v1/webhooks/{hook}/recover"))
+        .owner()
+        .json(&json!({ "since": since }))
+        .send()
+        .await;
+    res.assert(202);
+    let queued = res.json()["deliveries"].as_u64().unwrap();
+    assert!(queued >= 1);
+    d.dispatch_once().await.unwrap();
+    assert_eq!(receiver.count("ok") as u64, 2 + queued);
+}
+
+#[tokio::test]
+async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/a"})).await;
+    app.get("/v1/webhooks")
+        .send()
+        .await
+        .assert_problem(401, "unauthorized");
+    let viewer = app.key_with(&["viewer"], &[]).await;
+    app.get("/v1/webhooks")
+        .with_key(&viewer)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let reader = app.key_with(&[], &["integration.view"]).await;
+    app.get(&format!("/v1/webhooks/{hook}"))
+        .with_key(&reader)
+        .send()
+        .await
+        .assert(200);
+    app.post(&format!("/v1/webhooks/{hook}/test"))
+        .with_key(&reader)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let other = new_tenant(app.pool(), "Other", None).await;
+    for (method, path) in [
+        ("GET", format!("/v1/webhooks/{hook}")),
+        ("GET", format!("/v1/webhooks/{hook}/deliveries")),
+        ("POST", format!("/v1/webhooks/{hook}/test")),
+        ("DELETE", format!("/v1/webhooks/{hook}")),
+    ] {
+        app.request(method.parse().unwrap(), &path)
+            .key(&other.key, other.store_id)
+            .send()
+            .await
+            .assert_problem(404, "not_found");
+    }
+    for body in [
+        json!({"url": "http://127.0.0.1:9/a", "eventTypes": ["not a type"]}),
+        json!({"url": ""}),
+        json!({"url": "http://127.0.0.1:9/a", "secret": "mine"}),
+    ] {
+        app.post("/v1/webhooks")
+            .owner()
+            .json(&body)
+            .send()
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    // The secret is never shown again.
+    let got = app
+        .get(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert!(got.get("secret").is_none());
+    app.delete(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+}
