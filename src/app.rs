@@ -12,7 +12,7 @@ use crate::middleware::{
     auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
     timeout,
 };
-use crate::mqtt::Broker;
+use crate::mqtt::{Broker, Inbound, Subscriptions};
 use crate::rate_limit::{
     memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter, SystemClock,
 };
@@ -49,6 +49,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// The MQTT broker connection, when `PF_MQTT_URL` is set.
     pub broker: Option<Broker>,
+    /// Telemetry received from the broker, until the bridge worker takes it.
+    pub telemetry_inbound: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Inbound>>>,
     /// Cancels tasks owned by the state itself (the broker connection) when it is dropped.
     background: CancellationToken,
 }
@@ -76,12 +78,20 @@ impl AppState {
             None => RateLimiter::Memory(MemoryLimiter::new(clock.clone())),
         };
         let background = CancellationToken::new();
+        let mut telemetry_inbound = None;
         let broker = config.mqtt.clone().map(|address| {
             let client_id = format!("printfarm-{}", uuid::Uuid::now_v7().simple());
-            Broker::start(address, client_id, background.clone())
+            let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+            telemetry_inbound = Some(rx);
+            let subscriptions = Subscriptions {
+                filters: vec![crate::telemetry::bridge::SUBSCRIPTION.to_owned()],
+                inbound: tx,
+            };
+            Broker::start(address, client_id, Some(subscriptions), background.clone())
         });
         Ok(AppState(Arc::new(Inner {
             broker,
+            telemetry_inbound: std::sync::Mutex::new(telemetry_inbound),
             background,
             verifier: Verifier {
                 pool: pool.clone(),
@@ -110,6 +120,17 @@ impl AppState {
             .set(self.auth_failures.tracked() as f64);
     }
 
+    /// The telemetry bridge's task, once (it takes the inbound channel); `None` without a broker.
+    pub fn telemetry_bridge(
+        &self,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let broker = self.broker.clone()?;
+        let inbound = self.telemetry_inbound.lock().ok()?.take()?;
+        let bridge =
+            crate::telemetry::bridge::Bridge::new(self.pool.clone(), broker, self.config.telemetry);
+        Some(bridge.run(inbound, self.background.clone()))
+    }
+
     /// Starts the background workers on `tracker`; they stop when `shutdown` is cancelled.
     pub fn spawn_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
         tracker.spawn(key_cache::run_invalidation_listener(
@@ -130,6 +151,9 @@ impl AppState {
             self.config.event_retention,
             shutdown.clone(),
         ));
+        if let Some(bridge) = self.telemetry_bridge() {
+            tracker.spawn(bridge);
+        }
         match crate::webhooks::dispatch::Dispatcher::new(
             self.pool.clone(),
             self.config.webhook_policy.clone(),

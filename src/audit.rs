@@ -19,6 +19,7 @@ const NOISE_FIELDS: &[&str] = &["updatedAt", "lastUsedAt", "lastUsedIp", "reques
 pub const REDACTED: &str = "[redacted]";
 
 /// Who acted.
+#[derive(Debug, Clone)]
 pub struct Actor {
     actor_type: &'static str,
     api_key_id: Option<Uuid>,
@@ -36,6 +37,17 @@ impl Actor {
             key_id: Some(caller.key_id.clone()),
             client_ip: Some(caller.client_ip.to_string()),
             request_id: REQUEST_CONTEXT.try_with(|c| c.request_id.clone()).ok(),
+        }
+    }
+
+    /// The server itself, acting on what a printer reported (telemetry).
+    pub fn telemetry() -> Actor {
+        Actor {
+            actor_type: "telemetry",
+            api_key_id: None,
+            key_id: None,
+            client_ip: None,
+            request_id: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// What webhook URLs may point at beyond public https addresses.
     pub webhook_policy: crate::webhooks::ssrf::Policy,
+    /// Telemetry: routine state writes per printer at most this often; silence before offline.
+    pub telemetry: crate::telemetry::bridge::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -149,6 +151,14 @@ impl Config {
             event_retention: Duration::from_secs(
                 number("PF_EVENT_RETENTION_DAYS", 7)?.clamp(1, 3650) * 86_400,
             ),
+            telemetry: crate::telemetry::bridge::Settings {
+                write_interval: Duration::from_secs(
+                    number("PF_TELEMETRY_WRITE_SECS", 5)?.clamp(1, 3600),
+                ),
+                offline_after: Duration::from_secs(
+                    number("PF_TELEMETRY_OFFLINE_SECS", 60)?.clamp(1, 86_400),
+                ),
+            },
             webhook_policy: crate::webhooks::ssrf::Policy {
                 allow_http: flag("PF_WEBHOOK_ALLOW_HTTP", false)?,
                 allowed_networks: get("PF_WEBHOOK_ALLOWED_NETWORKS")

@@ -36,5 +36,7 @@ pub mod net;
 pub mod queue;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;
+/// Printer telemetry: vendor report parsing and the ingest bridge.
+pub mod telemetry;
 /// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.
 pub mod webhooks;

@@ -4,25 +4,53 @@
 use crate::audit::{self, Actor};
 use crate::auth::Caller;
 use crate::events::outbox::{self, Action};
+use crate::ids::StoreId;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// Who makes a change, in which store: an API caller, or the server acting on telemetry.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub store_id: StoreId,
+    pub actor: Actor,
+}
+
+impl Author {
+    pub fn telemetry(store_id: StoreId) -> Author {
+        Author {
+            store_id,
+            actor: Actor::telemetry(),
+        }
+    }
+}
+
+impl From<&Caller> for Author {
+    fn from(caller: &Caller) -> Author {
+        Author {
+            store_id: caller.store_id,
+            actor: Actor::caller(caller),
+        }
+    }
+}
+
 pub async fn record<T: Serialize>(
     tx: &mut PgConnection,
-    caller: &Caller,
+    author: impl Into<Author>,
     entity_type: &str,
     entity_id: Uuid,
     action: Action,
     before: Option<&T>,
     after: Option<&T>,
 ) -> sqlx::Result<()> {
+    let author = author.into();
+    let store = author.store_id;
     let (entity, changes) =
-        audit_only(tx, caller, entity_type, entity_id, action, before, after).await?;
+        audit_only(tx, author, entity_type, entity_id, action, before, after).await?;
     outbox::record_change(
         &mut *tx,
-        caller.store_id,
+        store,
         entity_type,
         entity_id,
         action,
@@ -37,7 +65,7 @@ pub async fn record<T: Serialize>(
 /// endpoints, like API keys). Returns the entity view and the changes.
 pub async fn audit_only<T: Serialize>(
     tx: &mut PgConnection,
-    caller: &Caller,
+    author: impl Into<Author>,
     entity_type: &str,
     entity_id: Uuid,
     action: Action,
@@ -46,6 +74,7 @@ pub async fn audit_only<T: Serialize>(
 ) -> sqlx::Result<(Value, Value)> {
     let before = before.and_then(|v| serde_json::to_value(v).ok());
     let after = after.and_then(|v| serde_json::to_value(v).ok());
+    let author = author.into();
     let changes = audit::changes(before.as_ref(), after.as_ref());
     let verb = match action {
         Action::Insert => "create",
@@ -54,8 +83,8 @@ pub async fn audit_only<T: Serialize>(
     };
     audit::record(
         &mut *tx,
-        caller.store_id,
-        &Actor::caller(caller),
+        author.store_id,
+        &author.actor,
         verb,
         entity_type,
         entity_id,
@@ -69,7 +98,7 @@ pub async fn audit_only<T: Serialize>(
 /// recorded separately, by `record`).
 pub async fn event<T: Serialize>(
     tx: &mut PgConnection,
-    caller: &Caller,
+    author: impl Into<Author>,
     event_type: &str,
     entity_type: &str,
     entity_id: Uuid,
@@ -78,7 +107,7 @@ pub async fn event<T: Serialize>(
     let entity = serde_json::to_value(entity).unwrap_or(Value::Null);
     outbox::record_event(
         &mut *tx,
-        caller.store_id,
+        author.into().store_id,
         event_type,
         entity_type,
         entity_id,

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
+use crate::mutation::{self, Author};
 use crate::queue::JobState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -631,7 +631,7 @@ pub async fn cancel_order(
     for job in jobs_db::lock_unstarted_of_order(&mut *tx, caller.store_id, path.id).await? {
         print_jobs::transition(
             &mut tx,
-            &caller,
+            &Author::from(&caller),
             PrintJob::from(job),
             JobState::Cancelled,
             None,

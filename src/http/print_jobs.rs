@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::outbox::Action;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
+use crate::mutation::{self, Author};
 use crate::queue::{BulkAction, JobState};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -325,9 +325,9 @@ pub(super) async fn enqueue(
 
 /// Moves a locked job to `to` (checked by the caller) and records the change from `before` and
 /// the domain event the move emits.
-pub(super) async fn transition(
+pub async fn transition(
     tx: &mut PgConnection,
-    caller: &Caller,
+    author: &Author,
     before: PrintJob,
     to: JobState,
     printer: Option<Uuid>,
@@ -335,7 +335,7 @@ pub(super) async fn transition(
 ) -> ApiResult<PrintJob> {
     let after: PrintJob = db::set_state(
         &mut *tx,
-        caller.store_id,
+        author.store_id,
         before.id,
         to.as_str(),
         printer,
@@ -345,7 +345,7 @@ pub(super) async fn transition(
     .into();
     mutation::record(
         tx,
-        caller,
+        author.clone(),
         ENTITY,
         after.id,
         Action::Update,
@@ -354,7 +354,7 @@ pub(super) async fn transition(
     )
     .await?;
     if let Some(event) = to.event_on_entry(before.state) {
-        mutation::event(tx, caller, event, ENTITY, after.id, &after).await?;
+        mutation::event(tx, author.clone(), event, ENTITY, after.id, &after).await?;
     }
     Ok(after)
 }
@@ -722,7 +722,7 @@ pub async fn update_print_job(
             // One recorded change from the job as it was, plus the move's domain event.
             transition(
                 &mut tx,
-                &caller,
+                &Author::from(&caller),
                 before,
                 to,
                 printer,
@@ -875,8 +875,15 @@ async fn bulk(
                 results.push(result(Outcome::Updated, Some(after.state), None));
             }
             _ => {
-                let after =
-                    transition(&mut tx, caller, PrintJob::from(row), to, None, None).await?;
+                let after = transition(
+                    &mut tx,
+                    &Author::from(caller),
+                    PrintJob::from(row),
+                    to,
+                    None,
+                    None,
+                )
+                .await?;
                 results.push(result(Outcome::Updated, Some(after.state), None));
             }
         }

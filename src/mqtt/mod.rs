@@ -64,6 +64,19 @@ impl std::fmt::Debug for BrokerAddress {
     }
 }
 
+/// A message received on a subscription.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+}
+
+/// What to subscribe to on every (re)connection, and where received messages go.
+pub struct Subscriptions {
+    pub filters: Vec<String>,
+    pub inbound: tokio::sync::mpsc::Sender<Inbound>,
+}
+
 /// One message to publish.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -103,13 +116,36 @@ pub enum PublishError {
 
 impl Broker {
     /// Starts connecting (in the background, with backoff, until `shutdown`).
-    pub fn start(address: BrokerAddress, client_id: String, shutdown: CancellationToken) -> Broker {
+    pub fn start(
+        address: BrokerAddress,
+        client_id: String,
+        subscriptions: Option<Subscriptions>,
+        shutdown: CancellationToken,
+    ) -> Broker {
         let broker = Broker {
             session: Arc::new(Mutex::new(None)),
             connected: Arc::new(AtomicBool::new(false)),
         };
-        tokio::spawn(broker.clone().run(address, client_id, shutdown));
+        tokio::spawn(
+            broker
+                .clone()
+                .run(address, client_id, subscriptions, shutdown),
+        );
         broker
+    }
+
+    /// Publishes without waiting for an acknowledgement, at QoS 0 (so it never takes a packet
+    /// id a confirmed publish is waiting for): for state that the next update supersedes, such
+    /// as retained printer stats. Dropped when disconnected.
+    pub fn publish_unconfirmed(&self, message: Message) {
+        if let Some(session) = self.current() {
+            let _ = session.client.try_publish(
+                message.topic,
+                QoS::AtMostOnce,
+                message.retain,
+                message.payload,
+            );
+        }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -159,7 +195,13 @@ impl Broker {
             .map_err(|_| PublishError::Timeout)?
     }
 
-    async fn run(self, address: BrokerAddress, client_id: String, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        address: BrokerAddress,
+        client_id: String,
+        subscriptions: Option<Subscriptions>,
+        shutdown: CancellationToken,
+    ) {
         let mut backoff = BACKOFF_FIRST;
         let mut said_down = false;
         loop {
@@ -178,7 +220,7 @@ impl Broker {
             });
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => None,
-                outcome = self.drive(session.clone(), events) => Some(outcome),
+                outcome = self.drive(session.clone(), events, subscriptions.as_ref()) => Some(outcome),
             };
             // Whatever was waiting on this session fails now: its senders are dropped.
             if let Ok(mut w) = session.waiters.lock() {
@@ -212,7 +254,12 @@ impl Broker {
     }
 
     /// Polls one session's event loop until its connection fails; says whether it connected.
-    async fn drive(&self, session: Arc<Session>, mut events: EventLoop) -> bool {
+    async fn drive(
+        &self,
+        session: Arc<Session>,
+        mut events: EventLoop,
+        subscriptions: Option<&Subscriptions>,
+    ) -> bool {
         let mut connected = false;
         loop {
             match events.poll().await {
@@ -223,6 +270,25 @@ impl Broker {
                     }
                     self.connected.store(true, Ordering::Relaxed);
                     tracing::info!("connected to the MQTT broker");
+                    // A clean session forgets subscriptions: make them again on every connect.
+                    for filter in subscriptions.map(|s| s.filters.as_slice()).unwrap_or(&[]) {
+                        if let Err(error) = session.client.try_subscribe(filter, QoS::AtMostOnce) {
+                            tracing::warn!(%error, filter, "MQTT subscribe failed");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if let Some(subs) = subscriptions {
+                        metrics::counter!("printfarm_mqtt_messages_in_total").increment(1);
+                        // Waiting here slows the broker down rather than dropping telemetry.
+                        let _ = subs
+                            .inbound
+                            .send(Inbound {
+                                topic: publish.topic.clone(),
+                                payload: publish.payload.clone(),
+                            })
+                            .await;
+                    }
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(packet))) if packet != 0 => {
                     if let Ok(mut w) = session.waiters.lock() {

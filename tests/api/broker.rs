@@ -139,3 +139,25 @@ pub async fn drain(rx: &mut mpsc::UnboundedReceiver<Received>, millis: u64) -> V
     }
     out
 }
+
+/// Publishes one message (QoS 1) as a printer or bridge would, and waits for the broker's ack.
+pub async fn publish(broker: &TestBroker, topic: &str, payload: &str) {
+    let id = format!("test-pub-{}", uuid::Uuid::now_v7().simple());
+    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let (client, mut events) = AsyncClient::new(options, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .await
+        .unwrap();
+    let acked = async {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), acked)
+        .await
+        .expect("broker acknowledged");
+    let _ = client.disconnect().await;
+}

@@ -211,6 +211,11 @@ impl TestApp {
         token.drop_guard()
     }
 
+    /// Runs the telemetry bridge (as `serve` does) for as long as the app lives.
+    pub fn spawn_bridge(&self) {
+        tokio::spawn(self.state.telemetry_bridge().expect("PF_MQTT_URL set"));
+    }
+
     /// The app's clock as a timestamp.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.state.now()

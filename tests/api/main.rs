@@ -21,5 +21,6 @@ mod rate_limits;
 mod receiver;
 mod replicas;
 mod roles_and_store;
+mod telemetry;
 mod tenancy;
 mod webhooks;

@@ -1,0 +1,433 @@
+//! The telemetry bridge: reads printer reports from the broker (a shared subscription, so
+//! replicas split the printers), keeps each printer's merged report and normalised state in
+//! memory, and writes the state coalesced: at most once per printer per write interval and only
+//! on change, but at once when the printer's status, reachability or alerts change. Those
+//! changes also become events (`printer.online|offline`, `printer.hms_error|hms_warning`) and
+//! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
+
+use super::parse::{self, Alert, Kind, PrinterState, Source};
+use crate::db::materials::SpoolRow;
+use crate::db::print_jobs::JobRow;
+use crate::events::outbox;
+use crate::http::print_jobs::{transition, PrintJob};
+use crate::http::spools::Spool;
+use crate::ids::StoreId;
+use crate::mqtt::{Broker, Inbound, Message};
+use crate::mutation::{self, Author};
+use crate::queue::JobState;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The shared subscription every replica makes.
+pub const SUBSCRIPTION: &str = "$share/printfarm/printers/#";
+const LOOKUP_TTL: Duration = Duration::from_secs(30);
+const SWEEP: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// At most one routine state write per printer this often.
+    pub write_interval: Duration,
+    /// A printer silent this long is offline.
+    pub offline_after: Duration,
+}
+
+type DeviceKey = (Uuid, &'static str, String);
+
+struct Tracked {
+    printer_id: Uuid,
+    store: StoreId,
+    report: Value,
+    state: PrinterState,
+    last_seen: Instant,
+    written: Option<PrinterState>,
+    written_at: Option<Instant>,
+}
+
+pub struct Bridge {
+    pool: PgPool,
+    broker: Broker,
+    settings: Settings,
+    printers: HashMap<DeviceKey, Tracked>,
+    /// Which printer a device key names, and when we looked (unknown devices are remembered
+    /// too, so a stranger's flood costs one query per 30 s).
+    lookups: HashMap<DeviceKey, (Option<Uuid>, Instant)>,
+    /// Database writes made, for the benchmark and metrics.
+    pub writes: u64,
+}
+
+impl Bridge {
+    pub fn new(pool: PgPool, broker: Broker, settings: Settings) -> Bridge {
+        Bridge {
+            pool,
+            broker,
+            settings,
+            printers: HashMap::new(),
+            lookups: HashMap::new(),
+            writes: 0,
+        }
+    }
+
+    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+        let mut sweep = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                message = inbound.recv() => match message {
+                    Some(m) => {
+                        if let Err(error) = self.handle(&m.topic, &m.payload).await {
+                            tracing::warn!(error = format!("{error:#}"), topic = m.topic, "telemetry not processed");
+                        }
+                    }
+                    None => return,
+                },
+                _ = sweep.tick() => {
+                    if let Err(error) = self.sweep().await {
+                        tracing::warn!(error = format!("{error:#}"), "telemetry sweep failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn printer_for(&mut self, key: &DeviceKey) -> anyhow::Result<Option<Uuid>> {
+        if let Some((id, at)) = self.lookups.get(key) {
+            if at.elapsed() < LOOKUP_TTL {
+                return Ok(*id);
+            }
+        }
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "select id from printers where store_id = $1 and provider = $2 and device_id = $3",
+        )
+        .bind(key.0)
+        .bind(key.1)
+        .bind(&key.2)
+        .fetch_optional(&self.pool)
+        .await?;
+        if self.lookups.len() > 100_000 {
+            self.lookups.clear();
+        }
+        self.lookups.insert(key.clone(), (id, Instant::now()));
+        Ok(id)
+    }
+
+    /// One report. Unknown printers and unparsable payloads are ignored (and counted).
+    pub async fn handle(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        let Some(Source {
+            store,
+            provider,
+            device_id,
+            kind,
+        }) = parse::source(topic)
+        else {
+            return Ok(());
+        };
+        let body: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            // OctoPrint's will and some of its topics are plain strings.
+            Err(_) => Value::String(String::from_utf8_lossy(payload).into_owned()),
+        };
+        let key: DeviceKey = (store, provider, device_id);
+        let Some(printer_id) = self.printer_for(&key).await? else {
+            metrics::counter!("printfarm_telemetry_unknown_total").increment(1);
+            return Ok(());
+        };
+        let tracked = self.printers.entry(key.clone()).or_insert_with(|| Tracked {
+            printer_id,
+            store: StoreId(store),
+            report: json!({}),
+            state: PrinterState {
+                status: "unknown".into(),
+                ..PrinterState::default()
+            },
+            last_seen: Instant::now(),
+            written: None,
+            written_at: None,
+        });
+        tracked.printer_id = printer_id;
+        tracked.last_seen = Instant::now();
+        let mut online = true;
+        let next = match &kind {
+            Kind::BambuReport => {
+                parse::merge(&mut tracked.report, body);
+                parse::bambu(&tracked.report)
+            }
+            Kind::KlipperStatus => {
+                parse::merge(&mut tracked.report, body);
+                parse::klipper(&tracked.report)
+            }
+            Kind::MoonrakerServer => {
+                online = body.get("server").and_then(Value::as_str) != Some("offline");
+                tracked.state.clone()
+            }
+            Kind::OctoPrint(tail) if tail == "mqtt" => {
+                online = body.as_str() != Some("disconnected");
+                tracked.state.clone()
+            }
+            Kind::OctoPrint(tail) => {
+                parse::octoprint_update(&mut tracked.report, tail, &body);
+                parse::octoprint(&tracked.report)
+            }
+            Kind::Generic => {
+                parse::merge(&mut tracked.report, body);
+                let state = parse::generic(&tracked.report);
+                online = state.online;
+                state
+            }
+        };
+        let mut next = next;
+        next.online = online;
+        if !online {
+            next.status = "offline".into();
+        }
+        self.apply(&key, next).await
+    }
+
+    /// Moves a printer to `next`: events and job changes for what changed, then the write.
+    async fn apply(&mut self, key: &DeviceKey, next: PrinterState) -> anyhow::Result<()> {
+        let Some(tracked) = self.printers.get(key) else {
+            return Ok(());
+        };
+        let previous = tracked.state.clone();
+        let (printer_id, store) = (tracked.printer_id, tracked.store);
+        let urgent = previous.status != next.status
+            || previous.online != next.online
+            || previous.alerts != next.alerts;
+        if urgent {
+            let mut tx = self.pool.begin().await?;
+            let author = Author::telemetry(store);
+            let about = json!({"printerId": printer_id, "state": &next});
+            if next.online && !previous.online {
+                outbox::record_event(
+                    &mut *tx,
+                    store,
+                    "printer.online",
+                    "printer",
+                    printer_id,
+                    about.clone(),
+                )
+                .await?;
+            }
+            if !next.online && previous.online {
+                outbox::record_event(
+                    &mut *tx,
+                    store,
+                    "printer.offline",
+                    "printer",
+                    printer_id,
+                    about.clone(),
+                )
+                .await?;
+            }
+            for alert in next.alerts.iter().filter(|a| !previous.alerts.contains(a)) {
+                let event = if alert.severity == "error" {
+                    "printer.hms_error"
+                } else {
+                    "printer.hms_warning"
+                };
+                let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
+                outbox::record_event(&mut *tx, store, event, "printer", printer_id, body).await?;
+            }
+            if previous.status != next.status {
+                follow_job(&mut tx, &author, printer_id, &next).await?;
+            }
+            tx.commit().await?;
+        }
+        if let Some(tracked) = self.printers.get_mut(key) {
+            tracked.state = next;
+        }
+        let due = self.printers.get(key).is_some_and(|t| {
+            t.written.as_ref() != Some(&t.state)
+                && (urgent
+                    || t.written_at
+                        .is_none_or(|at| at.elapsed() >= self.settings.write_interval))
+        });
+        if due {
+            self.write(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a printer's state (and publishes it, retained) if it changed since the last write.
+    async fn write(&mut self, key: &DeviceKey) -> anyhow::Result<()> {
+        let Some(tracked) = self.printers.get_mut(key) else {
+            return Ok(());
+        };
+        if tracked.written.as_ref() == Some(&tracked.state) {
+            return Ok(());
+        }
+        let state = serde_json::to_value(&tracked.state)?;
+        sqlx::query(
+            "insert into printer_states (printer_id, store_id, state, updated_at)
+             values ($1, $2, $3, now())
+             on conflict (printer_id) do update set state = excluded.state, updated_at = now()",
+        )
+        .bind(tracked.printer_id)
+        .bind(tracked.store)
+        .bind(&state)
+        .execute(&self.pool)
+        .await?;
+        self.writes += 1;
+        metrics::counter!("printfarm_telemetry_writes_total").increment(1);
+        tracked.written = Some(tracked.state.clone());
+        tracked.written_at = Some(Instant::now());
+        let payload = json!({
+            "printerId": tracked.printer_id,
+            "updatedAt": chrono::Utc::now(),
+            "state": state,
+        });
+        self.broker.publish_unconfirmed(Message {
+            topic: format!(
+                "stores/{}/printer-stats/{}",
+                tracked.store, tracked.printer_id
+            ),
+            payload: payload.to_string().into_bytes(),
+            retain: true,
+        });
+        Ok(())
+    }
+
+    /// Marks silent printers offline and flushes coalesced writes that have come due.
+    pub async fn sweep(&mut self) -> anyhow::Result<()> {
+        let silent: Vec<DeviceKey> = self
+            .printers
+            .iter()
+            .filter(|(_, t)| t.state.online && t.last_seen.elapsed() >= self.settings.offline_after)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in silent {
+            if let Some(t) = self.printers.get(&key) {
+                let mut next = t.state.clone();
+                next.online = false;
+                next.status = "offline".into();
+                self.apply(&key, next).await?;
+            }
+        }
+        let due: Vec<DeviceKey> = self
+            .printers
+            .iter()
+            .filter(|(_, t)| {
+                t.written.as_ref() != Some(&t.state)
+                    && t.written_at
+                        .is_none_or(|at| at.elapsed() >= self.settings.write_interval)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.write(&key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves the printer's current job along with the printer's reported status.
+async fn follow_job(
+    tx: &mut sqlx::PgConnection,
+    author: &Author,
+    printer: Uuid,
+    state: &PrinterState,
+) -> anyhow::Result<()> {
+    let Some(job): Option<JobRow> = sqlx::query_as(
+        "select * from print_jobs where store_id = $1 and printer_id = $2
+           and state in ('assigned', 'printing', 'paused')
+         order by updated_at desc limit 1 for update",
+    )
+    .bind(author.store_id)
+    .bind(printer)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(());
+    };
+    let before = PrintJob::from(job.clone());
+    let to = match state.status.as_str() {
+        "printing" => JobState::Printing,
+        "paused" => JobState::Paused,
+        "completed" => JobState::Completed,
+        "failed" => JobState::Failed,
+        _ => return Ok(()),
+    };
+    if before.state == to || !before.state.can_become(to) {
+        return Ok(());
+    }
+    let reason = (to == JobState::Failed).then(|| {
+        let codes: Vec<&str> = state
+            .alerts
+            .iter()
+            .map(|a: &Alert| a.code.as_str())
+            .collect();
+        if codes.is_empty() {
+            "the printer reported a failure".to_owned()
+        } else {
+            codes.join(", ")
+        }
+    });
+    let after = transition(tx, author, before, to, Some(printer), reason.as_deref()).await?;
+    if to == JobState::Completed {
+        record_usage(tx, author, printer, &after, &job).await?;
+    }
+    Ok(())
+}
+
+/// Takes the job's grams off the spool loaded in the printer (`material.usage_recorded`).
+async fn record_usage(
+    tx: &mut sqlx::PgConnection,
+    author: &Author,
+    printer: Uuid,
+    job: &PrintJob,
+    row: &JobRow,
+) -> anyhow::Result<()> {
+    let grams = row.estimated_grams.unwrap_or(0.0) * f64::from(row.quantity);
+    if grams <= 0.0 {
+        return Ok(());
+    }
+    let Some(spool): Option<SpoolRow> = sqlx::query_as(
+        "select * from material_instances where store_id = $1 and printer_id = $2
+         order by slot nulls last, id limit 1 for update",
+    )
+    .bind(author.store_id)
+    .bind(printer)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(());
+    };
+    let before = Spool::from(spool.clone());
+    let updated: SpoolRow = sqlx::query_as(
+        "update material_instances set remaining_grams = greatest(remaining_grams - $3, 0),
+                updated_at = now()
+          where store_id = $1 and id = $2 returning *",
+    )
+    .bind(author.store_id)
+    .bind(spool.id)
+    .bind(grams)
+    .fetch_one(&mut *tx)
+    .await?;
+    let after = Spool::from(updated);
+    mutation::record(
+        tx,
+        author.clone(),
+        "materialInstance",
+        spool.id,
+        crate::events::outbox::Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    let body = json!({"printerId": printer, "printJobId": job.id, "spoolId": spool.id,
+                      "materialId": spool.material_id, "grams": grams});
+    mutation::event(
+        tx,
+        author.clone(),
+        "material.usage_recorded",
+        "materialInstance",
+        spool.id,
+        &body,
+    )
+    .await?;
+    Ok(())
+}

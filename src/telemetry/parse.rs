@@ -1,0 +1,495 @@
+//! Printer telemetry, free of I/O: which printer a topic names, merging partial reports, and
+//! normalising each vendor's report into one `PrinterState` (SPEC §10).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// How a report reached us, from its topic (`printers/{storeId}/…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub store: uuid::Uuid,
+    /// `bambu`, `klipper`, `octoprint` or `generic`: the printer's provider.
+    pub provider: &'static str,
+    pub device_id: String,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Bambu `device/{serial}/report`: partial `push_status` deltas.
+    BambuReport,
+    /// Moonraker `{instance}/klipper/status`: partial status objects.
+    KlipperStatus,
+    /// Moonraker `{instance}/moonraker/status`: `{"server": "online" | "offline"}` (its will).
+    MoonrakerServer,
+    /// OctoPrint-MQTT `{device}/octoPrint/<tail>` (`event/…`, `progress/printing`,
+    /// `temperature/<tool>`, `mqtt`).
+    OctoPrint(String),
+    /// Our generic format, `{device}/status`: already normalised JSON.
+    Generic,
+}
+
+/// Reads a telemetry topic; `None` for anything else.
+pub fn source(topic: &str) -> Option<Source> {
+    let parts: Vec<&str> = topic.split('/').collect();
+    if parts.len() < 4 || parts[0] != "printers" {
+        return None;
+    }
+    let store = parts[1].parse().ok()?;
+    let device = |s: &str| {
+        (!s.is_empty() && s.len() <= 100 && !s.contains(['+', '#'])).then(|| s.to_owned())
+    };
+    let (provider, device_id, kind) = match parts[2..] {
+        ["device", serial, "report"] => ("bambu", device(serial)?, Kind::BambuReport),
+        [instance, "klipper", "status"] => ("klipper", device(instance)?, Kind::KlipperStatus),
+        [instance, "moonraker", "status"] => ("klipper", device(instance)?, Kind::MoonrakerServer),
+        [id, "octoPrint", ref tail @ ..] if !tail.is_empty() => {
+            ("octoprint", device(id)?, Kind::OctoPrint(tail.join("/")))
+        }
+        [id, "status"] => ("generic", device(id)?, Kind::Generic),
+        _ => return None,
+    };
+    Some(Source {
+        store,
+        provider,
+        device_id,
+        kind,
+    })
+}
+
+/// Deep-merges a partial report into the accumulated one: objects merge key by key, anything
+/// else replaces (Bambu and Moonraker send only what changed).
+pub fn merge(into: &mut Value, delta: Value) {
+    match (into, delta) {
+        (Value::Object(base), Value::Object(delta)) => {
+            for (key, value) in delta {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+/// An error or warning the printer reports (Bambu HMS, print errors, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: &'static str,
+}
+
+/// The normalised state of a printer: what `GET /v1/printers/{id}/stats` and the retained
+/// `printer-stats` topic show.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PrinterState {
+    /// `idle`, `preparing`, `printing`, `paused`, `completed`, `failed`, `offline`, `unknown`.
+    pub status: String,
+    pub online: bool,
+    pub nozzle_temp: Option<f64>,
+    pub nozzle_target: Option<f64>,
+    pub bed_temp: Option<f64>,
+    pub bed_target: Option<f64>,
+    pub chamber_temp: Option<f64>,
+    /// 0–100.
+    pub progress: Option<f64>,
+    pub remaining_seconds: Option<i64>,
+    pub layer: Option<i64>,
+    pub total_layers: Option<i64>,
+    /// The file or job name the printer is working on.
+    pub current_job: Option<String>,
+    pub alerts: Vec<Alert>,
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
+    }
+    match at {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite())
+}
+
+fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
+    }
+    at.as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(200).collect())
+}
+
+/// Bambu `push_status` (under `print`), merged.
+pub fn bambu(report: &Value) -> PrinterState {
+    let p = report.get("print").unwrap_or(&Value::Null);
+    let status = match text(p, &["gcode_state"]).as_deref() {
+        Some("RUNNING") => "printing",
+        Some("PREPARE" | "SLICING") => "preparing",
+        Some("PAUSE") => "paused",
+        Some("FINISH") => "completed",
+        Some("FAILED") => "failed",
+        Some("IDLE") => "idle",
+        _ => "unknown",
+    };
+    let mut alerts: Vec<Alert> = p
+        .get("hms")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|h| {
+                    let attr = h.get("attr")?.as_u64()?;
+                    let code = h.get("code")?.as_u64()?;
+                    // HMS codes carry their level in the high half: 1 fatal, 2 serious,
+                    // 3 common, 4 info.
+                    let level = code >> 16;
+                    Some(Alert {
+                        code: format!(
+                            "HMS_{:04X}_{:04X}_{:04X}_{:04X}",
+                            attr >> 16,
+                            attr & 0xFFFF,
+                            code >> 16,
+                            code & 0xFFFF
+                        ),
+                        severity: if level <= 2 { "error" } else { "warning" },
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(code) = num(p, &["print_error"]).filter(|c| *c != 0.0) {
+        alerts.push(Alert {
+            code: format!("PRINT_ERROR_{:08X}", code as u64),
+            severity: "error",
+        });
+    }
+    PrinterState {
+        status: status.to_owned(),
+        online: true,
+        nozzle_temp: num(p, &["nozzle_temper"]),
+        nozzle_target: num(p, &["nozzle_target_temper"]),
+        bed_temp: num(p, &["bed_temper"]),
+        bed_target: num(p, &["bed_target_temper"]),
+        chamber_temp: num(p, &["chamber_temper"]),
+        progress: num(p, &["mc_percent"]),
+        remaining_seconds: num(p, &["mc_remaining_time"]).map(|m| (m * 60.0) as i64),
+        layer: num(p, &["layer_num"]).map(|l| l as i64),
+        total_layers: num(p, &["total_layer_num"]).map(|l| l as i64),
+        current_job: text(p, &["subtask_name"]).or_else(|| text(p, &["gcode_file"])),
+        alerts,
+    }
+}
+
+/// Moonraker status objects, merged (`{"status": {…}}` or the objects themselves).
+pub fn klipper(report: &Value) -> PrinterState {
+    let s = report.get("status").unwrap_or(report);
+    let status = match text(s, &["print_stats", "state"]).as_deref() {
+        Some("printing") => "printing",
+        Some("paused") => "paused",
+        Some("complete") => "completed",
+        Some("error") => "failed",
+        Some("cancelled" | "standby") => "idle",
+        _ => "unknown",
+    };
+    let progress = num(s, &["display_status", "progress"])
+        .or_else(|| num(s, &["virtual_sdcard", "progress"]))
+        .map(|p| (p * 100.0).clamp(0.0, 100.0));
+    let mut alerts = Vec::new();
+    if status == "failed" {
+        alerts.push(Alert {
+            code: text(s, &["print_stats", "message"]).unwrap_or_else(|| "KLIPPER_ERROR".into()),
+            severity: "error",
+        });
+    }
+    PrinterState {
+        status: status.to_owned(),
+        online: true,
+        nozzle_temp: num(s, &["extruder", "temperature"]),
+        nozzle_target: num(s, &["extruder", "target"]),
+        bed_temp: num(s, &["heater_bed", "temperature"]),
+        bed_target: num(s, &["heater_bed", "target"]),
+        chamber_temp: None,
+        progress,
+        remaining_seconds: None,
+        layer: num(s, &["print_stats", "info", "current_layer"]).map(|l| l as i64),
+        total_layers: num(s, &["print_stats", "info", "total_layer"]).map(|l| l as i64),
+        current_job: text(s, &["print_stats", "filename"]),
+        alerts,
+    }
+}
+
+/// OctoPrint-MQTT: each topic tail updates part of an accumulated report, kept as
+/// `{"state": …, "progress": …, "temperature": {tool: {actual, target}}, "job": …}`.
+pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
+    let mut delta = Map::new();
+    if let Some(event) = tail.strip_prefix("event/") {
+        let state = match event {
+            "PrintStarted" | "PrintResumed" => Some("printing"),
+            "PrintPaused" => Some("paused"),
+            "PrintDone" => Some("completed"),
+            "PrintFailed" => Some("failed"),
+            "PrintCancelled" => Some("idle"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            delta.insert("state".into(), state.into());
+        }
+        if let Some(name) = payload.get("name").and_then(Value::as_str) {
+            delta.insert("job".into(), name.into());
+        }
+        if event == "PrintFailed" {
+            let reason = payload
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("PrintFailed");
+            delta.insert("error".into(), reason.into());
+        }
+    } else if tail == "progress/printing" {
+        if let Some(p) = payload.get("progress") {
+            delta.insert("progress".into(), p.clone());
+        }
+        if let Some(p) = payload.get("path").and_then(Value::as_str) {
+            delta.insert("job".into(), p.into());
+        }
+    } else if let Some(tool) = tail.strip_prefix("temperature/") {
+        let mut t = Map::new();
+        t.insert(tool.to_owned(), payload.clone());
+        delta.insert("temperature".into(), Value::Object(t));
+    }
+    merge(report, Value::Object(delta));
+}
+
+pub fn octoprint(report: &Value) -> PrinterState {
+    let status = text(report, &["state"]).unwrap_or_else(|| "idle".into());
+    let mut alerts = Vec::new();
+    if status == "failed" {
+        alerts.push(Alert {
+            code: text(report, &["error"]).unwrap_or_else(|| "PrintFailed".into()),
+            severity: "error",
+        });
+    }
+    PrinterState {
+        online: true,
+        nozzle_temp: num(report, &["temperature", "tool0", "actual"]),
+        nozzle_target: num(report, &["temperature", "tool0", "target"]),
+        bed_temp: num(report, &["temperature", "bed", "actual"]),
+        bed_target: num(report, &["temperature", "bed", "target"]),
+        chamber_temp: num(report, &["temperature", "chamber", "actual"]),
+        progress: num(report, &["progress"]),
+        remaining_seconds: None,
+        layer: None,
+        total_layers: None,
+        current_job: text(report, &["job"]),
+        alerts,
+        status,
+    }
+}
+
+/// Our generic format: the normalised fields themselves, merged.
+pub fn generic(report: &Value) -> PrinterState {
+    let alerts = report
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| {
+                    let code = e.get("code")?.as_str()?;
+                    let severity = match e.get("severity").and_then(Value::as_str) {
+                        Some("warning") => "warning",
+                        _ => "error",
+                    };
+                    Some(Alert {
+                        code: code.chars().take(100).collect(),
+                        severity,
+                    })
+                })
+                .take(50)
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = text(report, &["state"]);
+    const KNOWN: [&str; 6] = [
+        "idle",
+        "preparing",
+        "printing",
+        "paused",
+        "completed",
+        "failed",
+    ];
+    let status = state
+        .as_deref()
+        .filter(|s| KNOWN.contains(s))
+        .unwrap_or("unknown");
+    PrinterState {
+        status: status.to_owned(),
+        online: report
+            .get("online")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        nozzle_temp: num(report, &["nozzleTemp"]),
+        nozzle_target: num(report, &["nozzleTarget"]),
+        bed_temp: num(report, &["bedTemp"]),
+        bed_target: num(report, &["bedTarget"]),
+        chamber_temp: num(report, &["chamberTemp"]),
+        progress: num(report, &["progress"]),
+        remaining_seconds: num(report, &["remainingSeconds"]).map(|s| s as i64),
+        layer: num(report, &["layer"]).map(|l| l as i64),
+        total_layers: num(report, &["totalLayers"]).map(|l| l as i64),
+        current_job: text(report, &["currentJob"]),
+        alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const STORE: &str = "01a20000-0000-7000-8000-000000000001";
+
+    #[test]
+    fn topics_name_store_provider_and_device() {
+        let s = source(&format!("printers/{STORE}/device/01S00A1/report")).unwrap();
+        assert_eq!(
+            (s.provider, s.device_id.as_str(), s.kind),
+            ("bambu", "01S00A1", Kind::BambuReport)
+        );
+        let s = source(&format!("printers/{STORE}/voron/klipper/status")).unwrap();
+        assert_eq!((s.provider, s.kind), ("klipper", Kind::KlipperStatus));
+        let s = source(&format!("printers/{STORE}/voron/moonraker/status")).unwrap();
+        assert_eq!(s.kind, Kind::MoonrakerServer);
+        let s = source(&format!("printers/{STORE}/prusa/octoPrint/event/PrintDone")).unwrap();
+        assert_eq!(
+            (s.provider, s.kind),
+            ("octoprint", Kind::OctoPrint("event/PrintDone".into()))
+        );
+        let s = source(&format!("printers/{STORE}/ender/status")).unwrap();
+        assert_eq!((s.provider, s.kind), ("generic", Kind::Generic));
+        for bad in [
+            "printers/not-a-uuid/ender/status".to_owned(),
+            format!("printers/{STORE}/ender/other"),
+            format!("stores/{STORE}/ender/status"),
+            format!("printers/{STORE}/device/x/request"),
+        ] {
+            assert_eq!(source(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bambu_deltas_merge_instead_of_replacing() {
+        let mut report = json!({});
+        merge(
+            &mut report,
+            json!({"print": {"gcode_state": "RUNNING", "nozzle_temper": 220.5,
+            "nozzle_target_temper": 220, "bed_temper": 60, "mc_percent": 10,
+            "mc_remaining_time": 42, "layer_num": 3, "total_layer_num": 100,
+            "subtask_name": "Keychain"}}),
+        );
+        merge(
+            &mut report,
+            json!({"print": {"mc_percent": 11, "layer_num": 4}}),
+        );
+        let s = bambu(&report);
+        assert_eq!(s.status, "printing");
+        assert_eq!(s.nozzle_temp, Some(220.5));
+        assert_eq!(s.progress, Some(11.0));
+        assert_eq!(s.layer, Some(4));
+        assert_eq!(s.remaining_seconds, Some(42 * 60));
+        assert_eq!(s.current_job.as_deref(), Some("Keychain"));
+        merge(
+            &mut report,
+            json!({"print": {"gcode_state": "FINISH", "hms": [
+            {"attr": 0x0300_0200u64, "code": 0x0001_0001u64},
+            {"attr": 0x0500_0100u64, "code": 0x0003_0002u64}]}}),
+        );
+        let s = bambu(&report);
+        assert_eq!(s.status, "completed");
+        assert_eq!(s.alerts.len(), 2);
+        assert_eq!(s.alerts[0].severity, "error");
+        assert_eq!(s.alerts[0].code, "HMS_0300_0200_0001_0001");
+        assert_eq!(s.alerts[1].severity, "warning");
+    }
+
+    #[test]
+    fn moonraker_status_normalises() {
+        let mut report = json!({});
+        merge(
+            &mut report,
+            json!({"eventtime": 1.0, "status": {"print_stats": {"state": "printing",
+            "filename": "part.gcode", "info": {"current_layer": 5, "total_layer": 50}},
+            "extruder": {"temperature": 210.1, "target": 210}, "heater_bed": {"temperature": 59.8, "target": 60},
+            "display_status": {"progress": 0.25}}}),
+        );
+        merge(
+            &mut report,
+            json!({"status": {"display_status": {"progress": 0.5}}}),
+        );
+        let s = klipper(&report);
+        assert_eq!(
+            (s.status.as_str(), s.progress, s.layer),
+            ("printing", Some(50.0), Some(5))
+        );
+        assert_eq!(s.bed_target, Some(60.0));
+        merge(
+            &mut report,
+            json!({"status": {"print_stats": {"state": "error", "message": "Heater extruder not heating"}}}),
+        );
+        let s = klipper(&report);
+        assert_eq!(s.status, "failed");
+        assert_eq!(s.alerts[0].code, "Heater extruder not heating");
+    }
+
+    #[test]
+    fn octoprint_topics_accumulate() {
+        let mut report = json!({});
+        octoprint_update(
+            &mut report,
+            "event/PrintStarted",
+            &json!({"name": "benchy.gcode"}),
+        );
+        octoprint_update(&mut report, "progress/printing", &json!({"progress": 37}));
+        octoprint_update(
+            &mut report,
+            "temperature/tool0",
+            &json!({"actual": 214.9, "target": 215}),
+        );
+        octoprint_update(
+            &mut report,
+            "temperature/bed",
+            &json!({"actual": 60, "target": 60}),
+        );
+        let s = octoprint(&report);
+        assert_eq!((s.status.as_str(), s.progress), ("printing", Some(37.0)));
+        assert_eq!((s.nozzle_temp, s.bed_target), (Some(214.9), Some(60.0)));
+        assert_eq!(s.current_job.as_deref(), Some("benchy.gcode"));
+        octoprint_update(
+            &mut report,
+            "event/PrintFailed",
+            &json!({"reason": "error"}),
+        );
+        assert_eq!(octoprint(&report).status, "failed");
+    }
+
+    #[test]
+    fn generic_reports_are_taken_as_they_are() {
+        let s = generic(
+            &json!({"state": "paused", "nozzleTemp": 200, "progress": 12.5,
+            "errors": [{"code": "FILAMENT_RUNOUT", "severity": "warning"}]}),
+        );
+        assert_eq!((s.status.as_str(), s.progress), ("paused", Some(12.5)));
+        assert_eq!(
+            s.alerts,
+            vec![Alert {
+                code: "FILAMENT_RUNOUT".into(),
+                severity: "warning"
+            }]
+        );
+        assert_eq!(generic(&json!({"state": "exploded"})).status, "unknown");
+        assert!(!generic(&json!({"online": false})).online);
+    }
+}

@@ -1,0 +1,322 @@
+//! The telemetry bridge against a real Mosquitto: vendor reports become normalised printer
+//! state (coalesced writes, retained stats), events, job progress and spool usage.
+
+use crate::broker::{next, publish, subscribe, TestBroker};
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = app.post(path).owner().json(&body).send().await;
+    res.assert(201);
+    res.json()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` until it returns `Some`, for up to five seconds.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..100 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn job_state(app: &TestApp, job: &str) -> String {
+    app.get(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .send()
+        .await
+        .json()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn events(app: &TestApp, kind: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where type = $1")
+        .bind(kind)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+async fn stats(app: &TestApp, printer: &str) -> Value {
+    app.get(&format!("/v1/printers/{printer}/stats"))
+        .owner()
+        .send()
+        .await
+        .json()
+}
+
+#[tokio::test]
+async fn a_bambu_print_runs_to_completion_from_its_reports() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1C", "provider": "bambu", "deviceId": "01S00A000000001"}),
+    )
+    .await);
+    let material = id(&post(&app, "/v1/materials", json!({"name": "PLA", "type": "PLA"})).await);
+    let spool = id(&post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": material, "initialGrams": 1000, "printerId": printer, "slot": 0}),
+    )
+    .await);
+    let part = id(&post(
+        &app,
+        "/v1/parts",
+        json!({"name": "Keychain", "type": "3mf", "estimatedGrams": 12.5}),
+    )
+    .await);
+    let job = id(&post(
+        &app,
+        "/v1/print-jobs",
+        json!({"partId": part, "quantity": 2}),
+    )
+    .await);
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+    let mut retained = subscribe(
+        &broker,
+        &format!("stores/{}/printer-stats/{printer}", app.store_id),
+    )
+    .await;
+    let topic = format!("printers/{}/device/01S00A000000001/report", app.store_id);
+    // Give the bridge's subscription a moment after connecting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"gcode_state": "RUNNING", "mc_percent": 5,
+        "nozzle_temper": 219.5, "nozzle_target_temper": 220, "bed_temper": 55,
+        "subtask_name": "Keychain"}})
+        .to_string(),
+    )
+    .await;
+    eventually("the job to start", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.started").await, 1);
+    assert_eq!(events(&app, "printer.online").await, 1);
+    let s = stats(&app, &printer).await;
+    assert_eq!(s["status"], "printing");
+    assert_eq!(s["online"], true);
+    assert_eq!(s["details"]["nozzleTemp"], 219.5);
+    let (_, payload, is_retained) = next(&mut retained, 5).await;
+    assert!(!is_retained || payload["state"]["status"] == "printing");
+    assert_eq!(payload["state"]["status"], "printing");
+
+    // A partial delta keeps what it does not mention; then the print finishes.
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"mc_percent": 60}}).to_string(),
+    )
+    .await;
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"gcode_state": "FINISH", "mc_percent": 100}}).to_string(),
+    )
+    .await;
+    eventually("the job to complete", || async {
+        (job_state(&app, &job).await == "completed").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.succeeded").await, 1);
+    assert_eq!(events(&app, "material.usage_recorded").await, 1);
+    let s = stats(&app, &printer).await;
+    assert_eq!(s["details"]["nozzleTemp"], 219.5);
+    let spool = app
+        .get(&format!("/v1/materials/instances/{spool}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(spool["remainingGrams"], 975.0);
+
+    // HMS alerts become events by severity.
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"hms": [
+        {"attr": 0x0300_0200u64, "code": 0x0001_0001u64},
+        {"attr": 0x0500_0100u64, "code": 0x0003_0002u64}]}})
+        .to_string(),
+    )
+    .await;
+    eventually("the HMS events", || async {
+        (events(&app, "printer.hms_error").await == 1
+            && events(&app, "printer.hms_warning").await == 1)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[
+        ("PF_MQTT_URL", &broker.url()),
+        ("PF_TELEMETRY_OFFLINE_SECS", "1"),
+    ])
+    .await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let voron = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Voron", "provider": "klipper", "deviceId": "voron"}),
+    )
+    .await);
+    let prusa = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
+    )
+    .await);
+    let ender = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let store = app.store_id;
+    publish(
+        &broker,
+        &format!("printers/{store}/voron/klipper/status"),
+        &json!({"status": {
+        "print_stats": {"state": "printing", "filename": "a.gcode"},
+        "extruder": {"temperature": 240.2, "target": 240}, "display_status": {"progress": 0.4}}})
+        .to_string(),
+    )
+    .await;
+    publish(
+        &broker,
+        &format!("printers/{store}/mk4/octoPrint/temperature/tool0"),
+        &json!({"actual": 215.0, "target": 215}).to_string(),
+    )
+    .await;
+    publish(
+        &broker,
+        &format!("printers/{store}/mk4/octoPrint/event/PrintStarted"),
+        &json!({"name": "benchy.gcode"}).to_string(),
+    )
+    .await;
+    publish(
+        &broker,
+        &format!("printers/{store}/ender/status"),
+        &json!({"state": "paused", "nozzleTemp": 200, "progress": 12.5}).to_string(),
+    )
+    .await;
+    for (printer, status, temp) in [
+        (&voron, "printing", 240.2),
+        (&prusa, "printing", 215.0),
+        (&ender, "paused", 200.0),
+    ] {
+        let s = eventually("the state", || async {
+            let s = stats(&app, printer).await;
+            (s["status"] == status).then_some(s)
+        })
+        .await;
+        assert_eq!(s["details"]["nozzleTemp"], temp, "{printer}");
+    }
+    assert_eq!(stats(&app, &voron).await["details"]["progress"], 40.0);
+    // OctoPrint's will: disconnected at once; the others fall silent and go offline.
+    publish(
+        &broker,
+        &format!("printers/{store}/mk4/octoPrint/mqtt"),
+        "disconnected",
+    )
+    .await;
+    for printer in [&prusa, &voron, &ender] {
+        eventually("offline", || async {
+            (stats(&app, printer).await["online"] == false).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(events(&app, "printer.offline").await, 3);
+    // Reports about another store's printers (or a store's unknown devices) change nothing.
+    let other = uuid::Uuid::now_v7();
+    publish(
+        &broker,
+        &format!("printers/{other}/ender/status"),
+        &json!({"state": "printing"}).to_string(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stats(&app, &ender).await["online"], false);
+}
+
+#[tokio::test]
+async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart() {
+    let mut broker = TestBroker::start();
+    let app = TestApp::with_config(&[
+        ("PF_MQTT_URL", &broker.url()),
+        ("PF_TELEMETRY_WRITE_SECS", "3600"),
+    ])
+    .await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let topic = format!("printers/{}/ender/status", app.store_id);
+    publish(
+        &broker,
+        &topic,
+        &json!({"state": "printing", "progress": 1}).to_string(),
+    )
+    .await;
+    eventually("the first write", || async {
+        (stats(&app, &printer).await["status"] == "printing").then_some(())
+    })
+    .await;
+    for p in 2..30 {
+        publish(&broker, &topic, &json!({"progress": p}).to_string()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Progress alone waits for the write interval; the status change is written at once.
+    assert_eq!(stats(&app, &printer).await["details"]["progress"], 1.0);
+    publish(&broker, &topic, &json!({"state": "paused"}).to_string()).await;
+    let s = eventually("the status write", || async {
+        let s = stats(&app, &printer).await;
+        (s["status"] == "paused").then_some(s)
+    })
+    .await;
+    assert_eq!(s["details"]["progress"], 29.0);
+
+    broker.restart();
+    app.broker_connected().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish(&broker, &topic, &json!({"state": "printing"}).to_string()).await;
+    eventually("a report after the restart", || async {
+        (stats(&app, &printer).await["status"] == "printing").then_some(())
+    })
+    .await;
+}
