@@ -154,6 +154,13 @@ impl AppState {
         if let Some(bridge) = self.telemetry_bridge() {
             tracker.spawn(bridge);
         }
+        if let Some(broker) = self.broker.clone() {
+            tracker.spawn(crate::commands::delivery::run(
+                self.pool.clone(),
+                broker,
+                shutdown.clone(),
+            ));
+        }
         match crate::webhooks::dispatch::Dispatcher::new(
             self.pool.clone(),
             self.config.webhook_policy.clone(),

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 /// The operator CLI commands (bootstrap, keys, limits).
 pub mod cli;
+/// Printer commands: vendor request formats and delivery over MQTT.
+pub mod commands;
 /// The one `Config`, from the environment.
 pub mod config;
 /// Postgres access; all SQL.

@@ -1,5 +1,5 @@
-//! `/v1/printer-commands`: validated commands for printers, recorded per printer with a status.
-//! Until delivery over MQTT is configured, recorded commands stay `pending`.
+//! `/v1/printer-commands`: validated commands for printers, recorded per printer with a status
+//! that follows their delivery over MQTT (`crate::commands`).
 
 use super::extract::ApiJson;
 use super::paging::{self, Page, PageParams};
@@ -23,9 +23,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 const MAX_PRINTERS: usize = 100;
-/// What every response says about delivery, until the MQTT bridge delivers commands.
-pub const DELIVERY_NOTE: &str =
-    "commands are recorded as pending; delivery to printers over MQTT is not available in this version";
+/// What every response says about delivery.
+pub const DELIVERY_NOTE: &str = "commands are published to each printer's request topic over MQTT: pending → sent (the broker has it) → acknowledged or failed (the printer's answer); without a broker they stay pending";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -260,9 +259,8 @@ static LIST_SPEC: Spec = Spec {
 /// move-axis, set-fan, load-filament, unload-filament.
 ///
 /// Required permission: `printer.control`. Each command is validated and recorded per printer
-/// with status `pending`; ids of other stores' printers come back in `notFound`. In this version
-/// commands are not yet delivered to printers (delivery comes with the MQTT bridge); the
-/// response's `delivery` says so.
+/// with status `pending`; ids of other stores' printers come back in `notFound`. Delivery is
+/// asynchronous: list the commands to follow their status (`sent`, `acknowledged`, `failed`).
 #[utoipa::path(post, path = "/v1/printer-commands/send", tag = "Printer commands", request_body = SendCommands,
     responses((status = 202, description = "Recorded", body = SentCommands)))]
 pub async fn send_printer_commands(

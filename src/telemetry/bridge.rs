@@ -150,6 +150,19 @@ impl Bridge {
         });
         tracked.printer_id = printer_id;
         tracked.last_seen = Instant::now();
+        if let Some((command, error)) = parse::answer(&kind, &body) {
+            crate::commands::delivery::answer(
+                &self.pool,
+                StoreId(store),
+                printer_id,
+                command,
+                error.as_deref(),
+            )
+            .await?;
+            if !matches!(kind, Kind::BambuReport) {
+                return Ok(());
+            }
+        }
         let mut online = true;
         let next = match &kind {
             Kind::BambuReport => {
@@ -178,6 +191,7 @@ impl Bridge {
                 online = state.online;
                 state
             }
+            Kind::MoonrakerResponse | Kind::GenericResponse => tracked.state.clone(),
         };
         let mut next = next;
         next.online = online;

@@ -27,6 +27,11 @@ pub enum Kind {
     OctoPrint(String),
     /// Our generic format, `{device}/status`: already normalised JSON.
     Generic,
+    /// Moonraker's JSON-RPC answers, `{instance}/moonraker/api/response`.
+    MoonrakerResponse,
+    /// Generic printers' answers to commands, `{device}/command/response`:
+    /// `{"id", "ok", "error"?}`.
+    GenericResponse,
 }
 
 /// Reads a telemetry topic; `None` for anything else.
@@ -47,6 +52,10 @@ pub fn source(topic: &str) -> Option<Source> {
             ("octoprint", device(id)?, Kind::OctoPrint(tail.join("/")))
         }
         [id, "status"] => ("generic", device(id)?, Kind::Generic),
+        [instance, "moonraker", "api", "response"] => {
+            ("klipper", device(instance)?, Kind::MoonrakerResponse)
+        }
+        [id, "command", "response"] => ("generic", device(id)?, Kind::GenericResponse),
         _ => return None,
     };
     Some(Source {
@@ -55,6 +64,41 @@ pub fn source(topic: &str) -> Option<Source> {
         device_id,
         kind,
     })
+}
+
+/// A printer's answer to a command: the command id, and the error if it failed. Bambu answers
+/// in its report (`sequence_id` and `result` next to the `command`), Moonraker with JSON-RPC,
+/// generic printers with `{"id", "ok", "error"}`.
+pub fn answer(kind: &Kind, body: &Value) -> Option<(uuid::Uuid, Option<String>)> {
+    match kind {
+        Kind::BambuReport => {
+            let section = ["print", "system"]
+                .iter()
+                .filter_map(|k| body.get(k))
+                .find(|s| s.get("sequence_id").is_some() && s.get("result").is_some())?;
+            let id = section.get("sequence_id")?.as_str()?.parse().ok()?;
+            let result = section.get("result")?.as_str()?;
+            let error = (!result.eq_ignore_ascii_case("success"))
+                .then(|| text(section, &["reason"]).unwrap_or_else(|| result.to_owned()));
+            Some((id, error))
+        }
+        Kind::MoonrakerResponse => {
+            let id = body.get("id")?.as_str()?.parse().ok()?;
+            let error = body.get("error").map(|e| {
+                text(e, &["message"]).unwrap_or_else(|| "the printer refused the command".into())
+            });
+            Some((id, error))
+        }
+        Kind::GenericResponse => {
+            let id = body.get("id")?.as_str()?.parse().ok()?;
+            let ok = body.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            let error = (!ok).then(|| {
+                text(body, &["error"]).unwrap_or_else(|| "the printer refused the command".into())
+            });
+            Some((id, error))
+        }
+        _ => None,
+    }
 }
 
 /// Deep-merges a partial report into the accumulated one: objects merge key by key, anything
@@ -473,6 +517,34 @@ mod tests {
             &json!({"reason": "error"}),
         );
         assert_eq!(octoprint(&report).status, "failed");
+    }
+
+    #[test]
+    fn answers_to_commands_are_read_per_vendor() {
+        let id = uuid::Uuid::now_v7();
+        let ok = json!({"print": {"command": "pause", "sequence_id": id.to_string(), "result": "success"}});
+        assert_eq!(answer(&Kind::BambuReport, &ok), Some((id, None)));
+        let failed = json!({"print": {"command": "pause", "sequence_id": id.to_string(), "result": "fail", "reason": "busy"}});
+        assert_eq!(
+            answer(&Kind::BambuReport, &failed),
+            Some((id, Some("busy".into())))
+        );
+        assert_eq!(
+            answer(&Kind::BambuReport, &json!({"print": {"mc_percent": 5}})),
+            None
+        );
+        let rpc =
+            json!({"jsonrpc": "2.0", "id": id.to_string(), "error": {"message": "Not printing"}});
+        assert_eq!(
+            answer(&Kind::MoonrakerResponse, &rpc),
+            Some((id, Some("Not printing".into())))
+        );
+        let generic = json!({"id": id.to_string(), "ok": true});
+        assert_eq!(answer(&Kind::GenericResponse, &generic), Some((id, None)));
+        let s =
+            source("printers/01a20000-0000-7000-8000-000000000001/voron/moonraker/api/response")
+                .unwrap();
+        assert_eq!(s.kind, Kind::MoonrakerResponse);
     }
 
     #[test]

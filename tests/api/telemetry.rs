@@ -320,3 +320,115 @@ async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart(
     })
     .await;
 }
+
+#[tokio::test]
+async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(printfarm::commands::delivery::run(
+        app.pool().clone(),
+        app.state.broker.clone().unwrap(),
+        token.clone(),
+    ));
+    let _stop = token.drop_guard();
+    let store = app.store_id;
+    let x1 = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1", "provider": "bambu", "deviceId": "SER1"}),
+    )
+    .await);
+    let voron = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "V", "provider": "klipper", "deviceId": "voron"}),
+    )
+    .await);
+    let mk4 = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
+    )
+    .await);
+    let mut bambu_requests =
+        subscribe(&broker, &format!("printers/{store}/device/SER1/request")).await;
+    let mut moonraker_requests = subscribe(
+        &broker,
+        &format!("printers/{store}/voron/moonraker/api/request"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = app
+        .post("/v1/printer-commands/send")
+        .owner()
+        .json(&json!({"ids": [x1, voron, mk4], "command": {"command": "pause"}}))
+        .send()
+        .await;
+    res.assert(202);
+    let commands = res.json()["commands"].clone();
+    let command_for = |printer: &str| {
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["printerId"] == printer)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (x1_cmd, voron_cmd, mk4_cmd) = (command_for(&x1), command_for(&voron), command_for(&mk4));
+    let (_, request, _) = next(&mut bambu_requests, 5).await;
+    assert_eq!(request["print"]["command"], "pause");
+    assert_eq!(request["print"]["sequence_id"], x1_cmd.as_str());
+    let (_, rpc, _) = next(&mut moonraker_requests, 5).await;
+    assert_eq!(rpc["method"], "printer.print.pause");
+    assert_eq!(rpc["id"], voron_cmd.as_str());
+    let status = |cmd: String| {
+        let app = &app;
+        async move {
+            let list = app
+                .get("/v1/printer-commands?limit=100")
+                .owner()
+                .send()
+                .await
+                .json();
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == cmd.as_str())
+                .map(|c| (c["status"].as_str().unwrap().to_owned(), c["error"].clone()))
+                .unwrap()
+        }
+    };
+    eventually("sent", || async {
+        (status(x1_cmd.clone()).await.0 == "sent").then_some(())
+    })
+    .await;
+    let (mk4_status, mk4_error) = status(mk4_cmd).await;
+    assert_eq!(mk4_status, "failed");
+    assert!(mk4_error.as_str().unwrap().contains("OctoPrint"));
+    // The printers answer.
+    publish(
+        &broker,
+        &format!("printers/{store}/device/SER1/report"),
+        &json!({"print": {"command": "pause", "sequence_id": x1_cmd, "result": "success"}})
+            .to_string(),
+    )
+    .await;
+    publish(&broker, &format!("printers/{store}/voron/moonraker/api/response"),
+        &json!({"jsonrpc": "2.0", "id": voron_cmd, "error": {"code": 400, "message": "Not printing"}}).to_string()).await;
+    eventually("acknowledged", || async {
+        (status(x1_cmd.clone()).await.0 == "acknowledged").then_some(())
+    })
+    .await;
+    let (s, error) = eventually("failed", || async {
+        let s = status(voron_cmd.clone()).await;
+        (s.0 == "failed").then_some(s)
+    })
+    .await;
+    assert_eq!((s.as_str(), error), ("failed", json!("Not printing")));
+}

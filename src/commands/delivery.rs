@@ -1,0 +1,173 @@
+//! Delivers recorded printer commands: claims pending ones (`SKIP LOCKED`), publishes each to
+//! its printer's request topic, and marks it `sent` once the broker has it (`failed` at once if
+//! the printer's provider takes no commands). The printer's answer, read by the telemetry
+//! bridge, moves it to `acknowledged` or `failed` (`answer`). Each status change is recorded
+//! (`printerCommand.updated`).
+
+use super::vendor;
+use crate::db::printer_commands::CommandRow;
+use crate::events::outbox::Action;
+use crate::http::printer_commands::{Command, PrinterCommand};
+use crate::ids::StoreId;
+use crate::mqtt::{Broker, Message};
+use crate::mutation::{self, Author};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const BATCH: i64 = 100;
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    #[sqlx(flatten)]
+    command: CommandRow,
+    provider: String,
+    device_id: String,
+}
+
+/// The stored command back as a `Command` (its name plus its arguments).
+fn parse(row: &CommandRow) -> Option<Command> {
+    let mut value = row.args.clone();
+    let object = value.as_object_mut()?;
+    object.insert("command".into(), Value::String(row.command.clone()));
+    serde_json::from_value(value).ok()
+}
+
+async fn set_status(
+    tx: &mut sqlx::PgConnection,
+    row: CommandRow,
+    status: &str,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    let before = PrinterCommand::from(row.clone());
+    let updated: CommandRow = sqlx::query_as(
+        "update printer_commands set status = $2, error = $3, updated_at = now()
+          where id = $1 returning *",
+    )
+    .bind(row.id)
+    .bind(status)
+    .bind(error)
+    .fetch_one(&mut *tx)
+    .await?;
+    let after = PrinterCommand::from(updated);
+    mutation::record(
+        tx,
+        Author::telemetry(row.store_id),
+        "printerCommand",
+        row.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes one batch; returns how many commands it handled.
+pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let pending: Vec<Pending> = sqlx::query_as(
+        "select c.*, p.provider, p.device_id from printer_commands c
+         join printers p on p.id = c.printer_id
+         where c.status = 'pending' order by c.created_at limit $1
+         for update of c skip locked",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut messages = Vec::new();
+    let mut sent = Vec::new();
+    let mut refused = Vec::new();
+    for p in pending {
+        let request = parse(&p.command)
+            .ok_or("the stored command no longer parses")
+            .and_then(|c| {
+                vendor::request(
+                    p.command.store_id.0,
+                    &p.provider,
+                    &p.device_id,
+                    p.command.id,
+                    &c,
+                )
+            });
+        match request {
+            Ok((topic, body)) => {
+                messages.push(Message {
+                    topic,
+                    payload: body.to_string().into_bytes(),
+                    retain: false,
+                });
+                sent.push(p.command);
+            }
+            Err(why) => refused.push((p.command, why)),
+        }
+    }
+    broker.publish_confirmed(messages).await?;
+    let handled = sent.len() + refused.len();
+    for row in sent {
+        set_status(&mut tx, row, "sent", None).await?;
+    }
+    for (row, why) in refused {
+        set_status(&mut tx, row, "failed", Some(why)).await?;
+    }
+    tx.commit().await?;
+    Ok(handled)
+}
+
+/// Records a printer's answer to a command it was sent: `acknowledged`, or `failed` with why.
+/// Answers to unknown, other printers' or already answered commands are ignored.
+pub async fn answer(
+    pool: &PgPool,
+    store: StoreId,
+    printer: Uuid,
+    command: Uuid,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let row: Option<CommandRow> = sqlx::query_as(
+        "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3
+           and status = 'sent' for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .bind(command)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = row {
+        let status = if error.is_some() {
+            "failed"
+        } else {
+            "acknowledged"
+        };
+        set_status(&mut tx, row, status, error).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Runs until `shutdown`, polling for pending commands.
+pub async fn run(pool: PgPool, broker: Broker, shutdown: CancellationToken) {
+    loop {
+        let pause = match deliver_once(&pool, &broker).await {
+            Ok(n) if n as i64 == BATCH => Duration::ZERO,
+            Ok(_) => POLL,
+            Err(error) => {
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    "commands not delivered yet; retrying"
+                );
+                POLL * 4
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
