@@ -38,6 +38,8 @@ pub mod net;
 pub mod queue;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;
+/// `printfarm simulate`: simulated printers over MQTT.
+pub mod simulator;
 /// Printer telemetry: vendor report parsing and the ingest bridge.
 pub mod telemetry;
 /// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.

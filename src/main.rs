@@ -36,6 +36,33 @@ enum Command {
         #[arg(long)]
         managed_by: Option<String>,
     },
+    /// Simulated printers for a store: they register, publish telemetry over MQTT, obey
+    /// commands and print the jobs assigned to them. Needs PF_MQTT_URL.
+    Simulate {
+        #[arg(long)]
+        store_id: StoreId,
+        /// How many printers.
+        #[arg(long, default_value_t = 3)]
+        printers: usize,
+        /// bambu or klipper.
+        #[arg(long, default_value = "bambu")]
+        kind: String,
+        /// How long a print takes, in seconds.
+        #[arg(long, default_value_t = 30)]
+        print_seconds: u64,
+        /// The share of prints that fail part-way (0–1).
+        #[arg(long, default_value_t = 0.0)]
+        failure_rate: f64,
+        /// Milliseconds between reports of each printer.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Device ids are <prefix>-<kind>-0001, ….
+        #[arg(long, default_value = "sim")]
+        prefix: String,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
     /// Manage API keys as the platform operator.
     Keys {
         #[command(subcommand)]
@@ -120,6 +147,37 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", printfarm::http::openapi_json());
             Ok(())
+        }
+        Command::Simulate {
+            store_id,
+            printers,
+            kind,
+            print_seconds,
+            failure_rate,
+            interval_ms,
+            prefix,
+            duration_secs,
+        } => {
+            let broker = config
+                .mqtt
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("set PF_MQTT_URL (e.g. mqtt://127.0.0.1:1883)"))?;
+            let pool = printfarm::db::connect(&config.database_url).await?;
+            printfarm::simulator::run(
+                pool,
+                broker,
+                printfarm::simulator::Options {
+                    store: store_id,
+                    printers,
+                    kind,
+                    print_seconds: print_seconds.max(1),
+                    failure_rate: failure_rate.clamp(0.0, 1.0),
+                    interval: std::time::Duration::from_millis(interval_ms.max(1)),
+                    prefix,
+                    duration: duration_secs.map(std::time::Duration::from_secs),
+                },
+            )
+            .await
         }
         Command::Bootstrap {
             store_name,

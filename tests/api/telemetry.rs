@@ -432,3 +432,56 @@ async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
     .await;
     assert_eq!((s.as_str(), error), ("failed", json!("Not printing")));
 }
+
+#[tokio::test]
+async fn the_simulator_prints_an_assigned_job_to_completion() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let _relay = app.spawn_relay();
+    let simulation = tokio::spawn(printfarm::simulator::run(
+        app.pool().clone(),
+        printfarm::mqtt::BrokerAddress::parse(&broker.url()).unwrap(),
+        printfarm::simulator::Options {
+            store: app.store_id,
+            printers: 2,
+            kind: "klipper".into(),
+            print_seconds: 2,
+            failure_rate: 0.0,
+            interval: Duration::from_millis(100),
+            prefix: "t".into(),
+            duration: Some(Duration::from_secs(15)),
+        },
+    ));
+    // The simulator registers its printers.
+    let printer = eventually("registered printers", || async {
+        let list = app
+            .get("/v1/printers?deviceId.eq=t-klipper-0001")
+            .owner()
+            .send()
+            .await
+            .json();
+        list.as_array().and_then(|l| l.first()).map(id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Cube", "type": "stl"})).await);
+    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+    eventually("printing", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    eventually("completed", || async {
+        (job_state(&app, &job).await == "completed").then_some(())
+    })
+    .await;
+    assert_eq!(stats(&app, &printer).await["details"]["progress"], 100.0);
+    simulation.abort();
+}
