@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Real-time benchmarks (issue 4), against a release build on a throw-away database:
+#   * webhooks: 1,000 events committed at once, fanned out to 10 endpoints on a local receiver
+#     that answers 200 at once (examples/webhook_sink.rs): deliveries per second, and
+#     commit-to-delivery p50 / p99; then events paced at 200/s for 10 s (through the API) and
+#     their commit-to-delivery p50 / p99;
+#   * telemetry: `printfarm simulate` with 1,000 printers reporting every 100 ms (10,000
+#     messages/s) through the local Mosquitto: messages ingested per second by the server, and
+#     the database writes they caused.
+# Usage: scripts/bench_realtime.sh   (BENCH_SIM_PRINTERS, BENCH_SIM_INTERVAL_MS, BENCH_SIM_SECS)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DB=printfarm_bench_rt
+ADDR=127.0.0.1:18085
+SINK=127.0.0.1:18181
+SIM_PRINTERS=${BENCH_SIM_PRINTERS:-1000}
+SIM_INTERVAL_MS=${BENCH_SIM_INTERVAL_MS:-100}
+SIM_SECS=${BENCH_SIM_SECS:-30}
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" PF_LISTEN_ADDR=${ADDR} RUST_LOG=warn
+export PF_WEBHOOK_ALLOW_HTTP=true PF_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8
+export PF_MQTT_URL=mqtt://127.0.0.1:1883
+PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+scripts/services.sh >/dev/null
+cargo build --release --quiet --bin printfarm --example webhook_sink
+"${PSQL[@]}" -c "drop database if exists ${DB} with (force)"
+target/release/printfarm serve & pids+=($!)
+target/release/examples/webhook_sink "${SINK}" >/dev/null & pids+=($!)
+for _ in $(seq 100); do curl -sf "http://${ADDR}/healthz" >/dev/null && break; sleep 0.1; done
+out=$(target/release/printfarm bootstrap --store-name "Bench RT" --json)
+store=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["storeId"])' "$out")
+key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["apiKey"])' "$out")
+target/release/printfarm limits set --key-id "${key:0:24}" --per-minute 1000000000 --per-hour 1000000000 >/dev/null
+H=(-H "authorization: ApiKey ${key}" -H "x-printago-storeid: ${store}" -H 'content-type: application/json')
+for i in $(seq 10); do
+  curl -sf "http://${ADDR}/v1/webhooks" "${H[@]}" -d "{\"url\": \"http://${SINK}/e${i}\"}" >/dev/null
+done
+stat() { curl -sf "http://${SINK}/stats"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+echo "== webhooks: 1,000 events committed at once -> 10 endpoints" >&2
+curl -sf -X POST "http://${SINK}/reset" >/dev/null
+t0=$(python3 -c 'import time; print(time.time() * 1000)')
+"${PSQL[@]}" -d "${DB}" -c "
+  insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity)
+  select gen_random_uuid(), '${store}', 'printer.updated', 'printer', gen_random_uuid(), 'UPDATE',
+         '{\"name\": \"bench\"}'::jsonb
+    from generate_series(1, 1000)"
+for _ in $(seq 1200); do
+  [[ $(stat | field count) -ge 10000 ]] && break
+  sleep 0.1
+done
+s=$(stat)
+burst=$(python3 -c "
+import json,sys; s=json.loads(sys.argv[1]); t0=float(sys.argv[2])
+secs=(s['lastAt']-t0)/1000
+print(f\"{s['count']} deliveries in {secs:.2f} s = {s['count']/secs:.0f} deliveries/s; commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms\")" "$s" "$t0")
+
+echo "== webhooks: 200 events/s for 10 s (API creates) -> 10 endpoints" >&2
+curl -sf -X POST "http://${SINK}/reset" >/dev/null
+python3 - "$ADDR" "$key" "$store" <<'PY'
+import http.client, json, sys, time
+addr, key, store = sys.argv[1:4]
+host, port = addr.split(":")
+conn = http.client.HTTPConnection(host, int(port))
+headers = {"authorization": f"ApiKey {key}", "x-printago-storeid": store, "content-type": "application/json"}
+start = time.time()
+for i in range(2000):
+    target = start + i / 200
+    delay = target - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    conn.request("POST", "/v1/materials", json.dumps({"name": f"paced {i}", "type": "PLA"}), headers)
+    r = conn.getresponse(); r.read()
+    assert r.status == 201, r.status
+PY
+for _ in $(seq 300); do
+  [[ $(stat | field count) -ge 20000 ]] && break
+  sleep 0.1
+done
+paced=$(stat | python3 -c "
+import json,sys; s=json.load(sys.stdin)
+print(f\"{s['count']} deliveries; commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms\")")
+
+echo "== telemetry: ${SIM_PRINTERS} simulated printers every ${SIM_INTERVAL_MS} ms" >&2
+metric() { curl -sf "http://${ADDR}/metrics" | awk -v m="$1" '$1 == m { print $2 }' | head -n1; }
+target/release/printfarm simulate --store-id "${store}" --printers "${SIM_PRINTERS}" \
+  --interval-ms "${SIM_INTERVAL_MS}" --duration-secs "${SIM_SECS}" --prefix bench >/dev/null & pids+=($!)
+sleep 8   # registration and warm-up
+in0=$(metric printfarm_mqtt_messages_in_total); w0=$(metric printfarm_telemetry_writes_total)
+t0=$(date +%s.%N)
+sleep 15
+in1=$(metric printfarm_mqtt_messages_in_total); w1=$(metric printfarm_telemetry_writes_total)
+t1=$(date +%s.%N)
+telemetry=$(python3 -c "
+in0,in1,w0,w1,t0,t1=[float(x or 0) for x in '${in0:-0} ${in1:-0} ${w0:-0} ${w1:-0} ${t0} ${t1}'.split()]
+secs=t1-t0
+print(f'{(in1-in0)/secs:.0f} messages/s ingested over {secs:.0f} s; {w1-w0:.0f} database writes ({(w1-w0)/secs:.1f}/s)')")
+
+cat <<EOF
+
+============ printfarm bench summary: real time (issue 4) ============
+machine: $(nproc) cores
+webhooks, burst:  ${burst}
+webhooks, paced:  ${paced}
+telemetry:        ${telemetry}
+=====================================================================
+EOF
