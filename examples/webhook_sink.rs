@@ -77,7 +77,9 @@ async fn reset(State(log): State<Shared>) -> &'static str {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18181".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18181".into());
     let log: Shared = Arc::default();
     let app = Router::new()
         .route("/stats", get(stats))

@@ -144,13 +144,25 @@ impl AppState {
             self.config.usage_flush_interval,
             shutdown.clone(),
         ));
+        let dispatcher = crate::webhooks::dispatch::Dispatcher::new(
+            self.pool.clone(),
+            self.config.webhook_policy.clone(),
+            self.clock.clone(),
+        );
+        if let Err(error) = &dispatcher {
+            tracing::error!(%error, "webhook dispatcher not started");
+        }
         tracker.spawn(crate::events::relay::run(
             self.pool.clone(),
             self.broker.clone(),
             self.clock.clone(),
             self.config.event_retention,
+            dispatcher.as_ref().ok().map(|d| d.wake.clone()),
             shutdown.clone(),
         ));
+        if let Ok(dispatcher) = dispatcher {
+            tracker.spawn(dispatcher.run(shutdown.clone()));
+        }
         if let Some(bridge) = self.telemetry_bridge() {
             tracker.spawn(bridge);
         }
@@ -160,16 +172,6 @@ impl AppState {
                 broker,
                 shutdown.clone(),
             ));
-        }
-        match crate::webhooks::dispatch::Dispatcher::new(
-            self.pool.clone(),
-            self.config.webhook_policy.clone(),
-            self.clock.clone(),
-        ) {
-            Ok(dispatcher) => {
-                tracker.spawn(dispatcher.run(shutdown.clone()));
-            }
-            Err(error) => tracing::error!(%error, "webhook dispatcher not started"),
         }
         tracker.spawn(crate::audit::run_purge(
             self.pool.clone(),

@@ -82,6 +82,7 @@ pub async fn run(
     broker: Option<Broker>,
     clock: Arc<dyn Clock>,
     retention: Duration,
+    webhooks: Option<Arc<tokio::sync::Notify>>,
     shutdown: CancellationToken,
 ) {
     let mut listener = match PgListener::connect_with(&pool).await {
@@ -100,7 +101,14 @@ pub async fn run(
     let mut last_purge = Instant::now();
     loop {
         let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
-        let pause = match relay_once(&pool, broker.as_ref(), now).await {
+        let relayed = relay_once(&pool, broker.as_ref(), now).await;
+        if let (Ok(n), Some(wake)) = (&relayed, &webhooks) {
+            if *n > 0 {
+                // The dispatcher in this process starts at once; others hear NOTIFY.
+                wake.notify_one();
+            }
+        }
+        let pause = match relayed {
             // A full batch: more are probably waiting.
             Ok(n) if n as i64 == BATCH => Duration::ZERO,
             Ok(_) => POLL,

@@ -30,10 +30,23 @@ const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Dispatcher {
+    /// Rung by the relay in this process after it creates deliveries: no NOTIFY round trip.
+    pub wake: Arc<tokio::sync::Notify>,
     pool: PgPool,
     client: reqwest::Client,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
+}
+
+/// A claimed delivery and what sending it needs from its endpoint.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Claimed {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_until: Option<DateTime<Utc>>,
 }
 
 /// How one attempt ended.
@@ -67,6 +80,7 @@ impl Dispatcher {
             .user_agent(concat!("printfarm-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Dispatcher {
+            wake: Arc::new(tokio::sync::Notify::new()),
             pool,
             client,
             policy,
@@ -81,18 +95,22 @@ impl Dispatcher {
     /// Claims, sends and records one batch; returns how many deliveries it attempted.
     pub async fn dispatch_once(&self) -> anyhow::Result<usize> {
         let now = self.now();
-        let claimed: Vec<DeliveryRow> = sqlx::query_as(
+        // One statement claims the due deliveries and reads what sending them needs.
+        let claimed: Vec<Claimed> = sqlx::query_as(
             "with due as (
                  select d.id from webhook_deliveries d
                  join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
                  where d.status = 'pending' and d.next_attempt_at <= $1
                  order by d.next_attempt_at limit $2
-                 for update of d skip locked)
-             update webhook_deliveries d
-                set next_attempt_at = $1 + make_interval(secs => $3), attempts = d.attempts + 1,
-                    updated_at = now()
-               from due where d.id = due.id
-             returning d.*",
+                 for update of d skip locked),
+             claimed as (
+                 update webhook_deliveries d
+                    set next_attempt_at = $1 + make_interval(secs => $3),
+                        attempts = d.attempts + 1, updated_at = now()
+                   from due where d.id = due.id
+                 returning d.*)
+             select c.*, e.url, e.secret, e.previous_secret, e.previous_secret_until
+               from claimed c join webhook_endpoints e on e.id = c.endpoint_id",
         )
         .bind(now)
         .bind(BATCH)
@@ -102,21 +120,13 @@ impl Dispatcher {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let endpoint_ids: Vec<Uuid> = claimed.iter().map(|d| d.endpoint_id).collect();
-        let endpoints: Vec<EndpointRow> =
-            sqlx::query_as("select * from webhook_endpoints where id = any($1)")
-                .bind(&endpoint_ids)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<DeliveryRow> = claimed.iter().map(|c| c.delivery.clone()).collect();
         let mut sends = tokio::task::JoinSet::new();
-        for delivery in claimed.iter().cloned() {
-            let Some(endpoint) = endpoints.iter().find(|e| e.id == delivery.endpoint_id) else {
-                continue;
-            };
+        for delivery in claimed {
             let this = self.clone();
-            let endpoint = endpoint.clone();
-            sends.spawn(async move { this.send(&endpoint, &delivery, now).await });
+            sends.spawn(async move { this.send(&delivery, now).await });
         }
+        let claimed = rows;
         let mut outcomes = Vec::with_capacity(claimed.len());
         while let Some(done) = sends.join_next().await {
             if let Ok(outcome) = done {
@@ -138,15 +148,11 @@ impl Dispatcher {
         .into_bytes()
     }
 
-    async fn send(
-        &self,
-        endpoint: &EndpointRow,
-        delivery: &DeliveryRow,
-        now: DateTime<Utc>,
-    ) -> Outcome {
+    async fn send(&self, claimed: &Claimed, now: DateTime<Utc>) -> Outcome {
+        let (endpoint, delivery) = (claimed, &claimed.delivery);
         let mut outcome = Outcome {
             delivery: delivery.id,
-            endpoint: endpoint.id,
+            endpoint: delivery.endpoint_id,
             status_code: None,
             latency_ms: 0,
             error_class: Some("ssrf_blocked"),
@@ -396,6 +402,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = notified => {}
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

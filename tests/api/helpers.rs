@@ -206,6 +206,7 @@ impl TestApp {
             self.state.broker.clone(),
             std::sync::Arc::new(self.clock.clone()),
             std::time::Duration::from_secs(86_400),
+            None,
             token.clone(),
         ));
         token.drop_guard()
