@@ -123,12 +123,13 @@ impl AppState {
     /// The telemetry bridge's task, once (it takes the inbound channel); `None` without a broker.
     pub fn telemetry_bridge(
         &self,
+        shutdown: CancellationToken,
     ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let broker = self.broker.clone()?;
         let inbound = self.telemetry_inbound.lock().ok()?.take()?;
         let bridge =
             crate::telemetry::bridge::Bridge::new(self.pool.clone(), broker, self.config.telemetry);
-        Some(bridge.run(inbound, self.background.clone()))
+        Some(bridge.run(inbound, shutdown))
     }
 
     /// Starts the background workers on `tracker`; they stop when `shutdown` is cancelled.
@@ -163,7 +164,7 @@ impl AppState {
         if let Ok(dispatcher) = dispatcher {
             tracker.spawn(dispatcher.run(shutdown.clone()));
         }
-        if let Some(bridge) = self.telemetry_bridge() {
+        if let Some(bridge) = self.telemetry_bridge(shutdown.clone()) {
             tracker.spawn(bridge);
         }
         if let Some(broker) = self.broker.clone() {

@@ -202,15 +202,21 @@ pub async fn fan_out(
     let types: Vec<&str> = events.iter().map(|e| e.2.as_str()).collect();
     let payloads: Vec<&Value> = events.iter().map(|e| &e.3).collect();
     let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.4).collect();
-    let done = sqlx::query(
-        "insert into webhook_deliveries
-             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, next_attempt_at)
-         select gen_random_uuid(), ev.store_id, e.id, ev.event_id, ev.type, ev.payload, ev.at, $6
-         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
-                  as ev(store_id, event_id, type, payload, at)
-         join webhook_endpoints e on e.store_id = ev.store_id and e.enabled
-              and (cardinality(e.event_types) = 0 or ev.type = any(e.event_types))
-         on conflict (endpoint_id, event_id) do nothing",
+    // One statement: the deliveries, and a NOTIFY (sent at commit) when there are any.
+    let created: Option<i64> = sqlx::query_scalar(
+        "with created as (
+             insert into webhook_deliveries
+                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
+                  next_attempt_at)
+             select gen_random_uuid(), ev.store_id, e.id, ev.event_id, ev.type, ev.payload, ev.at, $6
+             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
+                      as ev(store_id, event_id, type, payload, at)
+             join webhook_endpoints e on e.store_id = ev.store_id and e.enabled
+                  and (cardinality(e.event_types) = 0 or ev.type = any(e.event_types))
+             on conflict (endpoint_id, event_id) do nothing
+             returning 1)
+         select n from (select count(*) as n from created) c,
+              lateral (select pg_notify('pf_webhooks', '') where c.n > 0) notified",
     )
     .bind(&stores)
     .bind(&ids)
@@ -218,14 +224,9 @@ pub async fn fan_out(
     .bind(&payloads)
     .bind(&times)
     .bind(due)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if done.rows_affected() > 0 {
-        sqlx::query("select pg_notify('pf_webhooks', '')")
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(done.rows_affected())
+    Ok(created.unwrap_or(0) as u64)
 }
 
 pub async fn get_delivery(

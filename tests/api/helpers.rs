@@ -214,7 +214,13 @@ impl TestApp {
 
     /// Runs the telemetry bridge (as `serve` does) for as long as the app lives.
     pub fn spawn_bridge(&self) {
-        tokio::spawn(self.state.telemetry_bridge().expect("PF_MQTT_URL set"));
+        // Stops with the test's runtime.
+        let forever = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(
+            self.state
+                .telemetry_bridge(forever)
+                .expect("PF_MQTT_URL set"),
+        );
     }
 
     /// The app's clock as a timestamp.
