@@ -130,16 +130,19 @@ pub async fn answer(
     error: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    // No status in the filter: the answer can arrive while the delivery worker still holds the
+    // row (it marks it `sent` only after the broker's acknowledgement), and a filtered read
+    // would judge the old version and miss it. The lock waits for that commit.
     let row: Option<CommandRow> = sqlx::query_as(
         "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3
-           and status = 'sent' for update",
+         for update",
     )
     .bind(store)
     .bind(printer)
     .bind(command)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(row) = row {
+    if let Some(row) = row.filter(|r| r.status == "sent" || r.status == "pending") {
         let status = if error.is_some() {
             "failed"
         } else {

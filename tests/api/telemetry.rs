@@ -483,5 +483,34 @@ async fn the_simulator_prints_an_assigned_job_to_completion() {
     })
     .await;
     assert_eq!(stats(&app, &printer).await["details"]["progress"], 100.0);
+    // A command is answered at once by the simulator: possibly before the delivery worker has
+    // committed `sent`. The answer must still count.
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(printfarm::commands::delivery::run(
+        app.pool().clone(),
+        app.state.broker.clone().unwrap(),
+        token.clone(),
+    ));
+    let _stop = token.drop_guard();
+    for _ in 0..5 {
+        let res = app
+            .post("/v1/printer-commands/send")
+            .owner()
+            .json(&json!({"ids": [printer], "command": {"command": "set-temperature", "target": "bed", "temperature": 60}}))
+            .send()
+            .await;
+        res.assert(202);
+    }
+    eventually("the simulator's answers", || async {
+        let list = app.get("/v1/printer-commands").owner().send().await.json();
+        let statuses: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        (statuses.len() == 5 && statuses.iter().all(|s| *s == "acknowledged")).then_some(())
+    })
+    .await;
     simulation.abort();
 }
