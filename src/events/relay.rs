@@ -1,9 +1,15 @@
-//! The outbox relay: claims unpublished outbox rows (`FOR UPDATE SKIP LOCKED`, so replicas share
-//! the work), publishes each to its MQTT topic, creates one webhook delivery per subscribed
-//! endpoint, and marks them published in the same transaction only after the broker has
-//! acknowledged every one. A crash or a broker failure
-//! rolls the claim back and the rows are published again: at least once, never lost.
-//! Woken by `NOTIFY pf_outbox`, with polling as a backstop.
+//! The outbox relay: two independent consumers of the outbox, each claiming rows with
+//! `FOR UPDATE SKIP LOCKED` (so replicas share the work) and marking them done in the same
+//! transaction only once their work is safe:
+//!
+//! * MQTT: publishes each event to its topic and marks it published after the broker has
+//!   acknowledged every message of the batch;
+//! * webhooks: creates one delivery per subscribed endpoint and marks the event fanned out.
+//!
+//! A crash, a broker failure or a timeout rolls the claim back and the rows are handled again:
+//! at least once, never lost. Separate cursors keep webhooks from waiting on the broker and the
+//! broker from waiting on webhooks. Both are woken by `NOTIFY pf_outbox`, with polling as a
+//! backstop.
 
 use super::payload::{self, OutboxRow};
 use crate::mqtt::{Broker, Message};
@@ -11,6 +17,7 @@ use crate::rate_limit::Clock;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -21,19 +28,18 @@ const POLL: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Publishes one batch; returns how many rows it published (0 when there was nothing to do).
-/// `now` (the injectable clock) is when the new webhook deliveries fall due.
-pub async fn relay_once(
-    pool: &PgPool,
-    broker: Option<&Broker>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+const COLUMNS: &str =
+    "id, event_id, store_id, type, entity_type, entity_id, action, entity, changes, occurred_at";
+
+/// Publishes one batch to MQTT; returns how many rows it handled (0 when there was nothing to
+/// do). Without a broker the rows are marked published unsent (fan-out is off), so they do not
+/// pile up.
+pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(
-        "select id, event_id, store_id, type, entity_type, entity_id, action, entity, changes,
-                occurred_at
-         from outbox where published_at is null order by id limit $1 for update skip locked",
-    )
+    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from outbox where published_at is null
+         order by id limit $1 for update skip locked"
+    ))
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
@@ -52,7 +58,29 @@ pub async fn relay_once(
         broker.publish_confirmed(messages).await?;
         metrics::counter!("printfarm_mqtt_messages_out_total").increment(rows.len() as u64);
     }
-    // One webhook delivery per subscribed endpoint, in the same transaction as the claim.
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    sqlx::query("update outbox set published_at = now() where id = any($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Creates the webhook deliveries of one batch of events, due at `now` (the injectable clock);
+/// returns how many events it handled.
+pub async fn fan_out_once(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from outbox where fanned_out_at is null
+         order by id limit $1 for update skip locked"
+    ))
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let events: Vec<_> = rows
         .iter()
         .map(|row| {
@@ -67,7 +95,7 @@ pub async fn relay_once(
         .collect();
     crate::db::webhooks::fan_out(&mut tx, &events, now).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    sqlx::query("update outbox set published_at = now() where id = any($1)")
+    sqlx::query("update outbox set fanned_out_at = now() where id = any($1)")
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
@@ -75,8 +103,8 @@ pub async fn relay_once(
     Ok(rows.len())
 }
 
-/// Runs the relay until `shutdown`. Without a broker, events are marked published unsent (MQTT
-/// fan-out is off), so the outbox does not grow without bound.
+/// Runs both consumers until `shutdown`; `webhooks` wakes this process's dispatcher as soon as
+/// deliveries exist (other replicas hear `NOTIFY pf_webhooks`).
 pub async fn run(
     pool: PgPool,
     broker: Option<Broker>,
@@ -85,47 +113,77 @@ pub async fn run(
     webhooks: Option<Arc<tokio::sync::Notify>>,
     shutdown: CancellationToken,
 ) {
-    let mut listener = match PgListener::connect_with(&pool).await {
-        Ok(mut l) => match l.listen("pf_outbox").await {
-            Ok(()) => Some(l),
-            Err(error) => {
-                tracing::warn!(%error, "outbox relay: LISTEN failed; polling only");
-                None
+    let mqtt = {
+        let pool = pool.clone();
+        drive("mqtt", pool.clone(), shutdown.clone(), move || {
+            let (pool, broker) = (pool.clone(), broker.clone());
+            async move { relay_once(&pool, broker.as_ref()).await }
+        })
+    };
+    let fan_out = {
+        let pool = pool.clone();
+        drive("webhooks", pool.clone(), shutdown.clone(), move || {
+            let (pool, clock, wake) = (pool.clone(), clock.clone(), webhooks.clone());
+            async move {
+                let now =
+                    DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+                let n = fan_out_once(&pool, now).await?;
+                if let (true, Some(wake)) = (n > 0, wake) {
+                    wake.notify_one();
+                }
+                Ok(n)
             }
-        },
-        Err(error) => {
-            tracing::warn!(%error, "outbox relay: no listener connection; polling only");
-            None
+        })
+    };
+    let upkeep = async {
+        let mut last_purge = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            record_lag(&pool).await;
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = Instant::now();
+                purge(&pool, retention).await;
+            }
         }
     };
-    let mut last_purge = Instant::now();
+    tokio::join!(mqtt, fan_out, upkeep);
+}
+
+/// One consumer's loop: a batch, then (unless the batch was full) wait for `NOTIFY pf_outbox`
+/// or the poll interval.
+async fn drive<F, Fut>(name: &'static str, pool: PgPool, shutdown: CancellationToken, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(mut l) => l.listen("pf_outbox").await.ok().map(|()| l),
+        Err(_) => None,
+    };
+    if listener.is_none() {
+        tracing::warn!(
+            consumer = name,
+            "outbox relay: no LISTEN connection; polling only"
+        );
+    }
     loop {
-        let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
-        let relayed = relay_once(&pool, broker.as_ref(), now).await;
-        if let (Ok(n), Some(wake)) = (&relayed, &webhooks) {
-            if *n > 0 {
-                // The dispatcher in this process starts at once; others hear NOTIFY.
-                wake.notify_one();
-            }
-        }
-        let pause = match relayed {
-            // A full batch: more are probably waiting.
+        let pause = match step().await {
             Ok(n) if n as i64 == BATCH => Duration::ZERO,
             Ok(_) => POLL,
             Err(error) => {
                 tracing::warn!(
+                    consumer = name,
                     error = format!("{error:#}"),
-                    "outbox relay: batch not published; retrying"
+                    "outbox relay: batch not handled; retrying"
                 );
-                metrics::counter!("printfarm_outbox_relay_errors_total").increment(1);
+                metrics::counter!("printfarm_outbox_relay_errors_total", "consumer" => name)
+                    .increment(1);
                 RETRY
             }
         };
-        record_lag(&pool).await;
-        if last_purge.elapsed() >= PURGE_EVERY {
-            last_purge = Instant::now();
-            purge(&pool, retention).await;
-        }
         if pause.is_zero() {
             if shutdown.is_cancelled() {
                 return;
@@ -154,8 +212,8 @@ pub async fn run(
 /// Seconds the oldest unpublished event has waited (0 when none), as a gauge.
 async fn record_lag(pool: &PgPool) {
     let lag: Option<f64> = sqlx::query_scalar(
-        "select extract(epoch from now() - min(occurred_at))::float8 from outbox
-         where published_at is null",
+        "select extract(epoch from clock_timestamp() - min(occurred_at))::float8 from outbox
+         where published_at is null or fanned_out_at is null",
     )
     .fetch_one(pool)
     .await
@@ -163,14 +221,16 @@ async fn record_lag(pool: &PgPool) {
     metrics::gauge!("printfarm_outbox_lag_seconds").set(lag.unwrap_or(0.0));
 }
 
-/// Deletes published events older than the retention (the `GET /v1/events` catch-up window).
+/// Deletes handled events older than the retention (the `GET /v1/events` catch-up window).
 async fn purge(pool: &PgPool, retention: Duration) {
     let seconds = retention.as_secs() as f64;
-    let done =
-        sqlx::query("delete from outbox where published_at < now() - make_interval(secs => $1)")
-            .bind(seconds)
-            .execute(pool)
-            .await;
+    let done = sqlx::query(
+        "delete from outbox where published_at < now() - make_interval(secs => $1)
+           and fanned_out_at is not null",
+    )
+    .bind(seconds)
+    .execute(pool)
+    .await;
     if let Err(error) = done {
         tracing::warn!(%error, "outbox purge failed");
     }

@@ -114,18 +114,16 @@ async fn nothing_is_marked_published_until_the_broker_has_it() {
         .await;
     }
     // Broker down: the batch fails and stays unpublished.
-    assert!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
-            .await
-            .is_err()
-    );
+    assert!(relay::relay_once(app.pool(), app.state.broker.as_ref())
+        .await
+        .is_err());
     assert_eq!(unpublished(&app).await, 30);
     // Back up: the connection comes back by itself and every event goes out once.
     broker.restart();
     app.broker_connected().await;
     let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
     assert_eq!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
+        relay::relay_once(app.pool(), app.state.broker.as_ref())
             .await
             .unwrap(),
         30
@@ -164,7 +162,7 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
         assert_eq!(claimed.len(), 20);
         // Meanwhile another replica skips the locked rows rather than waiting or duplicating.
         assert_eq!(
-            relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
+            relay::relay_once(app.pool(), app.state.broker.as_ref())
                 .await
                 .unwrap(),
             0
@@ -175,10 +173,10 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
     let second = TestApp::on_db(app.db.clone(), &[("PF_MQTT_URL", &broker.url())]).await;
     second.broker_connected().await;
     let (a, b) = tokio::join!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now()),
-        relay::relay_once(second.pool(), second.state.broker.as_ref(), second.now()),
+        relay::relay_once(app.pool(), app.state.broker.as_ref()),
+        relay::relay_once(second.pool(), second.state.broker.as_ref()),
     );
-    let rest = relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
+    let rest = relay::relay_once(app.pool(), app.state.broker.as_ref())
         .await
         .unwrap();
     // `second` wrote its own owner's store and key rows, but no events.
