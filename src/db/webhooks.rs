@@ -5,7 +5,7 @@ use super::Update;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -185,48 +185,6 @@ pub async fn upsert_delivery(
     .bind(due)
     .fetch_one(db)
     .await
-}
-
-/// Creates, for each event, a delivery to every enabled endpoint of its store that wants its
-/// type (the relay, across stores). Returns how many were created.
-pub async fn fan_out(
-    tx: &mut PgConnection,
-    events: &[(StoreId, Uuid, String, Value, DateTime<Utc>)],
-    due: DateTime<Utc>,
-) -> sqlx::Result<u64> {
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let stores: Vec<StoreId> = events.iter().map(|e| e.0).collect();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.1).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.2.as_str()).collect();
-    let payloads: Vec<&Value> = events.iter().map(|e| &e.3).collect();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.4).collect();
-    // One statement: the deliveries, and a NOTIFY (sent at commit) when there are any.
-    let created: Option<i64> = sqlx::query_scalar(
-        "with created as (
-             insert into webhook_deliveries
-                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
-                  next_attempt_at)
-             select gen_random_uuid(), ev.store_id, e.id, ev.event_id, ev.type, ev.payload, ev.at, $6
-             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
-                      as ev(store_id, event_id, type, payload, at)
-             join webhook_endpoints e on e.store_id = ev.store_id and e.enabled
-                  and (cardinality(e.event_types) = 0 or ev.type = any(e.event_types))
-             on conflict (endpoint_id, event_id) do nothing
-             returning 1)
-         select n from (select count(*) as n from created) c,
-              lateral (select pg_notify('pf_webhooks', '') where c.n > 0) notified",
-    )
-    .bind(&stores)
-    .bind(&ids)
-    .bind(&types)
-    .bind(&payloads)
-    .bind(&times)
-    .bind(due)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(created.unwrap_or(0) as u64)
 }
 
 pub async fn get_delivery(

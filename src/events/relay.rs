@@ -68,39 +68,49 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
 }
 
 /// Creates the webhook deliveries of one batch of events, due at `now` (the injectable clock);
-/// returns how many events it handled.
+/// returns how many events it handled. One statement, run on its own (its own transaction):
+/// claim, insert the deliveries (with the same payload as MQTT's), mark the events, and
+/// `NOTIFY pf_webhooks` if any delivery was created — a single round trip, because this sits on
+/// the commit-to-delivery path.
 pub async fn fan_out_once(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from outbox where fanned_out_at is null
-         order by id limit $1 for update skip locked"
-    ))
+    let (events, deliveries): (i64, i64) = sqlx::query_as(
+        "with claimed as (
+             select * from outbox where fanned_out_at is null
+             order by id limit $1 for update skip locked),
+         delivered as (
+             insert into webhook_deliveries
+                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
+                  next_attempt_at)
+             select gen_random_uuid(), c.store_id, e.id, c.event_id, c.type,
+                    jsonb_build_object(
+                        'eventId', c.event_id, 'sequence', c.id, 'type', c.type,
+                        'entityType', c.entity_type, 'action', c.action,
+                        'entities', jsonb_build_object(c.entity_id::text, c.entity),
+                        'changes', jsonb_build_object(c.entity_id::text, c.changes),
+                        'occurredAt', to_char(c.occurred_at at time zone 'UTC',
+                                              'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
+                    c.occurred_at, $2
+             from claimed c
+             join webhook_endpoints e on e.store_id = c.store_id and e.enabled
+                  and (cardinality(e.event_types) = 0 or c.type = any(e.event_types))
+             on conflict (endpoint_id, event_id) do nothing
+             returning 1),
+         marked as (
+             update outbox o set fanned_out_at = now() from claimed c where o.id = c.id
+             returning 1),
+         counts as (
+             select (select count(*) from marked) as events,
+                    (select count(*) from delivered) as deliveries)
+         select events, deliveries from counts
+         left join lateral (select pg_notify('pf_webhooks', '') where counts.deliveries > 0) n
+           on true",
+    )
     .bind(BATCH)
-    .fetch_all(&mut *tx)
+    .bind(now)
+    .fetch_one(pool)
     .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let events: Vec<_> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.store_id,
-                row.event_id,
-                row.event_type.clone(),
-                payload::mqtt_payload(row),
-                row.occurred_at,
-            )
-        })
-        .collect();
-    crate::db::webhooks::fan_out(&mut tx, &events, now).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    sqlx::query("update outbox set fanned_out_at = now() where id = any($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(rows.len())
+    let _ = deliveries;
+    Ok(usize::try_from(events).unwrap_or(0))
 }
 
 /// Runs both consumers until `shutdown`; `webhooks` wakes this process's dispatcher as soon as

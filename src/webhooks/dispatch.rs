@@ -94,6 +94,13 @@ impl Dispatcher {
 
     /// Claims, sends and records one batch; returns how many deliveries it attempted.
     pub async fn dispatch_once(&self) -> anyhow::Result<usize> {
+        self.dispatch(false).await
+    }
+
+    /// One batch; with `background_record` the attempts are written by a separate task, so the
+    /// next due delivery is not held up by this batch's bookkeeping (the worker loop); until
+    /// they are written, the lease keeps these deliveries from being sent again.
+    async fn dispatch(&self, background_record: bool) -> anyhow::Result<usize> {
         let now = self.now();
         // One statement claims the due deliveries and reads what sending them needs.
         let claimed: Vec<Claimed> = sqlx::query_as(
@@ -133,8 +140,21 @@ impl Dispatcher {
                 outcomes.push(outcome);
             }
         }
-        self.record(&claimed, &outcomes, now).await?;
-        Ok(outcomes.len())
+        let n = outcomes.len();
+        if !background_record {
+            self.record(&claimed, &outcomes, now).await?;
+            return Ok(n);
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = this.record(&claimed, &outcomes, now).await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "webhook attempts not recorded; the lease will retry them"
+                );
+            }
+        });
+        Ok(n)
     }
 
     /// The request body: `{type, timestamp, data}`.
@@ -372,7 +392,7 @@ impl Dispatcher {
             Err(_) => None,
         };
         loop {
-            let pause = match self.dispatch_once().await {
+            let pause = match self.dispatch(true).await {
                 Ok(n) if n as i64 >= BATCH => Duration::ZERO,
                 Ok(_) => POLL,
                 Err(error) => {

@@ -6,6 +6,9 @@ use crate::helpers::TestApp;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// These tests poll the API while printers report: more than 60 requests a minute.
+const UNLIMITED: (&str, &str) = ("PF_RATE_LIMIT_PER_MINUTE", "100000");
+
 async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
@@ -61,7 +64,7 @@ async fn stats(app: &TestApp, printer: &str) -> Value {
 #[tokio::test]
 async fn a_bambu_print_runs_to_completion_from_its_reports() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
     app.broker_connected().await;
     app.spawn_bridge();
     let printer = id(&post(
@@ -118,8 +121,12 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
     .await;
     assert_eq!(events(&app, "job.started").await, 1);
     assert_eq!(events(&app, "printer.online").await, 1);
-    let s = stats(&app, &printer).await;
-    assert_eq!(s["status"], "printing");
+    // The state is written just after the job moves.
+    let s = eventually("the printing state", || async {
+        let s = stats(&app, &printer).await;
+        (s["status"] == "printing").then_some(s)
+    })
+    .await;
     assert_eq!(s["online"], true);
     assert_eq!(s["details"]["nozzleTemp"], 219.5);
     let (_, payload, is_retained) = next(&mut retained, 5).await;
@@ -177,6 +184,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
 async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
     let broker = TestBroker::start();
     let app = TestApp::with_config(&[
+        UNLIMITED,
         ("PF_MQTT_URL", &broker.url()),
         ("PF_TELEMETRY_OFFLINE_SECS", "1"),
     ])
@@ -273,6 +281,7 @@ async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
 async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart() {
     let mut broker = TestBroker::start();
     let app = TestApp::with_config(&[
+        UNLIMITED,
         ("PF_MQTT_URL", &broker.url()),
         ("PF_TELEMETRY_WRITE_SECS", "3600"),
     ])
@@ -324,7 +333,7 @@ async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart(
 #[tokio::test]
 async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
     app.broker_connected().await;
     app.spawn_bridge();
     let token = tokio_util::sync::CancellationToken::new();
@@ -436,7 +445,7 @@ async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
 #[tokio::test]
 async fn the_simulator_prints_an_assigned_job_to_completion() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
     app.broker_connected().await;
     app.spawn_bridge();
     let _relay = app.spawn_relay();
@@ -482,7 +491,11 @@ async fn the_simulator_prints_an_assigned_job_to_completion() {
         (job_state(&app, &job).await == "completed").then_some(())
     })
     .await;
-    assert_eq!(stats(&app, &printer).await["details"]["progress"], 100.0);
+    // The state is written just after the job moves.
+    eventually("the final state", || async {
+        (stats(&app, &printer).await["details"]["progress"] == 100.0).then_some(())
+    })
+    .await;
     // A command is answered at once by the simulator: possibly before the delivery worker has
     // committed `sent`. The answer must still count.
     let token = tokio_util::sync::CancellationToken::new();
