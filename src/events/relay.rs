@@ -68,7 +68,8 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
 }
 
 /// Creates the webhook deliveries of one batch of events, due at `now` (the injectable clock);
-/// returns how many events it handled. One statement, run on its own (its own transaction):
+/// returns how many events it handled. One statement, run on its own (its own transaction,
+/// committed without waiting for the WAL flush):
 /// claim, insert the deliveries (with the same payload as MQTT's), mark the events, and
 /// `NOTIFY pf_webhooks` if any delivery was created — a single round trip, because this sits on
 /// the commit-to-delivery path.
@@ -103,7 +104,10 @@ pub async fn fan_out_once(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<u
                     (select count(*) from delivered) as deliveries)
          select events, deliveries from counts
          left join lateral (select pg_notify('pf_webhooks', '') where counts.deliveries > 0) n
-           on true",
+           on true
+         -- Losing this commit in a crash loses the claim with its deliveries, and the events
+         -- are fanned out again: no need to wait for the WAL flush on the latency path.
+         cross join (select set_config('synchronous_commit', 'off', true)) async_commit",
     )
     .bind(BATCH)
     .bind(now)
