@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 /// A JSON request body (`application/json`), rejected with 400/413/415/422 problems.
 pub struct ApiJson<T>(pub T);
 
-/// Like `ApiJson`, but an empty body means `T::default()`.
+/// Like `ApiJson`, but an empty body or `null` means `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
@@ -35,7 +35,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let is_json = is_json(req.headers());
         let bytes = read_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or a JSON `null` (what the document's optional body allows): the defaults.
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         if !is_json {

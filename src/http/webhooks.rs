@@ -55,7 +55,11 @@ pub struct CreatedWebhook {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhook {
     /// `https://…` on a public address.
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+    )]
     pub url: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -69,7 +73,11 @@ pub struct CreateWebhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhook {
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+    )]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 500)]

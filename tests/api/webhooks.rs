@@ -489,6 +489,15 @@ async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
             .await
             .assert_problem(422, "validation_failed");
     }
+    // An optional body may be absent or `null`.
+    for body in ["", "null"] {
+        app.post(&format!("/v1/webhooks/{hook}/rotate-secret"))
+            .owner()
+            .raw_body("application/json", body)
+            .send()
+            .await
+            .assert(200);
+    }
     // The secret is never shown again.
     let got = app
         .get(&format!("/v1/webhooks/{hook}"))
