@@ -1,10 +1,12 @@
 //! The outbox relay: two independent consumers of the outbox, each claiming rows with
-//! `FOR UPDATE SKIP LOCKED` (so replicas share the work) and marking them done in the same
-//! transaction only once their work is safe:
+//! `FOR UPDATE SKIP LOCKED` (so replicas share the work) and marking them done only once their
+//! work is safe:
 //!
-//! * MQTT: publishes each event to its topic and marks it published after the broker has
-//!   acknowledged every message of the batch;
-//! * webhooks: creates one delivery per subscribed endpoint and marks the event fanned out.
+//! * MQTT: leases a batch (a short statement; no lock held across the network), publishes each
+//!   event to its topic, and marks the batch published after the broker has acknowledged every
+//!   message; a publisher that dies lets its lease lapse;
+//! * webhooks: creates one delivery per subscribed endpoint and marks the event fanned out, in
+//!   one statement.
 //!
 //! A crash, a broker failure or a timeout rolls the claim back and the rows are handled again:
 //! at least once, never lost. Separate cursors keep webhooks from waiting on the broker and the
@@ -31,21 +33,32 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const COLUMNS: &str =
     "id, event_id, store_id, type, entity_type, entity_id, action, entity, changes, occurred_at";
 
+/// How long an MQTT batch is leased: if its publisher dies, another takes it after this.
+const MQTT_LEASE_SECS: f64 = 30.0;
+
 /// Publishes one batch to MQTT; returns how many rows it handled (0 when there was nothing to
-/// do). Without a broker the rows are marked published unsent (fan-out is off), so they do not
-/// pile up.
+/// do). The batch is leased in one short statement, published, then marked published: no row
+/// lock is held while waiting for the broker. Without a broker the rows are marked published
+/// unsent (fan-out is off), so they do not pile up.
 pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from outbox where published_at is null
-         order by id limit $1 for update skip locked"
+        "update outbox set mqtt_lease_until = clock_timestamp() + make_interval(secs => $2)
+          where id in (
+              select id from outbox
+               where published_at is null
+                 and (mqtt_lease_until is null or mqtt_lease_until < clock_timestamp())
+               order by id limit $1 for update skip locked)
+          returning {COLUMNS}"
     ))
     .bind(BATCH)
-    .fetch_all(&mut *tx)
+    .bind(MQTT_LEASE_SECS)
+    .fetch_all(pool)
     .await?;
     if rows.is_empty() {
         return Ok(0);
     }
+    let mut rows = rows;
+    rows.sort_by_key(|r| r.id);
     if let Some(broker) = broker {
         let messages = rows
             .iter()
@@ -55,15 +68,23 @@ pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Resul
                 retain: false,
             })
             .collect();
-        broker.publish_confirmed(messages).await?;
+        if let Err(error) = broker.publish_confirmed(messages).await {
+            // Hand the batch back at once (were this process to die instead, the lease would
+            // lapse): the next attempt publishes it again.
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
+                .bind(&ids)
+                .execute(pool)
+                .await?;
+            return Err(error.into());
+        }
         metrics::counter!("printfarm_mqtt_messages_out_total").increment(rows.len() as u64);
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("update outbox set published_at = now() where id = any($1)")
         .bind(&ids)
-        .execute(&mut *tx)
+        .execute(pool)
         .await?;
-    tx.commit().await?;
     Ok(rows.len())
 }
 

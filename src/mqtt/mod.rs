@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// Largest MQTT packet sent or accepted (Mosquitto's own default limit is far larger).
+const MAX_PACKET: usize = 1 << 20;
 /// How long a batch waits for every acknowledgement before it counts as failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnection backoff: doubling from the first to the last.
@@ -209,6 +211,9 @@ impl Broker {
             options.set_keep_alive(Duration::from_secs(15));
             options.set_clean_session(true);
             options.set_inflight(1000);
+            // rumqttc's default is 10 KB each way: an order event or a printer report can exceed
+            // that, and an oversized packet would cut the session.
+            options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
             if let Some((user, password)) = &address.credentials {
                 options.set_credentials(user, password);
             }

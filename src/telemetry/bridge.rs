@@ -318,7 +318,9 @@ impl Bridge {
                 let mut next = t.state.clone();
                 next.online = false;
                 next.status = "offline".into();
-                self.apply(&key, next).await?;
+                if let Err(error) = self.apply(&key, next).await {
+                    self.forget_if_gone(&key, &error);
+                }
             }
         }
         let due: Vec<DeviceKey> = self
@@ -331,10 +333,27 @@ impl Bridge {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        // One printer's failure (say, deleted meanwhile) must not hold up the others.
         for key in due {
-            self.write(&key).await?;
+            if let Err(error) = self.write(&key).await {
+                self.forget_if_gone(&key, &error);
+            }
         }
         Ok(())
+    }
+
+    /// Drops a printer whose row is gone (its writes fail their foreign key); logs anything else.
+    fn forget_if_gone(&mut self, key: &DeviceKey, error: &anyhow::Error) {
+        let gone = error
+            .downcast_ref::<sqlx::Error>()
+            .and_then(crate::db::violated_foreign_key)
+            .is_some();
+        if gone {
+            self.printers.remove(key);
+            self.lookups.remove(key);
+        } else {
+            tracing::warn!(error = format!("{error:#}"), "telemetry state not written");
+        }
     }
 }
 

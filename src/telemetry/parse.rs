@@ -203,6 +203,7 @@ pub fn bambu(report: &Value) -> PrinterState {
                         severity: if level <= 2 { "error" } else { "warning" },
                     })
                 })
+                .take(50)
                 .collect()
         })
         .unwrap_or_default();

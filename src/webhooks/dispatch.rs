@@ -74,6 +74,8 @@ impl Dispatcher {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve (and reach) the target itself, past the guarded resolver.
+            .no_proxy()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
@@ -229,8 +231,17 @@ impl Dispatcher {
                 } else {
                     Some("http_status")
                 };
-                let bytes = response.bytes().await.unwrap_or_default();
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(RESPONSE_KEEP)]);
+                // Only the first 1 KB is kept, and only that much is read.
+                let mut response = response;
+                let mut kept: Vec<u8> = Vec::new();
+                while kept.len() < RESPONSE_KEEP {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                kept.truncate(RESPONSE_KEEP);
+                let text = String::from_utf8_lossy(&kept);
                 outcome.response = (!text.is_empty()).then(|| text.into_owned());
             }
             Err(error) => {
@@ -292,8 +303,10 @@ impl Dispatcher {
         sqlx::query(
             "insert into webhook_attempts
                  (delivery_id, attempted_at, status_code, latency_ms, error_class, response_body)
-             select d, $2, c, l, e, r
-             from unnest($1::uuid[], $3::int4[], $4::int4[], $5::text[], $6::text[]) as t(d, c, l, e, r)",
+             select t.d, $2, t.c, t.l, t.e, t.r
+             from unnest($1::uuid[], $3::int4[], $4::int4[], $5::text[], $6::text[]) as t(d, c, l, e, r)
+             -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
+             join webhook_deliveries wd on wd.id = t.d",
         )
         .bind(&ids)
         .bind(now)

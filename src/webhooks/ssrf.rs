@@ -27,7 +27,8 @@ pub enum Refused {
     Credentials,
     #[error("the host does not resolve")]
     Unresolvable,
-    #[error("the host resolves to a non-public address ({0})")]
+    /// The address stays out of the message: tenants see it, and it would map internal names.
+    #[error("the host resolves to a non-public address")]
     Blocked(IpAddr),
 }
 
@@ -75,7 +76,10 @@ fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let ranges: [(&str, &str); 11] = [
+    let ranges: [(&str, &str); 14] = [
+        ("::ffff:0:0:0/96", "siit"),
+        ("2001::/32", "teredo"),
+        ("fec0::/10", "site-local"),
         ("::/128", "unspecified"),
         ("::1/128", "loopback"),
         ("::/96", "ipv4-compatible"),

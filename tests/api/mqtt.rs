@@ -168,6 +168,21 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
             0
         );
     }
+    // A publisher that leased the batch and died: nobody takes it until the lease lapses.
+    sqlx::query("update outbox set mqtt_lease_until = clock_timestamp() + interval '30 seconds'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        relay::relay_once(app.pool(), app.state.broker.as_ref())
+            .await
+            .unwrap(),
+        0
+    );
+    sqlx::query("update outbox set mqtt_lease_until = clock_timestamp() - interval '1 second'")
+        .execute(app.pool())
+        .await
+        .unwrap();
     let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
     // Two replicas at once publish everything exactly once between them.
     let second = TestApp::on_db(app.db.clone(), &[("PF_MQTT_URL", &broker.url())]).await;
