@@ -136,18 +136,38 @@ impl Bridge {
             metrics::counter!("printfarm_telemetry_unknown_total").increment(1);
             return Ok(());
         };
-        let tracked = self.printers.entry(key.clone()).or_insert_with(|| Tracked {
-            printer_id,
-            store: StoreId(store),
-            report: json!({}),
-            state: PrinterState {
-                status: "unknown".into(),
+        if !self.printers.contains_key(&key) {
+            // Start from what was last written (another replica, or before a restart), so a
+            // printer that was already online or printing does not announce it again.
+            let stored: Option<Value> =
+                sqlx::query_scalar("select state from printer_states where printer_id = $1")
+                    .bind(printer_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let field = |name: &str| stored.as_ref().and_then(|s| s.get(name).cloned());
+            let state = PrinterState {
+                status: field("status")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".into()),
+                online: field("online").and_then(|v| v.as_bool()).unwrap_or(false),
                 ..PrinterState::default()
-            },
-            last_seen: Instant::now(),
-            written: None,
-            written_at: None,
-        });
+            };
+            self.printers.insert(
+                key.clone(),
+                Tracked {
+                    printer_id,
+                    store: StoreId(store),
+                    report: json!({}),
+                    state,
+                    last_seen: Instant::now(),
+                    written: None,
+                    written_at: None,
+                },
+            );
+        }
+        let Some(tracked) = self.printers.get_mut(&key) else {
+            return Ok(());
+        };
         tracked.printer_id = printer_id;
         tracked.last_seen = Instant::now();
         if let Some((command, error)) = parse::answer(&kind, &body) {

@@ -527,3 +527,37 @@ async fn the_simulator_prints_an_assigned_job_to_completion() {
     .await;
     simulation.abort();
 }
+
+#[tokio::test]
+async fn a_restarted_bridge_does_not_announce_printers_again() {
+    let app = TestApp::new().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    // No broker needed to feed the bridge directly (it publishes nothing while disconnected).
+    let broker = printfarm::mqtt::Broker::start(
+        printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1").unwrap(),
+        "unused".into(),
+        None,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let settings = printfarm::telemetry::bridge::Settings {
+        write_interval: Duration::from_secs(5),
+        offline_after: Duration::from_secs(60),
+    };
+    let topic = format!("printers/{}/ender/status", app.store_id);
+    for _ in 0..2 {
+        // A fresh bridge each time: a restart, or another replica taking over the printer.
+        let mut bridge =
+            printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker.clone(), settings);
+        bridge
+            .handle(&topic, json!({"state": "printing"}).to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(events(&app, "printer.online").await, 1);
+    assert_eq!(stats(&app, &printer).await["status"], "printing");
+}
