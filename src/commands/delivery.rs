@@ -1,5 +1,6 @@
-//! Delivers recorded printer commands: claims pending ones (`SKIP LOCKED`), publishes each to
-//! its printer's request topic, and marks it `sent` once the broker has it (`failed` at once if
+//! Delivers recorded printer commands: leases pending ones (`SKIP LOCKED`; a lapsed lease is
+//! taken again), publishes each to its printer's request topic, and marks it `sent` once the
+//! broker has it (`failed` at once if
 //! the printer's provider takes no commands). The printer's answer, read by the telemetry
 //! bridge, moves it to `acknowledged` or `failed` (`answer`). Each status change is recorded
 //! (`printerCommand.updated`).
@@ -68,15 +69,20 @@ async fn set_status(
 
 /// Publishes one batch; returns how many commands it handled.
 pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
+    // Lease the batch in one short statement: no lock is held while the broker acknowledges.
     let pending: Vec<Pending> = sqlx::query_as(
-        "select c.*, p.provider, p.device_id from printer_commands c
-         join printers p on p.id = c.printer_id
-         where c.status = 'pending' order by c.created_at limit $1
-         for update of c skip locked",
+        "with leased as (
+             update printer_commands set delivery_lease_until = clock_timestamp() + interval '30 seconds'
+              where id in (
+                  select id from printer_commands
+                   where status = 'pending'
+                     and (delivery_lease_until is null or delivery_lease_until < clock_timestamp())
+                   order by created_at limit $1 for update skip locked)
+             returning *)
+         select l.*, p.provider, p.device_id from leased l join printers p on p.id = l.printer_id",
     )
     .bind(BATCH)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
     if pending.is_empty() {
         return Ok(0);
@@ -103,18 +109,37 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
                     payload: body.to_string().into_bytes(),
                     retain: false,
                 });
-                sent.push(p.command);
+                sent.push(p.command.id);
             }
-            Err(why) => refused.push((p.command, why)),
+            Err(why) => refused.push((p.command.id, why)),
         }
     }
-    broker.publish_confirmed(messages).await?;
-    let handled = sent.len() + refused.len();
-    for row in sent {
-        set_status(&mut tx, row, "sent", None).await?;
+    if let Err(error) = broker.publish_confirmed(messages).await {
+        // Hand the batch back at once (a dead process's lease lapses by itself).
+        sqlx::query("update printer_commands set delivery_lease_until = null where id = any($1)")
+            .bind(&sent)
+            .execute(pool)
+            .await?;
+        return Err(error.into());
     }
-    for (row, why) in refused {
-        set_status(&mut tx, row, "failed", Some(why)).await?;
+    let handled = sent.len() + refused.len();
+    let mut tx = pool.begin().await?;
+    let outcomes = sent.into_iter().map(|id| (id, "sent", None)).chain(
+        refused
+            .into_iter()
+            .map(|(id, why)| (id, "failed", Some(why))),
+    );
+    for (id, status, why) in outcomes {
+        // Still pending: the printer may already have answered (and that answer stands).
+        let row: Option<CommandRow> = sqlx::query_as(
+            "select * from printer_commands where id = $1 and status = 'pending' for update",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = row {
+            set_status(&mut tx, row, status, why).await?;
+        }
     }
     tx.commit().await?;
     Ok(handled)
@@ -130,9 +155,9 @@ pub async fn answer(
     error: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    // No status in the filter: the answer can arrive while the delivery worker still holds the
-    // row (it marks it `sent` only after the broker's acknowledgement), and a filtered read
-    // would judge the old version and miss it. The lock waits for that commit.
+    // No status in the filter: the answer can arrive before the delivery worker has marked the
+    // command `sent` (it does so only after the broker's acknowledgement), and a filtered read
+    // could judge an old version and miss it. A `pending` command can be answered too.
     let row: Option<CommandRow> = sqlx::query_as(
         "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3
          for update",

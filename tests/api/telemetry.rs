@@ -561,3 +561,53 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
     assert_eq!(events(&app, "printer.online").await, 1);
     assert_eq!(stats(&app, &printer).await["status"], "printing");
 }
+
+#[tokio::test]
+async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
+    let mut broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
+    app.broker_connected().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    app.post("/v1/printer-commands/send")
+        .owner()
+        .json(&json!({"ids": [printer], "command": {"command": "home-axis"}}))
+        .send()
+        .await
+        .assert(202);
+    let handle = app.state.broker.clone().unwrap();
+    broker.stop();
+    assert!(
+        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+            .await
+            .is_err()
+    );
+    // Still pending, and handed back rather than leased away.
+    let (status, leased): (String, bool) =
+        sqlx::query_as("select status, delivery_lease_until is not null from printer_commands")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), leased), ("pending", false));
+    broker.restart();
+    app.broker_connected().await;
+    let mut requests =
+        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    assert_eq!(
+        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, request, _) = next(&mut requests, 5).await;
+    assert_eq!(request["command"]["command"], "home-axis");
+    let status: String = sqlx::query_scalar("select status from printer_commands")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "sent");
+}
