@@ -766,9 +766,18 @@ pub async fn update_print_job(
 async fn bulk(
     state: &AppState,
     caller: &Caller,
-    ids: &[Uuid],
+    body: PrintJobIds,
     action: BulkAction,
-) -> ApiResult<BulkResult> {
+) -> ApiResult<Json<BulkResult>> {
+    // Clearing removes jobs (job.delete.own|all, checked per job below); the rest are queue
+    // operations.
+    if action != BulkAction::Clear {
+        caller.require(Permission::QueueManage)?;
+    } else if !caller.permissions.contains(Permission::JobDeleteAll) {
+        caller.require(Permission::JobDeleteOwn)?;
+    }
+    bulk_ids(&body)?;
+    let ids = body.print_job_ids.as_slice();
     let mut tx = state.pool.begin().await?;
     let found = db::lock_many(&mut *tx, caller.store_id, ids).await?;
     let mut results = Vec::with_capacity(ids.len());
@@ -889,7 +898,7 @@ async fn bulk(
         }
     }
     tx.commit().await?;
-    Ok(BulkResult { results })
+    Ok(Json(BulkResult { results }))
 }
 
 /// Pause printing jobs.
@@ -903,11 +912,7 @@ pub async fn pause_print_jobs(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Permission::QueueManage)?;
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(&state, &caller, &body.print_job_ids, BulkAction::Pause).await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::Pause).await
 }
 
 /// Resume paused jobs.
@@ -920,11 +925,7 @@ pub async fn resume_print_jobs(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Permission::QueueManage)?;
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(&state, &caller, &body.print_job_ids, BulkAction::Resume).await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::Resume).await
 }
 
 /// Cancel jobs that have not finished.
@@ -938,11 +939,7 @@ pub async fn cancel_print_jobs(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Permission::QueueManage)?;
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(&state, &caller, &body.print_job_ids, BulkAction::Cancel).await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::Cancel).await
 }
 
 /// Put failed or cancelled jobs back in the queue.
@@ -956,11 +953,7 @@ pub async fn retry_print_jobs(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Permission::QueueManage)?;
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(&state, &caller, &body.print_job_ids, BulkAction::Retry).await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::Retry).await
 }
 
 /// Remove finished (completed, failed or cancelled) jobs from the queue.
@@ -974,13 +967,7 @@ pub async fn clear_print_jobs(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    if !caller.permissions.contains(Permission::JobDeleteAll) {
-        caller.require(Permission::JobDeleteOwn)?;
-    }
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(&state, &caller, &body.print_job_ids, BulkAction::Clear).await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::Clear).await
 }
 
 /// Move queued jobs to the front of the queue, the first id first.
@@ -995,15 +982,5 @@ pub async fn move_print_jobs_to_queue_front(
     caller: Caller,
     ApiJson(body): ApiJson<PrintJobIds>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Permission::QueueManage)?;
-    bulk_ids(&body)?;
-    Ok(Json(
-        bulk(
-            &state,
-            &caller,
-            &body.print_job_ids,
-            BulkAction::MoveToQueueFront,
-        )
-        .await?,
-    ))
+    bulk(&state, &caller, body, BulkAction::MoveToQueueFront).await
 }
