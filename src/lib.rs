@@ -44,3 +44,5 @@ pub mod simulator;
 pub mod telemetry;
 /// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.
 pub mod webhooks;
+/// The batch-worker loop (NOTIFY, in-process wake-ups, polling).
+pub mod worker;

@@ -12,6 +12,7 @@ use crate::http::printer_commands::{Command, PrinterCommand};
 use crate::ids::StoreId;
 use crate::mqtt::{Broker, Message};
 use crate::mutation::{self, Author};
+use crate::worker::{self, Pace, Wakeups};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -181,21 +182,17 @@ pub async fn answer(
 
 /// Runs until `shutdown`, polling for pending commands.
 pub async fn run(pool: PgPool, broker: Broker, shutdown: CancellationToken) {
-    loop {
-        let pause = match deliver_once(&pool, &broker).await {
-            Ok(n) if n as i64 == BATCH => Duration::ZERO,
-            Ok(_) => POLL,
-            Err(error) => {
-                tracing::debug!(
-                    error = format!("{error:#}"),
-                    "commands not delivered yet; retrying"
-                );
-                POLL * 4
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
-        }
-    }
+    let wakeups = Wakeups {
+        channel: None,
+        local: None,
+    };
+    let pace = Pace {
+        batch: BATCH as usize,
+        poll: POLL,
+        retry: POLL * 4,
+    };
+    worker::run("commands", &pool, wakeups, pace, shutdown, || {
+        deliver_once(&pool, &broker)
+    })
+    .await;
 }

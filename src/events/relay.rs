@@ -16,18 +16,20 @@
 use super::payload::{self, OutboxRow};
 use crate::mqtt::{Broker, Message};
 use crate::rate_limit::Clock;
+use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Rows claimed per transaction.
 pub const BATCH: i64 = 500;
-const POLL: Duration = Duration::from_secs(1);
-const RETRY: Duration = Duration::from_secs(1);
+const PACE: Pace = Pace {
+    batch: BATCH as usize,
+    poll: Duration::from_secs(1),
+    retry: Duration::from_secs(1),
+};
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 const COLUMNS: &str =
@@ -138,6 +140,14 @@ pub async fn fan_out_once(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<u
     Ok(usize::try_from(events).unwrap_or(0))
 }
 
+/// Both consumers wake on `NOTIFY pf_outbox` (sent by a trigger on every insert).
+fn outbox_wakeups() -> Wakeups {
+    Wakeups {
+        channel: Some("pf_outbox"),
+        local: None,
+    }
+}
+
 /// Runs both consumers until `shutdown`; `webhooks` wakes this process's dispatcher as soon as
 /// deliveries exist (other replicas hear `NOTIFY pf_webhooks`).
 pub async fn run(
@@ -148,28 +158,31 @@ pub async fn run(
     webhooks: Option<Arc<tokio::sync::Notify>>,
     shutdown: CancellationToken,
 ) {
-    let mqtt = {
-        let pool = pool.clone();
-        drive("mqtt", pool.clone(), shutdown.clone(), move || {
-            let (pool, broker) = (pool.clone(), broker.clone());
-            async move { relay_once(&pool, broker.as_ref()).await }
-        })
-    };
-    let fan_out = {
-        let pool = pool.clone();
-        drive("webhooks", pool.clone(), shutdown.clone(), move || {
-            let (pool, clock, wake) = (pool.clone(), clock.clone(), webhooks.clone());
-            async move {
-                let now =
-                    DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
-                let n = fan_out_once(&pool, now).await?;
-                if let (true, Some(wake)) = (n > 0, wake) {
-                    wake.notify_one();
-                }
-                Ok(n)
+    let (pool_ref, clock, webhooks) = (&pool, &clock, &webhooks);
+    let mqtt = worker::run(
+        "outbox-mqtt",
+        &pool,
+        outbox_wakeups(),
+        PACE,
+        shutdown.clone(),
+        || relay_once(pool_ref, broker.as_ref()),
+    );
+    let fan_out = worker::run(
+        "outbox-webhooks",
+        &pool,
+        outbox_wakeups(),
+        PACE,
+        shutdown.clone(),
+        move || async move {
+            let now =
+                DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+            let n = fan_out_once(pool_ref, now).await?;
+            if let (true, Some(wake)) = (n > 0, webhooks) {
+                wake.notify_one();
             }
-        })
-    };
+            Ok(n)
+        },
+    );
     let upkeep = async {
         let mut last_purge = Instant::now();
         loop {
@@ -185,63 +198,6 @@ pub async fn run(
         }
     };
     tokio::join!(mqtt, fan_out, upkeep);
-}
-
-/// One consumer's loop: a batch, then (unless the batch was full) wait for `NOTIFY pf_outbox`
-/// or the poll interval.
-async fn drive<F, Fut>(name: &'static str, pool: PgPool, shutdown: CancellationToken, step: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = anyhow::Result<usize>>,
-{
-    let mut listener = match PgListener::connect_with(&pool).await {
-        Ok(mut l) => l.listen("pf_outbox").await.ok().map(|()| l),
-        Err(_) => None,
-    };
-    if listener.is_none() {
-        tracing::warn!(
-            consumer = name,
-            "outbox relay: no LISTEN connection; polling only"
-        );
-    }
-    loop {
-        let pause = match step().await {
-            Ok(n) if n as i64 == BATCH => Duration::ZERO,
-            Ok(_) => POLL,
-            Err(error) => {
-                tracing::warn!(
-                    consumer = name,
-                    error = format!("{error:#}"),
-                    "outbox relay: batch not handled; retrying"
-                );
-                metrics::counter!("printfarm_outbox_relay_errors_total", "consumer" => name)
-                    .increment(1);
-                RETRY
-            }
-        };
-        if pause.is_zero() {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            continue;
-        }
-        let notified = async {
-            match listener.as_mut() {
-                Some(l) => {
-                    if l.recv().await.is_err() {
-                        // The listener reconnects on the next recv; don't spin meanwhile.
-                        tokio::time::sleep(RETRY).await;
-                    }
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = notified => {}
-            _ = tokio::time::sleep(pause) => {}
-        }
-    }
 }
 
 /// Seconds the oldest unpublished event has waited (0 when none), as a gauge.

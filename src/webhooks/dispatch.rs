@@ -10,9 +10,9 @@ use super::ssrf::{GuardedResolver, Policy, Refused};
 use crate::db::webhooks::{DeliveryRow, EndpointRow};
 use crate::events::outbox;
 use crate::rate_limit::Clock;
+use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -403,45 +403,19 @@ impl Dispatcher {
     /// Runs until `shutdown`: a batch whenever deliveries are due, woken by `NOTIFY
     /// pf_webhooks`, polling as a backstop (retries come due with time, not with a notice).
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => l.listen("pf_webhooks").await.ok().map(|()| l),
-            Err(_) => None,
+        let wakeups = Wakeups {
+            channel: Some("pf_webhooks"),
+            local: Some(self.wake.clone()),
         };
-        loop {
-            let pause = match self.dispatch(true).await {
-                Ok(n) if n as i64 >= BATCH => Duration::ZERO,
-                Ok(_) => POLL,
-                Err(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "webhook dispatch failed; retrying"
-                    );
-                    POLL
-                }
-            };
-            if pause.is_zero() {
-                if shutdown.is_cancelled() {
-                    return;
-                }
-                continue;
-            }
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => {
-                        if l.recv().await.is_err() {
-                            tokio::time::sleep(POLL).await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = notified => {}
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
+        let pace = Pace {
+            batch: BATCH as usize,
+            poll: POLL,
+            retry: POLL,
+        };
+        worker::run("webhooks", &self.pool, wakeups, pace, shutdown, || {
+            self.dispatch(true)
+        })
+        .await;
     }
 }
 
