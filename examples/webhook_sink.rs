@@ -1,6 +1,6 @@
 //! A webhook receiver for benchmarks: answers 200 at once to `POST /{anything}`, and keeps the
 //! delay between each event's `occurredAt` (its commit, near enough) and its arrival.
-//! `GET /stats` → `{"count", "p50Ms", "p99Ms", "firstAt", "lastAt"}`; `POST /reset` clears.
+//! `GET /stats` → `{"count", "p50Ms", "p99Ms", "maxMs", "firstAt", "lastAt"}`; `POST /reset` clears.
 //!
 //! `cargo run --release --example webhook_sink -- 127.0.0.1:18181`
 
@@ -63,6 +63,7 @@ async fn stats(State(log): State<Shared>) -> Json<Value> {
         "count": sorted.len(),
         "p50Ms": percentile(&sorted, 0.5),
         "p99Ms": percentile(&sorted, 0.99),
+        "maxMs": sorted.last().copied().unwrap_or(0.0),
         "firstAt": first,
         "lastAt": last,
     }))

@@ -26,9 +26,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 scripts/services.sh >/dev/null
-cargo build --release --quiet --bin printfarm --example webhook_sink
+cargo build --release --quiet --bin printfarm --example webhook_sink --example event_load
 "${PSQL[@]}" -c "drop database if exists ${DB} with (force)"
-target/release/printfarm serve & pids+=($!)
+target/release/printfarm serve & pids+=($!); server=$!
 target/release/examples/webhook_sink "${SINK}" >/dev/null & pids+=($!)
 for _ in $(seq 100); do curl -sf "http://${ADDR}/healthz" >/dev/null && break; sleep 0.1; done
 out=$(target/release/printfarm bootstrap --store-name "Bench RT" --json)
@@ -60,31 +60,37 @@ import json,sys; s=json.loads(sys.argv[1]); t0=float(sys.argv[2])
 secs=(s['lastAt']-t0)/1000
 print(f\"{s['count']} deliveries in {secs:.2f} s = {s['count']/secs:.0f} deliveries/s; commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms\")" "$s" "$t0")
 
+# CPU time (clock ticks) used so far by the server, and by Postgres's processes.
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/${server}/stat"
+  for p in $(pgrep -u postgres); do cat "/proc/$p/stat" 2>/dev/null; done | awk '{t += $14 + $15} END {print t}'
+}
+
+# Events created through the API (POST /v1/materials: one event each) at a steady rate
+# (examples/event_load.rs); then waits for all their deliveries.
+paced() {
+  local rate=$1 count=$2
+  curl -sf -X POST "http://${SINK}/reset" >/dev/null
+  local cpu0; cpu0=$(cpu_ticks | xargs)
+  target/release/examples/event_load "$ADDR" "$key" "$store" "$rate" "$count"
+  local want=$((count * 10))
+  for _ in $(seq 300); do
+    [[ $(stat | field count) -ge ${want} ]] && break
+    sleep 0.1
+  done
+  local cpu1; cpu1=$(cpu_ticks | xargs)
+  stat | python3 -c "
+import json,sys; s=json.load(sys.stdin); secs=(s['lastAt']-s['firstAt'])/1000
+s0, p0, s1, p1 = [int(x) for x in '${cpu0} ${cpu1}'.split()]
+srv, pg = (s1 - s0) * 10 / ${count}, (p1 - p0) * 10 / ${count}
+print(f\"{s['count']} deliveries in {secs:.2f} s = {s['count']/max(secs,1e-9):.0f}/s; commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms, max {s['maxMs']:.0f} ms; CPU per event: server {srv:.2f} ms, Postgres {pg:.2f} ms\")"
+}
+
+echo "== webhooks: 1,000 events at 450/s (API creates; 4,500 deliveries/s) -> 10 endpoints" >&2
+sustained=$(paced 450 1000)
 echo "== webhooks: 200 events/s for 10 s (API creates) -> 10 endpoints" >&2
-curl -sf -X POST "http://${SINK}/reset" >/dev/null
-python3 - "$ADDR" "$key" "$store" <<'PY'
-import http.client, json, sys, time
-addr, key, store = sys.argv[1:4]
-host, port = addr.split(":")
-conn = http.client.HTTPConnection(host, int(port))
-headers = {"authorization": f"ApiKey {key}", "x-printago-storeid": store, "content-type": "application/json"}
-start = time.time()
-for i in range(2000):
-    target = start + i / 200
-    delay = target - time.time()
-    if delay > 0:
-        time.sleep(delay)
-    conn.request("POST", "/v1/materials", json.dumps({"name": f"paced {i}", "type": "PLA"}), headers)
-    r = conn.getresponse(); r.read()
-    assert r.status == 201, r.status
-PY
-for _ in $(seq 300); do
-  [[ $(stat | field count) -ge 20000 ]] && break
-  sleep 0.1
-done
-paced=$(stat | python3 -c "
-import json,sys; s=json.load(sys.stdin)
-print(f\"{s['count']} deliveries; commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms\")")
+paced=$(paced 200 2000)
+[[ ${BENCH_SKIP_TELEMETRY:-} ]] && { printf '\nburst: %s\nsustained: %s\npaced: %s\n' "$burst" "$sustained" "$paced"; exit 0; }
 
 echo "== telemetry: ${SIM_PRINTERS} simulated printers every ${SIM_INTERVAL_MS} ms" >&2
 metric() { curl -sf "http://${ADDR}/metrics" | awk -v m="$1" '$1 == m { print $2 }' | head -n1; }
@@ -106,6 +112,7 @@ cat <<EOF
 ============ printfarm bench summary: real time (issue 4) ============
 machine: $(nproc) cores
 webhooks, burst:  ${burst}
+webhooks, 450 events/s: ${sustained}
 webhooks, paced:  ${paced}
 telemetry:        ${telemetry}
 =====================================================================

@@ -145,25 +145,31 @@ impl AppState {
             self.config.usage_flush_interval,
             shutdown.clone(),
         ));
-        let dispatcher = crate::webhooks::dispatch::Dispatcher::new(
+        use crate::webhooks::dispatch::{self, Dispatcher};
+        let dispatcher = Dispatcher::new(
             self.pool.clone(),
             self.config.webhook_policy.clone(),
             self.clock.clone(),
         );
-        if let Err(error) = &dispatcher {
-            tracing::error!(%error, "webhook dispatcher not started");
-        }
+        let handoff = match dispatcher {
+            Ok(dispatcher) => {
+                let (handoff, inbox) = dispatch::handoff();
+                tracker.spawn(dispatcher.run(inbox, shutdown.clone()));
+                Some(handoff)
+            }
+            Err(error) => {
+                tracing::error!(%error, "webhook dispatcher not started");
+                None
+            }
+        };
         tracker.spawn(crate::events::relay::run(
             self.pool.clone(),
             self.broker.clone(),
             self.clock.clone(),
             self.config.event_retention,
-            dispatcher.as_ref().ok().map(|d| d.wake.clone()),
+            handoff,
             shutdown.clone(),
         ));
-        if let Ok(dispatcher) = dispatcher {
-            tracker.spawn(dispatcher.run(shutdown.clone()));
-        }
         if let Some(bridge) = self.telemetry_bridge(shutdown.clone()) {
             tracker.spawn(bridge);
         }

@@ -220,12 +220,12 @@ pub async fn events_since(
     store: StoreId,
     since: DateTime<Utc>,
     limit: i64,
-) -> sqlx::Result<Vec<crate::events::payload::OutboxRow>> {
-    sqlx::query_as(
-        "select id, event_id, store_id, type, entity_type, entity_id, action, entity, changes,
-                occurred_at
-         from outbox where store_id = $1 and occurred_at >= $2 order by id limit $3",
-    )
+) -> sqlx::Result<Vec<crate::events::payload::Event>> {
+    sqlx::query_as(&format!(
+        "select {}
+         from outbox o where o.store_id = $1 and o.occurred_at >= $2 order by o.id limit $3",
+        crate::events::payload::EVENT_COLUMNS
+    ))
     .bind(store)
     .bind(since)
     .bind(limit)

@@ -1,187 +1,345 @@
-//! The outbox relay: two independent consumers of the outbox, each claiming rows with
-//! `FOR UPDATE SKIP LOCKED` (so replicas share the work) and marking them done only once their
-//! work is safe:
+//! The outbox relay.
 //!
-//! * MQTT: leases a batch (a short statement; no lock held across the network), publishes each
-//!   event to its topic, and marks the batch published after the broker has acknowledged every
-//!   message; a publisher that dies lets its lease lapse;
-//! * webhooks: creates one delivery per subscribed endpoint and marks the event fanned out, in
-//!   one statement.
+//! One statement per batch of new events (claimed with `FOR UPDATE SKIP LOCKED`, so replicas
+//! share the work) does all that must happen once per event: it creates one webhook delivery
+//! per subscribed endpoint, marks the events fanned out, and leases them for MQTT. Then:
 //!
-//! A crash, a broker failure or a timeout rolls the claim back and the rows are handled again:
-//! at least once, never lost. Separate cursors keep webhooks from waiting on the broker and the
-//! broker from waiting on webhooks. Both are woken by `NOTIFY pf_outbox`, with polling as a
-//! backstop.
+//! * the deliveries go to this process's dispatcher, already leased to it, with no claim round
+//!   trip (without a dispatcher here, any dispatcher claims them on `NOTIFY pf_webhooks`);
+//! * the events go to the MQTT publisher, which marks them published once the broker has
+//!   acknowledged every message. A publish that fails hands its lease back, and the
+//!   re-publisher takes the events again, as it does any lease that lapsed because its
+//!   publisher died.
+//!
+//! A crash rolls the claim back or lets a lease lapse: at least once, never lost. A single
+//! consumer of new rows means MQTT and webhooks never skip each other's locked rows, and the
+//! broker never holds up webhooks: the publisher works from a queue of its own. Woken by
+//! `NOTIFY pf_outbox` (a trigger on every insert), with polling as a backstop.
 
-use super::payload::{self, OutboxRow};
+use super::payload::{Event, EVENT_COLUMNS};
 use crate::mqtt::{Broker, Message};
 use crate::rate_limit::Clock;
+use crate::webhooks::dispatch::{self, Claimed, Endpoint, Handoff};
+use crate::webhooks::send;
 use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::types::Json;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// Rows claimed per transaction.
+/// Events claimed per statement.
 pub const BATCH: i64 = 500;
-const PACE: Pace = Pace {
-    batch: BATCH as usize,
-    poll: Duration::from_secs(1),
-    retry: Duration::from_secs(1),
-};
+/// Events claimed per statement when the deliveries are handed to this process's dispatcher
+/// (leased to it meanwhile): fewer, so that a leased delivery does not wait long for its turn.
+const HANDOFF_BATCH: i64 = 200;
+/// How long events are leased to an MQTT publisher: if it dies, the re-publisher takes them.
+const MQTT_LEASE_SECS: f64 = 30.0;
+/// Batches waiting for the MQTT publisher; beyond this the re-publisher takes over.
+const PUBLISH_QUEUE: usize = 64;
+const POLL: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-const COLUMNS: &str =
-    "id, event_id, store_id, type, entity_type, entity_id, action, entity, changes, occurred_at";
+/// What a relay does with the events it claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Lease the events for MQTT publishing; otherwise they are marked published unsent
+    /// (no broker: fan-out is off, and they must not pile up).
+    pub mqtt: bool,
+    /// Create the deliveries leased, for this process's dispatcher to send at once.
+    pub handoff: bool,
+}
 
-/// How long an MQTT batch is leased: if its publisher dies, another takes it after this.
-const MQTT_LEASE_SECS: f64 = 30.0;
+impl Mode {
+    fn batch(self) -> i64 {
+        if self.handoff {
+            HANDOFF_BATCH
+        } else {
+            BATCH
+        }
+    }
+}
 
-/// Publishes one batch to MQTT; returns how many rows it handled (0 when there was nothing to
-/// do). The batch is leased in one short statement, published, then marked published: no row
-/// lock is held while waiting for the broker. Without a broker the rows are marked published
-/// unsent (fan-out is off), so they do not pile up.
-pub async fn relay_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
-    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "update outbox set mqtt_lease_until = clock_timestamp() + make_interval(secs => $2)
-          where id in (
+/// What one claim produced.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The events claimed, oldest first: leased for MQTT when `Mode::mqtt`.
+    pub events: Vec<Event>,
+    /// With `Mode::handoff`, the deliveries created, leased to this process.
+    pub deliveries: Vec<Claimed>,
+}
+
+/// A claimed event with its deliveries (when handed off).
+#[derive(sqlx::FromRow)]
+struct ClaimedEvent {
+    #[sqlx(flatten)]
+    event: Event,
+    deliveries: Json<Vec<Handed>>,
+}
+
+#[derive(Deserialize)]
+struct Handed {
+    delivery: uuid::Uuid,
+    #[serde(flatten)]
+    endpoint: Endpoint,
+}
+
+/// Claims a batch of new events, due for webhooks at `now` (the injectable clock), in one
+/// statement, committed without waiting for the WAL flush: losing that commit in a crash loses
+/// the claim with its deliveries, and the events are claimed again.
+pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyhow::Result<Batch> {
+    let (lease, attempts) = if mode.handoff {
+        (dispatch::LEASE_SECS, 1)
+    } else {
+        (0.0, 0)
+    };
+    let rows: Vec<ClaimedEvent> = sqlx::query_as(&format!(
+        "with claimed as (
+             select id from outbox where fanned_out_at is null
+             order by id limit $1 for update skip locked),
+         events as (
+             update outbox o
+                set fanned_out_at = now(),
+                    published_at = case when $5 then null else now() end,
+                    mqtt_lease_until =
+                        case when $5 then clock_timestamp() + make_interval(secs => $6) end
+               from claimed c where o.id = c.id
+             returning {EVENT_COLUMNS}),
+         delivered as (
+             insert into webhook_deliveries
+                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
+                  next_attempt_at, attempts)
+             select gen_random_uuid(), v.store_id, e.id, v.event_id, v.type, v.payload,
+                    v.occurred_at, $2 + make_interval(secs => $3), $4
+               from events v
+               join webhook_endpoints e on e.store_id = v.store_id and e.enabled
+                    and (cardinality(e.event_types) = 0 or v.type = any(e.event_types))
+             on conflict (endpoint_id, event_id) do nothing
+             returning id, endpoint_id, event_id),
+         handed as (
+             select d.event_id,
+                    jsonb_agg(jsonb_build_object(
+                        'delivery', d.id, 'id', e.id, 'url', e.url, 'secret', e.secret,
+                        'previousSecret', e.previous_secret,
+                        'previousSecretUntil', e.previous_secret_until)) as deliveries
+               from delivered d join webhook_endpoints e on e.id = d.endpoint_id
+              where $7
+              group by d.event_id)
+         select v.*, coalesce(h.deliveries, '[]') as deliveries
+           from events v
+           left join handed h on h.event_id = v.event_id
+          cross join (select count(*) from (
+                select pg_notify('pf_webhooks', '')
+                 where not $7 and exists (select 1 from delivered)) n) notified
+          cross join (select set_config('synchronous_commit', 'off', true)) async_commit
+          order by v.id"
+    ))
+    .bind(mode.batch())
+    .bind(now)
+    .bind(lease)
+    .bind(attempts)
+    .bind(mode.mqtt)
+    .bind(MQTT_LEASE_SECS)
+    .bind(mode.handoff)
+    .fetch_all(pool)
+    .await?;
+    let mut batch = Batch::default();
+    for ClaimedEvent { event, deliveries } in rows {
+        if !deliveries.0.is_empty() {
+            // One body per event, shared by its deliveries (only the signatures differ).
+            let body = send::body(&event.event_type, event.occurred_at, &event.payload);
+            batch
+                .deliveries
+                .extend(deliveries.0.into_iter().map(|h| Claimed {
+                    delivery: h.delivery,
+                    event_id: event.event_id,
+                    attempts,
+                    body: body.clone(),
+                    endpoint: h.endpoint,
+                }));
+        }
+        batch.events.push(event);
+    }
+    Ok(batch)
+}
+
+/// Publishes `events` (leased to this process) and marks them published once the broker has
+/// acknowledged every one; on failure, hands the lease back at once (were this process to die
+/// instead, the lease would lapse), for the re-publisher.
+pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow::Result<()> {
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    let messages = events
+        .iter()
+        .map(|event| Message {
+            topic: event.topic(),
+            payload: event.payload.to_string().into_bytes(),
+            retain: false,
+        })
+        .collect();
+    if let Err(error) = broker.publish_confirmed(messages).await {
+        sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
+            .bind(&ids)
+            .execute(pool)
+            .await?;
+        return Err(error.into());
+    }
+    metrics::counter!("printfarm_mqtt_messages_out_total").increment(ids.len() as u64);
+    mark_published(pool, &ids).await
+}
+
+/// Losing this commit in a crash means publishing again (at least once): no need to wait for
+/// the WAL flush.
+async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+    sqlx::query(
+        "update outbox set published_at = now()
+           from (select set_config('synchronous_commit', 'off', true)) async_commit
+          where id = any($1)",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Publishes one batch of events whose MQTT lease was handed back or lapsed; returns how many.
+/// Without a broker they are marked published unsent.
+pub async fn republish_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
+    let events: Vec<Event> = sqlx::query_as(&format!(
+        "update outbox o set mqtt_lease_until = clock_timestamp() + make_interval(secs => $2)
+          where o.id in (
               select id from outbox
-               where published_at is null
+               where published_at is null and fanned_out_at is not null
                  and (mqtt_lease_until is null or mqtt_lease_until < clock_timestamp())
                order by id limit $1 for update skip locked)
-          returning {COLUMNS}"
+          returning {EVENT_COLUMNS}"
     ))
     .bind(BATCH)
     .bind(MQTT_LEASE_SECS)
     .fetch_all(pool)
     .await?;
-    if rows.is_empty() {
+    if events.is_empty() {
         return Ok(0);
     }
-    let mut rows = rows;
-    rows.sort_by_key(|r| r.id);
-    if let Some(broker) = broker {
-        let messages = rows
-            .iter()
-            .map(|row| Message {
-                topic: payload::entity_topic(row),
-                payload: payload::mqtt_payload(row).to_string().into_bytes(),
-                retain: false,
-            })
-            .collect();
-        if let Err(error) = broker.publish_confirmed(messages).await {
-            // Hand the batch back at once (were this process to die instead, the lease would
-            // lapse): the next attempt publishes it again.
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
-                .bind(&ids)
-                .execute(pool)
-                .await?;
-            return Err(error.into());
-        }
-        metrics::counter!("printfarm_mqtt_messages_out_total").increment(rows.len() as u64);
+    let mut events = events;
+    events.sort_by_key(|e| e.id);
+    match broker {
+        Some(broker) => publish(pool, broker, &events).await?,
+        None => mark_published(pool, &events.iter().map(|e| e.id).collect::<Vec<_>>()).await?,
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    sqlx::query("update outbox set published_at = now() where id = any($1)")
-        .bind(&ids)
-        .execute(pool)
-        .await?;
-    Ok(rows.len())
+    Ok(events.len())
 }
 
-/// Creates the webhook deliveries of one batch of events, due at `now` (the injectable clock);
-/// returns how many events it handled. One statement, run on its own (its own transaction,
-/// committed without waiting for the WAL flush):
-/// claim, insert the deliveries (with the same payload as MQTT's), mark the events, and
-/// `NOTIFY pf_webhooks` if any delivery was created — a single round trip, because this sits on
-/// the commit-to-delivery path.
-pub async fn fan_out_once(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let (events, deliveries): (i64, i64) = sqlx::query_as(
-        "with claimed as (
-             select * from outbox where fanned_out_at is null
-             order by id limit $1 for update skip locked),
-         delivered as (
-             insert into webhook_deliveries
-                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
-                  next_attempt_at)
-             select gen_random_uuid(), c.store_id, e.id, c.event_id, c.type,
-                    jsonb_build_object(
-                        'eventId', c.event_id, 'sequence', c.id, 'type', c.type,
-                        'entityType', c.entity_type, 'action', c.action,
-                        'entities', jsonb_build_object(c.entity_id::text, c.entity),
-                        'changes', jsonb_build_object(c.entity_id::text, c.changes),
-                        'occurredAt', to_char(c.occurred_at at time zone 'UTC',
-                                              'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
-                    c.occurred_at, $2
-             from claimed c
-             join webhook_endpoints e on e.store_id = c.store_id and e.enabled
-                  and (cardinality(e.event_types) = 0 or c.type = any(e.event_types))
-             on conflict (endpoint_id, event_id) do nothing
-             returning 1),
-         marked as (
-             update outbox o set fanned_out_at = now() from claimed c where o.id = c.id
-             returning 1),
-         counts as (
-             select (select count(*) from marked) as events,
-                    (select count(*) from delivered) as deliveries)
-         select events, deliveries from counts
-         left join lateral (select pg_notify('pf_webhooks', '') where counts.deliveries > 0) n
-           on true
-         -- Losing this commit in a crash loses the claim with its deliveries, and the events
-         -- are fanned out again: no need to wait for the WAL flush on the latency path.
-         cross join (select set_config('synchronous_commit', 'off', true)) async_commit",
-    )
-    .bind(BATCH)
-    .bind(now)
-    .fetch_one(pool)
-    .await?;
-    let _ = deliveries;
-    Ok(usize::try_from(events).unwrap_or(0))
-}
-
-/// Both consumers wake on `NOTIFY pf_outbox` (sent by a trigger on every insert).
-fn outbox_wakeups() -> Wakeups {
-    Wakeups {
-        channel: Some("pf_outbox"),
-        local: None,
+/// One pass, step by step (tests and tools): claim a batch (deliveries for any dispatcher),
+/// publish it, then re-publish what is waiting; returns how many events were published.
+pub async fn relay_once(
+    pool: &PgPool,
+    broker: Option<&Broker>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mode = Mode {
+        mqtt: broker.is_some(),
+        handoff: false,
+    };
+    let batch = claim_batch(pool, now, mode).await?;
+    if let Some(broker) = broker.filter(|_| !batch.events.is_empty()) {
+        publish(pool, broker, &batch.events).await?;
     }
+    Ok(batch.events.len() + republish_once(pool, broker).await?)
 }
 
-/// Runs both consumers until `shutdown`; `webhooks` wakes this process's dispatcher as soon as
-/// deliveries exist (other replicas hear `NOTIFY pf_webhooks`).
+/// Runs the relay until `shutdown`. With `handoff`, new deliveries go straight to this
+/// process's dispatcher; without, any dispatcher claims them on `NOTIFY pf_webhooks`.
 pub async fn run(
     pool: PgPool,
     broker: Option<Broker>,
     clock: Arc<dyn Clock>,
     retention: Duration,
-    webhooks: Option<Arc<tokio::sync::Notify>>,
+    handoff: Option<Handoff>,
     shutdown: CancellationToken,
 ) {
-    let (pool_ref, clock, webhooks) = (&pool, &clock, &webhooks);
-    let mqtt = worker::run(
+    let mode = Mode {
+        mqtt: broker.is_some(),
+        handoff: handoff.is_some(),
+    };
+    let republish = Arc::new(Notify::new());
+    let (queue, mut queued) = mpsc::channel::<Vec<Event>>(PUBLISH_QUEUE);
+    let (pool_ref, clock, handoff, republish_ref) = (&pool, &clock, &handoff, &republish);
+    let claims = worker::run(
+        "outbox",
+        &pool,
+        Wakeups {
+            channel: Some("pf_outbox"),
+            local: None,
+        },
+        Pace {
+            batch: mode.batch() as usize,
+            poll: POLL,
+            retry: POLL,
+        },
+        shutdown.clone(),
+        || {
+            let queue = queue.clone();
+            async move {
+                let now =
+                    DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+                let batch = claim_batch(pool_ref, now, mode).await?;
+                let n = batch.events.len();
+                if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
+                    handoff.hand(batch.deliveries).await;
+                }
+                if mode.mqtt && n > 0 {
+                    if let Err(full) = queue.try_send(batch.events) {
+                        // The publisher is behind (a slow broker): the re-publisher takes these.
+                        let ids: Vec<i64> = full.into_inner().iter().map(|e| e.id).collect();
+                        sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
+                            .bind(&ids)
+                            .execute(pool_ref)
+                            .await?;
+                        republish_ref.notify_one();
+                    }
+                }
+                Ok(n)
+            }
+        },
+    );
+    let publisher = async {
+        let Some(broker) = broker.as_ref() else {
+            return;
+        };
+        loop {
+            // Everything queued goes out as one batch: under load, fewer, bigger batches.
+            let mut batches = Vec::new();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = queued.recv_many(&mut batches, PUBLISH_QUEUE) => if n == 0 { return },
+            }
+            let events: Vec<Event> = batches.into_iter().flatten().collect();
+            if let Err(error) = publish(pool_ref, broker, &events).await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "events not published; retrying"
+                );
+                republish_ref.notify_one();
+            }
+        }
+    };
+    let republisher = worker::run(
         "outbox-mqtt",
         &pool,
-        outbox_wakeups(),
-        PACE,
-        shutdown.clone(),
-        || relay_once(pool_ref, broker.as_ref()),
-    );
-    let fan_out = worker::run(
-        "outbox-webhooks",
-        &pool,
-        outbox_wakeups(),
-        PACE,
-        shutdown.clone(),
-        move || async move {
-            let now =
-                DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
-            let n = fan_out_once(pool_ref, now).await?;
-            if let (true, Some(wake)) = (n > 0, webhooks) {
-                wake.notify_one();
-            }
-            Ok(n)
+        Wakeups {
+            channel: None,
+            local: Some(republish.clone()),
         },
+        Pace {
+            batch: BATCH as usize,
+            poll: POLL,
+            retry: POLL,
+        },
+        shutdown.clone(),
+        || republish_once(pool_ref, broker.as_ref()),
     );
     let upkeep = async {
         let mut last_purge = Instant::now();
@@ -197,7 +355,7 @@ pub async fn run(
             }
         }
     };
-    tokio::join!(mqtt, fan_out, upkeep);
+    tokio::join!(claims, publisher, republisher, upkeep);
 }
 
 /// Seconds the oldest unpublished event has waited (0 when none), as a gauge.

@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ApiResult};
-use crate::events::payload::{self, OutboxRow};
+use crate::events::payload::{self, EVENT_COLUMNS};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -114,12 +114,11 @@ pub async fn list_events(
         .into_iter()
         .filter(|t| view_permission(t).is_some_and(|p| caller.permissions.contains(p)))
         .collect();
-    let mut rows: Vec<OutboxRow> = sqlx::query_as(
-        "select id, event_id, store_id, type, entity_type, entity_id, action, entity, changes,
-                occurred_at
-         from outbox where store_id = $1 and id > $2 and entity_type = any($3)
-         order by id limit $4",
-    )
+    let mut rows: Vec<payload::Event> = sqlx::query_as(&format!(
+        "select {EVENT_COLUMNS}
+         from outbox o where o.store_id = $1 and o.id > $2 and o.entity_type = any($3)
+         order by o.id limit $4"
+    ))
     .bind(caller.store_id)
     .bind(after)
     .bind(&visible)
@@ -136,19 +135,16 @@ pub async fn list_events(
         _ => None,
     };
     let events: Vec<Event> = rows
-        .iter()
-        .map(|row| {
-            let p = payload::mqtt_payload(row);
-            Event {
-                event_id: row.event_id,
-                sequence: row.id,
-                r#type: row.event_type.clone(),
-                entity_type: row.entity_type.clone(),
-                action: row.action.clone(),
-                entities: p["entities"].clone(),
-                changes: p["changes"].clone(),
-                occurred_at: row.occurred_at,
-            }
+        .into_iter()
+        .map(|row| Event {
+            event_id: row.event_id,
+            sequence: row.id,
+            r#type: row.event_type,
+            entity_type: row.entity_type,
+            action: row.payload["action"].as_str().map(str::to_owned),
+            entities: row.payload["entities"].clone(),
+            changes: row.payload["changes"].clone(),
+            occurred_at: row.occurred_at,
         })
         .collect();
     let mut response = Json(events).into_response();

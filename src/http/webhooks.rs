@@ -622,7 +622,7 @@ pub async fn recover_webhook(
             endpoint.id,
             event.event_id,
             &event.event_type,
-            &crate::events::payload::mqtt_payload(event),
+            &event.payload,
             event.occurred_at,
             now,
         )

@@ -1,71 +1,122 @@
-//! The dispatcher: claims due deliveries (a short lease, `SKIP LOCKED`, so replicas share the
-//! work and a crash only delays a delivery), sends them concurrently, and records every attempt.
-//! Success is a 2xx within the timeout; a redirect is a failure; `410` disables the endpoint;
-//! other failures are retried on the schedule (`Retry-After` honoured); an endpoint failing for
-//! five days is disabled, and an event says so.
+//! The dispatcher: sends deliveries and records every attempt.
+//!
+//! Deliveries reach it two ways:
+//! * handed over by the outbox relay in this process, already leased by the statement that
+//!   created them (no claim round trip on the commit-to-delivery path);
+//! * claimed from the table when due (retries, resends, other replicas' events after a crash):
+//!   a short lease, `SKIP LOCKED`, so replicas share the work.
+//!
+//! Sends run concurrently up to `MAX_IN_FLIGHT`; a single recorder writes the outcomes in
+//! batches behind them. Until an attempt is recorded, its lease keeps the delivery from being
+//! sent again; a crash only means it is sent again once the lease lapses (at least once).
 
-use super::schedule;
-use super::signing;
-use super::ssrf::{GuardedResolver, Policy, Refused};
-use crate::db::webhooks::{DeliveryRow, EndpointRow};
-use crate::events::outbox;
+use super::record;
+use super::send::{self, Outcome, SEND_TIMEOUT};
+use super::ssrf::{GuardedResolver, Policy};
 use crate::rate_limit::Clock;
 use crate::worker::{self, Pace, Wakeups};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde::Deserialize;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Deliveries claimed and sent at once.
+/// Deliveries claimed at once.
 const BATCH: i64 = 256;
-/// A claimed delivery is retried by anyone after this, should its sender die.
-const LEASE_SECS: f64 = 60.0;
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
-const RESPONSE_KEEP: usize = 1024;
-const DISABLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(5);
+/// Sends in flight at once (also the idle connections kept per host, so that a busy endpoint
+/// does not reconnect for every batch).
+const MAX_IN_FLIGHT: usize = 256;
+/// Outcomes written per statement, at most.
+const RECORD_BATCH: usize = 512;
+/// How long the recorder waits for more outcomes before writing.
+const RECORD_LINGER: Duration = Duration::from_millis(20);
+/// A claimed delivery is sent again by anyone after this, should its sender die.
+pub const LEASE_SECS: f64 = 60.0;
 const POLL: Duration = Duration::from_secs(1);
+
+/// Where a delivery goes, and the secrets that sign it.
+#[derive(Debug, Clone, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    #[sqlx(rename = "endpoint_id")]
+    pub id: Uuid,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+}
+
+/// A delivery leased to this process, with everything sending it needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Uuid,
+    /// The `webhook-id`: the same for every endpoint and every attempt.
+    pub event_id: Uuid,
+    /// Attempts so far, the coming one included.
+    pub attempts: i32,
+    /// The request body (shared by the event's deliveries).
+    pub body: Bytes,
+    pub endpoint: Endpoint,
+}
+
+/// A row of the claim statement.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    payload: serde_json::Value,
+    occurred_at: DateTime<Utc>,
+    attempts: i32,
+    #[sqlx(flatten)]
+    endpoint: Endpoint,
+}
+
+impl From<ClaimRow> for Claimed {
+    fn from(r: ClaimRow) -> Self {
+        Claimed {
+            delivery: r.id,
+            event_id: r.event_id,
+            attempts: r.attempts,
+            body: send::body(&r.event_type, r.occurred_at, &r.payload),
+            endpoint: r.endpoint,
+        }
+    }
+}
+
+/// Hands deliveries the outbox relay has just created (and leased) to this process's
+/// dispatcher.
+#[derive(Clone)]
+pub struct Handoff(mpsc::Sender<Vec<Claimed>>);
+
+/// The dispatcher's end of a [`Handoff`].
+pub struct Inbox(mpsc::Receiver<Vec<Claimed>>);
+
+pub fn handoff() -> (Handoff, Inbox) {
+    let (tx, rx) = mpsc::channel(16);
+    (Handoff(tx), Inbox(rx))
+}
+
+impl Handoff {
+    /// Waits while the dispatcher is full (back-pressure on the relay). Deliveries that cannot
+    /// be handed over (the dispatcher has stopped) are sent by anyone once their lease lapses.
+    pub async fn hand(&self, deliveries: Vec<Claimed>) {
+        if self.0.send(deliveries).await.is_err() {
+            tracing::warn!("webhook dispatcher stopped: deliveries wait for their lease to lapse");
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Dispatcher {
-    /// Rung by the relay in this process after it creates deliveries: no NOTIFY round trip.
-    pub wake: Arc<tokio::sync::Notify>,
     pool: PgPool,
     client: reqwest::Client,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
-}
-
-/// A claimed delivery and what sending it needs from its endpoint.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Claimed {
-    #[sqlx(flatten)]
-    delivery: DeliveryRow,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_until: Option<DateTime<Utc>>,
-}
-
-/// How one attempt ended.
-#[derive(Debug)]
-struct Outcome {
-    delivery: Uuid,
-    endpoint: Uuid,
-    status_code: Option<i32>,
-    latency_ms: i32,
-    /// None on success.
-    error_class: Option<&'static str>,
-    response: Option<String>,
-    retry_after: Option<Duration>,
-}
-
-impl Outcome {
-    fn succeeded(&self) -> bool {
-        self.error_class.is_none()
-    }
 }
 
 impl Dispatcher {
@@ -78,11 +129,10 @@ impl Dispatcher {
             .no_proxy()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("printfarm-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Dispatcher {
-            wake: Arc::new(tokio::sync::Notify::new()),
             pool,
             client,
             policy,
@@ -94,18 +144,9 @@ impl Dispatcher {
         DateTime::from_timestamp_millis(self.clock.now_ms() as i64).unwrap_or_else(Utc::now)
     }
 
-    /// Claims, sends and records one batch; returns how many deliveries it attempted.
-    pub async fn dispatch_once(&self) -> anyhow::Result<usize> {
-        self.dispatch(false).await
-    }
-
-    /// One batch; with `background_record` the attempts are written by a separate task, so the
-    /// next due delivery is not held up by this batch's bookkeeping (the worker loop); until
-    /// they are written, the lease keeps these deliveries from being sent again.
-    async fn dispatch(&self, background_record: bool) -> anyhow::Result<usize> {
-        let now = self.now();
-        // One statement claims the due deliveries and reads what sending them needs.
-        let claimed: Vec<Claimed> = sqlx::query_as(
+    /// Leases up to `limit` due deliveries in one statement, with what sending them needs.
+    async fn claim(&self, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<Claimed>> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(
             "with due as (
                  select d.id from webhook_deliveries d
                  join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
@@ -117,7 +158,8 @@ impl Dispatcher {
                     set next_attempt_at = $1 + make_interval(secs => $3),
                         attempts = d.attempts + 1, updated_at = now()
                    from due where d.id = due.id
-                 returning d.*)
+                 returning d.id, d.event_id, d.event_type, d.payload, d.occurred_at, d.attempts,
+                           d.endpoint_id)
              select c.*, e.url, e.secret, e.previous_secret, e.previous_secret_until
                from claimed c join webhook_endpoints e on e.id = c.endpoint_id
                -- A lease lost in a crash only means the delivery is sent again (at least
@@ -125,325 +167,168 @@ impl Dispatcher {
                cross join (select set_config('synchronous_commit', 'off', true)) async_commit",
         )
         .bind(now)
-        .bind(BATCH)
+        .bind(limit)
         .bind(LEASE_SECS)
         .fetch_all(&self.pool)
         .await?;
-        if claimed.is_empty() {
-            return Ok(0);
-        }
-        let rows: Vec<DeliveryRow> = claimed.iter().map(|c| c.delivery.clone()).collect();
+        Ok(rows.into_iter().map(Claimed::from).collect())
+    }
+
+    /// Claims one batch, sends it and records the attempts before returning how many there
+    /// were: one step at a time, for tests and tools.
+    pub async fn dispatch_once(&self) -> anyhow::Result<usize> {
+        let now = self.now();
+        let claimed = self.claim(now, BATCH).await?;
         let mut sends = tokio::task::JoinSet::new();
         for delivery in claimed {
             let this = self.clone();
-            sends.spawn(async move { this.send(&delivery, now).await });
+            sends
+                .spawn(async move { send::send(&this.client, &this.policy, &delivery, now).await });
         }
-        let claimed = rows;
-        let mut outcomes = Vec::with_capacity(claimed.len());
-        while let Some(done) = sends.join_next().await {
-            if let Ok(outcome) = done {
-                outcomes.push(outcome);
-            }
-        }
-        let n = outcomes.len();
-        if !background_record {
-            self.record(&claimed, &outcomes, now).await?;
-            return Ok(n);
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = this.record(&claimed, &outcomes, now).await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "webhook attempts not recorded; the lease will retry them"
-                );
-            }
-        });
-        Ok(n)
+        let outcomes: Vec<Outcome> = sends.join_all().await;
+        record::record(&self.pool, &outcomes, self.now()).await?;
+        Ok(outcomes.len())
     }
 
-    /// The request body: `{type, timestamp, data}`.
-    pub fn body(delivery: &DeliveryRow) -> Vec<u8> {
-        json!({
-            "type": delivery.event_type,
-            "timestamp": delivery.occurred_at,
-            "data": delivery.payload,
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    async fn send(&self, claimed: &Claimed, now: DateTime<Utc>) -> Outcome {
-        let (endpoint, delivery) = (claimed, &claimed.delivery);
-        let mut outcome = Outcome {
-            delivery: delivery.id,
-            endpoint: delivery.endpoint_id,
-            status_code: None,
-            latency_ms: 0,
-            error_class: Some("ssrf_blocked"),
-            response: None,
-            retry_after: None,
+    /// Runs until `shutdown`: sends what `inbox` hands over, and claims due deliveries when
+    /// `NOTIFY pf_webhooks` says there are some, polling as a backstop (retries come due with
+    /// time, not with a notice). At shutdown, sends in flight finish and are recorded.
+    pub async fn run(self, mut inbox: Inbox, shutdown: CancellationToken) {
+        let (outcomes, recorded) = mpsc::channel(RECORD_BATCH * 2);
+        let recorder = tokio::spawn(record_all(self.pool.clone(), self.clock.clone(), recorded));
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let sender = Sender {
+            dispatcher: self.clone(),
+            slots: slots.clone(),
+            outcomes,
         };
-        // Checked again at every send: scheme, credentials, an IP literal (names are checked by
-        // the resolver as the client connects).
-        if let Err(refused) = self.policy.check_url(&endpoint.url) {
-            outcome.response = Some(refused.to_string());
-            return outcome;
-        }
-        let body = Self::body(delivery);
-        let timestamp = now.timestamp();
-        let id = delivery.event_id.to_string();
-        let mut secrets = vec![endpoint.secret.as_str()];
-        if let (Some(previous), Some(until)) =
-            (&endpoint.previous_secret, endpoint.previous_secret_until)
-        {
-            if until > now {
-                secrets.push(previous);
-            }
-        }
-        let signature = signing::sign(&secrets, &id, timestamp, &body);
-        let started = Instant::now();
-        let sent = self
-            .client
-            .post(&endpoint.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(response) => {
-                let status = response.status();
-                outcome.status_code = Some(i32::from(status.as_u16()));
-                outcome.retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| schedule::parse_retry_after(v, timestamp));
-                outcome.error_class = if status.is_success() {
-                    None
-                } else if status.as_u16() == 410 {
-                    Some("gone")
-                } else if status.is_redirection() {
-                    Some("redirect")
-                } else {
-                    Some("http_status")
-                };
-                // Only the first 1 KB is kept, and only that much is read.
-                let mut response = response;
-                let mut kept: Vec<u8> = Vec::new();
-                while kept.len() < RESPONSE_KEEP {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-                        _ => break,
-                    }
-                }
-                kept.truncate(RESPONSE_KEEP);
-                let text = String::from_utf8_lossy(&kept);
-                outcome.response = (!text.is_empty()).then(|| text.into_owned());
-            }
-            Err(error) => {
-                outcome.error_class = Some(classify(&error));
-                outcome.response = Some(error_chain(&error));
-            }
-        }
-        outcome.latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        metrics::counter!(
-            "printfarm_webhook_attempts_total",
-            "result" => outcome.error_class.unwrap_or("success")
-        )
-        .increment(1);
-        outcome
-    }
-
-    /// Writes the attempts, moves each delivery on, and updates the endpoints' health.
-    async fn record(
-        &self,
-        claimed: &[DeliveryRow],
-        outcomes: &[Outcome],
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::new();
-        let mut statuses = Vec::new();
-        let mut next = Vec::new();
-        let mut codes = Vec::new();
-        let mut latencies = Vec::new();
-        let mut classes = Vec::new();
-        let mut responses = Vec::new();
-        for o in outcomes {
-            let Some(delivery) = claimed.iter().find(|d| d.id == o.delivery) else {
-                continue;
-            };
-            let (status, at) = if o.succeeded() {
-                ("succeeded", None)
-            } else if o.error_class == Some("gone") {
-                ("failed", None)
-            } else {
-                let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
-                let jitter = rand::random::<f64>() * 2.0 - 1.0;
-                match schedule::next_delay(attempts, o.retry_after, jitter) {
-                    Some(delay) => (
-                        "pending",
-                        Some(now + chrono::TimeDelta::from_std(delay).unwrap_or_default()),
-                    ),
-                    None => ("failed", None),
-                }
-            };
-            ids.push(o.delivery);
-            statuses.push(status);
-            next.push(at);
-            codes.push(o.status_code);
-            latencies.push(o.latency_ms);
-            classes.push(o.error_class);
-            responses.push(o.response.clone());
-        }
-        sqlx::query(
-            "insert into webhook_attempts
-                 (delivery_id, attempted_at, status_code, latency_ms, error_class, response_body)
-             select t.d, $2, t.c, t.l, t.e, t.r
-             from unnest($1::uuid[], $3::int4[], $4::int4[], $5::text[], $6::text[]) as t(d, c, l, e, r)
-             -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
-             join webhook_deliveries wd on wd.id = t.d",
-        )
-        .bind(&ids)
-        .bind(now)
-        .bind(&codes)
-        .bind(&latencies)
-        .bind(&classes)
-        .bind(&responses)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "update webhook_deliveries d
-                set status = t.s, next_attempt_at = t.n, last_attempt_at = $2,
-                    last_status_code = t.c, updated_at = now()
-               from unnest($1::uuid[], $3::text[], $4::timestamptz[], $5::int4[]) as t(id, s, n, c)
-              where d.id = t.id",
-        )
-        .bind(&ids)
-        .bind(now)
-        .bind(&statuses)
-        .bind(&next)
-        .bind(&codes)
-        .execute(&mut *tx)
-        .await?;
-
-        // Endpoint health: any success in the batch clears the streak.
-        let healthy: Vec<Uuid> = outcomes
-            .iter()
-            .filter(|o| o.succeeded())
-            .map(|o| o.endpoint)
-            .collect();
-        let failing: Vec<Uuid> = outcomes
-            .iter()
-            .filter(|o| !o.succeeded() && !healthy.contains(&o.endpoint))
-            .map(|o| o.endpoint)
-            .collect();
-        let gone: Vec<Uuid> = outcomes
-            .iter()
-            .filter(|o| o.error_class == Some("gone"))
-            .map(|o| o.endpoint)
-            .collect();
-        sqlx::query(
-            "update webhook_endpoints set failing_since = null
-              where id = any($1) and failing_since is not null",
-        )
-        .bind(&healthy)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "update webhook_endpoints set failing_since = $2
-              where id = any($1) and failing_since is null",
-        )
-        .bind(&failing)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let disabled: Vec<EndpointRow> = sqlx::query_as(
-            "update webhook_endpoints
-                set enabled = false, updated_at = now(),
-                    disabled_reason = case when id = any($2) then 'gone' else 'failing' end
-              where enabled and (id = any($2) or (id = any($1) and failing_since <= $3))
-              returning *",
-        )
-        .bind(&failing)
-        .bind(&gone)
-        .bind(now - DISABLE_AFTER)
-        .fetch_all(&mut *tx)
-        .await?;
-        for endpoint in disabled {
-            // Its pending deliveries stop here; `recover` can send them once it is re-enabled.
-            sqlx::query(
-                "update webhook_deliveries set status = 'failed', next_attempt_at = null,
-                        updated_at = now()
-                  where endpoint_id = $1 and status = 'pending'",
-            )
-            .bind(endpoint.id)
-            .execute(&mut *tx)
-            .await?;
-            tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
-            let view = super::EndpointView::from(endpoint.clone());
-            outbox::record_event(
-                &mut *tx,
-                endpoint.store_id,
-                "webhook.disabled",
-                "webhookEndpoint",
-                endpoint.id,
-                serde_json::to_value(&view).unwrap_or_default(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Runs until `shutdown`: a batch whenever deliveries are due, woken by `NOTIFY
-    /// pf_webhooks`, polling as a backstop (retries come due with time, not with a notice).
-    pub async fn run(self, shutdown: CancellationToken) {
         let wakeups = Wakeups {
             channel: Some("pf_webhooks"),
-            local: Some(self.wake.clone()),
+            local: None,
         };
         let pace = Pace {
             batch: BATCH as usize,
             poll: POLL,
             retry: POLL,
         };
-        worker::run("webhooks", &self.pool, wakeups, pace, shutdown, || {
-            self.dispatch(true)
-        })
-        .await;
+        let claims = worker::run(
+            "webhooks",
+            &self.pool,
+            wakeups,
+            pace,
+            shutdown.clone(),
+            || sender.claim_and_start(),
+        );
+        let handed = async {
+            loop {
+                let batch = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    batch = inbox.0.recv() => batch,
+                };
+                let Some(batch) = batch else { return };
+                let now = self.now();
+                for delivery in batch {
+                    sender.start(delivery, now).await;
+                }
+            }
+        };
+        tokio::join!(claims, handed);
+        // Let the sends in flight finish, then the recorder write their outcomes.
+        let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SEND_TIMEOUT, slots.acquire_many(all)).await;
+        drop(sender);
+        let _ = recorder.await;
     }
 }
 
-/// The error class of a failed request.
-fn classify(error: &reqwest::Error) -> &'static str {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<Refused>().is_some() {
-            return "ssrf_blocked";
+/// Starts sends within the in-flight limit and queues their outcomes for the recorder.
+struct Sender {
+    dispatcher: Dispatcher,
+    slots: Arc<Semaphore>,
+    outcomes: mpsc::Sender<Outcome>,
+}
+
+impl Sender {
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Starts sending `delivery` once a slot is free.
+    async fn start(&self, delivery: Claimed, now: DateTime<Utc>) {
+        if let Some(slot) = self.slot().await {
+            self.spawn(delivery, now, slot);
         }
-        source = e.source();
     }
-    if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect"
-    } else {
-        "request"
+
+    fn spawn(&self, delivery: Claimed, now: DateTime<Utc>, slot: OwnedSemaphorePermit) {
+        let (dispatcher, outcomes) = (self.dispatcher.clone(), self.outcomes.clone());
+        tokio::spawn(async move {
+            let outcome = send::send(&dispatcher.client, &dispatcher.policy, &delivery, now).await;
+            // The slot is held until the outcome is queued: a slow recorder slows the sends.
+            let _ = outcomes.send(outcome).await;
+            drop(slot);
+        });
+    }
+
+    /// Claims as many due deliveries as there are free slots (a claimed delivery should not
+    /// wait for one) and starts them. Reports a full batch when it filled every free slot, so
+    /// that the worker claims again at once.
+    async fn claim_and_start(&self) -> anyhow::Result<usize> {
+        let Some(first) = self.slot().await else {
+            return Ok(0);
+        };
+        let room = (1 + self.slots.available_permits()).min(BATCH as usize);
+        let now = self.dispatcher.now();
+        let claimed = self.dispatcher.claim(now, room as i64).await?;
+        let n = claimed.len();
+        let mut first = Some(first);
+        for delivery in claimed {
+            let slot = match first.take() {
+                Some(slot) => Some(slot),
+                None => self.slot().await,
+            };
+            if let Some(slot) = slot {
+                self.spawn(delivery, now, slot);
+            }
+        }
+        Ok(if n == room { BATCH as usize } else { n })
     }
 }
 
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
+/// Writes outcomes in batches, one at a time: a batch is what arrives within `RECORD_LINGER` of
+/// its first outcome (fewer, bigger writes; recording is not on the delivery path). A batch
+/// that cannot be written is tried again; should that fail too, its deliveries are sent again
+/// when their leases lapse.
+async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Receiver<Outcome>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let linger = tokio::time::sleep(RECORD_LINGER);
+        tokio::pin!(linger);
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            tokio::select! {
+                _ = &mut linger => break,
+                n = recorded.recv_many(&mut batch, room) => if n == 0 { break },
+            }
+        }
+        let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+        for attempt in 1..=3 {
+            match record::record(&pool, &batch, now).await {
+                Ok(()) => break,
+                Err(error) if attempt < 3 => {
+                    tracing::debug!(error = format!("{error:#}"), "recording attempts; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "webhook attempts not recorded; their leases will send them again"
+                    );
+                    metrics::counter!("printfarm_worker_errors_total", "worker" => "webhook-record")
+                        .increment(1);
+                }
+            }
+        }
+        batch.clear();
     }
-    text.chars().take(RESPONSE_KEEP).collect()
 }

@@ -114,16 +114,18 @@ async fn nothing_is_marked_published_until_the_broker_has_it() {
         .await;
     }
     // Broker down: the batch fails and stays unpublished.
-    assert!(relay::relay_once(app.pool(), app.state.broker.as_ref())
-        .await
-        .is_err());
+    assert!(
+        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
+            .await
+            .is_err()
+    );
     assert_eq!(unpublished(&app).await, 30);
     // Back up: the connection comes back by itself and every event goes out once.
     broker.restart();
     app.broker_connected().await;
     let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
     assert_eq!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref())
+        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
             .await
             .unwrap(),
         30
@@ -162,19 +164,23 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
         assert_eq!(claimed.len(), 20);
         // Meanwhile another replica skips the locked rows rather than waiting or duplicating.
         assert_eq!(
-            relay::relay_once(app.pool(), app.state.broker.as_ref())
+            relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
                 .await
                 .unwrap(),
             0
         );
     }
-    // A publisher that leased the batch and died: nobody takes it until the lease lapses.
-    sqlx::query("update outbox set mqtt_lease_until = clock_timestamp() + interval '30 seconds'")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    // A relay that claimed the batch (fanned out, leased for MQTT) and died before publishing:
+    // nobody takes it until the lease lapses.
+    sqlx::query(
+        "update outbox set fanned_out_at = now(),
+                mqtt_lease_until = clock_timestamp() + interval '30 seconds'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
     assert_eq!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref())
+        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
             .await
             .unwrap(),
         0
@@ -188,10 +194,10 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
     let second = TestApp::on_db(app.db.clone(), &[("PF_MQTT_URL", &broker.url())]).await;
     second.broker_connected().await;
     let (a, b) = tokio::join!(
-        relay::relay_once(app.pool(), app.state.broker.as_ref()),
-        relay::relay_once(second.pool(), second.state.broker.as_ref()),
+        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now()),
+        relay::relay_once(second.pool(), second.state.broker.as_ref(), second.now()),
     );
-    let rest = relay::relay_once(app.pool(), app.state.broker.as_ref())
+    let rest = relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
         .await
         .unwrap();
     // `second` wrote its own owner's store and key rows, but no events.

@@ -52,7 +52,9 @@ async fn printer(app: &TestApp, device: &str) -> String {
 
 /// The relay, then one dispatch.
 async fn deliver(app: &TestApp, d: &Dispatcher) -> usize {
-    relay::fan_out_once(app.pool(), app.now()).await.unwrap();
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
     d.dispatch_once().await.unwrap()
 }
 

@@ -1,0 +1,174 @@
+//! Recording attempts: the attempt log, each delivery moved on (succeeded, failed, or pending
+//! again at its next retry, `Retry-After` honoured), and the endpoints' health — a `410`
+//! disables an endpoint, and so do five days of failures, with a `webhook.disabled` event.
+
+use super::schedule;
+use super::send::Outcome;
+use crate::db::webhooks::EndpointRow;
+use crate::events::outbox;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const DISABLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(5);
+
+/// Writes `outcomes`; `now` dates the endpoints' health.
+pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> anyhow::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut attempted = Vec::with_capacity(outcomes.len());
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    let mut next = Vec::with_capacity(outcomes.len());
+    let mut codes = Vec::with_capacity(outcomes.len());
+    let mut latencies = Vec::with_capacity(outcomes.len());
+    let mut classes = Vec::with_capacity(outcomes.len());
+    let mut responses = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        let (status, at) = next_step(o);
+        ids.push(o.delivery);
+        attempted.push(o.attempted_at);
+        statuses.push(status);
+        next.push(at);
+        codes.push(o.status_code);
+        latencies.push(o.latency_ms);
+        classes.push(o.error_class);
+        responses.push(o.response.as_deref());
+    }
+    // Endpoint health: any success in the batch clears the streak. Ids sorted, so that two
+    // recorders lock the same endpoints in the same order.
+    let mut healthy: Vec<Uuid> = outcomes
+        .iter()
+        .filter(|o| o.succeeded())
+        .map(|o| o.endpoint)
+        .collect();
+    healthy.sort_unstable();
+    healthy.dedup();
+    let mut failing: Vec<Uuid> = outcomes
+        .iter()
+        .filter(|o| !o.succeeded() && healthy.binary_search(&o.endpoint).is_err())
+        .map(|o| o.endpoint)
+        .collect();
+    failing.sort_unstable();
+    failing.dedup();
+    let gone: Vec<Uuid> = outcomes
+        .iter()
+        .filter(|o| o.gone())
+        .map(|o| o.endpoint)
+        .collect();
+    let endpoints: Vec<Uuid> = healthy.iter().chain(&failing).copied().collect();
+    let endpoint_failing: Vec<bool> = healthy
+        .iter()
+        .map(|_| false)
+        .chain(failing.iter().map(|_| true))
+        .collect();
+
+    // One statement (one round trip, its own transaction): the attempt log, the deliveries
+    // moved on, the endpoints' failure streaks. Committed without waiting for the WAL flush:
+    // losing it in a crash means the deliveries are sent again when their leases lapse.
+    sqlx::query(
+        "with attempts as (
+             insert into webhook_attempts
+                 (delivery_id, attempted_at, status_code, latency_ms, error_class, response_body)
+             select t.d, t.a, t.c, t.l, t.e, t.r
+             from unnest($1::uuid[], $2::timestamptz[], $3::int4[], $4::int4[], $5::text[],
+                         $6::text[]) as t(d, a, c, l, e, r)
+             -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
+             join webhook_deliveries wd on wd.id = t.d),
+         health as (
+             update webhook_endpoints e set failing_since = case when t.failing then $9 end
+               from unnest($10::uuid[], $11::bool[]) as t(id, failing)
+              where e.id = t.id and (e.failing_since is null) = t.failing)
+         update webhook_deliveries d
+            set status = t.s, next_attempt_at = t.n, last_attempt_at = t.a,
+                last_status_code = t.c, updated_at = now()
+           from unnest($1::uuid[], $2::timestamptz[], $7::text[], $8::timestamptz[], $3::int4[])
+                as t(id, a, s, n, c),
+                (select set_config('synchronous_commit', 'off', true)) async_commit
+          where d.id = t.id",
+    )
+    .bind(&ids)
+    .bind(&attempted)
+    .bind(&codes)
+    .bind(&latencies)
+    .bind(&classes)
+    .bind(&responses)
+    .bind(&statuses)
+    .bind(&next)
+    .bind(now)
+    .bind(&endpoints)
+    .bind(&endpoint_failing)
+    .execute(pool)
+    .await?;
+    if !failing.is_empty() || !gone.is_empty() {
+        // Decided on what is written: should this step be lost, the next failure decides again.
+        let mut tx = pool.begin().await?;
+        disable(&mut tx, &failing, &gone, now).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Where a delivery goes after this attempt: its status and when it is next due.
+fn next_step(o: &Outcome) -> (&'static str, Option<DateTime<Utc>>) {
+    if o.succeeded() {
+        return ("succeeded", None);
+    }
+    if o.gone() {
+        return ("failed", None);
+    }
+    let attempts = u32::try_from(o.attempts).unwrap_or(u32::MAX);
+    let jitter = rand::random::<f64>() * 2.0 - 1.0;
+    match schedule::next_delay(attempts, o.retry_after, jitter) {
+        Some(delay) => (
+            "pending",
+            Some(o.attempted_at + chrono::TimeDelta::from_std(delay).unwrap_or_default()),
+        ),
+        None => ("failed", None),
+    }
+}
+
+/// Disables the endpoints that answered `410` or have failed for five days; their pending
+/// deliveries stop here (`recover` can send them once the endpoint is enabled again).
+async fn disable(
+    tx: &mut sqlx::PgConnection,
+    failing: &[Uuid],
+    gone: &[Uuid],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let disabled: Vec<EndpointRow> = sqlx::query_as(
+        "update webhook_endpoints
+            set enabled = false, updated_at = now(),
+                disabled_reason = case when id = any($2) then 'gone' else 'failing' end
+          where enabled and (id = any($2) or (id = any($1) and failing_since <= $3))
+          returning *",
+    )
+    .bind(failing)
+    .bind(gone)
+    .bind(now - DISABLE_AFTER)
+    .fetch_all(&mut *tx)
+    .await?;
+    for endpoint in disabled {
+        sqlx::query(
+            "update webhook_deliveries set status = 'failed', next_attempt_at = null,
+                    updated_at = now()
+              where endpoint_id = $1 and status = 'pending'",
+        )
+        .bind(endpoint.id)
+        .execute(&mut *tx)
+        .await?;
+        tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
+        let view = super::EndpointView::from(endpoint.clone());
+        outbox::record_event(
+            &mut *tx,
+            endpoint.store_id,
+            "webhook.disabled",
+            "webhookEndpoint",
+            endpoint.id,
+            serde_json::to_value(&view).unwrap_or_default(),
+        )
+        .await?;
+    }
+    Ok(())
+}
