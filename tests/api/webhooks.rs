@@ -5,7 +5,7 @@ use crate::helpers::{new_tenant, TestApp};
 use crate::receiver::Receiver;
 use printfarm::events::relay;
 use printfarm::rate_limit::Clock;
-use printfarm::webhooks::dispatch::Dispatcher;
+use printfarm::webhooks::dispatch::{self, Dispatcher};
 use printfarm::webhooks::signing;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -513,4 +513,90 @@ async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
         .send()
         .await
         .assert(204);
+}
+
+/// Waits up to five seconds for `done`.
+async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_them() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    // As `serve` runs them: deliveries go from the relay to the dispatcher in this process.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (handoff, inbox) = dispatch::handoff();
+    tokio::spawn(dispatcher(&app).run(inbox, stop.clone()));
+    tokio::spawn(relay::run(
+        app.pool().clone(),
+        None,
+        Arc::new(app.clock.clone()),
+        std::time::Duration::from_secs(86_400),
+        Some(handoff),
+        None,
+        stop.clone(),
+    ));
+    let _stop = stop.drop_guard();
+    for i in 0..3 {
+        printer(&app, &format!("p{i}")).await;
+    }
+    eventually("three deliveries", || async { receiver.count("ok") == 3 }).await;
+    // Each is recorded behind the send: succeeded at the first attempt, with its log.
+    eventually("the attempts recorded", || async {
+        let res = app
+            .get(&format!("/v1/webhooks/{hook}/deliveries"))
+            .owner()
+            .send()
+            .await;
+        let list = res.json();
+        let list = list.as_array().unwrap();
+        list.len() == 3
+            && list.iter().all(|d| {
+                d["status"] == "succeeded"
+                    && d["attempts"] == 1
+                    && d["attemptLog"].as_array().unwrap().len() == 1
+            })
+    })
+    .await;
+    // Nothing is left for any dispatcher to claim, now or once the lease would have lapsed.
+    app.clock.advance_ms(61_000);
+    assert_eq!(dispatcher(&app).dispatch_once().await.unwrap(), 0);
+    assert_eq!(receiver.count("ok"), 3);
+}
+
+#[tokio::test]
+async fn deliveries_handed_to_a_dispatcher_that_died_go_out_once_their_lease_lapses() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    printer(&app, "p1").await;
+    // A relay claims the event, leasing its delivery to its own dispatcher, and dies.
+    let mode = relay::Mode {
+        mqtt: false,
+        handoff: true,
+    };
+    let batch = relay::claim_batch(app.pool(), app.now(), mode)
+        .await
+        .unwrap();
+    assert_eq!((batch.events.len(), batch.deliveries.len()), (1, 1));
+    drop(batch);
+    // Nobody else sends it while the lease holds; anyone does once it has lapsed.
+    let d = dispatcher(&app);
+    assert_eq!(d.dispatch_once().await.unwrap(), 0);
+    app.clock.advance_ms(61_000);
+    assert_eq!(d.dispatch_once().await.unwrap(), 1);
+    assert_eq!(d.dispatch_once().await.unwrap(), 0);
+    assert_eq!(receiver.count("ok"), 1);
 }
