@@ -372,17 +372,38 @@ async fn record_lag(pool: &PgPool) {
     metrics::gauge!("printfarm_outbox_lag_seconds").set(lag.unwrap_or(0.0));
 }
 
-/// Deletes handled events older than the retention (the `GET /v1/events` catch-up window).
-async fn purge(pool: &PgPool, retention: Duration) {
+/// Deletes what is older than the retention: handled events (the `GET /v1/events` catch-up
+/// window) and finished webhook deliveries with their attempts (`recover` re-creates
+/// deliveries from the events kept). In slices, so that no statement runs long.
+pub async fn purge(pool: &PgPool, retention: Duration) {
+    const SLICE: i64 = 10_000;
     let seconds = retention.as_secs() as f64;
-    let done = sqlx::query(
-        "delete from outbox where published_at < now() - make_interval(secs => $1)
-           and fanned_out_at is not null",
-    )
-    .bind(seconds)
-    .execute(pool)
-    .await;
-    if let Err(error) = done {
-        tracing::warn!(%error, "outbox purge failed");
+    let statements = [
+        "delete from outbox where id in (
+             select id from outbox
+              where published_at < now() - make_interval(secs => $1)
+                and fanned_out_at is not null
+              limit $2)",
+        "delete from webhook_deliveries where id in (
+             select id from webhook_deliveries
+              where status <> 'pending' and updated_at < now() - make_interval(secs => $1)
+              limit $2)",
+    ];
+    for statement in statements {
+        loop {
+            let done = sqlx::query(statement)
+                .bind(seconds)
+                .bind(SLICE)
+                .execute(pool)
+                .await;
+            match done {
+                Ok(done) if done.rows_affected() < SLICE as u64 => break,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "purge failed");
+                    break;
+                }
+            }
+        }
     }
 }

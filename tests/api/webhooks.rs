@@ -600,3 +600,44 @@ async fn deliveries_handed_to_a_dispatcher_that_died_go_out_once_their_lease_lap
     assert_eq!(d.dispatch_once().await.unwrap(), 0);
     assert_eq!(receiver.count("ok"), 1);
 }
+
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("select count(*) from {table}"))
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    let (failing, _) = endpoint(&app, json!({"url": receiver.url("fail")})).await;
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    assert_eq!(deliver(&app, &d).await, 2);
+    assert_eq!(
+        (
+            rows(&app, "webhook_deliveries").await,
+            rows(&app, "webhook_attempts").await
+        ),
+        (2, 2)
+    );
+    let retention = std::time::Duration::from_secs(3600);
+    sqlx::query("update webhook_deliveries set updated_at = now() - interval '2 hours'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    relay::purge(app.pool(), retention).await;
+    // The delivered one is gone with its attempt; the one still being retried stays.
+    assert_eq!(
+        (
+            rows(&app, "webhook_deliveries").await,
+            rows(&app, "webhook_attempts").await
+        ),
+        (1, 1)
+    );
+    assert_eq!(delivery(&app, &failing).await["status"], "pending");
+    assert!(delivery(&app, &hook).await.is_null());
+}
