@@ -47,8 +47,11 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub openapi_json: Bytes,
     pub metrics: PrometheusHandle,
-    /// The MQTT broker connection, when `PF_MQTT_URL` is set.
+    /// The MQTT connection that publishes (events, printer stats, commands), when
+    /// `PF_MQTT_URL` is set.
     pub broker: Option<Broker>,
+    /// The MQTT connection that reads printer telemetry (and commands' answers).
+    pub telemetry_ingest: Option<Broker>,
     /// Rung after every successful write request: wakes the outbox relay in this process.
     pub outbox_written: Arc<tokio::sync::Notify>,
     /// Telemetry received from the broker, until the bridge worker takes it.
@@ -81,18 +84,29 @@ impl AppState {
         };
         let background = CancellationToken::new();
         let mut telemetry_inbound = None;
+        let mut telemetry_ingest = None;
         let broker = config.mqtt.clone().map(|address| {
-            let client_id = format!("printfarm-{}", uuid::Uuid::now_v7().simple());
+            // Two connections: telemetry is read on its own, so that a bridge that has fallen
+            // behind (which holds the broker back rather than drop reports) never delays the
+            // acknowledgements that event and command publishing wait for.
+            let id = uuid::Uuid::now_v7().simple();
             let (tx, rx) = tokio::sync::mpsc::channel(10_000);
             telemetry_inbound = Some(rx);
             let subscriptions = Subscriptions {
                 filters: vec![crate::telemetry::bridge::SUBSCRIPTION.to_owned()],
                 inbound: tx,
             };
-            Broker::start(address, client_id, Some(subscriptions), background.clone())
+            telemetry_ingest = Some(Broker::start(
+                address.clone(),
+                format!("printfarm-{id}-ingest"),
+                Some(subscriptions),
+                background.clone(),
+            ));
+            Broker::start(address, format!("printfarm-{id}"), None, background.clone())
         });
         Ok(AppState(Arc::new(Inner {
             broker,
+            telemetry_ingest,
             outbox_written: Arc::default(),
             telemetry_inbound: std::sync::Mutex::new(telemetry_inbound),
             background,
@@ -348,5 +362,15 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+impl Inner {
+    /// Both MQTT connections are up (false without a broker).
+    pub fn mqtt_connected(&self) -> bool {
+        match (&self.broker, &self.telemetry_ingest) {
+            (Some(publish), Some(ingest)) => publish.is_connected() && ingest.is_connected(),
+            _ => false,
+        }
     }
 }

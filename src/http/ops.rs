@@ -67,7 +67,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         database: if up { "up" } else { "down" },
         mqtt: match &state.broker {
             None => "disabled",
-            Some(b) if b.is_connected() => "connected",
+            Some(_) if state.mqtt_connected() => "connected",
             Some(_) => "disconnected",
         },
     };

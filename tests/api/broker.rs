@@ -161,3 +161,20 @@ pub async fn publish(broker: &TestBroker, topic: &str, payload: &str) {
         .expect("broker acknowledged");
     let _ = client.disconnect().await;
 }
+
+/// Publishes `count` copies of one message at QoS 0, as fast as the broker takes them.
+pub async fn flood(broker: &TestBroker, topic: &str, payload: &str, count: usize) {
+    let id = format!("test-flood-{}", uuid::Uuid::now_v7().simple());
+    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let (client, mut events) = AsyncClient::new(options, 1000);
+    let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    for _ in 0..count {
+        client
+            .publish(topic, QoS::AtMostOnce, false, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    // A round trip behind them: everything before it has reached the broker.
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
+}

@@ -231,9 +231,9 @@ impl TestApp {
 
     /// Waits until the app's broker connection is up.
     pub async fn broker_connected(&self) {
-        let broker = self.state.broker.as_ref().expect("PF_MQTT_URL set");
+        assert!(self.state.broker.is_some(), "PF_MQTT_URL set");
         for _ in 0..200 {
-            if broker.is_connected() {
+            if self.state.mqtt_connected() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;

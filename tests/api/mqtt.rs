@@ -1,6 +1,6 @@
 //! Event fan-out over MQTT: the outbox relay against a real Mosquitto, and `GET /v1/events`.
 
-use crate::broker::{drain, next, subscribe, TestBroker};
+use crate::broker::{drain, flood, next, subscribe, TestBroker};
 use crate::helpers::{new_tenant, TestApp};
 use printfarm::events::relay;
 use serde_json::{json, Value};
@@ -208,6 +208,33 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
         .map(|m| m.1["eventId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!((received.len(), ids.len()), (20, 20));
+}
+
+#[tokio::test]
+async fn a_telemetry_backlog_does_not_hold_up_publishing() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
+    app.broker_connected().await;
+    // No bridge reads the telemetry, so the server's ingest connection stops reading once its
+    // queue is full (it holds the broker back rather than drop reports).
+    flood(
+        &broker,
+        "printers/generic/dev-1/status",
+        r#"{"state": "idle"}"#,
+        12_000,
+    )
+    .await;
+    post(&app, "/v1/materials", json!({"name": "PLA", "type": "PLA"})).await;
+    let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
+    // Events are still published and acknowledged, on their own connection.
+    let published = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now()),
+    )
+    .await
+    .expect("acknowledged without waiting for the telemetry backlog");
+    assert_eq!(published.unwrap(), 1);
+    assert_eq!(next(&mut rx, 5).await.1["type"], "material.created");
 }
 
 #[tokio::test]
