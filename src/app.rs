@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::http;
 use crate::middleware::{
-    auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, relay_wake,
-    request_context, timeout,
+    auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
+    timeout,
 };
 use crate::mqtt::{Broker, Inbound, Subscriptions};
 use crate::rate_limit::{
@@ -52,8 +52,6 @@ pub struct Inner {
     pub broker: Option<Broker>,
     /// The MQTT connection that reads printer telemetry (and commands' answers).
     pub telemetry_ingest: Option<Broker>,
-    /// Rung after every successful write request: wakes the outbox relay in this process.
-    pub outbox_written: Arc<tokio::sync::Notify>,
     /// Telemetry received from the broker, until the bridge worker takes it.
     pub telemetry_inbound: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Inbound>>>,
     /// Cancels tasks owned by the state itself (the broker connection) when it is dropped.
@@ -107,7 +105,6 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             broker,
             telemetry_ingest,
-            outbox_written: Arc::default(),
             telemetry_inbound: std::sync::Mutex::new(telemetry_inbound),
             background,
             verifier: Verifier {
@@ -185,7 +182,6 @@ impl AppState {
             self.clock.clone(),
             self.config.event_retention,
             handoff,
-            Some(self.outbox_written.clone()),
             shutdown.clone(),
         ));
         if let Some(bridge) = self.telemetry_bridge(shutdown.clone()) {
@@ -248,7 +244,6 @@ fn metrics_handle() -> PrometheusHandle {
 pub fn router(state: AppState) -> Router {
     let (authenticated, _) = http::authenticated().split_for_parts();
     let authenticated = authenticated
-        .route_layer(from_fn_with_state(state.clone(), relay_wake::wake_relay))
         .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = http::public().split_for_parts();

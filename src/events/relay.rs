@@ -252,14 +252,12 @@ pub async fn relay_once(
 
 /// Runs the relay until `shutdown`. With `handoff`, new deliveries go straight to this
 /// process's dispatcher; without, any dispatcher claims them on `NOTIFY pf_webhooks`.
-/// `written` wakes it from within this process (the API, after a successful write).
 pub async fn run(
     pool: PgPool,
     broker: Option<Broker>,
     clock: Arc<dyn Clock>,
     retention: Duration,
     handoff: Option<Handoff>,
-    written: Option<Arc<Notify>>,
     shutdown: CancellationToken,
 ) {
     let mode = Mode {
@@ -274,7 +272,7 @@ pub async fn run(
         &pool,
         Wakeups {
             channel: Some("pf_outbox"),
-            local: written,
+            local: None,
         },
         Pace {
             batch: mode.batch() as usize,

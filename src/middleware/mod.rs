@@ -1,6 +1,6 @@
 //! The tower stack in front of the router, outermost first: request context → problem bodies
 //! for bare framework errors → trace span → metrics → timeout → client IP → (per route)
-//! authentication → rate limit → relay wake-up (after a successful write).
+//! authentication → rate limit.
 
 pub mod auth;
 pub mod client_ip;
@@ -8,7 +8,6 @@ pub mod credentials;
 pub mod metrics;
 pub mod problem_defaults;
 pub mod rate_limit;
-pub mod relay_wake;
 pub mod request_context;
 pub mod timeout;
 

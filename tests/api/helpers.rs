@@ -207,7 +207,6 @@ impl TestApp {
             std::sync::Arc::new(self.clock.clone()),
             std::time::Duration::from_secs(86_400),
             None,
-            None,
             token.clone(),
         ));
         token.drop_guard()

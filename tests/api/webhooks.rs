@@ -545,7 +545,6 @@ async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_
         Arc::new(app.clock.clone()),
         std::time::Duration::from_secs(86_400),
         Some(handoff),
-        None,
         stop.clone(),
     ));
     let _stop = stop.drop_guard();
