@@ -288,7 +288,7 @@ pub async fn run(
                 let batch = claim_batch(pool_ref, now, mode).await?;
                 let n = batch.events.len();
                 if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
-                    handoff.hand(batch.deliveries).await;
+                    handoff.hand(pool_ref, batch.deliveries, now).await;
                 }
                 if mode.mqtt && n > 0 {
                     if let Err(full) = queue.try_send(batch.events) {

@@ -103,11 +103,30 @@ pub fn handoff() -> (Handoff, Inbox) {
 
 impl Handoff {
     /// Waits while the dispatcher is full (back-pressure on the relay). Deliveries that cannot
-    /// be handed over (the dispatcher has stopped) are sent by anyone once their lease lapses.
-    pub async fn hand(&self, deliveries: Vec<Claimed>) {
-        if self.0.send(deliveries).await.is_err() {
-            tracing::warn!("webhook dispatcher stopped: deliveries wait for their lease to lapse");
+    /// be handed over (the dispatcher has stopped) have their leases released, for any
+    /// dispatcher to claim.
+    pub async fn hand(&self, pool: &PgPool, deliveries: Vec<Claimed>, now: DateTime<Utc>) {
+        if let Err(refused) = self.0.send(deliveries).await {
+            release(pool, &refused.0, now).await;
         }
+    }
+}
+
+/// Gives leased deliveries that were never attempted back to every dispatcher, due `now` (this
+/// attempt did not happen). Should this fail, they go out when their leases lapse.
+async fn release(pool: &PgPool, deliveries: &[Claimed], now: DateTime<Utc>) {
+    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.delivery).collect();
+    let released = sqlx::query(
+        "update webhook_deliveries
+            set next_attempt_at = $2, attempts = greatest(attempts - 1, 0), updated_at = now()
+          where id = any($1) and status = 'pending'",
+    )
+    .bind(&ids)
+    .bind(now)
+    .execute(pool)
+    .await;
+    if let Err(error) = released {
+        tracing::warn!(%error, "leases not released; the deliveries go out when they lapse");
     }
 }
 
@@ -222,6 +241,7 @@ impl Dispatcher {
         let handed = async {
             loop {
                 let batch = tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     batch = inbox.0.recv() => batch,
                 };
@@ -233,6 +253,16 @@ impl Dispatcher {
             }
         };
         tokio::join!(claims, handed);
+        // Deliveries handed over but not started go back to every dispatcher at once, rather
+        // than when their leases lapse.
+        inbox.0.close();
+        let mut waiting = Vec::new();
+        while let Ok(batch) = inbox.0.try_recv() {
+            waiting.extend(batch);
+        }
+        if !waiting.is_empty() {
+            release(&self.pool, &waiting, self.now()).await;
+        }
         // Let the sends in flight finish, then the recorder write their outcomes.
         let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(SEND_TIMEOUT, slots.acquire_many(all)).await;

@@ -640,3 +640,33 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     assert_eq!(delivery(&app, &failing).await["status"], "pending");
     assert!(delivery(&app, &hook).await.is_null());
 }
+
+#[tokio::test]
+async fn a_dispatcher_that_stops_gives_back_the_deliveries_it_had_not_started() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    printer(&app, "p1").await;
+    let mode = relay::Mode {
+        mqtt: false,
+        handoff: true,
+    };
+    let batch = relay::claim_batch(app.pool(), app.now(), mode)
+        .await
+        .unwrap();
+    let (handoff, inbox) = dispatch::handoff();
+    handoff.hand(app.pool(), batch.deliveries, app.now()).await;
+    // The dispatcher stops before it has started the delivery.
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    dispatcher(&app).run(inbox, stop).await;
+    assert_eq!(receiver.count("ok"), 0);
+    // Any dispatcher sends it at once, without waiting for the lease to lapse, as a first try.
+    assert_eq!(dispatcher(&app).dispatch_once().await.unwrap(), 1);
+    assert_eq!(receiver.count("ok"), 1);
+    let sent = delivery(&app, &hook).await;
+    assert_eq!(
+        (sent["status"].as_str(), sent["attempts"].as_i64()),
+        (Some("succeeded"), Some(1))
+    );
+}
