@@ -42,6 +42,8 @@ struct Tracked {
     printer_id: Uuid,
     store: StoreId,
     report: Value,
+    /// Report bytes merged since the report's size was last checked.
+    merged: usize,
     state: PrinterState,
     last_seen: Instant,
     written: Option<PrinterState>,
@@ -158,6 +160,7 @@ impl Bridge {
                     printer_id,
                     store: StoreId(store),
                     report: json!({}),
+                    merged: 0,
                     state,
                     last_seen: Instant::now(),
                     written: None,
@@ -182,6 +185,10 @@ impl Bridge {
             if !matches!(kind, Kind::BambuReport) {
                 return Ok(());
             }
+        }
+        if parse::limit_report(&mut tracked.report, &mut tracked.merged, payload.len()) {
+            tracing::warn!(printer.id = %printer_id, "printer report grew past its cap; started afresh");
+            metrics::counter!("printfarm_telemetry_reports_reset_total").increment(1);
         }
         let mut online = true;
         let next = match &kind {

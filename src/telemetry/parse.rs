@@ -114,6 +114,29 @@ pub fn merge(into: &mut Value, delta: Value) {
     }
 }
 
+/// The most an accumulated report may hold (serialised) before it is started afresh.
+pub const MAX_REPORT_BYTES: usize = 256 * 1024;
+/// How much report input may be merged between two checks of the accumulated size.
+const REPORT_CHECK_BYTES: usize = 1024 * 1024;
+
+/// Keeps a device that keeps sending new keys from growing its accumulated report without
+/// bound: counts the bytes merged (`incoming`, this report's size) and, once per MiB, measures
+/// the report; past `MAX_REPORT_BYTES` it is emptied (the device's next full report restores
+/// it). Says whether it emptied the report. Call before merging the new report.
+pub fn limit_report(report: &mut Value, merged: &mut usize, incoming: usize) -> bool {
+    *merged = merged.saturating_add(incoming);
+    if *merged <= REPORT_CHECK_BYTES {
+        return false;
+    }
+    *merged = 0;
+    let size = serde_json::to_vec(report).map_or(usize::MAX, |v| v.len());
+    if size <= MAX_REPORT_BYTES {
+        return false;
+    }
+    *report = Value::Object(serde_json::Map::new());
+    true
+}
+
 /// An error or warning the printer reports (Bambu HMS, print errors, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -422,6 +445,40 @@ mod tests {
             format!("printers/{STORE}/device/x/request"),
         ] {
             assert_eq!(source(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_report_that_keeps_growing_is_started_afresh() {
+        let mut report = json!({});
+        let mut merged = 0;
+        let mut emptied = 0;
+        for i in 0..20_000 {
+            let delta = json!({ format!("key-{i}"): "x".repeat(100) });
+            let size = delta.to_string().len();
+            if limit_report(&mut report, &mut merged, size) {
+                emptied += 1;
+            }
+            merge(&mut report, delta);
+            if i % 1000 == 999 {
+                let held = serde_json::to_vec(&report).unwrap().len();
+                assert!(
+                    held <= MAX_REPORT_BYTES + REPORT_CHECK_BYTES + 200,
+                    "{held} bytes held"
+                );
+            }
+        }
+        assert!(emptied >= 1);
+        // Reports that only repeat the same keys are never emptied.
+        let (mut report, mut merged) = (json!({}), 0);
+        for _ in 0..20_000 {
+            let delta = json!({"nozzle_temper": 210.5, "mc_percent": 42});
+            assert!(!limit_report(
+                &mut report,
+                &mut merged,
+                delta.to_string().len()
+            ));
+            merge(&mut report, delta);
         }
     }
 
