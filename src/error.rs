@@ -103,6 +103,14 @@ impl From<sqlx::Error> for ApiError {
             ),
             // A deadlock or serialization failure: the other transaction won; retrying succeeds.
             (_, Some("40P01" | "40001")) => ApiError::ServiceUnavailable,
+            // The database went away under a pooled connection (a restart, a failover, a
+            // terminated backend): the pool replaces it, and a retry succeeds.
+            (sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolClosed, _) => {
+                ApiError::ServiceUnavailable
+            }
+            (_, Some(code)) if code.starts_with("08") || code.starts_with("57P0") => {
+                ApiError::ServiceUnavailable
+            }
             (other, _) => ApiError::Internal(other.into()),
         }
     }
@@ -259,5 +267,30 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_database_connection_is_unavailable_not_internal() {
+        let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        for error in [
+            sqlx::Error::Io(cut),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::PoolClosed,
+            sqlx::Error::PoolTimedOut,
+        ] {
+            assert!(matches!(
+                ApiError::from(error),
+                ApiError::ServiceUnavailable
+            ));
+        }
+        assert!(matches!(
+            ApiError::from(sqlx::Error::ColumnNotFound("x".into())),
+            ApiError::Internal(_)
+        ));
     }
 }
