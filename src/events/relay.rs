@@ -147,6 +147,7 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
     .fetch_all(pool)
     .await?;
     let mut batch = Batch::default();
+    let leased_at = Instant::now();
     for ClaimedEvent { event, deliveries } in rows {
         if !deliveries.0.is_empty() {
             // One body per event, shared by its deliveries (only the signatures differ).
@@ -159,6 +160,7 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
                     attempts,
                     body: body.clone(),
                     endpoint: h.endpoint,
+                    leased_at,
                 }));
         }
         batch.events.push(event);
@@ -180,14 +182,25 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
         })
         .collect();
     if let Err(error) = broker.publish_confirmed(messages).await {
-        sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
-            .bind(&ids)
-            .execute(pool)
-            .await?;
+        release(pool, &ids).await?;
         return Err(error.into());
     }
     metrics::counter!("printfarm_mqtt_messages_out_total").increment(ids.len() as u64);
     mark_published(pool, &ids).await
+}
+
+/// Hands events' MQTT leases back, for the re-publisher (of any replica) to take at once.
+async fn release(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "update outbox set mqtt_lease_until = null where id = any($1) and published_at is null",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Losing this commit in a crash means publishing again (at least once): no need to wait for
@@ -287,19 +300,16 @@ pub async fn run(
                     DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
                 let batch = claim_batch(pool_ref, now, mode).await?;
                 let n = batch.events.len();
-                if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
-                    handoff.hand(pool_ref, batch.deliveries, now).await;
-                }
                 if mode.mqtt && n > 0 {
                     if let Err(full) = queue.try_send(batch.events) {
                         // The publisher is behind (a slow broker): the re-publisher takes these.
                         let ids: Vec<i64> = full.into_inner().iter().map(|e| e.id).collect();
-                        sqlx::query("update outbox set mqtt_lease_until = null where id = any($1)")
-                            .bind(&ids)
-                            .execute(pool_ref)
-                            .await?;
+                        release(pool_ref, &ids).await?;
                         republish_ref.notify_one();
                     }
+                }
+                if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
+                    handoff.hand(pool_ref, batch.deliveries, now).await;
                 }
                 Ok(n)
             }
@@ -313,7 +323,19 @@ pub async fn run(
             // Everything queued goes out as one batch: under load, fewer, bigger batches.
             let mut batches = Vec::new();
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                biased;
+                _ = shutdown.cancelled() => {
+                    // What is still queued goes back at once, rather than when its lease lapses.
+                    queued.close();
+                    let mut ids = Vec::new();
+                    while let Ok(events) = queued.try_recv() {
+                        ids.extend(events.iter().map(|e| e.id));
+                    }
+                    if let Err(error) = release(pool_ref, &ids).await {
+                        tracing::warn!(%error, "MQTT leases not handed back; they will lapse");
+                    }
+                    return;
+                }
                 n = queued.recv_many(&mut batches, PUBLISH_QUEUE) => if n == 0 { return },
             }
             let events: Vec<Event> = batches.into_iter().flatten().collect();

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -61,6 +61,9 @@ pub struct Claimed {
     /// The request body (shared by the event's deliveries).
     pub body: Bytes,
     pub endpoint: Endpoint,
+    /// When this process leased it: a delivery that waited here for half its lease is given
+    /// back rather than sent while its lease may lapse.
+    pub leased_at: Instant,
 }
 
 /// A row of the claim statement.
@@ -84,6 +87,7 @@ impl From<ClaimRow> for Claimed {
             attempts: r.attempts,
             body: send::body(&r.event_type, r.occurred_at, &r.payload),
             endpoint: r.endpoint,
+            leased_at: Instant::now(),
         }
     }
 }
@@ -97,31 +101,41 @@ pub struct Handoff(mpsc::Sender<Vec<Claimed>>);
 pub struct Inbox(mpsc::Receiver<Vec<Claimed>>);
 
 pub fn handoff() -> (Handoff, Inbox) {
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(64);
     (Handoff(tx), Inbox(rx))
 }
 
 impl Handoff {
-    /// Waits while the dispatcher is full (back-pressure on the relay). Deliveries that cannot
-    /// be handed over (the dispatcher has stopped) have their leases released, for any
-    /// dispatcher to claim.
+    /// Never waits: when the dispatcher is behind (or has stopped), the deliveries' leases are
+    /// released and any dispatcher claims them as it has room. A slow endpoint must not hold up
+    /// the relay, and with it MQTT for every store.
     pub async fn hand(&self, pool: &PgPool, deliveries: Vec<Claimed>, now: DateTime<Utc>) {
-        if let Err(refused) = self.0.send(deliveries).await {
-            release(pool, &refused.0, now).await;
+        if let Err(refused) = self.0.try_send(deliveries) {
+            let deliveries = match refused {
+                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+            };
+            release(pool, &deliveries, now).await;
         }
     }
 }
 
 /// Gives leased deliveries that were never attempted back to every dispatcher, due `now` (this
-/// attempt did not happen). Should this fail, they go out when their leases lapse.
+/// attempt did not happen), unless someone else has claimed them since (their lease lapsed).
+/// Should this fail, they go out when their leases lapse.
 async fn release(pool: &PgPool, deliveries: &[Claimed], now: DateTime<Utc>) {
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.delivery).collect();
+    let attempts: Vec<i32> = deliveries.iter().map(|d| d.attempts).collect();
     let released = sqlx::query(
-        "update webhook_deliveries
-            set next_attempt_at = $2, attempts = greatest(attempts - 1, 0), updated_at = now()
-          where id = any($1) and status = 'pending'",
+        "with released as (
+             update webhook_deliveries d
+                set next_attempt_at = $3, attempts = d.attempts - 1, updated_at = now()
+               from unnest($1::uuid[], $2::int4[]) as t(id, attempts)
+              where d.id = t.id and d.attempts = t.attempts and d.status = 'pending'
+             returning 1)
+         select pg_notify('pf_webhooks', '') where exists (select 1 from released)",
     )
     .bind(&ids)
+    .bind(&attempts)
     .bind(now)
     .execute(pool)
     .await;
@@ -246,9 +260,8 @@ impl Dispatcher {
                     batch = inbox.0.recv() => batch,
                 };
                 let Some(batch) = batch else { return };
-                let now = self.now();
                 for delivery in batch {
-                    sender.start(delivery, now).await;
+                    sender.start(delivery).await;
                 }
             }
         };
@@ -284,15 +297,21 @@ impl Sender {
     }
 
     /// Starts sending `delivery` once a slot is free.
-    async fn start(&self, delivery: Claimed, now: DateTime<Utc>) {
+    async fn start(&self, delivery: Claimed) {
         if let Some(slot) = self.slot().await {
-            self.spawn(delivery, now, slot);
+            self.spawn(delivery, slot);
         }
     }
 
-    fn spawn(&self, delivery: Claimed, now: DateTime<Utc>, slot: OwnedSemaphorePermit) {
+    fn spawn(&self, delivery: Claimed, slot: OwnedSemaphorePermit) {
         let (dispatcher, outcomes) = (self.dispatcher.clone(), self.outcomes.clone());
         tokio::spawn(async move {
+            // The time of the attempt (the signature's timestamp, the retry schedule's base).
+            let now = dispatcher.now();
+            if delivery.leased_at.elapsed().as_secs_f64() > LEASE_SECS / 2.0 {
+                release(&dispatcher.pool, std::slice::from_ref(&delivery), now).await;
+                return;
+            }
             let outcome = send::send(&dispatcher.client, &dispatcher.policy, &delivery, now).await;
             // The slot is held until the outcome is queued: a slow recorder slows the sends.
             let _ = outcomes.send(outcome).await;
@@ -308,8 +327,10 @@ impl Sender {
             return Ok(0);
         };
         let room = (1 + self.slots.available_permits()).min(BATCH as usize);
-        let now = self.dispatcher.now();
-        let claimed = self.dispatcher.claim(now, room as i64).await?;
+        let claimed = self
+            .dispatcher
+            .claim(self.dispatcher.now(), room as i64)
+            .await?;
         let n = claimed.len();
         let mut first = Some(first);
         for delivery in claimed {
@@ -318,7 +339,7 @@ impl Sender {
                 None => self.slot().await,
             };
             if let Some(slot) = slot {
-                self.spawn(delivery, now, slot);
+                self.spawn(delivery, slot);
             }
         }
         Ok(if n == room { BATCH as usize } else { n })
@@ -326,9 +347,9 @@ impl Sender {
 }
 
 /// Writes outcomes in batches, one at a time: a batch is what arrives within `RECORD_LINGER` of
-/// its first outcome (fewer, bigger writes; recording is not on the delivery path). A batch
-/// that cannot be written is tried again; should that fail too, its deliveries are sent again
-/// when their leases lapse.
+/// its first outcome (fewer, bigger writes; recording is not on the delivery path). Each step
+/// that fails is tried again on its own; should the write fail three times, the deliveries are
+/// sent again when their leases lapse.
 async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Receiver<Outcome>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -342,23 +363,40 @@ async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Rec
             }
         }
         let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
-        for attempt in 1..=3 {
-            match record::record(&pool, &batch, now).await {
-                Ok(()) => break,
-                Err(error) if attempt < 3 => {
-                    tracing::debug!(error = format!("{error:#}"), "recording attempts; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "webhook attempts not recorded; their leases will send them again"
-                    );
-                    metrics::counter!("printfarm_worker_errors_total", "worker" => "webhook-record")
-                        .increment(1);
-                }
-            }
+        if let Some(failures) = retried("write", || record::write(&pool, &batch, now)).await {
+            retried("disable", || record::disable_due(&pool, &failures, now)).await;
         }
         batch.clear();
     }
+}
+
+/// Runs `step` up to three times; its value, or `None` (logged) if every try failed.
+async fn retried<T, F, Fut>(what: &'static str, step: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    for attempt in 1..=3u64 {
+        match step().await {
+            Ok(value) => return Some(value),
+            Err(error) if attempt < 3 => {
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    what,
+                    "recording attempts; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    what,
+                    "webhook attempts not recorded; their leases will send them again"
+                );
+                metrics::counter!("printfarm_worker_errors_total", "worker" => "webhook-record")
+                    .increment(1);
+            }
+        }
+    }
+    None
 }

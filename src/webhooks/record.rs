@@ -12,13 +12,35 @@ use uuid::Uuid;
 
 const DISABLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(5);
 
-/// Writes `outcomes`; `now` dates the endpoints' health.
+/// Writes `outcomes`, then disables the endpoints that are due; `now` dates the endpoints'
+/// health.
 pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let failures = write(pool, outcomes, now).await?;
+    disable_due(pool, &failures, now).await
+}
+
+/// The endpoints of a batch that failed (and had no success in it), and those that answered
+/// `410`.
+#[derive(Debug, Default)]
+pub struct Failures {
+    failing: Vec<Uuid>,
+    gone: Vec<Uuid>,
+}
+
+/// Writes the attempt log, moves each delivery on (unless it has moved since: a stale outcome
+/// never overwrites a newer attempt, a disabled endpoint's failure or a `recover`) and updates
+/// the endpoints' failure streaks, in one statement.
+pub async fn write(
+    pool: &PgPool,
+    outcomes: &[Outcome],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Failures> {
     if outcomes.is_empty() {
-        return Ok(());
+        return Ok(Failures::default());
     }
     let mut ids = Vec::with_capacity(outcomes.len());
     let mut attempted = Vec::with_capacity(outcomes.len());
+    let mut attempt_numbers = Vec::with_capacity(outcomes.len());
     let mut statuses = Vec::with_capacity(outcomes.len());
     let mut next = Vec::with_capacity(outcomes.len());
     let mut codes = Vec::with_capacity(outcomes.len());
@@ -29,6 +51,7 @@ pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> 
         let (status, at) = next_step(o);
         ids.push(o.delivery);
         attempted.push(o.attempted_at);
+        attempt_numbers.push(o.attempts);
         statuses.push(status);
         next.push(at);
         codes.push(o.status_code);
@@ -36,8 +59,8 @@ pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> 
         classes.push(o.error_class);
         responses.push(o.response.as_deref());
     }
-    // Endpoint health: any success in the batch clears the streak. Ids sorted, so that two
-    // recorders lock the same endpoints in the same order.
+    // Endpoint health: any success in the batch clears the streak. (Two recorders may lock
+    // the same endpoints in different orders; a deadlock fails one, which is retried.)
     let mut healthy: Vec<Uuid> = outcomes
         .iter()
         .filter(|o| o.succeeded())
@@ -83,10 +106,10 @@ pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> 
          update webhook_deliveries d
             set status = t.s, next_attempt_at = t.n, last_attempt_at = t.a,
                 last_status_code = t.c, updated_at = now()
-           from unnest($1::uuid[], $2::timestamptz[], $7::text[], $8::timestamptz[], $3::int4[])
-                as t(id, a, s, n, c),
+           from unnest($1::uuid[], $2::timestamptz[], $7::text[], $8::timestamptz[], $3::int4[],
+                       $12::int4[]) as t(id, a, s, n, c, attempt),
                 (select set_config('synchronous_commit', 'off', true)) async_commit
-          where d.id = t.id",
+          where d.id = t.id and d.status = 'pending' and d.attempts = t.attempt",
     )
     .bind(&ids)
     .bind(&attempted)
@@ -99,14 +122,25 @@ pub async fn record(pool: &PgPool, outcomes: &[Outcome], now: DateTime<Utc>) -> 
     .bind(now)
     .bind(&endpoints)
     .bind(&endpoint_failing)
+    .bind(&attempt_numbers)
     .execute(pool)
     .await?;
-    if !failing.is_empty() || !gone.is_empty() {
-        // Decided on what is written: should this step be lost, the next failure decides again.
-        let mut tx = pool.begin().await?;
-        disable(&mut tx, &failing, &gone, now).await?;
-        tx.commit().await?;
+    Ok(Failures { failing, gone })
+}
+
+/// Disables the endpoints among `failures` that answered `410` or have failed for five days.
+/// Decided on what is written: should this step be lost, the next failure decides again.
+pub async fn disable_due(
+    pool: &PgPool,
+    failures: &Failures,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if failures.failing.is_empty() && failures.gone.is_empty() {
+        return Ok(());
     }
+    let mut tx = pool.begin().await?;
+    disable(&mut tx, &failures.failing, &failures.gone, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -598,6 +598,31 @@ async fn deliveries_handed_to_a_dispatcher_that_died_go_out_once_their_lease_lap
     assert_eq!(d.dispatch_once().await.unwrap(), 1);
     assert_eq!(d.dispatch_once().await.unwrap(), 0);
     assert_eq!(receiver.count("ok"), 1);
+    // The lease that lapsed counts as an attempt, as a claim lost in a crash does.
+    let res = app.get("/v1/webhooks").owner().send().await;
+    let hook = res.json()[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(delivery(&app, &hook).await["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_hand_off_the_dispatcher_cannot_take_goes_to_any_dispatcher_at_once() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    printer(&app, "p1").await;
+    let mode = relay::Mode {
+        mqtt: false,
+        handoff: true,
+    };
+    let batch = relay::claim_batch(app.pool(), app.now(), mode)
+        .await
+        .unwrap();
+    // The dispatcher is gone (or full): the relay does not wait, it gives the leases back.
+    let (handoff, inbox) = dispatch::handoff();
+    drop(inbox);
+    handoff.hand(app.pool(), batch.deliveries, app.now()).await;
+    assert_eq!(dispatcher(&app).dispatch_once().await.unwrap(), 1);
+    assert_eq!(receiver.count("ok"), 1);
 }
 
 async fn rows(app: &TestApp, table: &str) -> i64 {
