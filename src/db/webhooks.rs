@@ -124,12 +124,19 @@ pub async fn delete_endpoint(
     store: StoreId,
     id: Uuid,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from webhook_endpoints where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    // Its deliveries go with it (their attempts follow by cascade).
+    let deleted: i64 = sqlx::query_scalar(
+        "with gone as (
+             delete from webhook_endpoints where store_id = $1 and id = $2 returning id),
+         deliveries as (
+             delete from webhook_deliveries where endpoint_id in (select id from gone))
+         select count(*) from gone",
+    )
+    .bind(store)
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    Ok(deleted == 1)
 }
 
 /// Makes `secret` current and keeps the old one valid until `until`.

@@ -394,7 +394,8 @@ async fn record_lag(pool: &PgPool) {
 
 /// Deletes what is older than the retention: handled events (the `GET /v1/events` catch-up
 /// window) and finished webhook deliveries with their attempts (`recover` re-creates
-/// deliveries from the events kept). In slices, so that no statement runs long.
+/// deliveries from the events kept); and deliveries whose endpoint is gone. In slices, so that
+/// no statement runs long.
 pub async fn purge(pool: &PgPool, retention: Duration) {
     const SLICE: i64 = 10_000;
     let seconds = retention.as_secs() as f64;
@@ -407,6 +408,13 @@ pub async fn purge(pool: &PgPool, retention: Duration) {
         "delete from webhook_deliveries where id in (
              select id from webhook_deliveries
               where status <> 'pending' and updated_at < now() - make_interval(secs => $1)
+              limit $2)",
+        // Deliveries a claim created for an endpoint (or a store) deleted at the same moment,
+        // once they are a minute old (or the retention, if shorter).
+        "delete from webhook_deliveries where id in (
+             select d.id from webhook_deliveries d
+              where d.created_at < now() - make_interval(secs => least($1, 60))
+                and not exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id)
               limit $2)",
     ];
     for statement in statements {

@@ -664,6 +664,32 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     );
     assert_eq!(delivery(&app, &failing).await["status"], "pending");
     assert!(delivery(&app, &hook).await.is_null());
+    // Deleting an endpoint deletes its deliveries and their attempts.
+    app.delete(&format!("/v1/webhooks/{failing}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    assert_eq!(
+        (
+            rows(&app, "webhook_deliveries").await,
+            rows(&app, "webhook_attempts").await
+        ),
+        (0, 0)
+    );
+    // A delivery whose endpoint was deleted as it was created goes with the next purge.
+    sqlx::query(
+        "insert into webhook_deliveries
+             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, created_at)
+         values (gen_random_uuid(), $1, gen_random_uuid(), gen_random_uuid(), 'printer.created',
+                 '{}', now(), now() - interval '2 minutes')",
+    )
+    .bind(app.store_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    relay::purge(app.pool(), retention).await;
+    assert_eq!(rows(&app, "webhook_deliveries").await, 0);
 }
 
 #[tokio::test]
