@@ -1,7 +1,7 @@
 //! `/v1/orders`: orders of SKUs, their status changes and `orders/print`, which expands items
 //! into print jobs exactly once.
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> Value {
@@ -36,10 +36,6 @@ async fn print(app: &TestApp, body: Value) -> Value {
         .await;
     res.assert(200);
     res.json()
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(app.pool()).await.unwrap()
 }
 
 #[tokio::test]

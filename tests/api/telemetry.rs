@@ -2,7 +2,7 @@
 //! state (coalesced writes, retained stats), events, job progress and spool usage.
 
 use crate::broker::{next, publish, subscribe, TestBroker};
-use crate::helpers::TestApp;
+use crate::helpers::{eventually, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -17,21 +17,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
-}
-
-/// Polls `check` until it returns `Some`, for up to five seconds.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..100 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn job_state(app: &TestApp, job: &str) -> String {

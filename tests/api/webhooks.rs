@@ -1,7 +1,7 @@
 //! Webhooks against a real local receiver: signed deliveries, the retry schedule on a manual
 //! clock, 410, Retry-After, redirects, the SSRF guard, rotation, resend and recovery.
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, eventually, new_tenant, TestApp};
 use crate::receiver::Receiver;
 use printfarm::events::relay;
 use printfarm::rate_limit::Clock;
@@ -48,6 +48,17 @@ async fn printer(app: &TestApp, device: &str) -> String {
         .await;
     res.assert(201);
     res.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Claims new events as `serve`'s relay does: deliveries leased to this process's dispatcher.
+async fn claim_handed_off(app: &TestApp) -> relay::Batch {
+    let mode = relay::Mode {
+        mqtt: false,
+        handoff: true,
+    };
+    relay::claim_batch(app.pool(), app.now(), mode)
+        .await
+        .unwrap()
 }
 
 /// The relay, then one dispatch.
@@ -515,21 +526,6 @@ async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
         .assert(204);
 }
 
-/// Waits up to five seconds for `done`.
-async fn eventually<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_them() {
     let app = local_app().await;
@@ -551,7 +547,10 @@ async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_
     for i in 0..3 {
         printer(&app, &format!("p{i}")).await;
     }
-    eventually("three deliveries", || async { receiver.count("ok") == 3 }).await;
+    eventually("three deliveries", || async {
+        (receiver.count("ok") == 3).then_some(())
+    })
+    .await;
     // Each is recorded behind the send: succeeded at the first attempt, with its log.
     eventually("the attempts recorded", || async {
         let res = app
@@ -561,12 +560,13 @@ async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_
             .await;
         let list = res.json();
         let list = list.as_array().unwrap();
-        list.len() == 3
+        let recorded = list.len() == 3
             && list.iter().all(|d| {
                 d["status"] == "succeeded"
                     && d["attempts"] == 1
                     && d["attemptLog"].as_array().unwrap().len() == 1
-            })
+            });
+        recorded.then_some(())
     })
     .await;
     // Nothing is left for any dispatcher to claim, now or once the lease would have lapsed.
@@ -582,13 +582,7 @@ async fn deliveries_handed_to_a_dispatcher_that_died_go_out_once_their_lease_lap
     endpoint(&app, json!({"url": receiver.url("ok")})).await;
     printer(&app, "p1").await;
     // A relay claims the event, leasing its delivery to its own dispatcher, and dies.
-    let mode = relay::Mode {
-        mqtt: false,
-        handoff: true,
-    };
-    let batch = relay::claim_batch(app.pool(), app.now(), mode)
-        .await
-        .unwrap();
+    let batch = claim_handed_off(&app).await;
     assert_eq!((batch.events.len(), batch.deliveries.len()), (1, 1));
     drop(batch);
     // Nobody else sends it while the lease holds; anyone does once it has lapsed.
@@ -610,26 +604,13 @@ async fn a_hand_off_the_dispatcher_cannot_take_goes_to_any_dispatcher_at_once() 
     let receiver = Receiver::start().await;
     endpoint(&app, json!({"url": receiver.url("ok")})).await;
     printer(&app, "p1").await;
-    let mode = relay::Mode {
-        mqtt: false,
-        handoff: true,
-    };
-    let batch = relay::claim_batch(app.pool(), app.now(), mode)
-        .await
-        .unwrap();
+    let batch = claim_handed_off(&app).await;
     // The dispatcher is gone (or full): the relay does not wait, it gives the leases back.
     let (handoff, inbox) = dispatch::handoff();
     drop(inbox);
     handoff.hand(app.pool(), batch.deliveries, app.now()).await;
     assert_eq!(dispatcher(&app).dispatch_once().await.unwrap(), 1);
     assert_eq!(receiver.count("ok"), 1);
-}
-
-async fn rows(app: &TestApp, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("select count(*) from {table}"))
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -643,8 +624,8 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     assert_eq!(deliver(&app, &d).await, 2);
     assert_eq!(
         (
-            rows(&app, "webhook_deliveries").await,
-            rows(&app, "webhook_attempts").await
+            count(&app, "select count(*) from webhook_deliveries").await,
+            count(&app, "select count(*) from webhook_attempts").await
         ),
         (2, 2)
     );
@@ -657,8 +638,8 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     // The delivered one is gone with its attempt; the one still being retried stays.
     assert_eq!(
         (
-            rows(&app, "webhook_deliveries").await,
-            rows(&app, "webhook_attempts").await
+            count(&app, "select count(*) from webhook_deliveries").await,
+            count(&app, "select count(*) from webhook_attempts").await
         ),
         (1, 1)
     );
@@ -672,8 +653,8 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
         .assert(204);
     assert_eq!(
         (
-            rows(&app, "webhook_deliveries").await,
-            rows(&app, "webhook_attempts").await
+            count(&app, "select count(*) from webhook_deliveries").await,
+            count(&app, "select count(*) from webhook_attempts").await
         ),
         (0, 0)
     );
@@ -689,7 +670,10 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     .await
     .unwrap();
     relay::purge(app.pool(), retention).await;
-    assert_eq!(rows(&app, "webhook_deliveries").await, 0);
+    assert_eq!(
+        count(&app, "select count(*) from webhook_deliveries").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -698,13 +682,7 @@ async fn a_dispatcher_that_stops_gives_back_the_deliveries_it_had_not_started() 
     let receiver = Receiver::start().await;
     let (hook, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
     printer(&app, "p1").await;
-    let mode = relay::Mode {
-        mqtt: false,
-        handoff: true,
-    };
-    let batch = relay::claim_batch(app.pool(), app.now(), mode)
-        .await
-        .unwrap();
+    let batch = claim_handed_off(&app).await;
     let (handoff, inbox) = dispatch::handoff();
     handoff.hand(app.pool(), batch.deliveries, app.now()).await;
     // The dispatcher stops before it has started the delivery.
