@@ -126,7 +126,7 @@ impl AppState {
 
     /// The current time from the injectable clock.
     pub fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.clock.now_ms() as i64).unwrap_or_else(Utc::now)
+        self.clock.now_utc()
     }
 
     pub fn auth_failures_gauge(&self) {

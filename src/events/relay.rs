@@ -296,8 +296,7 @@ pub async fn run(
         || {
             let queue = queue.clone();
             async move {
-                let now =
-                    DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+                let now = clock.now_utc();
                 let batch = claim_batch(pool_ref, now, mode).await?;
                 let n = batch.events.len();
                 if mode.mqtt && n > 0 {

@@ -5,6 +5,12 @@ use std::sync::Arc;
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
+
+    /// The same instant as a UTC time (to the millisecond).
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(self.now_ms() as i64)
+            .unwrap_or_else(chrono::Utc::now)
+    }
 }
 
 pub struct SystemClock;

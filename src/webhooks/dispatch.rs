@@ -174,7 +174,7 @@ impl Dispatcher {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.clock.now_ms() as i64).unwrap_or_else(Utc::now)
+        self.clock.now_utc()
     }
 
     /// Leases up to `limit` due deliveries in one statement, with what sending them needs.
@@ -362,7 +362,7 @@ async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Rec
                 n = recorded.recv_many(&mut batch, room) => if n == 0 { break },
             }
         }
-        let now = DateTime::from_timestamp_millis(clock.now_ms() as i64).unwrap_or_else(Utc::now);
+        let now = clock.now_utc();
         if let Some(failures) = retried("write", || record::write(&pool, &batch, now)).await {
             retried("disable", || record::disable_due(&pool, &failures, now)).await;
         }
