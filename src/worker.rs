@@ -20,13 +20,13 @@ pub struct Wakeups {
 
 /// How a worker paces itself.
 pub struct Pace {
-    /// A batch this large means more is probably waiting.
-    pub batch: usize,
     pub poll: Duration,
     /// The wait after a failed batch.
     pub retry: Duration,
 }
 
+/// Runs `step` until `shutdown`; a step says whether it filled its batch (more is probably
+/// waiting, so the next one runs at once).
 pub async fn run<F, Fut>(
     name: &'static str,
     pool: &PgPool,
@@ -36,7 +36,7 @@ pub async fn run<F, Fut>(
     step: F,
 ) where
     F: Fn() -> Fut,
-    Fut: Future<Output = anyhow::Result<usize>>,
+    Fut: Future<Output = anyhow::Result<bool>>,
 {
     let mut listener = match wakeups.channel {
         Some(channel) => match PgListener::connect_with(pool).await {
@@ -50,8 +50,8 @@ pub async fn run<F, Fut>(
     }
     loop {
         let pause = match step().await {
-            Ok(n) if n >= pace.batch => Duration::ZERO,
-            Ok(_) => pace.poll,
+            Ok(true) => Duration::ZERO,
+            Ok(false) => pace.poll,
             Err(error) => {
                 tracing::warn!(
                     worker = name,

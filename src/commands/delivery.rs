@@ -187,12 +187,11 @@ pub async fn run(pool: PgPool, broker: Broker, shutdown: CancellationToken) {
         local: None,
     };
     let pace = Pace {
-        batch: BATCH as usize,
         poll: POLL,
         retry: POLL * 4,
     };
-    worker::run("commands", &pool, wakeups, pace, shutdown, || {
-        deliver_once(&pool, &broker)
+    worker::run("commands", &pool, wakeups, pace, shutdown, || async {
+        Ok(deliver_once(&pool, &broker).await? >= BATCH as usize)
     })
     .await;
 }

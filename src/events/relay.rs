@@ -288,7 +288,6 @@ pub async fn run(
             local: None,
         },
         Pace {
-            batch: mode.batch() as usize,
             poll: POLL,
             retry: POLL,
         },
@@ -310,7 +309,7 @@ pub async fn run(
                 if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
                     handoff.hand(pool_ref, batch.deliveries, now).await;
                 }
-                Ok(n)
+                Ok(n as i64 >= mode.batch())
             }
         },
     );
@@ -355,12 +354,11 @@ pub async fn run(
             local: Some(republish.clone()),
         },
         Pace {
-            batch: BATCH as usize,
             poll: POLL,
             retry: POLL,
         },
         shutdown.clone(),
-        || republish_once(pool_ref, broker.as_ref()),
+        || async { Ok(republish_once(pool_ref, broker.as_ref()).await? >= BATCH as usize) },
     );
     let upkeep = async {
         let mut last_purge = Instant::now();

@@ -240,7 +240,6 @@ impl Dispatcher {
             local: None,
         };
         let pace = Pace {
-            batch: BATCH as usize,
             poll: POLL,
             retry: POLL,
         };
@@ -320,11 +319,10 @@ impl Sender {
     }
 
     /// Claims as many due deliveries as there are free slots (a claimed delivery should not
-    /// wait for one) and starts them. Reports a full batch when it filled every free slot, so
-    /// that the worker claims again at once.
-    async fn claim_and_start(&self) -> anyhow::Result<usize> {
+    /// wait for one) and starts them. Says whether it filled every free slot (more may be due).
+    async fn claim_and_start(&self) -> anyhow::Result<bool> {
         let Some(first) = self.slot().await else {
-            return Ok(0);
+            return Ok(false);
         };
         let room = (1 + self.slots.available_permits()).min(BATCH as usize);
         let claimed = self
@@ -342,7 +340,7 @@ impl Sender {
                 self.spawn(delivery, slot);
             }
         }
-        Ok(if n == room { BATCH as usize } else { n })
+        Ok(n == room)
     }
 }
 
