@@ -1,6 +1,6 @@
 //! `/v1/audit-logs`: every mutation leaves one entry, in its own transaction, with no secrets.
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
 async fn entries(app: &TestApp, query: &str) -> Vec<Value> {
@@ -191,10 +191,7 @@ async fn entries_older_than_the_retention_are_purged() {
     .execute(app.pool())
     .await
     .unwrap();
-    let before: i64 = sqlx::query_scalar("select count(*) from audit_logs")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let before = count(&app, "select count(*) from audit_logs").await;
     let purged = printfarm::audit::purge_once(
         app.pool(),
         chrono::Utc::now(),
@@ -203,9 +200,6 @@ async fn entries_older_than_the_retention_are_purged() {
     .await
     .unwrap();
     assert_eq!(purged, 1);
-    let after: i64 = sqlx::query_scalar("select count(*) from audit_logs")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let after = count(&app, "select count(*) from audit_logs").await;
     assert_eq!(after, before - 1);
 }

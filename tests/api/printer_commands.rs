@@ -1,6 +1,6 @@
 //! `/v1/printer-commands`: validated, recorded per printer, pending until delivery exists.
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
 async fn printer(app: &TestApp, serial: &str) -> String {
@@ -73,11 +73,11 @@ async fn commands_are_recorded_per_printer_as_pending() {
         .await
         .json();
     assert_eq!(newest[0]["command"], "move-axis");
-    let events: i64 =
-        sqlx::query_scalar("select count(*) from outbox where type = 'printerCommand.created'")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let events = count(
+        &app,
+        "select count(*) from outbox where type = 'printerCommand.created'",
+    )
+    .await;
     assert_eq!(events, 5);
 }
 
@@ -129,10 +129,7 @@ async fn invalid_commands_are_422_with_pointers() {
     send(&app, &[], json!({"command": "pause"}))
         .await
         .assert_problem(422, "validation_failed");
-    let none: i64 = sqlx::query_scalar("select count(*) from printer_commands")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let none = count(&app, "select count(*) from printer_commands").await;
     assert_eq!(none, 0);
 }
 

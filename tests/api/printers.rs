@@ -1,6 +1,6 @@
 //! `/v1/printers`: CRUD, readiness, stats; each change leaves one outbox row and one audit entry.
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
 fn bambu(name: &str, serial: &str) -> Value {
@@ -157,10 +157,7 @@ async fn a_refused_change_leaves_no_outbox_row() {
         .send()
         .await;
     res.assert_problem(409, "conflict");
-    let count: i64 = sqlx::query_scalar("select count(*) from outbox")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let count = count(&app, "select count(*) from outbox").await;
     assert_eq!(count, 1);
     // The same serial under another provider is a different device.
     let mut klipper = bambu("C", "SAME");

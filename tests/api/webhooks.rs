@@ -247,22 +247,22 @@ async fn gone_disables_the_endpoint_and_says_so() {
         .json();
     assert_eq!(got["enabled"], false);
     assert_eq!(got["disabledReason"], "gone");
-    let events: i64 =
-        sqlx::query_scalar("select count(*) from outbox where type = 'webhook.disabled'")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let events = count(
+        &app,
+        "select count(*) from outbox where type = 'webhook.disabled'",
+    )
+    .await;
     assert_eq!(events, 1);
     // Nothing more is sent to it.
     app.clock.advance_ms(3_600_000);
     printer(&app, "p3").await;
     deliver(&app, &d).await;
     assert!(receiver.count("gone") <= 2);
-    let pending: i64 =
-        sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'pending'")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let pending = count(
+        &app,
+        "select count(*) from webhook_deliveries where status = 'pending'",
+    )
+    .await;
     assert_eq!(pending, 0);
 }
 
