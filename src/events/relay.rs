@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// Events claimed per statement.
-pub const BATCH: i64 = 500;
+const BATCH: i64 = 500;
 /// Events claimed per statement when the deliveries are handed to this process's dispatcher
 /// (leased to it meanwhile): fewer, so that a leased delivery does not wait long for its turn.
 const HANDOFF_BATCH: i64 = 200;

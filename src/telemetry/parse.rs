@@ -115,7 +115,7 @@ pub fn merge(into: &mut Value, delta: Value) {
 }
 
 /// The most an accumulated report may hold (serialised) before it is started afresh.
-pub const MAX_REPORT_BYTES: usize = 256 * 1024;
+const MAX_REPORT_BYTES: usize = 256 * 1024;
 /// How much report input may be merged between two checks of the accumulated size.
 const REPORT_CHECK_BYTES: usize = 1024 * 1024;
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// How much of a response is read and kept in the attempt log.
-pub const RESPONSE_KEEP: usize = 1024;
+const RESPONSE_KEEP: usize = 1024;
 
 /// How one attempt ended.
 #[derive(Debug)]
