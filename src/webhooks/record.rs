@@ -8,6 +8,7 @@ use crate::db::webhooks::EndpointRow;
 use crate::events::outbox;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const DISABLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(5);
@@ -59,32 +60,23 @@ pub async fn write(
         classes.push(o.error_class);
         responses.push(o.response.as_deref());
     }
-    // Endpoint health: any success in the batch clears the streak. (Two recorders may lock
-    // the same endpoints in different orders; a deadlock fails one, which is retried.)
-    let mut healthy: Vec<Uuid> = outcomes
+    // Endpoint health: each endpoint is failing unless any of its outcomes in the batch
+    // succeeded (which clears its streak). Two recorders may lock the same endpoints in
+    // different orders; a deadlock fails one, which is retried.
+    let mut health: BTreeMap<Uuid, bool> = BTreeMap::new();
+    for o in outcomes {
+        *health.entry(o.endpoint).or_insert(true) &= !o.succeeded();
+    }
+    let (endpoints, endpoint_failing): (Vec<Uuid>, Vec<bool>) = health.into_iter().unzip();
+    let failing: Vec<Uuid> = endpoints
         .iter()
-        .filter(|o| o.succeeded())
-        .map(|o| o.endpoint)
+        .zip(&endpoint_failing)
+        .filter_map(|(id, failing)| failing.then_some(*id))
         .collect();
-    healthy.sort_unstable();
-    healthy.dedup();
-    let mut failing: Vec<Uuid> = outcomes
-        .iter()
-        .filter(|o| !o.succeeded() && healthy.binary_search(&o.endpoint).is_err())
-        .map(|o| o.endpoint)
-        .collect();
-    failing.sort_unstable();
-    failing.dedup();
     let gone: Vec<Uuid> = outcomes
         .iter()
         .filter(|o| o.gone())
         .map(|o| o.endpoint)
-        .collect();
-    let endpoints: Vec<Uuid> = healthy.iter().chain(&failing).copied().collect();
-    let endpoint_failing: Vec<bool> = healthy
-        .iter()
-        .map(|_| false)
-        .chain(failing.iter().map(|_| true))
         .collect();
 
     // One statement (one round trip, its own transaction): the attempt log, the deliveries
