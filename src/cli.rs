@@ -7,8 +7,8 @@ use crate::auth::issue::{issue, KeySpec};
 use crate::auth::key_format::{self, KeyEnv};
 use crate::config::Config;
 use crate::db;
-use crate::error::ApiError;
-use crate::http::validate::Errors;
+use crate::domain::validate::Errors;
+use crate::domain::DomainError;
 use crate::ids::StoreId;
 use anyhow::{bail, Context};
 use sqlx::PgPool;
@@ -139,7 +139,7 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     let name = errors.name("--name", req.name, 100);
     let roles = errors.roles("--role", req.roles);
     let permissions = errors.permissions("--permission", req.permissions);
-    if let Err(ApiError::Validation(problems)) = errors.finish() {
+    if let Err(DomainError::Invalid(problems)) = errors.finish() {
         let lines: Vec<String> = problems
             .iter()
             .map(|p| format!("{}: {}", p.pointer, p.message))

@@ -14,6 +14,8 @@ pub mod commands;
 pub mod config;
 /// Postgres access; all SQL.
 pub mod db;
+/// The domain layer: entity views, the event catalogue, change recording, shared operations.
+pub mod domain;
 /// `ApiError` and problem+json.
 pub mod error;
 /// The transactional outbox.
@@ -30,12 +32,8 @@ pub mod logging;
 pub mod middleware;
 /// The MQTT broker connection (QoS 1 publishing with acknowledgements).
 pub mod mqtt;
-/// Audit entry plus outbox row for a farm-entity mutation.
-pub mod mutation;
 /// IP and CIDR helpers.
 pub mod net;
-/// The print queue's state machine and bulk operations (pure rules).
-pub mod queue;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;
 /// `printfarm simulate`: simulated printers over MQTT.

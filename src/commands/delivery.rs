@@ -6,14 +6,12 @@
 //! (`printerCommand.updated`).
 
 use super::vendor;
-use crate::db::printer_commands::CommandRow;
-use crate::events::outbox::Action;
-use crate::http::printer_commands::{Command, PrinterCommand};
+use crate::db::commands as db;
+use crate::domain::printer_commands::{set_status, Command};
+use crate::domain::Author;
 use crate::ids::StoreId;
 use crate::mqtt::{Broker, Message};
-use crate::mutation::{self, Author};
 use crate::worker::{self, Pace, Wakeups};
-use serde_json::Value;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,70 +19,11 @@ use uuid::Uuid;
 
 const BATCH: i64 = 100;
 const POLL: Duration = Duration::from_millis(250);
-
-#[derive(sqlx::FromRow)]
-struct Pending {
-    #[sqlx(flatten)]
-    command: CommandRow,
-    provider: String,
-    device_id: String,
-}
-
-/// The stored command back as a `Command` (its name plus its arguments).
-fn parse(row: &CommandRow) -> Option<Command> {
-    let mut value = row.args.clone();
-    let object = value.as_object_mut()?;
-    object.insert("command".into(), Value::String(row.command.clone()));
-    serde_json::from_value(value).ok()
-}
-
-async fn set_status(
-    tx: &mut sqlx::PgConnection,
-    row: CommandRow,
-    status: &str,
-    error: Option<&str>,
-) -> anyhow::Result<()> {
-    let before = PrinterCommand::from(row.clone());
-    let updated: CommandRow = sqlx::query_as(
-        "update printer_commands set status = $2, error = $3, updated_at = now()
-          where id = $1 returning *",
-    )
-    .bind(row.id)
-    .bind(status)
-    .bind(error)
-    .fetch_one(&mut *tx)
-    .await?;
-    let after = PrinterCommand::from(updated);
-    mutation::record(
-        tx,
-        Author::telemetry(row.store_id),
-        "printerCommand",
-        row.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    Ok(())
-}
+const LEASE_SECS: f64 = 30.0;
 
 /// Publishes one batch; returns how many commands it handled.
 pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usize> {
-    // Lease the batch in one short statement: no lock is held while the broker acknowledges.
-    let pending: Vec<Pending> = sqlx::query_as(
-        "with leased as (
-             update printer_commands set delivery_lease_until = clock_timestamp() + interval '30 seconds'
-              where id in (
-                  select id from printer_commands
-                   where status = 'pending'
-                     and (delivery_lease_until is null or delivery_lease_until < clock_timestamp())
-                   order by created_at limit $1 for update skip locked)
-             returning *)
-         select l.*, p.provider, p.device_id from leased l join printers p on p.id = l.printer_id",
-    )
-    .bind(BATCH)
-    .fetch_all(pool)
-    .await?;
+    let pending = db::lease_pending(pool, BATCH, LEASE_SECS).await?;
     if pending.is_empty() {
         return Ok(0);
     }
@@ -92,7 +31,7 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     let mut sent = Vec::new();
     let mut refused = Vec::new();
     for p in pending {
-        let request = parse(&p.command)
+        let request = Command::from_row(&p.command)
             .ok_or("the stored command no longer parses")
             .and_then(|c| {
                 vendor::request(
@@ -117,10 +56,7 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     }
     if let Err(error) = broker.publish_confirmed(messages).await {
         // Hand the batch back at once (a dead process's lease lapses by itself).
-        sqlx::query("update printer_commands set delivery_lease_until = null where id = any($1)")
-            .bind(&sent)
-            .execute(pool)
-            .await?;
+        db::release(pool, &sent).await?;
         return Err(error.into());
     }
     let handled = sent.len() + refused.len();
@@ -132,14 +68,9 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     );
     for (id, status, why) in outcomes {
         // Still pending: the printer may already have answered (and that answer stands).
-        let row: Option<CommandRow> = sqlx::query_as(
-            "select * from printer_commands where id = $1 and status = 'pending' for update",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            set_status(&mut tx, row, status, why).await?;
+        if let Some(row) = db::pending_for_update(&mut *tx, id).await? {
+            let author = Author::telemetry(row.store_id);
+            set_status(&mut tx, &author, row, status, why).await?;
         }
     }
     tx.commit().await?;
@@ -159,22 +90,14 @@ pub async fn answer(
     // No status in the filter: the answer can arrive before the delivery worker has marked the
     // command `sent` (it does so only after the broker's acknowledgement), and a filtered read
     // could judge an old version and miss it. A `pending` command can be answered too.
-    let row: Option<CommandRow> = sqlx::query_as(
-        "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3
-         for update",
-    )
-    .bind(store)
-    .bind(printer)
-    .bind(command)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row = db::get_for_update(&mut *tx, store, printer, command).await?;
     if let Some(row) = row.filter(|r| r.status == "sent" || r.status == "pending") {
         let status = if error.is_some() {
             "failed"
         } else {
             "acknowledged"
         };
-        set_status(&mut tx, row, status, error).await?;
+        set_status(&mut tx, &Author::telemetry(store), row, status, error).await?;
     }
     tx.commit().await?;
     Ok(())

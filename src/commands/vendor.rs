@@ -3,7 +3,7 @@
 //! `{instance}/moonraker/api/request`, our generic `{device}/command`. The command's id travels
 //! as Bambu's `sequence_id` / the JSON-RPC id, so the printer's answer can be matched.
 
-use crate::http::printer_commands::{Axis, Command, Fan, Heater, Light, LightMode};
+use crate::domain::printer_commands::{Axis, Command, Fan, Heater, Light, LightMode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -90,24 +90,6 @@ pub async fn insert_part(
     .await
 }
 
-pub async fn get_part(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<PartRow>> {
-    let sql = if lock {
-        "select * from parts where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from parts where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update_part(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -123,15 +105,6 @@ pub async fn update_part(
         .set("estimated_grams", f.estimated_grams)
         .set("description", f.description);
     u.run(db, store, id).await
-}
-
-pub async fn delete_part(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from parts where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub async fn get_parts(
@@ -218,24 +191,6 @@ pub async fn insert_sku(
         .await
 }
 
-pub async fn get_sku(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<SkuRow>> {
-    let sql = if lock {
-        "select * from skus where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from skus where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update_sku(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -247,15 +202,6 @@ pub async fn update_sku(
         .set("name", f.name)
         .set("description", f.description);
     u.run(db, store, id).await
-}
-
-pub async fn delete_sku(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from skus where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub async fn sku_parts(
@@ -296,4 +242,12 @@ pub async fn replace_sku_parts(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+impl super::Table for PartRow {
+    const NAME: &'static str = "parts";
+}
+
+impl super::Table for SkuRow {
+    const NAME: &'static str = "skus";
 }

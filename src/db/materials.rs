@@ -95,24 +95,6 @@ pub async fn insert_material(
     .await
 }
 
-pub async fn get_material(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<MaterialRow>> {
-    let sql = if lock {
-        "select * from materials where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from materials where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update_material(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -130,19 +112,6 @@ pub async fn update_material(
         .set("density_g_cm3", f.density_g_cm3)
         .set("notes", f.notes);
     u.run(db, store, id).await
-}
-
-pub async fn delete_material(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from materials where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub async fn insert_spool(
@@ -170,24 +139,6 @@ pub async fn insert_spool(
     .await
 }
 
-pub async fn get_spool(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<SpoolRow>> {
-    let sql = if lock {
-        "select * from material_instances where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from material_instances where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update_spool(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -206,11 +157,45 @@ pub async fn update_spool(
     u.run(db, store, id).await
 }
 
-pub async fn delete_spool(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from material_instances where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// The spool loaded in a printer (the lowest slot, then the oldest), locked.
+pub async fn loaded_spool_for_update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+) -> sqlx::Result<Option<SpoolRow>> {
+    sqlx::query_as(
+        "select * from material_instances where store_id = $1 and printer_id = $2
+         order by slot nulls last, id limit 1 for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_optional(db)
+    .await
+}
+
+/// Takes `grams` off a spool (never below 0).
+pub async fn take_grams(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    spool: Uuid,
+    grams: f64,
+) -> sqlx::Result<SpoolRow> {
+    sqlx::query_as(
+        "update material_instances set remaining_grams = greatest(remaining_grams - $3, 0),
+                updated_at = now()
+          where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(spool)
+    .bind(grams)
+    .fetch_one(db)
+    .await
+}
+
+impl super::Table for MaterialRow {
+    const NAME: &'static str = "materials";
+}
+
+impl super::Table for SpoolRow {
+    const NAME: &'static str = "material_instances";
 }

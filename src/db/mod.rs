@@ -4,21 +4,24 @@
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
+pub mod commands;
 pub mod list;
 pub mod materials;
 pub mod orders;
+pub mod outbox;
 pub mod print_jobs;
-pub mod printer_commands;
 pub mod printers;
 pub mod stores;
 pub mod webhooks;
 
 use crate::config::mask_url;
 use anyhow::Context;
+use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgExecutor, PgPool, Postgres, QueryBuilder};
+use sqlx::{ConnectOptions, Connection, FromRow, PgExecutor, PgPool, Postgres, QueryBuilder};
 use std::str::FromStr;
 use std::time::Duration;
+use uuid::Uuid;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -148,4 +151,53 @@ impl<'a> Update<'a> {
         self.q.push(" returning *");
         self.q.build_query_as().fetch_optional(db).await
     }
+}
+
+/// A tenant-owned table and the row type read from it: what `get`, `get_for_update` and
+/// `delete` need to know.
+pub trait Table: for<'r> FromRow<'r, PgRow> + Send + Unpin {
+    /// The table's name: a trusted, static identifier.
+    const NAME: &'static str;
+}
+
+/// One row of this store by id.
+pub async fn get<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    id: Uuid,
+) -> sqlx::Result<Option<R>> {
+    let sql = format!("select * from {} where store_id = $1 and id = $2", R::NAME);
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// One row of this store by id, locked until the transaction ends.
+pub async fn get_for_update<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    id: Uuid,
+) -> sqlx::Result<Option<R>> {
+    let sql = format!(
+        "select * from {} where store_id = $1 and id = $2 for update",
+        R::NAME
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Deletes one row of this store by id; says whether there was one.
+pub async fn delete<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    let sql = format!("delete from {} where store_id = $1 and id = $2", R::NAME);
+    let done = sqlx::query(&sql).bind(store).bind(id).execute(db).await?;
+    Ok(done.rows_affected() == 1)
 }

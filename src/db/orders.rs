@@ -85,24 +85,6 @@ pub async fn insert(
     .await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<OrderRow>> {
-    let sql = if lock {
-        "select * from orders where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from orders where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -135,15 +117,6 @@ pub async fn set_status(
     .bind(status)
     .fetch_one(db)
     .await
-}
-
-pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from orders where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// The items of these orders, in each order's item order.
@@ -317,4 +290,8 @@ pub async fn any_processed(
     .bind(order)
     .fetch_one(db)
     .await
+}
+
+impl super::Table for OrderRow {
+    const NAME: &'static str = "orders";
 }

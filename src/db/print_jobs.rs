@@ -124,24 +124,6 @@ pub async fn insert(
     .await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<JobRow>> {
-    let sql = if lock {
-        "select * from print_jobs where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from print_jobs where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 /// Locks those of `ids` that belong to the store, in id order so concurrent batches cannot
 /// deadlock.
 pub async fn lock_many(
@@ -242,15 +224,6 @@ pub async fn set_position(
     .await
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from print_jobs where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Whether a job is assigned to, printing on or paused on the printer.
 pub async fn printer_has_active_jobs(
     db: impl PgExecutor<'_>,
@@ -321,4 +294,25 @@ pub async fn unlink(
         .bind(id)
         .fetch_one(db)
         .await
+}
+
+/// The job a printer is working on (assigned, printing or paused; the latest changed), locked.
+pub async fn active_on_printer_for_update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(
+        "select * from print_jobs where store_id = $1 and printer_id = $2
+           and state in ('assigned', 'printing', 'paused')
+         order by updated_at desc limit 1 for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_optional(db)
+    .await
+}
+
+impl super::Table for JobRow {
+    const NAME: &'static str = "print_jobs";
 }

@@ -72,30 +72,6 @@ pub async fn insert(
     .await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-) -> sqlx::Result<Option<PrinterRow>> {
-    sqlx::query_as("select * from printers where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
-pub async fn get_for_update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-) -> sqlx::Result<Option<PrinterRow>> {
-    sqlx::query_as("select * from printers where store_id = $1 and id = $2 for update")
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn update(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -174,4 +150,45 @@ pub async fn state(
     .bind(printer)
     .fetch_optional(db)
     .await
+}
+
+/// The printer a device reports as: (store, provider, device id) is unique.
+pub async fn find_by_device(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    provider: &str,
+    device_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "select id from printers where store_id = $1 and provider = $2 and device_id = $3",
+    )
+    .bind(store)
+    .bind(provider)
+    .bind(device_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Writes a printer's normalised state (its foreign key fails if the printer is gone).
+pub async fn write_state(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+    state: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into printer_states (printer_id, store_id, state, updated_at)
+         values ($1, $2, $3, now())
+         on conflict (printer_id) do update set state = excluded.state, updated_at = now()",
+    )
+    .bind(printer)
+    .bind(store)
+    .bind(state)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+impl super::Table for PrinterRow {
+    const NAME: &'static str = "printers";
 }

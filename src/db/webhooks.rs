@@ -83,24 +83,6 @@ pub async fn insert_endpoint(
     .await
 }
 
-pub async fn get_endpoint(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<EndpointRow>> {
-    let sql = if lock {
-        "select * from webhook_endpoints where store_id = $1 and id = $2 for update"
-    } else {
-        "select * from webhook_endpoints where store_id = $1 and id = $2"
-    };
-    sqlx::query_as(sql)
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 /// Applies a patch. Re-enabling clears why it was disabled and its failure streak.
 pub async fn update_endpoint(
     db: impl PgExecutor<'_>,
@@ -238,4 +220,8 @@ pub async fn events_since(
     .bind(limit)
     .fetch_all(db)
     .await
+}
+
+impl super::Table for EndpointRow {
+    const NAME: &'static str = "webhook_endpoints";
 }

@@ -1,6 +1,5 @@
-//! Events: the transactional outbox every mutation writes to (SPEC §8), its wire format, and the
-//! relay that publishes it.
+//! Events on the wire (SPEC §8, §10): the payload and topics, and the relay that publishes the
+//! outbox (`db::outbox`, written by `domain::changes`).
 
-pub mod outbox;
 pub mod payload;
 pub mod relay;

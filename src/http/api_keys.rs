@@ -2,12 +2,12 @@
 
 use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
-use super::validate::{Errors, IpRange};
 use crate::app::AppState;
 use crate::audit::{self, Actor};
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
+use crate::domain::validate::{Errors, IpRange};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};

@@ -2,21 +2,20 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::validate::{Errors, Tag};
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
+use crate::domain::changes;
+use crate::domain::materials::Material;
+use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::events::outbox::Action;
-use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -25,48 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_materials, create_material))
         .routes(routes!(get_material, update_material, delete_material))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Material {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub name: String,
-    pub brand: Option<String>,
-    /// PLA, PETG, ABS, ASA, TPU, PA, PC, …
-    #[schema(example = "PLA")]
-    pub r#type: String,
-    /// `#RRGGBBAA`, upper case.
-    #[schema(example = "#FF8800FF")]
-    pub color: Option<String>,
-    pub tags: Vec<String>,
-    pub price_per_1000g: Option<f64>,
-    pub diameter_mm: Option<f64>,
-    pub density_g_cm3: Option<f64>,
-    pub notes: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<MaterialRow> for Material {
-    fn from(r: MaterialRow) -> Self {
-        Material {
-            id: r.id,
-            store_id: r.store_id,
-            name: r.name,
-            brand: r.brand,
-            r#type: r.material_type,
-            color: r.color,
-            tags: r.tags,
-            price_per_1000g: r.price_per_1000g,
-            diameter_mm: r.diameter_mm,
-            density_g_cm3: r.density_g_cm3,
-            notes: r.notes,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -238,24 +195,9 @@ pub async fn create_material(
     e.finish()?;
     let mut tx = state.pool.begin().await?;
     let material = Material::from(db::insert_material(&mut *tx, caller.store_id, fields).await?);
-    mutation::record(
-        &mut tx,
-        &caller,
-        "material",
-        material.id,
-        Action::Insert,
-        None,
-        Some(&material),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &material).await?;
     tx.commit().await?;
-    let location = format!("/v1/materials/{}", material.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(material),
-    )
-        .into_response())
+    Ok(Created::at("/v1/materials", material).into_response())
 }
 
 /// One material.
@@ -269,7 +211,7 @@ pub async fn get_material(
     ApiPath(path): ApiPath<MaterialPath>,
 ) -> ApiResult<Json<Material>> {
     caller.require(Permission::MaterialView)?;
-    let row = db::get_material(&state.pool, caller.store_id, path.id, false)
+    let row = crate::db::get::<MaterialRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(row.into()))
@@ -311,24 +253,16 @@ pub async fn update_material(
     };
     e.finish()?;
     let mut tx = state.pool.begin().await?;
-    let before: Material = db::get_material(&mut *tx, caller.store_id, path.id, true)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: Material =
+        crate::db::get_for_update::<MaterialRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     let after: Material = db::update_material(&mut *tx, caller.store_id, path.id, fields)
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
-    mutation::record(
-        &mut tx,
-        &caller,
-        "material",
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -346,11 +280,12 @@ pub async fn delete_material(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialDelete)?;
     let mut tx = state.pool.begin().await?;
-    let before: Material = db::get_material(&mut *tx, caller.store_id, path.id, true)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    db::delete_material(&mut *tx, caller.store_id, path.id)
+    let before: Material =
+        crate::db::get_for_update::<MaterialRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
+    crate::db::delete::<MaterialRow>(&mut *tx, caller.store_id, path.id)
         .await
         .map_err(|e| {
             if crate::db::violated_foreign_key(&e).is_some() {
@@ -361,16 +296,7 @@ pub async fn delete_material(
                 e.into()
             }
         })?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "material",
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,11 +14,11 @@ pub mod parts;
 pub mod print_jobs;
 pub mod printer_commands;
 pub mod printers;
+pub mod respond;
 pub mod roles;
 pub mod skus;
 pub mod spools;
 pub mod stores;
-pub mod validate;
 pub mod webhooks;
 
 use crate::app::AppState;

@@ -2,20 +2,20 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::validate::{Errors, Tag};
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::catalog::{self as db, PartFields, PartMaterial, PartRow};
+use crate::db::catalog::{self as db, PartFields, PartRow};
+use crate::domain::changes;
+use crate::domain::parts::{Part, PartMaterialView};
+use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::events::outbox::Action;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
@@ -73,62 +73,6 @@ impl utoipa::PartialSchema for FileUri {
 }
 
 impl utoipa::ToSchema for FileUri {}
-
-/// A material a part needs, and how much of it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PartMaterialView {
-    /// A material of this store.
-    pub material_id: Uuid,
-    #[schema(minimum = 0, maximum = 100000)]
-    pub grams: Option<f64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Part {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub name: String,
-    #[schema(example = "3mf")]
-    pub r#type: String,
-    /// Where the files are (http, https or s3 URLs).
-    pub file_uris: Vec<String>,
-    /// Only printers with all these tags may print it.
-    pub required_printer_tags: Vec<String>,
-    pub materials: Vec<PartMaterialView>,
-    pub estimated_seconds: Option<i32>,
-    pub estimated_grams: Option<f64>,
-    pub description: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Part {
-    fn new(r: PartRow, materials: &[PartMaterial]) -> Self {
-        Part {
-            materials: materials
-                .iter()
-                .filter(|m| m.part_id == r.id)
-                .map(|m| PartMaterialView {
-                    material_id: m.material_id,
-                    grams: m.grams,
-                })
-                .collect(),
-            id: r.id,
-            store_id: r.store_id,
-            name: r.name,
-            r#type: r.part_type,
-            file_uris: r.file_uris,
-            required_printer_tags: r.required_printer_tags,
-            estimated_seconds: r.estimated_seconds,
-            estimated_grams: r.estimated_grams,
-            description: r.description,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -341,24 +285,9 @@ pub async fn create_part(
     let row = db::insert_part(&mut *tx, caller.store_id, fields).await?;
     db::replace_part_materials(&mut tx, caller.store_id, row.id, &links).await?;
     let part = view(&mut tx, caller.store_id, row).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "part",
-        part.id,
-        Action::Insert,
-        None,
-        Some(&part),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &part).await?;
     tx.commit().await?;
-    let location = format!("/v1/parts/{}", part.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(part),
-    )
-        .into_response())
+    Ok(Created::at("/v1/parts", part).into_response())
 }
 
 /// One part.
@@ -372,7 +301,7 @@ pub async fn get_part(
     ApiPath(path): ApiPath<PartPath>,
 ) -> ApiResult<Json<Part>> {
     caller.require(Permission::PartView)?;
-    let row = db::get_part(&state.pool, caller.store_id, path.id, false)
+    let row = crate::db::get::<PartRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let materials = db::part_materials(&state.pool, caller.store_id, &[row.id]).await?;
@@ -414,7 +343,7 @@ pub async fn update_part(
         None => None,
     };
     e.finish()?;
-    let row = db::get_part(&mut *tx, caller.store_id, path.id, true)
+    let row = crate::db::get_for_update::<PartRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
@@ -425,16 +354,7 @@ pub async fn update_part(
         db::replace_part_materials(&mut tx, caller.store_id, path.id, &links).await?;
     }
     let after = view(&mut tx, caller.store_id, row).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "part",
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -453,11 +373,11 @@ pub async fn delete_part(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PartDelete)?;
     let mut tx = state.pool.begin().await?;
-    let row = db::get_part(&mut *tx, caller.store_id, path.id, true)
+    let row = crate::db::get_for_update::<PartRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
-    db::delete_part(&mut *tx, caller.store_id, path.id)
+    crate::db::delete::<PartRow>(&mut *tx, caller.store_id, path.id)
         .await
         .map_err(|e| {
             if crate::db::violated_foreign_key(&e).is_some() {
@@ -469,16 +389,7 @@ pub async fn delete_part(
                 e.into()
             }
         })?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "part",
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,18 +5,16 @@ use super::extract::ApiJson;
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::printer_commands::{self as db, CommandRow};
+use crate::db::commands::{self as db, CommandRow};
 use crate::db::printers as printers_db;
+use crate::domain::changes;
+use crate::domain::printer_commands::{Command, PrinterCommand};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::events::outbox::Action;
-use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,161 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_printer_commands))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Heater {
-    Nozzle,
-    Bed,
-    Chamber,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Light {
-    Chamber,
-    Work,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LightMode {
-    On,
-    Off,
-    Flashing,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Axis {
-    X,
-    Y,
-    Z,
-    E,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Fan {
-    Part,
-    Aux,
-    Chamber,
-}
-
-/// A printer command and its arguments, tagged by `command`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-// Multi-word fields are renamed per variant: utoipa does not read `rename_all_fields`, and the
-// document must name the fields the server reads.
-#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Command {
-    // Empty braces rather than unit variants: only struct variants reject unknown fields.
-    Pause {},
-    Resume {},
-    Stop {},
-    /// Nozzle 0–300 °C, bed 0–120 °C, chamber 0–65 °C (0 turns the heater off).
-    SetTemperature {
-        target: Heater,
-        temperature: f64,
-    },
-    LedControl {
-        light: Light,
-        mode: LightMode,
-    },
-    /// Home these axes (all of x, y, z when empty).
-    HomeAxis {
-        #[serde(default)]
-        axes: Vec<Axis>,
-    },
-    /// Move one axis by -300..300 mm (not 0), optionally at 1–30000 mm/min.
-    #[serde(rename_all = "camelCase")]
-    MoveAxis {
-        axis: Axis,
-        distance_mm: f64,
-        feedrate_mm_per_min: Option<f64>,
-    },
-    #[serde(rename_all = "camelCase")]
-    SetFan {
-        fan: Fan,
-        speed_percent: f64,
-    },
-    /// Load into an AMS/tool slot (0–15), optionally heating to 150–300 °C.
-    LoadFilament {
-        slot: Option<i32>,
-        temperature: Option<f64>,
-    },
-    UnloadFilament {
-        slot: Option<i32>,
-        temperature: Option<f64>,
-    },
-}
-
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Pause {} => "pause",
-            Command::Resume {} => "resume",
-            Command::Stop {} => "stop",
-            Command::SetTemperature { .. } => "set-temperature",
-            Command::LedControl { .. } => "led-control",
-            Command::HomeAxis { .. } => "home-axis",
-            Command::MoveAxis { .. } => "move-axis",
-            Command::SetFan { .. } => "set-fan",
-            Command::LoadFilament { .. } => "load-filament",
-            Command::UnloadFilament { .. } => "unload-filament",
-        }
-    }
-
-    /// Range checks the types cannot express, as field errors under `/command`.
-    fn validate(&self) -> Vec<FieldError> {
-        let range = |field: &str, value: f64, min: f64, max: f64| {
-            (!(min..=max).contains(&value)).then(|| {
-                FieldError::new(
-                    format!("/command/{field}"),
-                    "out_of_range",
-                    format!("must be between {min} and {max}"),
-                )
-            })
-        };
-        let checks = match self {
-            Command::SetTemperature {
-                target,
-                temperature,
-            } => {
-                let max = match target {
-                    Heater::Nozzle => 300.0,
-                    Heater::Bed => 120.0,
-                    Heater::Chamber => 65.0,
-                };
-                vec![range("temperature", *temperature, 0.0, max)]
-            }
-            Command::MoveAxis {
-                distance_mm,
-                feedrate_mm_per_min,
-                ..
-            } => vec![
-                range("distanceMm", *distance_mm, -300.0, 300.0),
-                (*distance_mm == 0.0).then(|| {
-                    FieldError::new("/command/distanceMm", "out_of_range", "must not be 0")
-                }),
-                feedrate_mm_per_min.and_then(|f| range("feedrateMmPerMin", f, 1.0, 30_000.0)),
-            ],
-            Command::SetFan { speed_percent, .. } => {
-                vec![range("speedPercent", *speed_percent, 0.0, 100.0)]
-            }
-            Command::LoadFilament { slot, temperature }
-            | Command::UnloadFilament { slot, temperature } => vec![
-                slot.and_then(|s| range("slot", f64::from(s), 0.0, 15.0)),
-                temperature.and_then(|t| range("temperature", t, 150.0, 300.0)),
-            ],
-            Command::Pause {}
-            | Command::Resume {}
-            | Command::Stop {}
-            | Command::LedControl { .. }
-            | Command::HomeAxis { .. } => vec![],
-        };
-        checks.into_iter().flatten().collect()
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendCommands {
@@ -194,43 +37,6 @@ pub struct SendCommands {
     #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<Uuid>,
     pub command: Command,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrinterCommand {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub printer_id: Uuid,
-    #[schema(example = "set-temperature")]
-    pub command: String,
-    /// The command's arguments.
-    #[schema(value_type = Object)]
-    pub args: serde_json::Value,
-    /// `pending`, `sent`, `acknowledged` or `failed`.
-    pub status: String,
-    pub error: Option<String>,
-    /// The key that sent it.
-    pub api_key_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<CommandRow> for PrinterCommand {
-    fn from(r: CommandRow) -> Self {
-        PrinterCommand {
-            id: r.id,
-            store_id: r.store_id,
-            printer_id: r.printer_id,
-            command: r.command,
-            args: r.args,
-            status: r.status,
-            error: r.error,
-            api_key_id: r.api_key_id,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -301,16 +107,7 @@ pub async fn send_printer_commands(
         )
         .await?;
         let command = PrinterCommand::from(row);
-        mutation::record(
-            &mut tx,
-            &caller,
-            "printerCommand",
-            command.id,
-            Action::Insert,
-            None,
-            Some(&command),
-        )
-        .await?;
+        changes::created(&mut tx, &caller, &command).await?;
         commands.push(command);
     }
     tx.commit().await?;

@@ -3,18 +3,18 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::validate::{Errors, Tag};
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
+use crate::domain::printers::{BuildVolume, Printer};
+use crate::domain::validate::{Errors, Tag};
+use crate::domain::{changes, Author};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::events::outbox::Action;
-use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -50,68 +50,6 @@ impl Provider {
             Provider::Klipper => "klipper",
             Provider::Octoprint => "octoprint",
             Provider::Generic => "generic",
-        }
-    }
-}
-
-/// Build volume in millimetres.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuildVolume {
-    #[schema(minimum = 1, maximum = 2000)]
-    pub x: f64,
-    #[schema(minimum = 1, maximum = 2000)]
-    pub y: f64,
-    #[schema(minimum = 1, maximum = 2000)]
-    pub z: f64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Printer {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub name: String,
-    pub provider: String,
-    /// The vendor's id for the device: Bambu serial, Moonraker instance, OctoPrint device id.
-    pub device_id: String,
-    pub model: Option<String>,
-    /// Jobs can require tags (e.g. `hardened-nozzle`); only printers with them take those jobs.
-    pub tags: Vec<String>,
-    pub nozzle_diameter_mm: Option<f64>,
-    pub build_volume_mm: Option<BuildVolume>,
-    pub location: Option<String>,
-    pub notes: Option<String>,
-    /// Disabled printers take no jobs.
-    pub enabled: bool,
-    /// Confirmed ready for the next job (bed cleared).
-    pub ready: bool,
-    pub continuous_print: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<PrinterRow> for Printer {
-    fn from(r: PrinterRow) -> Self {
-        Printer {
-            id: r.id,
-            store_id: r.store_id,
-            name: r.name,
-            provider: r.provider,
-            device_id: r.device_id,
-            model: r.model,
-            tags: r.tags,
-            nozzle_diameter_mm: r.nozzle_diameter_mm,
-            build_volume_mm: r
-                .build_volume_mm
-                .and_then(|v| serde_json::from_value(v).ok()),
-            location: r.location,
-            notes: r.notes,
-            enabled: r.enabled,
-            ready: r.ready,
-            continuous_print: r.continuous_print,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
         }
     }
 }
@@ -344,24 +282,9 @@ pub async fn create_printer(
         .await
         .map_err(conflict_on_duplicate)?;
     let printer = Printer::from(row);
-    mutation::record(
-        &mut tx,
-        &caller,
-        "printer",
-        printer.id,
-        Action::Insert,
-        None,
-        Some(&printer),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &printer).await?;
     tx.commit().await?;
-    let location = format!("/v1/printers/{}", printer.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(printer),
-    )
-        .into_response())
+    Ok(Created::at("/v1/printers", printer).into_response())
 }
 
 /// One printer.
@@ -375,7 +298,7 @@ pub async fn get_printer(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<Json<Printer>> {
     caller.require(Permission::PrinterView)?;
-    let row = db::get(&state.pool, caller.store_id, path.id)
+    let row = crate::db::get::<PrinterRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(row.into()))
@@ -419,25 +342,17 @@ pub async fn update_printer(
     errors.finish()?;
 
     let mut tx = state.pool.begin().await?;
-    let before: Printer = db::get_for_update(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: Printer =
+        crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     let after: Printer = db::update(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(conflict_on_duplicate)?
         .ok_or(ApiError::NotFound)?
         .into();
-    mutation::record(
-        &mut tx,
-        &caller,
-        "printer",
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -456,28 +371,21 @@ pub async fn delete_printer(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PrinterDelete)?;
     let mut tx = state.pool.begin().await?;
-    let before: Printer = db::get_for_update(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: Printer =
+        crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     if crate::db::print_jobs::printer_has_active_jobs(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::Conflict(
             "a job is assigned to or printing on this printer; cancel or reassign it first"
                 .to_owned(),
         ));
     }
-    super::print_jobs::unlink_jobs(&mut tx, &caller, Link::Printer, path.id).await?;
-    db::delete(&mut *tx, caller.store_id, path.id).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "printer",
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    crate::domain::print_jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Printer, path.id)
+        .await?;
+    crate::db::delete::<PrinterRow>(&mut *tx, caller.store_id, path.id).await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -512,16 +420,7 @@ pub async fn confirm_printers_ready(
                 .await?
                 .ok_or(ApiError::NotFound)?
                 .into();
-            mutation::record(
-                &mut tx,
-                &caller,
-                "printer",
-                id,
-                Action::Update,
-                Some(&before),
-                Some(&after),
-            )
-            .await?;
+            changes::updated(&mut tx, &caller, &before, &after).await?;
         }
         updated.push(id);
     }
@@ -546,7 +445,7 @@ pub async fn get_printer_stats(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<Json<PrinterStats>> {
     caller.require(Permission::PrinterStats)?;
-    db::get(&state.pool, caller.store_id, path.id)
+    crate::db::get::<PrinterRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let stats = match db::state(&state.pool, caller.store_id, path.id).await? {

@@ -2,21 +2,21 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::validate::Errors;
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::catalog::{self as db, SkuFields, SkuPart, SkuRow};
+use crate::db::catalog::{self as db, SkuFields, SkuRow};
+use crate::domain::changes;
+use crate::domain::skus::{LinkedPart, Sku};
+use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::events::outbox::Action;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -28,53 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_skus, create_sku))
         .routes(routes!(get_sku, update_sku, delete_sku))
-}
-
-/// A part a SKU is made of, and how many.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LinkedPart {
-    /// A part of this store.
-    pub part_id: Uuid,
-    #[schema(minimum = 1, maximum = 1000)]
-    pub quantity: i32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Sku {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    /// The store's code for the product, unique in the store.
-    #[schema(example = "KEYCHAIN-ORANGE")]
-    pub sku: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub parts: Vec<LinkedPart>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Sku {
-    fn new(r: SkuRow, parts: &[SkuPart]) -> Self {
-        Sku {
-            parts: parts
-                .iter()
-                .filter(|p| p.sku_id == r.id)
-                .map(|p| LinkedPart {
-                    part_id: p.part_id,
-                    quantity: p.quantity,
-                })
-                .collect(),
-            id: r.id,
-            store_id: r.store_id,
-            sku: r.sku,
-            name: r.name,
-            description: r.description,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -242,24 +195,9 @@ pub async fn create_sku(
         .map_err(duplicate_code)?;
     db::replace_sku_parts(&mut tx, caller.store_id, row.id, &links).await?;
     let sku = view(&mut tx, caller.store_id, row).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "sku",
-        sku.id,
-        Action::Insert,
-        None,
-        Some(&sku),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &sku).await?;
     tx.commit().await?;
-    let location = format!("/v1/skus/{}", sku.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(sku),
-    )
-        .into_response())
+    Ok(Created::at("/v1/skus", sku).into_response())
 }
 
 /// One SKU.
@@ -273,7 +211,7 @@ pub async fn get_sku(
     ApiPath(path): ApiPath<SkuPath>,
 ) -> ApiResult<Json<Sku>> {
     caller.require(Permission::SkuView)?;
-    let row = db::get_sku(&state.pool, caller.store_id, path.id, false)
+    let row = crate::db::get::<SkuRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let links = db::sku_parts(&state.pool, caller.store_id, &[row.id]).await?;
@@ -307,7 +245,7 @@ pub async fn update_sku(
         None => None,
     };
     e.finish()?;
-    let row = db::get_sku(&mut *tx, caller.store_id, path.id, true)
+    let row = crate::db::get_for_update::<SkuRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
@@ -319,16 +257,7 @@ pub async fn update_sku(
         db::replace_sku_parts(&mut tx, caller.store_id, path.id, &links).await?;
     }
     let after = view(&mut tx, caller.store_id, row).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "sku",
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -346,11 +275,11 @@ pub async fn delete_sku(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::SkuDelete)?;
     let mut tx = state.pool.begin().await?;
-    let row = db::get_sku(&mut *tx, caller.store_id, path.id, true)
+    let row = crate::db::get_for_update::<SkuRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let before = view(&mut tx, caller.store_id, row).await?;
-    db::delete_sku(&mut *tx, caller.store_id, path.id)
+    crate::db::delete::<SkuRow>(&mut *tx, caller.store_id, path.id)
         .await
         .map_err(|e| {
             if crate::db::violated_foreign_key(&e).is_some() {
@@ -361,16 +290,7 @@ pub async fn delete_sku(
                 e.into()
             }
         })?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "sku",
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,23 +2,22 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::validate::Errors;
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{
     self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK,
 };
+use crate::domain::changes;
+use crate::domain::spools::Spool;
+use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
-use crate::events::outbox::Action;
-use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -29,45 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_spools, create_spool))
         .routes(routes!(get_spool, update_spool, delete_spool))
-}
-
-/// A spool of a material.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Spool {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub material_id: Uuid,
-    pub initial_grams: f64,
-    pub remaining_grams: f64,
-    /// The printer it is loaded in, if any.
-    pub printer_id: Option<Uuid>,
-    /// AMS / tool slot in that printer (0–15).
-    pub slot: Option<i32>,
-    pub location: Option<String>,
-    pub lot: Option<String>,
-    pub notes: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<SpoolRow> for Spool {
-    fn from(r: SpoolRow) -> Self {
-        Spool {
-            id: r.id,
-            store_id: r.store_id,
-            material_id: r.material_id,
-            initial_grams: r.initial_grams,
-            remaining_grams: r.remaining_grams,
-            printer_id: r.printer_id,
-            slot: r.slot,
-            location: r.location,
-            lot: r.lot,
-            notes: r.notes,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,24 +191,9 @@ pub async fn create_spool(
             .await
             .map_err(client_error)?,
     );
-    mutation::record(
-        &mut tx,
-        &caller,
-        "materialInstance",
-        spool.id,
-        Action::Insert,
-        None,
-        Some(&spool),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &spool).await?;
     tx.commit().await?;
-    let location = format!("/v1/materials/instances/{}", spool.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(spool),
-    )
-        .into_response())
+    Ok(Created::at("/v1/materials/instances", spool).into_response())
 }
 
 /// One spool.
@@ -262,7 +207,7 @@ pub async fn get_spool(
     ApiPath(path): ApiPath<SpoolPath>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceView)?;
-    let row = db::get_spool(&state.pool, caller.store_id, path.id, false)
+    let row = crate::db::get::<SpoolRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(row.into()))
@@ -297,7 +242,7 @@ pub async fn update_spool(
     };
     e.finish()?;
     let mut tx = state.pool.begin().await?;
-    let before: Spool = db::get_spool(&mut *tx, caller.store_id, path.id, true)
+    let before: Spool = crate::db::get_for_update::<SpoolRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
@@ -306,16 +251,7 @@ pub async fn update_spool(
         .map_err(client_error)?
         .ok_or(ApiError::NotFound)?
         .into();
-    mutation::record(
-        &mut tx,
-        &caller,
-        "materialInstance",
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -332,21 +268,12 @@ pub async fn delete_spool(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialInstanceDelete)?;
     let mut tx = state.pool.begin().await?;
-    let before: Spool = db::get_spool(&mut *tx, caller.store_id, path.id, true)
+    let before: Spool = crate::db::get_for_update::<SpoolRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
-    db::delete_spool(&mut *tx, caller.store_id, path.id).await?;
-    mutation::record(
-        &mut tx,
-        &caller,
-        "materialInstance",
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    crate::db::delete::<SpoolRow>(&mut *tx, caller.store_id, path.id).await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,11 @@
 //! `/v1/stores`: the caller's own store.
 
 use super::extract::ApiJson;
-use super::validate::Errors;
 use crate::app::AppState;
 use crate::audit::{self, Actor};
 use crate::auth::{Caller, Permission};
 use crate::db::stores::{self as db, StoreRow};
+use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::StoreId;
 use axum::extract::State;

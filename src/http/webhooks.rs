@@ -4,15 +4,15 @@
 
 use super::extract::{nullable, ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
-use super::validate::Errors;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::webhooks::{self as db, AttemptRow, DeliveryRow, EndpointFields, EndpointRow};
+use crate::domain::changes;
+use crate::domain::validate::Errors;
+use crate::domain::webhooks::EndpointView;
 use crate::error::{ApiError, ApiResult};
-use crate::events::outbox::Action;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
-use crate::mutation;
-use crate::webhooks::{signing, EndpointView};
+use crate::webhooks::signing;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,6 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-const ENTITY: &str = "webhookEndpoint";
 const MAX_EVENT_TYPES: usize = 50;
 const MAX_RECOVER: i64 = 10_000;
 const DEFAULT_OVERLAP_SECS: i64 = 86_400;
@@ -258,7 +257,7 @@ async fn url(e: &mut Errors, state: &AppState, value: &str) -> String {
 }
 
 async fn endpoint(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<EndpointRow> {
-    db::get_endpoint(&state.pool, caller.store_id, id, false)
+    crate::db::get::<EndpointRow>(&state.pool, caller.store_id, id)
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -315,16 +314,7 @@ pub async fn create_webhook(
     let mut tx = state.pool.begin().await?;
     let view =
         EndpointView::from(db::insert_endpoint(&mut *tx, caller.store_id, fields, &secret).await?);
-    mutation::audit_only(
-        &mut tx,
-        &caller,
-        ENTITY,
-        view.id,
-        Action::Insert,
-        None,
-        Some(&view),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &view).await?;
     tx.commit().await?;
     let location = format!("/v1/webhooks/{}", view.id);
     Ok((
@@ -380,24 +370,16 @@ pub async fn update_webhook(
     };
     e.finish()?;
     let mut tx = state.pool.begin().await?;
-    let before: EndpointView = db::get_endpoint(&mut *tx, caller.store_id, path.id, true)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: EndpointView =
+        crate::db::get_for_update::<EndpointRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     let after: EndpointView = db::update_endpoint(&mut *tx, caller.store_id, path.id, fields)
         .await?
         .ok_or(ApiError::NotFound)?
         .into();
-    mutation::audit_only(
-        &mut tx,
-        &caller,
-        ENTITY,
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -414,21 +396,13 @@ pub async fn delete_webhook(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::IntegrationManage)?;
     let mut tx = state.pool.begin().await?;
-    let before: EndpointView = db::get_endpoint(&mut *tx, caller.store_id, path.id, true)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: EndpointView =
+        crate::db::get_for_update::<EndpointRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     db::delete_endpoint(&mut *tx, caller.store_id, path.id).await?;
-    mutation::audit_only(
-        &mut tx,
-        &caller,
-        ENTITY,
-        path.id,
-        Action::Delete,
-        Some(&before),
-        None,
-    )
-    .await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -493,25 +467,17 @@ pub async fn rotate_webhook_secret(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let before: EndpointView = db::get_endpoint(&mut *tx, caller.store_id, path.id, true)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
+    let before: EndpointView =
+        crate::db::get_for_update::<EndpointRow>(&mut *tx, caller.store_id, path.id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into();
     let secret = signing::new_secret();
     let until = state.now() + chrono::TimeDelta::seconds(overlap);
     let after: EndpointView = db::rotate_secret(&mut *tx, caller.store_id, path.id, &secret, until)
         .await?
         .into();
-    mutation::audit_only(
-        &mut tx,
-        &caller,
-        ENTITY,
-        path.id,
-        Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(RotatedSecret {
         secret,

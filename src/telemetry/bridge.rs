@@ -6,15 +6,12 @@
 //! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
 
 use super::parse::{self, Alert, Kind, PrinterState, Source};
-use crate::db::materials::SpoolRow;
-use crate::db::print_jobs::JobRow;
-use crate::events::outbox;
-use crate::http::print_jobs::{transition, PrintJob};
-use crate::http::spools::Spool;
+use crate::db::{print_jobs as jobs_db, printers as printers_db};
+use crate::domain::print_jobs::{transition, PrintJob};
+use crate::domain::queue::JobState;
+use crate::domain::{changes, spools, Author, EventType};
 use crate::ids::StoreId;
 use crate::mqtt::{Broker, Inbound, Message};
-use crate::mutation::{self, Author};
-use crate::queue::JobState;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -102,14 +99,7 @@ impl Bridge {
                 return Ok(*id);
             }
         }
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "select id from printers where store_id = $1 and provider = $2 and device_id = $3",
-        )
-        .bind(key.0)
-        .bind(key.1)
-        .bind(&key.2)
-        .fetch_optional(&self.pool)
-        .await?;
+        let id = printers_db::find_by_device(&self.pool, StoreId(key.0), key.1, &key.2).await?;
         if self.lookups.len() > 100_000 {
             self.lookups.clear();
         }
@@ -141,11 +131,9 @@ impl Bridge {
         if !self.printers.contains_key(&key) {
             // Start from what was last written (another replica, or before a restart), so a
             // printer that was already online or printing does not announce it again.
-            let stored: Option<Value> =
-                sqlx::query_scalar("select state from printer_states where printer_id = $1")
-                    .bind(printer_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let stored: Option<Value> = printers_db::state(&self.pool, StoreId(store), printer_id)
+                .await?
+                .map(|row| row.state);
             let field = |name: &str| stored.as_ref().and_then(|s| s.get(name).cloned());
             let state = PrinterState {
                 status: field("status")
@@ -242,36 +230,22 @@ impl Bridge {
             let mut tx = self.pool.begin().await?;
             let author = Author::telemetry(store);
             let about = json!({"printerId": printer_id, "state": &next});
-            if next.online && !previous.online {
-                outbox::record_event(
-                    &mut *tx,
-                    store,
-                    "printer.online",
-                    "printer",
-                    printer_id,
-                    about.clone(),
-                )
-                .await?;
-            }
-            if !next.online && previous.online {
-                outbox::record_event(
-                    &mut *tx,
-                    store,
-                    "printer.offline",
-                    "printer",
-                    printer_id,
-                    about.clone(),
-                )
-                .await?;
+            if next.online != previous.online {
+                let event = if next.online {
+                    EventType::PrinterOnline
+                } else {
+                    EventType::PrinterOffline
+                };
+                changes::event(&mut tx, &author, event, printer_id, &about).await?;
             }
             for alert in next.alerts.iter().filter(|a| !previous.alerts.contains(a)) {
                 let event = if alert.severity == "error" {
-                    "printer.hms_error"
+                    EventType::PrinterHmsError
                 } else {
-                    "printer.hms_warning"
+                    EventType::PrinterHmsWarning
                 };
                 let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
-                outbox::record_event(&mut *tx, store, event, "printer", printer_id, body).await?;
+                changes::event(&mut tx, &author, event, printer_id, &body).await?;
             }
             if previous.status != next.status {
                 follow_job(&mut tx, &author, printer_id, &next).await?;
@@ -302,16 +276,7 @@ impl Bridge {
             return Ok(());
         }
         let state = serde_json::to_value(&tracked.state)?;
-        sqlx::query(
-            "insert into printer_states (printer_id, store_id, state, updated_at)
-             values ($1, $2, $3, now())
-             on conflict (printer_id) do update set state = excluded.state, updated_at = now()",
-        )
-        .bind(tracked.printer_id)
-        .bind(tracked.store)
-        .bind(&state)
-        .execute(&self.pool)
-        .await?;
+        printers_db::write_state(&self.pool, tracked.store, tracked.printer_id, &state).await?;
         self.writes += 1;
         metrics::counter!("printfarm_telemetry_writes_total").increment(1);
         tracked.written = Some(tracked.state.clone());
@@ -391,19 +356,6 @@ async fn follow_job(
     printer: Uuid,
     state: &PrinterState,
 ) -> anyhow::Result<()> {
-    let Some(job): Option<JobRow> = sqlx::query_as(
-        "select * from print_jobs where store_id = $1 and printer_id = $2
-           and state in ('assigned', 'printing', 'paused')
-         order by updated_at desc limit 1 for update",
-    )
-    .bind(author.store_id)
-    .bind(printer)
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(());
-    };
-    let before = PrintJob::from(job.clone());
     let to = match state.status.as_str() {
         "printing" => JobState::Printing,
         "paused" => JobState::Paused,
@@ -411,6 +363,12 @@ async fn follow_job(
         "failed" => JobState::Failed,
         _ => return Ok(()),
     };
+    let Some(job) =
+        jobs_db::active_on_printer_for_update(&mut *tx, author.store_id, printer).await?
+    else {
+        return Ok(());
+    };
+    let before = PrintJob::from(job);
     if before.state == to || !before.state.can_become(to) {
         return Ok(());
     }
@@ -428,66 +386,7 @@ async fn follow_job(
     });
     let after = transition(tx, author, before, to, Some(printer), reason.as_deref()).await?;
     if to == JobState::Completed {
-        record_usage(tx, author, printer, &after, &job).await?;
+        spools::record_usage(tx, author, printer, &after).await?;
     }
-    Ok(())
-}
-
-/// Takes the job's grams off the spool loaded in the printer (`material.usage_recorded`).
-async fn record_usage(
-    tx: &mut sqlx::PgConnection,
-    author: &Author,
-    printer: Uuid,
-    job: &PrintJob,
-    row: &JobRow,
-) -> anyhow::Result<()> {
-    let grams = row.estimated_grams.unwrap_or(0.0) * f64::from(row.quantity);
-    if grams <= 0.0 {
-        return Ok(());
-    }
-    let Some(spool): Option<SpoolRow> = sqlx::query_as(
-        "select * from material_instances where store_id = $1 and printer_id = $2
-         order by slot nulls last, id limit 1 for update",
-    )
-    .bind(author.store_id)
-    .bind(printer)
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(());
-    };
-    let before = Spool::from(spool.clone());
-    let updated: SpoolRow = sqlx::query_as(
-        "update material_instances set remaining_grams = greatest(remaining_grams - $3, 0),
-                updated_at = now()
-          where store_id = $1 and id = $2 returning *",
-    )
-    .bind(author.store_id)
-    .bind(spool.id)
-    .bind(grams)
-    .fetch_one(&mut *tx)
-    .await?;
-    let after = Spool::from(updated);
-    mutation::record(
-        tx,
-        author.clone(),
-        "materialInstance",
-        spool.id,
-        crate::events::outbox::Action::Update,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    let body = json!({"printerId": printer, "printJobId": job.id, "spoolId": spool.id,
-                      "materialId": spool.material_id, "grams": grams});
-    mutation::event(
-        tx,
-        author.clone(),
-        "material.usage_recorded",
-        "materialInstance",
-        spool.id,
-        &body,
-    )
-    .await?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 use super::schedule;
 use super::send::Outcome;
 use crate::db::webhooks::EndpointRow;
-use crate::events::outbox;
+use crate::domain::webhooks::EndpointView;
+use crate::domain::{changes, Author, EventType};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -185,16 +186,9 @@ async fn disable(
         .execute(&mut *tx)
         .await?;
         tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
-        let view = super::EndpointView::from(endpoint.clone());
-        outbox::record_event(
-            &mut *tx,
-            endpoint.store_id,
-            "webhook.disabled",
-            "webhookEndpoint",
-            endpoint.id,
-            serde_json::to_value(&view).unwrap_or_default(),
-        )
-        .await?;
+        let view = EndpointView::from(endpoint.clone());
+        let author = Author::telemetry(endpoint.store_id);
+        changes::event(tx, &author, EventType::WebhookDisabled, view.id, &view).await?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The print queue's rules, free of I/O: the job state machine (SPEC §7) and what each bulk
 //! queue operation asks of it.
 
+use super::events::EventType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -79,12 +80,12 @@ impl JobState {
     }
 
     /// The domain event (SPEC §8) a move into this state emits, if any.
-    pub fn event_on_entry(self, from: JobState) -> Option<&'static str> {
+    pub fn event_on_entry(self, from: JobState) -> Option<EventType> {
         match (from, self) {
-            (JobState::Assigned, JobState::Printing) => Some("job.started"),
-            (_, JobState::Completed) => Some("job.succeeded"),
-            (_, JobState::Failed) => Some("job.failed"),
-            (_, JobState::Cancelled) => Some("job.cancelled"),
+            (JobState::Assigned, JobState::Printing) => Some(EventType::JobStarted),
+            (_, JobState::Completed) => Some(EventType::JobSucceeded),
+            (_, JobState::Failed) => Some(EventType::JobFailed),
+            (_, JobState::Cancelled) => Some(EventType::JobCancelled),
             _ => None,
         }
     }
@@ -195,11 +196,20 @@ mod tests {
 
     #[test]
     fn events_on_entry() {
-        assert_eq!(Printing.event_on_entry(Assigned), Some("job.started"));
+        assert_eq!(
+            Printing.event_on_entry(Assigned),
+            Some(EventType::JobStarted)
+        );
         assert_eq!(Printing.event_on_entry(Paused), None);
-        assert_eq!(Completed.event_on_entry(Printing), Some("job.succeeded"));
-        assert_eq!(Failed.event_on_entry(Assigned), Some("job.failed"));
-        assert_eq!(Cancelled.event_on_entry(Queued), Some("job.cancelled"));
+        assert_eq!(
+            Completed.event_on_entry(Printing),
+            Some(EventType::JobSucceeded)
+        );
+        assert_eq!(Failed.event_on_entry(Assigned), Some(EventType::JobFailed));
+        assert_eq!(
+            Cancelled.event_on_entry(Queued),
+            Some(EventType::JobCancelled)
+        );
         assert_eq!(Queued.event_on_entry(Failed), None);
     }
 

@@ -1,8 +1,9 @@
-//! Field validation shared by handlers: each check appends `FieldError`s with JSON pointers, so
+//! Field validation shared by handlers and the CLI: each check appends `FieldError`s with JSON pointers, so
 //! a client sees every problem in one response.
 
+use super::error::{DomainError, DomainResult};
 use crate::auth::{Permission, Role};
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use ipnet::IpNet;
 
 /// An IPv4/IPv6 address or CIDR range, as documented in OpenAPI (the pattern is only a first
@@ -50,11 +51,11 @@ impl Errors {
         self.0.push(FieldError::new(pointer, code, message));
     }
 
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> DomainResult<()> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(self.0))
+            Err(DomainError::Invalid(self.0))
         }
     }
 

@@ -1,0 +1,138 @@
+//! The `printer_commands` table; scoped by store.
+
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommandRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub printer_id: Uuid,
+    pub command: String,
+    pub args: serde_json::Value,
+    pub status: String,
+    pub error: Option<String>,
+    pub api_key_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl super::Table for CommandRow {
+    const NAME: &'static str = "printer_commands";
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+    command: &str,
+    args: &serde_json::Value,
+    api_key: Uuid,
+) -> sqlx::Result<CommandRow> {
+    sqlx::query_as(
+        "insert into printer_commands (id, store_id, printer_id, command, args, api_key_id)
+         values ($1, $2, $3, $4, $5, $6) returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(printer)
+    .bind(command)
+    .bind(args)
+    .bind(api_key)
+    .fetch_one(db)
+    .await
+}
+
+/// A command leased for delivery, with where its printer listens.
+#[derive(sqlx::FromRow)]
+pub struct Pending {
+    #[sqlx(flatten)]
+    pub command: CommandRow,
+    pub provider: String,
+    pub device_id: String,
+}
+
+/// Leases up to `limit` pending commands of every store for `lease_secs` (a lapsed lease is taken
+/// again), in one short statement: no lock is held while the broker acknowledges. Across stores
+/// by design: the delivery worker serves them all, and each row carries its `store_id`.
+pub async fn lease_pending(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<Pending>> {
+    sqlx::query_as(
+        "with leased as (
+             update printer_commands
+                set delivery_lease_until = clock_timestamp() + make_interval(secs => $2)
+              where id in (
+                  select id from printer_commands
+                   where status = 'pending'
+                     and (delivery_lease_until is null or delivery_lease_until < clock_timestamp())
+                   order by created_at limit $1 for update skip locked)
+             returning *)
+         select l.*, p.provider, p.device_id from leased l join printers p on p.id = l.printer_id",
+    )
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(db)
+    .await
+}
+
+/// Hands leased commands back at once (by id alone: ids this worker leased itself).
+pub async fn release(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query("update printer_commands set delivery_lease_until = null where id = any($1)")
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A command this worker leased, if still pending, locked (by id alone, as `release`).
+pub async fn pending_for_update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<CommandRow>> {
+    sqlx::query_as("select * from printer_commands where id = $1 and status = 'pending' for update")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A printer's command, locked.
+pub async fn get_for_update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<CommandRow>> {
+    sqlx::query_as(
+        "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3
+         for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    status: &str,
+    error: Option<&str>,
+) -> sqlx::Result<CommandRow> {
+    sqlx::query_as(
+        "update printer_commands set status = $3, error = $4, updated_at = now()
+          where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,144 @@
+//! The entity types of a store and the views of them that are audited and published: one
+//! `EntityView` per entity, so recording a change needs only the view.
+
+use crate::auth::Permission;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Every kind of entity the audit log or the event stream speaks of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityType {
+    ApiKey,
+    Store,
+    WebhookEndpoint,
+    Printer,
+    PrinterCommand,
+    Material,
+    MaterialInstance,
+    Part,
+    Sku,
+    Order,
+    /// One `orders/print` run (only its `orders.auto_printed` event).
+    OrderPrint,
+    PrintJob,
+}
+
+impl EntityType {
+    pub const ALL: [EntityType; 12] = [
+        EntityType::ApiKey,
+        EntityType::Store,
+        EntityType::WebhookEndpoint,
+        EntityType::Printer,
+        EntityType::PrinterCommand,
+        EntityType::Material,
+        EntityType::MaterialInstance,
+        EntityType::Part,
+        EntityType::Sku,
+        EntityType::Order,
+        EntityType::OrderPrint,
+        EntityType::PrintJob,
+    ];
+
+    /// The name on the wire (`entityType`, topics, audit entries).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityType::ApiKey => "apiKey",
+            EntityType::Store => "store",
+            EntityType::WebhookEndpoint => "webhookEndpoint",
+            EntityType::Printer => "printer",
+            EntityType::PrinterCommand => "printerCommand",
+            EntityType::Material => "material",
+            EntityType::MaterialInstance => "materialInstance",
+            EntityType::Part => "part",
+            EntityType::Sku => "sku",
+            EntityType::Order => "order",
+            EntityType::OrderPrint => "orderPrint",
+            EntityType::PrintJob => "printJob",
+        }
+    }
+
+    /// Whether changes to it are published as events; configuration (keys, the store, webhook
+    /// endpoints) is audited only.
+    pub fn changes_published(self) -> bool {
+        !matches!(
+            self,
+            EntityType::ApiKey | EntityType::Store | EntityType::WebhookEndpoint
+        )
+    }
+
+    /// The permission that shows its events (`None`: it has none).
+    pub fn view_permission(self) -> Option<Permission> {
+        Some(match self {
+            EntityType::Printer | EntityType::PrinterCommand => Permission::PrinterView,
+            EntityType::Material => Permission::MaterialView,
+            EntityType::MaterialInstance => Permission::MaterialInstanceView,
+            EntityType::Part => Permission::PartView,
+            EntityType::Sku => Permission::SkuView,
+            EntityType::Order | EntityType::OrderPrint => Permission::OrderView,
+            EntityType::PrintJob => Permission::QueueView,
+            // Only `webhook.disabled`: endpoint edits are audited, not published.
+            EntityType::WebhookEndpoint => Permission::IntegrationView,
+            EntityType::ApiKey | EntityType::Store => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for EntityType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Action {
+    /// `INSERT`, `UPDATE`, `DELETE`: the payload's `action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Insert => "INSERT",
+            Action::Update => "UPDATE",
+            Action::Delete => "DELETE",
+        }
+    }
+}
+
+/// The view of an entity that is audited, published and answered: one per entity type.
+pub trait EntityView: Serialize {
+    const TYPE: EntityType;
+    fn id(&self) -> Uuid;
+}
+
+/// Implements `EntityView` for views whose `id` field is the entity's id.
+macro_rules! entity_view {
+    ($view:ty, $entity:ident) => {
+        impl $crate::domain::entity::EntityView for $view {
+            const TYPE: $crate::domain::entity::EntityType =
+                $crate::domain::entity::EntityType::$entity;
+            fn id(&self) -> uuid::Uuid {
+                self.id
+            }
+        }
+    };
+}
+pub(crate) use entity_view;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_entities_have_a_view_permission() {
+        for entity in EntityType::ALL {
+            if entity.changes_published() {
+                assert!(entity.view_permission().is_some(), "{entity}");
+            }
+        }
+        assert_eq!(EntityType::ApiKey.view_permission(), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! Parts (printable files, what they need, how long they take) as the API shows and events
+//! carry them.
+
+use super::entity::entity_view;
+use crate::db::catalog::{PartMaterial, PartRow};
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A material a part needs, and how much of it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartMaterialView {
+    /// A material of this store.
+    pub material_id: Uuid,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub grams: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    #[schema(example = "3mf")]
+    pub r#type: String,
+    /// Where the files are (http, https or s3 URLs).
+    pub file_uris: Vec<String>,
+    /// Only printers with all these tags may print it.
+    pub required_printer_tags: Vec<String>,
+    pub materials: Vec<PartMaterialView>,
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Part {
+    pub fn new(r: PartRow, materials: &[PartMaterial]) -> Self {
+        Part {
+            materials: materials
+                .iter()
+                .filter(|m| m.part_id == r.id)
+                .map(|m| PartMaterialView {
+                    material_id: m.material_id,
+                    grams: m.grams,
+                })
+                .collect(),
+            id: r.id,
+            store_id: r.store_id,
+            name: r.name,
+            r#type: r.part_type,
+            file_uris: r.file_uris,
+            required_printer_tags: r.required_printer_tags,
+            estimated_seconds: r.estimated_seconds,
+            estimated_grams: r.estimated_grams,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+entity_view!(Part, Part);

@@ -1,0 +1,142 @@
+//! Print jobs as the API shows and events carry them, and what happens to them: joining the
+//! queue, moving through the state machine (`queue`), losing a deleted order or printer.
+
+use super::changes::{self, Author};
+use super::entity::entity_view;
+use super::error::DomainResult;
+use super::queue::JobState;
+use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrintJob {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    /// The part this job prints.
+    pub part_id: Uuid,
+    pub name: String,
+    pub state: JobState,
+    /// Copies of the part this job prints.
+    pub quantity: i32,
+    /// 0–100; higher is more urgent.
+    pub priority: i32,
+    /// Queue order: ascending (ties by id). Only relative order is meaningful.
+    pub queue_position: i64,
+    /// Only printers with all these tags can take the job.
+    pub required_printer_tags: Vec<String>,
+    pub material_ids: Vec<Uuid>,
+    /// The printer the job is assigned to or printing on.
+    pub printer_id: Option<Uuid>,
+    /// The order (and item) the job was printed for, by `orders/print`.
+    pub order_id: Option<Uuid>,
+    pub order_item_id: Option<Uuid>,
+    /// Per copy, from the part when the job was made.
+    pub estimated_seconds: Option<i32>,
+    pub estimated_grams: Option<f64>,
+    pub notes: Option<String>,
+    /// Why the job failed, when it did.
+    pub failure_reason: Option<String>,
+    /// The API key (its row id, as in `/v1/api-keys/{id}`) that created the job.
+    pub created_by_key_id: Option<Uuid>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<JobRow> for PrintJob {
+    fn from(r: JobRow) -> Self {
+        PrintJob {
+            id: r.id,
+            store_id: r.store_id,
+            part_id: r.part_id,
+            name: r.name,
+            // The column only ever holds states written from `JobState`.
+            state: JobState::parse(&r.state).unwrap_or(JobState::Queued),
+            quantity: r.quantity,
+            priority: r.priority,
+            queue_position: r.queue_position,
+            required_printer_tags: r.required_printer_tags,
+            material_ids: r.material_ids,
+            printer_id: r.printer_id,
+            order_id: r.order_id,
+            order_item_id: r.order_item_id,
+            estimated_seconds: r.estimated_seconds,
+            estimated_grams: r.estimated_grams,
+            notes: r.notes,
+            failure_reason: r.failure_reason,
+            created_by_key_id: r.created_by_key_id,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Adds a job to the queue at `position` and records it.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    author: &Author,
+    job: NewJob,
+    position: i64,
+) -> DomainResult<PrintJob> {
+    let job: PrintJob = db::insert(&mut *tx, author.store_id, job, position)
+        .await?
+        .into();
+    changes::created(tx, author, &job).await?;
+    Ok(job)
+}
+
+/// Moves a locked job to `to` (checked by the caller) and records the change from `before` and
+/// the domain event the move emits.
+pub async fn transition(
+    tx: &mut PgConnection,
+    author: &Author,
+    before: PrintJob,
+    to: JobState,
+    printer: Option<Uuid>,
+    failure_reason: Option<&str>,
+) -> DomainResult<PrintJob> {
+    let after: PrintJob = db::set_state(
+        &mut *tx,
+        author.store_id,
+        before.id,
+        to.as_str(),
+        printer,
+        failure_reason,
+    )
+    .await?
+    .into();
+    changes::updated(tx, author, &before, &after).await?;
+    if let Some(event) = to.event_on_entry(before.state) {
+        changes::event(tx, author, event, after.id, &after).await?;
+    }
+    Ok(after)
+}
+
+/// Unlinks the jobs of an order or printer about to be deleted, recording each change (the
+/// schema would null the links itself, but then no event would say so).
+pub async fn unlink_jobs(
+    tx: &mut PgConnection,
+    author: &Author,
+    link: Link,
+    target: Uuid,
+) -> DomainResult<()> {
+    for row in db::lock_linked(&mut *tx, author.store_id, link, target).await? {
+        let before = PrintJob::from(row);
+        let after: PrintJob = db::unlink(&mut *tx, author.store_id, before.id, link)
+            .await?
+            .into();
+        changes::updated(tx, author, &before, &after).await?;
+    }
+    Ok(())
+}
+
+entity_view!(PrintJob, PrintJob);

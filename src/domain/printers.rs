@@ -1,0 +1,73 @@
+//! Printers as the API shows and events carry them.
+
+use super::entity::entity_view;
+use crate::db::printers::PrinterRow;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Build volume in millimetres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildVolume {
+    #[schema(minimum = 1, maximum = 2000)]
+    pub x: f64,
+    #[schema(minimum = 1, maximum = 2000)]
+    pub y: f64,
+    #[schema(minimum = 1, maximum = 2000)]
+    pub z: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Printer {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub provider: String,
+    /// The vendor's id for the device: Bambu serial, Moonraker instance, OctoPrint device id.
+    pub device_id: String,
+    pub model: Option<String>,
+    /// Jobs can require tags (e.g. `hardened-nozzle`); only printers with them take those jobs.
+    pub tags: Vec<String>,
+    pub nozzle_diameter_mm: Option<f64>,
+    pub build_volume_mm: Option<BuildVolume>,
+    pub location: Option<String>,
+    pub notes: Option<String>,
+    /// Disabled printers take no jobs.
+    pub enabled: bool,
+    /// Confirmed ready for the next job (bed cleared).
+    pub ready: bool,
+    pub continuous_print: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<PrinterRow> for Printer {
+    fn from(r: PrinterRow) -> Self {
+        Printer {
+            id: r.id,
+            store_id: r.store_id,
+            name: r.name,
+            provider: r.provider,
+            device_id: r.device_id,
+            model: r.model,
+            tags: r.tags,
+            nozzle_diameter_mm: r.nozzle_diameter_mm,
+            build_volume_mm: r
+                .build_volume_mm
+                .and_then(|v| serde_json::from_value(v).ok()),
+            location: r.location,
+            notes: r.notes,
+            enabled: r.enabled,
+            ready: r.ready,
+            continuous_print: r.continuous_print,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+entity_view!(Printer, Printer);

@@ -1,0 +1,104 @@
+//! Spools (material instances) as the API shows and events carry them, and the usage a
+//! completed job takes off the spool loaded in its printer.
+
+use super::changes::{self, Author};
+use super::entity::entity_view;
+use super::error::DomainResult;
+use super::events::EventType;
+use super::print_jobs::PrintJob;
+use crate::db::materials::{self as db, SpoolRow};
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A spool of a material.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Spool {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub material_id: Uuid,
+    pub initial_grams: f64,
+    pub remaining_grams: f64,
+    /// The printer it is loaded in, if any.
+    pub printer_id: Option<Uuid>,
+    /// AMS / tool slot in that printer (0–15).
+    pub slot: Option<i32>,
+    pub location: Option<String>,
+    pub lot: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<SpoolRow> for Spool {
+    fn from(r: SpoolRow) -> Self {
+        Spool {
+            id: r.id,
+            store_id: r.store_id,
+            material_id: r.material_id,
+            initial_grams: r.initial_grams,
+            remaining_grams: r.remaining_grams,
+            printer_id: r.printer_id,
+            slot: r.slot,
+            location: r.location,
+            lot: r.lot,
+            notes: r.notes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+entity_view!(Spool, MaterialInstance);
+
+/// Takes a completed job's grams (per copy × copies) off the spool loaded in its printer (the
+/// lowest slot), recording the spool's change and `material.usage_recorded`. Nothing happens
+/// when the job has no estimate or the printer no spool.
+pub async fn record_usage(
+    tx: &mut PgConnection,
+    author: &Author,
+    printer: Uuid,
+    job: &PrintJob,
+) -> DomainResult<()> {
+    let grams = job.estimated_grams.unwrap_or(0.0) * f64::from(job.quantity);
+    if grams <= 0.0 {
+        return Ok(());
+    }
+    let Some(spool) = db::loaded_spool_for_update(&mut *tx, author.store_id, printer).await? else {
+        return Ok(());
+    };
+    let before = Spool::from(spool);
+    let after = Spool::from(db::take_grams(&mut *tx, author.store_id, before.id, grams).await?);
+    changes::updated(tx, author, &before, &after).await?;
+    let usage = Usage {
+        printer_id: printer,
+        print_job_id: job.id,
+        spool_id: after.id,
+        material_id: after.material_id,
+        grams,
+    };
+    changes::event(
+        tx,
+        author,
+        EventType::MaterialUsageRecorded,
+        after.id,
+        &usage,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What `material.usage_recorded` carries.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Usage {
+    printer_id: Uuid,
+    print_job_id: Uuid,
+    spool_id: Uuid,
+    material_id: Uuid,
+    grams: f64,
+}

@@ -1,0 +1,51 @@
+//! Webhook endpoints as the API shows them (never their secret) and `webhook.disabled` carries
+//! them.
+
+use super::entity::entity_view;
+use crate::db::webhooks::EndpointRow;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A webhook endpoint as the API and events show it: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointView {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types sent; empty means every event.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// `gone` (the receiver answered 410), `failing` (five days of failures), or null.
+    pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Until when the previous secret still signs too (after a rotation).
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<EndpointRow> for EndpointView {
+    fn from(r: EndpointRow) -> Self {
+        EndpointView {
+            id: r.id,
+            store_id: r.store_id,
+            url: r.url,
+            description: r.description,
+            event_types: r.event_types,
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason,
+            failing_since: r.failing_since,
+            previous_secret_until: r.previous_secret_until,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+entity_view!(EndpointView, WebhookEndpoint);

@@ -1,0 +1,221 @@
+//! Listing, adding, reading, changing and removing orders.
+
+use super::*;
+
+async fn items(
+    e: &mut Errors,
+    tx: &mut PgConnection,
+    store: StoreId,
+    values: &[NewOrderItem],
+) -> ApiResult<Vec<NewItem>> {
+    if values.is_empty() || values.len() > MAX_ITEMS {
+        e.add(
+            "/items",
+            "invalid_length",
+            format!("1 to {MAX_ITEMS} items"),
+        );
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (i, item) in values.iter().enumerate() {
+        if !(1..=10_000).contains(&item.quantity) {
+            e.add(
+                format!("/items/{i}/quantity"),
+                "out_of_range",
+                "must be between 1 and 10000",
+            );
+        }
+        let external_sku = item
+            .external_sku
+            .as_deref()
+            .map(|c| e.name(&format!("/items/{i}/externalSku"), c, 100));
+        if item.sku_id.is_some() == external_sku.is_some() {
+            e.add(
+                format!("/items/{i}"),
+                "invalid_value",
+                "give exactly one of skuId and externalSku",
+            );
+        }
+        out.push(NewItem {
+            sku_id: item.sku_id,
+            external_sku,
+            quantity: item.quantity,
+        });
+    }
+    let ids: Vec<Uuid> = values.iter().filter_map(|i| i.sku_id).collect();
+    let found = db::existing_skus(&mut *tx, store, &ids).await?;
+    for (i, item) in values.iter().enumerate() {
+        if let Some(id) = item.sku_id {
+            if !found.contains(&id) {
+                e.add(
+                    format!("/items/{i}/skuId"),
+                    "not_found",
+                    "no such SKU in this store",
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// List the store's orders.
+///
+/// Required permission: `order.view`. Filters (`field.op=value`): `status`, `source`,
+/// `orderNumber`, `customerName`, `createdAt`, `updatedAt`; sort by `createdAt` (default) or
+/// `updatedAt`.
+#[utoipa::path(get, path = "/v1/orders", tag = "Orders",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The orders", body = Vec<Order>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::OrderView)?;
+    let (list, page, total) = paging::fetch::<OrderRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &LIST_SPEC,
+        "orders",
+    )
+    .await?;
+    let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
+    let items = db::items(&state.pool, caller.store_id, &ids).await?;
+    Ok(Page::new(page, |r| Order::new(r, &items), "/v1/orders", &list, total).into_response())
+}
+
+/// Add an order.
+///
+/// Required permission: `order.create`. Emits `order.created_manual` for `manual` orders and
+/// `order.created_retail` for the others.
+#[utoipa::path(post, path = "/v1/orders", tag = "Orders", request_body = CreateOrder,
+    responses((status = 201, description = "Created", body = Order,
+        headers(("location" = String, description = "The new order's URL")))))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateOrder>,
+) -> ApiResult<Response> {
+    caller.require(Permission::OrderCreate)?;
+    let mut e = Errors::default();
+    let source = body.source.unwrap_or(OrderSource::Manual);
+    let fields = OrderFields {
+        order_number: Some(e.optional_text("/orderNumber", body.order_number.as_deref(), 100)),
+        source: Some(source.as_str().to_owned()),
+        customer_name: Some(e.optional_text("/customerName", body.customer_name.as_deref(), 200)),
+        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let new_items = items(&mut e, &mut tx, caller.store_id, &body.items).await?;
+    e.finish()?;
+    let row = db::insert(&mut *tx, caller.store_id, fields).await?;
+    db::replace_items(&mut tx, caller.store_id, row.id, &new_items).await?;
+    let order = Order::load(&mut tx, caller.store_id, row).await?;
+    changes::created(&mut tx, &caller, &order).await?;
+    let event = if source == OrderSource::Manual {
+        EventType::OrderCreatedManual
+    } else {
+        EventType::OrderCreatedRetail
+    };
+    changes::event(&mut tx, &caller, event, order.id, &order).await?;
+    tx.commit().await?;
+    Ok(Created::at("/v1/orders", order).into_response())
+}
+
+/// One order.
+///
+/// Required permission: `order.view`.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "Orders", params(OrderPath),
+    responses((status = 200, description = "The order", body = Order)))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> ApiResult<Json<Order>> {
+    caller.require(Permission::OrderView)?;
+    let row = crate::db::get::<OrderRow>(&state.pool, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let items = db::items(&state.pool, caller.store_id, &[row.id]).await?;
+    Ok(Json(Order::new(row, &items)))
+}
+
+/// Change an order.
+///
+/// Required permission: `order.edit`. Replacing `items` after any item has been printed answers
+/// `409 conflict`.
+#[utoipa::path(patch, path = "/v1/orders/{id}", tag = "Orders", params(OrderPath), request_body = UpdateOrder,
+    responses((status = 200, description = "The updated order", body = Order),
+        (status = 409, description = "Items were already printed", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+    ApiJson(body): ApiJson<UpdateOrder>,
+) -> ApiResult<Json<Order>> {
+    caller.require(Permission::OrderEdit)?;
+    let mut e = Errors::default();
+    let fields = OrderFields {
+        order_number: body
+            .order_number
+            .map(|v| e.optional_text("/orderNumber", v.as_deref(), 100)),
+        source: body.source.map(|s| s.as_str().to_owned()),
+        customer_name: body
+            .customer_name
+            .map(|v| e.optional_text("/customerName", v.as_deref(), 200)),
+        notes: body
+            .notes
+            .map(|v| e.optional_text("/notes", v.as_deref(), 2000)),
+    };
+    let mut tx = state.pool.begin().await?;
+    let new_items = match &body.items {
+        Some(values) => Some(items(&mut e, &mut tx, caller.store_id, values).await?),
+        None => None,
+    };
+    e.finish()?;
+    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    if new_items.is_some() && before.items.iter().any(|i| i.processed_at.is_some()) {
+        return Err(ApiError::Conflict(
+            "items already printed cannot be replaced".to_owned(),
+        ));
+    }
+    let row = db::update(&mut *tx, caller.store_id, path.id, fields)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(new_items) = new_items {
+        db::replace_items(&mut tx, caller.store_id, path.id, &new_items).await?;
+    }
+    let after = Order::load(&mut tx, caller.store_id, row).await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Remove an order.
+///
+/// Required permission: `order.delete`. Its print jobs stay in the queue, no longer linked.
+#[utoipa::path(delete, path = "/v1/orders/{id}", tag = "Orders", params(OrderPath),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::OrderDelete)?;
+    let mut tx = state.pool.begin().await?;
+    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Order, path.id).await?;
+    crate::db::delete::<OrderRow>(&mut *tx, caller.store_id, path.id).await?;
+    changes::deleted(&mut tx, &caller, &before).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,125 @@
+//! Cancelling, closing and reopening an order.
+
+use super::*;
+
+/// Moves an order from one of `from` to `to`, recording the change and `event` if any.
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    from: &[OrderStatus],
+    to: OrderStatus,
+    event: Option<EventType>,
+) -> ApiResult<(PgTx, Order)> {
+    let mut tx = state.pool.begin().await?;
+    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    if !from.contains(&before.status) {
+        return Err(ApiError::InvalidStateTransition(format!(
+            "a {} order cannot become {}",
+            before.status.as_str(),
+            to.as_str()
+        )));
+    }
+    let row = db::set_status(&mut *tx, caller.store_id, id, to.as_str()).await?;
+    let after = Order::load(&mut tx, caller.store_id, row).await?;
+    changes::updated(&mut tx, caller, &before, &after).await?;
+    if let Some(event) = event {
+        changes::event(&mut tx, caller, event, id, &after).await?;
+    }
+    Ok((tx, after))
+}
+
+type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Cancel an open order.
+///
+/// Required permission: `order.edit`. Emits `order.cancelled`; the order's jobs that have not
+/// started printing (`queued`, `assigned`) are cancelled with it, each emitting `job.cancelled`.
+/// A cancelled or closed order answers `409 invalid_state_transition`.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "Orders", params(OrderPath),
+    responses((status = 200, description = "The cancelled order", body = Order),
+        (status = 409, description = "The order is not open", body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> ApiResult<Json<Order>> {
+    caller.require(Permission::OrderEdit)?;
+    let (mut tx, order) = set_status(
+        &state,
+        &caller,
+        path.id,
+        &[OrderStatus::Open],
+        OrderStatus::Cancelled,
+        Some(EventType::OrderCancelled),
+    )
+    .await?;
+    for job in jobs_db::lock_unstarted_of_order(&mut *tx, caller.store_id, path.id).await? {
+        jobs::transition(
+            &mut tx,
+            &Author::from(&caller),
+            PrintJob::from(job),
+            JobState::Cancelled,
+            None,
+            None,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(order))
+}
+
+/// Close (fulfil) an open order.
+///
+/// Required permission: `order.edit`. Emits `order.closed`. A cancelled or closed order answers
+/// `409 invalid_state_transition`.
+#[utoipa::path(post, path = "/v1/orders/{id}/close", tag = "Orders", params(OrderPath),
+    responses((status = 200, description = "The closed order", body = Order),
+        (status = 409, description = "The order is not open", body = Problem, content_type = "application/problem+json")))]
+pub async fn close_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> ApiResult<Json<Order>> {
+    caller.require(Permission::OrderEdit)?;
+    let (tx, order) = set_status(
+        &state,
+        &caller,
+        path.id,
+        &[OrderStatus::Open],
+        OrderStatus::Closed,
+        Some(EventType::OrderClosed),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(order))
+}
+
+/// Reopen a cancelled or closed order.
+///
+/// Required permission: `order.edit`. Its unprocessed items become printable again. An open
+/// order answers `409 invalid_state_transition`.
+#[utoipa::path(post, path = "/v1/orders/{id}/reopen", tag = "Orders", params(OrderPath),
+    responses((status = 200, description = "The reopened order", body = Order),
+        (status = 409, description = "The order is already open", body = Problem, content_type = "application/problem+json")))]
+pub async fn reopen_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> ApiResult<Json<Order>> {
+    caller.require(Permission::OrderEdit)?;
+    let (tx, order) = set_status(
+        &state,
+        &caller,
+        path.id,
+        &[OrderStatus::Cancelled, OrderStatus::Closed],
+        OrderStatus::Open,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(order))
+}

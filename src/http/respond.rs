@@ -1,0 +1,47 @@
+//! What handlers answer besides plain JSON: `201 Created` with the new entity's `Location`, and
+//! the problem a domain error becomes.
+
+use crate::domain::{DomainError, EntityView};
+use crate::error::ApiError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// `201 Created`, `Location: {collection}/{id}` and the entity.
+pub struct Created<E> {
+    location: String,
+    entity: E,
+}
+
+impl<E: EntityView> Created<E> {
+    /// The entity, created in the collection at `collection` (e.g. `/v1/parts`).
+    pub fn at(collection: &str, entity: E) -> Self {
+        Created {
+            location: format!("{collection}/{}", entity.id()),
+            entity,
+        }
+    }
+}
+
+impl<E: EntityView> IntoResponse for Created<E> {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::CREATED,
+            [(header::LOCATION, self.location)],
+            Json(self.entity),
+        )
+            .into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound => ApiError::NotFound,
+            DomainError::Conflict(why) => ApiError::Conflict(why),
+            DomainError::InvalidStateTransition(why) => ApiError::InvalidStateTransition(why),
+            DomainError::Invalid(errors) => ApiError::Validation(errors),
+            DomainError::Database(e) => ApiError::from(e),
+        }
+    }
+}
