@@ -180,6 +180,19 @@ impl EventFilter {
             .map(EventFilter::Namespace)
     }
 
+    /// Whether an endpoint subscribed to `filters` (stored as written; empty: everything) wants
+    /// an event of this type.
+    pub fn any_matches(filters: &[String], event_type: &str) -> bool {
+        let Some(event) = EventType::parse(event_type) else {
+            return filters.is_empty() || filters.iter().any(|f| f == event_type);
+        };
+        filters.is_empty()
+            || filters
+                .iter()
+                .filter_map(|f| EventFilter::parse(f))
+                .any(|f| f.matches(event))
+    }
+
     pub fn matches(&self, event: EventType) -> bool {
         match self {
             EventFilter::Exactly(e) => *e == event,
@@ -283,5 +296,10 @@ mod tests {
         assert_eq!(EventFilter::parse("*"), None);
         assert!(EventFilter::wildcards().contains(&"printJob.*".to_owned()));
         assert_eq!(EventFilter::parse("job.*").unwrap().to_string(), "job.*");
+        let filters = ["job.*".to_owned(), "printer.created".to_owned()];
+        assert!(EventFilter::any_matches(&filters, "job.failed"));
+        assert!(EventFilter::any_matches(&filters, "printer.created"));
+        assert!(!EventFilter::any_matches(&filters, "printJob.created"));
+        assert!(EventFilter::any_matches(&[], "printJob.created"));
     }
 }

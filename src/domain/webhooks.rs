@@ -17,7 +17,8 @@ pub struct EndpointView {
     pub store_id: StoreId,
     pub url: String,
     pub description: Option<String>,
-    /// Event types sent; empty means every event.
+    /// Event types (or namespace wildcards such as `job.*`) sent; empty means every event.
+    #[schema(value_type = Vec<crate::domain::events::EventFilterSchema>)]
     pub event_types: Vec<String>,
     pub enabled: bool,
     /// `gone` (the receiver answered 410), `failing` (five days of failures), or null.

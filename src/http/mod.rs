@@ -59,7 +59,13 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// The document as served and committed (pretty, with a trailing newline).
 pub fn openapi_json() -> String {
-    let mut json = openapi_document().to_pretty_json().unwrap_or_default();
-    json.push('\n');
-    json
+    // utoipa's document has no `webhooks` field: it is appended as the last member, as text, so
+    // the rest keeps utoipa's order.
+    let json = openapi_document().to_pretty_json().unwrap_or_default();
+    let webhooks = serde_json::to_string_pretty(&openapi::webhooks()).unwrap_or_default();
+    let body = json.trim_end().trim_end_matches('}').trim_end();
+    format!(
+        "{body},\n  \"webhooks\": {}\n}}\n",
+        webhooks.replace('\n', "\n  ")
+    )
 }

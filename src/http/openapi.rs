@@ -21,7 +21,7 @@ use utoipa::OpenApi as _;
 minute and 600 an hour (sliding windows); every authenticated response carries the rate-limit headers.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage)),
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
@@ -221,4 +221,54 @@ fn problem(status: &str, description: &str) -> Response {
         add_rate_limit_headers(&mut response);
     }
     response
+}
+
+/// The OpenAPI 3.1 `webhooks` section: one entry per event type of the catalogue, each a `POST`
+/// of a `WebhookMessage` signed as Standard Webhooks specifies.
+pub fn webhooks() -> serde_json::Value {
+    use crate::domain::EventType;
+    use serde_json::json;
+    let header = |name: &str, description: &str| {
+        json!({"name": name, "in": "header", "required": true, "description": description,
+               "schema": {"type": "string"}})
+    };
+    let mut out = serde_json::Map::new();
+    for event in EventType::ALL {
+        let entity = event.entity_type();
+        let seen_with = entity
+            .view_permission()
+            .map(|p| {
+                format!(
+                    " `GET /v1/events` shows it to keys holding `{}`.",
+                    p.as_str()
+                )
+            })
+            .unwrap_or_default();
+        let kind = match event.action() {
+            Some(_) => "An entity change",
+            None => "A domain event",
+        };
+        out.insert(
+            event.as_str().to_owned(),
+            json!({"post": {
+                "summary": event.description(),
+                "description": format!(
+                    "{kind}; `data.entities` holds the `{entity}` it concerns.{seen_with} Sent to \
+                     endpoints whose `eventTypes` are empty, name it, or name `{}.*`.",
+                    event.namespace()
+                ),
+                "operationId": format!("webhook_{}", event.as_str().replace('.', "_")),
+                "tags": ["Webhooks"],
+                "parameters": [
+                    header("webhook-id", "The event id: the same on every attempt; dedupe on it."),
+                    header("webhook-timestamp", "Seconds since the epoch, of this attempt."),
+                    header("webhook-signature", "`v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">` (two, space-separated, while a rotated secret overlaps)."),
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/WebhookMessage"}}}},
+                "responses": {"2XX": {"description": "Received. Anything else (or no answer within 15 s) is retried; `410` disables the endpoint."}}
+            }}),
+        );
+    }
+    serde_json::Value::Object(out)
 }

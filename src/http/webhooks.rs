@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::webhooks::{self as db, AttemptRow, DeliveryRow, EndpointFields, EndpointRow};
 use crate::domain::changes;
+use crate::domain::events::{EventFilter, EventFilterSchema};
 use crate::domain::validate::Errors;
 use crate::domain::webhooks::EndpointView;
 use crate::error::{ApiError, ApiResult};
@@ -62,8 +63,9 @@ pub struct CreateWebhook {
     pub url: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
-    /// Event types to send (e.g. `job.succeeded`, `printJob.updated`); empty or absent: all.
-    #[schema(max_items = 50)]
+    /// Event types to send (e.g. `job.succeeded`, `printJob.updated`) or namespace wildcards
+    /// (`job.*`); empty or absent: all.
+    #[schema(max_items = 50, value_type = Option<Vec<EventFilterSchema>>)]
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
@@ -81,7 +83,8 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
-    #[schema(max_items = 50)]
+    /// Event types or namespace wildcards; empty: all.
+    #[schema(max_items = 50, value_type = Option<Vec<EventFilterSchema>>)]
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
@@ -227,20 +230,18 @@ fn event_types(e: &mut Errors, values: &[String]) -> Vec<String> {
         );
     }
     let mut out: Vec<String> = Vec::new();
-    for (i, t) in values.iter().enumerate() {
-        let ok = (3..=100).contains(&t.len())
-            && t.contains('.')
-            && t.split('.').all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-        if !ok {
-            e.add(
+    for (i, value) in values.iter().enumerate() {
+        match EventFilter::parse(value) {
+            Some(filter) if !out.contains(&filter.to_string()) => out.push(filter.to_string()),
+            Some(_) => {}
+            None => e.add(
                 format!("/eventTypes/{i}"),
-                "invalid_value",
-                "an event type such as `job.succeeded` or `printJob.updated`",
-            );
-        } else if !out.contains(t) {
-            out.push(t.clone());
+                "unknown_event_type",
+                format!(
+                    "{:?} is not an event type or a namespace wildcard such as `job.*`",
+                    value.chars().take(100).collect::<String>()
+                ),
+            ),
         }
     }
     out
@@ -577,8 +578,7 @@ pub async fn recover_webhook(
     let mut tx = state.pool.begin().await?;
     let mut queued = 0;
     for event in &events {
-        let wanted =
-            endpoint.event_types.is_empty() || endpoint.event_types.contains(&event.event_type);
+        let wanted = EventFilter::any_matches(&endpoint.event_types, &event.event_type);
         if !wanted {
             continue;
         }

@@ -699,3 +699,133 @@ async fn a_dispatcher_that_stops_gives_back_the_deliveries_it_had_not_started() 
         (Some("succeeded"), Some(1))
     );
 }
+
+#[tokio::test]
+async fn event_type_filters_take_only_catalogued_types_and_namespace_wildcards() {
+    let app = local_app().await;
+    for (types, pointer, named) in [
+        (json!(["job.succeded"]), "/eventTypes/0", "job.succeded"),
+        (
+            json!(["job.*", "nonsense.event"]),
+            "/eventTypes/1",
+            "nonsense.event",
+        ),
+        (json!(["nonsense.*"]), "/eventTypes/0", "nonsense.*"),
+    ] {
+        let res = app
+            .post("/v1/webhooks")
+            .owner()
+            .json(&json!({"url": "http://127.0.0.1:9/a", "eventTypes": types}))
+            .send()
+            .await;
+        res.assert_problem(422, "validation_failed");
+        let error = &res.json()["errors"][0];
+        assert_eq!(error["pointer"], pointer);
+        assert_eq!(error["code"], "unknown_event_type");
+        assert!(error["message"].as_str().unwrap().contains(named));
+    }
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": "http://127.0.0.1:9/a", "eventTypes": ["job.*", "job.*", "printer.created"]}),
+    )
+    .await;
+    let res = app
+        .patch(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .json(&json!({"eventTypes": ["job.failed", "bogus"]}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    let got = app
+        .get(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(got["eventTypes"], json!(["job.*", "printer.created"]));
+}
+
+#[tokio::test]
+async fn a_namespace_wildcard_receives_every_job_event_and_nothing_else() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    endpoint(
+        &app,
+        json!({"url": receiver.url("ok"), "eventTypes": ["job.*"]}),
+    )
+    .await;
+    let printer = printer(&app, "p1").await;
+    let part = app
+        .post("/v1/parts")
+        .owner()
+        .json(&json!({"name": "benchy", "type": "3mf"}))
+        .send()
+        .await
+        .json()["id"]
+        .clone();
+    let job = || async {
+        let res = app
+            .post("/v1/print-jobs")
+            .owner()
+            .json(&json!({"partId": part}))
+            .send()
+            .await;
+        res.assert(201);
+        res.json()["id"].as_str().unwrap().to_owned()
+    };
+    let patch = |id: String, body: Value| {
+        let app = &app;
+        async move {
+            app.patch(&format!("/v1/print-jobs/{id}"))
+                .owner()
+                .json(&body)
+                .send()
+                .await
+                .assert(200);
+        }
+    };
+    // started, then succeeded
+    let printed = job().await;
+    patch(printed.clone(), json!({"printerId": printer})).await;
+    patch(printed.clone(), json!({"state": "printing"})).await;
+    patch(printed, json!({"state": "completed"})).await;
+    // failed
+    let failing = job().await;
+    patch(failing.clone(), json!({"printerId": printer})).await;
+    patch(
+        failing,
+        json!({"state": "failed", "failureReason": "spaghetti"}),
+    )
+    .await;
+    // cancelled
+    let cancelled = job().await;
+    app.patch("/v1/print-jobs/cancel")
+        .owner()
+        .json(&json!({"printJobIds": [cancelled]}))
+        .send()
+        .await
+        .assert(200);
+
+    let d = dispatcher(&app);
+    while deliver(&app, &d).await > 0 {}
+    let mut types: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "job.cancelled",
+            "job.failed",
+            "job.started",
+            "job.succeeded"
+        ]
+    );
+}
