@@ -5,7 +5,8 @@
 //! changes also become events (`printer.online|offline`, `printer.hms_error|hms_warning`) and
 //! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
 
-use super::parse::{self, Alert, Kind, PrinterState, Source};
+use super::parse::{self, Kind, Source};
+use super::state::{self, Alert, PrinterState};
 use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
 use crate::domain::queue::JobState;
@@ -182,11 +183,11 @@ impl Bridge {
         let next = match &kind {
             Kind::BambuReport => {
                 parse::merge(&mut tracked.report, body);
-                parse::bambu(&tracked.report)
+                state::bambu(&tracked.report)
             }
             Kind::KlipperStatus => {
                 parse::merge(&mut tracked.report, body);
-                parse::klipper(&tracked.report)
+                state::klipper(&tracked.report)
             }
             Kind::MoonrakerServer => {
                 online = body.get("server").and_then(Value::as_str) != Some("offline");
@@ -198,11 +199,11 @@ impl Bridge {
             }
             Kind::OctoPrint(tail) => {
                 parse::octoprint_update(&mut tracked.report, tail, &body);
-                parse::octoprint(&tracked.report)
+                state::octoprint(&tracked.report)
             }
             Kind::Generic => {
                 parse::merge(&mut tracked.report, body);
-                let state = parse::generic(&tracked.report);
+                let state = state::generic(&tracked.report);
                 online = state.online;
                 state
             }

@@ -1,7 +1,6 @@
-//! Printer telemetry, free of I/O: which printer a topic names, merging partial reports, and
-//! normalising each vendor's report into one `PrinterState` (SPEC §10).
+//! Printer telemetry, free of I/O: which printer a topic names, commands' answers, merging
+//! partial reports (SPEC §10). Normalising each vendor's report is `telemetry::state`.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// How a report reached us, from its topic (`printers/{storeId}/…`).
@@ -137,160 +136,6 @@ pub fn limit_report(report: &mut Value, merged: &mut usize, incoming: usize) -> 
     true
 }
 
-/// An error or warning the printer reports (Bambu HMS, print errors, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Alert {
-    pub code: String,
-    /// `error` or `warning`.
-    pub severity: &'static str,
-}
-
-/// The normalised state of a printer: what `GET /v1/printers/{id}/stats` and the retained
-/// `printer-stats` topic show.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct PrinterState {
-    /// `idle`, `preparing`, `printing`, `paused`, `completed`, `failed`, `offline`, `unknown`.
-    pub status: String,
-    pub online: bool,
-    pub nozzle_temp: Option<f64>,
-    pub nozzle_target: Option<f64>,
-    pub bed_temp: Option<f64>,
-    pub bed_target: Option<f64>,
-    pub chamber_temp: Option<f64>,
-    /// 0–100.
-    pub progress: Option<f64>,
-    pub remaining_seconds: Option<i64>,
-    pub layer: Option<i64>,
-    pub total_layers: Option<i64>,
-    /// The file or job name the printer is working on.
-    pub current_job: Option<String>,
-    pub alerts: Vec<Alert>,
-}
-
-fn num(v: &Value, path: &[&str]) -> Option<f64> {
-    let mut at = v;
-    for key in path {
-        at = at.get(key)?;
-    }
-    match at {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-    .filter(|f| f.is_finite())
-}
-
-fn text(v: &Value, path: &[&str]) -> Option<String> {
-    let mut at = v;
-    for key in path {
-        at = at.get(key)?;
-    }
-    at.as_str()
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(200).collect())
-}
-
-/// Bambu `push_status` (under `print`), merged.
-pub fn bambu(report: &Value) -> PrinterState {
-    let p = report.get("print").unwrap_or(&Value::Null);
-    let status = match text(p, &["gcode_state"]).as_deref() {
-        Some("RUNNING") => "printing",
-        Some("PREPARE" | "SLICING") => "preparing",
-        Some("PAUSE") => "paused",
-        Some("FINISH") => "completed",
-        Some("FAILED") => "failed",
-        Some("IDLE") => "idle",
-        _ => "unknown",
-    };
-    let mut alerts: Vec<Alert> = p
-        .get("hms")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|h| {
-                    let attr = h.get("attr")?.as_u64()?;
-                    let code = h.get("code")?.as_u64()?;
-                    // HMS codes carry their level in the high half: 1 fatal, 2 serious,
-                    // 3 common, 4 info.
-                    let level = code >> 16;
-                    Some(Alert {
-                        code: format!(
-                            "HMS_{:04X}_{:04X}_{:04X}_{:04X}",
-                            attr >> 16,
-                            attr & 0xFFFF,
-                            code >> 16,
-                            code & 0xFFFF
-                        ),
-                        severity: if level <= 2 { "error" } else { "warning" },
-                    })
-                })
-                .take(50)
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(code) = num(p, &["print_error"]).filter(|c| *c != 0.0) {
-        alerts.push(Alert {
-            code: format!("PRINT_ERROR_{:08X}", code as u64),
-            severity: "error",
-        });
-    }
-    PrinterState {
-        status: status.to_owned(),
-        online: true,
-        nozzle_temp: num(p, &["nozzle_temper"]),
-        nozzle_target: num(p, &["nozzle_target_temper"]),
-        bed_temp: num(p, &["bed_temper"]),
-        bed_target: num(p, &["bed_target_temper"]),
-        chamber_temp: num(p, &["chamber_temper"]),
-        progress: num(p, &["mc_percent"]),
-        remaining_seconds: num(p, &["mc_remaining_time"]).map(|m| (m * 60.0) as i64),
-        layer: num(p, &["layer_num"]).map(|l| l as i64),
-        total_layers: num(p, &["total_layer_num"]).map(|l| l as i64),
-        current_job: text(p, &["subtask_name"]).or_else(|| text(p, &["gcode_file"])),
-        alerts,
-    }
-}
-
-/// Moonraker status objects, merged (`{"status": {…}}` or the objects themselves).
-pub fn klipper(report: &Value) -> PrinterState {
-    let s = report.get("status").unwrap_or(report);
-    let status = match text(s, &["print_stats", "state"]).as_deref() {
-        Some("printing") => "printing",
-        Some("paused") => "paused",
-        Some("complete") => "completed",
-        Some("error") => "failed",
-        Some("cancelled" | "standby") => "idle",
-        _ => "unknown",
-    };
-    let progress = num(s, &["display_status", "progress"])
-        .or_else(|| num(s, &["virtual_sdcard", "progress"]))
-        .map(|p| (p * 100.0).clamp(0.0, 100.0));
-    let mut alerts = Vec::new();
-    if status == "failed" {
-        alerts.push(Alert {
-            code: text(s, &["print_stats", "message"]).unwrap_or_else(|| "KLIPPER_ERROR".into()),
-            severity: "error",
-        });
-    }
-    PrinterState {
-        status: status.to_owned(),
-        online: true,
-        nozzle_temp: num(s, &["extruder", "temperature"]),
-        nozzle_target: num(s, &["extruder", "target"]),
-        bed_temp: num(s, &["heater_bed", "temperature"]),
-        bed_target: num(s, &["heater_bed", "target"]),
-        chamber_temp: None,
-        progress,
-        remaining_seconds: None,
-        layer: num(s, &["print_stats", "info", "current_layer"]).map(|l| l as i64),
-        total_layers: num(s, &["print_stats", "info", "total_layer"]).map(|l| l as i64),
-        current_job: text(s, &["print_stats", "filename"]),
-        alerts,
-    }
-}
-
 /// OctoPrint-MQTT: each topic tail updates part of an accumulated report, kept as
 /// `{"state": …, "progress": …, "temperature": {tool: {actual, target}}, "job": …}`.
 pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
@@ -332,90 +177,20 @@ pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
     merge(report, Value::Object(delta));
 }
 
-pub fn octoprint(report: &Value) -> PrinterState {
-    let status = text(report, &["state"]).unwrap_or_else(|| "idle".into());
-    let mut alerts = Vec::new();
-    if status == "failed" {
-        alerts.push(Alert {
-            code: text(report, &["error"]).unwrap_or_else(|| "PrintFailed".into()),
-            severity: "error",
-        });
+pub(super) fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
     }
-    PrinterState {
-        online: true,
-        nozzle_temp: num(report, &["temperature", "tool0", "actual"]),
-        nozzle_target: num(report, &["temperature", "tool0", "target"]),
-        bed_temp: num(report, &["temperature", "bed", "actual"]),
-        bed_target: num(report, &["temperature", "bed", "target"]),
-        chamber_temp: num(report, &["temperature", "chamber", "actual"]),
-        progress: num(report, &["progress"]),
-        remaining_seconds: None,
-        layer: None,
-        total_layers: None,
-        current_job: text(report, &["job"]),
-        alerts,
-        status,
-    }
-}
-
-/// Our generic format: the normalised fields themselves, merged.
-pub fn generic(report: &Value) -> PrinterState {
-    let alerts = report
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|e| {
-                    let code = e.get("code")?.as_str()?;
-                    let severity = match e.get("severity").and_then(Value::as_str) {
-                        Some("warning") => "warning",
-                        _ => "error",
-                    };
-                    Some(Alert {
-                        code: code.chars().take(100).collect(),
-                        severity,
-                    })
-                })
-                .take(50)
-                .collect()
-        })
-        .unwrap_or_default();
-    let state = text(report, &["state"]);
-    const KNOWN: [&str; 6] = [
-        "idle",
-        "preparing",
-        "printing",
-        "paused",
-        "completed",
-        "failed",
-    ];
-    let status = state
-        .as_deref()
-        .filter(|s| KNOWN.contains(s))
-        .unwrap_or("unknown");
-    PrinterState {
-        status: status.to_owned(),
-        online: report
-            .get("online")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
-        nozzle_temp: num(report, &["nozzleTemp"]),
-        nozzle_target: num(report, &["nozzleTarget"]),
-        bed_temp: num(report, &["bedTemp"]),
-        bed_target: num(report, &["bedTarget"]),
-        chamber_temp: num(report, &["chamberTemp"]),
-        progress: num(report, &["progress"]),
-        remaining_seconds: num(report, &["remainingSeconds"]).map(|s| s as i64),
-        layer: num(report, &["layer"]).map(|l| l as i64),
-        total_layers: num(report, &["totalLayers"]).map(|l| l as i64),
-        current_job: text(report, &["currentJob"]),
-        alerts,
-    }
+    at.as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(200).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::state::*;
     use serde_json::json;
 
     const STORE: &str = "01a20000-0000-7000-8000-000000000001";
