@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod current;
+mod roll;
+
 const NAME_MAX: usize = 100;
 const ALLOWLIST_MAX: usize = 100;
 const DEFAULT_GRACE_SECONDS: u32 = 86_400;
@@ -29,10 +32,10 @@ const MAX_GRACE_SECONDS: u32 = 30 * 86_400;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(get_current_api_key))
+        .routes(routes!(current::get_current_api_key))
         .routes(routes!(get_api_key, update_api_key, delete_api_key))
-        .routes(routes!(roll_api_key))
-        .routes(routes!(test_auth))
+        .routes(routes!(roll::roll_api_key))
+        .routes(routes!(current::test_auth))
 }
 
 /// An API key as shown after creation: the `keyId` prefix, never the secret.
@@ -398,26 +401,6 @@ pub async fn create_api_key(
         .into_response())
 }
 
-/// The calling key, with its effective permissions.
-///
-/// Any valid key may call this.
-#[utoipa::path(get, path = "/v1/api-keys/current", tag = "API keys",
-    responses((status = 200, description = "The calling key", body = CurrentApiKey)))]
-pub async fn get_current_api_key(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<CurrentApiKey>> {
-    let row = load(&state, &caller, caller.api_key_id).await?;
-    Ok(Json(CurrentApiKey {
-        api_key: ApiKey::from_row(row, &state),
-        effective_permissions: caller
-            .permissions
-            .iter()
-            .map(|p| p.as_str().to_owned())
-            .collect(),
-    }))
-}
-
 /// One API key (masked).
 ///
 /// Required permission: `apiKey.view`.
@@ -538,76 +521,4 @@ pub async fn delete_api_key(
     tx.commit().await?;
     state.verifier.cache.invalidate(&row.key_id).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
-///
-/// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
-#[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = RollApiKey, description = "Optional; an empty body takes the defaults"),
-    responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
-pub async fn roll_api_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(path): ApiPath<KeyPath>,
-    OptionalJson(body): OptionalJson<RollApiKey>,
-) -> ApiResult<Json<ApiKeyWithSecret>> {
-    caller.require(Permission::ApiKeyEdit)?;
-    let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-    if grace > MAX_GRACE_SECONDS {
-        return Err(ApiError::invalid(
-            "/graceSeconds",
-            "out_of_range",
-            format!("must be at most {MAX_GRACE_SECONDS}"),
-        ));
-    }
-    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
-    let now = state.now();
-    let previous_valid_until = (grace > 0)
-        .then(|| now + Duration::seconds(i64::from(grace)))
-        .map(|until| row.expires_at.map_or(until, |exp| until.min(exp)))
-        .filter(|until| *until > now);
-    let plaintext = key_format::with_new_secret(&row.key_id);
-    let digest = state.verifier.pepper.digest(plaintext.expose());
-    let rolled = db::roll(
-        &mut *tx,
-        caller.store_id,
-        path.id,
-        &digest,
-        previous_valid_until,
-    )
-    .await?
-    .ok_or(ApiError::NotFound)?;
-    let before = serde_json::to_value(ApiKey::from_row(row, &state)).ok();
-    let view = ApiKeyWithSecret {
-        api_key: ApiKey::from_row(rolled, &state),
-        key: plaintext.expose().to_owned(),
-    };
-    let after = serde_json::to_value(&view).ok();
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "roll",
-        "apiKey",
-        path.id.0,
-        audit::changes(before.as_ref(), after.as_ref()),
-    )
-    .await?;
-    tx.commit().await?;
-    state.verifier.cache.invalidate(&view.api_key.key_id).await;
-    Ok(Json(view))
-}
-
-/// Check credentials: who am I, and for which store?
-///
-/// Any valid key may call this. Printago-compatible.
-#[utoipa::path(get, path = "/v1/auth/test", tag = "API keys",
-    responses((status = 200, description = "The credentials are valid", body = AuthTest)))]
-pub async fn test_auth(caller: Caller) -> Json<AuthTest> {
-    Json(AuthTest {
-        authenticated: true,
-        key_id: caller.key_id,
-        store_id: caller.store_id,
-        store_name: caller.store_name,
-    })
 }

@@ -1,0 +1,61 @@
+//! `POST /v1/api-keys/{id}/roll`: a new secret, the old one valid for a grace period.
+
+use super::*;
+
+/// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
+///
+/// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = RollApiKey, description = "Optional; an empty body takes the defaults"),
+    responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
+pub async fn roll_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<KeyPath>,
+    OptionalJson(body): OptionalJson<RollApiKey>,
+) -> ApiResult<Json<ApiKeyWithSecret>> {
+    caller.require(Permission::ApiKeyEdit)?;
+    let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "/graceSeconds",
+            "out_of_range",
+            format!("must be at most {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
+    let now = state.now();
+    let previous_valid_until = (grace > 0)
+        .then(|| now + Duration::seconds(i64::from(grace)))
+        .map(|until| row.expires_at.map_or(until, |exp| until.min(exp)))
+        .filter(|until| *until > now);
+    let plaintext = key_format::with_new_secret(&row.key_id);
+    let digest = state.verifier.pepper.digest(plaintext.expose());
+    let rolled = db::roll(
+        &mut *tx,
+        caller.store_id,
+        path.id,
+        &digest,
+        previous_valid_until,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let before = serde_json::to_value(ApiKey::from_row(row, &state)).ok();
+    let view = ApiKeyWithSecret {
+        api_key: ApiKey::from_row(rolled, &state),
+        key: plaintext.expose().to_owned(),
+    };
+    let after = serde_json::to_value(&view).ok();
+    audit::record(
+        &mut *tx,
+        caller.store_id,
+        &Actor::caller(&caller),
+        "roll",
+        "apiKey",
+        path.id.0,
+        audit::changes(before.as_ref(), after.as_ref()),
+    )
+    .await?;
+    tx.commit().await?;
+    state.verifier.cache.invalidate(&view.api_key.key_id).await;
+    Ok(Json(view))
+}
