@@ -1,14 +1,10 @@
-//! The `materials` and `material_instances` (spools) tables; every function is scoped by store.
+//! The `materials` table; every function is scoped by store.
 
 use super::Update;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
-
-/// The foreign keys whose violations mean "no such material/printer in this store".
-pub const SPOOL_MATERIAL_FK: &str = "material_instances_store_id_material_id_fkey";
-pub const SPOOL_PRINTER_FK: &str = "material_instances_store_id_printer_id_fkey";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MaterialRow {
@@ -38,34 +34,6 @@ pub struct MaterialFields {
     pub price_per_1000g: Option<Option<f64>>,
     pub diameter_mm: Option<Option<f64>>,
     pub density_g_cm3: Option<Option<f64>>,
-    pub notes: Option<Option<String>>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SpoolRow {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub material_id: Uuid,
-    pub initial_grams: f64,
-    pub remaining_grams: f64,
-    pub printer_id: Option<Uuid>,
-    pub slot: Option<i32>,
-    pub location: Option<String>,
-    pub lot: Option<String>,
-    pub notes: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Default)]
-pub struct SpoolFields {
-    pub material_id: Option<Uuid>,
-    pub initial_grams: Option<f64>,
-    pub remaining_grams: Option<f64>,
-    pub printer_id: Option<Option<Uuid>>,
-    pub slot: Option<Option<i32>>,
-    pub location: Option<Option<String>>,
-    pub lot: Option<Option<String>>,
     pub notes: Option<Option<String>>,
 }
 
@@ -114,88 +82,6 @@ pub async fn update_material(
     u.run(db, store, id).await
 }
 
-pub async fn insert_spool(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: SpoolFields,
-) -> sqlx::Result<SpoolRow> {
-    sqlx::query_as(
-        "insert into material_instances (id, store_id, material_id, initial_grams, remaining_grams, printer_id,
-                                         slot, location, lot, notes)
-         values ($1, $2, $3, $4, coalesce($5, $4), $6, $7, $8, $9, $10)
-         returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(f.material_id)
-    .bind(f.initial_grams)
-    .bind(f.remaining_grams)
-    .bind(f.printer_id.flatten())
-    .bind(f.slot.flatten())
-    .bind(f.location.flatten())
-    .bind(f.lot.flatten())
-    .bind(f.notes.flatten())
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update_spool(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: SpoolFields,
-) -> sqlx::Result<Option<SpoolRow>> {
-    let mut u = Update::new("material_instances");
-    u.set("material_id", f.material_id)
-        .set("initial_grams", f.initial_grams)
-        .set("remaining_grams", f.remaining_grams)
-        .set("printer_id", f.printer_id)
-        .set("slot", f.slot)
-        .set("location", f.location)
-        .set("lot", f.lot)
-        .set("notes", f.notes);
-    u.run(db, store, id).await
-}
-
-/// The spool loaded in a printer (the lowest slot, then the oldest), locked.
-pub async fn loaded_spool_for_update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    printer: Uuid,
-) -> sqlx::Result<Option<SpoolRow>> {
-    sqlx::query_as(
-        "select * from material_instances where store_id = $1 and printer_id = $2
-         order by slot nulls last, id limit 1 for update",
-    )
-    .bind(store)
-    .bind(printer)
-    .fetch_optional(db)
-    .await
-}
-
-/// Takes `grams` off a spool (never below 0).
-pub async fn take_grams(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    spool: Uuid,
-    grams: f64,
-) -> sqlx::Result<SpoolRow> {
-    sqlx::query_as(
-        "update material_instances set remaining_grams = greatest(remaining_grams - $3, 0),
-                updated_at = now()
-          where store_id = $1 and id = $2 returning *",
-    )
-    .bind(store)
-    .bind(spool)
-    .bind(grams)
-    .fetch_one(db)
-    .await
-}
-
 impl super::Table for MaterialRow {
     const NAME: &'static str = "materials";
-}
-
-impl super::Table for SpoolRow {
-    const NAME: &'static str = "material_instances";
 }

@@ -3,14 +3,16 @@
 
 pub mod api_keys;
 pub mod audit;
-pub mod catalog;
 pub mod commands;
 pub mod list;
 pub mod materials;
 pub mod orders;
 pub mod outbox;
+pub mod parts;
 pub mod print_jobs;
 pub mod printers;
+pub mod skus;
+pub mod spools;
 pub mod stores;
 pub mod webhooks;
 
@@ -200,4 +202,21 @@ pub async fn delete<R: Table>(
     let sql = format!("delete from {} where store_id = $1 and id = $2", R::NAME);
     let done = sqlx::query(&sql).bind(store).bind(id).execute(db).await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Which of `ids` name rows of this store.
+pub async fn existing<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    let sql = format!(
+        "select id from {} where store_id = $1 and id = any($2)",
+        R::NAME
+    );
+    sqlx::query_scalar(&sql)
+        .bind(store)
+        .bind(ids)
+        .fetch_all(db)
+        .await
 }

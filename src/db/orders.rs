@@ -172,7 +172,7 @@ pub async fn existing_skus(
     store: StoreId,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
-    super::catalog::existing(db, "skus", store, ids).await
+    super::existing::<super::skus::SkuRow>(db, store, ids).await
 }
 
 /// The shared filter of `printable` and `blocked`: unprocessed items of open orders, optionally

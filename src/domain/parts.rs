@@ -2,7 +2,7 @@
 //! carry them.
 
 use super::entity::entity_view;
-use crate::db::catalog::{PartMaterial, PartRow};
+use crate::db::parts::{PartMaterial, PartRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,10 @@
 //! Planning print jobs: from a part, and from order items (one job per item and part of its SKU,
 //! for item quantity × part quantity copies). Pure: the caller reads the rows and writes the jobs.
 
-use crate::db::catalog::{PartMaterial, PartRow, SkuPart};
 use crate::db::orders::PrintableItem;
+use crate::db::parts::{PartMaterial, PartRow};
 use crate::db::print_jobs::NewJob;
+use crate::db::skus::SkuPart;
 use uuid::Uuid;
 
 /// A job for `part`, with the part's name, tags, materials and estimates; `created_by` is the

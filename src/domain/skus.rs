@@ -1,7 +1,7 @@
 //! SKUs (sellable products made of parts) as the API shows and events carry them.
 
 use super::entity::entity_view;
-use crate::db::catalog::{SkuPart, SkuRow};
+use crate::db::skus::{SkuPart, SkuRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use super::entity::entity_view;
 use super::error::DomainResult;
 use super::events::EventType;
 use super::print_jobs::PrintJob;
-use crate::db::materials::{self as db, SpoolRow};
+use crate::db::spools::{self as db, SpoolRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -5,7 +5,7 @@ use super::paging::{self, Page, PageParams};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::catalog::{self as db, PartFields, PartRow};
+use crate::db::parts::{self as db, PartFields, PartRow};
 use crate::domain::changes;
 use crate::domain::parts::{Part, PartMaterialView};
 use crate::domain::validate::{Errors, Tag};
@@ -205,7 +205,8 @@ async fn materials(
         e.in_range(&format!("/materials/{i}/grams"), m.grams, 0.0..=100_000.0);
     }
     let ids: Vec<Uuid> = values.iter().map(|m| m.material_id).collect();
-    let found = db::existing(&mut *tx, "materials", store, &ids).await?;
+    let found =
+        crate::db::existing::<crate::db::materials::MaterialRow>(&mut *tx, store, &ids).await?;
     e.references(
         |i| format!("/materials/{i}/materialId"),
         &ids,

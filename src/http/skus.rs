@@ -5,7 +5,7 @@ use super::paging::{self, Page, PageParams};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::catalog::{self as db, SkuFields, SkuRow};
+use crate::db::skus::{self as db, SkuFields, SkuRow};
 use crate::domain::changes;
 use crate::domain::skus::{LinkedPart, Sku};
 use crate::domain::validate::Errors;
@@ -121,7 +121,7 @@ async fn parts(
         }
     }
     let ids: Vec<Uuid> = values.iter().map(|p| p.part_id).collect();
-    let found = db::existing(&mut *tx, "parts", store, &ids).await?;
+    let found = crate::db::existing::<crate::db::parts::PartRow>(&mut *tx, store, &ids).await?;
     e.references(|i| format!("/parts/{i}/partId"), &ids, &found, "part");
     Ok(values.iter().map(|p| (p.part_id, p.quantity)).collect())
 }

@@ -5,9 +5,7 @@ use super::paging::{self, Page, PageParams};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::materials::{
-    self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK,
-};
+use crate::db::spools::{self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK};
 use crate::domain::changes;
 use crate::domain::spools::Spool;
 use crate::domain::validate::Errors;

@@ -99,10 +99,10 @@ async fn plan(
     created_by: Uuid,
 ) -> ApiResult<Vec<NewJob>> {
     let sku_ids: Vec<Uuid> = items.iter().map(|i| i.sku_id).collect();
-    let sku_parts = catalog::sku_parts(&mut *tx, store, &sku_ids).await?;
+    let sku_parts = skus::sku_parts(&mut *tx, store, &sku_ids).await?;
     let part_ids: Vec<Uuid> = sku_parts.iter().map(|l| l.part_id).collect();
-    let parts = catalog::get_parts(&mut *tx, store, &part_ids).await?;
-    let materials = catalog::part_materials(&mut *tx, store, &part_ids).await?;
+    let parts = parts::get_parts(&mut *tx, store, &part_ids).await?;
+    let materials = parts::part_materials(&mut *tx, store, &part_ids).await?;
     let catalog = planning::Catalog {
         sku_parts: &sku_parts,
         parts: &parts,

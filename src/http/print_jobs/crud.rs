@@ -3,7 +3,7 @@
 use super::*;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::catalog;
+use crate::db::parts;
 use crate::db::print_jobs::{self as db, JobRow};
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::validate::Errors;
@@ -82,7 +82,7 @@ pub async fn create_print_job(
     }
     e.finish()?;
     let part = part.ok_or(ApiError::NotFound)?;
-    let part_materials = catalog::part_materials(&mut *tx, caller.store_id, &[part.id]).await?;
+    let part_materials = parts::part_materials(&mut *tx, caller.store_id, &[part.id]).await?;
     let mut job = planning::job_from_part(
         &part,
         &part_materials,

@@ -5,7 +5,7 @@
 use super::extract::nullable;
 use super::paging::PageParams;
 use crate::app::AppState;
-use crate::db::catalog::{self, PartRow};
+use crate::db::parts::PartRow;
 use crate::db::print_jobs::End;
 use crate::domain::queue::JobState;
 use crate::domain::validate::{Errors, Tag};
@@ -239,7 +239,8 @@ async fn materials(
         );
         return Ok(None);
     }
-    let found = catalog::existing(&mut *tx, "materials", store, ids).await?;
+    let found =
+        crate::db::existing::<crate::db::materials::MaterialRow>(&mut *tx, store, ids).await?;
     e.references(|i| format!("/materialIds/{i}"), ids, &found, "material");
     let mut unique: Vec<Uuid> = Vec::with_capacity(ids.len());
     for id in ids {

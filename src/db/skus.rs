@@ -1,0 +1,104 @@
+//! SKUs: `skus` with `sku_parts` (replaced whole). Every function is scoped by store.
+
+use super::Update;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SkuRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct SkuFields {
+    pub sku: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SkuPart {
+    pub sku_id: Uuid,
+    pub part_id: Uuid,
+    pub quantity: i32,
+}
+
+pub async fn insert_sku(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    f: SkuFields,
+) -> sqlx::Result<SkuRow> {
+    sqlx::query_as("insert into skus (id, store_id, sku, name, description) values ($1, $2, $3, $4, $5) returning *")
+        .bind(Uuid::now_v7())
+        .bind(store)
+        .bind(f.sku)
+        .bind(f.name)
+        .bind(f.description.flatten())
+        .fetch_one(db)
+        .await
+}
+
+pub async fn update_sku(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    f: SkuFields,
+) -> sqlx::Result<Option<SkuRow>> {
+    let mut u = Update::new("skus");
+    u.set("sku", f.sku)
+        .set("name", f.name)
+        .set("description", f.description);
+    u.run(db, store, id).await
+}
+
+pub async fn sku_parts(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    skus: &[Uuid],
+) -> sqlx::Result<Vec<SkuPart>> {
+    sqlx::query_as(
+        "select sku_id, part_id, quantity from sku_parts where store_id = $1 and sku_id = any($2) order by sku_id, position",
+    )
+    .bind(store)
+    .bind(skus)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn replace_sku_parts(
+    tx: &mut PgConnection,
+    store: StoreId,
+    sku: Uuid,
+    parts: &[(Uuid, i32)],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from sku_parts where store_id = $1 and sku_id = $2")
+        .bind(store)
+        .bind(sku)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = parts.iter().map(|p| p.0).collect();
+    let quantities: Vec<i32> = parts.iter().map(|p| p.1).collect();
+    sqlx::query(
+        "insert into sku_parts (store_id, sku_id, position, part_id, quantity)
+         select $1, $2, (ord - 1)::smallint, p, q from unnest($3::uuid[], $4::int4[]) with ordinality as t(p, q, ord)",
+    )
+    .bind(store)
+    .bind(sku)
+    .bind(ids)
+    .bind(quantities)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl super::Table for SkuRow {
+    const NAME: &'static str = "skus";
+}
