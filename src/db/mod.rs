@@ -14,7 +14,7 @@ pub mod printers;
 pub mod stores;
 pub mod webhooks;
 
-use crate::config::mask_url;
+use crate::redact::mask_url;
 use anyhow::Context;
 use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -6,6 +6,8 @@
 //! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
 
 use super::parse::{self, Alert, Kind, PrinterState, Source};
+/// The bridge's settings live in `config` (a leaf below this worker); re-exported here.
+pub use crate::config::TelemetrySettings as Settings;
 use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
 use crate::domain::queue::JobState;
@@ -24,14 +26,6 @@ use uuid::Uuid;
 pub const SUBSCRIPTION: &str = "$share/printfarm/printers/#";
 const LOOKUP_TTL: Duration = Duration::from_secs(30);
 const SWEEP: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// At most one routine state write per printer this often.
-    pub write_interval: Duration,
-    /// A printer silent this long is offline.
-    pub offline_after: Duration,
-}
 
 type DeviceKey = (Uuid, &'static str, String);
 
