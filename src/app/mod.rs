@@ -3,7 +3,7 @@
 //!
 //! - `state`: `AppState`, built once and shared by every handler and worker.
 //! - `router`: the routes from `http` behind the tower stack from `middleware` (the only module
-//!   here that imports `crate::http`).
+//!   outside `src/http/` that may import the http layer; `scripts/check_layers.sh` checks).
 //! - `serve`: `run`: connect, migrate, spawn the workers, serve, shut down.
 //! - `workers`: `AppState::spawn_workers`, the telemetry bridge's task and `run_upkeep`.
 
