@@ -2,6 +2,7 @@
 
 use crate::auth::key_format::KeyEnv;
 use crate::rate_limit::Quota;
+use crate::redact::mask_url;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -42,7 +43,7 @@ pub struct Config {
     /// What webhook URLs may point at beyond public https addresses.
     pub webhook_policy: crate::webhooks::ssrf::Policy,
     /// Telemetry: routine state writes per printer at most this often; silence before offline.
-    pub telemetry: crate::telemetry::bridge::Settings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -151,7 +152,7 @@ impl Config {
             event_retention: Duration::from_secs(
                 number("PF_EVENT_RETENTION_DAYS", 7)?.clamp(1, 3650) * 86_400,
             ),
-            telemetry: crate::telemetry::bridge::Settings {
+            telemetry: TelemetrySettings {
                 write_interval: Duration::from_secs(
                     number("PF_TELEMETRY_WRITE_SECS", 5)?.clamp(1, 3600),
                 ),
@@ -200,17 +201,13 @@ impl Config {
     }
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
-pub fn mask_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
+/// The telemetry bridge's settings (`PF_TELEMETRY_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct TelemetrySettings {
+    /// At most one routine state write per printer this often.
+    pub write_interval: Duration,
+    /// A printer silent this long is offline.
+    pub offline_after: Duration,
 }
 
 #[cfg(test)]

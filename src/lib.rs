@@ -36,6 +36,8 @@ pub mod mqtt;
 pub mod net;
 /// Per-key sliding-window rate limiting.
 pub mod rate_limit;
+/// Redaction of secrets (URL passwords) for messages and logs.
+pub mod redact;
 /// `printfarm simulate`: simulated printers over MQTT.
 pub mod simulator;
 /// Printer telemetry: vendor report parsing and the ingest bridge.

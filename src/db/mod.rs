@@ -16,7 +16,7 @@ pub mod spools;
 pub mod stores;
 pub mod webhooks;
 
-use crate::config::mask_url;
+use crate::redact::mask_url;
 use anyhow::Context;
 use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

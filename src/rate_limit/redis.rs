@@ -64,7 +64,7 @@ impl RedisLimiter {
         let conn = ConnectionManager::new(client).await.with_context(|| {
             format!(
                 "cannot connect to Redis at {}",
-                crate::config::mask_url(url)
+                crate::redact::mask_url(url)
             )
         })?;
         Ok(Self {

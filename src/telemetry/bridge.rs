@@ -7,6 +7,8 @@
 
 use super::parse::{self, Kind, Source};
 use super::state::{self, Alert, PrinterState};
+/// The bridge's settings live in `config` (a leaf below this worker); re-exported here.
+pub use crate::config::TelemetrySettings as Settings;
 use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
 use crate::domain::queue::JobState;
@@ -25,14 +27,6 @@ use uuid::Uuid;
 pub const SUBSCRIPTION: &str = "$share/printfarm/printers/#";
 const LOOKUP_TTL: Duration = Duration::from_secs(30);
 const SWEEP: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// At most one routine state write per printer this often.
-    pub write_interval: Duration,
-    /// A printer silent this long is offline.
-    pub offline_after: Duration,
-}
 
 type DeviceKey = (Uuid, &'static str, String);
 

@@ -14,6 +14,7 @@ mod mqtt;
 mod openapi;
 mod ops;
 mod orders;
+mod permissions;
 mod print_jobs;
 mod printer_commands;
 mod printers;

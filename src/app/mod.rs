@@ -1,0 +1,18 @@
+//! The application: `AppState`, router assembly, `run` (`printfarm serve`) and the background
+//! workers.
+//!
+//! - `state`: `AppState`, built once and shared by every handler and worker.
+//! - `router`: the routes from `http` behind the tower stack from `middleware` (the only module
+//!   outside `src/http/` that may import the http layer; `scripts/check_layers.sh` checks).
+//! - `serve`: `run`: connect, migrate, spawn the workers, serve, shut down.
+//! - `workers`: `AppState::spawn_workers`, the telemetry bridge's task and `run_upkeep`.
+
+mod router;
+mod serve;
+mod state;
+mod workers;
+
+pub use router::router;
+pub use serve::run;
+pub use state::{AppState, Inner};
+pub use workers::run_upkeep;

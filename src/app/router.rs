@@ -1,0 +1,65 @@
+//! Router assembly: the HTTP routes from `http` behind the tower stack from `middleware`.
+//! The only module outside `src/http/` that imports `crate::http`.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::http;
+use crate::middleware::{
+    auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
+    timeout,
+};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// The OpenAPI document the router serves, built once per `AppState`.
+pub(super) fn openapi_document() -> Bytes {
+    Bytes::from(http::openapi_json())
+}
+
+/// The whole application: routes plus the tower stack (see `middleware`).
+pub fn router(state: AppState) -> Router {
+    let (authenticated, _) = http::authenticated().split_for_parts();
+    let authenticated = authenticated
+        .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let (public, _) = http::public().split_for_parts();
+    Router::new()
+        .merge(authenticated)
+        .merge(public)
+        .merge(http::ops::undocumented())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(from_fn_with_state(state.clone(), client_ip::resolve))
+        .layer(from_fn_with_state(state.clone(), timeout::timeout))
+        .layer(from_fn(request_metrics::record))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            let request_id = req
+                .headers()
+                .get(request_context::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route,
+                request.id = request_id,
+                store.id = tracing::field::Empty,
+                key.id = tracing::field::Empty,
+            )
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+        }))
+        .layer(from_fn(problem_defaults::problem_defaults))
+        .layer(from_fn(request_context::request_context))
+        .with_state(state)
+}

@@ -1,0 +1,89 @@
+//! `printfarm serve`: connect, migrate, build the state, spawn the workers, serve until a
+//! signal, then drain requests and stop the workers within the shutdown deadline.
+
+use super::{router, AppState};
+use crate::config::Config;
+use crate::rate_limit::SystemClock;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// `printfarm serve`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    config.check_pepper()?;
+    let pool = crate::db::connect(&config.database_url).await?;
+    if config.auto_migrate {
+        crate::db::migrate(&pool).await?;
+    }
+    if config.redis_url.is_none() {
+        tracing::info!(
+            "PF_REDIS_URL is not set: rate-limit counters are kept in this process only"
+        );
+    }
+    let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
+    match &config.mqtt {
+        Some(broker) => tracing::info!(?broker, "MQTT fan-out on"),
+        None => tracing::warn!(
+            "PF_MQTT_URL is not set: MQTT fan-out is off (events are still kept for GET /v1/events)"
+        ),
+    }
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    state.spawn_workers(&tracker, &shutdown);
+
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set PF_LISTEN_ADDR)",
+                config.listen_addr
+            )
+        })?;
+    tracing::info!(addr = %config.listen_addr, "printfarm is listening");
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let signal_token = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            signal_token.cancel();
+        })
+        .await
+        .context("the server failed")?;
+
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background workers did not stop within the shutdown deadline");
+    }
+    state.pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,108 @@
+//! The background workers `serve` runs beside the HTTP server, and the upkeep loop.
+//!
+//! Each worker owns its loop and stops when the shutdown token is cancelled; `serve` waits for
+//! them (through the `TaskTracker`) up to the shutdown deadline.
+
+use super::AppState;
+use crate::auth::{key_cache, usage};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often `run_upkeep` wakes.
+const UPKEEP_TICK: Duration = Duration::from_secs(5);
+/// Every this many upkeep ticks (30 s), idle rate-limit and auth-failure entries are purged.
+const PURGE_EVERY_TICKS: u64 = 6;
+
+impl AppState {
+    /// The telemetry bridge's task, once (it takes the inbound channel); `None` without a broker.
+    pub fn telemetry_bridge(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let broker = self.broker.clone()?;
+        let inbound = self.telemetry_inbound.lock().ok()?.take()?;
+        let bridge =
+            crate::telemetry::bridge::Bridge::new(self.pool.clone(), broker, self.config.telemetry);
+        Some(bridge.run(inbound, shutdown))
+    }
+
+    /// Starts the background workers on `tracker`; they stop when `shutdown` is cancelled.
+    pub fn spawn_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+        tracker.spawn(key_cache::run_invalidation_listener(
+            self.pool.clone(),
+            self.verifier.cache.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(usage::run_flusher(
+            self.usage.clone(),
+            self.pool.clone(),
+            self.config.usage_flush_interval,
+            shutdown.clone(),
+        ));
+        use crate::webhooks::dispatch::{self, Dispatcher};
+        let dispatcher = Dispatcher::new(
+            self.pool.clone(),
+            self.config.webhook_policy.clone(),
+            self.clock.clone(),
+        );
+        let handoff = match dispatcher {
+            Ok(dispatcher) => {
+                let (handoff, inbox) = dispatch::handoff();
+                tracker.spawn(dispatcher.run(inbox, shutdown.clone()));
+                Some(handoff)
+            }
+            Err(error) => {
+                tracing::error!(%error, "webhook dispatcher not started");
+                None
+            }
+        };
+        tracker.spawn(crate::events::relay::run(
+            self.pool.clone(),
+            self.broker.clone(),
+            self.clock.clone(),
+            self.config.event_retention,
+            handoff,
+            shutdown.clone(),
+        ));
+        if let Some(bridge) = self.telemetry_bridge(shutdown.clone()) {
+            tracker.spawn(bridge);
+        }
+        if let Some(broker) = self.broker.clone() {
+            tracker.spawn(crate::commands::delivery::run(
+                self.pool.clone(),
+                broker,
+                shutdown.clone(),
+            ));
+        }
+        tracker.spawn(crate::audit::run_purge(
+            self.pool.clone(),
+            self.config.audit_retention,
+            shutdown.clone(),
+        ));
+        tracker.spawn(run_upkeep(self.clone(), shutdown.clone()));
+    }
+}
+
+/// Housekeeping for the in-process state that nothing else trims, until `shutdown`.
+///
+/// Every 5 s it drains the Prometheus recorder's histogram buffers: the recorder keeps every
+/// sample until drained, so without this memory grows with traffic whenever nobody scrapes
+/// `/metrics`. Every 30 s it also drops the in-memory rate limiter's windows for keys idle for
+/// an hour (Redis counters expire on their own) and the auth-failure guard's stale per-address
+/// counters and lapsed blocks: both maps would otherwise grow with every key and address seen.
+pub async fn run_upkeep(state: AppState, shutdown: CancellationToken) {
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_TICK) => {}
+        }
+        ticks += 1;
+        state.metrics.run_upkeep();
+        if ticks % PURGE_EVERY_TICKS == 0 {
+            state.rate_limiter.purge_idle();
+            state.auth_failures.purge();
+        }
+    }
+}
