@@ -4,6 +4,7 @@
 //! run a print when a job is assigned to them (learned from the store's MQTT events), finishing
 //! it or failing it.
 
+use crate::db::printers as printers_db;
 use crate::ids::StoreId;
 use crate::mqtt::BrokerAddress;
 use anyhow::Context;
@@ -72,27 +73,11 @@ async fn register(pool: &PgPool, o: &Options) -> anyhow::Result<Vec<(Uuid, Strin
     let mut out = Vec::with_capacity(o.printers);
     for i in 1..=o.printers {
         let device = format!("{}-{}-{i:04}", o.prefix, o.kind);
-        sqlx::query(
-            "insert into printers (id, store_id, name, provider, device_id, model)
-             values ($1, $2, $3, $4, $5, $6)
-             on conflict (store_id, provider, device_id) do nothing",
-        )
-        .bind(Uuid::now_v7())
-        .bind(o.store)
-        .bind(format!("Simulated {model} {i}"))
-        .bind(&o.kind)
-        .bind(&device)
-        .bind(model)
-        .execute(pool)
-        .await?;
-        let id: Uuid = sqlx::query_scalar(
-            "select id from printers where store_id = $1 and provider = $2 and device_id = $3",
-        )
-        .bind(o.store)
-        .bind(&o.kind)
-        .bind(&device)
-        .fetch_one(pool)
-        .await?;
+        let name = format!("Simulated {model} {i}");
+        printers_db::insert_if_missing(pool, o.store, &name, &o.kind, &device, model).await?;
+        let id = printers_db::find_by_device(pool, o.store, &o.kind, &device)
+            .await?
+            .context("a simulated printer just registered is missing")?;
         out.push((id, device));
     }
     Ok(out)

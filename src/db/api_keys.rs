@@ -83,6 +83,7 @@ pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result
 
 /// Authentication's lookup by the key's public id (one indexed read).
 pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Result<Option<AuthRow>> {
+    // No store filter by design: the key id is unique and is what tells us the store.
     sqlx::query_as(
         "select k.*, s.name as store_name,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
@@ -207,6 +208,7 @@ pub async fn set_rate_limits(
     per_minute: Option<i32>,
     per_hour: Option<i32>,
 ) -> sqlx::Result<bool> {
+    // No store filter by design: an operator command, by the unique public key id.
     let done = sqlx::query(
         "update api_keys set rate_limit_per_minute = $2, rate_limit_per_hour = $3, updated_at = now()
          where key_id = $1",

@@ -66,6 +66,7 @@ pub async fn purge_before(
     before: DateTime<Utc>,
     batch: i64,
 ) -> sqlx::Result<u64> {
+    // Across stores by design: the retention is the same for every store.
     let done = sqlx::query(
         "delete from audit_logs where id in
              (select id from audit_logs where created_at < $1 limit $2)",

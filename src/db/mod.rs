@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod commands;
+pub mod deliveries;
 pub mod list;
 pub mod materials;
 pub mod orders;
@@ -101,6 +102,12 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("applying migrations failed")
+}
+
+/// Whether the database answers (one round trip): readiness.
+pub async fn ping(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("select 1").execute(db).await?;
+    Ok(())
 }
 
 /// Maps a unique-constraint violation to a client-facing conflict.

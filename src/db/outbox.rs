@@ -1,8 +1,14 @@
 //! The `outbox` table: one row per entity change and per domain event, written inside the
-//! transaction that makes the change.
+//! transaction that makes the change; and what the relay does with them: claiming new events
+//! (fanning them out to webhook deliveries), leasing them for MQTT, marking them published,
+//! purging them. The wire payload (SPEC §10) is built here, by Postgres.
 
+use super::deliveries::Endpoint;
 use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -67,4 +73,267 @@ pub async fn insert_event(
     .execute(db)
     .await?;
     Ok(event_id)
+}
+
+/// The payload of the outbox row aliased `o`: `{eventId, sequence, type, entityType, action,
+/// entities: {id: …}, changes: {id: {…}}, occurredAt}`; `sequence` is the value
+/// `GET /v1/events?after=` takes. Built by Postgres, from this one definition, in every
+/// statement that reads events for publishing: once per event, however many endpoints
+/// receive it.
+macro_rules! payload_sql {
+    () => {
+        "jsonb_build_object(
+            'eventId', o.event_id, 'sequence', o.id, 'type', o.type,
+            'entityType', o.entity_type, 'action', o.action,
+            'entities', jsonb_build_object(o.entity_id::text, o.entity),
+            'changes', jsonb_build_object(o.entity_id::text, o.changes),
+            'occurredAt', to_char(o.occurred_at at time zone 'UTC',
+                                  'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+    };
+}
+
+/// The columns of an [`Event`], selected from the outbox row aliased `o`.
+pub const EVENT_COLUMNS: &str = concat!(
+    "o.id, o.event_id, o.store_id, o.type, o.entity_type, o.entity_id, o.occurred_at, ",
+    payload_sql!(),
+    " as payload"
+);
+
+/// An event ready to publish (SPEC §10), its payload built by [`EVENT_COLUMNS`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub store_id: StoreId,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// What the relay's claim of a batch of new events does besides fanning them out.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// Events claimed, at most.
+    pub limit: i64,
+    /// When the deliveries created are due (plus `lease_secs`).
+    pub due: DateTime<Utc>,
+    /// How long the deliveries created are leased (0: not leased, due at once).
+    pub lease_secs: f64,
+    /// The deliveries' attempts so far: 1 when leased for the coming attempt.
+    pub attempts: i32,
+    /// Lease the events for MQTT publishing (for `mqtt_lease_secs`); otherwise they are
+    /// marked published unsent.
+    pub mqtt: bool,
+    pub mqtt_lease_secs: f64,
+    /// Return the deliveries created (leased to the caller) with each event; otherwise
+    /// `NOTIFY pf_webhooks` wakes every dispatcher when there are any.
+    pub handoff: bool,
+}
+
+/// A claimed event, with the deliveries created for it when they were handed off.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClaimedEvent {
+    #[sqlx(flatten)]
+    pub event: Event,
+    pub deliveries: Json<Vec<HandedDelivery>>,
+}
+
+/// A delivery created by the claim, leased to the caller, and where it goes.
+#[derive(Debug, Deserialize)]
+pub struct HandedDelivery {
+    pub delivery: Uuid,
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+}
+
+/// Claims a batch of new events in one statement (`FOR UPDATE SKIP LOCKED`, so replicas share
+/// the work): creates one webhook delivery per subscribed endpoint (an endpoint's
+/// `event_types` holds exact types or `<namespace>.*`; none means all), marks the events
+/// fanned out, and leases them for MQTT. Committed without waiting for the WAL flush: losing
+/// that commit in a crash loses the claim with its deliveries, and the events are claimed
+/// again. Oldest first.
+pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
+    // Across stores by design: the relay serves every store; each event carries its store_id
+    // and its deliveries go only to that store's endpoints.
+    sqlx::query_as(&format!(
+        "with claimed as (
+             select id from outbox where fanned_out_at is null
+             order by id limit $1 for update skip locked),
+         events as (
+             update outbox o
+                set fanned_out_at = now(),
+                    published_at = case when $5 then null else now() end,
+                    mqtt_lease_until =
+                        case when $5 then clock_timestamp() + make_interval(secs => $6) end
+               from claimed c where o.id = c.id
+             returning {EVENT_COLUMNS}),
+         delivered as (
+             insert into webhook_deliveries
+                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
+                  next_attempt_at, attempts)
+             select gen_random_uuid(), v.store_id, e.id, v.event_id, v.type, v.payload,
+                    v.occurred_at, $2 + make_interval(secs => $3), $4
+               from events v
+               join webhook_endpoints e on e.store_id = v.store_id and e.enabled
+                    and (cardinality(e.event_types) = 0 or v.type = any(e.event_types)
+                         or split_part(v.type, '.', 1) || '.*' = any(e.event_types))
+             on conflict (endpoint_id, event_id) do nothing
+             returning id, endpoint_id, event_id),
+         handed as (
+             select d.event_id,
+                    jsonb_agg(jsonb_build_object(
+                        'delivery', d.id, 'id', e.id, 'url', e.url, 'secret', e.secret,
+                        'previousSecret', e.previous_secret,
+                        'previousSecretUntil', e.previous_secret_until)) as deliveries
+               from delivered d join webhook_endpoints e on e.id = d.endpoint_id
+              where $7
+              group by d.event_id)
+         select v.*, coalesce(h.deliveries, '[]') as deliveries
+           from events v
+           left join handed h on h.event_id = v.event_id
+          cross join (select count(*) from (
+                select pg_notify('pf_webhooks', '')
+                 where not $7 and exists (select 1 from delivered)) n) notified
+          cross join (select set_config('synchronous_commit', 'off', true)) async_commit
+          order by v.id"
+    ))
+    .bind(c.limit)
+    .bind(c.due)
+    .bind(c.lease_secs)
+    .bind(c.attempts)
+    .bind(c.mqtt)
+    .bind(c.mqtt_lease_secs)
+    .bind(c.handoff)
+    .fetch_all(db)
+    .await
+}
+
+/// Hands events' MQTT leases back, for the re-publisher (of any replica) to take at once.
+pub async fn release(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<()> {
+    // Across stores by design: by the ids of events this process leased, whatever their store.
+    sqlx::query(
+        "update outbox set mqtt_lease_until = null where id = any($1) and published_at is null",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks events published. Losing this commit in a crash means publishing again (at least
+/// once): no need to wait for the WAL flush.
+pub async fn mark_published(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<()> {
+    // Across stores by design: by the ids of events this process published, whatever their
+    // store.
+    sqlx::query(
+        "update outbox set published_at = now()
+           from (select set_config('synchronous_commit', 'off', true)) async_commit
+          where id = any($1)",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Leases (for `lease_secs`) up to `limit` fanned-out events still unpublished whose MQTT
+/// lease was handed back or lapsed, for publishing again. In no particular order.
+pub async fn lease_unpublished(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<Event>> {
+    // Across stores by design: the re-publisher serves every store; each event carries its
+    // store_id (and its topic names it).
+    sqlx::query_as(&format!(
+        "update outbox o set mqtt_lease_until = clock_timestamp() + make_interval(secs => $2)
+          where o.id in (
+              select id from outbox
+               where published_at is null and fanned_out_at is not null
+                 and (mqtt_lease_until is null or mqtt_lease_until < clock_timestamp())
+               order by id limit $1 for update skip locked)
+          returning {EVENT_COLUMNS}"
+    ))
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(db)
+    .await
+}
+
+/// Seconds the oldest event not yet published or fanned out has waited (none when there is
+/// none), for the lag gauge.
+pub async fn lag_seconds(db: impl PgExecutor<'_>) -> sqlx::Result<Option<f64>> {
+    // Across stores by design: one gauge for the whole outbox; nothing of a store is returned.
+    sqlx::query_scalar(
+        "select extract(epoch from clock_timestamp() - min(occurred_at))::float8 from outbox
+         where published_at is null or fanned_out_at is null",
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Deletes up to `limit` events published and fanned out more than `retention_secs` ago (the
+/// `GET /v1/events` catch-up window is over); returns how many.
+pub async fn purge_published(
+    db: impl PgExecutor<'_>,
+    retention_secs: f64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    // Across stores by design: the retention is the same for every store.
+    let done = sqlx::query(
+        "delete from outbox where id in (
+             select id from outbox
+              where published_at < now() - make_interval(secs => $1)
+                and fanned_out_at is not null
+              limit $2)",
+    )
+    .bind(retention_secs)
+    .bind(limit)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The store's events after sequence number `after` about these entity types, oldest first
+/// (at most `limit`): `GET /v1/events`.
+pub async fn events_after(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    after: i64,
+    entity_types: &[&str],
+    limit: i64,
+) -> sqlx::Result<Vec<Event>> {
+    sqlx::query_as(&format!(
+        "select {EVENT_COLUMNS}
+         from outbox o where o.store_id = $1 and o.id > $2 and o.entity_type = any($3)
+         order by o.id limit $4"
+    ))
+    .bind(store)
+    .bind(after)
+    .bind(entity_types)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The store's events since `since`, for re-sending to an endpoint (at most `limit`), oldest
+/// first.
+pub async fn events_since(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Event>> {
+    sqlx::query_as(&format!(
+        "select {EVENT_COLUMNS}
+         from outbox o where o.store_id = $1 and o.occurred_at >= $2 order by o.id limit $3"
+    ))
+    .bind(store)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }

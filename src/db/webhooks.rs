@@ -1,12 +1,15 @@
-//! The `webhook_endpoints`, `webhook_deliveries` and `webhook_attempts` tables. Every function
-//! that serves a tenant is scoped by store; the dispatcher's work across stores is marked so.
+//! The `webhook_endpoints` table, scoped by store. Deliveries and attempts are in
+//! [`super::deliveries`].
 
 use super::Update;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
+
+// The webhooks API reads deliveries and events through this module too.
+pub use super::deliveries::{attempts, get_delivery, upsert_delivery, AttemptRow, DeliveryRow};
+pub use super::outbox::events_since;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -31,35 +34,6 @@ pub struct EndpointFields {
     pub description: Option<Option<String>>,
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeliveryRow {
-    pub id: Uuid,
-    pub store_id: StoreId,
-    pub endpoint_id: Uuid,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub payload: Value,
-    pub occurred_at: DateTime<Utc>,
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_status_code: Option<i32>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttemptRow {
-    pub id: i64,
-    pub delivery_id: Uuid,
-    pub attempted_at: DateTime<Utc>,
-    pub status_code: Option<i32>,
-    pub latency_ms: i32,
-    pub error_class: Option<String>,
-    pub response_body: Option<String>,
 }
 
 pub async fn insert_endpoint(
@@ -139,86 +113,6 @@ pub async fn rotate_secret(
     .bind(secret)
     .bind(until)
     .fetch_one(db)
-    .await
-}
-
-/// One delivery of an event to an endpoint, due at `due`; an existing one for the same event is
-/// made pending again (for resends and recovery).
-#[allow(clippy::too_many_arguments)]
-pub async fn upsert_delivery(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    endpoint: Uuid,
-    event_id: Uuid,
-    event_type: &str,
-    payload: &Value,
-    occurred_at: DateTime<Utc>,
-    due: DateTime<Utc>,
-) -> sqlx::Result<DeliveryRow> {
-    sqlx::query_as(
-        "insert into webhook_deliveries
-             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, next_attempt_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (endpoint_id, event_id) do update
-             set status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
-                 updated_at = now()
-         returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(endpoint)
-    .bind(event_id)
-    .bind(event_type)
-    .bind(payload)
-    .bind(occurred_at)
-    .bind(due)
-    .fetch_one(db)
-    .await
-}
-
-pub async fn get_delivery(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    endpoint: Uuid,
-    id: Uuid,
-) -> sqlx::Result<Option<DeliveryRow>> {
-    sqlx::query_as(
-        "select * from webhook_deliveries where store_id = $1 and endpoint_id = $2 and id = $3",
-    )
-    .bind(store)
-    .bind(endpoint)
-    .bind(id)
-    .fetch_optional(db)
-    .await
-}
-
-/// The attempts of these deliveries, oldest first.
-pub async fn attempts(
-    db: impl PgExecutor<'_>,
-    deliveries: &[Uuid],
-) -> sqlx::Result<Vec<AttemptRow>> {
-    sqlx::query_as("select * from webhook_attempts where delivery_id = any($1) order by id")
-        .bind(deliveries)
-        .fetch_all(db)
-        .await
-}
-
-/// The store's events since `since`, for re-sending to an endpoint (at most `limit`).
-pub async fn events_since(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    since: DateTime<Utc>,
-    limit: i64,
-) -> sqlx::Result<Vec<crate::events::payload::Event>> {
-    sqlx::query_as(&format!(
-        "select {}
-         from outbox o where o.store_id = $1 and o.occurred_at >= $2 order by o.id limit $3",
-        crate::events::payload::EVENT_COLUMNS
-    ))
-    .bind(store)
-    .bind(since)
-    .bind(limit)
-    .fetch_all(db)
     .await
 }
 

@@ -16,16 +16,16 @@
 //! broker never holds up webhooks: the publisher works from a queue of its own. Woken by
 //! `NOTIFY pf_outbox` (a trigger on every insert), with polling as a backstop.
 
-use super::payload::{Event, EVENT_COLUMNS};
+use super::payload::{self, Event};
+use crate::db::{deliveries, outbox};
 use crate::mqtt::{Broker, Message};
 use crate::rate_limit::Clock;
-use crate::webhooks::dispatch::{self, Claimed, Endpoint, Handoff};
+use crate::webhooks::dispatch::{self, Claimed, Handoff};
 use crate::webhooks::send;
 use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use sqlx::types::Json;
 use sqlx::PgPool;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -72,21 +72,6 @@ pub struct Batch {
     pub deliveries: Vec<Claimed>,
 }
 
-/// A claimed event with its deliveries (when handed off).
-#[derive(sqlx::FromRow)]
-struct ClaimedEvent {
-    #[sqlx(flatten)]
-    event: Event,
-    deliveries: Json<Vec<Handed>>,
-}
-
-#[derive(Deserialize)]
-struct Handed {
-    delivery: uuid::Uuid,
-    #[serde(flatten)]
-    endpoint: Endpoint,
-}
-
 /// Claims a batch of new events, due for webhooks at `now` (the injectable clock), in one
 /// statement, committed without waiting for the WAL flush: losing that commit in a crash loses
 /// the claim with its deliveries, and the events are claimed again.
@@ -96,59 +81,19 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
     } else {
         (0.0, 0)
     };
-    let rows: Vec<ClaimedEvent> = sqlx::query_as(&format!(
-        "with claimed as (
-             select id from outbox where fanned_out_at is null
-             order by id limit $1 for update skip locked),
-         events as (
-             update outbox o
-                set fanned_out_at = now(),
-                    published_at = case when $5 then null else now() end,
-                    mqtt_lease_until =
-                        case when $5 then clock_timestamp() + make_interval(secs => $6) end
-               from claimed c where o.id = c.id
-             returning {EVENT_COLUMNS}),
-         delivered as (
-             insert into webhook_deliveries
-                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
-                  next_attempt_at, attempts)
-             select gen_random_uuid(), v.store_id, e.id, v.event_id, v.type, v.payload,
-                    v.occurred_at, $2 + make_interval(secs => $3), $4
-               from events v
-               join webhook_endpoints e on e.store_id = v.store_id and e.enabled
-                    and (cardinality(e.event_types) = 0 or v.type = any(e.event_types))
-             on conflict (endpoint_id, event_id) do nothing
-             returning id, endpoint_id, event_id),
-         handed as (
-             select d.event_id,
-                    jsonb_agg(jsonb_build_object(
-                        'delivery', d.id, 'id', e.id, 'url', e.url, 'secret', e.secret,
-                        'previousSecret', e.previous_secret,
-                        'previousSecretUntil', e.previous_secret_until)) as deliveries
-               from delivered d join webhook_endpoints e on e.id = d.endpoint_id
-              where $7
-              group by d.event_id)
-         select v.*, coalesce(h.deliveries, '[]') as deliveries
-           from events v
-           left join handed h on h.event_id = v.event_id
-          cross join (select count(*) from (
-                select pg_notify('pf_webhooks', '')
-                 where not $7 and exists (select 1 from delivered)) n) notified
-          cross join (select set_config('synchronous_commit', 'off', true)) async_commit
-          order by v.id"
-    ))
-    .bind(mode.batch())
-    .bind(now)
-    .bind(lease)
-    .bind(attempts)
-    .bind(mode.mqtt)
-    .bind(MQTT_LEASE_SECS)
-    .bind(mode.handoff)
-    .fetch_all(pool)
-    .await?;
+    let claim = outbox::Claim {
+        limit: mode.batch(),
+        due: now,
+        lease_secs: lease,
+        attempts,
+        mqtt: mode.mqtt,
+        mqtt_lease_secs: MQTT_LEASE_SECS,
+        handoff: mode.handoff,
+    };
+    let rows = outbox::claim_batch(pool, claim).await?;
     let mut batch = Batch::default();
     let leased_at = Instant::now();
-    for ClaimedEvent { event, deliveries } in rows {
+    for outbox::ClaimedEvent { event, deliveries } in rows {
         if !deliveries.0.is_empty() {
             // One body per event, shared by its deliveries (only the signatures differ).
             let body = send::body(&event.event_type, event.occurred_at, &event.payload);
@@ -176,7 +121,7 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
     let messages = events
         .iter()
         .map(|event| Message {
-            topic: event.topic(),
+            topic: payload::topic(event),
             payload: event.payload.to_string().into_bytes(),
             retain: false,
         })
@@ -194,45 +139,20 @@ async fn release(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "update outbox set mqtt_lease_until = null where id = any($1) and published_at is null",
-    )
-    .bind(ids)
-    .execute(pool)
-    .await?;
-    Ok(())
+    outbox::release(pool, ids).await
 }
 
 /// Losing this commit in a crash means publishing again (at least once): no need to wait for
 /// the WAL flush.
 async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
-    sqlx::query(
-        "update outbox set published_at = now()
-           from (select set_config('synchronous_commit', 'off', true)) async_commit
-          where id = any($1)",
-    )
-    .bind(ids)
-    .execute(pool)
-    .await?;
+    outbox::mark_published(pool, ids).await?;
     Ok(())
 }
 
 /// Publishes one batch of events whose MQTT lease was handed back or lapsed; returns how many.
 /// Without a broker they are marked published unsent.
 pub async fn republish_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
-    let events: Vec<Event> = sqlx::query_as(&format!(
-        "update outbox o set mqtt_lease_until = clock_timestamp() + make_interval(secs => $2)
-          where o.id in (
-              select id from outbox
-               where published_at is null and fanned_out_at is not null
-                 and (mqtt_lease_until is null or mqtt_lease_until < clock_timestamp())
-               order by id limit $1 for update skip locked)
-          returning {EVENT_COLUMNS}"
-    ))
-    .bind(BATCH)
-    .bind(MQTT_LEASE_SECS)
-    .fetch_all(pool)
-    .await?;
+    let events = outbox::lease_unpublished(pool, BATCH, MQTT_LEASE_SECS).await?;
     if events.is_empty() {
         return Ok(0);
     }
@@ -379,13 +299,7 @@ pub async fn run(
 
 /// Seconds the oldest unpublished event has waited (0 when none), as a gauge.
 async fn record_lag(pool: &PgPool) {
-    let lag: Option<f64> = sqlx::query_scalar(
-        "select extract(epoch from clock_timestamp() - min(occurred_at))::float8 from outbox
-         where published_at is null or fanned_out_at is null",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap_or(None);
+    let lag = outbox::lag_seconds(pool).await.unwrap_or(None);
     metrics::gauge!("printfarm_outbox_lag_seconds").set(lag.unwrap_or(0.0));
 }
 
@@ -396,38 +310,24 @@ async fn record_lag(pool: &PgPool) {
 pub async fn purge(pool: &PgPool, retention: Duration) {
     const SLICE: i64 = 10_000;
     let seconds = retention.as_secs() as f64;
-    let statements = [
-        "delete from outbox where id in (
-             select id from outbox
-              where published_at < now() - make_interval(secs => $1)
-                and fanned_out_at is not null
-              limit $2)",
-        "delete from webhook_deliveries where id in (
-             select id from webhook_deliveries
-              where status <> 'pending' and updated_at < now() - make_interval(secs => $1)
-              limit $2)",
-        // Deliveries a claim created for an endpoint (or a store) deleted at the same moment,
-        // once they are a minute old (or the retention, if shorter).
-        "delete from webhook_deliveries where id in (
-             select d.id from webhook_deliveries d
-              where d.created_at < now() - make_interval(secs => least($1, 60))
-                and not exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id)
-              limit $2)",
-    ];
-    for statement in statements {
-        loop {
-            let done = sqlx::query(statement)
-                .bind(seconds)
-                .bind(SLICE)
-                .execute(pool)
-                .await;
-            match done {
-                Ok(done) if done.rows_affected() < SLICE as u64 => break,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "purge failed");
-                    break;
-                }
+    in_slices(SLICE, || outbox::purge_published(pool, seconds, SLICE)).await;
+    in_slices(SLICE, || deliveries::purge_finished(pool, seconds, SLICE)).await;
+    in_slices(SLICE, || deliveries::purge_orphaned(pool, seconds, SLICE)).await;
+}
+
+/// Runs a purge step (deleting up to `slice` rows, returning how many) until it deletes fewer.
+async fn in_slices<F, Fut>(slice: i64, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = sqlx::Result<u64>>,
+{
+    loop {
+        match step().await {
+            Ok(deleted) if deleted < slice as u64 => break,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "purge failed");
+                break;
             }
         }
     }

@@ -4,9 +4,9 @@
 
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::db::outbox;
 use crate::domain::{EntityType, EventType};
 use crate::error::{ApiError, ApiResult};
-use crate::events::payload::{self, EVENT_COLUMNS};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -91,17 +91,8 @@ pub async fn list_events(
         })
         .map(EntityType::as_str)
         .collect();
-    let mut rows: Vec<payload::Event> = sqlx::query_as(&format!(
-        "select {EVENT_COLUMNS}
-         from outbox o where o.store_id = $1 and o.id > $2 and o.entity_type = any($3)
-         order by o.id limit $4"
-    ))
-    .bind(caller.store_id)
-    .bind(after)
-    .bind(&visible)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
+    let mut rows =
+        outbox::events_after(&state.pool, caller.store_id, after, &visible, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {

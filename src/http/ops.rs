@@ -56,7 +56,7 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "A dependency is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let up = sqlx::query("select 1").execute(&state.pool).await.is_ok();
+    let up = crate::db::ping(&state.pool).await.is_ok();
     let status = if up {
         StatusCode::OK
     } else {

@@ -440,9 +440,7 @@ pub async fn test_webhook(
 
 /// Wakes the dispatchers (on every replica).
 async fn notify(state: &AppState) {
-    let _ = sqlx::query("select pg_notify('pf_webhooks', '')")
-        .execute(&state.pool)
-        .await;
+    let _ = crate::db::deliveries::notify_dispatchers(&state.pool).await;
 }
 
 /// Replace the signing secret; the old one keeps signing too during the overlap.

@@ -13,17 +13,20 @@
 use super::record;
 use super::send::{self, Outcome, SEND_TIMEOUT};
 use super::ssrf::{GuardedResolver, Policy};
+use crate::db::deliveries::{self as db, ClaimedDelivery};
 use crate::rate_limit::Clock;
 use crate::worker::{self, Pace, Wakeups};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// Where a delivery goes, and the secrets that sign it.
+pub use crate::db::deliveries::Endpoint;
 
 /// Deliveries claimed at once.
 const BATCH: i64 = 256;
@@ -37,18 +40,6 @@ const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// A claimed delivery is sent again by anyone after this, should its sender die.
 pub const LEASE_SECS: f64 = 60.0;
 const POLL: Duration = Duration::from_secs(1);
-
-/// Where a delivery goes, and the secrets that sign it.
-#[derive(Debug, Clone, Deserialize, sqlx::FromRow)]
-#[serde(rename_all = "camelCase")]
-pub struct Endpoint {
-    #[sqlx(rename = "endpoint_id")]
-    pub id: Uuid,
-    pub url: String,
-    pub secret: String,
-    pub previous_secret: Option<String>,
-    pub previous_secret_until: Option<DateTime<Utc>>,
-}
 
 /// A delivery leased to this process, with everything sending it needs.
 #[derive(Debug, Clone)]
@@ -66,21 +57,8 @@ pub struct Claimed {
     pub leased_at: Instant,
 }
 
-/// A row of the claim statement.
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    id: Uuid,
-    event_id: Uuid,
-    event_type: String,
-    payload: serde_json::Value,
-    occurred_at: DateTime<Utc>,
-    attempts: i32,
-    #[sqlx(flatten)]
-    endpoint: Endpoint,
-}
-
-impl From<ClaimRow> for Claimed {
-    fn from(r: ClaimRow) -> Self {
+impl From<ClaimedDelivery> for Claimed {
+    fn from(r: ClaimedDelivery) -> Self {
         Claimed {
             delivery: r.id,
             event_id: r.event_id,
@@ -125,20 +103,7 @@ impl Handoff {
 async fn release(pool: &PgPool, deliveries: &[Claimed], now: DateTime<Utc>) {
     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.delivery).collect();
     let attempts: Vec<i32> = deliveries.iter().map(|d| d.attempts).collect();
-    let released = sqlx::query(
-        "with released as (
-             update webhook_deliveries d
-                set next_attempt_at = $3, attempts = d.attempts - 1, updated_at = now()
-               from unnest($1::uuid[], $2::int4[]) as t(id, attempts)
-              where d.id = t.id and d.attempts = t.attempts and d.status = 'pending'
-             returning 1)
-         select pg_notify('pf_webhooks', '') where exists (select 1 from released)",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(now)
-    .execute(pool)
-    .await;
+    let released = db::release(pool, &ids, &attempts, now).await;
     if let Err(error) = released {
         tracing::warn!(%error, "leases not released; the deliveries go out when they lapse");
     }
@@ -179,31 +144,7 @@ impl Dispatcher {
 
     /// Leases up to `limit` due deliveries in one statement, with what sending them needs.
     async fn claim(&self, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<Claimed>> {
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "with due as (
-                 select d.id from webhook_deliveries d
-                 join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
-                 where d.status = 'pending' and d.next_attempt_at <= $1
-                 order by d.next_attempt_at limit $2
-                 for update of d skip locked),
-             claimed as (
-                 update webhook_deliveries d
-                    set next_attempt_at = $1 + make_interval(secs => $3),
-                        attempts = d.attempts + 1, updated_at = now()
-                   from due where d.id = due.id
-                 returning d.id, d.event_id, d.event_type, d.payload, d.occurred_at, d.attempts,
-                           d.endpoint_id)
-             select c.*, e.url, e.secret, e.previous_secret, e.previous_secret_until
-               from claimed c join webhook_endpoints e on e.id = c.endpoint_id
-               -- A lease lost in a crash only means the delivery is sent again (at least
-               -- once): no need to wait for the WAL flush before sending.
-               cross join (select set_config('synchronous_commit', 'off', true)) async_commit",
-        )
-        .bind(now)
-        .bind(limit)
-        .bind(LEASE_SECS)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = db::claim(&self.pool, now, limit, LEASE_SECS).await?;
         Ok(rows.into_iter().map(Claimed::from).collect())
     }
 

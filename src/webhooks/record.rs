@@ -4,7 +4,7 @@
 
 use super::schedule;
 use super::send::Outcome;
-use crate::db::webhooks::EndpointRow;
+use crate::db::deliveries as db;
 use crate::domain::webhooks::EndpointView;
 use crate::domain::{changes, Author, EventType};
 use chrono::{DateTime, Utc};
@@ -81,43 +81,22 @@ pub async fn write(
         .collect();
 
     // One statement (one round trip, its own transaction): the attempt log, the deliveries
-    // moved on, the endpoints' failure streaks. Committed without waiting for the WAL flush:
-    // losing it in a crash means the deliveries are sent again when their leases lapse.
-    sqlx::query(
-        "with attempts as (
-             insert into webhook_attempts
-                 (delivery_id, attempted_at, status_code, latency_ms, error_class, response_body)
-             select t.d, t.a, t.c, t.l, t.e, t.r
-             from unnest($1::uuid[], $2::timestamptz[], $3::int4[], $4::int4[], $5::text[],
-                         $6::text[]) as t(d, a, c, l, e, r)
-             -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
-             join webhook_deliveries wd on wd.id = t.d),
-         health as (
-             update webhook_endpoints e set failing_since = case when t.failing then $9 end
-               from unnest($10::uuid[], $11::bool[]) as t(id, failing)
-              where e.id = t.id and (e.failing_since is null) = t.failing)
-         update webhook_deliveries d
-            set status = t.s, next_attempt_at = t.n, last_attempt_at = t.a,
-                last_status_code = t.c, updated_at = now()
-           from unnest($1::uuid[], $2::timestamptz[], $7::text[], $8::timestamptz[], $3::int4[],
-                       $12::int4[]) as t(id, a, s, n, c, attempt),
-                (select set_config('synchronous_commit', 'off', true)) async_commit
-          where d.id = t.id and d.status = 'pending' and d.attempts = t.attempt",
-    )
-    .bind(&ids)
-    .bind(&attempted)
-    .bind(&codes)
-    .bind(&latencies)
-    .bind(&classes)
-    .bind(&responses)
-    .bind(&statuses)
-    .bind(&next)
-    .bind(now)
-    .bind(&endpoints)
-    .bind(&endpoint_failing)
-    .bind(&attempt_numbers)
-    .execute(pool)
-    .await?;
+    // moved on, the endpoints' failure streaks.
+    let attempts = db::Attempts {
+        deliveries: &ids,
+        attempted_at: &attempted,
+        attempt_numbers: &attempt_numbers,
+        status_codes: &codes,
+        latencies_ms: &latencies,
+        error_classes: &classes,
+        responses: &responses,
+        statuses: &statuses,
+        next_attempt_at: &next,
+        endpoints: &endpoints,
+        endpoint_failing: &endpoint_failing,
+        now,
+    };
+    db::record_attempts(pool, attempts).await?;
     Ok(Failures { failing, gone })
 }
 
@@ -164,27 +143,12 @@ async fn disable(
     gone: &[Uuid],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let disabled: Vec<EndpointRow> = sqlx::query_as(
-        "update webhook_endpoints
-            set enabled = false, updated_at = now(),
-                disabled_reason = case when id = any($2) then 'gone' else 'failing' end
-          where enabled and (id = any($2) or (id = any($1) and failing_since <= $3))
-          returning *",
-    )
-    .bind(failing)
-    .bind(gone)
-    .bind(now - DISABLE_AFTER)
-    .fetch_all(&mut *tx)
-    .await?;
+    let disabled = db::disable_endpoints(&mut *tx, failing, gone, now - DISABLE_AFTER).await?;
+    let ids: Vec<Uuid> = disabled.iter().map(|e| e.id).collect();
+    if !ids.is_empty() {
+        db::fail_pending(&mut *tx, &ids).await?;
+    }
     for endpoint in disabled {
-        sqlx::query(
-            "update webhook_deliveries set status = 'failed', next_attempt_at = null,
-                    updated_at = now()
-              where endpoint_id = $1 and status = 'pending'",
-        )
-        .bind(endpoint.id)
-        .execute(&mut *tx)
-        .await?;
         tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
         let view = EndpointView::from(endpoint.clone());
         let author = Author::telemetry(endpoint.store_id);

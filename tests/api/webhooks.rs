@@ -187,6 +187,47 @@ async fn events_are_delivered_signed_and_filtered_by_type() {
 }
 
 #[tokio::test]
+async fn a_namespace_wildcard_matches_every_type_of_its_namespace() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": receiver.url("ok"), "eventTypes": ["printer.created"]}),
+    )
+    .await;
+    // Set in the table: the filters stored are what the relay matches.
+    sqlx::query("update webhook_endpoints set event_types = '{printer.*}' where id = $1::uuid")
+        .bind(&hook)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let printer = printer(&app, "p1").await;
+    app.patch(&format!("/v1/printers/{printer}"))
+        .owner()
+        .json(&json!({"name": "renamed"}))
+        .send()
+        .await
+        .assert(200);
+    app.post("/v1/materials")
+        .owner()
+        .json(&json!({"name": "PLA", "type": "PLA"}))
+        .send()
+        .await
+        .assert(201);
+    assert_eq!(deliver(&app, &dispatcher(&app)).await, 2);
+    let mut types: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(types, ["printer.created", "printer.updated"]);
+}
+
+#[tokio::test]
 async fn failures_are_retried_on_the_schedule_then_given_up() {
     let app = local_app().await;
     let receiver = Receiver::start().await;

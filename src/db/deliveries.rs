@@ -1,0 +1,355 @@
+//! The `webhook_deliveries` and `webhook_attempts` tables: deliveries created, claimed and
+//! released by the dispatchers, their attempts recorded, and endpoints disabled when they keep
+//! failing. Every function that serves a tenant is scoped by store; the dispatchers' work
+//! across stores is marked so.
+
+use super::webhooks::EndpointRow;
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub payload: Value,
+    pub occurred_at: DateTime<Utc>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub delivery_id: Uuid,
+    pub attempted_at: DateTime<Utc>,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error_class: Option<String>,
+    pub response_body: Option<String>,
+}
+
+/// Where a delivery goes, and the secrets that sign it (read by the claims, as columns or as
+/// the JSON the relay's claim builds).
+#[derive(Debug, Clone, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    #[sqlx(rename = "endpoint_id")]
+    pub id: Uuid,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+}
+
+/// A delivery the dispatcher claimed, with what sending it needs.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub payload: Value,
+    pub occurred_at: DateTime<Utc>,
+    /// Attempts so far, the coming one included.
+    pub attempts: i32,
+    #[sqlx(flatten)]
+    pub endpoint: Endpoint,
+}
+
+/// One delivery of an event to an endpoint, due at `due`; an existing one for the same event is
+/// made pending again (for resends and recovery).
+#[allow(clippy::too_many_arguments)]
+pub async fn upsert_delivery(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    endpoint: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    payload: &Value,
+    occurred_at: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> sqlx::Result<DeliveryRow> {
+    sqlx::query_as(
+        "insert into webhook_deliveries
+             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, next_attempt_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (endpoint_id, event_id) do update
+             set status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+                 updated_at = now()
+         returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(endpoint)
+    .bind(event_id)
+    .bind(event_type)
+    .bind(payload)
+    .bind(occurred_at)
+    .bind(due)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get_delivery(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    endpoint: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<DeliveryRow>> {
+    sqlx::query_as(
+        "select * from webhook_deliveries where store_id = $1 and endpoint_id = $2 and id = $3",
+    )
+    .bind(store)
+    .bind(endpoint)
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The attempts of these deliveries, oldest first.
+pub async fn attempts(
+    db: impl PgExecutor<'_>,
+    deliveries: &[Uuid],
+) -> sqlx::Result<Vec<AttemptRow>> {
+    // No store filter: the caller passes deliveries it has read for its store.
+    sqlx::query_as("select * from webhook_attempts where delivery_id = any($1) order by id")
+        .bind(deliveries)
+        .fetch_all(db)
+        .await
+}
+
+/// Wakes the dispatchers (on every replica): deliveries are due.
+pub async fn notify_dispatchers(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("select pg_notify('pf_webhooks', '')")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Leases up to `limit` deliveries due at `now` (of enabled endpoints) for `lease_secs`, in one
+/// statement (`SKIP LOCKED`, so replicas share the work), with what sending them needs.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<ClaimedDelivery>> {
+    // Across stores by design: the dispatcher serves every store; each delivery goes to its
+    // own store's endpoint.
+    sqlx::query_as(
+        "with due as (
+             select d.id from webhook_deliveries d
+             join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
+             where d.status = 'pending' and d.next_attempt_at <= $1
+             order by d.next_attempt_at limit $2
+             for update of d skip locked),
+         claimed as (
+             update webhook_deliveries d
+                set next_attempt_at = $1 + make_interval(secs => $3),
+                    attempts = d.attempts + 1, updated_at = now()
+               from due where d.id = due.id
+             returning d.id, d.event_id, d.event_type, d.payload, d.occurred_at, d.attempts,
+                       d.endpoint_id)
+         select c.*, e.url, e.secret, e.previous_secret, e.previous_secret_until
+           from claimed c join webhook_endpoints e on e.id = c.endpoint_id
+           -- A lease lost in a crash only means the delivery is sent again (at least
+           -- once): no need to wait for the WAL flush before sending.
+           cross join (select set_config('synchronous_commit', 'off', true)) async_commit",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(db)
+    .await
+}
+
+/// Gives leased deliveries that were never attempted back to every dispatcher (and wakes
+/// them), due `now`: `ids[i]` leased for its `attempts[i]`th attempt, which did not happen.
+/// A delivery someone else has claimed since (its lease lapsed) is left alone.
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    attempts: &[i32],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    // Across stores by design: by the ids of deliveries this process leased, whatever their
+    // store.
+    sqlx::query(
+        "with released as (
+             update webhook_deliveries d
+                set next_attempt_at = $3, attempts = d.attempts - 1, updated_at = now()
+               from unnest($1::uuid[], $2::int4[]) as t(id, attempts)
+              where d.id = t.id and d.attempts = t.attempts and d.status = 'pending'
+             returning 1)
+         select pg_notify('pf_webhooks', '') where exists (select 1 from released)",
+    )
+    .bind(ids)
+    .bind(attempts)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A batch of attempts to record, one entry per attempt in each slice (same length), and the
+/// health of the endpoints they went to.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempts<'a> {
+    pub deliveries: &'a [Uuid],
+    pub attempted_at: &'a [DateTime<Utc>],
+    /// The delivery's attempt this was (an outcome for an older one is stale).
+    pub attempt_numbers: &'a [i32],
+    pub status_codes: &'a [Option<i32>],
+    pub latencies_ms: &'a [i32],
+    pub error_classes: &'a [Option<&'a str>],
+    pub responses: &'a [Option<&'a str>],
+    /// Where each delivery goes next: `succeeded`, `failed` or `pending`, due at the
+    /// corresponding `next_attempt_at`.
+    pub statuses: &'a [&'a str],
+    pub next_attempt_at: &'a [Option<DateTime<Utc>>],
+    /// The endpoints attempted, and whether each is failing (no success in the batch).
+    pub endpoints: &'a [Uuid],
+    pub endpoint_failing: &'a [bool],
+    /// When a failure streak that starts now started.
+    pub now: DateTime<Utc>,
+}
+
+/// Writes the attempt log, moves each delivery on (unless it has moved since: a stale outcome
+/// never overwrites a newer attempt, a disabled endpoint's failure or a `recover`) and updates
+/// the endpoints' failure streaks, in one statement (one round trip, its own transaction).
+/// Committed without waiting for the WAL flush: losing it in a crash means the deliveries are
+/// sent again when their leases lapse.
+pub async fn record_attempts(db: impl PgExecutor<'_>, a: Attempts<'_>) -> sqlx::Result<()> {
+    // Across stores by design: by the ids of deliveries (and their endpoints) this process
+    // attempted, whatever their store.
+    sqlx::query(
+        "with attempts as (
+             insert into webhook_attempts
+                 (delivery_id, attempted_at, status_code, latency_ms, error_class, response_body)
+             select t.d, t.a, t.c, t.l, t.e, t.r
+             from unnest($1::uuid[], $2::timestamptz[], $3::int4[], $4::int4[], $5::text[],
+                         $6::text[]) as t(d, a, c, l, e, r)
+             -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
+             join webhook_deliveries wd on wd.id = t.d),
+         health as (
+             update webhook_endpoints e set failing_since = case when t.failing then $9 end
+               from unnest($10::uuid[], $11::bool[]) as t(id, failing)
+              where e.id = t.id and (e.failing_since is null) = t.failing)
+         update webhook_deliveries d
+            set status = t.s, next_attempt_at = t.n, last_attempt_at = t.a,
+                last_status_code = t.c, updated_at = now()
+           from unnest($1::uuid[], $2::timestamptz[], $7::text[], $8::timestamptz[], $3::int4[],
+                       $12::int4[]) as t(id, a, s, n, c, attempt),
+                (select set_config('synchronous_commit', 'off', true)) async_commit
+          where d.id = t.id and d.status = 'pending' and d.attempts = t.attempt",
+    )
+    .bind(a.deliveries)
+    .bind(a.attempted_at)
+    .bind(a.status_codes)
+    .bind(a.latencies_ms)
+    .bind(a.error_classes)
+    .bind(a.responses)
+    .bind(a.statuses)
+    .bind(a.next_attempt_at)
+    .bind(a.now)
+    .bind(a.endpoints)
+    .bind(a.endpoint_failing)
+    .bind(a.attempt_numbers)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Disables the enabled endpoints among `gone` (reason `gone`) and among `failing` whose
+/// failure streak started at or before `failing_since` (reason `failing`); returns them.
+pub async fn disable_endpoints(
+    db: impl PgExecutor<'_>,
+    failing: &[Uuid],
+    gone: &[Uuid],
+    failing_since: DateTime<Utc>,
+) -> sqlx::Result<Vec<EndpointRow>> {
+    // Across stores by design: by the ids of endpoints this process attempted, whatever their
+    // store; each row returned carries its store_id.
+    sqlx::query_as(
+        "update webhook_endpoints
+            set enabled = false, updated_at = now(),
+                disabled_reason = case when id = any($2) then 'gone' else 'failing' end
+          where enabled and (id = any($2) or (id = any($1) and failing_since <= $3))
+          returning *",
+    )
+    .bind(failing)
+    .bind(gone)
+    .bind(failing_since)
+    .fetch_all(db)
+    .await
+}
+
+/// Fails the pending deliveries of these (disabled) endpoints: they stop here (`recover` can
+/// send them once the endpoint is enabled again).
+pub async fn fail_pending(db: impl PgExecutor<'_>, endpoints: &[Uuid]) -> sqlx::Result<()> {
+    // Across stores by design: by the ids of endpoints just disabled, whatever their store.
+    sqlx::query(
+        "update webhook_deliveries set status = 'failed', next_attempt_at = null,
+                updated_at = now()
+          where endpoint_id = any($1) and status = 'pending'",
+    )
+    .bind(endpoints)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` finished (not pending) deliveries, with their attempts, last updated
+/// more than `retention_secs` ago; returns how many.
+pub async fn purge_finished(
+    db: impl PgExecutor<'_>,
+    retention_secs: f64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    // Across stores by design: the retention is the same for every store.
+    let done = sqlx::query(
+        "delete from webhook_deliveries where id in (
+             select id from webhook_deliveries
+              where status <> 'pending' and updated_at < now() - make_interval(secs => $1)
+              limit $2)",
+    )
+    .bind(retention_secs)
+    .bind(limit)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes up to `limit` deliveries whose endpoint is gone: a claim may create them for an
+/// endpoint (or a store) deleted at the same moment. Only once they are a minute old (or
+/// `retention_secs`, if shorter). Returns how many.
+pub async fn purge_orphaned(
+    db: impl PgExecutor<'_>,
+    retention_secs: f64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    // Across stores by design: the endpoint is gone, whichever store it was of.
+    let done = sqlx::query(
+        "delete from webhook_deliveries where id in (
+             select d.id from webhook_deliveries d
+              where d.created_at < now() - make_interval(secs => least($1, 60))
+                and not exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id)
+              limit $2)",
+    )
+    .bind(retention_secs)
+    .bind(limit)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
