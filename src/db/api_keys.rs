@@ -2,6 +2,7 @@
 //! key's public id that authentication does before it knows the store.
 
 use crate::ids::{ApiKeyId, StoreId};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
@@ -256,4 +257,24 @@ pub async fn record_usage(db: impl PgExecutor<'_>, batch: &[UsageDelta]) -> sqlx
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("keyId", "key_id", Kind::Text),
+        Field::new("active", "active", Kind::Bool),
+        Field::new("managedBy", "managed_by", Kind::Text).nullable(),
+        Field::new("expiresAt", "expires_at", Kind::Timestamp).nullable(),
+        Field::new("lastUsedAt", "last_used_at", Kind::Timestamp).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
+
+impl super::Table for ApiKeyRow {
+    const NAME: &'static str = "api_keys";
 }

@@ -2,6 +2,7 @@
 //! age.
 
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -76,4 +77,25 @@ pub async fn purge_before(
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        CREATED_AT,
+        Field::new("actorType", "actor_type", Kind::Text),
+        Field::new("apiKeyId", "api_key_id", Kind::Uuid).nullable(),
+        Field::new("keyId", "key_id", Kind::Text).nullable(),
+        Field::new("clientIp", "client_ip", Kind::Text).nullable(),
+        Field::new("requestId", "request_id", Kind::Text).nullable(),
+        Field::new("action", "action", Kind::Text),
+        Field::new("entityType", "entity_type", Kind::Text),
+        Field::new("entityId", "entity_id", Kind::Uuid),
+    ],
+    default_sort: "createdAt",
+    default_descending: true,
+};
+
+impl super::Table for AuditRow {
+    const NAME: &'static str = "audit_logs";
 }

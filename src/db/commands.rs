@@ -1,6 +1,7 @@
 //! The `printer_commands` table; scoped by store.
 
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -136,3 +137,15 @@ pub async fn set_status(
     .fetch_one(db)
     .await
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("printerId", "printer_id", Kind::Uuid),
+        Field::new("command", "command", Kind::Text),
+        Field::new("status", "status", Kind::Text),
+        CREATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: true,
+};

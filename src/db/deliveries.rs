@@ -5,6 +5,7 @@
 
 use super::webhooks::EndpointRow;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -352,4 +353,22 @@ pub async fn purge_orphaned(
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("endpointId", "endpoint_id", Kind::Uuid),
+        Field::new("status", "status", Kind::Text),
+        Field::new("eventType", "event_type", Kind::Text),
+        Field::new("eventId", "event_id", Kind::Uuid),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: true,
+};
+
+impl super::Table for DeliveryRow {
+    const NAME: &'static str = "webhook_deliveries";
 }

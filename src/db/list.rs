@@ -1,10 +1,11 @@
 //! A `ListQuery` as SQL: filters, keyset or offset position, order and limit, always scoped by
 //! store. Column and table names come from static specs; every value is a bound parameter.
 
+use super::Table;
 use crate::ids::StoreId;
 use crate::list::{Field, Filter, Kind, ListQuery, Op, Operand, Position, Value};
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder, Row};
+use sqlx::{PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 fn push_value(q: &mut QueryBuilder<'_, Postgres>, value: &Value) {
@@ -114,15 +115,11 @@ fn read_key(row: &PgRow, field: &Field) -> sqlx::Result<Value> {
 }
 
 /// One page. One extra row is read to learn whether more exist; it is not returned.
-pub async fn fetch_page<T>(
+pub async fn fetch_page<T: Table>(
     db: impl PgExecutor<'_>,
-    table: &'static str,
     store: StoreId,
     list: &ListQuery,
-) -> sqlx::Result<Fetched<T>>
-where
-    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
+) -> sqlx::Result<Fetched<T>> {
     let column = list.sort.field.column;
     let direction = if list.sort.descending {
         " desc"
@@ -130,7 +127,7 @@ where
         " asc"
     };
     let mut q = QueryBuilder::new("select * from ");
-    q.push(table);
+    q.push(T::NAME);
     push_scope(&mut q, store, list);
     if let Position::After { value, id } = &list.position {
         q.push(" and (").push(column).push(", id)");
@@ -166,14 +163,13 @@ where
 }
 
 /// How many rows match the filters (ignoring paging), for `X-Total-Count`.
-pub async fn count(
+pub async fn count<T: Table>(
     db: impl PgExecutor<'_>,
-    table: &'static str,
     store: StoreId,
     list: &ListQuery,
 ) -> sqlx::Result<i64> {
     let mut q = QueryBuilder::new("select count(*) from ");
-    q.push(table);
+    q.push(T::NAME);
     push_scope(&mut q, store, list);
     q.build_query_scalar().fetch_one(db).await
 }

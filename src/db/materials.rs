@@ -2,6 +2,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -85,3 +86,17 @@ pub async fn update_material(
 impl super::Table for MaterialRow {
     const NAME: &'static str = "materials";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("brand", "brand", Kind::Text).nullable(),
+        Field::new("type", "material_type", Kind::Text),
+        Field::new("color", "color", Kind::Text).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

@@ -3,6 +3,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -295,3 +296,17 @@ pub async fn any_processed(
 impl super::Table for OrderRow {
     const NAME: &'static str = "orders";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("status", "status", Kind::Text),
+        Field::new("source", "source", Kind::Text),
+        Field::new("orderNumber", "order_number", Kind::Text).nullable(),
+        Field::new("customerName", "customer_name", Kind::Text).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

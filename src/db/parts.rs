@@ -3,6 +3,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -139,3 +140,16 @@ pub async fn replace_part_materials(
 impl super::Table for PartRow {
     const NAME: &'static str = "parts";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("type", "part_type", Kind::Text),
+        Field::new("estimatedSeconds", "estimated_seconds", Kind::Integer).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

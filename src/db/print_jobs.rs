@@ -2,6 +2,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -316,3 +317,23 @@ pub async fn active_on_printer_for_update(
 impl super::Table for JobRow {
     const NAME: &'static str = "print_jobs";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("queuePosition", "queue_position", Kind::Integer).sortable(),
+        Field::new("priority", "priority", Kind::Integer).sortable(),
+        Field::new("state", "state", Kind::Text),
+        Field::new("name", "name", Kind::Text),
+        Field::new("partId", "part_id", Kind::Uuid),
+        Field::new("printerId", "printer_id", Kind::Uuid).nullable(),
+        Field::new("orderId", "order_id", Kind::Uuid).nullable(),
+        Field::new("createdByKeyId", "created_by_key_id", Kind::Uuid).nullable(),
+        Field::new("startedAt", "started_at", Kind::Timestamp).nullable(),
+        Field::new("finishedAt", "finished_at", Kind::Timestamp).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "queuePosition",
+    default_descending: false,
+};

@@ -2,6 +2,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -218,3 +219,21 @@ pub async fn write_state(
 impl super::Table for PrinterRow {
     const NAME: &'static str = "printers";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("provider", "provider", Kind::Text),
+        Field::new("deviceId", "device_id", Kind::Text),
+        Field::new("model", "model", Kind::Text).nullable(),
+        Field::new("location", "location", Kind::Text).nullable(),
+        Field::new("enabled", "enabled", Kind::Bool),
+        Field::new("ready", "ready", Kind::Bool),
+        Field::new("continuousPrint", "continuous_print", Kind::Bool),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

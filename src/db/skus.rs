@@ -2,6 +2,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -102,3 +103,15 @@ pub async fn replace_sku_parts(
 impl super::Table for SkuRow {
     const NAME: &'static str = "skus";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("sku", "sku", Kind::Text).sortable(),
+        Field::new("name", "name", Kind::Text).sortable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

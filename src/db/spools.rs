@@ -2,6 +2,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -120,3 +121,17 @@ pub async fn take_grams(
 impl super::Table for SpoolRow {
     const NAME: &'static str = "material_instances";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("materialId", "material_id", Kind::Uuid),
+        Field::new("printerId", "printer_id", Kind::Uuid).nullable(),
+        Field::new("location", "location", Kind::Text).nullable(),
+        Field::new("lot", "lot", Kind::Text).nullable(),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

@@ -3,6 +3,7 @@
 
 use super::Update;
 use crate::ids::StoreId;
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -119,3 +120,15 @@ pub async fn rotate_secret(
 impl super::Table for EndpointRow {
     const NAME: &'static str = "webhook_endpoints";
 }
+
+/// What the list endpoint filters and sorts on: API names and their columns.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("url", "url", Kind::Text),
+        Field::new("enabled", "enabled", Kind::Bool),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};

@@ -6,7 +6,6 @@ use crate::auth::{Caller, Permission};
 use crate::db::audit::AuditRow;
 use crate::error::ApiResult;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -64,22 +63,6 @@ impl From<AuditRow> for AuditLog {
     }
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        CREATED_AT,
-        Field::new("actorType", "actor_type", Kind::Text),
-        Field::new("apiKeyId", "api_key_id", Kind::Uuid).nullable(),
-        Field::new("keyId", "key_id", Kind::Text).nullable(),
-        Field::new("clientIp", "client_ip", Kind::Text).nullable(),
-        Field::new("requestId", "request_id", Kind::Text).nullable(),
-        Field::new("action", "action", Kind::Text),
-        Field::new("entityType", "entity_type", Kind::Text),
-        Field::new("entityId", "entity_id", Kind::Uuid),
-    ],
-    default_sort: "createdAt",
-    default_descending: true,
-};
-
 /// The store's audit log, newest first.
 ///
 /// Required permission: `audit.log.view`. Filters (`field.op=value`): `createdAt`, `actorType`,
@@ -101,8 +84,7 @@ pub async fn list_audit_logs(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "audit_logs",
+        &crate::db::audit::LIST,
     )
     .await?;
     Ok(Page::new(rows, AuditLog::from, "/v1/audit-logs", &list, total).into_response())

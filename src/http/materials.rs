@@ -10,7 +10,6 @@ use crate::domain::changes;
 use crate::domain::materials::Material;
 use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -97,19 +96,6 @@ pub struct MaterialPath {
     pub id: Uuid,
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("brand", "brand", Kind::Text).nullable(),
-        Field::new("type", "material_type", Kind::Text),
-        Field::new("color", "color", Kind::Text).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
 fn material_type(errors: &mut Errors, value: &str) -> String {
     let value = value.trim();
     let valid = (1..=30).contains(&value.len())
@@ -161,8 +147,7 @@ pub async fn list_materials(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "materials",
+        &crate::db::materials::LIST,
     )
     .await?;
     Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())

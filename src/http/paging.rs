@@ -3,6 +3,7 @@
 //! on request, `X-Total-Count`.
 
 use crate::db::list::Fetched;
+use crate::db::Table;
 use crate::error::ApiError;
 use crate::list::{cursor, ListQuery, Position, Spec};
 use axum::http::{HeaderName, HeaderValue};
@@ -40,20 +41,16 @@ pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, 
 
 /// The list request, its page of rows (one more than the limit if more exist) and, if asked for,
 /// the number of matching rows: what every list handler does before shaping its items.
-pub async fn fetch<R>(
+pub async fn fetch<R: Table>(
     pool: &sqlx::PgPool,
     store: crate::ids::StoreId,
     raw_query: Option<&str>,
     spec: &'static Spec,
-    table: &'static str,
-) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
+) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError> {
     let list = parse(raw_query, spec)?;
-    let rows = crate::db::list::fetch_page(pool, table, store, &list).await?;
+    let rows = crate::db::list::fetch_page::<R>(pool, store, &list).await?;
     let total = if list.count {
-        Some(crate::db::list::count(pool, table, store, &list).await?)
+        Some(crate::db::list::count::<R>(pool, store, &list).await?)
     } else {
         None
     };

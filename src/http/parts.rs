@@ -11,7 +11,6 @@ use crate::domain::parts::{Part, PartMaterialView};
 use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -138,18 +137,6 @@ pub struct PartPath {
     pub id: Uuid,
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("type", "part_type", Kind::Text),
-        Field::new("estimatedSeconds", "estimated_seconds", Kind::Integer).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
 fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
     if values.len() > MAX_FILES {
         e.add(
@@ -242,8 +229,7 @@ pub async fn list_parts(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "parts",
+        &crate::db::parts::LIST,
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();

@@ -10,7 +10,6 @@ use crate::db::printers as printers_db;
 use crate::domain::changes;
 use crate::domain::printer_commands::{Command, PrinterCommand};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::list::{Field, Kind, Spec, CREATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,17 +48,6 @@ pub struct SentCommands {
     /// How and when the commands reach the printers.
     pub delivery: &'static str,
 }
-
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("printerId", "printer_id", Kind::Uuid),
-        Field::new("command", "command", Kind::Text),
-        Field::new("status", "status", Kind::Text),
-        CREATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: true,
-};
 
 /// Send a command to printers: pause, resume, stop, set-temperature, led-control, home-axis,
 /// move-axis, set-fan, load-filament, unload-filament.
@@ -145,8 +133,7 @@ pub async fn list_printer_commands(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "printer_commands",
+        &crate::db::commands::LIST,
     )
     .await?;
     Ok(Page::new(

@@ -12,7 +12,6 @@ use crate::domain::printers::{BuildVolume, Printer};
 use crate::domain::validate::{Errors, Tag};
 use crate::domain::{changes, Author};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -159,23 +158,6 @@ pub struct PrinterPath {
     pub id: Uuid,
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("provider", "provider", Kind::Text),
-        Field::new("deviceId", "device_id", Kind::Text),
-        Field::new("model", "model", Kind::Text).nullable(),
-        Field::new("location", "location", Kind::Text).nullable(),
-        Field::new("enabled", "enabled", Kind::Bool),
-        Field::new("ready", "ready", Kind::Bool),
-        Field::new("continuousPrint", "continuous_print", Kind::Bool),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
 fn device_id(errors: &mut Errors, value: &str) -> String {
     let valid = (1..=100).contains(&value.len())
         && value
@@ -237,8 +219,7 @@ pub async fn list_printers(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "printers",
+        &crate::db::printers::LIST,
     )
     .await?;
     Ok(Page::new(rows, Printer::from, "/v1/printers", &list, total).into_response())

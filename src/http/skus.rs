@@ -11,7 +11,6 @@ use crate::domain::skus::{LinkedPart, Sku};
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -75,17 +74,6 @@ pub struct SkuPath {
     /// The SKU's id.
     pub id: Uuid,
 }
-
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("sku", "sku", Kind::Text).sortable(),
-        Field::new("name", "name", Kind::Text).sortable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
 
 fn code(e: &mut Errors, value: &str) -> String {
     let ok = (1..=100).contains(&value.len())
@@ -159,8 +147,7 @@ pub async fn list_skus(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "skus",
+        &crate::db::skus::LIST,
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();

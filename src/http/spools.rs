@@ -10,7 +10,6 @@ use crate::domain::changes;
 use crate::domain::spools::Spool;
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -83,19 +82,6 @@ pub struct SpoolPath {
     pub id: Uuid,
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("materialId", "material_id", Kind::Uuid),
-        Field::new("printerId", "printer_id", Kind::Uuid).nullable(),
-        Field::new("location", "location", Kind::Text).nullable(),
-        Field::new("lot", "lot", Kind::Text).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
 fn slot(e: &mut Errors, value: Option<i32>) -> Option<i32> {
     let v = value?;
     if !(0..=15).contains(&v) {
@@ -146,8 +132,7 @@ pub async fn list_spools(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "material_instances",
+        &crate::db::spools::LIST,
     )
     .await?;
     Ok(Page::new(rows, Spool::from, "/v1/materials/instances", &list, total).into_response())

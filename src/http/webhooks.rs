@@ -12,7 +12,6 @@ use crate::domain::events::{EventFilter, EventFilterSchema};
 use crate::domain::validate::Errors;
 use crate::domain::webhooks::EndpointView;
 use crate::error::{ApiError, ApiResult};
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use crate::webhooks::signing;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -197,30 +196,6 @@ pub struct DeliveryPath {
     pub delivery_id: Uuid,
 }
 
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("url", "url", Kind::Text),
-        Field::new("enabled", "enabled", Kind::Bool),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
-static DELIVERY_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("endpointId", "endpoint_id", Kind::Uuid),
-        Field::new("status", "status", Kind::Text),
-        Field::new("eventType", "event_type", Kind::Text),
-        Field::new("eventId", "event_id", Kind::Uuid),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: true,
-};
-
 fn event_types(e: &mut Errors, values: &[String]) -> Vec<String> {
     if values.len() > MAX_EVENT_TYPES {
         e.add(
@@ -283,8 +258,7 @@ pub async fn list_webhooks(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "webhook_endpoints",
+        &crate::db::webhooks::LIST,
     )
     .await?;
     Ok(Page::new(rows, EndpointView::from, "/v1/webhooks", &list, total).into_response())
@@ -511,8 +485,7 @@ pub async fn list_webhook_deliveries(
         &state.pool,
         caller.store_id,
         Some(&scoped),
-        &DELIVERY_SPEC,
-        "webhook_deliveries",
+        &crate::db::deliveries::LIST,
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|d| d.id).collect();

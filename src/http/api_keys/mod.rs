@@ -10,7 +10,6 @@ use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::validate::{Errors, IpRange};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -257,21 +256,6 @@ async fn lock_for_change(
 }
 
 /// What `GET /v1/api-keys` filters and sorts on.
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("keyId", "key_id", Kind::Text),
-        Field::new("active", "active", Kind::Bool),
-        Field::new("managedBy", "managed_by", Kind::Text).nullable(),
-        Field::new("expiresAt", "expires_at", Kind::Timestamp).nullable(),
-        Field::new("lastUsedAt", "last_used_at", Kind::Timestamp).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};
-
 /// List the store's API keys (masked).
 ///
 /// Required permission: `apiKey.view`. Filters (`field.op=value`): `name`, `keyId`, `active`,
@@ -293,8 +277,7 @@ pub async fn list_api_keys(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "api_keys",
+        &crate::db::api_keys::LIST,
     )
     .await?;
     let page = Page::new(

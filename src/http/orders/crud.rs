@@ -78,8 +78,7 @@ pub async fn list_orders(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "orders",
+        &crate::db::orders::LIST,
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();

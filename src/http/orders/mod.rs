@@ -17,7 +17,6 @@ use crate::domain::validate::Errors;
 use crate::domain::{changes, planning, Author, EventType};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -181,16 +180,3 @@ pub struct OrderPath {
     /// The order's id.
     pub id: Uuid,
 }
-
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("status", "status", Kind::Text),
-        Field::new("source", "source", Kind::Text),
-        Field::new("orderNumber", "order_number", Kind::Text).nullable(),
-        Field::new("customerName", "customer_name", Kind::Text).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "createdAt",
-    default_descending: false,
-};

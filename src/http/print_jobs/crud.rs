@@ -38,8 +38,7 @@ pub async fn list_print_jobs(
         &state.pool,
         caller.store_id,
         query.as_deref(),
-        &LIST_SPEC,
-        "print_jobs",
+        &crate::db::print_jobs::LIST,
     )
     .await?;
     Ok(Page::new(rows, PrintJob::from, "/v1/print-jobs", &list, total).into_response())

@@ -11,7 +11,6 @@ use crate::domain::queue::JobState;
 use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiResult, Problem};
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
@@ -188,25 +187,6 @@ pub struct PrintJobPath {
     /// The print job's id.
     pub id: Uuid,
 }
-
-static LIST_SPEC: Spec = Spec {
-    fields: &[
-        Field::new("queuePosition", "queue_position", Kind::Integer).sortable(),
-        Field::new("priority", "priority", Kind::Integer).sortable(),
-        Field::new("state", "state", Kind::Text),
-        Field::new("name", "name", Kind::Text),
-        Field::new("partId", "part_id", Kind::Uuid),
-        Field::new("printerId", "printer_id", Kind::Uuid).nullable(),
-        Field::new("orderId", "order_id", Kind::Uuid).nullable(),
-        Field::new("createdByKeyId", "created_by_key_id", Kind::Uuid).nullable(),
-        Field::new("startedAt", "started_at", Kind::Timestamp).nullable(),
-        Field::new("finishedAt", "finished_at", Kind::Timestamp).nullable(),
-        CREATED_AT,
-        UPDATED_AT,
-    ],
-    default_sort: "queuePosition",
-    default_descending: false,
-};
 
 fn priority(e: &mut Errors, value: Option<i32>) -> Option<i32> {
     let v = value?;
