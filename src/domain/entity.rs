@@ -2,7 +2,11 @@
 //! `EntityView` per entity, so recording a change needs only the view.
 
 use crate::auth::Permission;
+use crate::db::Table;
+use crate::ids::StoreId;
 use serde::Serialize;
+use sqlx::PgConnection;
+use std::future::Future;
 use uuid::Uuid;
 
 /// Every kind of entity the audit log or the event stream speaks of.
@@ -113,6 +117,36 @@ pub trait EntityView: Serialize {
     const TYPE: EntityType;
     fn id(&self) -> Uuid;
 }
+
+/// A view read from its table: its row, plus whatever the view shows beside it (a part's
+/// materials, an order's items).
+pub trait Stored: EntityView + Sized + Send {
+    type Row: Table;
+
+    fn load(
+        db: &mut PgConnection,
+        store: StoreId,
+        row: Self::Row,
+    ) -> impl Future<Output = sqlx::Result<Self>> + Send;
+}
+
+/// Implements `Stored` for views made from their row alone.
+macro_rules! stored_from_row {
+    ($view:ty, $row:ty) => {
+        impl $crate::domain::entity::Stored for $view {
+            type Row = $row;
+
+            async fn load(
+                _: &mut sqlx::PgConnection,
+                _: $crate::ids::StoreId,
+                row: $row,
+            ) -> sqlx::Result<Self> {
+                Ok(Self::from(row))
+            }
+        }
+    };
+}
+pub(crate) use stored_from_row;
 
 /// Implements `EntityView` for views whose `id` field is the entity's id.
 macro_rules! entity_view {

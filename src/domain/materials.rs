@@ -1,6 +1,6 @@
 //! Materials (filament types) as the API shows and events carry them.
 
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use crate::db::materials::MaterialRow;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
@@ -51,3 +51,5 @@ impl From<MaterialRow> for Material {
 }
 
 entity_view!(Material, Material);
+
+stored_from_row!(Material, MaterialRow);

@@ -1,6 +1,6 @@
 //! Orders as the API shows and events carry them: their source, status and items.
 
-use super::entity::entity_view;
+use super::entity::{entity_view, Stored};
 use crate::db::orders::{self as db, OrderItemRow, OrderRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
@@ -132,9 +132,10 @@ impl Order {
 
 entity_view!(Order, Order);
 
-impl Order {
-    /// The view of an order row, with its items read.
-    pub async fn load(db: &mut PgConnection, store: StoreId, row: OrderRow) -> sqlx::Result<Order> {
+impl Stored for Order {
+    type Row = OrderRow;
+
+    async fn load(db: &mut PgConnection, store: StoreId, row: OrderRow) -> sqlx::Result<Order> {
         let items = db::items(&mut *db, store, &[row.id]).await?;
         Ok(Order::new(row, &items))
     }

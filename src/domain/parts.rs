@@ -1,11 +1,12 @@
 //! Parts (printable files, what they need, how long they take) as the API shows and events
 //! carry them.
 
-use super::entity::entity_view;
-use crate::db::parts::{PartMaterial, PartRow};
+use super::entity::{entity_view, Stored};
+use crate::db::parts::{self as db, PartMaterial, PartRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -66,3 +67,12 @@ impl Part {
 }
 
 entity_view!(Part, Part);
+
+impl Stored for Part {
+    type Row = PartRow;
+
+    async fn load(db: &mut PgConnection, store: StoreId, row: PartRow) -> sqlx::Result<Part> {
+        let materials = db::part_materials(&mut *db, store, &[row.id]).await?;
+        Ok(Part::new(row, &materials))
+    }
+}

@@ -2,7 +2,7 @@
 //! queue, moving through the state machine (`queue`), losing a deleted order or printer.
 
 use super::changes::{self, Author};
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::queue::JobState;
 use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
@@ -140,3 +140,5 @@ pub async fn unlink_jobs(
 }
 
 entity_view!(PrintJob, PrintJob);
+
+stored_from_row!(PrintJob, JobRow);

@@ -2,7 +2,7 @@
 //! command as the API shows and events carry it.
 
 use super::changes::{self, Author};
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use crate::db::commands::{self as db, CommandRow};
 use crate::error::FieldError;
@@ -235,3 +235,5 @@ pub async fn set_status(
     changes::updated(tx, author, &before, &after).await?;
     Ok(after)
 }
+
+stored_from_row!(PrinterCommand, CommandRow);

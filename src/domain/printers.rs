@@ -1,6 +1,6 @@
 //! Printers as the API shows and events carry them.
 
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use crate::db::printers::PrinterRow;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
@@ -71,3 +71,5 @@ impl From<PrinterRow> for Printer {
 }
 
 entity_view!(Printer, Printer);
+
+stored_from_row!(Printer, PrinterRow);

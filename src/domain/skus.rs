@@ -1,10 +1,11 @@
 //! SKUs (sellable products made of parts) as the API shows and events carry them.
 
-use super::entity::entity_view;
-use crate::db::skus::{SkuPart, SkuRow};
+use super::entity::{entity_view, Stored};
+use crate::db::skus::{self as db, SkuPart, SkuRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -56,3 +57,12 @@ impl Sku {
 }
 
 entity_view!(Sku, Sku);
+
+impl Stored for Sku {
+    type Row = SkuRow;
+
+    async fn load(db: &mut PgConnection, store: StoreId, row: SkuRow) -> sqlx::Result<Sku> {
+        let parts = db::sku_parts(&mut *db, store, &[row.id]).await?;
+        Ok(Sku::new(row, &parts))
+    }
+}

@@ -2,7 +2,7 @@
 //! completed job takes off the spool loaded in its printer.
 
 use super::changes::{self, Author};
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::events::EventType;
 use super::print_jobs::PrintJob;
@@ -102,3 +102,5 @@ struct Usage {
     material_id: Uuid,
     grams: f64,
 }
+
+stored_from_row!(Spool, SpoolRow);

@@ -1,7 +1,7 @@
 //! Webhook endpoints as the API shows them (never their secret) and `webhook.disabled` carries
 //! them.
 
-use super::entity::entity_view;
+use super::entity::{entity_view, stored_from_row};
 use crate::db::webhooks::EndpointRow;
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
@@ -50,3 +50,5 @@ impl From<EndpointRow> for EndpointView {
 }
 
 entity_view!(EndpointView, WebhookEndpoint);
+
+stored_from_row!(EndpointView, EndpointRow);

@@ -2,14 +2,13 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::crud::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
-use crate::domain::changes;
 use crate::domain::materials::Material;
 use crate::domain::validate::{Errors, Tag};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -127,93 +126,24 @@ fn color(errors: &mut Errors, value: Option<&str>) -> Option<String> {
     ))
 }
 
-/// List the store's materials.
-///
-/// Required permission: `material.view`. Filters (`field.op=value`): `name`, `brand`, `type`,
-/// `color`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
-#[utoipa::path(get, path = "/v1/materials", tag = "Materials",
-    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
-        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
-    responses((status = 200, description = "The materials", body = Vec<Material>,
-        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
-                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
-pub async fn list_materials(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    caller.require(Permission::MaterialView)?;
-    let (list, rows, total) = paging::fetch::<MaterialRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::materials::LIST,
-    )
-    .await?;
-    Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
+impl From<CreateMaterial> for UpdateMaterial {
+    fn from(c: CreateMaterial) -> Self {
+        UpdateMaterial {
+            name: Some(c.name),
+            brand: Some(c.brand),
+            r#type: Some(c.r#type),
+            color: Some(c.color),
+            tags: Some(c.tags),
+            price_per_1000g: Some(c.price_per_1000g),
+            diameter_mm: Some(c.diameter_mm),
+            density_g_cm3: Some(c.density_g_cm3),
+            notes: Some(c.notes),
+        }
+    }
 }
 
-/// Add a material.
-///
-/// Required permission: `material.create`.
-#[utoipa::path(post, path = "/v1/materials", tag = "Materials", request_body = CreateMaterial,
-    responses((status = 201, description = "Created", body = Material,
-        headers(("location" = String, description = "The new material's URL")))))]
-pub async fn create_material(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<CreateMaterial>,
-) -> ApiResult<Response> {
-    caller.require(Permission::MaterialCreate)?;
-    let mut e = Errors::default();
-    let fields = MaterialFields {
-        name: Some(e.name("/name", &body.name, 100)),
-        brand: Some(e.optional_text("/brand", body.brand.as_deref(), 100)),
-        material_type: Some(material_type(&mut e, &body.r#type)),
-        color: Some(color(&mut e, body.color.as_deref())),
-        tags: Some(e.tags("/tags", &body.tags)),
-        price_per_1000g: Some(e.in_range("/pricePer1000g", body.price_per_1000g, 0.0..=100_000.0)),
-        diameter_mm: Some(e.in_range("/diameterMm", body.diameter_mm, 1.0..=3.0)),
-        density_g_cm3: Some(e.in_range("/densityGCm3", body.density_g_cm3, 0.5..=3.0)),
-        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
-    };
-    e.finish()?;
-    let mut tx = state.pool.begin().await?;
-    let material = Material::from(db::insert_material(&mut *tx, caller.store_id, fields).await?);
-    changes::created(&mut tx, &caller, &material).await?;
-    tx.commit().await?;
-    Ok(Created::at("/v1/materials", material).into_response())
-}
-
-/// One material.
-///
-/// Required permission: `material.view`.
-#[utoipa::path(get, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
-    responses((status = 200, description = "The material", body = Material)))]
-pub async fn get_material(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(path): ApiPath<MaterialPath>,
-) -> ApiResult<Json<Material>> {
-    caller.require(Permission::MaterialView)?;
-    let row = crate::db::get::<MaterialRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(row.into()))
-}
-
-/// Change a material.
-///
-/// Required permission: `material.edit`.
-#[utoipa::path(patch, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath), request_body = UpdateMaterial,
-    responses((status = 200, description = "The updated material", body = Material)))]
-pub async fn update_material(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(path): ApiPath<MaterialPath>,
-    ApiJson(body): ApiJson<UpdateMaterial>,
-) -> ApiResult<Json<Material>> {
-    caller.require(Permission::MaterialEdit)?;
+/// The fields to write, validated: a create is an update of every field.
+fn fields(body: UpdateMaterial) -> ApiResult<MaterialFields> {
     let mut e = Errors::default();
     let fields = MaterialFields {
         name: body.name.as_deref().map(|n| e.name("/name", n, 100)),
@@ -237,19 +167,81 @@ pub async fn update_material(
             .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
     };
     e.finish()?;
+    Ok(fields)
+}
+
+/// List the store's materials.
+///
+/// Required permission: `material.view`. Filters (`field.op=value`): `name`, `brand`, `type`,
+/// `color`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+#[utoipa::path(get, path = "/v1/materials", tag = "Materials",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The materials", body = Vec<Material>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_materials(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialView)?;
+    let (list, rows, total) =
+        paging::fetch::<MaterialRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
+    Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
+}
+
+/// Add a material.
+///
+/// Required permission: `material.create`.
+#[utoipa::path(post, path = "/v1/materials", tag = "Materials", request_body = CreateMaterial,
+    responses((status = 201, description = "Created", body = Material,
+        headers(("location" = String, description = "The new material's URL")))))]
+pub async fn create_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateMaterial>,
+) -> ApiResult<Response> {
+    caller.require(Permission::MaterialCreate)?;
+    let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let before: Material =
-        crate::db::get_for_update::<MaterialRow>(&mut *tx, caller.store_id, path.id)
-            .await?
-            .ok_or(ApiError::NotFound)?
-            .into();
-    let after: Material = db::update_material(&mut *tx, caller.store_id, path.id, fields)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    let row = db::insert_material(&mut *tx, caller.store_id, fields).await?;
+    crud::created::<Material>(tx, &caller, "/v1/materials", row).await
+}
+
+/// One material.
+///
+/// Required permission: `material.view`.
+#[utoipa::path(get, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
+    responses((status = 200, description = "The material", body = Material)))]
+pub async fn get_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<MaterialPath>,
+) -> ApiResult<Json<Material>> {
+    caller.require(Permission::MaterialView)?;
+    crud::one(&state.pool, caller.store_id, path.id).await
+}
+
+/// Change a material.
+///
+/// Required permission: `material.edit`.
+#[utoipa::path(patch, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath), request_body = UpdateMaterial,
+    responses((status = 200, description = "The updated material", body = Material)))]
+pub async fn update_material(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<MaterialPath>,
+    ApiJson(body): ApiJson<UpdateMaterial>,
+) -> ApiResult<Json<Material>> {
+    caller.require(Permission::MaterialEdit)?;
+    let fields = fields(body)?;
+    let (mut tx, before) = crud::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    let row = db::update_material(&mut *tx, caller.store_id, path.id, fields)
+        .await
+        .found()?;
+    crud::updated(tx, &caller, before, row).await
 }
 
 /// Remove a material. One still used by spools or parts cannot be removed (`409`).
@@ -264,24 +256,7 @@ pub async fn delete_material(
     ApiPath(path): ApiPath<MaterialPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let before: Material =
-        crate::db::get_for_update::<MaterialRow>(&mut *tx, caller.store_id, path.id)
-            .await?
-            .ok_or(ApiError::NotFound)?
-            .into();
-    crate::db::delete::<MaterialRow>(&mut *tx, caller.store_id, path.id)
-        .await
-        .map_err(|e| {
-            if crate::db::violated_foreign_key(&e).is_some() {
-                ApiError::Conflict(
-                    "the material is still used by spools or parts; remove those first".to_owned(),
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (tx, before) = crud::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    let in_use = "the material is still used by spools or parts; remove those first";
+    crud::deleted(tx, &caller, before, in_use).await
 }

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit_logs;
 pub mod events;
+pub mod crud;
 pub mod extract;
 pub mod materials;
 pub mod openapi;

@@ -2,11 +2,10 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::crud;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::spools::{self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK};
-use crate::domain::changes;
 use crate::domain::spools::Spool;
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
@@ -111,6 +110,44 @@ fn client_error(err: sqlx::Error) -> ApiError {
     err.into()
 }
 
+impl From<CreateSpool> for UpdateSpool {
+    fn from(c: CreateSpool) -> Self {
+        UpdateSpool {
+            material_id: Some(c.material_id),
+            initial_grams: Some(c.initial_grams),
+            remaining_grams: c.remaining_grams,
+            printer_id: Some(c.printer_id),
+            slot: Some(c.slot),
+            location: Some(c.location),
+            lot: Some(c.lot),
+            notes: Some(c.notes),
+        }
+    }
+}
+
+/// The fields to write, validated: a create is an update of every field. What is left can
+/// never exceed the initial weight given with it (the table checks the stored one too).
+fn fields(body: UpdateSpool) -> ApiResult<SpoolFields> {
+    let mut e = Errors::default();
+    let most_left = body.initial_grams.unwrap_or(MAX_GRAMS).min(MAX_GRAMS);
+    let fields = SpoolFields {
+        material_id: body.material_id,
+        initial_grams: e.in_range("/initialGrams", body.initial_grams, 1.0..=MAX_GRAMS),
+        remaining_grams: e.in_range("/remainingGrams", body.remaining_grams, 0.0..=most_left),
+        printer_id: body.printer_id,
+        slot: body.slot.map(|s| slot(&mut e, s)),
+        location: body
+            .location
+            .map(|l| e.optional_text("/location", l.as_deref(), 100)),
+        lot: body.lot.map(|l| e.optional_text("/lot", l.as_deref(), 100)),
+        notes: body
+            .notes
+            .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
+    };
+    e.finish()?;
+    Ok(fields)
+}
+
 /// List the store's spools.
 ///
 /// Required permission: `material.instance.view`. Filters (`field.op=value`): `materialId`,
@@ -128,13 +165,9 @@ pub async fn list_spools(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialInstanceView)?;
-    let (list, rows, total) = paging::fetch::<SpoolRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::spools::LIST,
-    )
-    .await?;
+    let (list, rows, total) =
+        paging::fetch::<SpoolRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
     Ok(Page::new(rows, Spool::from, "/v1/materials/instances", &list, total).into_response())
 }
 
@@ -150,33 +183,12 @@ pub async fn create_spool(
     ApiJson(body): ApiJson<CreateSpool>,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialInstanceCreate)?;
-    let mut e = Errors::default();
-    let initial = e.in_range("/initialGrams", Some(body.initial_grams), 1.0..=MAX_GRAMS);
-    let remaining = e.in_range(
-        "/remainingGrams",
-        body.remaining_grams,
-        0.0..=body.initial_grams.min(MAX_GRAMS),
-    );
-    let fields = SpoolFields {
-        material_id: Some(body.material_id),
-        initial_grams: initial,
-        remaining_grams: remaining,
-        printer_id: Some(body.printer_id),
-        slot: Some(slot(&mut e, body.slot)),
-        location: Some(e.optional_text("/location", body.location.as_deref(), 100)),
-        lot: Some(e.optional_text("/lot", body.lot.as_deref(), 100)),
-        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
-    };
-    e.finish()?;
+    let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let spool = Spool::from(
-        db::insert_spool(&mut *tx, caller.store_id, fields)
-            .await
-            .map_err(client_error)?,
-    );
-    changes::created(&mut tx, &caller, &spool).await?;
-    tx.commit().await?;
-    Ok(Created::at("/v1/materials/instances", spool).into_response())
+    let row = db::insert_spool(&mut *tx, caller.store_id, fields)
+        .await
+        .map_err(client_error)?;
+    crud::created::<Spool>(tx, &caller, "/v1/materials/instances", row).await
 }
 
 /// One spool.
@@ -190,10 +202,7 @@ pub async fn get_spool(
     ApiPath(path): ApiPath<SpoolPath>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceView)?;
-    let row = crate::db::get::<SpoolRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(row.into()))
+    crud::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a spool: weigh it, load it into a printer, move it.
@@ -208,35 +217,13 @@ pub async fn update_spool(
     ApiJson(body): ApiJson<UpdateSpool>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceEdit)?;
-    let mut e = Errors::default();
-    let fields = SpoolFields {
-        material_id: body.material_id,
-        initial_grams: e.in_range("/initialGrams", body.initial_grams, 1.0..=MAX_GRAMS),
-        remaining_grams: e.in_range("/remainingGrams", body.remaining_grams, 0.0..=MAX_GRAMS),
-        printer_id: body.printer_id,
-        slot: body.slot.map(|s| slot(&mut e, s)),
-        location: body
-            .location
-            .map(|l| e.optional_text("/location", l.as_deref(), 100)),
-        lot: body.lot.map(|l| e.optional_text("/lot", l.as_deref(), 100)),
-        notes: body
-            .notes
-            .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
-    };
-    e.finish()?;
-    let mut tx = state.pool.begin().await?;
-    let before: Spool = crate::db::get_for_update::<SpoolRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    let after: Spool = db::update_spool(&mut *tx, caller.store_id, path.id, fields)
+    let fields = fields(body)?;
+    let (mut tx, before) = crud::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
+    let row = db::update_spool(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(client_error)?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+        .ok_or(ApiError::NotFound)?;
+    crud::updated(tx, &caller, before, row).await
 }
 
 /// Remove a spool.
@@ -250,13 +237,6 @@ pub async fn delete_spool(
     ApiPath(path): ApiPath<SpoolPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialInstanceDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let before: Spool = crate::db::get_for_update::<SpoolRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    crate::db::delete::<SpoolRow>(&mut *tx, caller.store_id, path.id).await?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (tx, before) = crud::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
+    crud::deleted(tx, &caller, before, "the spool is still in use").await
 }

@@ -112,7 +112,7 @@ pub async fn create_order(
     e.finish()?;
     let row = db::insert(&mut *tx, caller.store_id, fields).await?;
     db::replace_items(&mut tx, caller.store_id, row.id, &new_items).await?;
-    let order = Order::load(&mut tx, caller.store_id, row).await?;
+    let order = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     changes::created(&mut tx, &caller, &order).await?;
     let event = if source == OrderSource::Manual {
         EventType::OrderCreatedManual
@@ -178,7 +178,7 @@ pub async fn update_order(
     let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     if new_items.is_some() && before.items.iter().any(|i| i.processed_at.is_some()) {
         return Err(ApiError::Conflict(
             "items already printed cannot be replaced".to_owned(),
@@ -190,7 +190,7 @@ pub async fn update_order(
     if let Some(new_items) = new_items {
         db::replace_items(&mut tx, caller.store_id, path.id, &new_items).await?;
     }
-    let after = Order::load(&mut tx, caller.store_id, row).await?;
+    let after = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
@@ -211,7 +211,7 @@ pub async fn delete_order(
     let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Order, path.id).await?;
     crate::db::delete::<OrderRow>(&mut *tx, caller.store_id, path.id).await?;
     changes::deleted(&mut tx, &caller, &before).await?;

@@ -10,6 +10,7 @@ use crate::auth::{Caller, Permission};
 use crate::db::orders::{self as db, NewItem, OrderFields, OrderRow, PrintableItem};
 use crate::db::print_jobs::{self as jobs_db, End, Link, NewJob};
 use crate::db::{parts, skus};
+use crate::domain::entity::Stored;
 use crate::domain::orders::{Order, OrderSource, OrderStatus};
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::queue::JobState;

@@ -153,7 +153,7 @@ impl Touched {
                 continue;
             }
             if let Some(row) = crate::db::get::<OrderRow>(&mut *tx, store, item.order_id).await? {
-                before.insert(item.order_id, Order::load(&mut *tx, store, row).await?);
+                before.insert(item.order_id, <Order as Stored>::load(&mut *tx, store, row).await?);
             }
         }
         Ok(Touched(before))
@@ -168,7 +168,7 @@ impl Touched {
             let row = crate::db::get::<OrderRow>(&mut *tx, author.store_id, *id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
-            let after = Order::load(&mut *tx, author.store_id, row).await?;
+            let after = <Order as Stored>::load(&mut *tx, author.store_id, row).await?;
             changes::updated(&mut *tx, author, before, &after).await?;
         }
         Ok(())

@@ -15,7 +15,7 @@ async fn set_status(
     let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let before = Order::load(&mut tx, caller.store_id, row).await?;
+    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     if !from.contains(&before.status) {
         return Err(ApiError::InvalidStateTransition(format!(
             "a {} order cannot become {}",
@@ -24,7 +24,7 @@ async fn set_status(
         )));
     }
     let row = db::set_status(&mut *tx, caller.store_id, id, to.as_str()).await?;
-    let after = Order::load(&mut tx, caller.store_id, row).await?;
+    let after = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     changes::updated(&mut tx, caller, &before, &after).await?;
     if let Some(event) = event {
         changes::event(&mut tx, caller, event, id, &after).await?;

@@ -1,0 +1,91 @@
+//! The shape most handlers share, written once: read one entity of the caller's store (404 when
+//! it is not there), lock one for a change, and finish a create, update or delete — record the
+//! change, commit, answer. Handlers keep what differs: validation, sub-rows, guards, conflicts.
+
+use super::respond::Created;
+use crate::auth::Caller;
+use crate::db;
+use crate::domain::changes;
+use crate::domain::entity::Stored;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::StoreId;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+pub type Tx = Transaction<'static, Postgres>;
+
+/// `404 not_found` for a row that is not there (or not the store's).
+pub trait Found<T> {
+    fn found(self) -> ApiResult<T>;
+}
+
+impl<T> Found<T> for sqlx::Result<Option<T>> {
+    fn found(self) -> ApiResult<T> {
+        self?.ok_or(ApiError::NotFound)
+    }
+}
+
+/// One entity of the store.
+pub async fn one<V: Stored>(pool: &PgPool, store: StoreId, id: Uuid) -> ApiResult<Json<V>> {
+    let mut conn = pool.acquire().await?;
+    let row = db::get::<V::Row>(&mut *conn, store, id).await.found()?;
+    Ok(Json(V::load(&mut conn, store, row).await?))
+}
+
+/// A transaction holding one entity of the store locked, and its view before the change.
+pub async fn lock<V: Stored>(pool: &PgPool, store: StoreId, id: Uuid) -> ApiResult<(Tx, V)> {
+    let mut tx = pool.begin().await?;
+    let row = db::get_for_update::<V::Row>(&mut *tx, store, id)
+        .await
+        .found()?;
+    let before = V::load(&mut tx, store, row).await?;
+    Ok((tx, before))
+}
+
+/// Records the new row as created and commits: `201` with its `Location` under `collection`.
+pub async fn created<V: Stored>(
+    mut tx: Tx,
+    caller: &Caller,
+    collection: &str,
+    row: V::Row,
+) -> ApiResult<Response> {
+    let after = V::load(&mut tx, caller.store_id, row).await?;
+    changes::created(&mut tx, caller, &after).await?;
+    tx.commit().await?;
+    Ok(Created::at(collection, after).into_response())
+}
+
+/// Records the change from `before` to `row` and commits; answers the entity as it is now.
+pub async fn updated<V: Stored>(
+    mut tx: Tx,
+    caller: &Caller,
+    before: V,
+    row: V::Row,
+) -> ApiResult<Json<V>> {
+    let after = V::load(&mut tx, caller.store_id, row).await?;
+    changes::updated(&mut tx, caller, &before, &after).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Deletes the locked entity, records it and commits: `204`. One that other rows still refer to
+/// answers `409 conflict` saying `in_use`.
+pub async fn deleted<V: Stored>(
+    mut tx: Tx,
+    caller: &Caller,
+    before: V,
+    in_use: &str,
+) -> ApiResult<StatusCode> {
+    db::delete::<V::Row>(&mut *tx, caller.store_id, before.id())
+        .await
+        .map_err(|e| match db::violated_foreign_key(&e) {
+            Some(_) => ApiError::Conflict(in_use.to_owned()),
+            None => e.into(),
+        })?;
+    changes::deleted(&mut tx, caller, &before).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
