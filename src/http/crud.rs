@@ -12,7 +12,7 @@ use crate::ids::StoreId;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub type Tx = Transaction<'static, Postgres>;
@@ -38,11 +38,16 @@ pub async fn one<V: Stored>(pool: &PgPool, store: StoreId, id: Uuid) -> ApiResul
 /// A transaction holding one entity of the store locked, and its view before the change.
 pub async fn lock<V: Stored>(pool: &PgPool, store: StoreId, id: Uuid) -> ApiResult<(Tx, V)> {
     let mut tx = pool.begin().await?;
+    let before = locked(&mut tx, store, id).await?;
+    Ok((tx, before))
+}
+
+/// Locks one entity of the store in the caller's transaction; its view before the change.
+pub async fn locked<V: Stored>(tx: &mut PgConnection, store: StoreId, id: Uuid) -> ApiResult<V> {
     let row = db::get_for_update::<V::Row>(&mut *tx, store, id)
         .await
         .found()?;
-    let before = V::load(&mut tx, store, row).await?;
-    Ok((tx, before))
+    Ok(V::load(tx, store, row).await?)
 }
 
 /// Records the new row as created and commits: `201` with its `Location` under `collection`.

@@ -2,14 +2,13 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::crud::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts::{self as db, PartFields, PartRow};
-use crate::domain::changes;
 use crate::domain::parts::{Part, PartMaterialView};
 use crate::domain::validate::{Errors, Tag};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::ids::StoreId;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -203,9 +202,51 @@ async fn materials(
     Ok(values.iter().map(|m| (m.material_id, m.grams)).collect())
 }
 
-async fn view(tx: &mut PgConnection, store: StoreId, row: PartRow) -> ApiResult<Part> {
-    let materials = db::part_materials(&mut *tx, store, &[row.id]).await?;
-    Ok(Part::new(row, &materials))
+impl From<CreatePart> for UpdatePart {
+    fn from(c: CreatePart) -> Self {
+        UpdatePart {
+            name: Some(c.name),
+            r#type: Some(c.r#type),
+            file_uris: Some(c.file_uris),
+            required_printer_tags: Some(c.required_printer_tags),
+            materials: Some(c.materials),
+            estimated_seconds: Some(c.estimated_seconds),
+            estimated_grams: Some(c.estimated_grams),
+            description: Some(c.description),
+        }
+    }
+}
+
+/// What to write, validated (the materials against the store): a create is an update of every
+/// field. The materials, when given, replace the part's.
+async fn fields(
+    tx: &mut PgConnection,
+    store: StoreId,
+    body: UpdatePart,
+) -> ApiResult<(PartFields, Option<Vec<(Uuid, Option<f64>)>>)> {
+    let mut e = Errors::default();
+    let fields = PartFields {
+        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
+        part_type: body.r#type.map(|t| t.as_str().to_owned()),
+        file_uris: body.file_uris.as_deref().map(|f| file_uris(&mut e, f)),
+        required_printer_tags: body
+            .required_printer_tags
+            .as_deref()
+            .map(|t| e.tags("/requiredPrinterTags", t)),
+        estimated_seconds: body.estimated_seconds.map(|s| seconds(&mut e, s)),
+        estimated_grams: body
+            .estimated_grams
+            .map(|g| e.in_range("/estimatedGrams", g, 0.0..=100_000.0)),
+        description: body
+            .description
+            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
+    };
+    let links = match &body.materials {
+        Some(m) => Some(materials(&mut e, tx, store, m).await?),
+        None => None,
+    };
+    e.finish()?;
+    Ok((fields, links))
 }
 
 /// List the parts library.
@@ -225,13 +266,9 @@ pub async fn list_parts(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::PartView)?;
-    let (list, page, total) = paging::fetch::<PartRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::parts::LIST,
-    )
-    .await?;
+    let (list, page, total) =
+        paging::fetch::<PartRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(
@@ -256,25 +293,12 @@ pub async fn create_part(
     ApiJson(body): ApiJson<CreatePart>,
 ) -> ApiResult<Response> {
     caller.require(Permission::PartCreate)?;
-    let mut e = Errors::default();
-    let fields = PartFields {
-        name: Some(e.name("/name", &body.name, 200)),
-        part_type: Some(body.r#type.as_str().to_owned()),
-        file_uris: Some(file_uris(&mut e, &body.file_uris)),
-        required_printer_tags: Some(e.tags("/requiredPrinterTags", &body.required_printer_tags)),
-        estimated_seconds: Some(seconds(&mut e, body.estimated_seconds)),
-        estimated_grams: Some(e.in_range("/estimatedGrams", body.estimated_grams, 0.0..=100_000.0)),
-        description: Some(e.optional_text("/description", body.description.as_deref(), 2000)),
-    };
     let mut tx = state.pool.begin().await?;
-    let links = materials(&mut e, &mut tx, caller.store_id, &body.materials).await?;
-    e.finish()?;
+    let (fields, links) = fields(&mut tx, caller.store_id, body.into()).await?;
     let row = db::insert_part(&mut *tx, caller.store_id, fields).await?;
+    let links = links.unwrap_or_default();
     db::replace_part_materials(&mut tx, caller.store_id, row.id, &links).await?;
-    let part = view(&mut tx, caller.store_id, row).await?;
-    changes::created(&mut tx, &caller, &part).await?;
-    tx.commit().await?;
-    Ok(Created::at("/v1/parts", part).into_response())
+    crud::created::<Part>(tx, &caller, "/v1/parts", row).await
 }
 
 /// One part.
@@ -288,11 +312,7 @@ pub async fn get_part(
     ApiPath(path): ApiPath<PartPath>,
 ) -> ApiResult<Json<Part>> {
     caller.require(Permission::PartView)?;
-    let row = crate::db::get::<PartRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let materials = db::part_materials(&state.pool, caller.store_id, &[row.id]).await?;
-    Ok(Json(Part::new(row, &materials)))
+    crud::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a part.
@@ -307,43 +327,16 @@ pub async fn update_part(
     ApiJson(body): ApiJson<UpdatePart>,
 ) -> ApiResult<Json<Part>> {
     caller.require(Permission::PartEdit)?;
-    let mut e = Errors::default();
-    let fields = PartFields {
-        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
-        part_type: body.r#type.map(|t| t.as_str().to_owned()),
-        file_uris: body.file_uris.as_deref().map(|f| file_uris(&mut e, f)),
-        required_printer_tags: body
-            .required_printer_tags
-            .as_deref()
-            .map(|t| e.tags("/requiredPrinterTags", t)),
-        estimated_seconds: body.estimated_seconds.map(|s| seconds(&mut e, s)),
-        estimated_grams: body
-            .estimated_grams
-            .map(|g| e.in_range("/estimatedGrams", g, 0.0..=100_000.0)),
-        description: body
-            .description
-            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
-    };
     let mut tx = state.pool.begin().await?;
-    let links = match &body.materials {
-        Some(m) => Some(materials(&mut e, &mut tx, caller.store_id, m).await?),
-        None => None,
-    };
-    e.finish()?;
-    let row = crate::db::get_for_update::<PartRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = view(&mut tx, caller.store_id, row).await?;
+    let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
+    let before = crud::locked::<Part>(&mut tx, caller.store_id, path.id).await?;
     let row = db::update_part(&mut *tx, caller.store_id, path.id, fields)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        .await
+        .found()?;
     if let Some(links) = links {
         db::replace_part_materials(&mut tx, caller.store_id, path.id, &links).await?;
     }
-    let after = view(&mut tx, caller.store_id, row).await?;
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    crud::updated(tx, &caller, before, row).await
 }
 
 /// Remove a part. A part that a SKU is made of, or that print jobs in the queue print, cannot be
@@ -359,24 +352,7 @@ pub async fn delete_part(
     ApiPath(path): ApiPath<PartPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PartDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let row = crate::db::get_for_update::<PartRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = view(&mut tx, caller.store_id, row).await?;
-    crate::db::delete::<PartRow>(&mut *tx, caller.store_id, path.id)
-        .await
-        .map_err(|e| {
-            if crate::db::violated_foreign_key(&e).is_some() {
-                ApiError::Conflict(
-                    "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first"
-                        .to_owned(),
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (tx, before) = crud::lock::<Part>(&state.pool, caller.store_id, path.id).await?;
+    let in_use = "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first";
+    crud::deleted(tx, &caller, before, in_use).await
 }
