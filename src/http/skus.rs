@@ -2,11 +2,10 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::crud;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::skus::{self as db, SkuFields, SkuRow};
-use crate::domain::changes;
 use crate::domain::skus::{LinkedPart, Sku};
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -114,9 +113,38 @@ async fn parts(
     Ok(values.iter().map(|p| (p.part_id, p.quantity)).collect())
 }
 
-async fn view(tx: &mut PgConnection, store: StoreId, row: SkuRow) -> ApiResult<Sku> {
-    let links = db::sku_parts(&mut *tx, store, &[row.id]).await?;
-    Ok(Sku::new(row, &links))
+impl From<CreateSku> for UpdateSku {
+    fn from(c: CreateSku) -> Self {
+        UpdateSku {
+            sku: Some(c.sku),
+            name: Some(c.name),
+            description: Some(c.description),
+            parts: Some(c.parts),
+        }
+    }
+}
+
+/// What to write, validated (the parts against the store): a create is an update of every
+/// field. The parts, when given, replace the SKU's.
+async fn fields(
+    tx: &mut PgConnection,
+    store: StoreId,
+    body: UpdateSku,
+) -> ApiResult<(SkuFields, Option<Vec<(Uuid, i32)>>)> {
+    let mut e = Errors::default();
+    let fields = SkuFields {
+        sku: body.sku.as_deref().map(|s| code(&mut e, s)),
+        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
+        description: body
+            .description
+            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
+    };
+    let links = match &body.parts {
+        Some(p) => Some(parts(&mut e, tx, store, p).await?),
+        None => None,
+    };
+    e.finish()?;
+    Ok((fields, links))
 }
 
 fn duplicate_code(e: sqlx::Error) -> ApiError {
@@ -143,13 +171,9 @@ pub async fn list_skus(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::SkuView)?;
-    let (list, page, total) = paging::fetch::<SkuRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::skus::LIST,
-    )
-    .await?;
+    let (list, page, total) =
+        paging::fetch::<SkuRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(page, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
@@ -168,23 +192,14 @@ pub async fn create_sku(
     ApiJson(body): ApiJson<CreateSku>,
 ) -> ApiResult<Response> {
     caller.require(Permission::SkuCreate)?;
-    let mut e = Errors::default();
-    let fields = SkuFields {
-        sku: Some(code(&mut e, &body.sku)),
-        name: Some(e.name("/name", &body.name, 200)),
-        description: Some(e.optional_text("/description", body.description.as_deref(), 2000)),
-    };
     let mut tx = state.pool.begin().await?;
-    let links = parts(&mut e, &mut tx, caller.store_id, &body.parts).await?;
-    e.finish()?;
+    let (fields, links) = fields(&mut tx, caller.store_id, body.into()).await?;
     let row = db::insert_sku(&mut *tx, caller.store_id, fields)
         .await
         .map_err(duplicate_code)?;
+    let links = links.unwrap_or_default();
     db::replace_sku_parts(&mut tx, caller.store_id, row.id, &links).await?;
-    let sku = view(&mut tx, caller.store_id, row).await?;
-    changes::created(&mut tx, &caller, &sku).await?;
-    tx.commit().await?;
-    Ok(Created::at("/v1/skus", sku).into_response())
+    crud::created::<Sku>(tx, &caller, "/v1/skus", row).await
 }
 
 /// One SKU.
@@ -198,11 +213,7 @@ pub async fn get_sku(
     ApiPath(path): ApiPath<SkuPath>,
 ) -> ApiResult<Json<Sku>> {
     caller.require(Permission::SkuView)?;
-    let row = crate::db::get::<SkuRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let links = db::sku_parts(&state.pool, caller.store_id, &[row.id]).await?;
-    Ok(Json(Sku::new(row, &links)))
+    crud::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a SKU.
@@ -218,24 +229,9 @@ pub async fn update_sku(
     ApiJson(body): ApiJson<UpdateSku>,
 ) -> ApiResult<Json<Sku>> {
     caller.require(Permission::SkuEdit)?;
-    let mut e = Errors::default();
-    let fields = SkuFields {
-        sku: body.sku.as_deref().map(|s| code(&mut e, s)),
-        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
-        description: body
-            .description
-            .map(|d| e.optional_text("/description", d.as_deref(), 2000)),
-    };
     let mut tx = state.pool.begin().await?;
-    let links = match &body.parts {
-        Some(p) => Some(parts(&mut e, &mut tx, caller.store_id, p).await?),
-        None => None,
-    };
-    e.finish()?;
-    let row = crate::db::get_for_update::<SkuRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = view(&mut tx, caller.store_id, row).await?;
+    let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
+    let before = crud::locked::<Sku>(&mut tx, caller.store_id, path.id).await?;
     let row = db::update_sku(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(duplicate_code)?
@@ -243,10 +239,7 @@ pub async fn update_sku(
     if let Some(links) = links {
         db::replace_sku_parts(&mut tx, caller.store_id, path.id, &links).await?;
     }
-    let after = view(&mut tx, caller.store_id, row).await?;
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    crud::updated(tx, &caller, before, row).await
 }
 
 /// Remove a SKU. A SKU that order items name cannot be removed (`409`).
@@ -261,23 +254,7 @@ pub async fn delete_sku(
     ApiPath(path): ApiPath<SkuPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::SkuDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let row = crate::db::get_for_update::<SkuRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = view(&mut tx, caller.store_id, row).await?;
-    crate::db::delete::<SkuRow>(&mut *tx, caller.store_id, path.id)
-        .await
-        .map_err(|e| {
-            if crate::db::violated_foreign_key(&e).is_some() {
-                ApiError::Conflict(
-                    "orders have items of this SKU; it stays while they exist".to_owned(),
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (tx, before) = crud::lock::<Sku>(&state.pool, caller.store_id, path.id).await?;
+    let in_use = "orders have items of this SKU; it stays while they exist";
+    crud::deleted(tx, &caller, before, in_use).await
 }
