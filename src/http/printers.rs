@@ -3,14 +3,14 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::crud;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::domain::printers::{BuildVolume, Printer};
 use crate::domain::validate::{Errors, Tag};
-use crate::domain::{changes, Author};
+use crate::domain::{changes, print_jobs, Author};
 use crate::error::{ApiError, ApiResult, Problem};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -198,106 +198,26 @@ fn conflict_on_duplicate(e: sqlx::Error) -> ApiError {
     }
 }
 
-/// List the store's printers.
-///
-/// Required permission: `printer.view`. Filters (`field.op=value`): `name`, `provider`,
-/// `deviceId`, `model`, `location`, `enabled`, `ready`, `continuousPrint`, `createdAt`,
-/// `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
-#[utoipa::path(get, path = "/v1/printers", tag = "Printers",
-    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
-        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
-    responses((status = 200, description = "The printers", body = Vec<Printer>,
-        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
-                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
-pub async fn list_printers(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    caller.require(Permission::PrinterView)?;
-    let (list, rows, total) = paging::fetch::<PrinterRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::printers::LIST,
-    )
-    .await?;
-    Ok(Page::new(rows, Printer::from, "/v1/printers", &list, total).into_response())
+impl From<CreatePrinter> for UpdatePrinter {
+    fn from(c: CreatePrinter) -> Self {
+        UpdatePrinter {
+            name: Some(c.name),
+            provider: Some(c.provider),
+            device_id: Some(c.device_id),
+            model: Some(c.model),
+            tags: Some(c.tags),
+            nozzle_diameter_mm: Some(c.nozzle_diameter_mm),
+            build_volume_mm: Some(c.build_volume_mm),
+            location: Some(c.location),
+            notes: Some(c.notes),
+            enabled: c.enabled,
+            continuous_print: c.continuous_print,
+        }
+    }
 }
 
-/// Add a printer.
-///
-/// Required permission: `printer.create`.
-#[utoipa::path(post, path = "/v1/printers", tag = "Printers", request_body = CreatePrinter,
-    responses((status = 201, description = "Created", body = Printer,
-        headers(("location" = String, description = "The new printer's URL"))),
-        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
-pub async fn create_printer(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<CreatePrinter>,
-) -> ApiResult<Response> {
-    caller.require(Permission::PrinterCreate)?;
-    let mut errors = Errors::default();
-    let fields = PrinterFields {
-        name: Some(errors.name("/name", &body.name, 100)),
-        provider: Some(body.provider.as_str().to_owned()),
-        device_id: Some(device_id(&mut errors, &body.device_id)),
-        model: Some(errors.optional_text("/model", body.model.as_deref(), 100)),
-        tags: Some(errors.tags("/tags", &body.tags)),
-        nozzle_diameter_mm: Some(errors.in_range(
-            "/nozzleDiameterMm",
-            body.nozzle_diameter_mm,
-            0.1..=2.0,
-        )),
-        build_volume_mm: Some(build_volume(&mut errors, body.build_volume_mm)),
-        location: Some(errors.optional_text("/location", body.location.as_deref(), 100)),
-        notes: Some(errors.optional_text("/notes", body.notes.as_deref(), 2000)),
-        enabled: body.enabled,
-        continuous_print: body.continuous_print,
-    };
-    errors.finish()?;
-
-    let mut tx = state.pool.begin().await?;
-    let row = db::insert(&mut *tx, caller.store_id, Uuid::now_v7(), fields)
-        .await
-        .map_err(conflict_on_duplicate)?;
-    let printer = Printer::from(row);
-    changes::created(&mut tx, &caller, &printer).await?;
-    tx.commit().await?;
-    Ok(Created::at("/v1/printers", printer).into_response())
-}
-
-/// One printer.
-///
-/// Required permission: `printer.view`.
-#[utoipa::path(get, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
-    responses((status = 200, description = "The printer", body = Printer)))]
-pub async fn get_printer(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(path): ApiPath<PrinterPath>,
-) -> ApiResult<Json<Printer>> {
-    caller.require(Permission::PrinterView)?;
-    let row = crate::db::get::<PrinterRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(row.into()))
-}
-
-/// Change a printer.
-///
-/// Required permission: `printer.edit`.
-#[utoipa::path(patch, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath), request_body = UpdatePrinter,
-    responses((status = 200, description = "The updated printer", body = Printer),
-        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
-pub async fn update_printer(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(path): ApiPath<PrinterPath>,
-    ApiJson(body): ApiJson<UpdatePrinter>,
-) -> ApiResult<Json<Printer>> {
-    caller.require(Permission::PrinterEdit)?;
+/// The fields to write, validated: a create is an update of every field.
+fn fields(body: UpdatePrinter) -> ApiResult<PrinterFields> {
     let mut errors = Errors::default();
     let fields = PrinterFields {
         name: body.name.as_deref().map(|n| errors.name("/name", n, 100)),
@@ -321,21 +241,87 @@ pub async fn update_printer(
         continuous_print: body.continuous_print,
     };
     errors.finish()?;
+    Ok(fields)
+}
 
+/// List the store's printers.
+///
+/// Required permission: `printer.view`. Filters (`field.op=value`): `name`, `provider`,
+/// `deviceId`, `model`, `location`, `enabled`, `ready`, `continuousPrint`, `createdAt`,
+/// `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+#[utoipa::path(get, path = "/v1/printers", tag = "Printers",
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The printers", body = Vec<Printer>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_printers(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::PrinterView)?;
+    let (list, rows, total) =
+        paging::fetch::<PrinterRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
+    Ok(Page::new(rows, Printer::from, "/v1/printers", &list, total).into_response())
+}
+
+/// Add a printer.
+///
+/// Required permission: `printer.create`.
+#[utoipa::path(post, path = "/v1/printers", tag = "Printers", request_body = CreatePrinter,
+    responses((status = 201, description = "Created", body = Printer,
+        headers(("location" = String, description = "The new printer's URL"))),
+        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePrinter>,
+) -> ApiResult<Response> {
+    caller.require(Permission::PrinterCreate)?;
+    let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let before: Printer =
-        crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, path.id)
-            .await?
-            .ok_or(ApiError::NotFound)?
-            .into();
-    let after: Printer = db::update(&mut *tx, caller.store_id, path.id, fields)
+    let row = db::insert(&mut *tx, caller.store_id, Uuid::now_v7(), fields)
+        .await
+        .map_err(conflict_on_duplicate)?;
+    crud::created::<Printer>(tx, &caller, "/v1/printers", row).await
+}
+
+/// One printer.
+///
+/// Required permission: `printer.view`.
+#[utoipa::path(get, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
+    responses((status = 200, description = "The printer", body = Printer)))]
+pub async fn get_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+) -> ApiResult<Json<Printer>> {
+    caller.require(Permission::PrinterView)?;
+    crud::one(&state.pool, caller.store_id, path.id).await
+}
+
+/// Change a printer.
+///
+/// Required permission: `printer.edit`.
+#[utoipa::path(patch, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath), request_body = UpdatePrinter,
+    responses((status = 200, description = "The updated printer", body = Printer),
+        (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_printer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PrinterPath>,
+    ApiJson(body): ApiJson<UpdatePrinter>,
+) -> ApiResult<Json<Printer>> {
+    caller.require(Permission::PrinterEdit)?;
+    let fields = fields(body)?;
+    let (mut tx, before) = crud::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
+    let row = db::update(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(conflict_on_duplicate)?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+        .ok_or(ApiError::NotFound)?;
+    crud::updated(tx, &caller, before, row).await
 }
 
 /// Remove a printer. A printer with a job assigned to it or printing on it cannot be removed
@@ -351,24 +337,16 @@ pub async fn delete_printer(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PrinterDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let before: Printer =
-        crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, path.id)
-            .await?
-            .ok_or(ApiError::NotFound)?
-            .into();
+    let (mut tx, before) = crud::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
     if crate::db::print_jobs::printer_has_active_jobs(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::Conflict(
             "a job is assigned to or printing on this printer; cancel or reassign it first"
                 .to_owned(),
         ));
     }
-    crate::domain::print_jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Printer, path.id)
-        .await?;
-    crate::db::delete::<PrinterRow>(&mut *tx, caller.store_id, path.id).await?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let author = Author::from(&caller);
+    print_jobs::unlink_jobs(&mut tx, &author, Link::Printer, path.id).await?;
+    crud::deleted(tx, &caller, before, "the printer is still in use").await
 }
 
 /// Confirm printers ready for their next job (bed cleared), or mark them not ready.
