@@ -2,7 +2,7 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::crud::{self, Found};
+use super::entity::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
@@ -207,7 +207,7 @@ pub async fn create_material(
     let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
     let row = db::insert_material(&mut *tx, caller.store_id, fields).await?;
-    crud::created::<Material>(tx, &caller, "/v1/materials", row).await
+    entity::created::<Material>(tx, &caller, "/v1/materials", row).await
 }
 
 /// One material.
@@ -221,7 +221,7 @@ pub async fn get_material(
     ApiPath(path): ApiPath<MaterialPath>,
 ) -> ApiResult<Json<Material>> {
     caller.require(Permission::MaterialView)?;
-    crud::one(&state.pool, caller.store_id, path.id).await
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a material.
@@ -237,11 +237,11 @@ pub async fn update_material(
 ) -> ApiResult<Json<Material>> {
     caller.require(Permission::MaterialEdit)?;
     let fields = fields(body)?;
-    let (mut tx, before) = crud::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    let (mut tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
     let row = db::update_material(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
-    crud::updated(tx, &caller, before, row).await
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove a material. One still used by spools or parts cannot be removed (`409`).
@@ -256,7 +256,7 @@ pub async fn delete_material(
     ApiPath(path): ApiPath<MaterialPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialDelete)?;
-    let (tx, before) = crud::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    let (tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
     let in_use = "the material is still used by spools or parts; remove those first";
-    crud::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, in_use).await
 }

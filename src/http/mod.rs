@@ -4,7 +4,7 @@
 pub mod api_keys;
 pub mod audit_logs;
 pub mod events;
-pub mod crud;
+pub mod entity;
 pub mod extract;
 pub mod materials;
 pub mod openapi;

@@ -2,7 +2,7 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::crud::{self, Found};
+use super::entity::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts::{self as db, PartFields, PartRow};
@@ -298,7 +298,7 @@ pub async fn create_part(
     let row = db::insert_part(&mut *tx, caller.store_id, fields).await?;
     let links = links.unwrap_or_default();
     db::replace_part_materials(&mut tx, caller.store_id, row.id, &links).await?;
-    crud::created::<Part>(tx, &caller, "/v1/parts", row).await
+    entity::created::<Part>(tx, &caller, "/v1/parts", row).await
 }
 
 /// One part.
@@ -312,7 +312,7 @@ pub async fn get_part(
     ApiPath(path): ApiPath<PartPath>,
 ) -> ApiResult<Json<Part>> {
     caller.require(Permission::PartView)?;
-    crud::one(&state.pool, caller.store_id, path.id).await
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a part.
@@ -329,14 +329,14 @@ pub async fn update_part(
     caller.require(Permission::PartEdit)?;
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
-    let before = crud::locked::<Part>(&mut tx, caller.store_id, path.id).await?;
+    let before = entity::locked::<Part>(&mut tx, caller.store_id, path.id).await?;
     let row = db::update_part(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
     if let Some(links) = links {
         db::replace_part_materials(&mut tx, caller.store_id, path.id, &links).await?;
     }
-    crud::updated(tx, &caller, before, row).await
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove a part. A part that a SKU is made of, or that print jobs in the queue print, cannot be
@@ -352,7 +352,7 @@ pub async fn delete_part(
     ApiPath(path): ApiPath<PartPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PartDelete)?;
-    let (tx, before) = crud::lock::<Part>(&state.pool, caller.store_id, path.id).await?;
+    let (tx, before) = entity::lock::<Part>(&state.pool, caller.store_id, path.id).await?;
     let in_use = "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first";
-    crud::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, in_use).await
 }

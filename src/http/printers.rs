@@ -3,7 +3,7 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::crud;
+use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
@@ -285,7 +285,7 @@ pub async fn create_printer(
     let row = db::insert(&mut *tx, caller.store_id, Uuid::now_v7(), fields)
         .await
         .map_err(conflict_on_duplicate)?;
-    crud::created::<Printer>(tx, &caller, "/v1/printers", row).await
+    entity::created::<Printer>(tx, &caller, "/v1/printers", row).await
 }
 
 /// One printer.
@@ -299,7 +299,7 @@ pub async fn get_printer(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<Json<Printer>> {
     caller.require(Permission::PrinterView)?;
-    crud::one(&state.pool, caller.store_id, path.id).await
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a printer.
@@ -316,12 +316,12 @@ pub async fn update_printer(
 ) -> ApiResult<Json<Printer>> {
     caller.require(Permission::PrinterEdit)?;
     let fields = fields(body)?;
-    let (mut tx, before) = crud::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
+    let (mut tx, before) = entity::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
     let row = db::update(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(conflict_on_duplicate)?
         .ok_or(ApiError::NotFound)?;
-    crud::updated(tx, &caller, before, row).await
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove a printer. A printer with a job assigned to it or printing on it cannot be removed
@@ -337,7 +337,7 @@ pub async fn delete_printer(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PrinterDelete)?;
-    let (mut tx, before) = crud::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
+    let (mut tx, before) = entity::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
     if crate::db::print_jobs::printer_has_active_jobs(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::Conflict(
             "a job is assigned to or printing on this printer; cancel or reassign it first"
@@ -346,7 +346,7 @@ pub async fn delete_printer(
     }
     let author = Author::from(&caller);
     print_jobs::unlink_jobs(&mut tx, &author, Link::Printer, path.id).await?;
-    crud::deleted(tx, &caller, before, "the printer is still in use").await
+    entity::deleted(tx, &caller, before, "the printer is still in use").await
 }
 
 /// Confirm printers ready for their next job (bed cleared), or mark them not ready.

@@ -2,7 +2,7 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::crud;
+use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::skus::{self as db, SkuFields, SkuRow};
@@ -199,7 +199,7 @@ pub async fn create_sku(
         .map_err(duplicate_code)?;
     let links = links.unwrap_or_default();
     db::replace_sku_parts(&mut tx, caller.store_id, row.id, &links).await?;
-    crud::created::<Sku>(tx, &caller, "/v1/skus", row).await
+    entity::created::<Sku>(tx, &caller, "/v1/skus", row).await
 }
 
 /// One SKU.
@@ -213,7 +213,7 @@ pub async fn get_sku(
     ApiPath(path): ApiPath<SkuPath>,
 ) -> ApiResult<Json<Sku>> {
     caller.require(Permission::SkuView)?;
-    crud::one(&state.pool, caller.store_id, path.id).await
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a SKU.
@@ -231,7 +231,7 @@ pub async fn update_sku(
     caller.require(Permission::SkuEdit)?;
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
-    let before = crud::locked::<Sku>(&mut tx, caller.store_id, path.id).await?;
+    let before = entity::locked::<Sku>(&mut tx, caller.store_id, path.id).await?;
     let row = db::update_sku(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(duplicate_code)?
@@ -239,7 +239,7 @@ pub async fn update_sku(
     if let Some(links) = links {
         db::replace_sku_parts(&mut tx, caller.store_id, path.id, &links).await?;
     }
-    crud::updated(tx, &caller, before, row).await
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove a SKU. A SKU that order items name cannot be removed (`409`).
@@ -254,7 +254,7 @@ pub async fn delete_sku(
     ApiPath(path): ApiPath<SkuPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::SkuDelete)?;
-    let (tx, before) = crud::lock::<Sku>(&state.pool, caller.store_id, path.id).await?;
+    let (tx, before) = entity::lock::<Sku>(&state.pool, caller.store_id, path.id).await?;
     let in_use = "orders have items of this SKU; it stays while they exist";
-    crud::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, in_use).await
 }

@@ -2,7 +2,7 @@
 
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::crud;
+use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::spools::{self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK};
@@ -188,7 +188,7 @@ pub async fn create_spool(
     let row = db::insert_spool(&mut *tx, caller.store_id, fields)
         .await
         .map_err(client_error)?;
-    crud::created::<Spool>(tx, &caller, "/v1/materials/instances", row).await
+    entity::created::<Spool>(tx, &caller, "/v1/materials/instances", row).await
 }
 
 /// One spool.
@@ -202,7 +202,7 @@ pub async fn get_spool(
     ApiPath(path): ApiPath<SpoolPath>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceView)?;
-    crud::one(&state.pool, caller.store_id, path.id).await
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change a spool: weigh it, load it into a printer, move it.
@@ -218,12 +218,12 @@ pub async fn update_spool(
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceEdit)?;
     let fields = fields(body)?;
-    let (mut tx, before) = crud::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
+    let (mut tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
     let row = db::update_spool(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(client_error)?
         .ok_or(ApiError::NotFound)?;
-    crud::updated(tx, &caller, before, row).await
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove a spool.
@@ -237,6 +237,6 @@ pub async fn delete_spool(
     ApiPath(path): ApiPath<SpoolPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialInstanceDelete)?;
-    let (tx, before) = crud::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
-    crud::deleted(tx, &caller, before, "the spool is still in use").await
+    let (tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
+    entity::deleted(tx, &caller, before, "the spool is still in use").await
 }

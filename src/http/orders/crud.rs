@@ -57,6 +57,46 @@ async fn items(
     Ok(out)
 }
 
+impl From<CreateOrder> for UpdateOrder {
+    fn from(c: CreateOrder) -> Self {
+        UpdateOrder {
+            order_number: Some(c.order_number),
+            source: Some(c.source.unwrap_or(OrderSource::Manual)),
+            customer_name: Some(c.customer_name),
+            notes: Some(c.notes),
+            items: Some(c.items),
+        }
+    }
+}
+
+/// What to write, validated (the items' SKUs against the store): a create is an update of every
+/// field. The items, when given, replace the order's.
+async fn fields(
+    tx: &mut PgConnection,
+    store: StoreId,
+    body: UpdateOrder,
+) -> ApiResult<(OrderFields, Option<Vec<NewItem>>)> {
+    let mut e = Errors::default();
+    let fields = OrderFields {
+        order_number: body
+            .order_number
+            .map(|v| e.optional_text("/orderNumber", v.as_deref(), 100)),
+        source: body.source.map(|s| s.as_str().to_owned()),
+        customer_name: body
+            .customer_name
+            .map(|v| e.optional_text("/customerName", v.as_deref(), 200)),
+        notes: body
+            .notes
+            .map(|v| e.optional_text("/notes", v.as_deref(), 2000)),
+    };
+    let new_items = match &body.items {
+        Some(values) => Some(items(&mut e, tx, store, values).await?),
+        None => None,
+    };
+    e.finish()?;
+    Ok((fields, new_items))
+}
+
 /// List the store's orders.
 ///
 /// Required permission: `order.view`. Filters (`field.op=value`): `status`, `source`,
@@ -74,13 +114,9 @@ pub async fn list_orders(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::OrderView)?;
-    let (list, page, total) = paging::fetch::<OrderRow>(
-        &state.pool,
-        caller.store_id,
-        query.as_deref(),
-        &crate::db::orders::LIST,
-    )
-    .await?;
+    let (list, page, total) =
+        paging::fetch::<OrderRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
+            .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let items = db::items(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(page, |r| Order::new(r, &items), "/v1/orders", &list, total).into_response())
@@ -99,26 +135,17 @@ pub async fn create_order(
     ApiJson(body): ApiJson<CreateOrder>,
 ) -> ApiResult<Response> {
     caller.require(Permission::OrderCreate)?;
-    let mut e = Errors::default();
-    let source = body.source.unwrap_or(OrderSource::Manual);
-    let fields = OrderFields {
-        order_number: Some(e.optional_text("/orderNumber", body.order_number.as_deref(), 100)),
-        source: Some(source.as_str().to_owned()),
-        customer_name: Some(e.optional_text("/customerName", body.customer_name.as_deref(), 200)),
-        notes: Some(e.optional_text("/notes", body.notes.as_deref(), 2000)),
+    let event = match body.source.unwrap_or(OrderSource::Manual) {
+        OrderSource::Manual => EventType::OrderCreatedManual,
+        _ => EventType::OrderCreatedRetail,
     };
     let mut tx = state.pool.begin().await?;
-    let new_items = items(&mut e, &mut tx, caller.store_id, &body.items).await?;
-    e.finish()?;
+    let (fields, items) = fields(&mut tx, caller.store_id, body.into()).await?;
     let row = db::insert(&mut *tx, caller.store_id, fields).await?;
-    db::replace_items(&mut tx, caller.store_id, row.id, &new_items).await?;
+    let items = items.unwrap_or_default();
+    db::replace_items(&mut tx, caller.store_id, row.id, &items).await?;
     let order = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     changes::created(&mut tx, &caller, &order).await?;
-    let event = if source == OrderSource::Manual {
-        EventType::OrderCreatedManual
-    } else {
-        EventType::OrderCreatedRetail
-    };
     changes::event(&mut tx, &caller, event, order.id, &order).await?;
     tx.commit().await?;
     Ok(Created::at("/v1/orders", order).into_response())
@@ -135,11 +162,7 @@ pub async fn get_order(
     ApiPath(path): ApiPath<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderView)?;
-    let row = crate::db::get::<OrderRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let items = db::items(&state.pool, caller.store_id, &[row.id]).await?;
-    Ok(Json(Order::new(row, &items)))
+    entity::one(&state.pool, caller.store_id, path.id).await
 }
 
 /// Change an order.
@@ -156,44 +179,21 @@ pub async fn update_order(
     ApiJson(body): ApiJson<UpdateOrder>,
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderEdit)?;
-    let mut e = Errors::default();
-    let fields = OrderFields {
-        order_number: body
-            .order_number
-            .map(|v| e.optional_text("/orderNumber", v.as_deref(), 100)),
-        source: body.source.map(|s| s.as_str().to_owned()),
-        customer_name: body
-            .customer_name
-            .map(|v| e.optional_text("/customerName", v.as_deref(), 200)),
-        notes: body
-            .notes
-            .map(|v| e.optional_text("/notes", v.as_deref(), 2000)),
-    };
     let mut tx = state.pool.begin().await?;
-    let new_items = match &body.items {
-        Some(values) => Some(items(&mut e, &mut tx, caller.store_id, values).await?),
-        None => None,
-    };
-    e.finish()?;
-    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
+    let (fields, new_items) = fields(&mut tx, caller.store_id, body).await?;
+    let before = entity::locked::<Order>(&mut tx, caller.store_id, path.id).await?;
     if new_items.is_some() && before.items.iter().any(|i| i.processed_at.is_some()) {
         return Err(ApiError::Conflict(
             "items already printed cannot be replaced".to_owned(),
         ));
     }
     let row = db::update(&mut *tx, caller.store_id, path.id, fields)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        .await
+        .found()?;
     if let Some(new_items) = new_items {
         db::replace_items(&mut tx, caller.store_id, path.id, &new_items).await?;
     }
-    let after = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
-    changes::updated(&mut tx, &caller, &before, &after).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    entity::updated(tx, &caller, before, row).await
 }
 
 /// Remove an order.
@@ -207,14 +207,7 @@ pub async fn delete_order(
     ApiPath(path): ApiPath<OrderPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::OrderDelete)?;
-    let mut tx = state.pool.begin().await?;
-    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
+    let (mut tx, before) = entity::lock::<Order>(&state.pool, caller.store_id, path.id).await?;
     jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Order, path.id).await?;
-    crate::db::delete::<OrderRow>(&mut *tx, caller.store_id, path.id).await?;
-    changes::deleted(&mut tx, &caller, &before).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    entity::deleted(tx, &caller, before, "the order is still in use").await
 }

@@ -4,6 +4,7 @@
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use super::print_jobs::QueueEnd;
+use super::entity::{self, Found};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
