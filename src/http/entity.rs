@@ -90,6 +90,11 @@ pub async fn deleted<V: Stored>(
             Some(_) => ApiError::Conflict(in_use.to_owned()),
             None => e.into(),
         })?;
+    removed(tx, caller, before).await
+}
+
+/// Records an entity the transaction has deleted (its own way) and commits: `204`.
+pub async fn removed<V: Stored>(mut tx: Tx, caller: &Caller, before: V) -> ApiResult<StatusCode> {
     changes::deleted(&mut tx, caller, &before).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

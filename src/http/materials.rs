@@ -1,8 +1,8 @@
 //! `/v1/materials`: the filament types the farm stocks.
 
+use super::entity::{self, Found};
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::entity::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};

@@ -3,8 +3,8 @@
 
 pub mod api_keys;
 pub mod audit_logs;
-pub mod events;
 pub mod entity;
+pub mod events;
 pub mod extract;
 pub mod materials;
 pub mod openapi;

@@ -1,8 +1,8 @@
 //! `/v1/parts`: the parts library — printable files, what they need, and how long they take.
 
+use super::entity::{self, Found};
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::entity::{self, Found};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts::{self as db, PartFields, PartRow};
@@ -267,8 +267,7 @@ pub async fn list_parts(
 ) -> ApiResult<Response> {
     caller.require(Permission::PartView)?;
     let (list, page, total) =
-        paging::fetch::<PartRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
-            .await?;
+        paging::fetch::<PartRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST).await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(
@@ -353,6 +352,7 @@ pub async fn delete_part(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PartDelete)?;
     let (tx, before) = entity::lock::<Part>(&state.pool, caller.store_id, path.id).await?;
-    let in_use = "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first";
+    let in_use =
+        "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first";
     entity::deleted(tx, &caller, before, in_use).await
 }

@@ -1,9 +1,9 @@
 //! `/v1/printers`: the farm's printers, their readiness for the next job, and their last known
 //! state.
 
+use super::entity;
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 
 /// `201 Created`, `Location: {collection}/{id}` and the entity.
 pub struct Created<E> {
@@ -23,7 +24,14 @@ impl<E: EntityView> Created<E> {
     }
 }
 
-impl<E: EntityView> IntoResponse for Created<E> {
+impl<E: Serialize> Created<E> {
+    /// What to answer (say, an entity with its one-time secret) for the entity at `location`.
+    pub fn answer(location: String, entity: E) -> Self {
+        Created { location, entity }
+    }
+}
+
+impl<E: Serialize> IntoResponse for Created<E> {
     fn into_response(self) -> Response {
         (
             StatusCode::CREATED,

@@ -1,8 +1,8 @@
 //! `/v1/skus`: sellable products, each made of parts in quantities.
 
+use super::entity;
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::skus::{self as db, SkuFields, SkuRow};
@@ -172,8 +172,7 @@ pub async fn list_skus(
 ) -> ApiResult<Response> {
     caller.require(Permission::SkuView)?;
     let (list, page, total) =
-        paging::fetch::<SkuRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
-            .await?;
+        paging::fetch::<SkuRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST).await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
     Ok(Page::new(page, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())

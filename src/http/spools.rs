@@ -1,8 +1,8 @@
 //! `/v1/materials/instances`: spools of a material, how much is left, and where they are loaded.
 
+use super::entity;
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
-use super::entity;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::spools::{self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK};

@@ -2,6 +2,7 @@
 
 use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
+use super::respond::Created;
 use crate::app::AppState;
 use crate::audit::{self, Actor};
 use crate::auth::issue::{issue, KeySpec};
@@ -11,7 +12,7 @@ use crate::domain::validate::{Errors, IpRange};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
@@ -255,7 +256,6 @@ async fn lock_for_change(
     Ok((tx, row))
 }
 
-/// What `GET /v1/api-keys` filters and sorts on.
 /// List the store's API keys (masked).
 ///
 /// Required permission: `apiKey.view`. Filters (`field.op=value`): `name`, `keyId`, `active`,
@@ -375,13 +375,7 @@ pub async fn create_api_key(
     )
     .await?;
     tx.commit().await?;
-    let location = format!("/v1/api-keys/{id}");
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(created),
-    )
-        .into_response())
+    Ok(Created::answer(format!("/v1/api-keys/{id}"), created).into_response())
 }
 
 /// One API key (masked).

@@ -1,10 +1,10 @@
 //! `/v1/orders`: what customers bought, as items of SKUs; `orders/print` turns the open,
 //! unprocessed items into print jobs exactly once.
 
+use super::entity::{self, Found};
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use super::print_jobs::QueueEnd;
-use super::entity::{self, Found};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};

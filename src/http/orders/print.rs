@@ -153,7 +153,10 @@ impl Touched {
                 continue;
             }
             if let Some(row) = crate::db::get::<OrderRow>(&mut *tx, store, item.order_id).await? {
-                before.insert(item.order_id, <Order as Stored>::load(&mut *tx, store, row).await?);
+                before.insert(
+                    item.order_id,
+                    <Order as Stored>::load(&mut *tx, store, row).await?,
+                );
             }
         }
         Ok(Touched(before))

@@ -110,8 +110,5 @@ pub async fn get_print_job(
     ApiPath(path): ApiPath<PrintJobPath>,
 ) -> ApiResult<Json<PrintJob>> {
     caller.require(Permission::QueueView)?;
-    let row = crate::db::get::<JobRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(row.into()))
+    crate::http::entity::one(&state.pool, caller.store_id, path.id).await
 }

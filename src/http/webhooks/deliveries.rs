@@ -1,0 +1,236 @@
+//! An endpoint's deliveries: the log with each attempt, test pings, resends and recovery.
+
+use super::*;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recover {
+    /// Re-send every event since this time (events are kept `PF_EVENT_RETENTION_DAYS`).
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovered {
+    /// Deliveries queued (at most 10,000 per call).
+    pub deliveries: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub attempted_at: DateTime<Utc>,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    /// Null on success; `timeout`, `connect`, `ssrf_blocked`, `redirect`, `http_status`,
+    /// `gone` or `request`.
+    pub error_class: Option<String>,
+    /// The first 1 KB of the response (or the error).
+    pub response_body: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    /// `webhook-id`: the event id, the same on every attempt.
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub attempt_log: Vec<Attempt>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    fn new(d: DeliveryRow, attempts: &[AttemptRow]) -> Self {
+        Delivery {
+            attempt_log: attempts
+                .iter()
+                .filter(|a| a.delivery_id == d.id)
+                .map(|a| Attempt {
+                    attempted_at: a.attempted_at,
+                    status_code: a.status_code,
+                    latency_ms: a.latency_ms,
+                    error_class: a.error_class.clone(),
+                    response_body: a.response_body.clone(),
+                })
+                .collect(),
+            id: d.id,
+            endpoint_id: d.endpoint_id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_attempt_at: d.last_attempt_at,
+            last_status_code: d.last_status_code,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPath {
+    /// The endpoint's id.
+    pub id: Uuid,
+    /// The delivery's id.
+    pub delivery_id: Uuid,
+}
+
+/// Send a test event (`webhook.test`) to the endpoint.
+///
+/// Required permission: `integration.manage`. Answers `202` with the queued delivery; its
+/// attempts appear in the delivery log.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "Webhooks", params(WebhookPath),
+    responses((status = 202, description = "Queued", body = Delivery)))]
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<WebhookPath>,
+) -> ApiResult<Response> {
+    caller.require(Permission::IntegrationManage)?;
+    let endpoint = endpoint(&state, &caller, path.id).await?;
+    let now = state.now();
+    let payload = json!({"endpointId": endpoint.id, "message": "a test event from printfarm"});
+    let delivery = db::upsert_delivery(
+        &state.pool,
+        caller.store_id,
+        endpoint.id,
+        Uuid::now_v7(),
+        "webhook.test",
+        &payload,
+        now,
+        now,
+    )
+    .await?;
+    notify(&state).await;
+    Ok((StatusCode::ACCEPTED, Json(Delivery::new(delivery, &[]))).into_response())
+}
+
+/// Wakes the dispatchers (on every replica).
+async fn notify(state: &AppState) {
+    let _ = crate::db::deliveries::notify_dispatchers(&state.pool).await;
+}
+
+/// The endpoint's deliveries, newest first, each with its attempts.
+///
+/// Required permission: `integration.view`. Filters (`field.op=value`): `status`,
+/// `eventType`, `eventId`, `createdAt`, `updatedAt`.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "Webhooks",
+    params(WebhookPath, PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The deliveries", body = Vec<Delivery>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
+pub async fn list_webhook_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<WebhookPath>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    caller.require(Permission::IntegrationView)?;
+    endpoint(&state, &caller, path.id).await?;
+    // Scoped to the endpoint by a filter, AND-ed with whatever the client asked.
+    let scoped = match query.as_deref() {
+        Some(q) if !q.is_empty() => format!("endpointId.eq={}&{q}", path.id),
+        _ => format!("endpointId.eq={}", path.id),
+    };
+    let (list, page, total) = paging::fetch::<DeliveryRow>(
+        &state.pool,
+        caller.store_id,
+        Some(&scoped),
+        &crate::db::deliveries::LIST,
+    )
+    .await?;
+    let ids: Vec<Uuid> = page.rows.iter().map(|d| d.id).collect();
+    let attempts = db::attempts(&state.pool, &ids).await?;
+    let base = format!("/v1/webhooks/{}/deliveries", path.id);
+    Ok(Page::new(page, |d| Delivery::new(d, &attempts), &base, &list, total).into_response())
+}
+
+/// Send a delivery again now, restarting its retry schedule.
+///
+/// Required permission: `integration.manage`.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/resend", tag = "Webhooks",
+    params(DeliveryPath),
+    responses((status = 202, description = "Queued", body = Delivery)))]
+pub async fn resend_webhook_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<DeliveryPath>,
+) -> ApiResult<Response> {
+    caller.require(Permission::IntegrationManage)?;
+    let delivery = db::get_delivery(&state.pool, caller.store_id, path.id, path.delivery_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let delivery = db::upsert_delivery(
+        &state.pool,
+        caller.store_id,
+        delivery.endpoint_id,
+        delivery.event_id,
+        &delivery.event_type,
+        &delivery.payload,
+        delivery.occurred_at,
+        state.now(),
+    )
+    .await?;
+    let attempts = db::attempts(&state.pool, &[delivery.id]).await?;
+    notify(&state).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Delivery::new(delivery, &attempts)),
+    )
+        .into_response())
+}
+
+/// Re-send every event since a time to the endpoint (after an outage on the receiving side).
+///
+/// Required permission: `integration.manage`. Respects the endpoint's event types; at most
+/// 10,000 events per call (call again with a later `since` for more).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "Webhooks", params(WebhookPath),
+    request_body = Recover,
+    responses((status = 202, description = "Queued", body = Recovered)))]
+pub async fn recover_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<WebhookPath>,
+    ApiJson(body): ApiJson<Recover>,
+) -> ApiResult<Response> {
+    caller.require(Permission::IntegrationManage)?;
+    let endpoint = endpoint(&state, &caller, path.id).await?;
+    let events = db::events_since(&state.pool, caller.store_id, body.since, MAX_RECOVER).await?;
+    let now = state.now();
+    let mut tx = state.pool.begin().await?;
+    let mut queued = 0;
+    for event in &events {
+        let wanted = EventFilter::any_matches(&endpoint.event_types, &event.event_type);
+        if !wanted {
+            continue;
+        }
+        db::upsert_delivery(
+            &mut *tx,
+            caller.store_id,
+            endpoint.id,
+            event.event_id,
+            &event.event_type,
+            &event.payload,
+            event.occurred_at,
+            now,
+        )
+        .await?;
+        queued += 1;
+    }
+    tx.commit().await?;
+    notify(&state).await;
+    Ok((StatusCode::ACCEPTED, Json(Recovered { deliveries: queued })).into_response())
+}
