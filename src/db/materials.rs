@@ -1,10 +1,8 @@
 //! The `materials` table; every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,49 +36,19 @@ pub struct MaterialFields {
     pub notes: Option<Option<String>>,
 }
 
-pub async fn insert_material(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: MaterialFields,
-) -> sqlx::Result<MaterialRow> {
-    sqlx::query_as(
-        "insert into materials (id, store_id, name, brand, material_type, color, tags, price_per_1000g,
-                                diameter_mm, density_g_cm3, notes)
-         values ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9, $10, $11)
-         returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(f.name)
-    .bind(f.brand.flatten())
-    .bind(f.material_type)
-    .bind(f.color.flatten())
-    .bind(f.tags)
-    .bind(f.price_per_1000g.flatten())
-    .bind(f.diameter_mm.flatten())
-    .bind(f.density_g_cm3.flatten())
-    .bind(f.notes.flatten())
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update_material(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: MaterialFields,
-) -> sqlx::Result<Option<MaterialRow>> {
-    let mut u = Update::new("materials");
-    u.set("name", f.name)
-        .set("brand", f.brand)
-        .set("material_type", f.material_type)
-        .set("color", f.color)
-        .set("tags", f.tags)
-        .set("price_per_1000g", f.price_per_1000g)
-        .set("diameter_mm", f.diameter_mm)
-        .set("density_g_cm3", f.density_g_cm3)
-        .set("notes", f.notes);
-    u.run(db, store, id).await
+impl super::Fields for MaterialFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("name", self.name)
+            .set("brand", self.brand)
+            .set("material_type", self.material_type)
+            .set("color", self.color)
+            .set("tags", self.tags)
+            .set("price_per_1000g", self.price_per_1000g)
+            .set("diameter_mm", self.diameter_mm)
+            .set("density_g_cm3", self.density_g_cm3)
+            .set("notes", self.notes);
+    }
 }
 
 impl super::Table for MaterialRow {

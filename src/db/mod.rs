@@ -19,9 +19,10 @@ pub mod webhooks;
 
 use crate::redact::mask_url;
 use anyhow::Context;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, FromRow, PgExecutor, PgPool, Postgres, QueryBuilder};
+use sqlx::Arguments;
+use sqlx::{ConnectOptions, Connection, FromRow, PgExecutor, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -123,43 +124,88 @@ pub fn violated_foreign_key(err: &sqlx::Error) -> Option<&str> {
     }
 }
 
-/// Builds `update <table> set updated_at = now(), col = $n, … where store_id = … and id = …
-/// returning *` for patches: only the fields given are set; every value is bound.
-pub struct Update<'a> {
-    q: QueryBuilder<'a, Postgres>,
+/// The columns a write sets, in order, each value bound: `set` with `Some(value)` adds one (so
+/// `Some(None)` writes NULL), `None` leaves the column alone — its default, on an insert.
+pub struct Columns {
+    names: Vec<&'static str>,
+    args: PgArguments,
+    error: Option<sqlx::error::BoxDynError>,
 }
 
-impl<'a> Update<'a> {
-    pub fn new(table: &str) -> Self {
-        let mut q = QueryBuilder::new("update ");
-        q.push(table).push(" set updated_at = now()");
-        Self { q }
+impl Columns {
+    fn new() -> Self {
+        Columns {
+            names: Vec::new(),
+            args: PgArguments::default(),
+            error: None,
+        }
     }
 
-    pub fn set<T>(&mut self, column: &str, value: Option<T>) -> &mut Self
+    pub fn set<T>(&mut self, column: &'static str, value: Option<T>) -> &mut Self
     where
-        T: 'a + sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send,
+        T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + 'static,
     {
         if let Some(value) = value {
-            self.q.push(", ").push(column).push(" = ").push_bind(value);
+            if let Err(error) = self.args.add(value) {
+                self.error.get_or_insert(error);
+            }
+            self.names.push(column);
         }
         self
     }
 
-    pub async fn run<R>(
-        mut self,
-        db: impl PgExecutor<'_>,
-        store: crate::ids::StoreId,
-        id: uuid::Uuid,
-    ) -> sqlx::Result<Option<R>>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-    {
-        self.q.push(" where store_id = ").push_bind(store);
-        self.q.push(" and id = ").push_bind(id);
-        self.q.push(" returning *");
-        self.q.build_query_as().fetch_optional(db).await
+    fn into_args(self) -> sqlx::Result<(Vec<&'static str>, PgArguments)> {
+        match self.error {
+            Some(error) => Err(sqlx::Error::Encode(error)),
+            None => Ok((self.names, self.args)),
+        }
     }
+}
+
+/// A resource's writable fields, listed once for both its insert and its update.
+pub trait Fields {
+    fn columns(self, columns: &mut Columns);
+}
+
+/// Inserts a row of this store with a new (v7) id: the fields given, defaults for the rest.
+pub async fn insert<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    fields: impl Fields,
+) -> sqlx::Result<R> {
+    let mut columns = Columns::new();
+    columns
+        .set("id", Some(Uuid::now_v7()))
+        .set("store_id", Some(store));
+    fields.columns(&mut columns);
+    let (names, args) = columns.into_args()?;
+    let placeholders: Vec<String> = (1..=names.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "insert into {} ({}) values ({}) returning *",
+        R::NAME,
+        names.join(", "),
+        placeholders.join(", ")
+    );
+    sqlx::query_as_with(&sql, args).fetch_one(db).await
+}
+
+/// Sets the fields given on a row of this store (and `updated_at`); `None` if there is none.
+pub async fn update<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    id: Uuid,
+    fields: impl Fields,
+) -> sqlx::Result<Option<R>> {
+    let mut columns = Columns::new();
+    columns.set("store_id", Some(store)).set("id", Some(id));
+    fields.columns(&mut columns);
+    let (names, args) = columns.into_args()?;
+    let mut sql = format!("update {} set updated_at = now()", R::NAME);
+    for (n, name) in names.iter().enumerate().skip(2) {
+        sql.push_str(&format!(", {name} = ${}", n + 1));
+    }
+    sql.push_str(" where store_id = $1 and id = $2 returning *");
+    sqlx::query_as_with(&sql, args).fetch_optional(db).await
 }
 
 /// A tenant-owned table and the row type read from it: what `get`, `get_for_update` and

@@ -1,7 +1,6 @@
 //! The `orders` and `order_items` tables, and the queries `orders/print` expands items with.
 //! Every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -67,37 +66,14 @@ pub struct BlockedItem {
     pub reason: String,
 }
 
-pub async fn insert(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: OrderFields,
-) -> sqlx::Result<OrderRow> {
-    sqlx::query_as(
-        "insert into orders (id, store_id, order_number, source, customer_name, notes)
-         values ($1, $2, $3, $4, $5, $6) returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(f.order_number.flatten())
-    .bind(f.source)
-    .bind(f.customer_name.flatten())
-    .bind(f.notes.flatten())
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: OrderFields,
-) -> sqlx::Result<Option<OrderRow>> {
-    let mut u = Update::new("orders");
-    u.set("order_number", f.order_number)
-        .set("source", f.source)
-        .set("customer_name", f.customer_name)
-        .set("notes", f.notes);
-    u.run(db, store, id).await
+impl super::Fields for OrderFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("order_number", self.order_number)
+            .set("source", self.source)
+            .set("customer_name", self.customer_name)
+            .set("notes", self.notes);
+    }
 }
 
 /// Moves the order to `status`, stamping when it was cancelled or closed (reopening clears both).

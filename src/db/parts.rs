@@ -1,7 +1,6 @@
 //! The parts library: `parts` with `part_materials` (replaced whole). Every function is scoped
 //! by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -42,45 +41,17 @@ pub struct PartMaterial {
     pub grams: Option<f64>,
 }
 
-pub async fn insert_part(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: PartFields,
-) -> sqlx::Result<PartRow> {
-    sqlx::query_as(
-        "insert into parts (id, store_id, name, part_type, file_uris, required_printer_tags, estimated_seconds,
-                            estimated_grams, description)
-         values ($1, $2, $3, $4, coalesce($5, '{}'), coalesce($6, '{}'), $7, $8, $9)
-         returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(f.name)
-    .bind(f.part_type)
-    .bind(f.file_uris)
-    .bind(f.required_printer_tags)
-    .bind(f.estimated_seconds.flatten())
-    .bind(f.estimated_grams.flatten())
-    .bind(f.description.flatten())
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update_part(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: PartFields,
-) -> sqlx::Result<Option<PartRow>> {
-    let mut u = Update::new("parts");
-    u.set("name", f.name)
-        .set("part_type", f.part_type)
-        .set("file_uris", f.file_uris)
-        .set("required_printer_tags", f.required_printer_tags)
-        .set("estimated_seconds", f.estimated_seconds)
-        .set("estimated_grams", f.estimated_grams)
-        .set("description", f.description);
-    u.run(db, store, id).await
+impl super::Fields for PartFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("name", self.name)
+            .set("part_type", self.part_type)
+            .set("file_uris", self.file_uris)
+            .set("required_printer_tags", self.required_printer_tags)
+            .set("estimated_seconds", self.estimated_seconds)
+            .set("estimated_grams", self.estimated_grams)
+            .set("description", self.description);
+    }
 }
 
 pub async fn get_parts(

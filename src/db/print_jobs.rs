@@ -1,6 +1,5 @@
 //! The `print_jobs` table: the queue. Every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -157,20 +156,16 @@ pub async fn lock_unstarted_of_order(
     .await
 }
 
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: JobFields,
-) -> sqlx::Result<Option<JobRow>> {
-    let mut u = Update::new("print_jobs");
-    u.set("name", f.name)
-        .set("quantity", f.quantity)
-        .set("priority", f.priority)
-        .set("required_printer_tags", f.required_printer_tags)
-        .set("material_ids", f.material_ids)
-        .set("notes", f.notes);
-    u.run(db, store, id).await
+impl super::Fields for JobFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("name", self.name)
+            .set("quantity", self.quantity)
+            .set("priority", self.priority)
+            .set("required_printer_tags", self.required_printer_tags)
+            .set("material_ids", self.material_ids)
+            .set("notes", self.notes);
+    }
 }
 
 /// Moves a job to `state` (already checked against the state machine) and keeps its timestamps

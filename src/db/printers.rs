@@ -1,6 +1,5 @@
 //! The `printers` and `printer_states` tables; every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -43,55 +42,21 @@ pub struct PrinterFields {
     pub continuous_print: Option<bool>,
 }
 
-pub async fn insert(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: PrinterFields,
-) -> sqlx::Result<PrinterRow> {
-    sqlx::query_as(
-        "insert into printers (id, store_id, name, provider, device_id, model, tags, nozzle_diameter_mm,
-                               build_volume_mm, location, notes, enabled, continuous_print)
-         values ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9, $10, $11, coalesce($12, true),
-                 coalesce($13, false))
-         returning *",
-    )
-    .bind(id)
-    .bind(store)
-    .bind(f.name)
-    .bind(f.provider)
-    .bind(f.device_id)
-    .bind(f.model.flatten())
-    .bind(f.tags)
-    .bind(f.nozzle_diameter_mm.flatten())
-    .bind(f.build_volume_mm.flatten())
-    .bind(f.location.flatten())
-    .bind(f.notes.flatten())
-    .bind(f.enabled)
-    .bind(f.continuous_print)
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: PrinterFields,
-) -> sqlx::Result<Option<PrinterRow>> {
-    let mut u = Update::new("printers");
-    u.set("name", f.name)
-        .set("provider", f.provider)
-        .set("device_id", f.device_id)
-        .set("model", f.model)
-        .set("tags", f.tags)
-        .set("nozzle_diameter_mm", f.nozzle_diameter_mm)
-        .set("build_volume_mm", f.build_volume_mm)
-        .set("location", f.location)
-        .set("notes", f.notes)
-        .set("enabled", f.enabled)
-        .set("continuous_print", f.continuous_print);
-    u.run(db, store, id).await
+impl super::Fields for PrinterFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("name", self.name)
+            .set("provider", self.provider)
+            .set("device_id", self.device_id)
+            .set("model", self.model)
+            .set("tags", self.tags)
+            .set("nozzle_diameter_mm", self.nozzle_diameter_mm)
+            .set("build_volume_mm", self.build_volume_mm)
+            .set("location", self.location)
+            .set("notes", self.notes)
+            .set("enabled", self.enabled)
+            .set("continuous_print", self.continuous_print);
+    }
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {

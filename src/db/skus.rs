@@ -1,6 +1,5 @@
 //! SKUs: `skus` with `sku_parts` (replaced whole). Every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -32,32 +31,13 @@ pub struct SkuPart {
     pub quantity: i32,
 }
 
-pub async fn insert_sku(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: SkuFields,
-) -> sqlx::Result<SkuRow> {
-    sqlx::query_as("insert into skus (id, store_id, sku, name, description) values ($1, $2, $3, $4, $5) returning *")
-        .bind(Uuid::now_v7())
-        .bind(store)
-        .bind(f.sku)
-        .bind(f.name)
-        .bind(f.description.flatten())
-        .fetch_one(db)
-        .await
-}
-
-pub async fn update_sku(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: SkuFields,
-) -> sqlx::Result<Option<SkuRow>> {
-    let mut u = Update::new("skus");
-    u.set("sku", f.sku)
-        .set("name", f.name)
-        .set("description", f.description);
-    u.run(db, store, id).await
+impl super::Fields for SkuFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("sku", self.sku)
+            .set("name", self.name)
+            .set("description", self.description);
+    }
 }
 
 pub async fn sku_parts(

@@ -1,6 +1,5 @@
 //! The `material_instances` table (spools); every function is scoped by store.
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -40,47 +39,18 @@ pub struct SpoolFields {
     pub notes: Option<Option<String>>,
 }
 
-pub async fn insert_spool(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    f: SpoolFields,
-) -> sqlx::Result<SpoolRow> {
-    sqlx::query_as(
-        "insert into material_instances (id, store_id, material_id, initial_grams, remaining_grams, printer_id,
-                                         slot, location, lot, notes)
-         values ($1, $2, $3, $4, coalesce($5, $4), $6, $7, $8, $9, $10)
-         returning *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(f.material_id)
-    .bind(f.initial_grams)
-    .bind(f.remaining_grams)
-    .bind(f.printer_id.flatten())
-    .bind(f.slot.flatten())
-    .bind(f.location.flatten())
-    .bind(f.lot.flatten())
-    .bind(f.notes.flatten())
-    .fetch_one(db)
-    .await
-}
-
-pub async fn update_spool(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: SpoolFields,
-) -> sqlx::Result<Option<SpoolRow>> {
-    let mut u = Update::new("material_instances");
-    u.set("material_id", f.material_id)
-        .set("initial_grams", f.initial_grams)
-        .set("remaining_grams", f.remaining_grams)
-        .set("printer_id", f.printer_id)
-        .set("slot", f.slot)
-        .set("location", f.location)
-        .set("lot", f.lot)
-        .set("notes", f.notes);
-    u.run(db, store, id).await
+impl super::Fields for SpoolFields {
+    fn columns(self, columns: &mut super::Columns) {
+        columns
+            .set("material_id", self.material_id)
+            .set("initial_grams", self.initial_grams)
+            .set("remaining_grams", self.remaining_grams)
+            .set("printer_id", self.printer_id)
+            .set("slot", self.slot)
+            .set("location", self.location)
+            .set("lot", self.lot)
+            .set("notes", self.notes);
+    }
 }
 
 /// The spool loaded in a printer (the lowest slot, then the oldest), locked.

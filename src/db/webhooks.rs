@@ -1,7 +1,6 @@
 //! The `webhook_endpoints` table, scoped by store. Deliveries and attempts are in
 //! [`super::deliveries`].
 
-use super::Update;
 use crate::ids::StoreId;
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -58,22 +57,17 @@ pub async fn insert_endpoint(
     .await
 }
 
-/// Applies a patch. Re-enabling clears why it was disabled and its failure streak.
-pub async fn update_endpoint(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    f: EndpointFields,
-) -> sqlx::Result<Option<EndpointRow>> {
-    let reenabled = f.enabled == Some(true);
-    let mut u = Update::new("webhook_endpoints");
-    u.set("url", f.url)
-        .set("description", f.description)
-        .set("event_types", f.event_types)
-        .set("enabled", f.enabled)
-        .set("disabled_reason", reenabled.then_some(None::<String>))
-        .set("failing_since", reenabled.then_some(None::<DateTime<Utc>>));
-    u.run(db, store, id).await
+impl super::Fields for EndpointFields {
+    fn columns(self, columns: &mut super::Columns) {
+        let reenabled = self.enabled == Some(true);
+        columns
+            .set("url", self.url)
+            .set("description", self.description)
+            .set("event_types", self.event_types)
+            .set("enabled", self.enabled)
+            .set("disabled_reason", reenabled.then_some(None::<String>))
+            .set("failing_since", reenabled.then_some(None::<DateTime<Utc>>));
+    }
 }
 
 pub async fn delete_endpoint(

@@ -206,7 +206,7 @@ pub async fn create_material(
     caller.require(Permission::MaterialCreate)?;
     let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let row = db::insert_material(&mut *tx, caller.store_id, fields).await?;
+    let row = crate::db::insert::<MaterialRow>(&mut *tx, caller.store_id, fields).await?;
     entity::created::<Material>(tx, &caller, "/v1/materials", row).await
 }
 
@@ -238,7 +238,7 @@ pub async fn update_material(
     caller.require(Permission::MaterialEdit)?;
     let fields = fields(body)?;
     let (mut tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
-    let row = db::update_material(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<MaterialRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
     entity::updated(tx, &caller, before, row).await

@@ -294,7 +294,7 @@ pub async fn create_part(
     caller.require(Permission::PartCreate)?;
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body.into()).await?;
-    let row = db::insert_part(&mut *tx, caller.store_id, fields).await?;
+    let row = crate::db::insert::<PartRow>(&mut *tx, caller.store_id, fields).await?;
     let links = links.unwrap_or_default();
     db::replace_part_materials(&mut tx, caller.store_id, row.id, &links).await?;
     entity::created::<Part>(tx, &caller, "/v1/parts", row).await
@@ -329,7 +329,7 @@ pub async fn update_part(
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
     let before = entity::locked::<Part>(&mut tx, caller.store_id, path.id).await?;
-    let row = db::update_part(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<PartRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
     if let Some(links) = links {

@@ -282,7 +282,7 @@ pub async fn create_printer(
     caller.require(Permission::PrinterCreate)?;
     let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let row = db::insert(&mut *tx, caller.store_id, Uuid::now_v7(), fields)
+    let row = crate::db::insert::<PrinterRow>(&mut *tx, caller.store_id, fields)
         .await
         .map_err(conflict_on_duplicate)?;
     entity::created::<Printer>(tx, &caller, "/v1/printers", row).await
@@ -317,7 +317,7 @@ pub async fn update_printer(
     caller.require(Permission::PrinterEdit)?;
     let fields = fields(body)?;
     let (mut tx, before) = entity::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
-    let row = db::update(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<PrinterRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(conflict_on_duplicate)?
         .ok_or(ApiError::NotFound)?;

@@ -193,7 +193,7 @@ pub async fn create_sku(
     caller.require(Permission::SkuCreate)?;
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body.into()).await?;
-    let row = db::insert_sku(&mut *tx, caller.store_id, fields)
+    let row = crate::db::insert::<SkuRow>(&mut *tx, caller.store_id, fields)
         .await
         .map_err(duplicate_code)?;
     let links = links.unwrap_or_default();
@@ -231,7 +231,7 @@ pub async fn update_sku(
     let mut tx = state.pool.begin().await?;
     let (fields, links) = fields(&mut tx, caller.store_id, body).await?;
     let before = entity::locked::<Sku>(&mut tx, caller.store_id, path.id).await?;
-    let row = db::update_sku(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<SkuRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(duplicate_code)?
         .ok_or(ApiError::NotFound)?;

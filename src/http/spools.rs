@@ -115,7 +115,8 @@ impl From<CreateSpool> for UpdateSpool {
         UpdateSpool {
             material_id: Some(c.material_id),
             initial_grams: Some(c.initial_grams),
-            remaining_grams: c.remaining_grams,
+            // A new spool is full unless said otherwise.
+            remaining_grams: c.remaining_grams.or(Some(c.initial_grams)),
             printer_id: Some(c.printer_id),
             slot: Some(c.slot),
             location: Some(c.location),
@@ -185,7 +186,7 @@ pub async fn create_spool(
     caller.require(Permission::MaterialInstanceCreate)?;
     let fields = fields(body.into())?;
     let mut tx = state.pool.begin().await?;
-    let row = db::insert_spool(&mut *tx, caller.store_id, fields)
+    let row = crate::db::insert::<SpoolRow>(&mut *tx, caller.store_id, fields)
         .await
         .map_err(client_error)?;
     entity::created::<Spool>(tx, &caller, "/v1/materials/instances", row).await
@@ -219,7 +220,7 @@ pub async fn update_spool(
     caller.require(Permission::MaterialInstanceEdit)?;
     let fields = fields(body)?;
     let (mut tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
-    let row = db::update_spool(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<SpoolRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(client_error)?
         .ok_or(ApiError::NotFound)?;

@@ -141,7 +141,7 @@ pub async fn create_order(
     };
     let mut tx = state.pool.begin().await?;
     let (fields, items) = fields(&mut tx, caller.store_id, body.into()).await?;
-    let row = db::insert(&mut *tx, caller.store_id, fields).await?;
+    let row = crate::db::insert::<OrderRow>(&mut *tx, caller.store_id, fields).await?;
     let items = items.unwrap_or_default();
     db::replace_items(&mut tx, caller.store_id, row.id, &items).await?;
     let order = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
@@ -187,7 +187,7 @@ pub async fn update_order(
             "items already printed cannot be replaced".to_owned(),
         ));
     }
-    let row = db::update(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<OrderRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
     if let Some(new_items) = new_items {

@@ -148,7 +148,7 @@ pub async fn update_print_job(
     }
 
     let before = PrintJob::from(row);
-    let edited: PrintJob = db::update(&mut *tx, caller.store_id, path.id, fields)
+    let edited: PrintJob = crate::db::update::<JobRow>(&mut *tx, caller.store_id, path.id, fields)
         .await?
         .ok_or(ApiError::NotFound)?
         .into();

@@ -259,7 +259,7 @@ pub async fn update_webhook(
     e.finish()?;
     let (mut tx, before) =
         entity::lock::<EndpointView>(&state.pool, caller.store_id, path.id).await?;
-    let row = db::update_endpoint(&mut *tx, caller.store_id, path.id, fields)
+    let row = crate::db::update::<EndpointRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
     entity::updated(tx, &caller, before, row).await
