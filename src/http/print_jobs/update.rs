@@ -10,9 +10,13 @@ use crate::domain::queue::JobState;
 use crate::domain::validate::Errors;
 use crate::domain::{changes, Author};
 use crate::error::{ApiError, ApiResult};
+use crate::http::entity::Found;
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::ids::StoreId;
 use axum::extract::State;
 use axum::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Refuses a printer that is disabled or lacks one of `tags` (`422 incompatible_printer` at
 /// `pointer`).
@@ -79,153 +83,185 @@ pub async fn update_print_job(
     if body.state.is_some() {
         caller.require(Permission::QueueOverride)?;
     }
-    let mut e = Errors::default();
-    let fields = JobFields {
-        name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
-        quantity: quantity(&mut e, body.quantity),
-        priority: priority(&mut e, body.priority),
-        required_printer_tags: body
-            .required_printer_tags
-            .as_deref()
-            .map(|t| e.tags("/requiredPrinterTags", t)),
-        material_ids: None,
-        notes: body
-            .notes
-            .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
-    };
-    let failure_reason = e.optional_text("/failureReason", body.failure_reason.as_deref(), 2000);
-    if body.state.is_some() && body.printer_id.is_some() {
-        e.add(
-            "/state",
-            "invalid_value",
-            "give either state or printerId, not both",
-        );
-    }
-    if failure_reason.is_some() && body.state != Some(ForcedState::Failed) {
-        e.add(
-            "/failureReason",
-            "invalid_value",
-            "only with state `failed`",
-        );
-    }
     let mut tx = state.pool.begin().await?;
-    let fields = JobFields {
-        material_ids: materials(
-            &mut e,
-            &mut tx,
-            caller.store_id,
-            body.material_ids.as_deref(),
-        )
-        .await?,
-        ..fields
-    };
-    let printer = match body.printer_id {
-        Some(Some(id)) => {
-            // Locked, so the printer cannot be deleted between this check and the assignment.
-            let found =
-                crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, id).await?;
-            if found.is_none() {
-                e.add("/printerId", "not_found", "no such printer in this store");
-            }
-            found
-        }
-        _ => None,
-    };
-    e.finish()?;
-
+    let edit = Edit::validate(&mut tx, caller.store_id, body).await?;
     let row = crate::db::get_for_update::<JobRow>(&mut *tx, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        .await
+        .found()?;
     require_edit(&caller, &row)?;
-    let current = PrintJob::from(row.clone()).state;
-    let content_change = fields.quantity.is_some()
-        || fields.required_printer_tags.is_some()
-        || fields.material_ids.is_some();
-    if content_change && !matches!(current, JobState::Queued | JobState::Assigned) {
-        return Err(ApiError::Conflict(format!(
-            "quantity, tags and materials of a {current} job can no longer change"
-        )));
-    }
-
     let before = PrintJob::from(row);
-    let edited: PrintJob = crate::db::update::<JobRow>(&mut *tx, caller.store_id, path.id, fields)
-        .await?
-        .ok_or(ApiError::NotFound)?
-        .into();
-    if let Some(printer) = &printer {
-        if !matches!(current, JobState::Queued | JobState::Assigned) {
-            return Err(ApiError::InvalidStateTransition(format!(
-                "a {current} job cannot be assigned to a printer"
-            )));
-        }
-        fits(
-            printer,
-            &edited.required_printer_tags,
-            "/printerId",
-            "the printer",
-        )?;
-    } else if current == JobState::Assigned
-        && body.state.is_none()
-        && body.printer_id.is_none()
-        && edited.required_printer_tags != before.required_printer_tags
-    {
-        // New tags must still fit the printer the job is assigned to.
-        if let Some(id) = before.printer_id {
-            if let Some(assigned) =
-                crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, id).await?
-            {
-                fits(
-                    &assigned,
-                    &edited.required_printer_tags,
-                    "/requiredPrinterTags",
-                    "the assigned printer",
-                )?;
-            }
-        }
-    }
-    let target = match (body.state, body.printer_id) {
-        (Some(to), _) => Some((JobState::from(to), None)),
-        (None, Some(Some(printer))) => Some((JobState::Assigned, Some(printer))),
-        // Handing back a job that is already queued changes nothing.
-        (None, Some(None)) if current == JobState::Queued => None,
-        (None, Some(None)) => Some((JobState::Queued, None)),
-        (None, None) => None,
-    };
-    let after = match target {
-        Some((to, printer)) if !(to == JobState::Assigned && current == JobState::Assigned) => {
-            if !current.can_become(to) {
-                return Err(illegal(current, to));
-            }
-            // One recorded change from the job as it was, plus the move's domain event.
-            jobs::transition(
-                &mut tx,
-                &Author::from(&caller),
-                before,
-                to,
-                printer,
-                failure_reason.as_deref(),
-            )
-            .await?
-        }
-        reassign => {
-            let after: PrintJob = match reassign {
-                // Same state, another printer: an edit, with no domain event.
-                Some((_, printer)) => db::set_state(
-                    &mut *tx,
-                    caller.store_id,
-                    path.id,
-                    JobState::Assigned.as_str(),
-                    printer,
-                    None,
-                )
-                .await?
-                .into(),
-                None => edited,
-            };
-            changes::updated(&mut tx, &caller, &before, &after).await?;
-            after
-        }
-    };
+    let author = Author::from(&caller);
+    let after = edit.apply(&mut tx, &author, before).await?;
     tx.commit().await?;
     Ok(Json(after))
+}
+
+/// A validated `PATCH`: the fields to write, then where the job moves (if anywhere).
+struct Edit {
+    fields: JobFields,
+    failure_reason: Option<String>,
+    state: Option<ForcedState>,
+    printer_id: Option<Option<Uuid>>,
+    /// The printer asked for, locked so it cannot be deleted before the assignment.
+    printer: Option<PrinterRow>,
+}
+
+impl Edit {
+    async fn validate(
+        tx: &mut PgConnection,
+        store: StoreId,
+        body: UpdatePrintJob,
+    ) -> ApiResult<Edit> {
+        let mut e = Errors::default();
+        let fields = JobFields {
+            name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
+            quantity: quantity(&mut e, body.quantity),
+            priority: priority(&mut e, body.priority),
+            required_printer_tags: body
+                .required_printer_tags
+                .as_deref()
+                .map(|t| e.tags("/requiredPrinterTags", t)),
+            material_ids: materials(&mut e, tx, store, body.material_ids.as_deref()).await?,
+            notes: body
+                .notes
+                .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
+        };
+        let failure_reason =
+            e.optional_text("/failureReason", body.failure_reason.as_deref(), 2000);
+        if body.state.is_some() && body.printer_id.is_some() {
+            e.add(
+                "/state",
+                "invalid_value",
+                "give either state or printerId, not both",
+            );
+        }
+        if failure_reason.is_some() && body.state != Some(ForcedState::Failed) {
+            e.add(
+                "/failureReason",
+                "invalid_value",
+                "only with state `failed`",
+            );
+        }
+        let printer = match body.printer_id {
+            Some(Some(id)) => {
+                let found = crate::db::get_for_update::<PrinterRow>(&mut *tx, store, id).await?;
+                if found.is_none() {
+                    e.add("/printerId", "not_found", "no such printer in this store");
+                }
+                found
+            }
+            _ => None,
+        };
+        e.finish()?;
+        Ok(Edit {
+            fields,
+            failure_reason,
+            state: body.state,
+            printer_id: body.printer_id,
+            printer,
+        })
+    }
+
+    /// Writes the fields, checks the printer still fits, then moves the job: one recorded
+    /// change from the job as it was (plus the move's domain event, if it moved).
+    async fn apply(
+        mut self,
+        tx: &mut PgConnection,
+        author: &Author,
+        before: PrintJob,
+    ) -> ApiResult<PrintJob> {
+        let current = before.state;
+        let content_change = self.fields.quantity.is_some()
+            || self.fields.required_printer_tags.is_some()
+            || self.fields.material_ids.is_some();
+        if content_change && !matches!(current, JobState::Queued | JobState::Assigned) {
+            return Err(ApiError::Conflict(format!(
+                "quantity, tags and materials of a {current} job can no longer change"
+            )));
+        }
+        let store = author.store_id;
+        let edited: PrintJob = crate::db::update::<JobRow>(
+            &mut *tx,
+            store,
+            before.id,
+            std::mem::take(&mut self.fields),
+        )
+        .await
+        .found()?
+        .into();
+        self.check_printer(tx, store, &before, &edited).await?;
+        let target = match (self.state, self.printer_id) {
+            (Some(to), _) => Some((JobState::from(to), None)),
+            (None, Some(Some(printer))) => Some((JobState::Assigned, Some(printer))),
+            // Handing back a job that is already queued changes nothing.
+            (None, Some(None)) if current == JobState::Queued => None,
+            (None, Some(None)) => Some((JobState::Queued, None)),
+            (None, None) => None,
+        };
+        let reason = self.failure_reason.as_deref();
+        match target {
+            Some((to, printer)) if !(to == JobState::Assigned && current == JobState::Assigned) => {
+                if !current.can_become(to) {
+                    return Err(illegal(current, to));
+                }
+                Ok(jobs::transition(tx, author, before, to, printer, reason).await?)
+            }
+            reassign => {
+                let after: PrintJob = match reassign {
+                    // Same state, another printer: an edit, with no domain event.
+                    Some((_, printer)) => {
+                        let assigned = JobState::Assigned.as_str();
+                        db::set_state(&mut *tx, store, before.id, assigned, printer, None)
+                            .await?
+                            .into()
+                    }
+                    None => edited,
+                };
+                changes::updated(tx, author, &before, &after).await?;
+                Ok(after)
+            }
+        }
+    }
+
+    /// The printer asked for must fit the job as edited; so must the printer it is assigned to,
+    /// when only its tags change.
+    async fn check_printer(
+        &self,
+        tx: &mut PgConnection,
+        store: StoreId,
+        before: &PrintJob,
+        edited: &PrintJob,
+    ) -> ApiResult<()> {
+        let current = before.state;
+        if let Some(printer) = &self.printer {
+            if !matches!(current, JobState::Queued | JobState::Assigned) {
+                return Err(ApiError::InvalidStateTransition(format!(
+                    "a {current} job cannot be assigned to a printer"
+                )));
+            }
+            return fits(
+                printer,
+                &edited.required_printer_tags,
+                "/printerId",
+                "the printer",
+            );
+        }
+        let retagged = edited.required_printer_tags != before.required_printer_tags;
+        let untouched = self.state.is_none() && self.printer_id.is_none();
+        if current != JobState::Assigned || !untouched || !retagged {
+            return Ok(());
+        }
+        let Some(id) = before.printer_id else {
+            return Ok(());
+        };
+        match crate::db::get_for_update::<PrinterRow>(&mut *tx, store, id).await? {
+            Some(assigned) => fits(
+                &assigned,
+                &edited.required_printer_tags,
+                "/requiredPrinterTags",
+                "the assigned printer",
+            ),
+            None => Ok(()),
+        }
+    }
 }
