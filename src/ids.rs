@@ -52,3 +52,19 @@ typed_id!(
     /// The row id of an API key (not the public `keyId` prefix of the key itself).
     ApiKeyId
 );
+typed_id!(
+    /// A printer.
+    PrinterId
+);
+typed_id!(
+    /// A print job.
+    PrintJobId
+);
+typed_id!(
+    /// An order.
+    OrderId
+);
+typed_id!(
+    /// A command recorded for a printer.
+    CommandId
+);

@@ -78,7 +78,7 @@ async fn register(pool: &PgPool, o: &Options) -> anyhow::Result<Vec<(Uuid, Strin
         let id = printers_db::find_by_device(pool, o.store, &o.kind, &device)
             .await?
             .context("a simulated printer just registered is missing")?;
-        out.push((id, device));
+        out.push((id.0, device));
     }
     Ok(out)
 }

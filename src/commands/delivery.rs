@@ -9,13 +9,12 @@ use super::vendor;
 use crate::db::commands as db;
 use crate::domain::printer_commands::{set_status, Command};
 use crate::domain::Author;
-use crate::ids::StoreId;
+use crate::ids::{CommandId, PrinterId, StoreId};
 use crate::mqtt::{Broker, Message};
 use crate::worker::{self, Pace, Wakeups};
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 const BATCH: i64 = 100;
 const POLL: Duration = Duration::from_millis(250);
@@ -82,8 +81,8 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
 pub async fn answer(
     pool: &PgPool,
     store: StoreId,
-    printer: Uuid,
-    command: Uuid,
+    printer: PrinterId,
+    command: CommandId,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;

@@ -1,6 +1,6 @@
 //! The `printer_commands` table; scoped by store.
 
-use crate::ids::StoreId;
+use crate::ids::{CommandId, PrinterId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -105,8 +105,8 @@ pub async fn pending_for_update(
 pub async fn get_for_update(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    printer: Uuid,
-    id: Uuid,
+    printer: PrinterId,
+    id: CommandId,
 ) -> sqlx::Result<Option<CommandRow>> {
     sqlx::query_as(
         "select * from printer_commands where store_id = $1 and printer_id = $2 and id = $3

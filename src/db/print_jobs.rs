@@ -1,6 +1,6 @@
 //! The `print_jobs` table: the queue. Every function is scoped by store.
 
-use crate::ids::StoreId;
+use crate::ids::{OrderId, PrintJobId, PrinterId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -174,9 +174,9 @@ impl super::Fields for JobFields {
 pub async fn set_state(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    id: Uuid,
+    id: PrintJobId,
     state: &str,
-    printer: Option<Uuid>,
+    printer: Option<PrinterId>,
     failure_reason: Option<&str>,
 ) -> sqlx::Result<JobRow> {
     sqlx::query_as(
@@ -240,25 +240,31 @@ pub async fn printer_has_active_jobs(
 #[derive(Debug, Clone, Copy)]
 pub enum Link {
     /// `order_id` (and `order_item_id` with it).
-    Order,
-    Printer,
+    Order(OrderId),
+    Printer(PrinterId),
 }
 
 impl Link {
     fn column(self) -> &'static str {
         match self {
-            Link::Order => "order_id",
-            Link::Printer => "printer_id",
+            Link::Order(_) => "order_id",
+            Link::Printer(_) => "printer_id",
+        }
+    }
+
+    fn target(self) -> Uuid {
+        match self {
+            Link::Order(id) => id.0,
+            Link::Printer(id) => id.0,
         }
     }
 }
 
-/// Locks the jobs linked to `target` (an order or a printer), in id order.
+/// Locks the jobs linked to an order or a printer, in id order.
 pub async fn lock_linked(
     db: impl PgExecutor<'_>,
     store: StoreId,
     link: Link,
-    target: Uuid,
 ) -> sqlx::Result<Vec<JobRow>> {
     let sql = format!(
         "select * from print_jobs where store_id = $1 and {} = $2 order by id for update",
@@ -266,7 +272,7 @@ pub async fn lock_linked(
     );
     sqlx::query_as(&sql)
         .bind(store)
-        .bind(target)
+        .bind(link.target())
         .fetch_all(db)
         .await
 }
@@ -275,12 +281,12 @@ pub async fn lock_linked(
 pub async fn unlink(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    id: Uuid,
+    id: PrintJobId,
     link: Link,
 ) -> sqlx::Result<JobRow> {
     let set = match link {
-        Link::Order => "order_id = null, order_item_id = null",
-        Link::Printer => "printer_id = null",
+        Link::Order(_) => "order_id = null, order_item_id = null",
+        Link::Printer(_) => "printer_id = null",
     };
     let sql = format!(
         "update print_jobs set {set}, updated_at = now() where store_id = $1 and id = $2 returning *"
@@ -296,7 +302,7 @@ pub async fn unlink(
 pub async fn active_on_printer_for_update(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    printer: Uuid,
+    printer: PrinterId,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(
         "select * from print_jobs where store_id = $1 and printer_id = $2

@@ -1,6 +1,6 @@
 //! The `printers` and `printer_states` tables; every function is scoped by store.
 
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -107,7 +107,7 @@ pub struct PrinterStateRow {
 pub async fn state(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    printer: Uuid,
+    printer: PrinterId,
 ) -> sqlx::Result<Option<PrinterStateRow>> {
     sqlx::query_as(
         "select state, updated_at from printer_states where store_id = $1 and printer_id = $2",
@@ -150,7 +150,7 @@ pub async fn find_by_device(
     store: StoreId,
     provider: &str,
     device_id: &str,
-) -> sqlx::Result<Option<Uuid>> {
+) -> sqlx::Result<Option<PrinterId>> {
     sqlx::query_scalar(
         "select id from printers where store_id = $1 and provider = $2 and device_id = $3",
     )
@@ -165,7 +165,7 @@ pub async fn find_by_device(
 pub async fn write_state(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    printer: Uuid,
+    printer: PrinterId,
     state: &serde_json::Value,
 ) -> sqlx::Result<()> {
     sqlx::query(

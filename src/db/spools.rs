@@ -1,6 +1,6 @@
 //! The `material_instances` table (spools); every function is scoped by store.
 
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -57,7 +57,7 @@ impl super::Fields for SpoolFields {
 pub async fn loaded_spool_for_update(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    printer: Uuid,
+    printer: PrinterId,
 ) -> sqlx::Result<Option<SpoolRow>> {
     sqlx::query_as(
         "select * from material_instances where store_id = $1 and printer_id = $2

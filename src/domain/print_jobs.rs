@@ -6,7 +6,7 @@ use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::queue::JobState;
 use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
-use crate::ids::StoreId;
+use crate::ids::{PrintJobId, PrinterId, StoreId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -101,13 +101,13 @@ pub async fn transition(
     author: &Author,
     before: PrintJob,
     to: JobState,
-    printer: Option<Uuid>,
+    printer: Option<PrinterId>,
     failure_reason: Option<&str>,
 ) -> DomainResult<PrintJob> {
     let after: PrintJob = db::set_state(
         &mut *tx,
         author.store_id,
-        before.id,
+        PrintJobId(before.id),
         to.as_str(),
         printer,
         failure_reason,
@@ -123,15 +123,10 @@ pub async fn transition(
 
 /// Unlinks the jobs of an order or printer about to be deleted, recording each change (the
 /// schema would null the links itself, but then no event would say so).
-pub async fn unlink_jobs(
-    tx: &mut PgConnection,
-    author: &Author,
-    link: Link,
-    target: Uuid,
-) -> DomainResult<()> {
-    for row in db::lock_linked(&mut *tx, author.store_id, link, target).await? {
+pub async fn unlink_jobs(tx: &mut PgConnection, author: &Author, link: Link) -> DomainResult<()> {
+    for row in db::lock_linked(&mut *tx, author.store_id, link).await? {
         let before = PrintJob::from(row);
-        let after: PrintJob = db::unlink(&mut *tx, author.store_id, before.id, link)
+        let after: PrintJob = db::unlink(&mut *tx, author.store_id, PrintJobId(before.id), link)
             .await?
             .into();
         changes::updated(tx, author, &before, &after).await?;

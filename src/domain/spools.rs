@@ -7,7 +7,7 @@ use super::error::DomainResult;
 use super::events::EventType;
 use super::print_jobs::PrintJob;
 use crate::db::spools::{self as db, SpoolRow};
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -61,7 +61,7 @@ entity_view!(Spool, MaterialInstance);
 pub async fn record_usage(
     tx: &mut PgConnection,
     author: &Author,
-    printer: Uuid,
+    printer: PrinterId,
     job: &PrintJob,
 ) -> DomainResult<()> {
     let grams = job.estimated_grams.unwrap_or(0.0) * f64::from(job.quantity);
@@ -75,7 +75,7 @@ pub async fn record_usage(
     let after = Spool::from(db::take_grams(&mut *tx, author.store_id, before.id, grams).await?);
     changes::updated(tx, author, &before, &after).await?;
     let usage = Usage {
-        printer_id: printer,
+        printer_id: printer.0,
         print_job_id: job.id,
         spool_id: after.id,
         material_id: after.material_id,

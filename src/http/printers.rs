@@ -12,6 +12,7 @@ use crate::domain::printers::{BuildVolume, Printer};
 use crate::domain::validate::{Errors, Tag};
 use crate::domain::{changes, print_jobs, Author};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ids::PrinterId;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -345,7 +346,8 @@ pub async fn delete_printer(
         ));
     }
     let author = Author::from(&caller);
-    print_jobs::unlink_jobs(&mut tx, &author, Link::Printer, path.id).await?;
+    let link = Link::Printer(PrinterId(path.id));
+    print_jobs::unlink_jobs(&mut tx, &author, link).await?;
     entity::deleted(tx, &caller, before, "the printer is still in use").await
 }
 
@@ -407,7 +409,7 @@ pub async fn get_printer_stats(
     crate::db::get::<PrinterRow>(&state.pool, caller.store_id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let stats = match db::state(&state.pool, caller.store_id, path.id).await? {
+    let stats = match db::state(&state.pool, caller.store_id, PrinterId(path.id)).await? {
         Some(s) => PrinterStats {
             printer_id: path.id,
             status: s

@@ -13,7 +13,7 @@ use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
 use crate::domain::queue::JobState;
 use crate::domain::{changes, spools, Author, EventType};
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 use crate::mqtt::{Broker, Inbound, Message};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -31,7 +31,7 @@ const SWEEP: Duration = Duration::from_millis(500);
 type DeviceKey = (Uuid, &'static str, String);
 
 struct Tracked {
-    printer_id: Uuid,
+    printer_id: PrinterId,
     store: StoreId,
     report: Value,
     /// Report bytes merged since the report's size was last checked.
@@ -49,7 +49,7 @@ pub struct Bridge {
     printers: HashMap<DeviceKey, Tracked>,
     /// Which printer a device key names, and when we looked (unknown devices are remembered
     /// too, so a stranger's flood costs one query per 30 s).
-    lookups: HashMap<DeviceKey, (Option<Uuid>, Instant)>,
+    lookups: HashMap<DeviceKey, (Option<PrinterId>, Instant)>,
     /// Database writes made, for the benchmark and metrics.
     pub writes: u64,
 }
@@ -88,7 +88,7 @@ impl Bridge {
         }
     }
 
-    async fn printer_for(&mut self, key: &DeviceKey) -> anyhow::Result<Option<Uuid>> {
+    async fn printer_for(&mut self, key: &DeviceKey) -> anyhow::Result<Option<PrinterId>> {
         if let Some((id, at)) = self.lookups.get(key) {
             if at.elapsed() < LOOKUP_TTL {
                 return Ok(*id);
@@ -231,7 +231,7 @@ impl Bridge {
                 } else {
                     EventType::PrinterOffline
                 };
-                changes::event(&mut tx, &author, event, printer_id, &about).await?;
+                changes::event(&mut tx, &author, event, printer_id.0, &about).await?;
             }
             for alert in next.alerts.iter().filter(|a| !previous.alerts.contains(a)) {
                 let event = if alert.severity == "error" {
@@ -240,7 +240,7 @@ impl Bridge {
                     EventType::PrinterHmsWarning
                 };
                 let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
-                changes::event(&mut tx, &author, event, printer_id, &body).await?;
+                changes::event(&mut tx, &author, event, printer_id.0, &body).await?;
             }
             if previous.status != next.status {
                 follow_job(&mut tx, &author, printer_id, &next).await?;
@@ -348,7 +348,7 @@ impl Bridge {
 async fn follow_job(
     tx: &mut sqlx::PgConnection,
     author: &Author,
-    printer: Uuid,
+    printer: PrinterId,
     state: &PrinterState,
 ) -> anyhow::Result<()> {
     let to = match state.status.as_str() {

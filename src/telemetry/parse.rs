@@ -1,6 +1,7 @@
 //! Printer telemetry, free of I/O: which printer a topic names, commands' answers, merging
 //! partial reports (SPEC §10). Normalising each vendor's report is `telemetry::state`.
 
+use crate::ids::CommandId;
 use serde_json::{Map, Value};
 
 /// How a report reached us, from its topic (`printers/{storeId}/…`).
@@ -68,7 +69,7 @@ pub fn source(topic: &str) -> Option<Source> {
 /// A printer's answer to a command: the command id, and the error if it failed. Bambu answers
 /// in its report (`sequence_id` and `result` next to the `command`), Moonraker with JSON-RPC,
 /// generic printers with `{"id", "ok", "error"}`.
-pub fn answer(kind: &Kind, body: &Value) -> Option<(uuid::Uuid, Option<String>)> {
+pub fn answer(kind: &Kind, body: &Value) -> Option<(CommandId, Option<String>)> {
     match kind {
         Kind::BambuReport => {
             let section = ["print", "system"]
@@ -354,7 +355,7 @@ mod tests {
 
     #[test]
     fn answers_to_commands_are_read_per_vendor() {
-        let id = uuid::Uuid::now_v7();
+        let id = CommandId::new();
         let ok = json!({"print": {"command": "pause", "sequence_id": id.to_string(), "result": "success"}});
         assert_eq!(answer(&Kind::BambuReport, &ok), Some((id, None)));
         let failed = json!({"print": {"command": "pause", "sequence_id": id.to_string(), "result": "fail", "reason": "busy"}});

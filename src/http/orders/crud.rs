@@ -208,6 +208,7 @@ pub async fn delete_order(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::OrderDelete)?;
     let (mut tx, before) = entity::lock::<Order>(&state.pool, caller.store_id, path.id).await?;
-    jobs::unlink_jobs(&mut tx, &Author::from(&caller), Link::Order, path.id).await?;
+    let link = Link::Order(OrderId(path.id));
+    jobs::unlink_jobs(&mut tx, &Author::from(&caller), link).await?;
     entity::deleted(tx, &caller, before, "the order is still in use").await
 }

@@ -18,7 +18,7 @@ use crate::domain::queue::JobState;
 use crate::domain::validate::Errors;
 use crate::domain::{changes, planning, Author, EventType};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::ids::StoreId;
+use crate::ids::{OrderId, StoreId};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -12,7 +12,7 @@ use crate::domain::{changes, Author};
 use crate::error::{ApiError, ApiResult};
 use crate::http::entity::Found;
 use crate::http::extract::{ApiJson, ApiPath};
-use crate::ids::StoreId;
+use crate::ids::{PrintJobId, PrinterId, StoreId};
 use axum::extract::State;
 use axum::Json;
 use sqlx::PgConnection;
@@ -192,7 +192,7 @@ impl Edit {
         self.check_printer(tx, store, &before, &edited).await?;
         let target = match (self.state, self.printer_id) {
             (Some(to), _) => Some((JobState::from(to), None)),
-            (None, Some(Some(printer))) => Some((JobState::Assigned, Some(printer))),
+            (None, Some(Some(printer))) => Some((JobState::Assigned, Some(PrinterId(printer)))),
             // Handing back a job that is already queued changes nothing.
             (None, Some(None)) if current == JobState::Queued => None,
             (None, Some(None)) => Some((JobState::Queued, None)),
@@ -211,9 +211,16 @@ impl Edit {
                     // Same state, another printer: an edit, with no domain event.
                     Some((_, printer)) => {
                         let assigned = JobState::Assigned.as_str();
-                        db::set_state(&mut *tx, store, before.id, assigned, printer, None)
-                            .await?
-                            .into()
+                        db::set_state(
+                            &mut *tx,
+                            store,
+                            PrintJobId(before.id),
+                            assigned,
+                            printer,
+                            None,
+                        )
+                        .await?
+                        .into()
                     }
                     None => edited,
                 };
