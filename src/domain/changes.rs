@@ -78,7 +78,7 @@ pub async fn created<E: EntityView>(
     author: impl Into<Author>,
     after: &E,
 ) -> sqlx::Result<()> {
-    record(tx, author, Verb::Create, None, Some(after)).await
+    record::<E, E>(tx, author, Verb::Create, None, Some(after)).await
 }
 
 pub async fn updated<E: EntityView>(
@@ -87,7 +87,7 @@ pub async fn updated<E: EntityView>(
     before: &E,
     after: &E,
 ) -> sqlx::Result<()> {
-    record(tx, author, Verb::Update, Some(before), Some(after)).await
+    record::<E, E>(tx, author, Verb::Update, Some(before), Some(after)).await
 }
 
 pub async fn deleted<E: EntityView>(
@@ -95,26 +95,27 @@ pub async fn deleted<E: EntityView>(
     author: impl Into<Author>,
     before: &E,
 ) -> sqlx::Result<()> {
-    record(tx, author, Verb::Delete, Some(before), None).await
+    record::<E, E>(tx, author, Verb::Delete, Some(before), None).await
 }
 
 /// Records the audit entry and, if the entity's changes are published, the outbox row
-/// (`<entity>.created|updated|deleted`).
-pub async fn record<E: EntityView>(
+/// (`<entity>.created|updated|deleted`). `before` and `after` are views of the same entity (one
+/// may show more, e.g. a key with its new secret, which the audit redacts).
+pub async fn record<B: EntityView, A: EntityView>(
     tx: &mut PgConnection,
     author: impl Into<Author>,
     verb: Verb,
-    before: Option<&E>,
-    after: Option<&E>,
+    before: Option<&B>,
+    after: Option<&A>,
 ) -> sqlx::Result<()> {
     let author = author.into();
-    let Some(id) = after.or(before).map(EntityView::id) else {
+    let Some(id) = after.map(A::id).or(before.map(B::id)) else {
         return Ok(());
     };
     let before = before.and_then(|v| serde_json::to_value(v).ok());
     let after = after.and_then(|v| serde_json::to_value(v).ok());
     let changes = audit::changes(before.as_ref(), after.as_ref());
-    let entity = E::TYPE.as_str();
+    let entity = A::TYPE.as_str();
     audit::record(
         &mut *tx,
         author.store_id,
@@ -125,7 +126,7 @@ pub async fn record<E: EntityView>(
         changes.clone(),
     )
     .await?;
-    if let Some(event) = EventType::change(E::TYPE, verb.action()) {
+    if let Some(event) = EventType::change(A::TYPE, verb.action()) {
         outbox::insert_change(
             &mut *tx,
             author.store_id,

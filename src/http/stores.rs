@@ -2,10 +2,10 @@
 
 use super::extract::ApiJson;
 use crate::app::AppState;
-use crate::audit::{self, Actor};
 use crate::auth::{Caller, Permission};
 use crate::db::stores::{self as db, StoreRow};
 use crate::domain::validate::Errors;
+use crate::domain::{changes, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::StoreId;
 use axum::extract::State;
@@ -49,6 +49,14 @@ pub struct UpdateStore {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: Option<String>,
+}
+
+// The store is audited (never published): recorded through `domain::changes`.
+impl EntityView for Store {
+    const TYPE: EntityType = EntityType::Store;
+    fn id(&self) -> uuid::Uuid {
+        self.id.0
+    }
 }
 
 fn to_view(row: StoreRow, state: &AppState) -> Store {
@@ -109,20 +117,7 @@ pub async fn update_store(
         .await?
         .ok_or(ApiError::NotFound)?;
     let (before, after) = (to_view(before, &state), to_view(after, &state));
-    let changes = audit::changes(
-        serde_json::to_value(&before).ok().as_ref(),
-        serde_json::to_value(&after).ok().as_ref(),
-    );
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "update",
-        "store",
-        caller.store_id.0,
-        changes,
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
     Ok(Json(after))
 }

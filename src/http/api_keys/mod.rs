@@ -4,11 +4,12 @@ use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
 use super::respond::Created;
 use crate::app::AppState;
-use crate::audit::{self, Actor};
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
+use crate::domain::changes::{self, Verb};
 use crate::domain::validate::{Errors, IpRange};
+use crate::domain::{EntityType, EntityView};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId};
 use axum::extract::{RawQuery, State};
@@ -213,6 +214,21 @@ impl ApiKey {
     }
 }
 
+// Keys are audited (never published): recorded through `domain::changes` like every entity.
+impl EntityView for ApiKey {
+    const TYPE: EntityType = EntityType::ApiKey;
+    fn id(&self) -> uuid::Uuid {
+        self.id.0
+    }
+}
+
+impl EntityView for ApiKeyWithSecret {
+    const TYPE: EntityType = EntityType::ApiKey;
+    fn id(&self) -> uuid::Uuid {
+        self.api_key.id.0
+    }
+}
+
 const MAX_KEYS_PER_STORE: i64 = 1_000;
 
 fn held_by(row: &ApiKeyRow) -> PermissionSet {
@@ -362,20 +378,10 @@ pub async fn create_api_key(
         api_key: ApiKey::from_row(row, &state),
         key: plaintext.expose().to_owned(),
     };
-    let after = serde_json::to_value(&created).ok();
-    let id = created.api_key.id;
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "create",
-        "apiKey",
-        id.0,
-        audit::changes(None, after.as_ref()),
-    )
-    .await?;
+    changes::created(&mut tx, &caller, &created).await?;
     tx.commit().await?;
-    Ok(Created::answer(format!("/v1/api-keys/{id}"), created).into_response())
+    let location = format!("/v1/api-keys/{}", created.api_key.id);
+    Ok(Created::answer(location, created).into_response())
 }
 
 /// One API key (masked).
@@ -448,22 +454,12 @@ pub async fn update_api_key(
     let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
     caller.ensure_can_grant(permissions::effective(row.full_access, roles, permissions))?;
 
-    let before = serde_json::to_value(ApiKey::from_row(row.clone(), &state)).ok();
+    let before = ApiKey::from_row(row.clone(), &state);
     let updated = db::update(&mut *tx, caller.store_id, path.id, changes)
         .await?
         .ok_or(ApiError::NotFound)?;
     let view = ApiKey::from_row(updated.clone(), &state);
-    let after = serde_json::to_value(&view).ok();
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "update",
-        "apiKey",
-        path.id.0,
-        audit::changes(before.as_ref(), after.as_ref()),
-    )
-    .await?;
+    changes::updated(&mut tx, &caller, &before, &view).await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&updated.key_id).await;
     Ok(Json(view))
@@ -484,17 +480,7 @@ pub async fn delete_api_key(
     if !db::delete(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::NotFound);
     }
-    let before = serde_json::to_value(ApiKey::from_row(row.clone(), &state)).ok();
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "delete",
-        "apiKey",
-        path.id.0,
-        audit::changes(before.as_ref(), None),
-    )
-    .await?;
+    changes::deleted(&mut tx, &caller, &ApiKey::from_row(row.clone(), &state)).await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&row.key_id).await;
     Ok(StatusCode::NO_CONTENT)

@@ -39,22 +39,12 @@ pub async fn roll_api_key(
     )
     .await?
     .ok_or(ApiError::NotFound)?;
-    let before = serde_json::to_value(ApiKey::from_row(row, &state)).ok();
+    let before = ApiKey::from_row(row, &state);
     let view = ApiKeyWithSecret {
         api_key: ApiKey::from_row(rolled, &state),
         key: plaintext.expose().to_owned(),
     };
-    let after = serde_json::to_value(&view).ok();
-    audit::record(
-        &mut *tx,
-        caller.store_id,
-        &Actor::caller(&caller),
-        "roll",
-        "apiKey",
-        path.id.0,
-        audit::changes(before.as_ref(), after.as_ref()),
-    )
-    .await?;
+    changes::record(&mut tx, &caller, Verb::Roll, Some(&before), Some(&view)).await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&view.api_key.key_id).await;
     Ok(Json(view))
