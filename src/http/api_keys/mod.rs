@@ -231,6 +231,52 @@ impl EntityView for ApiKeyWithSecret {
 
 const MAX_KEYS_PER_STORE: i64 = 1_000;
 
+/// What a new key is given, validated and bounded by what the caller holds.
+struct Grant {
+    name: String,
+    roles: Vec<String>,
+    permissions: Vec<String>,
+    ip_allowlist: Vec<IpNet>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    fn validate(state: &AppState, caller: &Caller, body: &CreateApiKey) -> ApiResult<Grant> {
+        let mut errors = Errors::default();
+        let name = errors.name("/name", &body.name, NAME_MAX);
+        let roles = errors.roles("/roles", &body.roles);
+        let permissions = errors.permissions("/permissions", &body.permissions);
+        let ip_allowlist = errors.allowlist("/ipAllowlist", &body.ip_allowlist, ALLOWLIST_MAX);
+        if body.full_access && !(roles.is_empty() && permissions.is_empty()) {
+            errors.add(
+                "/fullAccess",
+                "conflict",
+                "a Full Access key takes no roles or permissions",
+            );
+        }
+        if body.expires_at.is_some_and(|at| at <= state.now()) {
+            errors.add("/expiresAt", "in_past", "must be in the future");
+        }
+        errors.finish()?;
+        if body.full_access && !caller.holds_everything() {
+            return Err(ApiError::PrivilegeEscalation(
+                "only the Store Owner can create Full Access keys".to_owned(),
+            ));
+        }
+        let effective = permissions::effective(body.full_access, &roles, &permissions);
+        caller.ensure_can_grant(effective)?;
+        caller.ensure_can_allow(&ip_allowlist)?;
+        let expires_at = caller.cap_expiry(body.expires_at)?;
+        Ok(Grant {
+            name,
+            roles,
+            permissions,
+            ip_allowlist,
+            expires_at,
+        })
+    }
+}
+
 fn held_by(row: &ApiKeyRow) -> PermissionSet {
     permissions::effective(row.full_access, &row.roles, &row.permissions)
 }
@@ -321,35 +367,7 @@ pub async fn create_api_key(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<Response> {
     caller.require(Permission::ApiKeyCreate)?;
-    let mut errors = Errors::default();
-    let name = errors.name("/name", &body.name, NAME_MAX);
-    let roles = errors.roles("/roles", &body.roles);
-    let permissions = errors.permissions("/permissions", &body.permissions);
-    let ip_allowlist = errors.allowlist("/ipAllowlist", &body.ip_allowlist, ALLOWLIST_MAX);
-    if body.full_access && !(roles.is_empty() && permissions.is_empty()) {
-        errors.add(
-            "/fullAccess",
-            "conflict",
-            "a Full Access key takes no roles or permissions",
-        );
-    }
-    if body.expires_at.is_some_and(|at| at <= state.now()) {
-        errors.add("/expiresAt", "in_past", "must be in the future");
-    }
-    errors.finish()?;
-
-    if body.full_access && !caller.holds_everything() {
-        return Err(ApiError::PrivilegeEscalation(
-            "only the Store Owner can create Full Access keys".to_owned(),
-        ));
-    }
-    caller.ensure_can_grant(permissions::effective(
-        body.full_access,
-        &roles,
-        &permissions,
-    ))?;
-    caller.ensure_can_allow(&ip_allowlist)?;
-    let expires_at = caller.cap_expiry(body.expires_at)?;
+    let grant = Grant::validate(&state, &caller, &body)?;
     if db::count(&state.pool, caller.store_id).await? >= MAX_KEYS_PER_STORE {
         return Err(ApiError::Conflict(format!(
             "a store holds at most {MAX_KEYS_PER_STORE} API keys; delete unused ones first"
@@ -363,12 +381,12 @@ pub async fn create_api_key(
         state.config.key_env,
         KeySpec {
             store_id: caller.store_id,
-            name: &name,
+            name: &grant.name,
             full_access: body.full_access,
-            roles: &roles,
-            permissions: &permissions,
-            ip_allowlist: &to_strings(&ip_allowlist),
-            expires_at,
+            roles: &grant.roles,
+            permissions: &grant.permissions,
+            ip_allowlist: &to_strings(&grant.ip_allowlist),
+            expires_at: grant.expires_at,
             managed_by: None,
             created_by: Some(caller.api_key_id),
         },
