@@ -304,6 +304,33 @@ async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiK
         .ok_or(ApiError::NotFound)
 }
 
+/// The changes an edit asks for, validated; a wider allowlist than the caller's is refused.
+fn key_changes(caller: &Caller, body: UpdateApiKey) -> ApiResult<ApiKeyChanges> {
+    let mut errors = Errors::default();
+    let name = body.name.as_deref();
+    let roles = body.roles.as_deref();
+    let permissions = body.permissions.as_deref();
+    let changes = ApiKeyChanges {
+        name: name.map(|n| errors.name("/name", n, NAME_MAX)),
+        active: body.active,
+        roles: roles.map(|r| errors.roles("/roles", r)),
+        permissions: permissions.map(|p| errors.permissions("/permissions", p)),
+        ip_allowlist: None,
+    };
+    let allowlist = body
+        .ip_allowlist
+        .as_deref()
+        .map(|a| errors.allowlist("/ipAllowlist", a, ALLOWLIST_MAX));
+    errors.finish()?;
+    if let Some(nets) = &allowlist {
+        caller.ensure_can_allow(nets)?;
+    }
+    Ok(ApiKeyChanges {
+        ip_allowlist: allowlist.as_deref().map(to_strings),
+        ..changes
+    })
+}
+
 /// Starts a transaction holding the key's row lock, after checking the caller may change it.
 async fn lock_for_change(
     state: &AppState,
@@ -432,33 +459,7 @@ pub async fn update_api_key(
     ApiJson(body): ApiJson<UpdateApiKey>,
 ) -> ApiResult<Json<ApiKey>> {
     caller.require(Permission::ApiKeyEdit)?;
-    let mut errors = Errors::default();
-    let changes = ApiKeyChanges {
-        name: body
-            .name
-            .as_deref()
-            .map(|n| errors.name("/name", n, NAME_MAX)),
-        active: body.active,
-        roles: body.roles.as_deref().map(|r| errors.roles("/roles", r)),
-        permissions: body
-            .permissions
-            .as_deref()
-            .map(|p| errors.permissions("/permissions", p)),
-        ip_allowlist: None,
-    };
-    let allowlist = body
-        .ip_allowlist
-        .as_deref()
-        .map(|a| errors.allowlist("/ipAllowlist", a, ALLOWLIST_MAX));
-    errors.finish()?;
-    if let Some(nets) = &allowlist {
-        caller.ensure_can_allow(nets)?;
-    }
-    let changes = ApiKeyChanges {
-        ip_allowlist: allowlist.as_deref().map(to_strings),
-        ..changes
-    };
-
+    let changes = key_changes(&caller, body)?;
     let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
     // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
     let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
