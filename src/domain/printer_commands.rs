@@ -6,7 +6,7 @@ use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use crate::db::commands::{self as db, CommandRow};
 use crate::error::FieldError;
-use crate::ids::StoreId;
+use crate::ids::{ApiKeyId, PrinterId, StoreId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -237,3 +237,44 @@ pub async fn set_status(
 }
 
 stored_from_row!(PrinterCommand, CommandRow);
+
+impl Command {
+    /// Its arguments, as stored: everything but the `command` tag.
+    pub fn args(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                map.remove("command");
+                serde_json::Value::Object(map)
+            }
+            _ => serde_json::json!({}),
+        }
+    }
+}
+
+/// Records `command` for each printer (`pending`; the delivery worker sends it), each recorded
+/// as created by `api_key`.
+pub async fn record(
+    tx: &mut PgConnection,
+    author: &Author,
+    printers: &[PrinterId],
+    command: &Command,
+    api_key: ApiKeyId,
+) -> DomainResult<Vec<PrinterCommand>> {
+    let args = command.args();
+    let mut recorded = Vec::with_capacity(printers.len());
+    for printer in printers {
+        let row = db::insert(
+            &mut *tx,
+            author.store_id,
+            printer.0,
+            command.name(),
+            &args,
+            api_key.0,
+        )
+        .await?;
+        let command = PrinterCommand::from(row);
+        changes::created(tx, author, &command).await?;
+        recorded.push(command);
+    }
+    Ok(recorded)
+}

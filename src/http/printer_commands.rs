@@ -5,11 +5,12 @@ use super::extract::ApiJson;
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::commands::{self as db, CommandRow};
+use crate::db::commands::CommandRow;
 use crate::db::printers as printers_db;
-use crate::domain::changes;
-use crate::domain::printer_commands::{Command, PrinterCommand};
+use crate::domain::printer_commands::{self as commands, Command, PrinterCommand};
+use crate::domain::Author;
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::ids::PrinterId;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -74,30 +75,12 @@ pub async fn send_printer_commands(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let args = match serde_json::to_value(&body.command) {
-        Ok(serde_json::Value::Object(mut map)) => {
-            map.remove("command");
-            serde_json::Value::Object(map)
-        }
-        _ => serde_json::json!({}),
-    };
     let mut tx = state.pool.begin().await?;
     let printers = printers_db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
-    let mut commands = Vec::new();
-    for printer in &printers {
-        let row = db::insert(
-            &mut *tx,
-            caller.store_id,
-            printer.id,
-            body.command.name(),
-            &args,
-            caller.api_key_id.0,
-        )
-        .await?;
-        let command = PrinterCommand::from(row);
-        changes::created(&mut tx, &caller, &command).await?;
-        commands.push(command);
-    }
+    let ids: Vec<PrinterId> = printers.iter().map(|p| PrinterId(p.id)).collect();
+    let author = Author::from(&caller);
+    let commands =
+        commands::record(&mut tx, &author, &ids, &body.command, caller.api_key_id).await?;
     tx.commit().await?;
     let not_found = body
         .ids
