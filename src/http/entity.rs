@@ -76,19 +76,19 @@ pub async fn updated<V: Stored>(
     Ok(Json(after))
 }
 
-/// Deletes the locked entity, records it and commits: `204`. One that other rows still refer to
-/// answers `409 conflict` saying `in_use`.
+/// Deletes the locked entity, records it and commits: `204`. When other rows may still refer
+/// to it, `in_use` says why it cannot go (`409 conflict`).
 pub async fn deleted<V: Stored>(
     mut tx: Tx,
     caller: &Caller,
     before: V,
-    in_use: &str,
+    in_use: Option<&str>,
 ) -> ApiResult<StatusCode> {
     db::delete::<V::Row>(&mut *tx, caller.store_id, before.id())
         .await
-        .map_err(|e| match db::violated_foreign_key(&e) {
-            Some(_) => ApiError::Conflict(in_use.to_owned()),
-            None => e.into(),
+        .map_err(|e| match (db::violated_foreign_key(&e), in_use) {
+            (Some(_), Some(why)) => ApiError::Conflict(why.to_owned()),
+            _ => e.into(),
         })?;
     removed(tx, caller, before).await
 }

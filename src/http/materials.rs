@@ -258,5 +258,5 @@ pub async fn delete_material(
     caller.require(Permission::MaterialDelete)?;
     let (tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
     let in_use = "the material is still used by spools or parts; remove those first";
-    entity::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, Some(in_use)).await
 }

@@ -354,5 +354,5 @@ pub async fn delete_part(
     let (tx, before) = entity::lock::<Part>(&state.pool, caller.store_id, path.id).await?;
     let in_use =
         "SKUs or print jobs use this part; remove it from the SKUs and clear its jobs first";
-    entity::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, Some(in_use)).await
 }

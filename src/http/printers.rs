@@ -348,7 +348,7 @@ pub async fn delete_printer(
     let author = Author::from(&caller);
     let link = Link::Printer(PrinterId(path.id));
     print_jobs::unlink_jobs(&mut tx, &author, link).await?;
-    entity::deleted(tx, &caller, before, "the printer is still in use").await
+    entity::deleted(tx, &caller, before, None).await
 }
 
 /// Confirm printers ready for their next job (bed cleared), or mark them not ready.

@@ -255,5 +255,5 @@ pub async fn delete_sku(
     caller.require(Permission::SkuDelete)?;
     let (tx, before) = entity::lock::<Sku>(&state.pool, caller.store_id, path.id).await?;
     let in_use = "orders have items of this SKU; it stays while they exist";
-    entity::deleted(tx, &caller, before, in_use).await
+    entity::deleted(tx, &caller, before, Some(in_use)).await
 }

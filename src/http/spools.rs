@@ -115,8 +115,7 @@ impl From<CreateSpool> for UpdateSpool {
         UpdateSpool {
             material_id: Some(c.material_id),
             initial_grams: Some(c.initial_grams),
-            // A new spool is full unless said otherwise.
-            remaining_grams: c.remaining_grams.or(Some(c.initial_grams)),
+            remaining_grams: c.remaining_grams,
             printer_id: Some(c.printer_id),
             slot: Some(c.slot),
             location: Some(c.location),
@@ -126,11 +125,10 @@ impl From<CreateSpool> for UpdateSpool {
     }
 }
 
-/// The fields to write, validated: a create is an update of every field. What is left can
-/// never exceed the initial weight given with it (the table checks the stored one too).
-fn fields(body: UpdateSpool) -> ApiResult<SpoolFields> {
+/// The fields to write, validated: a create is an update of every field. What is left is at
+/// most `most_left` (a new spool's initial weight; on a change, the table checks it).
+fn fields(body: UpdateSpool, most_left: f64) -> ApiResult<SpoolFields> {
     let mut e = Errors::default();
-    let most_left = body.initial_grams.unwrap_or(MAX_GRAMS).min(MAX_GRAMS);
     let fields = SpoolFields {
         material_id: body.material_id,
         initial_grams: e.in_range("/initialGrams", body.initial_grams, 1.0..=MAX_GRAMS),
@@ -184,7 +182,10 @@ pub async fn create_spool(
     ApiJson(body): ApiJson<CreateSpool>,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialInstanceCreate)?;
-    let fields = fields(body.into())?;
+    let most_left = body.initial_grams.min(MAX_GRAMS);
+    let mut fields = fields(body.into(), most_left)?;
+    // A new spool is full unless said otherwise.
+    fields.remaining_grams = fields.remaining_grams.or(fields.initial_grams);
     let mut tx = state.pool.begin().await?;
     let row = crate::db::insert::<SpoolRow>(&mut *tx, caller.store_id, fields)
         .await
@@ -218,7 +219,7 @@ pub async fn update_spool(
     ApiJson(body): ApiJson<UpdateSpool>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceEdit)?;
-    let fields = fields(body)?;
+    let fields = fields(body, MAX_GRAMS)?;
     let (mut tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
     let row = crate::db::update::<SpoolRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
@@ -239,5 +240,5 @@ pub async fn delete_spool(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialInstanceDelete)?;
     let (tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
-    entity::deleted(tx, &caller, before, "the spool is still in use").await
+    entity::deleted(tx, &caller, before, None).await
 }

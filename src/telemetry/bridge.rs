@@ -351,17 +351,17 @@ async fn follow_job(
     printer: PrinterId,
     state: &PrinterState,
 ) -> anyhow::Result<()> {
+    let Some(job) =
+        jobs_db::active_on_printer_for_update(&mut *tx, author.store_id, printer).await?
+    else {
+        return Ok(());
+    };
     let to = match state.status.as_str() {
         "printing" => JobState::Printing,
         "paused" => JobState::Paused,
         "completed" => JobState::Completed,
         "failed" => JobState::Failed,
         _ => return Ok(()),
-    };
-    let Some(job) =
-        jobs_db::active_on_printer_for_update(&mut *tx, author.store_id, printer).await?
-    else {
-        return Ok(());
     };
     let before = PrintJob::from(job);
     if before.state == to || !before.state.can_become(to) {

@@ -210,5 +210,5 @@ pub async fn delete_order(
     let (mut tx, before) = entity::lock::<Order>(&state.pool, caller.store_id, path.id).await?;
     let link = Link::Order(OrderId(path.id));
     jobs::unlink_jobs(&mut tx, &Author::from(&caller), link).await?;
-    entity::deleted(tx, &caller, before, "the order is still in use").await
+    entity::deleted(tx, &caller, before, None).await
 }

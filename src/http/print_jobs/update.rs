@@ -121,7 +121,7 @@ impl Edit {
                 .required_printer_tags
                 .as_deref()
                 .map(|t| e.tags("/requiredPrinterTags", t)),
-            material_ids: materials(&mut e, tx, store, body.material_ids.as_deref()).await?,
+            material_ids: None,
             notes: body
                 .notes
                 .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
@@ -142,6 +142,11 @@ impl Edit {
                 "only with state `failed`",
             );
         }
+        let material_ids = body.material_ids.as_deref();
+        let fields = JobFields {
+            material_ids: materials(&mut e, tx, store, material_ids).await?,
+            ..fields
+        };
         let printer = match body.printer_id {
             Some(Some(id)) => {
                 let found = crate::db::get_for_update::<PrinterRow>(&mut *tx, store, id).await?;

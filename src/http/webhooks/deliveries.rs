@@ -1,6 +1,7 @@
 //! An endpoint's deliveries: the log with each attempt, test pings, resends and recovery.
 
 use super::*;
+use crate::domain::EventType;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -107,7 +108,7 @@ pub async fn test_webhook(
         caller.store_id,
         endpoint.id,
         Uuid::now_v7(),
-        "webhook.test",
+        EventType::WebhookTest.as_str(),
         &payload,
         now,
         now,
