@@ -11,12 +11,12 @@
 //! sent again; a crash only means it is sent again once the lease lapses (at least once).
 
 use super::record;
+pub use super::send::Claimed;
 use super::send::{self, Outcome, SEND_TIMEOUT};
 use super::ssrf::{GuardedResolver, Policy};
 use crate::db::deliveries::{self as db, ClaimedDelivery};
 use crate::rate_limit::Clock;
 use crate::worker::{self, Pace, Wakeups};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -40,22 +40,6 @@ const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// A claimed delivery is sent again by anyone after this, should its sender die.
 pub const LEASE_SECS: f64 = 60.0;
 const POLL: Duration = Duration::from_secs(1);
-
-/// A delivery leased to this process, with everything sending it needs.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery: Uuid,
-    /// The `webhook-id`: the same for every endpoint and every attempt.
-    pub event_id: Uuid,
-    /// Attempts so far, the coming one included.
-    pub attempts: i32,
-    /// The request body (shared by the event's deliveries).
-    pub body: Bytes,
-    pub endpoint: Endpoint,
-    /// When this process leased it: a delivery that waited here for half its lease is given
-    /// back rather than sent while its lease may lapse.
-    pub leased_at: Instant,
-}
 
 impl From<ClaimedDelivery> for Claimed {
     fn from(r: ClaimedDelivery) -> Self {

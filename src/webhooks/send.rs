@@ -1,15 +1,31 @@
 //! Sending one delivery: the signed request, and how the attempt ended. Success is a 2xx within
 //! the timeout; a redirect is a failure (never followed); `410` says the endpoint is gone.
 
-use super::dispatch::Claimed;
 use super::schedule;
 use super::signing;
 use super::ssrf::{Policy, Refused};
+use crate::db::deliveries::Endpoint;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// A delivery leased to this process, with everything sending it needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Uuid,
+    /// The `webhook-id`: the same for every endpoint and every attempt.
+    pub event_id: Uuid,
+    /// Attempts so far, the coming one included.
+    pub attempts: i32,
+    /// The request body (shared by the event's deliveries).
+    pub body: Bytes,
+    pub endpoint: Endpoint,
+    /// When this process leased it: a delivery that waited here for half its lease is given
+    /// back rather than sent while its lease may lapse.
+    pub leased_at: Instant,
+}
 
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// How much of a response is read and kept in the attempt log.
