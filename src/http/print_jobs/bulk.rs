@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::extract::ApiJson;
 use axum::extract::State;
 use axum::Json;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 fn bulk_ids(body: &PrintJobIds) -> ApiResult<()> {
@@ -43,107 +44,130 @@ async fn bulk(
     let ids = body.print_job_ids.as_slice();
     let mut tx = state.pool.begin().await?;
     let found = db::lock_many(&mut *tx, caller.store_id, ids).await?;
-    let mut results = Vec::with_capacity(ids.len());
-    let mut front = match action {
-        BulkAction::MoveToQueueFront => {
-            // The first requested id ends up first: positions count down from the front.
-            let n = ids.len() as i64;
-            Some(db::position_at(&mut tx, caller.store_id, End::Front).await? - n + 1)
-        }
-        _ => None,
+    let mut run = Run {
+        caller,
+        action,
+        author: Author::from(caller),
+        front: None,
     };
-    let mut seen: Vec<Uuid> = Vec::with_capacity(ids.len());
-    for id in ids {
-        let result = |outcome, state: Option<JobState>, detail: Option<String>| BulkItemResult {
-            print_job_id: *id,
-            outcome,
-            state,
-            detail,
+    if action == BulkAction::MoveToQueueFront {
+        // The first requested id ends up first: positions count down from the front.
+        let n = ids.len() as i64;
+        run.front = Some(db::position_at(&mut tx, caller.store_id, End::Front).await? - n + 1);
+    }
+    let mut results: Vec<BulkItemResult> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let result = if ids[..i].contains(id) {
+            repeated(&results, *id)
+        } else {
+            let row = found.iter().find(|r| r.id == *id).cloned();
+            run.one(&mut tx, *id, row).await?
         };
-        if seen.contains(id) {
-            // A repeated id is answered once per mention, acting only the first time.
-            let prior = results
-                .iter()
-                .find(|r: &&BulkItemResult| r.print_job_id == *id)
-                .map(|r| (r.state, r.outcome));
-            let (state, outcome) = prior.unwrap_or((None, Outcome::NotFound));
-            let outcome = if outcome == Outcome::Removed || outcome == Outcome::NotFound {
-                outcome
-            } else {
-                Outcome::Unchanged
-            };
-            results.push(result(outcome, state, None));
-            continue;
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(Json(BulkResult { results }))
+}
+
+fn answer(id: Uuid, outcome: Outcome, state: Option<JobState>) -> BulkItemResult {
+    BulkItemResult {
+        print_job_id: id,
+        outcome,
+        state,
+        detail: None,
+    }
+}
+
+/// A repeated id is answered once per mention, acting only the first time.
+fn repeated(results: &[BulkItemResult], id: Uuid) -> BulkItemResult {
+    let prior = results
+        .iter()
+        .find(|r| r.print_job_id == id)
+        .map(|r| (r.state, r.outcome));
+    let (state, outcome) = prior.unwrap_or((None, Outcome::NotFound));
+    let outcome = match outcome {
+        Outcome::Removed | Outcome::NotFound => outcome,
+        _ => Outcome::Unchanged,
+    };
+    answer(id, outcome, state)
+}
+
+/// One bulk call in progress.
+struct Run<'a> {
+    caller: &'a Caller,
+    action: BulkAction,
+    author: Author,
+    /// With `MoveToQueueFront`, the position the next job moves to.
+    front: Option<i64>,
+}
+
+impl Run<'_> {
+    /// Acts on one job (locked, or `None` if no job of the store has the id).
+    async fn one(
+        &mut self,
+        tx: &mut PgConnection,
+        id: Uuid,
+        row: Option<JobRow>,
+    ) -> ApiResult<BulkItemResult> {
+        let Some(row) = row else {
+            return Ok(answer(id, Outcome::NotFound, None));
+        };
+        let before = PrintJob::from(row);
+        let current = before.state;
+        if let Some(refused) = self.refusal(&before) {
+            return Ok(refused);
         }
-        seen.push(*id);
-        let Some(row) = found.iter().find(|r| r.id == *id).cloned() else {
-            results.push(result(Outcome::NotFound, None, None));
-            continue;
+        let Some(to) = self.action.target(current) else {
+            return Ok(BulkItemResult {
+                detail: Some(format!("cannot {} a {current} job", self.action.as_str())),
+                ..answer(id, Outcome::InvalidStateTransition, Some(current))
+            });
         };
-        let current = PrintJob::from(row.clone()).state;
-        if action == BulkAction::Clear {
-            let own = row.created_by_key_id == Some(caller.api_key_id.0);
-            if !caller.permissions.contains(Permission::JobDeleteAll) && !own {
-                results.push(result(
-                    Outcome::Forbidden,
-                    Some(current),
-                    Some("job.delete.own only covers jobs this key created".to_owned()),
-                ));
-                continue;
+        let store = self.caller.store_id;
+        match self.action {
+            BulkAction::Clear => {
+                crate::db::delete::<JobRow>(&mut *tx, store, id).await?;
+                changes::deleted(tx, &self.author, &before).await?;
+                Ok(answer(id, Outcome::Removed, None))
+            }
+            BulkAction::MoveToQueueFront => {
+                let position = self.front.unwrap_or_default();
+                self.front = Some(position + 1);
+                let after: PrintJob = db::set_position(&mut *tx, store, id, position)
+                    .await?
+                    .into();
+                changes::updated(tx, &self.author, &before, &after).await?;
+                Ok(answer(id, Outcome::Updated, Some(after.state)))
+            }
+            _ => {
+                let after = jobs::transition(tx, &self.author, before, to, None, None).await?;
+                Ok(answer(id, Outcome::Updated, Some(after.state)))
+            }
+        }
+    }
+
+    /// Why nothing is done to this job: another key's job to clear with `job.delete.own` only,
+    /// or already as asked.
+    fn refusal(&self, job: &PrintJob) -> Option<BulkItemResult> {
+        let current = job.state;
+        if self.action == BulkAction::Clear {
+            let own = job.created_by_key_id == Some(self.caller.api_key_id.0);
+            if !self.caller.permissions.contains(Permission::JobDeleteAll) && !own {
+                return Some(BulkItemResult {
+                    detail: Some("job.delete.own only covers jobs this key created".to_owned()),
+                    ..answer(job.id, Outcome::Forbidden, Some(current))
+                });
             }
         }
         let already = matches!(
-            (action, current),
+            (self.action, current),
             (BulkAction::Pause, JobState::Paused)
                 | (BulkAction::Resume, JobState::Printing)
                 | (BulkAction::Cancel, JobState::Cancelled)
                 | (BulkAction::Retry, JobState::Queued)
         );
-        if already {
-            results.push(result(Outcome::Unchanged, Some(current), None));
-            continue;
-        }
-        let Some(to) = action.target(current) else {
-            results.push(result(
-                Outcome::InvalidStateTransition,
-                Some(current),
-                Some(format!("cannot {} a {current} job", action.as_str())),
-            ));
-            continue;
-        };
-        match action {
-            BulkAction::Clear => {
-                let before = PrintJob::from(row);
-                crate::db::delete::<JobRow>(&mut *tx, caller.store_id, *id).await?;
-                changes::deleted(&mut tx, caller, &before).await?;
-                results.push(result(Outcome::Removed, None, None));
-            }
-            BulkAction::MoveToQueueFront => {
-                let position = front.unwrap_or_default();
-                front = Some(position + 1);
-                let before = PrintJob::from(row);
-                let after: PrintJob = db::set_position(&mut *tx, caller.store_id, *id, position)
-                    .await?
-                    .into();
-                changes::updated(&mut tx, caller, &before, &after).await?;
-                results.push(result(Outcome::Updated, Some(after.state), None));
-            }
-            _ => {
-                let after = jobs::transition(
-                    &mut tx,
-                    &Author::from(caller),
-                    PrintJob::from(row),
-                    to,
-                    None,
-                    None,
-                )
-                .await?;
-                results.push(result(Outcome::Updated, Some(after.state), None));
-            }
-        }
+        already.then(|| answer(job.id, Outcome::Unchanged, Some(current)))
     }
-    tx.commit().await?;
-    Ok(Json(BulkResult { results }))
 }
 
 /// Pause printing jobs.
