@@ -57,42 +57,8 @@ pub async fn create_print_job(
     ApiJson(body): ApiJson<CreatePrintJob>,
 ) -> ApiResult<Response> {
     caller.require(Permission::JobCreate)?;
-    let mut e = Errors::default();
-    let name = body.name.as_deref().map(|n| e.name("/name", n, 200));
-    let quantity = quantity(&mut e, body.quantity).unwrap_or(1);
-    let priority = priority(&mut e, body.priority).unwrap_or(50);
-    let tags = body
-        .required_printer_tags
-        .as_deref()
-        .map(|t| e.tags("/requiredPrinterTags", t));
-    let notes = e.optional_text("/notes", body.notes.as_deref(), 2000);
-
     let mut tx = state.pool.begin().await?;
-    let material_ids = materials(
-        &mut e,
-        &mut tx,
-        caller.store_id,
-        body.material_ids.as_deref(),
-    )
-    .await?;
-    let part = crate::db::get::<PartRow>(&mut *tx, caller.store_id, body.part_id).await?;
-    if part.is_none() {
-        e.add("/partId", "not_found", "no such part in this store");
-    }
-    e.finish()?;
-    let part = part.ok_or(ApiError::NotFound)?;
-    let part_materials = parts::part_materials(&mut *tx, caller.store_id, &[part.id]).await?;
-    let mut job = planning::job_from_part(
-        &part,
-        &part_materials,
-        quantity,
-        priority,
-        Some(caller.api_key_id.0),
-    );
-    job.name = name.unwrap_or(job.name);
-    job.required_printer_tags = tags.unwrap_or(job.required_printer_tags);
-    job.material_ids = material_ids.unwrap_or(job.material_ids);
-    job.notes = notes;
+    let job = new_job(&mut tx, &caller, &body).await?;
     let position = db::position_at(&mut tx, caller.store_id, body.position.into()).await?;
     let job = jobs::enqueue(&mut tx, &Author::from(&caller), job, position).await?;
     tx.commit().await?;
@@ -111,4 +77,37 @@ pub async fn get_print_job(
 ) -> ApiResult<Json<PrintJob>> {
     caller.require(Permission::QueueView)?;
     crate::http::entity::one(&state.pool, caller.store_id, path.id).await
+}
+
+/// The job asked for, validated: the part's name, tags, materials and estimates unless given.
+async fn new_job(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    body: &CreatePrintJob,
+) -> ApiResult<db::NewJob> {
+    let store = caller.store_id;
+    let mut e = Errors::default();
+    let name = body.name.as_deref().map(|n| e.name("/name", n, 200));
+    let quantity = quantity(&mut e, body.quantity).unwrap_or(1);
+    let priority = priority(&mut e, body.priority).unwrap_or(50);
+    let tags = body
+        .required_printer_tags
+        .as_deref()
+        .map(|t| e.tags("/requiredPrinterTags", t));
+    let notes = e.optional_text("/notes", body.notes.as_deref(), 2000);
+    let material_ids = materials(&mut e, tx, store, body.material_ids.as_deref()).await?;
+    let part = crate::db::get::<PartRow>(&mut *tx, store, body.part_id).await?;
+    if part.is_none() {
+        e.add("/partId", "not_found", "no such part in this store");
+    }
+    e.finish()?;
+    let part = part.ok_or(ApiError::NotFound)?;
+    let part_materials = parts::part_materials(&mut *tx, store, &[part.id]).await?;
+    let creator = Some(caller.api_key_id.0);
+    let mut job = planning::job_from_part(&part, &part_materials, quantity, priority, creator);
+    job.name = name.unwrap_or(job.name);
+    job.required_printer_tags = tags.unwrap_or(job.required_printer_tags);
+    job.material_ids = material_ids.unwrap_or(job.material_ids);
+    job.notes = notes;
+    Ok(job)
 }
