@@ -1,6 +1,6 @@
 //! printfarm: a multi-tenant HTTP API server for 3D print farms.
 
-/// AppState, router assembly, `run`.
+/// `AppState`, router assembly, serving and the background workers.
 pub mod app;
 /// The audit trail: entries, field-level changes, retention.
 pub mod audit;
@@ -18,9 +18,9 @@ pub mod db;
 pub mod domain;
 /// `ApiError` and problem+json.
 pub mod error;
-/// The transactional outbox.
+/// The outbox relay: events to MQTT and to webhook deliveries.
 pub mod events;
-/// HTTP handlers, one module per resource, and the OpenAPI document.
+/// HTTP handlers, one module per resource, the shared CRUD plumbing, and the OpenAPI document.
 pub mod http;
 /// Typed ids.
 pub mod ids;
@@ -40,7 +40,7 @@ pub mod rate_limit;
 pub mod redact;
 /// `printfarm simulate`: simulated printers over MQTT.
 pub mod simulator;
-/// Printer telemetry: vendor report parsing and the ingest bridge.
+/// Printer telemetry: topics, vendor reports normalised, and the ingest bridge.
 pub mod telemetry;
 /// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.
 pub mod webhooks;

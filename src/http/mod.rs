@@ -1,5 +1,6 @@
-//! The HTTP API: one module per resource, each with its handlers, request and response types
-//! and `router()`. The OpenAPI document is built from the same routers, so it cannot drift.
+//! The HTTP API: one module per resource, each with its handlers, request types and `router()`
+//! (the views they answer are `domain`'s). `entity` and `respond` hold what handlers share. The
+//! OpenAPI document is built from the same routers, so it cannot drift.
 
 pub mod api_keys;
 pub mod audit_logs;
