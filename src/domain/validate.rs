@@ -124,12 +124,12 @@ impl Errors {
     }
 
     /// A number within `range`, if given.
-    pub fn in_range(
+    pub fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
         &mut self,
         pointer: &str,
-        value: Option<f64>,
-        range: std::ops::RangeInclusive<f64>,
-    ) -> Option<f64> {
+        value: Option<T>,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Option<T> {
         let v = value?;
         if !range.contains(&v) {
             self.add(

@@ -161,18 +161,6 @@ fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
     values.to_vec()
 }
 
-fn seconds(e: &mut Errors, value: Option<i32>) -> Option<i32> {
-    let v = value?;
-    if !(0..=MAX_SECONDS).contains(&v) {
-        e.add(
-            "/estimatedSeconds",
-            "out_of_range",
-            format!("must be between 0 and {MAX_SECONDS}"),
-        );
-    }
-    Some(v)
-}
-
 /// Validates the materials (count, grams, all of this store) and returns them for storing.
 async fn materials(
     e: &mut Errors,
@@ -233,7 +221,9 @@ async fn fields(
             .required_printer_tags
             .as_deref()
             .map(|t| e.tags("/requiredPrinterTags", t)),
-        estimated_seconds: body.estimated_seconds.map(|s| seconds(&mut e, s)),
+        estimated_seconds: body
+            .estimated_seconds
+            .map(|s| e.in_range("/estimatedSeconds", s, 0..=MAX_SECONDS)),
         estimated_grams: body
             .estimated_grams
             .map(|g| e.in_range("/estimatedGrams", g, 0.0..=100_000.0)),

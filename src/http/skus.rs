@@ -99,13 +99,7 @@ async fn parts(
         e.add("/parts", "too_many", format!("at most {MAX_PARTS} parts"));
     }
     for (i, p) in values.iter().enumerate() {
-        if !(1..=1000).contains(&p.quantity) {
-            e.add(
-                format!("/parts/{i}/quantity"),
-                "out_of_range",
-                "must be between 1 and 1000",
-            );
-        }
+        e.in_range(&format!("/parts/{i}/quantity"), Some(p.quantity), 1..=1000);
     }
     let ids: Vec<Uuid> = values.iter().map(|p| p.part_id).collect();
     let found = crate::db::existing::<crate::db::parts::PartRow>(&mut *tx, store, &ids).await?;

@@ -81,14 +81,6 @@ pub struct SpoolPath {
     pub id: Uuid,
 }
 
-fn slot(e: &mut Errors, value: Option<i32>) -> Option<i32> {
-    let v = value?;
-    if !(0..=15).contains(&v) {
-        e.add("/slot", "out_of_range", "must be between 0 and 15");
-    }
-    Some(v)
-}
-
 /// References to another store's (or no) material or printer, and more left than there was.
 fn client_error(err: sqlx::Error) -> ApiError {
     match crate::db::violated_foreign_key(&err) {
@@ -134,7 +126,7 @@ fn fields(body: UpdateSpool, most_left: f64) -> ApiResult<SpoolFields> {
         initial_grams: e.in_range("/initialGrams", body.initial_grams, 1.0..=MAX_GRAMS),
         remaining_grams: e.in_range("/remainingGrams", body.remaining_grams, 0.0..=most_left),
         printer_id: body.printer_id,
-        slot: body.slot.map(|s| slot(&mut e, s)),
+        slot: body.slot.map(|s| e.in_range("/slot", s, 0..=15)),
         location: body
             .location
             .map(|l| e.optional_text("/location", l.as_deref(), 100)),

@@ -17,13 +17,11 @@ async fn items(
     }
     let mut out = Vec::with_capacity(values.len());
     for (i, item) in values.iter().enumerate() {
-        if !(1..=10_000).contains(&item.quantity) {
-            e.add(
-                format!("/items/{i}/quantity"),
-                "out_of_range",
-                "must be between 1 and 10000",
-            );
-        }
+        e.in_range(
+            &format!("/items/{i}/quantity"),
+            Some(item.quantity),
+            1..=10_000,
+        );
         let external_sku = item
             .external_sku
             .as_deref()

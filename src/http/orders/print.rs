@@ -83,9 +83,7 @@ fn validate(body: &PrintOrders) -> ApiResult<i32> {
     filter_ids(&mut e, "/orderIds", body.order_ids.as_deref());
     filter_ids(&mut e, "/skuIds", body.sku_ids.as_deref());
     let priority = body.priority.unwrap_or(50);
-    if !(0..=100).contains(&priority) {
-        e.add("/priority", "out_of_range", "must be between 0 and 100");
-    }
+    e.in_range("/priority", Some(priority), 0..=100);
     e.finish()?;
     Ok(priority)
 }

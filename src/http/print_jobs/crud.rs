@@ -88,8 +88,12 @@ async fn new_job(
     let store = caller.store_id;
     let mut e = Errors::default();
     let name = body.name.as_deref().map(|n| e.name("/name", n, 200));
-    let quantity = quantity(&mut e, body.quantity).unwrap_or(1);
-    let priority = priority(&mut e, body.priority).unwrap_or(50);
+    let quantity = e
+        .in_range("/quantity", body.quantity, QUANTITY)
+        .unwrap_or(1);
+    let priority = e
+        .in_range("/priority", body.priority, PRIORITY)
+        .unwrap_or(50);
     let tags = body
         .required_printer_tags
         .as_deref()

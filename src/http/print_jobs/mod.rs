@@ -22,6 +22,10 @@ mod crud;
 mod update;
 
 const MAX_BULK_IDS: usize = 100;
+/// Copies of a part one job prints.
+const QUANTITY: std::ops::RangeInclusive<i32> = 1..=10_000;
+/// Higher is more urgent.
+const PRIORITY: std::ops::RangeInclusive<i32> = 0..=100;
 const MAX_MATERIALS: usize = 16;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -186,22 +190,6 @@ pub struct BulkResult {
 pub struct PrintJobPath {
     /// The print job's id.
     pub id: Uuid,
-}
-
-fn priority(e: &mut Errors, value: Option<i32>) -> Option<i32> {
-    let v = value?;
-    if !(0..=100).contains(&v) {
-        e.add("/priority", "out_of_range", "must be between 0 and 100");
-    }
-    Some(v)
-}
-
-fn quantity(e: &mut Errors, value: Option<i32>) -> Option<i32> {
-    let v = value?;
-    if !(1..=10_000).contains(&v) {
-        e.add("/quantity", "out_of_range", "must be between 1 and 10000");
-    }
-    Some(v)
 }
 
 async fn materials(

@@ -115,8 +115,8 @@ impl Edit {
         let mut e = Errors::default();
         let fields = JobFields {
             name: body.name.as_deref().map(|n| e.name("/name", n, 200)),
-            quantity: quantity(&mut e, body.quantity),
-            priority: priority(&mut e, body.priority),
+            quantity: e.in_range("/quantity", body.quantity, QUANTITY),
+            priority: e.in_range("/priority", body.priority, PRIORITY),
             required_printer_tags: body
                 .required_printer_tags
                 .as_deref()
