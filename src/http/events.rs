@@ -70,18 +70,7 @@ pub async fn list_events(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let query: EventsQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let after = query.after.unwrap_or(0);
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if after < 0 {
-        return Err(ApiError::BadRequest("after must be 0 or more".to_owned()));
-    }
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let (after, limit) = EventsQuery::read(query.as_deref())?;
     // The catalogue says who may see what: a new entity type is covered as soon as it is there.
     let visible: Vec<&str> = EntityType::ALL
         .into_iter()
@@ -95,13 +84,10 @@ pub async fn list_events(
         outbox::events_after(&state.pool, caller.store_id, after, &visible, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(format!(
-            "</v1/events?after={}&limit={limit}>; rel=\"next\"",
-            last.id
-        )),
-        _ => None,
-    };
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|last| format!("</v1/events?after={}&limit={limit}>; rel=\"next\"", last.id));
     // Served as published: the very payload MQTT and webhooks carry.
     let events: Vec<serde_json::Value> = rows.into_iter().map(|row| row.payload).collect();
     let mut response = Json(events).into_response();
@@ -109,6 +95,25 @@ pub async fn list_events(
         response.headers_mut().insert(header::LINK, link);
     }
     Ok(response)
+}
+
+impl EventsQuery {
+    /// `(after, limit)` from the query string: `400` for anything else or out of range.
+    fn read(raw: Option<&str>) -> ApiResult<(i64, i64)> {
+        let query: EventsQuery = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+        let after = query.after.unwrap_or(0);
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if after < 0 {
+            return Err(ApiError::BadRequest("after must be 0 or more".to_owned()));
+        }
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        Ok((after, limit))
+    }
 }
 
 /// What a webhook endpoint receives (Standard Webhooks): the event's type, when it happened,

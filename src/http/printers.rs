@@ -1,7 +1,7 @@
 //! `/v1/printers`: the farm's printers, their readiness for the next job, and their last known
 //! state.
 
-use super::entity;
+use super::entity::{self, Found};
 use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
@@ -374,16 +374,13 @@ pub async fn confirm_printers_ready(
     let found = db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
     let mut updated = Vec::new();
     for row in found {
-        let id = row.id;
+        updated.push(row.id);
         if row.ready != body.ready {
             let before = Printer::from(row);
-            let after: Printer = db::set_ready(&mut *tx, caller.store_id, id, body.ready)
-                .await?
-                .ok_or(ApiError::NotFound)?
-                .into();
+            let after = db::set_ready(&mut *tx, caller.store_id, before.id, body.ready);
+            let after = Printer::from(after.await.found()?);
             changes::updated(&mut tx, &caller, &before, &after).await?;
         }
-        updated.push(id);
     }
     tx.commit().await?;
     let not_found = body
@@ -407,17 +404,28 @@ pub async fn get_printer_stats(
 ) -> ApiResult<Json<PrinterStats>> {
     caller.require(Permission::PrinterStats)?;
     crate::db::get::<PrinterRow>(&state.pool, caller.store_id, path.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let stats = match db::state(&state.pool, caller.store_id, PrinterId(path.id)).await? {
-        Some(s) => PrinterStats {
-            printer_id: path.id,
-            status: s
-                .state
-                .get("status")
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown")
-                .to_owned(),
+        .await
+        .found()?;
+    let written = db::state(&state.pool, caller.store_id, PrinterId(path.id)).await?;
+    Ok(Json(PrinterStats::new(path.id, written)))
+}
+
+impl PrinterStats {
+    /// What was last written for the printer, or an empty state if it never reported.
+    fn new(printer_id: Uuid, written: Option<db::PrinterStateRow>) -> Self {
+        let Some(s) = written else {
+            return PrinterStats {
+                printer_id,
+                status: "unknown".to_owned(),
+                online: false,
+                updated_at: None,
+                details: serde_json::json!({}),
+            };
+        };
+        let status = s.state.get("status").and_then(|v| v.as_str());
+        PrinterStats {
+            printer_id,
+            status: status.unwrap_or("unknown").to_owned(),
             online: s
                 .state
                 .get("online")
@@ -425,14 +433,6 @@ pub async fn get_printer_stats(
                 .unwrap_or(false),
             updated_at: Some(s.updated_at),
             details: s.state,
-        },
-        None => PrinterStats {
-            printer_id: path.id,
-            status: "unknown".to_owned(),
-            online: false,
-            updated_at: None,
-            details: serde_json::json!({}),
-        },
-    };
-    Ok(Json(stats))
+        }
+    }
 }
