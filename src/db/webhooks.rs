@@ -8,8 +8,6 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 // The webhooks API reads deliveries and events through this module too.
-pub use super::deliveries::{attempts, get_delivery, upsert_delivery, AttemptRow, DeliveryRow};
-pub use super::outbox::events_since;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// Until when the old secret keeps working: `grace` seconds from `now`, never past the key's
+/// expiry; `None` when that is not in the future.
+fn old_secret_until(
+    now: DateTime<Utc>,
+    grace: u32,
+    expires_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    (grace > 0)
+        .then(|| now + Duration::seconds(i64::from(grace)))
+        .map(|until| expires_at.map_or(until, |exp| until.min(exp)))
+        .filter(|until| *until > now)
+}
+
 /// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
 ///
 /// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
@@ -23,11 +36,7 @@ pub async fn roll_api_key(
         ));
     }
     let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
-    let now = state.now();
-    let previous_valid_until = (grace > 0)
-        .then(|| now + Duration::seconds(i64::from(grace)))
-        .map(|until| row.expires_at.map_or(until, |exp| until.min(exp)))
-        .filter(|until| *until > now);
+    let previous_valid_until = old_secret_until(state.now(), grace, row.expires_at);
     let plaintext = key_format::with_new_secret(&row.key_id);
     let digest = state.verifier.pepper.digest(plaintext.expose());
     let rolled = db::roll(

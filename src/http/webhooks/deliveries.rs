@@ -103,7 +103,7 @@ pub async fn test_webhook(
     let endpoint = endpoint(&state, &caller, path.id).await?;
     let now = state.now();
     let payload = json!({"endpointId": endpoint.id, "message": "a test event from printfarm"});
-    let delivery = db::upsert_delivery(
+    let delivery = deliveries_db::upsert_delivery(
         &state.pool,
         caller.store_id,
         endpoint.id,
@@ -150,11 +150,11 @@ pub async fn list_webhook_deliveries(
         &state.pool,
         caller.store_id,
         Some(&scoped),
-        &crate::db::deliveries::LIST,
+        &deliveries_db::LIST,
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|d| d.id).collect();
-    let attempts = db::attempts(&state.pool, &ids).await?;
+    let attempts = deliveries_db::attempts(&state.pool, &ids).await?;
     let base = format!("/v1/webhooks/{}/deliveries", path.id);
     Ok(Page::new(page, |d| Delivery::new(d, &attempts), &base, &list, total).into_response())
 }
@@ -171,10 +171,11 @@ pub async fn resend_webhook_delivery(
     ApiPath(path): ApiPath<DeliveryPath>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
-    let delivery = db::get_delivery(&state.pool, caller.store_id, path.id, path.delivery_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let delivery = db::upsert_delivery(
+    let delivery =
+        deliveries_db::get_delivery(&state.pool, caller.store_id, path.id, path.delivery_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    let delivery = deliveries_db::upsert_delivery(
         &state.pool,
         caller.store_id,
         delivery.endpoint_id,
@@ -185,7 +186,7 @@ pub async fn resend_webhook_delivery(
         state.now(),
     )
     .await?;
-    let attempts = db::attempts(&state.pool, &[delivery.id]).await?;
+    let attempts = deliveries_db::attempts(&state.pool, &[delivery.id]).await?;
     notify(&state).await;
     Ok((
         StatusCode::ACCEPTED,
@@ -209,16 +210,17 @@ pub async fn recover_webhook(
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
     let endpoint = endpoint(&state, &caller, path.id).await?;
-    let events = db::events_since(&state.pool, caller.store_id, body.since, MAX_RECOVER).await?;
+    let events =
+        crate::db::outbox::events_since(&state.pool, caller.store_id, body.since, MAX_RECOVER)
+            .await?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
+    let wanted = |e: &&crate::db::outbox::Event| {
+        EventFilter::any_matches(&endpoint.event_types, &e.event_type)
+    };
     let mut queued = 0;
-    for event in &events {
-        let wanted = EventFilter::any_matches(&endpoint.event_types, &event.event_type);
-        if !wanted {
-            continue;
-        }
-        db::upsert_delivery(
+    for event in events.iter().filter(wanted) {
+        deliveries_db::upsert_delivery(
             &mut *tx,
             caller.store_id,
             endpoint.id,
