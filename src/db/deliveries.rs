@@ -319,17 +319,11 @@ pub async fn purge_finished(
     limit: i64,
 ) -> sqlx::Result<u64> {
     // Across stores by design: the retention is the same for every store.
-    let done = sqlx::query(
-        "delete from webhook_deliveries where id in (
+    let sql = "delete from webhook_deliveries where id in (
              select id from webhook_deliveries
               where status <> 'pending' and updated_at < now() - make_interval(secs => $1)
-              limit $2)",
-    )
-    .bind(retention_secs)
-    .bind(limit)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+              limit $2)";
+    super::delete_slice(db, sql, retention_secs, limit).await
 }
 
 /// Deletes up to `limit` deliveries whose endpoint is gone: a claim may create them for an
@@ -341,18 +335,12 @@ pub async fn purge_orphaned(
     limit: i64,
 ) -> sqlx::Result<u64> {
     // Across stores by design: the endpoint is gone, whichever store it was of.
-    let done = sqlx::query(
-        "delete from webhook_deliveries where id in (
+    let sql = "delete from webhook_deliveries where id in (
              select d.id from webhook_deliveries d
               where d.created_at < now() - make_interval(secs => least($1, 60))
                 and not exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id)
-              limit $2)",
-    )
-    .bind(retention_secs)
-    .bind(limit)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+              limit $2)";
+    super::delete_slice(db, sql, retention_secs, limit).await
 }
 
 /// What the list endpoint filters and sorts on: API names and their columns.

@@ -273,3 +273,19 @@ pub async fn existing<R: Table>(
         .fetch_all(db)
         .await
 }
+
+/// Runs one slice of a purge: `sql` deletes at most `$2` rows older than `$1` seconds. Returns
+/// how many went.
+async fn delete_slice(
+    db: impl PgExecutor<'_>,
+    sql: &'static str,
+    retention_secs: f64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(sql)
+        .bind(retention_secs)
+        .bind(limit)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -283,18 +283,12 @@ pub async fn purge_published(
     limit: i64,
 ) -> sqlx::Result<u64> {
     // Across stores by design: the retention is the same for every store.
-    let done = sqlx::query(
-        "delete from outbox where id in (
+    let sql = "delete from outbox where id in (
              select id from outbox
               where published_at < now() - make_interval(secs => $1)
                 and fanned_out_at is not null
-              limit $2)",
-    )
-    .bind(retention_secs)
-    .bind(limit)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+              limit $2)";
+    super::delete_slice(db, sql, retention_secs, limit).await
 }
 
 /// The store's events after sequence number `after` about these entity types, oldest first

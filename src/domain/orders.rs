@@ -1,6 +1,7 @@
 //! Orders as the API shows and events carry them: their source, status and items.
 
 use super::entity::{entity_view, Stored};
+use super::events::EventType;
 use crate::db::orders::{self as db, OrderItemRow, OrderRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
@@ -138,5 +139,54 @@ impl Stored for Order {
     async fn load(db: &mut PgConnection, store: StoreId, row: OrderRow) -> sqlx::Result<Order> {
         let items = db::items(&mut *db, store, &[row.id]).await?;
         Ok(Order::new(row, &items))
+    }
+}
+
+impl OrderStatus {
+    /// `open → cancelled | closed`, and either back to `open` by reopening.
+    pub fn can_become(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Open, Cancelled) | (Open, Closed) | (Cancelled, Open) | (Closed, Open)
+        )
+    }
+
+    /// The domain event a move into this status emits, if any.
+    pub fn event_on_entry(self) -> Option<EventType> {
+        match self {
+            OrderStatus::Cancelled => Some(EventType::OrderCancelled),
+            OrderStatus::Closed => Some(EventType::OrderClosed),
+            OrderStatus::Open => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    #[test]
+    fn open_orders_close_or_cancel_and_finished_ones_reopen() {
+        let all = [Open, Cancelled, Closed];
+        let legal = [
+            (Open, Cancelled),
+            (Open, Closed),
+            (Cancelled, Open),
+            (Closed, Open),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.can_become(to),
+                    legal.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+        }
+        assert_eq!(Cancelled.event_on_entry(), Some(EventType::OrderCancelled));
+        assert_eq!(Closed.event_on_entry(), Some(EventType::OrderClosed));
+        assert_eq!(Open.event_on_entry(), None);
     }
 }

@@ -2,21 +2,15 @@
 
 use super::*;
 
-/// Moves an order from one of `from` to `to`, recording the change and `event` if any.
+/// Moves an order to `to`, recording the change and the event entering `to` emits, if any.
 async fn set_status(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
-    from: &[OrderStatus],
     to: OrderStatus,
-    event: Option<EventType>,
 ) -> ApiResult<(PgTx, Order)> {
-    let mut tx = state.pool.begin().await?;
-    let row = crate::db::get_for_update::<OrderRow>(&mut *tx, caller.store_id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let before = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
-    if !from.contains(&before.status) {
+    let (mut tx, before) = entity::lock::<Order>(&state.pool, caller.store_id, id).await?;
+    if !before.status.can_become(to) {
         return Err(ApiError::InvalidStateTransition(format!(
             "a {} order cannot become {}",
             before.status.as_str(),
@@ -26,7 +20,7 @@ async fn set_status(
     let row = db::set_status(&mut *tx, caller.store_id, id, to.as_str()).await?;
     let after = <Order as Stored>::load(&mut tx, caller.store_id, row).await?;
     changes::updated(&mut tx, caller, &before, &after).await?;
-    if let Some(event) = event {
+    if let Some(event) = to.event_on_entry() {
         changes::event(&mut tx, caller, event, id, &after).await?;
     }
     Ok((tx, after))
@@ -48,15 +42,7 @@ pub async fn cancel_order(
     ApiPath(path): ApiPath<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderEdit)?;
-    let (mut tx, order) = set_status(
-        &state,
-        &caller,
-        path.id,
-        &[OrderStatus::Open],
-        OrderStatus::Cancelled,
-        Some(EventType::OrderCancelled),
-    )
-    .await?;
+    let (mut tx, order) = set_status(&state, &caller, path.id, OrderStatus::Cancelled).await?;
     for job in jobs_db::lock_unstarted_of_order(&mut *tx, caller.store_id, path.id).await? {
         jobs::transition(
             &mut tx,
@@ -85,15 +71,7 @@ pub async fn close_order(
     ApiPath(path): ApiPath<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderEdit)?;
-    let (tx, order) = set_status(
-        &state,
-        &caller,
-        path.id,
-        &[OrderStatus::Open],
-        OrderStatus::Closed,
-        Some(EventType::OrderClosed),
-    )
-    .await?;
+    let (tx, order) = set_status(&state, &caller, path.id, OrderStatus::Closed).await?;
     tx.commit().await?;
     Ok(Json(order))
 }
@@ -111,15 +89,7 @@ pub async fn reopen_order(
     ApiPath(path): ApiPath<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderEdit)?;
-    let (tx, order) = set_status(
-        &state,
-        &caller,
-        path.id,
-        &[OrderStatus::Cancelled, OrderStatus::Closed],
-        OrderStatus::Open,
-        None,
-    )
-    .await?;
+    let (tx, order) = set_status(&state, &caller, path.id, OrderStatus::Open).await?;
     tx.commit().await?;
     Ok(Json(order))
 }
