@@ -97,31 +97,6 @@ pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Resul
     .await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: ApiKeyId,
-) -> sqlx::Result<Option<ApiKeyRow>> {
-    sqlx::query_as("select * from api_keys where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
-/// The row, locked until the transaction ends, so a check made on it still holds at the write.
-pub async fn get_for_update(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: ApiKeyId,
-) -> sqlx::Result<Option<ApiKeyRow>> {
-    sqlx::query_as("select * from api_keys where store_id = $1 and id = $2 for update")
-        .bind(store)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 pub async fn count(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from api_keys where store_id = $1")
         .bind(store)

@@ -299,7 +299,7 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
 }
 
 async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiKeyRow> {
-    db::get(&state.pool, caller.store_id, id)
+    crate::db::get::<ApiKeyRow>(&state.pool, caller.store_id, id.0)
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -338,7 +338,7 @@ async fn lock_for_change(
     id: ApiKeyId,
 ) -> ApiResult<(sqlx::Transaction<'static, sqlx::Postgres>, ApiKeyRow)> {
     let mut tx = state.pool.begin().await?;
-    let row = db::get_for_update(&mut *tx, caller.store_id, id)
+    let row = crate::db::get_for_update::<ApiKeyRow>(&mut *tx, caller.store_id, id.0)
         .await?
         .ok_or(ApiError::NotFound)?;
     ensure_can_change(caller, &row)?;
