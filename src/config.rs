@@ -44,6 +44,14 @@ pub struct Config {
     pub webhook_policy: crate::webhooks::ssrf::Policy,
     /// Telemetry: routine state writes per printer at most this often; silence before offline.
     pub telemetry: TelemetrySettings,
+    /// The shared-subscription group replicas read telemetry in: deployments sharing a broker
+    /// need different ones.
+    pub mqtt_share_group: String,
+    /// Where the broker asks who may connect and what they may read (`/internal/mqtt/…`).
+    pub internal_listen_addr: SocketAddr,
+    /// Bearer token the broker must send to the internal endpoints; required when they listen
+    /// beyond loopback.
+    pub internal_secret: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -56,6 +64,8 @@ impl std::fmt::Debug for Config {
             .field("key_pepper", &"<redacted>")
             .field("redis_url", &self.redis_url.as_deref().map(mask_url))
             .field("mqtt", &self.mqtt)
+            .field("internal_listen_addr", &self.internal_listen_addr)
+            .field("internal_secret", &self.internal_secret.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +126,22 @@ impl Config {
         if !matches!(environment.as_str(), "development" | "production") {
             bail!("PF_ENV must be development or production, got {environment:?}");
         }
+        let internal = parse("PF_INTERNAL_LISTEN_ADDR", "127.0.0.1:8081");
+        let internal_listen_addr: SocketAddr = internal.parse().with_context(|| {
+            format!("PF_INTERNAL_LISTEN_ADDR must be host:port, got {internal:?}")
+        })?;
+        let internal_secret = get("PF_INTERNAL_SECRET");
+        if !internal_listen_addr.ip().is_loopback() && internal_secret.is_none() {
+            bail!("PF_INTERNAL_LISTEN_ADDR is not a loopback address: set PF_INTERNAL_SECRET too");
+        }
+        let mqtt_share_group = parse("PF_MQTT_SHARE_GROUP", "printfarm");
+        if mqtt_share_group.is_empty()
+            || !mqtt_share_group
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!("PF_MQTT_SHARE_GROUP must be letters, digits, - and _, got {mqtt_share_group:?}");
+        }
         let small = |name: &str, default: u32| -> anyhow::Result<u32> {
             u32::try_from(number(name, u64::from(default))?)
                 .with_context(|| format!("{name} is too large"))
@@ -160,6 +186,9 @@ impl Config {
                     number("PF_TELEMETRY_OFFLINE_SECS", 60)?.clamp(1, 86_400),
                 ),
             },
+            mqtt_share_group,
+            internal_listen_addr,
+            internal_secret,
             webhook_policy: crate::webhooks::ssrf::Policy {
                 allow_http: flag("PF_WEBHOOK_ALLOW_HTTP", false)?,
                 allowed_networks: get("PF_WEBHOOK_ALLOWED_NETWORKS")

@@ -20,6 +20,19 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// The key with this public key id, from the cache or one indexed read. It proves nothing
+    /// by itself: only `verify` checks a presented secret.
+    pub async fn lookup(&self, key_id: &str) -> Result<Option<Arc<CachedKey>>, ApiError> {
+        let default_quota = self.default_quota;
+        self.cache
+            .get_or_load(key_id, async {
+                let row = crate::db::api_keys::find_for_auth(&self.pool, key_id).await?;
+                Ok(row.map(|r| CachedKey::from_row(r, default_quota)))
+            })
+            .await
+            .map_err(ApiError::from)
+    }
+
     /// Returns the verified key, or the error to answer with. Every error here is a failed
     /// authentication except `IpNotAllowed`, which the caller tells apart.
     pub async fn verify(
@@ -30,15 +43,9 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>, ApiError> {
         let parsed = key_format::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
-        let default_quota = self.default_quota;
         let key = self
-            .cache
-            .get_or_load(parsed.key_id, async {
-                let row = crate::db::api_keys::find_for_auth(&self.pool, parsed.key_id).await?;
-                Ok(row.map(|r| CachedKey::from_row(r, default_quota)))
-            })
-            .await
-            .map_err(ApiError::from)?
+            .lookup(parsed.key_id)
+            .await?
             .ok_or(ApiError::InvalidApiKey)?;
 
         let current = self.pepper.verify(parsed.full, &key.digest);

@@ -23,8 +23,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The shared subscription every replica makes.
-pub const SUBSCRIPTION: &str = "$share/printfarm/printers/#";
+/// The shared subscription every replica of a deployment makes: replicas in one `group` split
+/// the printers; deployments with different groups each get every report.
+pub fn subscription(group: &str) -> String {
+    format!("$share/{group}/printers/#")
+}
 const LOOKUP_TTL: Duration = Duration::from_secs(30);
 const SWEEP: Duration = Duration::from_millis(500);
 

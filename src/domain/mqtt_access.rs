@@ -1,0 +1,187 @@
+//! Who may read what on the broker (SPEC §10): the subscribe filters an API key's permissions
+//! allow, the client ids API clients must use, and whether one topic filter lies inside
+//! another. Pure: the internal MQTT endpoints and the broker plugin apply these rules.
+
+use super::entity::EntityType;
+use crate::auth::permissions::PermissionSet;
+use crate::auth::Permission;
+use crate::ids::StoreId;
+
+/// The key id an API client's id names: `apiclient_{keyId}_{suffix}`, where `keyId` is the
+/// key's public prefix (`pf_<env>_` and 16 base62 characters) and the suffix tells the
+/// client's connections apart (1–64 of letters, digits, `-` and `_`).
+pub fn api_client_key_id(client_id: &str) -> Option<&str> {
+    let rest = client_id.strip_prefix("apiclient_")?;
+    let env_len = ["pf_live_", "pf_test_", "pf_dev_"]
+        .iter()
+        .find(|p| rest.starts_with(*p))?
+        .len();
+    let key_len = env_len + 16;
+    let key_id = rest.get(..key_len)?;
+    if !key_id[env_len..].bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let suffix = rest.get(key_len..)?.strip_prefix('_')?;
+    let suffix_ok = (1..=64).contains(&suffix.len())
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    suffix_ok.then_some(key_id)
+}
+
+/// The topic filters an API key may subscribe to in its store: everything under the store
+/// for Full Access; otherwise the printer stats with `printer.view`, and each entity type's
+/// events with that type's view permission (the same table as `GET /v1/events`).
+pub fn api_client_filters(
+    store: StoreId,
+    full_access: bool,
+    permissions: PermissionSet,
+) -> Vec<String> {
+    if full_access {
+        return vec![format!("stores/{store}/#")];
+    }
+    let mut filters = Vec::new();
+    if permissions.contains(Permission::PrinterView) {
+        filters.push(format!("stores/{store}/printer-stats/#"));
+    }
+    for entity in EntityType::ALL {
+        if entity
+            .view_permission()
+            .is_some_and(|p| permissions.contains(p))
+        {
+            filters.push(format!("stores/{store}/entities/{}/#", entity.as_str()));
+        }
+    }
+    filters
+}
+
+/// Whether every topic `requested` matches is also matched by `allowed` (MQTT topic filters:
+/// `+` one level, `#` the rest). A shared subscription (`$share/{group}/…`) is judged by its
+/// filter. Topics beginning with `$` are never covered by a wildcard in the first level.
+pub fn filter_within(requested: &str, allowed: &str) -> bool {
+    let requested = shared_filter(requested);
+    if requested.is_empty() || !valid_filter(requested) {
+        return false;
+    }
+    if requested.starts_with('$') && !allowed.starts_with('$') {
+        return false;
+    }
+    let mut want = requested.split('/');
+    let mut have = allowed.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (_, Some("#")) => return true,
+            (None, None) => return true,
+            // (`a/#` also matches `a` itself: the arm above.)
+            (None, Some(_)) => return false,
+            (Some(_), None) => return false,
+            (Some("#"), Some(_)) => return false,
+            (Some("+"), Some("+")) => {}
+            (Some("+"), Some(_)) => return false,
+            (Some(_), Some("+")) => {}
+            (Some(w), Some(h)) if w == h => {}
+            (Some(_), Some(_)) => return false,
+        }
+    }
+}
+
+/// Whether a topic (no wildcards) may be published or is delivered under `allowed`.
+pub fn topic_within(topic: &str, allowed: &str) -> bool {
+    !topic.contains(['+', '#']) && filter_within(topic, allowed)
+}
+
+/// `$share/{group}/{filter}` → `{filter}`; anything else as it is.
+fn shared_filter(filter: &str) -> &str {
+    filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, f)| f)
+}
+
+/// `#` only as the last level, wildcards only as whole levels.
+fn valid_filter(filter: &str) -> bool {
+    let levels: Vec<&str> = filter.split('/').collect();
+    levels.iter().enumerate().all(|(i, level)| match *level {
+        "#" => i == levels.len() - 1,
+        "+" => true,
+        other => !other.contains(['+', '#']),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn client_ids_name_a_key_and_a_suffix() {
+        let key = "pf_live_AbCdEfGh12345678";
+        assert_eq!(api_client_key_id(&format!("apiclient_{key}_dash")), Some(key));
+        assert_eq!(
+            api_client_key_id("apiclient_pf_dev_AbCdEfGh12345678_x-1"),
+            Some("pf_dev_AbCdEfGh12345678")
+        );
+        for bad in [
+            "apiclient_pf_live_AbCdEfGh12345678",
+            "apiclient_pf_live_AbCdEfGh12345678_",
+            "apiclient_pf_live_AbCdEfGh1234567_x",
+            "apiclient_pf_prod_AbCdEfGh12345678_x",
+            "apiclient_pf_live_AbCdEfGh1234567!_x",
+            "apiclient_pf_live_AbCdEfGh12345678_a/b",
+            "client_pf_live_AbCdEfGh12345678_x",
+            "",
+        ] {
+            assert_eq!(api_client_key_id(bad), None, "{bad}");
+        }
+        let long = format!("apiclient_{key}_{}", "x".repeat(65));
+        assert_eq!(api_client_key_id(&long), None);
+    }
+
+    #[test]
+    fn filters_inside_filters() {
+        let allowed = "stores/s1/entities/printJob/#";
+        assert!(filter_within("stores/s1/entities/printJob/#", allowed));
+        assert!(filter_within("stores/s1/entities/printJob/j1", allowed));
+        assert!(filter_within("stores/s1/entities/printJob/+", allowed));
+        assert!(filter_within("stores/s1/entities/printJob", allowed));
+        assert!(filter_within("$share/g/stores/s1/entities/printJob/#", allowed));
+        for outside in [
+            "#",
+            "stores/#",
+            "stores/+/entities/printJob/#",
+            "stores/s1/#",
+            "stores/s1/entities/#",
+            "stores/s1/entities/+/j1",
+            "stores/s2/entities/printJob/#",
+            "stores/s1/entities/apiKey/#",
+            "stores/s1/entities/printJob/#/x",
+            "stores/s1/entities/printJob/a+",
+            "",
+        ] {
+            assert!(!filter_within(outside, allowed), "{outside}");
+        }
+        assert!(filter_within("stores/s1/a/b", "stores/+/a/#"));
+        assert!(!filter_within("$SYS/broker/uptime", "#"));
+        assert!(filter_within("stores/s1/x", "#"));
+    }
+
+    #[test]
+    fn topics_inside_filters() {
+        assert!(topic_within("stores/s1/printer-stats/p1", "stores/s1/printer-stats/#"));
+        assert!(!topic_within("stores/s1/printer-stats/+", "stores/s1/printer-stats/#"));
+        assert!(!topic_within("stores/s1/entities/order/o1", "stores/s1/printer-stats/#"));
+    }
+
+    #[test]
+    fn a_key_reads_what_its_permissions_show() {
+        let store = StoreId(Uuid::nil());
+        let all = api_client_filters(store, true, PermissionSet::EMPTY);
+        assert_eq!(all, vec![format!("stores/{store}/#")]);
+        let viewer = crate::auth::Role::parse("viewer").unwrap().permissions();
+        let filters = api_client_filters(store, false, viewer);
+        assert!(filters.contains(&format!("stores/{store}/printer-stats/#")));
+        assert!(filters.contains(&format!("stores/{store}/entities/printJob/#")));
+        assert!(!filters.iter().any(|f| f.contains("apiKey") || f.contains("webhookEndpoint")));
+        assert!(api_client_filters(store, false, PermissionSet::EMPTY).is_empty());
+    }
+}
