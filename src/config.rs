@@ -65,7 +65,10 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(mask_url))
             .field("mqtt", &self.mqtt)
             .field("internal_listen_addr", &self.internal_listen_addr)
-            .field("internal_secret", &self.internal_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "internal_secret",
+                &self.internal_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }

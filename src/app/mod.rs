@@ -12,7 +12,7 @@ mod serve;
 mod state;
 mod workers;
 
-pub use router::router;
+pub use router::{internal_router, router};
 pub use serve::run;
 pub use state::{AppState, Inner};
 pub use workers::run_upkeep;

@@ -21,6 +21,23 @@ pub(super) fn openapi_document() -> Bytes {
     Bytes::from(http::openapi_json())
 }
 
+/// The internal listener's routes: what the broker asks (`/internal/mqtt/…`), behind the
+/// shared secret when one is set. Never merged into the public router.
+pub fn internal_router(state: AppState) -> Router {
+    http::internal_mqtt::router()
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            http::internal_mqtt::require_secret,
+        ))
+        .fallback(|| async { ApiError::NotFound })
+        // Logins and topic checks are small; nothing bigger is read.
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(from_fn_with_state(state.clone(), timeout::timeout))
+        .layer(from_fn(problem_defaults::problem_defaults))
+        .layer(from_fn(request_context::request_context))
+        .with_state(state)
+}
+
 /// The whole application: routes plus the tower stack (see `middleware`).
 pub fn router(state: AppState) -> Router {
     let (authenticated, _) = http::authenticated().split_for_parts();

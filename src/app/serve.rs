@@ -1,7 +1,7 @@
 //! `printfarm serve`: connect, migrate, build the state, spawn the workers, serve until a
 //! signal, then drain requests and stop the workers within the shutdown deadline.
 
-use super::{router, AppState};
+use super::{internal_router, router, AppState};
 use crate::config::Config;
 use crate::rate_limit::SystemClock;
 use anyhow::Context;
@@ -42,6 +42,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(addr = %config.listen_addr, "printfarm is listening");
+    let internal = tokio::net::TcpListener::bind(config.internal_listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set PF_INTERNAL_LISTEN_ADDR)",
+                config.internal_listen_addr
+            )
+        })?;
+    tracing::info!(addr = %config.internal_listen_addr, "internal endpoints (for the MQTT broker) are listening");
+    let internal_app = internal_router(state.clone());
+    let internal_token = shutdown.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(internal, internal_app)
+            .with_graceful_shutdown(async move { internal_token.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the internal listener failed");
+        }
+    });
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let signal_token = shutdown.clone();
     axum::serve(listener, app)

@@ -74,7 +74,9 @@ impl AppState {
             let (tx, rx) = tokio::sync::mpsc::channel(10_000);
             telemetry_inbound = Some(rx);
             let subscriptions = Subscriptions {
-                filters: vec![crate::telemetry::bridge::subscription(&config.mqtt_share_group)],
+                filters: vec![crate::telemetry::bridge::subscription(
+                    &config.mqtt_share_group,
+                )],
                 inbound: tx,
             };
             telemetry_ingest = Some(Broker::start(

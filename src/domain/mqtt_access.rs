@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn client_ids_name_a_key_and_a_suffix() {
         let key = "pf_live_AbCdEfGh12345678";
-        assert_eq!(api_client_key_id(&format!("apiclient_{key}_dash")), Some(key));
+        assert_eq!(
+            api_client_key_id(&format!("apiclient_{key}_dash")),
+            Some(key)
+        );
         assert_eq!(
             api_client_key_id("apiclient_pf_dev_AbCdEfGh12345678_x-1"),
             Some("pf_dev_AbCdEfGh12345678")
@@ -144,7 +147,10 @@ mod tests {
         assert!(filter_within("stores/s1/entities/printJob/j1", allowed));
         assert!(filter_within("stores/s1/entities/printJob/+", allowed));
         assert!(filter_within("stores/s1/entities/printJob", allowed));
-        assert!(filter_within("$share/g/stores/s1/entities/printJob/#", allowed));
+        assert!(filter_within(
+            "$share/g/stores/s1/entities/printJob/#",
+            allowed
+        ));
         for outside in [
             "#",
             "stores/#",
@@ -167,9 +173,18 @@ mod tests {
 
     #[test]
     fn topics_inside_filters() {
-        assert!(topic_within("stores/s1/printer-stats/p1", "stores/s1/printer-stats/#"));
-        assert!(!topic_within("stores/s1/printer-stats/+", "stores/s1/printer-stats/#"));
-        assert!(!topic_within("stores/s1/entities/order/o1", "stores/s1/printer-stats/#"));
+        assert!(topic_within(
+            "stores/s1/printer-stats/p1",
+            "stores/s1/printer-stats/#"
+        ));
+        assert!(!topic_within(
+            "stores/s1/printer-stats/+",
+            "stores/s1/printer-stats/#"
+        ));
+        assert!(!topic_within(
+            "stores/s1/entities/order/o1",
+            "stores/s1/printer-stats/#"
+        ));
     }
 
     #[test]
@@ -181,7 +196,9 @@ mod tests {
         let filters = api_client_filters(store, false, viewer);
         assert!(filters.contains(&format!("stores/{store}/printer-stats/#")));
         assert!(filters.contains(&format!("stores/{store}/entities/printJob/#")));
-        assert!(!filters.iter().any(|f| f.contains("apiKey") || f.contains("webhookEndpoint")));
+        assert!(!filters
+            .iter()
+            .any(|f| f.contains("apiKey") || f.contains("webhookEndpoint")));
         assert!(api_client_filters(store, false, PermissionSet::EMPTY).is_empty());
     }
 }

@@ -7,6 +7,7 @@ pub mod audit_logs;
 pub mod entity;
 pub mod events;
 pub mod extract;
+pub mod internal_mqtt;
 pub mod materials;
 pub mod openapi;
 pub mod ops;

@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod materials;
 mod mqtt;
+mod mqtt_access;
 mod openapi;
 mod ops;
 mod orders;

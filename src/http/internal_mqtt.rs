@@ -1,0 +1,249 @@
+//! What the broker asks (SPEC §10), answered in one place and shaped like EMQX 5.8's HTTP
+//! authenticator and authorizer, so EMQX can call them directly when the broker must cluster:
+//! `POST /internal/mqtt/auth` on CONNECT, `POST /internal/mqtt/acl` for a SUBSCRIBE or PUBLISH.
+//! Served on the internal listener only. A refused login is never explained.
+//!
+//! Principals: the server itself (the credentials in `PF_MQTT_URL`, full access) and API
+//! clients as Printago documents them (username = store id, password = one of its API keys,
+//! client id `apiclient_{keyId}_{suffix}`), who may subscribe to what their key may see and
+//! never publish.
+
+use super::extract::ApiJson;
+use crate::app::AppState;
+use crate::auth::key_cache::CachedKey;
+use crate::domain::mqtt_access::{api_client_filters, api_client_key_id, filter_within};
+use crate::error::ApiError;
+use crate::ids::StoreId;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/mqtt/auth", post(mqtt_auth))
+        .route("/internal/mqtt/acl", post(mqtt_acl))
+}
+
+/// With `PF_INTERNAL_SECRET` set, the broker must send `authorization: Bearer <secret>`.
+pub async fn require_secret(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(secret) = state.config.internal_secret.as_deref() else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(secret.as_bytes())) {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+/// EMQX's authenticator request, as its body template is configured (docs/mqtt.md).
+#[derive(Debug, Deserialize)]
+pub struct AuthRequest {
+    pub clientid: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// The client's address, as the broker saw it.
+    #[serde(default)]
+    pub peerhost: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthResponse {
+    /// `allow` or `deny`.
+    pub result: &'static str,
+    pub is_superuser: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_attrs: BTreeMap<&'static str, String>,
+    /// What the client may do, most specific first; the last rule denies the rest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<AclRule>,
+    /// When the broker must disconnect the client (its key expires, or the old secret of a
+    /// rolled key stops working), in Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_at: Option<i64>,
+}
+
+/// One rule of EMQX's client ACL.
+#[derive(Debug, Serialize)]
+pub struct AclRule {
+    pub permission: &'static str,
+    pub action: &'static str,
+    pub topic: String,
+}
+
+/// EMQX's authorizer request.
+#[derive(Debug, Deserialize)]
+pub struct AclRequest {
+    pub clientid: String,
+    #[serde(default)]
+    pub username: String,
+    pub topic: String,
+    /// `publish` or `subscribe`.
+    pub action: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AclResponse {
+    pub result: &'static str,
+}
+
+const DENY: AuthResponse = AuthResponse {
+    result: "deny",
+    is_superuser: false,
+    client_attrs: BTreeMap::new(),
+    acl: Vec::new(),
+    expire_at: None,
+};
+
+/// Who may connect.
+pub async fn mqtt_auth(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<AuthRequest>,
+) -> Json<AuthResponse> {
+    let ip: IpAddr = req
+        .peerhost
+        .parse()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if state.auth_failures.blocked(ip).is_some() {
+        return Json(DENY);
+    }
+    if is_server(&state, &req.username, Some(&req.password)) {
+        return Json(AuthResponse {
+            result: "allow",
+            is_superuser: true,
+            client_attrs: BTreeMap::from([("kind", "server".to_owned())]),
+            ..DENY
+        });
+    }
+    match api_client(&state, &req, ip).await {
+        Some((key, expire_at)) => Json(api_client_login(&key, expire_at)),
+        None => {
+            metrics::counter!("printfarm_mqtt_logins_refused_total").increment(1);
+            let _ = state.auth_failures.record_failure(ip);
+            Json(DENY)
+        }
+    }
+}
+
+/// What a connected client may do with one topic.
+pub async fn mqtt_acl(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<AclRequest>,
+) -> Json<AclResponse> {
+    let allowed = is_server(&state, &req.username, None) || api_client_may(&state, &req).await;
+    Json(AclResponse {
+        result: if allowed { "allow" } else { "deny" },
+    })
+}
+
+/// The server's own credentials (`PF_MQTT_URL`); without a password, by user name alone (the
+/// broker asks the authorizer about a client it has already authenticated).
+fn is_server(state: &AppState, username: &str, password: Option<&str>) -> bool {
+    let Some((user, secret)) = state
+        .config
+        .mqtt
+        .as_ref()
+        .and_then(|m| m.credentials.as_ref())
+    else {
+        return false;
+    };
+    let user_ok = bool::from(username.as_bytes().ct_eq(user.as_bytes()));
+    let secret_ok = password.is_none_or(|p| bool::from(p.as_bytes().ct_eq(secret.as_bytes())));
+    user_ok && secret_ok
+}
+
+/// The API key an API client logs in with, verified as for HTTP (secret, store, active,
+/// expiry, IP allowlist) and named by its client id; and until when the login holds.
+async fn api_client(
+    state: &AppState,
+    req: &AuthRequest,
+    ip: IpAddr,
+) -> Option<(Arc<CachedKey>, Option<DateTime<Utc>>)> {
+    let key_id = api_client_key_id(&req.clientid)?;
+    let store: StoreId = req.username.parse().ok()?;
+    let now = state.now();
+    let key = state
+        .verifier
+        .verify(&req.password, store, ip, now)
+        .await
+        .ok()?;
+    if key.key_id != key_id {
+        return None;
+    }
+    // Logged in with the old secret of a rolled key: only until it stops working.
+    let current = state.verifier.pepper.verify(&req.password, &key.digest);
+    let old_secret_until = (!current).then_some(key.previous_valid_until).flatten();
+    let expire_at = [key.expires_at, old_secret_until]
+        .into_iter()
+        .flatten()
+        .min();
+    Some((key, expire_at))
+}
+
+fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>) -> AuthResponse {
+    let filters = api_client_filters(key.store_id, key.full_access, key.permissions);
+    let mut acl: Vec<AclRule> = filters
+        .into_iter()
+        .map(|topic| AclRule {
+            permission: "allow",
+            action: "subscribe",
+            topic,
+        })
+        .collect();
+    acl.push(AclRule {
+        permission: "deny",
+        action: "all",
+        topic: "#".to_owned(),
+    });
+    AuthResponse {
+        result: "allow",
+        is_superuser: false,
+        client_attrs: BTreeMap::from([
+            ("kind", "api_client".to_owned()),
+            ("store_id", key.store_id.to_string()),
+            ("key_id", key.key_id.clone()),
+        ]),
+        acl,
+        expire_at: expire_at.map(|at| at.timestamp()),
+    }
+}
+
+/// An API client may subscribe inside what its key may see, as the key is now (revoked,
+/// deactivated or expired: nothing), and never publish.
+async fn api_client_may(state: &AppState, req: &AclRequest) -> bool {
+    if req.action != "subscribe" {
+        return false;
+    }
+    let (Some(key_id), Ok(store)) = (
+        api_client_key_id(&req.clientid),
+        req.username.parse::<StoreId>(),
+    ) else {
+        return false;
+    };
+    let Ok(Some(key)) = state.verifier.lookup(key_id).await else {
+        return false;
+    };
+    let usable =
+        key.store_id == store && key.active && key.expires_at.is_none_or(|at| at > state.now());
+    usable
+        && api_client_filters(key.store_id, key.full_access, key.permissions)
+            .iter()
+            .any(|allowed| filter_within(&req.topic, allowed))
+}
