@@ -359,14 +359,17 @@ async fn follow_job(
     else {
         return Ok(());
     };
-    let to = match state.status.as_str() {
-        "printing" => JobState::Printing,
-        "paused" => JobState::Paused,
-        "completed" => JobState::Completed,
-        "failed" => JobState::Failed,
+    let before = PrintJob::from(job);
+    let to = match (state.status.as_str(), before.state) {
+        ("printing", _) => JobState::Printing,
+        ("paused", _) => JobState::Paused,
+        ("completed", _) => JobState::Completed,
+        ("failed", _) => JobState::Failed,
+        // Idle in the middle of a print: it was stopped (at the printer, or by a command). An
+        // assigned job waits for an idle printer, so that is left alone.
+        ("idle", JobState::Printing | JobState::Paused) => JobState::Cancelled,
         _ => return Ok(()),
     };
-    let before = PrintJob::from(job);
     if before.state == to || !before.state.can_become(to) {
         return Ok(());
     }

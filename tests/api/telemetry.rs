@@ -596,3 +596,104 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
         .unwrap();
     assert_eq!(status, "sent");
 }
+
+/// A Bambu printer with a job assigned to it, and the topic its reports arrive on.
+async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, String) {
+    let printer = id(&post(
+        app,
+        "/v1/printers",
+        json!({"name": serial, "provider": "bambu", "deviceId": serial}),
+    )
+    .await);
+    let part = id(&post(app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
+    let job = id(&post(app, "/v1/print-jobs", json!({"partId": part})).await);
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({"printerId": printer}))
+        .send()
+        .await
+        .assert(200);
+    let topic = format!("printers/{}/device/{serial}/report", app.store_id);
+    (printer, job, topic)
+}
+
+#[tokio::test]
+async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
+    app.broker_connected().await;
+    app.spawn_bridge();
+    let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000009").await;
+    // Idle while only assigned: the job waits for it, untouched.
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"gcode_state": "IDLE"}}).to_string(),
+    )
+    .await;
+    let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
+    publish(&broker, &topic, &running.to_string()).await;
+    eventually("the job to start", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.cancelled").await, 0);
+    // Stopped at the printer: it reports idle with the job still printing.
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"gcode_state": "IDLE"}}).to_string(),
+    )
+    .await;
+    eventually("the job to be cancelled", || async {
+        (job_state(&app, &job).await == "cancelled").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.cancelled").await, 1);
+}
+
+#[tokio::test]
+async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry() {
+    let broker = TestBroker::start();
+    let url = broker.url();
+    let one = TestApp::with_config(&[
+        ("PF_MQTT_URL", &url),
+        ("PF_MQTT_SHARE_GROUP", "farm-one"),
+        UNLIMITED,
+    ])
+    .await;
+    let two = TestApp::with_config(&[
+        ("PF_MQTT_URL", &url),
+        ("PF_MQTT_SHARE_GROUP", "farm-two"),
+        UNLIMITED,
+    ])
+    .await;
+    for app in [&one, &two] {
+        app.broker_connected().await;
+        app.spawn_bridge();
+    }
+    let mut jobs = Vec::new();
+    for (app, serial) in [(&one, "01S00A000000101"), (&two, "01S00A000000202")] {
+        let (_, job, topic) = assigned_bambu_job(app, serial).await;
+        jobs.push((app, job, topic));
+    }
+    // Every report must reach its own deployment, not be split between the two: each one
+    // moves the job, and the next is sent only once it has.
+    for (app, job, topic) in &jobs {
+        for (report, expected) in [
+            ("RUNNING", "printing"),
+            ("PAUSE", "paused"),
+            ("RUNNING", "printing"),
+            ("PAUSE", "paused"),
+            ("RUNNING", "printing"),
+            ("FINISH", "completed"),
+        ] {
+            let body = json!({"print": {"gcode_state": report}});
+            publish(&broker, topic, &body.to_string()).await;
+            eventually(expected, || async {
+                (job_state(app, job).await == expected).then_some(())
+            })
+            .await;
+        }
+    }
+}
