@@ -11,6 +11,7 @@ pub mod orders;
 pub mod outbox;
 pub mod parts;
 pub mod print_jobs;
+pub mod printer_credentials;
 pub mod printers;
 pub mod skus;
 pub mod spools;

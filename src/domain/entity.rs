@@ -15,6 +15,8 @@ pub enum EntityType {
     ApiKey,
     Store,
     WebhookEndpoint,
+    /// A printer's MQTT credential.
+    PrinterCredential,
     Printer,
     PrinterCommand,
     Material,
@@ -28,10 +30,11 @@ pub enum EntityType {
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 12] = [
+    pub const ALL: [EntityType; 13] = [
         EntityType::ApiKey,
         EntityType::Store,
         EntityType::WebhookEndpoint,
+        EntityType::PrinterCredential,
         EntityType::Printer,
         EntityType::PrinterCommand,
         EntityType::Material,
@@ -49,6 +52,7 @@ impl EntityType {
             EntityType::ApiKey => "apiKey",
             EntityType::Store => "store",
             EntityType::WebhookEndpoint => "webhookEndpoint",
+            EntityType::PrinterCredential => "printerCredential",
             EntityType::Printer => "printer",
             EntityType::PrinterCommand => "printerCommand",
             EntityType::Material => "material",
@@ -66,7 +70,10 @@ impl EntityType {
     pub fn changes_published(self) -> bool {
         !matches!(
             self,
-            EntityType::ApiKey | EntityType::Store | EntityType::WebhookEndpoint
+            EntityType::ApiKey
+                | EntityType::Store
+                | EntityType::WebhookEndpoint
+                | EntityType::PrinterCredential
         )
     }
 
@@ -82,7 +89,7 @@ impl EntityType {
             EntityType::PrintJob => Permission::QueueView,
             // Only `webhook.disabled`: endpoint edits are audited, not published.
             EntityType::WebhookEndpoint => Permission::IntegrationView,
-            EntityType::ApiKey | EntityType::Store => return None,
+            EntityType::ApiKey | EntityType::Store | EntityType::PrinterCredential => return None,
         })
     }
 }

@@ -5,7 +5,7 @@
 use super::entity::EntityType;
 use crate::auth::permissions::PermissionSet;
 use crate::auth::Permission;
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 
 /// The key id an API client's id names: `apiclient_{keyId}_{suffix}`, where `keyId` is the
 /// key's public prefix (`pf_<env>_` and 16 base62 characters) and the suffix tells the
@@ -53,6 +53,52 @@ pub fn api_client_filters(
         }
     }
     filters
+}
+
+/// A printer (or the bridge in front of it) logs in as `printer:{printerId}`.
+pub fn printer_username(printer: PrinterId) -> String {
+    format!("printer:{printer}")
+}
+
+/// The printer a `printer:{printerId}` username names.
+pub fn printer_of_username(username: &str) -> Option<PrinterId> {
+    username.strip_prefix("printer:")?.parse().ok()
+}
+
+/// What a printer may do on the broker: publish its own reports (and its answers to
+/// commands), and read its own request topic, in its vendor's format under its store
+/// (`telemetry::parse::source` reads the same topics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterTopics {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTopics {
+    let base = format!("printers/{store}");
+    let (publish, subscribe) = match provider {
+        "bambu" => (
+            vec![format!("{base}/device/{device}/report")],
+            vec![format!("{base}/device/{device}/request")],
+        ),
+        "klipper" => (
+            vec![
+                format!("{base}/{device}/klipper/status"),
+                format!("{base}/{device}/moonraker/status"),
+                format!("{base}/{device}/moonraker/api/response"),
+            ],
+            vec![format!("{base}/{device}/moonraker/api/request")],
+        ),
+        "octoprint" => (vec![format!("{base}/{device}/octoPrint/#")], vec![]),
+        _ => (
+            vec![
+                format!("{base}/{device}/status"),
+                format!("{base}/{device}/command/response"),
+            ],
+            vec![format!("{base}/{device}/command")],
+        ),
+    };
+    PrinterTopics { publish, subscribe }
 }
 
 /// Whether every topic `requested` matches is also matched by `allowed` (MQTT topic filters:
@@ -185,6 +231,42 @@ mod tests {
             "stores/s1/entities/order/o1",
             "stores/s1/printer-stats/#"
         ));
+    }
+
+    #[test]
+    fn printers_publish_their_own_reports_and_read_their_own_requests() {
+        let store = StoreId(Uuid::nil());
+        let bambu = printer_topics(store, "bambu", "01S0");
+        let report = format!("printers/{store}/device/01S0/report");
+        assert!(bambu.publish.iter().any(|t| topic_within(&report, t)));
+        assert!(!bambu
+            .publish
+            .iter()
+            .any(|t| topic_within(&format!("printers/{store}/device/01S1/report"), t)));
+        assert_eq!(
+            bambu.subscribe,
+            vec![format!("printers/{store}/device/01S0/request")]
+        );
+        let octo = printer_topics(store, "octoprint", "mk4");
+        assert!(octo.publish.iter().any(|t| topic_within(
+            &format!("printers/{store}/mk4/octoPrint/event/PrintDone"),
+            t
+        )));
+        assert!(octo.subscribe.is_empty());
+        // What a printer may publish is exactly what the bridge reads as that printer.
+        for (provider, device) in [("bambu", "01S0"), ("klipper", "voron"), ("generic", "g1")] {
+            for topic in printer_topics(store, provider, device).publish {
+                let source = crate::telemetry::parse::source(&topic).unwrap();
+                assert_eq!(
+                    (source.provider, source.device_id.as_str()),
+                    (provider, device)
+                );
+            }
+        }
+        let id = PrinterId(Uuid::max());
+        assert_eq!(printer_of_username(&printer_username(id)), Some(id));
+        assert_eq!(printer_of_username("printer:nope"), None);
+        assert_eq!(printer_of_username(&id.to_string()), None);
     }
 
     #[test]

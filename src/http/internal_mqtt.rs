@@ -3,15 +3,21 @@
 //! `POST /internal/mqtt/auth` on CONNECT, `POST /internal/mqtt/acl` for a SUBSCRIBE or PUBLISH.
 //! Served on the internal listener only. A refused login is never explained.
 //!
-//! Principals: the server itself (the credentials in `PF_MQTT_URL`, full access) and API
-//! clients as Printago documents them (username = store id, password = one of its API keys,
-//! client id `apiclient_{keyId}_{suffix}`), who may subscribe to what their key may see and
-//! never publish.
+//! Principals: the server itself (the credentials in `PF_MQTT_URL`, full access); API clients
+//! as Printago documents them (username = store id, password = one of its API keys, client id
+//! `apiclient_{keyId}_{suffix}`), who may subscribe to what their key may see and never
+//! publish; and printers (username `printer:{printerId}`, the password issued by
+//! `POST /v1/printers/{id}/mqtt-credentials`), who may publish only their own reports and read
+//! only their own request topic.
 
 use super::extract::ApiJson;
 use crate::app::AppState;
 use crate::auth::key_cache::CachedKey;
-use crate::domain::mqtt_access::{api_client_filters, api_client_key_id, filter_within};
+use crate::db::printer_credentials::{self as credentials, PrinterLogin};
+use crate::domain::mqtt_access::{
+    api_client_filters, api_client_key_id, filter_within, printer_of_username, printer_topics,
+    topic_within, PrinterTopics,
+};
 use crate::error::ApiError;
 use crate::ids::StoreId;
 use axum::extract::{Request, State};
@@ -132,6 +138,9 @@ pub async fn mqtt_auth(
             ..DENY
         });
     }
+    if let Some(login) = printer(&state, &req).await {
+        return Json(printer_login(&login));
+    }
     match api_client(&state, &req, ip).await {
         Some((key, expire_at)) => Json(api_client_login(&key, expire_at)),
         None => {
@@ -147,7 +156,9 @@ pub async fn mqtt_acl(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AclRequest>,
 ) -> Json<AclResponse> {
-    let allowed = is_server(&state, &req.username, None) || api_client_may(&state, &req).await;
+    let allowed = is_server(&state, &req.username, None)
+        || api_client_may(&state, &req).await
+        || printer_may(&state, &req).await;
     Json(AclResponse {
         result: if allowed { "allow" } else { "deny" },
     })
@@ -246,4 +257,70 @@ async fn api_client_may(state: &AppState, req: &AclRequest) -> bool {
         && api_client_filters(key.store_id, key.full_access, key.permissions)
             .iter()
             .any(|allowed| filter_within(&req.topic, allowed))
+}
+
+/// The printer a `printer:{printerId}` login names, if its password is the one issued.
+async fn printer(state: &AppState, req: &AuthRequest) -> Option<PrinterLogin> {
+    let printer = printer_of_username(&req.username)?;
+    let login = credentials::for_login(&state.pool, printer).await.ok()??;
+    state
+        .verifier
+        .pepper
+        .verify(&req.password, &login.credential.digest)
+        .then_some(login)
+}
+
+fn printer_topics_of(login: &PrinterLogin) -> PrinterTopics {
+    printer_topics(login.credential.store_id, &login.provider, &login.device_id)
+}
+
+fn printer_login(login: &PrinterLogin) -> AuthResponse {
+    let topics = printer_topics_of(login);
+    let rule = |action: &'static str| {
+        move |topic: String| AclRule {
+            permission: "allow",
+            action,
+            topic,
+        }
+    };
+    let mut acl: Vec<AclRule> = topics.publish.into_iter().map(rule("publish")).collect();
+    acl.extend(topics.subscribe.into_iter().map(rule("subscribe")));
+    acl.push(AclRule {
+        permission: "deny",
+        action: "all",
+        topic: "#".to_owned(),
+    });
+    let credential = &login.credential;
+    AuthResponse {
+        result: "allow",
+        is_superuser: false,
+        client_attrs: BTreeMap::from([
+            ("kind", "printer".to_owned()),
+            ("store_id", credential.store_id.to_string()),
+            ("printer_id", credential.printer_id.to_string()),
+            ("credential_id", credential.credential_id.to_string()),
+        ]),
+        acl,
+        expire_at: None,
+    }
+}
+
+/// A printer may publish its own reports and read its own requests, while its credential
+/// stands.
+async fn printer_may(state: &AppState, req: &AclRequest) -> bool {
+    let Some(printer) = printer_of_username(&req.username) else {
+        return false;
+    };
+    let Ok(Some(login)) = credentials::for_login(&state.pool, printer).await else {
+        return false;
+    };
+    let topics = printer_topics_of(&login);
+    match req.action.as_str() {
+        "publish" => topics.publish.iter().any(|t| topic_within(&req.topic, t)),
+        "subscribe" => topics
+            .subscribe
+            .iter()
+            .any(|t| filter_within(&req.topic, t)),
+        _ => false,
+    }
 }

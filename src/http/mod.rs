@@ -16,6 +16,7 @@ pub mod paging;
 pub mod parts;
 pub mod print_jobs;
 pub mod printer_commands;
+pub mod printer_credentials;
 pub mod printers;
 pub mod respond;
 pub mod roles;
@@ -34,6 +35,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(audit_logs::router())
         .merge(printers::router())
         .merge(printer_commands::router())
+        .merge(printer_credentials::router())
         .merge(materials::router())
         .merge(spools::router())
         .merge(parts::router())

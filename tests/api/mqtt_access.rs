@@ -354,3 +354,232 @@ async fn the_internal_endpoints_are_not_on_the_public_listener_and_can_require_a
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.json()["result"], "deny");
 }
+
+async fn printer(app: &TestApp, provider: &str, device: &str) -> String {
+    let res = app
+        .post("/v1/printers")
+        .owner()
+        .json(&json!({"name": device, "provider": provider, "deviceId": device}))
+        .send()
+        .await;
+    res.assert(201);
+    res.json()["id"].as_str().unwrap().to_owned()
+}
+
+async fn issue(app: &TestApp, printer: &str) -> Value {
+    let res = app
+        .post(&format!("/v1/printers/{printer}/mqtt-credentials"))
+        .owner()
+        .send()
+        .await;
+    res.assert(201);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        res.header("location").unwrap(),
+        format!("/v1/printers/{printer}/mqtt-credentials")
+    );
+    res.json()
+}
+
+async fn printer_login(app: &TestApp, username: &str, password: &str) -> Value {
+    let body = json!({"clientid": "bridge-1", "username": username, "password": password,
+                      "peerhost": "192.0.2.10"});
+    let res = internal(app, "/internal/mqtt/auth", body, None).await;
+    res.assert(200);
+    res.json()
+}
+
+async fn printer_may(app: &TestApp, username: &str, topic: &str, action: &str) -> String {
+    let body =
+        json!({"clientid": "bridge-1", "username": username, "topic": topic, "action": action});
+    let res = internal(app, "/internal/mqtt/acl", body, None).await;
+    res.json()["result"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn printer_credentials_are_issued_once_replaced_and_revoked() {
+    let app = TestApp::new().await;
+    let x = printer(&app, "bambu", "01S00A000000001").await;
+    let issued = issue(&app, &x).await;
+    let username = issued["username"].as_str().unwrap().to_owned();
+    let password = issued["password"].as_str().unwrap().to_owned();
+    assert_eq!(username, format!("printer:{x}"));
+    assert!(password.starts_with("pfp_") && password.len() == 47);
+    // Read back without the secret.
+    let got = app
+        .get(&format!("/v1/printers/{x}/mqtt-credentials"))
+        .owner()
+        .send()
+        .await;
+    got.assert(200);
+    assert_eq!(got.json()["username"], username.as_str());
+    assert!(got.json().get("password").is_none());
+    assert_eq!(
+        printer_login(&app, &username, &password).await["result"],
+        "allow"
+    );
+
+    // Issued again: the old password stops working.
+    let again = issue(&app, &x).await;
+    assert_ne!(again["credentialId"], issued["credentialId"]);
+    assert_eq!(
+        printer_login(&app, &username, &password).await["result"],
+        "deny"
+    );
+    let password = again["password"].as_str().unwrap().to_owned();
+    assert_eq!(
+        printer_login(&app, &username, &password).await["result"],
+        "allow"
+    );
+
+    // Revoked: no login, no topics; a second revoke is 404.
+    let report = format!("printers/{}/device/01S00A000000001/report", app.store_id);
+    assert_eq!(
+        printer_may(&app, &username, &report, "publish").await,
+        "allow"
+    );
+    app.delete(&format!("/v1/printers/{x}/mqtt-credentials"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    assert_eq!(
+        printer_login(&app, &username, &password).await["result"],
+        "deny"
+    );
+    assert_eq!(
+        printer_may(&app, &username, &report, "publish").await,
+        "deny"
+    );
+    app.delete(&format!("/v1/printers/{x}/mqtt-credentials"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("/v1/printers/{x}/mqtt-credentials"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    // Audited without the secret, never published.
+    let audit = app
+        .get("/v1/audit-logs?entityType.eq=printerCredential")
+        .owner()
+        .send()
+        .await;
+    audit.assert(200);
+    let text = audit.text();
+    assert!(!text.contains(&password), "the audit log shows a password");
+    let published: i64 =
+        sqlx::query_scalar("select count(*) from outbox where entity_type = 'printerCredential'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(published, 0);
+}
+
+#[tokio::test]
+async fn printer_credentials_check_credentials_permissions_and_stores() {
+    let app = TestApp::new().await;
+    let x = printer(&app, "bambu", "01S00A000000001").await;
+    let path = format!("/v1/printers/{x}/mqtt-credentials");
+    app.post(&path)
+        .send()
+        .await
+        .assert_problem(401, "unauthorized");
+    let operator = app.key_with(&["operator"], &[]).await;
+    app.post(&path)
+        .with_key(&operator)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let other = app.new_tenant("other").await;
+    for method in ["POST", "GET", "DELETE"] {
+        app.request(method.parse().unwrap(), &path)
+            .key(&other.key, other.store_id)
+            .send()
+            .await
+            .assert_problem(404, "not_found");
+    }
+    app.post("/v1/printers/not-a-uuid/mqtt-credentials")
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_printer_publishes_only_its_own_reports_and_reads_only_its_own_requests() {
+    let app = TestApp::new().await;
+    let store = app.store_id;
+    let x = printer(&app, "bambu", "01S00A000000001").await;
+    let y = printer(&app, "bambu", "01S00A000000002").await;
+    let k = printer(&app, "klipper", "voron").await;
+    let issued = issue(&app, &x).await;
+    let username = issued["username"].as_str().unwrap().to_owned();
+    let login = printer_login(&app, &username, issued["password"].as_str().unwrap()).await;
+    assert_eq!(login["result"], "allow");
+    assert_eq!(login["is_superuser"], false);
+    assert_eq!(login["client_attrs"]["kind"], "printer");
+    assert_eq!(login["client_attrs"]["printer_id"], x.as_str());
+    assert_eq!(
+        login["acl"],
+        json!([
+            {"permission": "allow", "action": "publish", "topic": format!("printers/{store}/device/01S00A000000001/report")},
+            {"permission": "allow", "action": "subscribe", "topic": format!("printers/{store}/device/01S00A000000001/request")},
+            {"permission": "deny", "action": "all", "topic": "#"}
+        ])
+    );
+    let own = format!("printers/{store}/device/01S00A000000001");
+    let other = format!("printers/{store}/device/01S00A000000002");
+    assert_eq!(
+        printer_may(&app, &username, &format!("{own}/report"), "publish").await,
+        "allow"
+    );
+    assert_eq!(
+        printer_may(&app, &username, &format!("{own}/request"), "subscribe").await,
+        "allow"
+    );
+    for (topic, action) in [
+        (format!("{other}/report"), "publish"),
+        (format!("{own}/request"), "publish"),
+        (format!("{other}/request"), "subscribe"),
+        (format!("{own}/report"), "subscribe"),
+        (format!("stores/{store}/printer-stats/{x}"), "publish"),
+        (format!("stores/{store}/#"), "subscribe"),
+        ("#".to_owned(), "subscribe"),
+        (format!("printers/{store}/voron/klipper/status"), "publish"),
+    ] {
+        assert_eq!(
+            printer_may(&app, &username, &topic, action).await,
+            "deny",
+            "{action} {topic}"
+        );
+    }
+    // A printer named in the username without its password gets nothing.
+    let y_name = format!("printer:{y}");
+    assert_eq!(
+        printer_login(&app, &y_name, issued["password"].as_str().unwrap()).await["result"],
+        "deny"
+    );
+    assert_eq!(
+        printer_may(&app, &y_name, &format!("{other}/report"), "publish").await,
+        "deny"
+    );
+    // A Klipper printer gets Moonraker's topics.
+    let klipper = issue(&app, &k).await;
+    let got = printer_login(
+        &app,
+        klipper["username"].as_str().unwrap(),
+        klipper["password"].as_str().unwrap(),
+    )
+    .await;
+    let topics: Vec<&str> = got["acl"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["topic"].as_str().unwrap())
+        .collect();
+    assert!(topics.contains(&format!("printers/{store}/voron/klipper/status").as_str()));
+    assert!(topics.contains(&format!("printers/{store}/voron/moonraker/api/request").as_str()));
+}
