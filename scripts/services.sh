@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local services the server and the tests use (PostgreSQL, Redis, Mosquitto) if they
-# are not running. Installs them from Debian's packages first if this machine has none. The MQTT
+# are not running. Installs them from Debian's packages first if this machine has none, and the
+# headers the Mosquitto plugin builds against. The MQTT
 # tests start private Mosquitto instances of their own; the shared one on 1883 is for `serve`.
 # Idempotent.
 set -euo pipefail
@@ -11,6 +12,10 @@ need_packages=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_packages+=(postgresql postgresql-client)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server redis-tools)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_packages+=(mosquitto mosquitto-clients)
+# The printfarm Mosquitto plugin (mosquitto/) builds against Mosquitto's headers, with libclang.
+[ -f /usr/include/mosquitto_plugin.h ] || need_packages+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || need_packages+=(libmosquitto-dev)
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need_packages+=(libclang-dev)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing ${need_packages[*]}"
   as_root apt-get update -qq

@@ -30,8 +30,8 @@ pub fn internal_router(state: AppState) -> Router {
             http::internal_mqtt::require_secret,
         ))
         .fallback(|| async { ApiError::NotFound })
-        // Logins and topic checks are small; nothing bigger is read.
-        .layer(DefaultBodyLimit::max(16 * 1024))
+        // Logins and topic checks are small; the plugin's checks come in batches of 200.
+        .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(from_fn_with_state(state.clone(), timeout::timeout))
         .layer(from_fn(problem_defaults::problem_defaults))
         .layer(from_fn(request_context::request_context))

@@ -1,6 +1,8 @@
 //! What the broker asks (SPEC §10), answered in one place and shaped like EMQX 5.8's HTTP
 //! authenticator and authorizer, so EMQX can call them directly when the broker must cluster:
 //! `POST /internal/mqtt/auth` on CONNECT, `POST /internal/mqtt/acl` for a SUBSCRIBE or PUBLISH.
+//! The Mosquitto plugin also asks `POST /internal/mqtt/check` every second which of its
+//! clients lost their access since they logged in.
 //! Served on the internal listener only. A refused login is never explained.
 //!
 //! Principals: the server itself (the credentials in `PF_MQTT_URL`, full access); API clients
@@ -37,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/internal/mqtt/auth", post(mqtt_auth))
         .route("/internal/mqtt/acl", post(mqtt_acl))
+        .route("/internal/mqtt/check", post(mqtt_check))
 }
 
 /// With `PF_INTERNAL_SECRET` set, the broker must send `authorization: Bearer <secret>`.
@@ -321,6 +324,80 @@ async fn printer_may(state: &AppState, req: &AclRequest) -> bool {
             .subscribe
             .iter()
             .any(|t| filter_within(&req.topic, t)),
+        _ => false,
+    }
+}
+
+/// The plugin's question: which of these logged-in clients must go?
+#[derive(Debug, Deserialize)]
+pub struct CheckRequest {
+    pub clients: Vec<CheckedClient>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckedClient {
+    pub clientid: String,
+    #[serde(default)]
+    pub username: String,
+    /// As the login answered them.
+    #[serde(default)]
+    pub client_attrs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckResponse {
+    /// The clients whose access ended: a key revoked, deactivated or expired, a printer
+    /// credential reissued or revoked.
+    pub drop: Vec<String>,
+}
+
+/// At most this many clients per question (the plugin asks in batches of 200).
+const MAX_CHECKED: usize = 1000;
+
+/// Which clients lost their access since they logged in.
+pub async fn mqtt_check(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CheckRequest>,
+) -> Result<Json<CheckResponse>, ApiError> {
+    if req.clients.len() > MAX_CHECKED {
+        return Err(ApiError::invalid(
+            "/clients",
+            "too_many",
+            format!("at most {MAX_CHECKED} clients"),
+        ));
+    }
+    let mut drop = Vec::new();
+    for client in req.clients {
+        if !still_allowed(&state, &client).await {
+            drop.push(client.clientid);
+        }
+    }
+    Ok(Json(CheckResponse { drop }))
+}
+
+async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
+    match client.client_attrs.get("kind").map(String::as_str) {
+        Some("server") => is_server(state, &client.username, None),
+        Some("api_client") => {
+            let (Some(key_id), Ok(store)) = (
+                api_client_key_id(&client.clientid),
+                client.username.parse::<StoreId>(),
+            ) else {
+                return false;
+            };
+            matches!(state.verifier.lookup(key_id).await, Ok(Some(key))
+                if key.store_id == store
+                    && key.active
+                    && key.expires_at.is_none_or(|at| at > state.now()))
+        }
+        Some("printer") => {
+            let Some(printer) = printer_of_username(&client.username) else {
+                return false;
+            };
+            let issued = client.client_attrs.get("credential_id");
+            matches!(credentials::for_login(&state.pool, printer).await, Ok(Some(login))
+                if Some(&login.credential.credential_id.to_string()) == issued)
+        }
         _ => false,
     }
 }

@@ -37,6 +37,34 @@ impl TestBroker {
         broker
     }
 
+    /// A broker the way the project runs it: no anonymous access, every client decided by the
+    /// server at `internal_url` through the printfarm plugin.
+    pub fn locked(internal_url: &str) -> TestBroker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "per_listener_settings false\nallow_anonymous false\npersistence false\n\
+                 plugin {}\nplugin_opt_url {internal_url}\nplugin_opt_timeout_ms 2000\n\
+                 listener {port} 127.0.0.1\n",
+                plugin_path().display()
+            ),
+        )
+        .unwrap();
+        let mut broker = TestBroker {
+            port,
+            config,
+            child: None,
+        };
+        broker.spawn();
+        broker
+    }
+
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
@@ -81,6 +109,20 @@ impl Drop for TestBroker {
         self.stop();
         let _ = std::fs::remove_file(&self.config);
     }
+}
+
+/// The plugin built beside this test binary (`scripts/test.sh` builds it:
+/// `cargo build -p printfarm-mosquitto`).
+fn plugin_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let plugin = dir.join("libprintfarm_mosquitto.so");
+    assert!(
+        plugin.exists(),
+        "{} is missing: run `cargo build -p printfarm-mosquitto` (scripts/test.sh does)",
+        plugin.display()
+    );
+    plugin
 }
 
 /// A message as received: topic, JSON payload, retained flag.

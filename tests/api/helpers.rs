@@ -223,6 +223,14 @@ impl TestApp {
         );
     }
 
+    /// Serves the internal endpoints (what the broker asks) on `listener`, until the test ends.
+    pub fn serve_internal(&self, listener: std::net::TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let app = printfarm::app::internal_router(self.state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+
     /// The app's clock as a timestamp.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.state.now()

@@ -9,6 +9,7 @@ mod broker;
 mod catalog;
 mod errors;
 mod helpers;
+mod locked_broker;
 mod materials;
 mod mqtt;
 mod mqtt_access;

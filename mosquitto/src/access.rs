@@ -1,0 +1,141 @@
+//! What one connected client may do, as the server said at CONNECT (EMQX's client ACL shape):
+//! rules in order, the first that matches decides; no rule, no access.
+
+use printfarm_topics::{filter_within, topic_within};
+use serde::Deserialize;
+
+/// The server's answer to a login (`POST /internal/mqtt/auth`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Login {
+    pub result: String,
+    #[serde(default)]
+    pub is_superuser: bool,
+    #[serde(default)]
+    pub client_attrs: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub acl: Vec<Rule>,
+    /// Unix seconds after which the client must go.
+    pub expire_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Rule {
+    /// `allow` or `deny`.
+    pub permission: String,
+    /// `publish`, `subscribe` or `all`.
+    pub action: String,
+    pub topic: String,
+}
+
+/// What a client asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// SUBSCRIBE with a topic filter.
+    Subscribe,
+    /// PUBLISH to a topic.
+    Publish,
+    /// A message about to be delivered to the client: allowed if it could have subscribed to
+    /// the topic.
+    Receive,
+}
+
+impl Login {
+    pub fn allowed(&self) -> bool {
+        self.result == "allow"
+    }
+
+    /// Whether the client may do `ask` with `topic`.
+    pub fn may(&self, ask: Ask, topic: &str) -> bool {
+        if self.is_superuser {
+            return true;
+        }
+        for rule in &self.acl {
+            let action_matches = matches!(
+                (ask, rule.action.as_str()),
+                (_, "all")
+                    | (Ask::Publish, "publish")
+                    | (Ask::Subscribe | Ask::Receive, "subscribe")
+            );
+            if !action_matches {
+                continue;
+            }
+            let topic_matches = match ask {
+                // A deny rule refuses a filter that overlaps it at all; `#` overlaps everything.
+                Ask::Subscribe if rule.permission != "allow" => {
+                    rule.topic == "#" || filter_within(topic, &rule.topic)
+                }
+                Ask::Subscribe => filter_within(topic, &rule.topic),
+                Ask::Publish | Ask::Receive => topic_within(topic, &rule.topic),
+            };
+            if topic_matches {
+                return rule.permission == "allow";
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(acl: &[(&str, &str, &str)]) -> Login {
+        Login {
+            result: "allow".into(),
+            is_superuser: false,
+            client_attrs: Default::default(),
+            acl: acl
+                .iter()
+                .map(|(p, a, t)| Rule {
+                    permission: (*p).into(),
+                    action: (*a).into(),
+                    topic: (*t).into(),
+                })
+                .collect(),
+            expire_at: None,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_and_nothing_is_allowed_by_default() {
+        let dashboard = login(&[
+            ("allow", "subscribe", "stores/s1/entities/printJob/#"),
+            ("deny", "all", "#"),
+        ]);
+        assert!(dashboard.may(Ask::Subscribe, "stores/s1/entities/printJob/#"));
+        assert!(dashboard.may(Ask::Receive, "stores/s1/entities/printJob/j1"));
+        assert!(!dashboard.may(Ask::Subscribe, "#"));
+        assert!(!dashboard.may(Ask::Subscribe, "stores/s1/#"));
+        assert!(!dashboard.may(Ask::Receive, "stores/s1/entities/apiKey/k1"));
+        assert!(!dashboard.may(Ask::Publish, "stores/s1/entities/printJob/j1"));
+        let printer = login(&[
+            ("allow", "publish", "printers/s1/device/A/report"),
+            ("allow", "subscribe", "printers/s1/device/A/request"),
+            ("deny", "all", "#"),
+        ]);
+        assert!(printer.may(Ask::Publish, "printers/s1/device/A/report"));
+        assert!(!printer.may(Ask::Publish, "printers/s1/device/B/report"));
+        assert!(!printer.may(Ask::Publish, "printers/s1/device/+/report"));
+        assert!(printer.may(Ask::Receive, "printers/s1/device/A/request"));
+        assert!(!printer.may(Ask::Receive, "printers/s1/device/A/report"));
+        assert!(!login(&[]).may(Ask::Subscribe, "a"));
+        let root = Login {
+            is_superuser: true,
+            ..login(&[])
+        };
+        assert!(root.may(Ask::Publish, "anything/at/all"));
+    }
+
+    #[test]
+    fn the_servers_answers_parse() {
+        let answer = r#"{"result":"allow","is_superuser":false,"client_attrs":{"kind":"printer"},
+            "acl":[{"permission":"allow","action":"publish","topic":"a/b"}],"expire_at":17}"#;
+        let login: Login = serde_json::from_str(answer).expect("parses");
+        assert!(login.allowed());
+        assert_eq!(login.expire_at, Some(17));
+        assert_eq!(login.client_attrs["kind"], "printer");
+        let denied: Login =
+            serde_json::from_str(r#"{"result":"deny","is_superuser":false}"#).expect("parses");
+        assert!(!denied.allowed());
+    }
+}

@@ -1,0 +1,272 @@
+//! The broker locked down the way the project runs it: Mosquitto with the printfarm plugin and
+//! no anonymous access, every CONNECT, SUBSCRIBE, PUBLISH and delivery decided by the server.
+
+use crate::broker::TestBroker;
+use crate::helpers::{eventually, TestApp};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const UNLIMITED: (&str, &str) = ("PF_RATE_LIMIT_PER_MINUTE", "100000");
+
+/// An app serving its internal endpoints, and a locked broker asking them; the app connects
+/// to the broker with its own (service) credentials.
+async fn locked() -> (TestApp, TestBroker) {
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let internal_url = format!("http://{}", internal.local_addr().unwrap());
+    let broker = TestBroker::locked(&internal_url);
+    let mqtt_url = format!("mqtt://printfarm:service-secret@127.0.0.1:{}", broker.port);
+    let app = TestApp::with_config(&[("PF_MQTT_URL", &mqtt_url), UNLIMITED]).await;
+    app.serve_internal(internal);
+    app.broker_connected().await;
+    (app, broker)
+}
+
+/// Connects; the CONNACK's code, and the connection if it was accepted.
+async fn connect(
+    broker: &TestBroker,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+) -> (ConnectReturnCode, Option<(AsyncClient, EventLoop)>) {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    if let Some((user, password)) = credentials {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(options, 100);
+    let code = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => return ack.code,
+                Ok(_) => {}
+                Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return code,
+                Err(e) => panic!("connection failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a CONNACK in time");
+    let accepted = code == ConnectReturnCode::Success;
+    (code, accepted.then_some((client, events)))
+}
+
+/// Subscribes and returns the broker's verdict (`true`: granted).
+async fn subscribe(client: &AsyncClient, events: &mut EventLoop, filter: &str) -> bool {
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Event::Incoming(Packet::SubAck(ack)) = events.poll().await.unwrap() {
+                return matches!(
+                    ack.return_codes[0],
+                    rumqttc::SubscribeReasonCode::Success(_)
+                );
+            }
+        }
+    })
+    .await
+    .expect("a SUBACK in time")
+}
+
+/// The next PUBLISH within `millis`, if any.
+async fn next_message(events: &mut EventLoop, millis: u64) -> Option<(String, Value)> {
+    tokio::time::timeout(Duration::from_millis(millis), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let payload = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    return Some((p.topic, payload));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn api_client_id(key: &str) -> String {
+    format!("apiclient_{}_test", &key[..24])
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = app.post(path).owner().json(&body).send().await;
+    res.assert(201);
+    res.json()
+}
+
+#[tokio::test]
+async fn only_the_servers_credentials_get_in_and_each_reads_only_what_it_may() {
+    let (app, broker) = locked().await;
+    let _relay = app.spawn_relay();
+    let store = app.store_id.to_string();
+
+    // No credentials, wrong ones, another key's client id: refused at CONNECT.
+    let (code, _) = connect(&broker, "anonymous-1", None).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let owner = app.owner_key.clone();
+    let (code, _) = connect(
+        &broker,
+        &api_client_id(&owner),
+        Some((&store, "pf_test_wrong")),
+    )
+    .await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let viewer = app.key_with(&["viewer"], &[]).await;
+    let (code, _) = connect(&broker, &api_client_id(&viewer), Some((&store, &owner))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+
+    // A viewer's dashboard: its store's job events yes, everything else no.
+    let (code, conn) = connect(&broker, &api_client_id(&viewer), Some((&store, &viewer))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    for refused in [
+        "#",
+        "stores/#",
+        "stores/+/entities/#",
+        &format!("stores/{store}/#"),
+    ] {
+        assert!(!subscribe(&client, &mut events, refused).await, "{refused}");
+    }
+    let jobs = format!("stores/{store}/entities/printer/#");
+    assert!(subscribe(&client, &mut events, &jobs).await);
+    let printer = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1", "provider": "bambu", "deviceId": "01S00A000000001"}),
+    )
+    .await;
+    let (topic, payload) = next_message(&mut events, 5000)
+        .await
+        .expect("the printer's event");
+    assert_eq!(
+        topic,
+        format!(
+            "stores/{store}/entities/printer/{}",
+            printer["id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(payload["type"], "printer.created");
+
+    // An API client never publishes: its message reaches nobody.
+    client
+        .publish(
+            &topic,
+            QoS::AtLeastOnce,
+            false,
+            b"{\"forged\":true}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(next_message(&mut events, 1000).await.is_none());
+}
+
+#[tokio::test]
+async fn forged_reports_change_nothing_and_a_printer_reports_only_as_itself() {
+    let (app, broker) = locked().await;
+    app.spawn_bridge();
+    let store = app.store_id;
+    let x = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X", "provider": "bambu", "deviceId": "01S00A00000000X"}),
+    )
+    .await;
+    let y = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Y", "provider": "bambu", "deviceId": "01S00A00000000Y"}),
+    )
+    .await;
+    let (x, y) = (
+        x["id"].as_str().unwrap().to_owned(),
+        y["id"].as_str().unwrap().to_owned(),
+    );
+    let issued = post(
+        &app,
+        &format!("/v1/printers/{x}/mqtt-credentials"),
+        json!({}),
+    )
+    .await;
+    let (user, password) = (
+        issued["username"].as_str().unwrap(),
+        issued["password"].as_str().unwrap(),
+    );
+    let y_report = format!("printers/{store}/device/01S00A00000000Y/report");
+    let x_report = format!("printers/{store}/device/01S00A00000000X/report");
+    let printing = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 50}}).to_string();
+
+    // Anonymous: not even connected. Printer X's credential, on Y's topic: dropped.
+    let (code, _) = connect(&broker, "forger", None).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let (code, conn) = connect(&broker, "bridge-x", Some((user, password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    client
+        .publish(
+            &y_report,
+            QoS::AtLeastOnce,
+            false,
+            printing.clone().into_bytes(),
+        )
+        .await
+        .unwrap();
+    // X's own report gets through and moves X.
+    client
+        .publish(&x_report, QoS::AtLeastOnce, false, printing.into_bytes())
+        .await
+        .unwrap();
+    let stats = |printer: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/v1/printers/{printer}/stats"))
+                .owner()
+                .send()
+                .await
+                .json()
+        }
+    };
+    eventually("X printing", || async {
+        (stats(x.clone()).await["status"] == "printing").then_some(())
+    })
+    .await;
+    assert_eq!(stats(y.clone()).await["status"], "unknown");
+}
+
+#[tokio::test]
+async fn revoking_a_key_disconnects_its_client_within_a_second_or_two() {
+    let (app, broker) = locked().await;
+    let store = app.store_id.to_string();
+    let (id, key) = app
+        .create_key(json!({"name": "dash", "roles": ["viewer"]}))
+        .await;
+    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (_client, mut events) = conn.unwrap();
+    app.delete(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    let revoked_at = std::time::Instant::now();
+    let dropped = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.poll().await {
+                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_ok(),
+        "still connected 5 s after the key was revoked"
+    );
+    assert!(
+        revoked_at.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        revoked_at.elapsed()
+    );
+}
