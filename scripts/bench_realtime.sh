@@ -104,9 +104,10 @@ fi
 
 echo "== telemetry: ${SIM_PRINTERS} simulated printers every ${SIM_INTERVAL_MS} ms" >&2
 metric() { curl -sf "http://${ADDR}/metrics" | awk -v m="$1" '$1 == m { print $2 }' | head -n1; }
-target/release/printfarm simulate --store-id "${store}" --printers "${SIM_PRINTERS}" \
+target/release/printfarm simulate --store-id "${store}" --api-key "${key}" \
+  --server "http://${ADDR}" --printers "${SIM_PRINTERS}" \
   --interval-ms "${SIM_INTERVAL_MS}" --duration-secs "${SIM_SECS}" --prefix bench >/dev/null & pids+=($!)
-sleep 8   # registration and warm-up
+sleep 12   # registration through the API (two calls a printer) and warm-up
 in0=$(metric printfarm_mqtt_messages_in_total); w0=$(metric printfarm_telemetry_writes_total)
 t0=$(date +%s.%N)
 sleep 15

@@ -36,11 +36,19 @@ enum Command {
         #[arg(long)]
         managed_by: Option<String>,
     },
-    /// Simulated printers for a store: they register, publish telemetry over MQTT, obey
-    /// commands and print the jobs assigned to them. Needs PF_MQTT_URL.
+    /// Simulated printers for a store: they register through the API, log in to the broker
+    /// with credentials of their own, publish telemetry, obey commands and print the jobs
+    /// assigned to them. Needs PF_MQTT_URL (the broker; its credentials are not used) and an
+    /// API key of the store.
     Simulate {
         #[arg(long)]
         store_id: StoreId,
+        /// An API key of the store with printer.create, printer.config and queue.view.
+        #[arg(long, env = "PF_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// The server's API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
         /// How many printers.
         #[arg(long, default_value_t = 3)]
         printers: usize,
@@ -150,6 +158,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Simulate {
             store_id,
+            api_key,
+            server,
             printers,
             kind,
             print_seconds,
@@ -162,12 +172,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 .mqtt
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("set PF_MQTT_URL (e.g. mqtt://127.0.0.1:1883)"))?;
-            let pool = printfarm::db::connect(&config.database_url).await?;
             printfarm::simulator::run(
-                pool,
                 broker,
                 printfarm::simulator::Options {
                     store: store_id,
+                    server: server.trim_end_matches('/').to_owned(),
+                    api_key,
                     printers,
                     kind,
                     print_seconds: print_seconds.max(1),

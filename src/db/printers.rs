@@ -118,32 +118,6 @@ pub async fn state(
     .await
 }
 
-/// Registers a printer of the store unless one is there for this provider and device id
-/// (idempotent: the simulator registers its printers every time it starts).
-pub async fn insert_if_missing(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    name: &str,
-    provider: &str,
-    device_id: &str,
-    model: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into printers (id, store_id, name, provider, device_id, model)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (store_id, provider, device_id) do nothing",
-    )
-    .bind(Uuid::now_v7())
-    .bind(store)
-    .bind(name)
-    .bind(provider)
-    .bind(device_id)
-    .bind(model)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// The printer a device reports as: (store, provider, device id) is unique.
 pub async fn find_by_device(
     db: impl PgExecutor<'_>,

@@ -223,6 +223,21 @@ impl TestApp {
         );
     }
 
+    /// Serves the public API on a real socket (for clients that speak HTTP, like the
+    /// simulator); its base URL.
+    pub fn serve_public(&self) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
     /// Serves the internal endpoints (what the broker asks) on `listener`, until the test ends.
     pub fn serve_internal(&self, listener: std::net::TcpListener) {
         listener.set_nonblocking(true).unwrap();

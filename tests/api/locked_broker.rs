@@ -270,3 +270,136 @@ async fn revoking_a_key_disconnects_its_client_within_a_second_or_two() {
         revoked_at.elapsed()
     );
 }
+
+async fn job_state(app: &TestApp, job: &str) -> String {
+    app.get(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .send()
+        .await
+        .json()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_a_job() {
+    let (app, broker) = locked().await;
+    app.spawn_bridge();
+    let _relay = app.spawn_relay();
+    let server = app.serve_public();
+    let key = app
+        .key_with(
+            &[],
+            &[
+                "printer.view",
+                "printer.create",
+                "printer.config",
+                "queue.view",
+            ],
+        )
+        .await;
+    let simulation = tokio::spawn(printfarm::simulator::run(
+        printfarm::mqtt::BrokerAddress::parse(&broker.url()).unwrap(),
+        printfarm::simulator::Options {
+            store: app.store_id,
+            server,
+            api_key: key,
+            printers: 2,
+            kind: "klipper".into(),
+            print_seconds: 2,
+            failure_rate: 0.0,
+            interval: Duration::from_millis(100),
+            prefix: "t".into(),
+            duration: Some(Duration::from_secs(20)),
+        },
+    ));
+    // Registered through the API: an event and an audit entry each.
+    let printer = eventually("registered printers", || async {
+        let list = app
+            .get("/v1/printers?deviceId.eq=t-klipper-0002")
+            .owner()
+            .send()
+            .await
+            .json();
+        list.as_array()
+            .and_then(|l| l.first())
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    let created: i64 =
+        sqlx::query_scalar("select count(*) from outbox where type = 'printer.created'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(created, 2);
+    // Its reports get through the locked broker as that printer.
+    eventually("the printer's reports", || async {
+        let stats = app
+            .get(&format!("/v1/printers/{printer}/stats"))
+            .owner()
+            .send()
+            .await
+            .json();
+        (stats["status"] == "idle").then_some(())
+    })
+    .await;
+    let part = post(&app, "/v1/parts", json!({"name": "Cube", "type": "stl"})).await;
+    let job = post(&app, "/v1/print-jobs", json!({"partId": part["id"]})).await;
+    let job = job["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+    eventually("printing", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    eventually("completed", || async {
+        (job_state(&app, &job).await == "completed").then_some(())
+    })
+    .await;
+    // The state is written just after the job moves.
+    eventually("the final state", || async {
+        let stats = app
+            .get(&format!("/v1/printers/{printer}/stats"))
+            .owner()
+            .send()
+            .await
+            .json();
+        (stats["details"]["progress"] == 100.0).then_some(())
+    })
+    .await;
+    // Commands reach it on its own request topic, and its answers count. It answers at once:
+    // possibly before the delivery worker has committed `sent`; the answer must still count.
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(printfarm::commands::delivery::run(
+        app.pool().clone(),
+        app.state.broker.clone().unwrap(),
+        token.clone(),
+    ));
+    let _stop = token.drop_guard();
+    for _ in 0..5 {
+        let res = app
+            .post("/v1/printer-commands/send")
+            .owner()
+            .json(&json!({"ids": [printer], "command": {"command": "set-temperature", "target": "bed", "temperature": 60}}))
+            .send()
+            .await;
+        res.assert(202);
+    }
+    eventually("the simulator's answers", || async {
+        let list = app.get("/v1/printer-commands").owner().send().await.json();
+        let statuses: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        (statuses.len() == 5 && statuses.iter().all(|s| *s == "acknowledged")).then_some(())
+    })
+    .await;
+    simulation.abort();
+}

@@ -1,36 +1,14 @@
-//! `printfarm simulate`: simulated Bambu or Klipper printers for a store, for demos, tests and
-//! benchmarks. They register themselves as printers of the store (if missing), publish realistic
-//! telemetry through the broker, obey commands on their request topics (and answer them), and
-//! run a print when a job is assigned to them (learned from the store's MQTT events), finishing
-//! it or failing it.
+//! One simulated printer: its print, its temperatures, its reports in its vendor's format, and
+//! its answers to commands.
 
-use crate::db::printers as printers_db;
-use crate::ids::StoreId;
-use crate::mqtt::BrokerAddress;
-use anyhow::Context;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use super::Options;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub store: StoreId,
-    pub printers: usize,
-    /// `bambu` or `klipper`.
-    pub kind: String,
-    pub print_seconds: u64,
-    pub failure_rate: f64,
-    pub interval: Duration,
-    pub prefix: String,
-    /// Stop after this long (none: until Ctrl-C).
-    pub duration: Option<Duration>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
+pub enum Phase {
     Idle,
     Printing,
     Paused,
@@ -38,20 +16,34 @@ enum Phase {
     Failed,
 }
 
-struct SimPrinter {
-    id: Uuid,
-    device: String,
-    phase: Phase,
-    job: Option<(Uuid, String)>,
-    started: Instant,
+pub struct SimPrinter {
+    pub id: Uuid,
+    pub device: String,
+    pub phase: Phase,
+    pub job: Option<(Uuid, String)>,
+    pub started: Instant,
     /// Seconds printed before the current stretch (pauses stop the clock).
-    printed: f64,
-    nozzle: f64,
-    bed: f64,
-    fails_at: Option<f64>,
+    pub printed: f64,
+    pub nozzle: f64,
+    pub bed: f64,
+    pub fails_at: Option<f64>,
 }
 
 impl SimPrinter {
+    pub fn new(id: Uuid, device: String) -> SimPrinter {
+        SimPrinter {
+            id,
+            device,
+            phase: Phase::Idle,
+            job: None,
+            started: Instant::now(),
+            printed: 0.0,
+            nozzle: 25.0,
+            bed: 25.0,
+            fails_at: None,
+        }
+    }
+
     fn progress(&self, total: f64) -> f64 {
         let elapsed = self.printed
             + if self.phase == Phase::Printing {
@@ -63,27 +55,7 @@ impl SimPrinter {
     }
 }
 
-/// Registers the simulated printers (idempotent) and returns (printer id, device id) pairs.
-async fn register(pool: &PgPool, o: &Options) -> anyhow::Result<Vec<(Uuid, String)>> {
-    let model = if o.kind == "bambu" {
-        "X1C"
-    } else {
-        "Voron 2.4"
-    };
-    let mut out = Vec::with_capacity(o.printers);
-    for i in 1..=o.printers {
-        let device = format!("{}-{}-{i:04}", o.prefix, o.kind);
-        let name = format!("Simulated {model} {i}");
-        printers_db::insert_if_missing(pool, o.store, &name, &o.kind, &device, model).await?;
-        let id = printers_db::find_by_device(pool, o.store, &o.kind, &device)
-            .await?
-            .context("a simulated printer just registered is missing")?;
-        out.push((id.0, device));
-    }
-    Ok(out)
-}
-
-fn report_topic(o: &Options, device: &str) -> String {
+pub fn report_topic(o: &Options, device: &str) -> String {
     if o.kind == "bambu" {
         format!("printers/{}/device/{device}/report", o.store)
     } else {
@@ -91,7 +63,7 @@ fn report_topic(o: &Options, device: &str) -> String {
     }
 }
 
-fn request_topic(o: &Options, device: &str) -> String {
+pub fn request_topic(o: &Options, device: &str) -> String {
     if o.kind == "bambu" {
         format!("printers/{}/device/{device}/request", o.store)
     } else {
@@ -99,7 +71,7 @@ fn request_topic(o: &Options, device: &str) -> String {
     }
 }
 
-fn report(o: &Options, p: &SimPrinter) -> Value {
+pub fn report(o: &Options, p: &SimPrinter) -> Value {
     let total = o.print_seconds as f64;
     let progress = p.progress(total);
     let layers = 200;
@@ -143,122 +115,8 @@ fn report(o: &Options, p: &SimPrinter) -> Value {
     }
 }
 
-/// Runs the simulation until Ctrl-C (or `duration`).
-pub async fn run(pool: PgPool, broker: BrokerAddress, o: Options) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        o.kind == "bambu" || o.kind == "klipper",
-        "--kind must be bambu or klipper"
-    );
-    anyhow::ensure!(
-        (1..=10_000).contains(&o.printers),
-        "--printers must be 1–10000"
-    );
-    let registered = register(&pool, &o)
-        .await
-        .context("registering the printers")?;
-    let mut printers: HashMap<String, SimPrinter> = registered
-        .into_iter()
-        .map(|(id, device)| {
-            (
-                device.clone(),
-                SimPrinter {
-                    id,
-                    device,
-                    phase: Phase::Idle,
-                    job: None,
-                    started: Instant::now(),
-                    printed: 0.0,
-                    nozzle: 25.0,
-                    bed: 25.0,
-                    fails_at: None,
-                },
-            )
-        })
-        .collect();
-    let by_id: HashMap<Uuid, String> = printers
-        .values()
-        .map(|p| (p.id, p.device.clone()))
-        .collect();
-
-    let mut options = MqttOptions::new(
-        format!("printfarm-sim-{}", Uuid::now_v7().simple()),
-        &broker.host,
-        broker.port,
-    );
-    options.set_keep_alive(Duration::from_secs(15));
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    if let Some((user, password)) = &broker.credentials {
-        options.set_credentials(user, password);
-    }
-    let (client, mut events) = AsyncClient::new(options, 100_000);
-    let subscriptions: Vec<String> =
-        std::iter::once(format!("stores/{}/entities/printJob/+", o.store))
-            .chain(printers.keys().map(|d| request_topic(&o, d)))
-            .collect();
-    println!(
-        "simulating {} {} printers for store {} ({}-… device ids); assign a job to one and watch it print",
-        o.printers, o.kind, o.store, o.prefix
-    );
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(o.interval);
-    let mut reports: u64 = 0;
-    let mut last_summary = Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = tick.tick() => {
-                if o.duration.is_some_and(|d| started.elapsed() >= d) {
-                    break;
-                }
-                let dt = o.interval.as_secs_f64();
-                for p in printers.values_mut() {
-                    advance(&o, p, dt);
-                    let body = report(&o, p).to_string();
-                    if client.try_publish(report_topic(&o, &p.device), QoS::AtMostOnce, false, body).is_ok() {
-                        reports += 1;
-                    }
-                }
-                if last_summary.elapsed() >= Duration::from_secs(10) {
-                    last_summary = Instant::now();
-                    let printing = printers.values().filter(|p| p.phase == Phase::Printing).count();
-                    println!("{reports} reports published; {printing} printing");
-                }
-            }
-            event = events.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    for topic in &subscriptions {
-                        client.subscribe(topic, QoS::AtLeastOnce).await?;
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(message))) => {
-                    let Ok(body) = serde_json::from_slice::<Value>(&message.payload) else { continue };
-                    if message.topic.contains("/entities/printJob/") {
-                        assigned(&o, &mut printers, &by_id, &body);
-                    } else if let Some(device) = printers.keys().find(|d| request_topic(&o, d) == message.topic).cloned() {
-                        if let Some(p) = printers.get_mut(&device) {
-                            if let Some((topic, answer)) = obey(&o, p, &body) {
-                                client.publish(topic, QoS::AtLeastOnce, false, answer.to_string()).await?;
-                            }
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    eprintln!("broker: {error}; reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-    println!(
-        "{reports} reports published in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 /// Moves a printer on by `dt` seconds: temperatures, progress, finishing or failing.
-fn advance(o: &Options, p: &mut SimPrinter, dt: f64) {
+pub fn advance(o: &Options, p: &mut SimPrinter, dt: f64) {
     let (nozzle, bed) = if p.phase == Phase::Printing {
         (220.0, 60.0)
     } else {
@@ -282,7 +140,7 @@ fn advance(o: &Options, p: &mut SimPrinter, dt: f64) {
 }
 
 /// A job event: if a job was assigned to one of our printers, start printing it.
-fn assigned(
+pub fn assigned(
     o: &Options,
     printers: &mut HashMap<String, SimPrinter>,
     by_id: &HashMap<Uuid, String>,
@@ -333,7 +191,7 @@ fn assigned(
 }
 
 /// Obeys a command on the printer's request topic; returns the answer to publish.
-fn obey(o: &Options, p: &mut SimPrinter, body: &Value) -> Option<(String, Value)> {
+pub fn obey(o: &Options, p: &mut SimPrinter, body: &Value) -> Option<(String, Value)> {
     let (command, id) = if o.kind == "bambu" {
         let section = body.get("print").or_else(|| body.get("system"))?;
         (
