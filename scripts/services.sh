@@ -34,11 +34,37 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 
-if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
-  echo "starting Mosquitto"
-  if [ -f /etc/mosquitto/mosquitto.conf ]; then
-    as_root mosquitto -d -c /etc/mosquitto/mosquitto.conf
-  else
-    as_root mosquitto -d -p 1883
-  fi
+# The project's broker: Mosquitto on 1883 with the printfarm plugin and no anonymous access;
+# the plugin asks the server (its internal listener, 127.0.0.1:8081) about every client
+# (docs/mqtt.md). An open Mosquitto already on 1883 is replaced.
+cd "$(dirname "$0")/.."
+plugin="$PWD/target/release/libprintfarm_mosquitto.so"
+conf="$PWD/target/printfarm-mosquitto.conf"
+if [ ! -f "$plugin" ] || [ -n "$(find mosquitto topics -newer "$plugin" -name '*.rs' 2>/dev/null | head -n1)" ]; then
+  echo "building the Mosquitto plugin"
+  cargo build --release -q -p printfarm-mosquitto
+fi
+mkdir -p target
+cat > "$conf.new" <<CONF
+# Written by scripts/services.sh.
+per_listener_settings false
+allow_anonymous false
+persistence false
+plugin $plugin
+plugin_opt_url http://127.0.0.1:8081
+listener 1883 127.0.0.1
+CONF
+mv "$conf.new" "$conf"
+ours() { pgrep -f "mosquitto .*-c $conf" >/dev/null 2>&1; }
+if ! ours; then
+  for pid in $(pgrep -x mosquitto || true); do
+    if ss -ltnp 2>/dev/null | grep -q ":1883 .*pid=$pid,"; then
+      echo "replacing the open Mosquitto on 1883 (pid $pid) with a locked one"
+      as_root kill "$pid" || true
+    fi
+  done
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null || break; sleep 0.1; done
+  echo "starting Mosquitto (locked: the printfarm plugin decides every client)"
+  mosquitto -d -c "$conf"
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done
 fi
