@@ -53,9 +53,19 @@ persistence false
 plugin $plugin
 plugin_opt_url http://127.0.0.1:8081
 listener 1883 127.0.0.1
+# Browser dashboards (path /mqtt). Mosquitto 2.0.11 opens a WebSocket listener only after a
+# TCP one, and binds it to every interface unless told the address family.
+listener 9001 127.0.0.1
+socket_domain ipv4
+protocol websockets
 CONF
-mv "$conf.new" "$conf"
 ours() { pgrep -f "mosquitto .*-c $conf" >/dev/null 2>&1; }
+if ours && ! cmp -s "$conf.new" "$conf"; then
+  echo "restarting Mosquitto with its new configuration"
+  pkill -f "mosquitto .*-c $conf" || true
+  for _ in $(seq 1 50); do ours || break; sleep 0.1; done
+fi
+mv "$conf.new" "$conf"
 if ! ours; then
   for pid in $(pgrep -x mosquitto || true); do
     if ss -ltnp 2>/dev/null | grep -q ":1883 .*pid=$pid,"; then

@@ -126,9 +126,12 @@ pub async fn mqtt_auth(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AuthRequest>,
 ) -> Json<AuthResponse> {
+    // A WebSocket listener reports IPv4 peers as `::ffff:a.b.c.d`: count failures against the
+    // same address whichever listener they came through.
     let ip: IpAddr = req
         .peerhost
         .parse()
+        .map(crate::net::normalize)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if state.auth_failures.blocked(ip).is_some() {
         return Json(DENY);

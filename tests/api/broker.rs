@@ -11,17 +11,15 @@ use tokio::sync::mpsc;
 
 pub struct TestBroker {
     pub port: u16,
+    /// The WebSocket listener (path `/mqtt`), on locked brokers.
+    pub ws_port: Option<u16>,
     config: PathBuf,
     child: Option<Child>,
 }
 
 impl TestBroker {
     pub fn start() -> TestBroker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
         std::fs::write(
             &config,
@@ -30,6 +28,7 @@ impl TestBroker {
         .unwrap();
         let mut broker = TestBroker {
             port,
+            ws_port: None,
             config,
             child: None,
         };
@@ -40,24 +39,24 @@ impl TestBroker {
     /// A broker the way the project runs it: no anonymous access, every client decided by the
     /// server at `internal_url` through the printfarm plugin.
     pub fn locked(internal_url: &str) -> TestBroker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, ws_port) = (free_port(), free_port());
         let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
+        // Mosquitto 2.0.11 needs a TCP listener before a WebSocket one, or it starts neither,
+        // and binds the WebSocket one to every interface unless given the address family.
         std::fs::write(
             &config,
             format!(
                 "per_listener_settings false\nallow_anonymous false\npersistence false\n\
                  plugin {}\nplugin_opt_url {internal_url}\nplugin_opt_timeout_ms 2000\n\
-                 listener {port} 127.0.0.1\n",
+                 listener {port} 127.0.0.1\nlistener {ws_port} 127.0.0.1\n\
+                 socket_domain ipv4\nprotocol websockets\n",
                 plugin_path().display()
             ),
         )
         .unwrap();
         let mut broker = TestBroker {
             port,
+            ws_port: Some(ws_port),
             config,
             child: None,
         };
@@ -82,13 +81,18 @@ impl TestBroker {
             .spawn()
             .expect("mosquitto runs (scripts/services.sh installs it)");
         self.child = Some(child);
+        let ports: Vec<u16> = [Some(self.port), self.ws_port]
+            .into_iter()
+            .flatten()
+            .collect();
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if ports.iter().all(|&port| listening(port)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mosquitto did not listen on {}", self.port);
+        panic!("mosquitto did not listen on {ports:?}");
     }
 
     pub fn stop(&mut self) {
@@ -109,6 +113,14 @@ impl Drop for TestBroker {
         self.stop();
         let _ = std::fs::remove_file(&self.config);
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The plugin built beside this test binary (`scripts/test.sh` builds it:

@@ -28,7 +28,32 @@ async fn connect(
     client_id: &str,
     credentials: Option<(&str, &str)>,
 ) -> (ConnectReturnCode, Option<(AsyncClient, EventLoop)>) {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", broker.port);
+    connect_with(
+        MqttOptions::new(client_id, "127.0.0.1", broker.port),
+        credentials,
+    )
+    .await
+}
+
+/// As [`connect`], over the broker's WebSocket listener, as a browser dashboard connects.
+async fn connect_ws(
+    broker: &TestBroker,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+) -> (ConnectReturnCode, Option<(AsyncClient, EventLoop)>) {
+    let port = broker
+        .ws_port
+        .expect("a locked broker listens on WebSocket");
+    let url = format!("ws://127.0.0.1:{port}/mqtt");
+    let mut options = MqttOptions::new(client_id, url, port);
+    options.set_transport(rumqttc::Transport::Ws);
+    connect_with(options, credentials).await
+}
+
+async fn connect_with(
+    mut options: MqttOptions,
+    credentials: Option<(&str, &str)>,
+) -> (ConnectReturnCode, Option<(AsyncClient, EventLoop)>) {
     options.set_keep_alive(Duration::from_secs(5));
     if let Some((user, password)) = credentials {
         options.set_credentials(user, password);
@@ -160,6 +185,47 @@ async fn only_the_servers_credentials_get_in_and_each_reads_only_what_it_may() {
         .await
         .unwrap();
     assert!(next_message(&mut events, 1000).await.is_none());
+}
+
+#[tokio::test]
+async fn a_browser_dashboard_subscribes_over_websocket_with_the_same_credentials() {
+    let (app, broker) = locked().await;
+    let _relay = app.spawn_relay();
+    let store = app.store_id.to_string();
+
+    let (code, _) = connect_ws(&broker, "anonymous-ws", None).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+
+    // The allowlist is written in IPv4; the WebSocket listener reports the peer as
+    // `::ffff:127.0.0.1`, which still matches.
+    let (_, viewer) = app
+        .create_key(
+            json!({"name": "dashboard", "roles": ["viewer"], "ipAllowlist": ["127.0.0.1/32"]}),
+        )
+        .await;
+    let (_, fenced) = app
+        .create_key(
+            json!({"name": "elsewhere", "roles": ["viewer"], "ipAllowlist": ["198.51.100.0/24"]}),
+        )
+        .await;
+    let (code, _) = connect_ws(&broker, &api_client_id(&fenced), Some((&store, &fenced))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let (code, conn) = connect_ws(&broker, &api_client_id(&viewer), Some((&store, &viewer))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    assert!(!subscribe(&client, &mut events, "#").await);
+    let printers = format!("stores/{store}/entities/printer/#");
+    assert!(subscribe(&client, &mut events, &printers).await);
+    post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1", "provider": "bambu", "deviceId": "01S00A0000000WS"}),
+    )
+    .await;
+    let (_, payload) = next_message(&mut events, 5000)
+        .await
+        .expect("the printer's event over WebSocket");
+    assert_eq!(payload["type"], "printer.created");
 }
 
 #[tokio::test]
