@@ -1,44 +1,35 @@
-//! A private Mosquitto per test (on a free port, from a temporary config), and an MQTT
-//! subscriber that collects what arrives.
+//! A private Mosquitto per test (on free ports, from a temporary config), locked down the way
+//! the project runs it, and MQTT clients (logged in as the server) that publish and collect.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The service credential every test app connects with; the test clients below use it too.
+const SERVICE: (&str, &str) = ("printfarm", "service-secret");
+
 pub struct TestBroker {
     pub port: u16,
-    /// The WebSocket listener (path `/mqtt`), on locked brokers.
-    pub ws_port: Option<u16>,
+    /// The WebSocket listener (path `/mqtt`).
+    pub ws_port: u16,
+    /// Where the plugin asks about each client; the app under test serves its internal
+    /// endpoints here (`TestApp::with_broker`).
+    internal: Mutex<Option<TcpListener>>,
     config: PathBuf,
     child: Option<Child>,
 }
 
 impl TestBroker {
-    pub fn start() -> TestBroker {
-        let port = free_port();
-        let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap();
-        let mut broker = TestBroker {
-            port,
-            ws_port: None,
-            config,
-            child: None,
-        };
-        broker.spawn();
-        broker
-    }
-
     /// A broker the way the project runs it: no anonymous access, every client decided by the
-    /// server at `internal_url` through the printfarm plugin.
-    pub fn locked(internal_url: &str) -> TestBroker {
+    /// app under test through the printfarm plugin.
+    pub fn start() -> TestBroker {
+        let internal = TcpListener::bind("127.0.0.1:0").unwrap();
+        let internal_url = format!("http://{}", internal.local_addr().unwrap());
         let (port, ws_port) = (free_port(), free_port());
         let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
         // Mosquitto 2.0.11 needs a TCP listener before a WebSocket one, or it starts neither,
@@ -56,7 +47,8 @@ impl TestBroker {
         .unwrap();
         let mut broker = TestBroker {
             port,
-            ws_port: Some(ws_port),
+            ws_port,
+            internal: Mutex::new(Some(internal)),
             config,
             child: None,
         };
@@ -64,8 +56,22 @@ impl TestBroker {
         broker
     }
 
+    /// `PF_MQTT_URL` for the app under test: this broker, with the service credential.
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let (user, password) = SERVICE;
+        format!("mqtt://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// The listener the plugin asks; taken once, by the app that serves it.
+    pub fn take_internal_listener(&self) -> Option<TcpListener> {
+        self.internal.lock().unwrap().take()
+    }
+
+    /// Options for a test client, logged in as the server.
+    fn client_options(&self, id: String) -> MqttOptions {
+        let mut options = MqttOptions::new(id, "127.0.0.1", self.port);
+        options.set_credentials(SERVICE.0, SERVICE.1);
+        options
     }
 
     fn spawn(&mut self) {
@@ -81,10 +87,7 @@ impl TestBroker {
             .spawn()
             .expect("mosquitto runs (scripts/services.sh installs it)");
         self.child = Some(child);
-        let ports: Vec<u16> = [Some(self.port), self.ws_port]
-            .into_iter()
-            .flatten()
-            .collect();
+        let ports = [self.port, self.ws_port];
         for _ in 0..100 {
             let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
             if ports.iter().all(|&port| listening(port)) {
@@ -144,7 +147,7 @@ pub type Received = (String, Value, bool);
 /// subscription.
 pub async fn subscribe(broker: &TestBroker, filter: &str) -> mpsc::UnboundedReceiver<Received> {
     let id = format!("test-sub-{}", uuid::Uuid::now_v7().simple());
-    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let options = broker.client_options(id);
     let (client, mut events) = AsyncClient::new(options, 100);
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -197,7 +200,7 @@ pub async fn drain(rx: &mut mpsc::UnboundedReceiver<Received>, millis: u64) -> V
 /// Publishes one message (QoS 1) as a printer or bridge would, and waits for the broker's ack.
 pub async fn publish(broker: &TestBroker, topic: &str, payload: &str) {
     let id = format!("test-pub-{}", uuid::Uuid::now_v7().simple());
-    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let options = broker.client_options(id);
     let (client, mut events) = AsyncClient::new(options, 10);
     client
         .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
@@ -219,7 +222,7 @@ pub async fn publish(broker: &TestBroker, topic: &str, payload: &str) {
 /// Publishes `count` copies of one message at QoS 0, as fast as the broker takes them.
 pub async fn flood(broker: &TestBroker, topic: &str, payload: &str, count: usize) {
     let id = format!("test-flood-{}", uuid::Uuid::now_v7().simple());
-    let options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    let options = broker.client_options(id);
     let (client, mut events) = AsyncClient::new(options, 1000);
     let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     for _ in 0..count {

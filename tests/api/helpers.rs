@@ -1,6 +1,7 @@
 //! The test harness: a real router on a fresh Postgres database per test (cloned from a
 //! migrated template), a manual clock, and a small request builder.
 
+use crate::broker::TestBroker;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -236,6 +237,20 @@ impl TestApp {
             .into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
+    }
+
+    /// An app on `broker` (its `PF_MQTT_URL`), serving the internal endpoints the broker's
+    /// plugin asks about every client, once it is connected.
+    pub async fn with_broker(broker: &TestBroker, config: &[(&str, &str)]) -> TestApp {
+        let url = broker.url();
+        let mut all = vec![("PF_MQTT_URL", url.as_str())];
+        all.extend_from_slice(config);
+        let app = TestApp::with_config(&all).await;
+        if let Some(internal) = broker.take_internal_listener() {
+            app.serve_internal(internal);
+        }
+        app.broker_connected().await;
+        app
     }
 
     /// Serves the internal endpoints (what the broker asks) on `listener`, until the test ends.

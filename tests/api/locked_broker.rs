@@ -9,16 +9,10 @@ use std::time::Duration;
 
 const UNLIMITED: (&str, &str) = ("PF_RATE_LIMIT_PER_MINUTE", "100000");
 
-/// An app serving its internal endpoints, and a locked broker asking them; the app connects
-/// to the broker with its own (service) credentials.
+/// An app on a locked broker, serving the internal endpoints the plugin asks.
 async fn locked() -> (TestApp, TestBroker) {
-    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let internal_url = format!("http://{}", internal.local_addr().unwrap());
-    let broker = TestBroker::locked(&internal_url);
-    let mqtt_url = format!("mqtt://printfarm:service-secret@127.0.0.1:{}", broker.port);
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &mqtt_url), UNLIMITED]).await;
-    app.serve_internal(internal);
-    app.broker_connected().await;
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     (app, broker)
 }
 
@@ -41,9 +35,7 @@ async fn connect_ws(
     client_id: &str,
     credentials: Option<(&str, &str)>,
 ) -> (ConnectReturnCode, Option<(AsyncClient, EventLoop)>) {
-    let port = broker
-        .ws_port
-        .expect("a locked broker listens on WebSocket");
+    let port = broker.ws_port;
     let url = format!("ws://127.0.0.1:{port}/mqtt");
     let mut options = MqttOptions::new(client_id, url, port);
     options.set_transport(rumqttc::Transport::Ws);

@@ -26,8 +26,7 @@ async fn unpublished(app: &TestApp) -> i64 {
 #[tokio::test]
 async fn events_arrive_on_their_store_topics_with_the_documented_payload() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[]).await;
     let mut mine = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
     let mut everything = subscribe(&broker, "stores/#").await;
     let _relay = app.spawn_relay();
@@ -102,8 +101,7 @@ async fn events_arrive_on_their_store_topics_with_the_documented_payload() {
 #[tokio::test]
 async fn nothing_is_marked_published_until_the_broker_has_it() {
     let mut broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[]).await;
     broker.stop();
     for i in 0..30 {
         post(
@@ -142,8 +140,7 @@ async fn nothing_is_marked_published_until_the_broker_has_it() {
 #[tokio::test]
 async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[]).await;
     for i in 0..20 {
         post(
             &app,
@@ -213,8 +210,7 @@ async fn a_relay_that_dies_mid_batch_loses_nothing_and_replicas_share_the_work()
 #[tokio::test]
 async fn a_telemetry_backlog_does_not_hold_up_publishing() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[]).await;
     // No bridge reads the telemetry, so the server's ingest connection stops reading once its
     // queue is full (it holds the broker back rather than drop reports).
     flood(
@@ -244,8 +240,7 @@ async fn readiness_reports_the_broker() {
     res.assert(200);
     assert_eq!(res.json()["mqtt"], "disabled");
     let mut broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url())]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[]).await;
     assert_eq!(app.get("/readyz").send().await.json()["mqtt"], "connected");
     broker.stop();
     for _ in 0..100 {

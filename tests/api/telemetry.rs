@@ -49,8 +49,7 @@ async fn stats(app: &TestApp, printer: &str) -> Value {
 #[tokio::test]
 async fn a_bambu_print_runs_to_completion_from_its_reports() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     app.spawn_bridge();
     let printer = id(&post(
         &app,
@@ -168,13 +167,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
 #[tokio::test]
 async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[
-        UNLIMITED,
-        ("PF_MQTT_URL", &broker.url()),
-        ("PF_TELEMETRY_OFFLINE_SECS", "1"),
-    ])
-    .await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_OFFLINE_SECS", "1")]).await;
     app.spawn_bridge();
     let voron = id(&post(
         &app,
@@ -265,13 +258,8 @@ async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
 #[tokio::test]
 async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart() {
     let mut broker = TestBroker::start();
-    let app = TestApp::with_config(&[
-        UNLIMITED,
-        ("PF_MQTT_URL", &broker.url()),
-        ("PF_TELEMETRY_WRITE_SECS", "3600"),
-    ])
-    .await;
-    app.broker_connected().await;
+    let app =
+        TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_WRITE_SECS", "3600")]).await;
     app.spawn_bridge();
     let printer = id(&post(
         &app,
@@ -318,8 +306,7 @@ async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart(
 #[tokio::test]
 async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     app.spawn_bridge();
     let token = tokio_util::sync::CancellationToken::new();
     tokio::spawn(printfarm::commands::delivery::run(
@@ -464,8 +451,7 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
 #[tokio::test]
 async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     let mut broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     let printer = id(&post(
         &app,
         "/v1/printers",
@@ -534,8 +520,7 @@ async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, Str
 #[tokio::test]
 async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
     let broker = TestBroker::start();
-    let app = TestApp::with_config(&[("PF_MQTT_URL", &broker.url()), UNLIMITED]).await;
-    app.broker_connected().await;
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     app.spawn_bridge();
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000009").await;
     // Idle while only assigned: the job waits for it, untouched.
@@ -569,19 +554,10 @@ async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
 #[tokio::test]
 async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry() {
     let broker = TestBroker::start();
-    let url = broker.url();
-    let one = TestApp::with_config(&[
-        ("PF_MQTT_URL", &url),
-        ("PF_MQTT_SHARE_GROUP", "farm-one"),
-        UNLIMITED,
-    ])
-    .await;
-    let two = TestApp::with_config(&[
-        ("PF_MQTT_URL", &url),
-        ("PF_MQTT_SHARE_GROUP", "farm-two"),
-        UNLIMITED,
-    ])
-    .await;
+    let one =
+        TestApp::with_broker(&broker, &[("PF_MQTT_SHARE_GROUP", "farm-one"), UNLIMITED]).await;
+    let two =
+        TestApp::with_broker(&broker, &[("PF_MQTT_SHARE_GROUP", "farm-two"), UNLIMITED]).await;
     for app in [&one, &two] {
         app.broker_connected().await;
         app.spawn_bridge();
