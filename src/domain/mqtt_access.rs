@@ -56,6 +56,15 @@ pub fn api_client_filters(
     filters
 }
 
+/// A short, stable digest of a set of filters. A client logs in with its grant's fingerprint;
+/// when the key's roles or permissions change, the fingerprint no longer matches and the
+/// client is disconnected, to log in again under what the key now grants.
+pub fn grant_fingerprint(filters: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(filters.join("\n").as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A printer (or the bridge in front of it) logs in as `printer:{printerId}`.
 pub fn printer_username(printer: PrinterId) -> String {
     format!("printer:{printer}")
@@ -105,6 +114,27 @@ pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_grant_changes_the_fingerprint() {
+        let store = StoreId(uuid::Uuid::nil());
+        let viewer = PermissionSet::from_iter([Permission::PrinterView]);
+        let wider = PermissionSet::from_iter([Permission::PrinterView, Permission::OrderView]);
+        let a = grant_fingerprint(&api_client_filters(store, false, viewer));
+        assert_eq!(
+            a,
+            grant_fingerprint(&api_client_filters(store, false, viewer))
+        );
+        assert_ne!(
+            a,
+            grant_fingerprint(&api_client_filters(store, false, wider))
+        );
+        assert_ne!(
+            a,
+            grant_fingerprint(&api_client_filters(store, true, viewer))
+        );
+        assert_eq!(a.len(), 24);
+    }
     use uuid::Uuid;
 
     #[test]

@@ -17,8 +17,8 @@ use crate::app::AppState;
 use crate::auth::key_cache::CachedKey;
 use crate::db::printer_credentials::{self as credentials, PrinterLogin};
 use crate::domain::mqtt_access::{
-    api_client_filters, api_client_key_id, filter_within, printer_of_username, printer_topics,
-    topic_within, PrinterTopics,
+    api_client_filters, api_client_key_id, filter_within, grant_fingerprint, printer_of_username,
+    printer_topics, topic_within, PrinterTopics,
 };
 use crate::error::ApiError;
 use crate::ids::StoreId;
@@ -216,6 +216,7 @@ async fn api_client(
 
 fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>) -> AuthResponse {
     let filters = api_client_filters(key.store_id, key.full_access, key.permissions);
+    let grant = grant_fingerprint(&filters);
     let mut acl: Vec<AclRule> = filters
         .into_iter()
         .map(|topic| AclRule {
@@ -236,6 +237,7 @@ fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>) -> AuthRe
             ("kind", "api_client".to_owned()),
             ("store_id", key.store_id.to_string()),
             ("key_id", key.key_id.clone()),
+            ("grant", grant),
         ]),
         acl,
         expire_at: expire_at.map(|at| at.timestamp()),
@@ -388,10 +390,14 @@ async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
             ) else {
                 return false;
             };
+            // A key whose roles or permissions changed drops its clients too: they log in
+            // again under what it grants now (a narrowed key must stop reading at once).
             matches!(state.verifier.lookup(key_id).await, Ok(Some(key))
                 if key.store_id == store
                     && key.active
-                    && key.expires_at.is_none_or(|at| at > state.now()))
+                    && key.expires_at.is_none_or(|at| at > state.now())
+                    && client.client_attrs.get("grant").map(String::as_str) == Some(
+                        grant_fingerprint(&api_client_filters(store, key.full_access, key.permissions)).as_str()))
         }
         Some("printer") => {
             let Some(printer) = printer_of_username(&client.username) else {
