@@ -148,7 +148,7 @@ pub async fn mqtt_auth(
         return Json(printer_login(&login));
     }
     match api_client(&state, &req, ip).await {
-        Some((key, expire_at)) => Json(api_client_login(&key, expire_at)),
+        Some((key, expire_at)) => Json(api_client_login(&key, expire_at, ip)),
         None => {
             metrics::counter!("printfarm_mqtt_logins_refused_total").increment(1);
             let _ = state.auth_failures.record_failure(ip);
@@ -214,7 +214,7 @@ async fn api_client(
     Some((key, expire_at))
 }
 
-fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>) -> AuthResponse {
+fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>, ip: IpAddr) -> AuthResponse {
     let filters = api_client_filters(key.store_id, key.full_access, key.permissions);
     let grant = grant_fingerprint(&filters);
     let mut acl: Vec<AclRule> = filters
@@ -238,6 +238,7 @@ fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>) -> AuthRe
             ("store_id", key.store_id.to_string()),
             ("key_id", key.key_id.clone()),
             ("grant", grant),
+            ("peerhost", ip.to_string()),
         ]),
         acl,
         expire_at: expire_at.map(|at| at.timestamp()),
@@ -391,11 +392,18 @@ async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
                 return false;
             };
             // A key whose roles or permissions changed drops its clients too: they log in
-            // again under what it grants now (a narrowed key must stop reading at once).
+            // again under what it grants now (a narrowed key must stop reading at once). So
+            // does a client whose address the key's allowlist no longer admits.
+            let peer = client
+                .client_attrs
+                .get("peerhost")
+                .and_then(|ip| ip.parse().ok());
             matches!(state.verifier.lookup(key_id).await, Ok(Some(key))
                 if key.store_id == store
                     && key.active
                     && key.expires_at.is_none_or(|at| at > state.now())
+                    && !key.allowlist_unreadable
+                    && peer.is_some_and(|ip| crate::net::allowed_by(&key.ip_allowlist, ip))
                     && client.client_attrs.get("grant").map(String::as_str) == Some(
                         grant_fingerprint(&api_client_filters(store, key.full_access, key.permissions)).as_str()))
         }

@@ -312,7 +312,7 @@ async fn revoking_a_key_disconnects_its_client_within_a_second_or_two() {
 }
 
 #[tokio::test]
-async fn narrowing_a_keys_roles_drops_its_client_which_logs_in_again_under_the_new_grant() {
+async fn narrowing_a_keys_grant_or_allowlist_drops_its_live_client() {
     let (app, broker) = locked().await;
     let store = app.store_id.to_string();
     let (id, key) = app
@@ -322,10 +322,10 @@ async fn narrowing_a_keys_roles_drops_its_client_which_logs_in_again_under_the_n
     assert_eq!(code, ConnectReturnCode::Success);
     let (_client, mut events) = conn.unwrap();
 
-    // Renaming the key leaves its grant alone: the client stays.
+    // A rename, or an allowlist that still admits the client, leaves it connected.
     app.patch(&format!("/v1/api-keys/{id}"))
         .owner()
-        .json(&json!({"name": "dashboard"}))
+        .json(&json!({"name": "dashboard", "ipAllowlist": ["127.0.0.0/8"]}))
         .send()
         .await
         .assert(200);
@@ -348,12 +348,24 @@ async fn narrowing_a_keys_roles_drops_its_client_which_logs_in_again_under_the_n
         .await
         .assert(200);
     assert_dropped_soon(&mut events, "the key's roles narrowed").await;
-    let (code, _) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
+    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
     assert_eq!(
         code,
         ConnectReturnCode::Success,
         "logs in again, as a viewer"
     );
+    let (_client, mut events) = conn.unwrap();
+
+    // An allowlist that no longer admits the client's address: dropped, and refused after.
+    app.patch(&format!("/v1/api-keys/{id}"))
+        .owner()
+        .json(&json!({"ipAllowlist": ["198.51.100.0/24"]}))
+        .send()
+        .await
+        .assert(200);
+    assert_dropped_soon(&mut events, "the allowlist excluded it").await;
+    let (code, _) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
 }
 
 /// The connection ends within a second or two.
