@@ -60,8 +60,15 @@ pub fn api_client_filters(
 /// when the key's roles or permissions change, the fingerprint no longer matches and the
 /// client is disconnected, to log in again under what the key now grants.
 pub fn grant_fingerprint(filters: &[String]) -> String {
+    fingerprint(filters.join("\n").as_bytes())
+}
+
+/// A short, stable, one-way digest, for telling later whether something is still what a client
+/// logged in with (its grant, its topics, the secret it used) without handing the thing itself
+/// to the broker.
+pub fn fingerprint(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(filters.join("\n").as_bytes());
+    let digest = Sha256::digest(data);
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 

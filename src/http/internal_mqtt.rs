@@ -17,8 +17,8 @@ use crate::app::AppState;
 use crate::auth::key_cache::CachedKey;
 use crate::db::printer_credentials::{self as credentials, PrinterLogin};
 use crate::domain::mqtt_access::{
-    api_client_filters, api_client_key_id, filter_within, grant_fingerprint, printer_of_username,
-    printer_topics, topic_within, PrinterTopics,
+    api_client_filters, api_client_key_id, filter_within, fingerprint, grant_fingerprint,
+    printer_of_username, printer_topics, topic_within, PrinterTopics,
 };
 use crate::error::ApiError;
 use crate::ids::StoreId;
@@ -133,9 +133,7 @@ pub async fn mqtt_auth(
         .parse()
         .map(crate::net::normalize)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if state.auth_failures.blocked(ip).is_some() {
-        return Json(DENY);
-    }
+    // The server itself first: others' failed logins from its address must not lock it out.
     if is_server(&state, &req.username, Some(&req.password)) {
         return Json(AuthResponse {
             result: "allow",
@@ -144,11 +142,14 @@ pub async fn mqtt_auth(
             ..DENY
         });
     }
+    if state.auth_failures.blocked(ip).is_some() {
+        return Json(DENY);
+    }
     if let Some(login) = printer(&state, &req).await {
         return Json(printer_login(&login));
     }
     match api_client(&state, &req, ip).await {
-        Some((key, expire_at)) => Json(api_client_login(&key, expire_at, ip)),
+        Some(login) => Json(api_client_login(&login, ip)),
         None => {
             metrics::counter!("printfarm_mqtt_logins_refused_total").increment(1);
             let _ = state.auth_failures.record_failure(ip);
@@ -181,18 +182,26 @@ fn is_server(state: &AppState, username: &str, password: Option<&str>) -> bool {
     else {
         return false;
     };
+    // A service credential without a secret would let anyone in under its name.
+    if secret.is_empty() {
+        return false;
+    }
     let user_ok = bool::from(username.as_bytes().ct_eq(user.as_bytes()));
     let secret_ok = password.is_none_or(|p| bool::from(p.as_bytes().ct_eq(secret.as_bytes())));
     user_ok && secret_ok
 }
 
+/// An API client's login: its key, until when the login holds, and which of the key's secrets
+/// it used.
+struct ApiClientLogin {
+    key: Arc<CachedKey>,
+    expire_at: Option<DateTime<Utc>>,
+    secret: String,
+}
+
 /// The API key an API client logs in with, verified as for HTTP (secret, store, active,
-/// expiry, IP allowlist) and named by its client id; and until when the login holds.
-async fn api_client(
-    state: &AppState,
-    req: &AuthRequest,
-    ip: IpAddr,
-) -> Option<(Arc<CachedKey>, Option<DateTime<Utc>>)> {
+/// expiry, IP allowlist) and named by its client id.
+async fn api_client(state: &AppState, req: &AuthRequest, ip: IpAddr) -> Option<ApiClientLogin> {
     let key_id = api_client_key_id(&req.clientid)?;
     let store: StoreId = req.username.parse().ok()?;
     let now = state.now();
@@ -206,15 +215,25 @@ async fn api_client(
     }
     // Logged in with the old secret of a rolled key: only until it stops working.
     let current = state.verifier.pepper.verify(&req.password, &key.digest);
-    let old_secret_until = (!current).then_some(key.previous_valid_until).flatten();
+    let (digest, old_secret_until) = if current {
+        (key.digest.as_slice(), None)
+    } else {
+        (key.previous_digest.as_deref()?, key.previous_valid_until)
+    };
     let expire_at = [key.expires_at, old_secret_until]
         .into_iter()
         .flatten()
         .min();
-    Some((key, expire_at))
+    let secret = fingerprint(digest);
+    Some(ApiClientLogin {
+        key,
+        expire_at,
+        secret,
+    })
 }
 
-fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>, ip: IpAddr) -> AuthResponse {
+fn api_client_login(login: &ApiClientLogin, ip: IpAddr) -> AuthResponse {
+    let key = &login.key;
     let filters = api_client_filters(key.store_id, key.full_access, key.permissions);
     let grant = grant_fingerprint(&filters);
     let mut acl: Vec<AclRule> = filters
@@ -238,10 +257,11 @@ fn api_client_login(key: &CachedKey, expire_at: Option<DateTime<Utc>>, ip: IpAdd
             ("store_id", key.store_id.to_string()),
             ("key_id", key.key_id.clone()),
             ("grant", grant),
+            ("secret", login.secret.clone()),
             ("peerhost", ip.to_string()),
         ]),
         acl,
-        expire_at: expire_at.map(|at| at.timestamp()),
+        expire_at: login.expire_at.map(|at| at.timestamp()),
     }
 }
 
@@ -285,6 +305,7 @@ fn printer_topics_of(login: &PrinterLogin) -> PrinterTopics {
 
 fn printer_login(login: &PrinterLogin) -> AuthResponse {
     let topics = printer_topics_of(login);
+    let fingerprint = topics_fingerprint(&topics);
     let rule = |action: &'static str| {
         move |topic: String| AclRule {
             permission: "allow",
@@ -308,6 +329,7 @@ fn printer_login(login: &PrinterLogin) -> AuthResponse {
             ("store_id", credential.store_id.to_string()),
             ("printer_id", credential.printer_id.to_string()),
             ("credential_id", credential.credential_id.to_string()),
+            ("topics", fingerprint),
         ]),
         acl,
         expire_at: None,
@@ -384,37 +406,59 @@ pub async fn mqtt_check(
 async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
     match client.client_attrs.get("kind").map(String::as_str) {
         Some("server") => is_server(state, &client.username, None),
-        Some("api_client") => {
-            let (Some(key_id), Ok(store)) = (
-                api_client_key_id(&client.clientid),
-                client.username.parse::<StoreId>(),
-            ) else {
-                return false;
-            };
-            // A key whose roles or permissions changed drops its clients too: they log in
-            // again under what it grants now (a narrowed key must stop reading at once). So
-            // does a client whose address the key's allowlist no longer admits.
-            let peer = client
-                .client_attrs
-                .get("peerhost")
-                .and_then(|ip| ip.parse().ok());
-            matches!(state.verifier.lookup(key_id).await, Ok(Some(key))
-                if key.store_id == store
-                    && key.active
-                    && key.expires_at.is_none_or(|at| at > state.now())
-                    && !key.allowlist_unreadable
-                    && peer.is_some_and(|ip| crate::net::allowed_by(&key.ip_allowlist, ip))
-                    && client.client_attrs.get("grant").map(String::as_str) == Some(
-                        grant_fingerprint(&api_client_filters(store, key.full_access, key.permissions)).as_str()))
-        }
+        Some("api_client") => api_client_still_allowed(state, client).await,
         Some("printer") => {
             let Some(printer) = printer_of_username(&client.username) else {
                 return false;
             };
-            let issued = client.client_attrs.get("credential_id");
+            // The same credential, and the same topics: a printer whose provider or device id
+            // changed logs in again under its new ones.
+            let attr = |name: &str| client.client_attrs.get(name).map(String::as_str);
             matches!(credentials::for_login(&state.pool, printer).await, Ok(Some(login))
-                if Some(&login.credential.credential_id.to_string()) == issued)
+                if attr("credential_id") == Some(login.credential.credential_id.to_string().as_str())
+                    && attr("topics") == Some(topics_fingerprint(&printer_topics_of(&login)).as_str()))
         }
         _ => false,
     }
+}
+
+/// An API client keeps its connection while its key is as it logged in: active, unexpired, of
+/// its store, the secret it used still good (a roll ends the old one when its grace does), the
+/// same grant (a narrowed key must stop reading at once), and an allowlist that admits it.
+async fn api_client_still_allowed(state: &AppState, client: &CheckedClient) -> bool {
+    let attr = |name: &str| client.client_attrs.get(name).map(String::as_str);
+    let (Some(key_id), Ok(store)) = (
+        api_client_key_id(&client.clientid),
+        client.username.parse::<StoreId>(),
+    ) else {
+        return false;
+    };
+    let Ok(Some(key)) = state.verifier.lookup(key_id).await else {
+        return false;
+    };
+    let now = state.now();
+    let secret_good = attr("secret").is_some_and(|secret| {
+        secret == fingerprint(&key.digest)
+            || (key.previous_valid_until.is_some_and(|until| until > now)
+                && key
+                    .previous_digest
+                    .as_deref()
+                    .is_some_and(|old| secret == fingerprint(old)))
+    });
+    let address_admitted = !key.allowlist_unreadable
+        && attr("peerhost")
+            .and_then(|ip| ip.parse().ok())
+            .is_some_and(|ip| crate::net::allowed_by(&key.ip_allowlist, ip));
+    let grant = grant_fingerprint(&api_client_filters(store, key.full_access, key.permissions));
+    key.store_id == store
+        && key.active
+        && key.expires_at.is_none_or(|at| at > now)
+        && secret_good
+        && address_admitted
+        && attr("grant") == Some(grant.as_str())
+}
+
+fn topics_fingerprint(topics: &PrinterTopics) -> String {
+    let all = [topics.publish.as_slice(), topics.subscribe.as_slice()].join(&"|".to_owned());
+    grant_fingerprint(&all)
 }

@@ -329,17 +329,7 @@ async fn narrowing_a_keys_grant_or_allowlist_drops_its_live_client() {
         .send()
         .await
         .assert(200);
-    let still_connected = tokio::time::timeout(Duration::from_millis(2500), async {
-        loop {
-            match events.poll().await {
-                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_err();
-    assert!(still_connected, "dropped after a rename");
+    assert_still_connected(&mut events, "a rename").await;
 
     app.patch(&format!("/v1/api-keys/{id}"))
         .owner()
@@ -366,6 +356,55 @@ async fn narrowing_a_keys_grant_or_allowlist_drops_its_live_client() {
     assert_dropped_soon(&mut events, "the allowlist excluded it").await;
     let (code, _) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
     assert_ne!(code, ConnectReturnCode::Success);
+}
+
+#[tokio::test]
+async fn rolling_a_key_ends_its_live_clients_when_the_old_secret_stops_working() {
+    let (app, broker) = locked().await;
+    let store = app.store_id.to_string();
+    let (id, key) = app
+        .create_key(json!({"name": "dash", "roles": ["viewer"]}))
+        .await;
+    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (_client, mut events) = conn.unwrap();
+    let roll = |grace: u32| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let res = app
+                .post(&format!("/v1/api-keys/{id}/roll"))
+                .owner()
+                .json(&json!({"graceSeconds": grace}))
+                .send()
+                .await;
+            res.assert(200);
+            res.json()["key"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Within the old secret's grace the client stays; a second roll ends that secret.
+    let rolled = roll(3600).await;
+    assert_still_connected(&mut events, "a roll with grace").await;
+    let second = format!("apiclient_{}_second", &rolled[..24]);
+    let (code, _second) = connect(&broker, &second, Some((&store, &rolled))).await;
+    assert_eq!(code, ConnectReturnCode::Success, "the new secret logs in");
+    roll(0).await;
+    assert_dropped_soon(&mut events, "its secret was rolled away").await;
+}
+
+/// The connection outlives two and a half seconds (two of the plugin's checks).
+async fn assert_still_connected(events: &mut EventLoop, after: &str) {
+    let ended = tokio::time::timeout(Duration::from_millis(2500), async {
+        loop {
+            match events.poll().await {
+                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_err(), "dropped after {after}");
 }
 
 /// The connection ends within a second or two.
