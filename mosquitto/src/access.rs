@@ -25,6 +25,9 @@ pub struct Rule {
     /// `publish`, `subscribe` or `all`.
     pub action: String,
     pub topic: String,
+    /// `Some(false)`: the rule covers only messages published without the retain flag.
+    #[serde(default)]
+    pub retain: Option<bool>,
 }
 
 /// What a client asks to do.
@@ -34,6 +37,8 @@ pub enum Ask {
     Subscribe,
     /// PUBLISH to a topic.
     Publish,
+    /// PUBLISH with the retain flag (a will, too, when it is retained).
+    PublishRetained,
     /// A message about to be delivered to the client: allowed if it could have subscribed to
     /// the topic.
     Receive,
@@ -53,10 +58,11 @@ impl Login {
             let action_matches = matches!(
                 (ask, rule.action.as_str()),
                 (_, "all")
-                    | (Ask::Publish, "publish")
+                    | (Ask::Publish | Ask::PublishRetained, "publish")
                     | (Ask::Subscribe | Ask::Receive, "subscribe")
             );
-            if !action_matches {
+            let retain_matches = ask != Ask::PublishRetained || rule.retain != Some(false);
+            if !action_matches || !retain_matches {
                 continue;
             }
             let topic_matches = match ask {
@@ -65,7 +71,9 @@ impl Login {
                     rule.topic == "#" || filter_within(topic, &rule.topic)
                 }
                 Ask::Subscribe => filter_within(topic, &rule.topic),
-                Ask::Publish | Ask::Receive => topic_within(topic, &rule.topic),
+                Ask::Publish | Ask::PublishRetained | Ask::Receive => {
+                    topic_within(topic, &rule.topic)
+                }
             };
             if topic_matches {
                 return rule.permission == "allow";
@@ -90,6 +98,7 @@ mod tests {
                     permission: (*p).into(),
                     action: (*a).into(),
                     topic: (*t).into(),
+                    retain: None,
                 })
                 .collect(),
             expire_at: None,
@@ -127,13 +136,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_retain_false_does_not_cover_retained_messages() {
+        let mut printer = login(&[
+            ("allow", "publish", "printers/s1/p/moonraker/status"),
+            ("allow", "publish", "printers/s1/p/klipper/status"),
+            ("deny", "all", "#"),
+        ]);
+        printer.acl[1].retain = Some(false);
+        assert!(printer.may(Ask::PublishRetained, "printers/s1/p/moonraker/status"));
+        assert!(printer.may(Ask::Publish, "printers/s1/p/klipper/status"));
+        assert!(!printer.may(Ask::PublishRetained, "printers/s1/p/klipper/status"));
+    }
+
+    #[test]
     fn the_servers_answers_parse() {
         let answer = r#"{"result":"allow","is_superuser":false,"client_attrs":{"kind":"printer"},
-            "acl":[{"permission":"allow","action":"publish","topic":"a/b"}],"expire_at":17}"#;
+            "acl":[{"permission":"allow","action":"publish","topic":"a/b","retain":false}],"expire_at":17}"#;
         let login: Login = serde_json::from_str(answer).expect("parses");
         assert!(login.allowed());
         assert_eq!(login.expire_at, Some(17));
         assert_eq!(login.client_attrs["kind"], "printer");
+        assert_eq!(login.acl[0].retain, Some(false));
         let denied: Login =
             serde_json::from_str(r#"{"result":"deny","is_superuser":false}"#).expect("parses");
         assert!(!denied.allowed());

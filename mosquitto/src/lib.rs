@@ -190,6 +190,7 @@ impl MosquittoPlugin for Plugin {
     ) -> Result<Success, Error> {
         let ask = match level {
             AclCheckAccessLevel::Subscribe => Ask::Subscribe,
+            AclCheckAccessLevel::Write if msg.retain => Ask::PublishRetained,
             AclCheckAccessLevel::Write => Ask::Publish,
             AclCheckAccessLevel::Read => Ask::Receive,
             AclCheckAccessLevel::Unsubscribe => return Ok(Success),

@@ -89,6 +89,10 @@ pub fn printer_of_username(username: &str) -> Option<PrinterId> {
 pub struct PrinterTopics {
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
+    /// Of `publish`, where a retained message is allowed: the connection status a printer
+    /// leaves as its will. A retained report would be replayed to the bridge on every
+    /// reconnect and move jobs long after the fact.
+    pub retained: Vec<String>,
 }
 
 pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTopics {
@@ -115,7 +119,16 @@ pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTo
             vec![format!("{base}/{device}/command")],
         ),
     };
-    PrinterTopics { publish, subscribe }
+    let retained = match provider {
+        "klipper" => vec![format!("{base}/{device}/moonraker/status")],
+        "octoprint" => vec![format!("{base}/{device}/octoPrint/mqtt")],
+        _ => vec![],
+    };
+    PrinterTopics {
+        publish,
+        subscribe,
+        retained,
+    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,10 @@ pub struct AclRule {
     pub permission: &'static str,
     pub action: &'static str,
     pub topic: String,
+    /// `false`: the rule covers only messages published without the retain flag (EMQX's rule
+    /// field of the same name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain: Option<bool>,
 }
 
 /// EMQX's authorizer request.
@@ -112,6 +116,8 @@ pub struct AclRequest {
 pub struct AclResponse {
     pub result: &'static str,
 }
+
+const API_CLIENT_PREFIX: &str = "apiclient_";
 
 const DENY: AuthResponse = AuthResponse {
     result: "deny",
@@ -145,8 +151,12 @@ pub async fn mqtt_auth(
     if state.auth_failures.blocked(ip).is_some() {
         return Json(DENY);
     }
-    if let Some(login) = printer(&state, &req).await {
-        return Json(printer_login(&login));
+    // `apiclient_…` client ids belong to API clients: a printer taking one would kick that
+    // dashboard off (the broker keeps one session per client id).
+    if !req.clientid.starts_with(API_CLIENT_PREFIX) {
+        if let Some(login) = printer(&state, &req).await {
+            return Json(printer_login(&login));
+        }
     }
     match api_client(&state, &req, ip).await {
         Some(login) => Json(api_client_login(&login, ip)),
@@ -242,12 +252,14 @@ fn api_client_login(login: &ApiClientLogin, ip: IpAddr) -> AuthResponse {
             permission: "allow",
             action: "subscribe",
             topic,
+            retain: None,
         })
         .collect();
     acl.push(AclRule {
         permission: "deny",
         action: "all",
         topic: "#".to_owned(),
+        retain: None,
     });
     AuthResponse {
         result: "allow",
@@ -306,19 +318,27 @@ fn printer_topics_of(login: &PrinterLogin) -> PrinterTopics {
 fn printer_login(login: &PrinterLogin) -> AuthResponse {
     let topics = printer_topics_of(login);
     let fingerprint = topics_fingerprint(&topics);
-    let rule = |action: &'static str| {
+    let rule = |action: &'static str, retain: Option<bool>| {
         move |topic: String| AclRule {
             permission: "allow",
             action,
             topic,
+            retain,
         }
     };
-    let mut acl: Vec<AclRule> = topics.publish.into_iter().map(rule("publish")).collect();
-    acl.extend(topics.subscribe.into_iter().map(rule("subscribe")));
+    // Retained only where allowed (the first matching rule decides).
+    let mut acl: Vec<AclRule> = topics
+        .retained
+        .into_iter()
+        .map(rule("publish", None))
+        .collect();
+    acl.extend(topics.publish.into_iter().map(rule("publish", Some(false))));
+    acl.extend(topics.subscribe.into_iter().map(rule("subscribe", None)));
     acl.push(AclRule {
         permission: "deny",
         action: "all",
         topic: "#".to_owned(),
+        retain: None,
     });
     let credential = &login.credential;
     AuthResponse {

@@ -291,6 +291,21 @@ async fn forged_reports_change_nothing_and_a_printer_reports_only_as_itself() {
     })
     .await;
     assert_eq!(stats(y.clone()).await["status"], "unknown");
+
+    // A retained report would be replayed to every later subscriber: the broker drops it.
+    client
+        .publish(
+            &x_report,
+            QoS::AtLeastOnce,
+            true,
+            b"{\"print\":{\"gcode_state\":\"FINISH\"}}".to_vec(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut later = crate::broker::subscribe(&broker, &x_report).await;
+    let replayed = crate::broker::drain(&mut later, 500).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
 }
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 //! read and write, and its Mosquitto plugin, which applies that to every packet.
 
 /// Whether every topic `requested` matches is also matched by `allowed` (MQTT topic filters:
-/// `+` one level, `#` the rest). A shared subscription (`$share/{group}/…`) is judged by its
-/// filter. Topics beginning with `$` are never covered by a wildcard in the first level.
+/// `+` one level, `#` the rest). Topics beginning with `$` are never covered by a wildcard in
+/// the first level, so a shared subscription (`$share/{group}/…`) lies inside nothing but
+/// `$share` filters: a client could otherwise join another's group and take half its messages.
 pub fn filter_within(requested: &str, allowed: &str) -> bool {
-    let requested = shared_filter(requested);
     if requested.is_empty() || !valid_filter(requested) {
         return false;
     }
@@ -37,14 +37,6 @@ pub fn topic_within(topic: &str, allowed: &str) -> bool {
     !topic.contains(['+', '#']) && filter_within(topic, allowed)
 }
 
-/// `$share/{group}/{filter}` → `{filter}`; anything else as it is.
-fn shared_filter(filter: &str) -> &str {
-    filter
-        .strip_prefix("$share/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(filter, |(_, f)| f)
-}
-
 /// `#` only as the last level, wildcards only as whole levels.
 fn valid_filter(filter: &str) -> bool {
     let levels: Vec<&str> = filter.split('/').collect();
@@ -66,11 +58,8 @@ mod tests {
         assert!(filter_within("stores/s1/entities/printJob/j1", allowed));
         assert!(filter_within("stores/s1/entities/printJob/+", allowed));
         assert!(filter_within("stores/s1/entities/printJob", allowed));
-        assert!(filter_within(
-            "$share/g/stores/s1/entities/printJob/#",
-            allowed
-        ));
         for outside in [
+            "$share/g/stores/s1/entities/printJob/#",
             "#",
             "stores/#",
             "stores/+/entities/printJob/#",
@@ -102,6 +91,10 @@ mod tests {
         ));
         assert!(!topic_within(
             "stores/s1/entities/order/o1",
+            "stores/s1/printer-stats/#"
+        ));
+        assert!(!topic_within(
+            "$share/g/stores/s1/printer-stats/p1",
             "stores/s1/printer-stats/#"
         ));
     }
