@@ -3,7 +3,9 @@
 //! checks every SUBSCRIBE, PUBLISH and delivered message against it without another call.
 //! Once a second it asks which of its clients lost their access (a revoked, deactivated or
 //! expired key, a reissued or revoked printer credential: `POST /internal/mqtt/check`) and
-//! disconnects them, as it does a client whose login expires.
+//! disconnects them, as it does a client whose login expires. That question is asked on a
+//! thread of its own, so a slow server never stalls the broker's event loop; only the answer
+//! is applied there.
 //!
 //! Options (`plugin_opt_<name>` in mosquitto.conf): `url` (the server's internal listener,
 //! default `http://127.0.0.1:8081`), `secret` (its `PF_INTERNAL_SECRET`, if set) and
@@ -16,7 +18,8 @@ mod access;
 pub use access::{Ask, Login, Rule};
 use mosquitto_plugin::*;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often the plugin asks which clients lost their access.
@@ -26,11 +29,20 @@ const RECHECK_BATCH: usize = 200;
 
 #[derive(Debug)]
 pub struct Plugin {
-    server: String,
-    secret: Option<String>,
-    agent: ureq::Agent,
+    server: Server,
     clients: HashMap<String, Connected>,
     last_recheck: Instant,
+    /// The recheck under way on its own thread: it answers with the logins to end.
+    recheck: Option<Receiver<Vec<LoginRef>>>,
+    logins: u64,
+}
+
+/// The server's internal listener.
+#[derive(Debug, Clone)]
+struct Server {
+    url: String,
+    secret: Option<String>,
+    agent: ureq::Agent,
 }
 
 /// A logged-in client: its login, and how many of its connections are open (a client that
@@ -40,8 +52,13 @@ pub struct Plugin {
 struct Connected {
     username: String,
     login: Login,
+    /// Which login this is, so an answer about an older one cannot end a newer.
+    login_no: u64,
     connections: u32,
 }
+
+/// One login of one client id.
+type LoginRef = (String, u64);
 
 #[derive(Serialize)]
 struct AuthRequest<'a> {
@@ -60,7 +77,15 @@ struct CheckRequest<'a> {
 struct CheckedClient<'a> {
     clientid: &'a str,
     username: &'a str,
-    client_attrs: &'a std::collections::BTreeMap<String, String>,
+    client_attrs: &'a BTreeMap<String, String>,
+}
+
+/// What a recheck needs of one client, copied off the event loop.
+struct Snapshot {
+    clientid: String,
+    login_no: u64,
+    username: String,
+    client_attrs: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -70,9 +95,9 @@ struct CheckResponse {
     drop: Vec<String>,
 }
 
-impl Plugin {
+impl Server {
     fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Option<R> {
-        let mut request = self.agent.post(format!("{}{path}", self.server));
+        let mut request = self.agent.post(format!("{}{path}", self.url));
         if let Some(secret) = &self.secret {
             request = request.header("authorization", format!("Bearer {secret}"));
         }
@@ -85,38 +110,102 @@ impl Plugin {
         }
     }
 
-    /// Asks which clients lost their access, and disconnects them and those whose login
-    /// expired.
-    fn recheck(&mut self) {
+    /// Which of `clients` lost their access. Unanswered batches keep their clients for now (a
+    /// restarting server must not drop everyone).
+    fn lost_access(&self, clients: &[Snapshot]) -> Vec<LoginRef> {
+        let mut gone = Vec::new();
+        for chunk in clients.chunks(RECHECK_BATCH) {
+            let request = CheckRequest {
+                clients: chunk
+                    .iter()
+                    .map(|c| CheckedClient {
+                        clientid: &c.clientid,
+                        username: &c.username,
+                        client_attrs: &c.client_attrs,
+                    })
+                    .collect(),
+            };
+            let Some(answer) = self.post::<_, CheckResponse>("/internal/mqtt/check", &request)
+            else {
+                continue;
+            };
+            gone.extend(
+                chunk
+                    .iter()
+                    .filter(|c| answer.drop.contains(&c.clientid))
+                    .map(|c| (c.clientid.clone(), c.login_no)),
+            );
+        }
+        gone
+    }
+}
+
+impl Plugin {
+    /// Ends the logins whose time is up.
+    fn end_expired(&mut self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let mut gone: Vec<String> = self
+        let expired: Vec<LoginRef> = self
             .clients
             .iter()
             .filter(|(_, c)| c.login.expire_at.is_some_and(|at| at <= now))
-            .map(|(id, _)| id.clone())
+            .map(|(id, c)| (id.clone(), c.login_no))
             .collect();
-        let ids: Vec<&String> = self.clients.keys().collect();
-        for chunk in ids.chunks(RECHECK_BATCH) {
-            let clients = chunk
-                .iter()
-                .filter_map(|id| self.clients.get(*id).map(|c| (id, c)))
-                .map(|(id, c)| CheckedClient {
-                    clientid: id,
-                    username: &c.username,
-                    client_attrs: &c.login.client_attrs,
-                })
-                .collect();
-            // Unanswered: keep them for now (a restarting server must not drop everyone).
-            if let Some(answer) =
-                self.post::<_, CheckResponse>("/internal/mqtt/check", &CheckRequest { clients })
-            {
-                gone.extend(answer.drop);
+        self.end(expired);
+    }
+
+    /// Applies the recheck's answer, once it has come.
+    fn apply_recheck(&mut self) {
+        let Some(answer) = &self.recheck else {
+            return;
+        };
+        match answer.try_recv() {
+            Ok(gone) => {
+                self.recheck = None;
+                self.end(gone);
             }
+            Err(TryRecvError::Disconnected) => self.recheck = None,
+            Err(TryRecvError::Empty) => {}
         }
-        for id in gone {
-            if self.clients.remove(&id).is_some() {
+    }
+
+    /// Asks, on a thread of its own, which clients lost their access; one question at a time.
+    fn start_recheck(&mut self) {
+        if self.recheck.is_some() || self.clients.is_empty() {
+            return;
+        }
+        let snapshot: Vec<Snapshot> = self
+            .clients
+            .iter()
+            .map(|(id, c)| Snapshot {
+                clientid: id.clone(),
+                login_no: c.login_no,
+                username: c.username.clone(),
+                client_attrs: c.login.client_attrs.clone(),
+            })
+            .collect();
+        let server = self.server.clone();
+        let (tx, rx) = mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("printfarm-recheck".into())
+            .spawn(move || {
+                let _ = tx.send(server.lost_access(&snapshot));
+            });
+        if started.is_ok() {
+            self.recheck = Some(rx);
+        }
+    }
+
+    /// Disconnects these logins, if they are still the clients' current ones.
+    fn end(&mut self, logins: Vec<LoginRef>) {
+        for (id, login_no) in logins {
+            if self
+                .clients
+                .get(&id)
+                .is_some_and(|c| c.login_no == login_no)
+            {
+                self.clients.remove(&id);
                 mosquitto_info!("printfarm: disconnecting {id}: its access ended");
                 let _ = mosquitto_calls::kick_client_by_clientid(&id, false);
             }
@@ -136,15 +225,19 @@ impl MosquittoPlugin for Plugin {
             .build()
             .into();
         Plugin {
-            server: opts
-                .get("url")
-                .map_or("http://127.0.0.1:8081", |u| *u)
-                .trim_end_matches('/')
-                .to_owned(),
-            secret: opts.get("secret").map(|s| (*s).to_owned()),
-            agent,
+            server: Server {
+                url: opts
+                    .get("url")
+                    .map_or("http://127.0.0.1:8081", |u| *u)
+                    .trim_end_matches('/')
+                    .to_owned(),
+                secret: opts.get("secret").map(|s| (*s).to_owned()),
+                agent,
+            },
             clients: HashMap::new(),
             last_recheck: Instant::now(),
+            recheck: None,
+            logins: 0,
         }
     }
 
@@ -154,25 +247,36 @@ impl MosquittoPlugin for Plugin {
         username: Option<&str>,
         password: Option<&str>,
     ) -> Result<Success, Error> {
+        // Nobody gets in without both: no need to ask.
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(Error::Auth);
+        };
+        if username.is_empty() || password.is_empty() {
+            return Err(Error::Auth);
+        }
         let clientid = client.get_id().unwrap_or_default();
         let request = AuthRequest {
             clientid: &clientid,
-            username: username.unwrap_or(""),
-            password: password.unwrap_or(""),
+            username,
+            password,
             peerhost: client
                 .get_address()
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
         };
-        match self.post::<_, Login>("/internal/mqtt/auth", &request) {
+        match self
+            .server
+            .post::<_, Login>("/internal/mqtt/auth", &request)
+        {
             Some(login) if login.allowed() => {
-                let username = request.username.to_owned();
                 let connections = self.clients.get(&clientid).map_or(0, |c| c.connections);
+                self.logins += 1;
                 self.clients.insert(
                     clientid,
                     Connected {
-                        username,
+                        username: username.to_owned(),
                         login,
+                        login_no: self.logins,
                         connections: connections + 1,
                     },
                 );
@@ -203,9 +307,11 @@ impl MosquittoPlugin for Plugin {
     }
 
     fn on_tick(&mut self, _: i64, _: i64, _: i32, _: i32) {
-        if self.last_recheck.elapsed() >= RECHECK && !self.clients.is_empty() {
+        self.apply_recheck();
+        if self.last_recheck.elapsed() >= RECHECK {
             self.last_recheck = Instant::now();
-            self.recheck();
+            self.end_expired();
+            self.start_recheck();
         }
     }
 
