@@ -69,7 +69,7 @@ mv "$conf.new" "$conf"
 if ! ours; then
   for pid in $(pgrep -x mosquitto || true); do
     if ss -ltnp 2>/dev/null | grep -q ":1883 .*pid=$pid,"; then
-      echo "replacing the open Mosquitto on 1883 (pid $pid) with a locked one"
+      echo "replacing the Mosquitto on 1883 (pid $pid; another configuration) with this checkout's"
       as_root kill "$pid" || true
     fi
   done

@@ -22,17 +22,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "PF_REDIS_URL is not set: rate-limit counters are kept in this process only"
         );
     }
-    let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
-    match &config.mqtt {
-        Some(broker) => tracing::info!(?broker, "MQTT fan-out on"),
-        None => tracing::warn!(
-            "PF_MQTT_URL is not set: MQTT fan-out is off (events are still kept for GET /v1/events)"
-        ),
-    }
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    state.spawn_workers(&tracker, &shutdown);
-
+    // Both listeners are bound before the broker connections start: the broker asks the
+    // internal one about the server's own login, and waits in its backlog rather than fail.
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| {
@@ -50,6 +41,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.internal_listen_addr
             )
         })?;
+    let state = AppState::new(config.clone(), pool, Arc::new(SystemClock)).await?;
+    match &config.mqtt {
+        Some(broker) => tracing::info!(?broker, "MQTT fan-out on"),
+        None => tracing::warn!(
+            "PF_MQTT_URL is not set: MQTT fan-out is off (events are still kept for GET /v1/events)"
+        ),
+    }
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    state.spawn_workers(&tracker, &shutdown);
+
     tracing::info!(addr = %config.internal_listen_addr, "internal endpoints (for the MQTT broker) are listening");
     let internal_app = internal_router(state.clone());
     let internal_token = shutdown.clone();
