@@ -71,6 +71,8 @@ impl std::fmt::Debug for BrokerAddress {
 pub struct Inbound {
     pub topic: String,
     pub payload: bytes::Bytes,
+    /// Delivered from the broker's store (sent before this subscription), not as it happened.
+    pub retained: bool,
 }
 
 /// What to subscribe to on every (re)connection, and where received messages go.
@@ -291,6 +293,7 @@ impl Broker {
                             .send(Inbound {
                                 topic: publish.topic.clone(),
                                 payload: publish.payload.clone(),
+                                retained: publish.retain,
                             })
                             .await;
                     }

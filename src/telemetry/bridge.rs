@@ -75,6 +75,11 @@ impl Bridge {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 message = inbound.recv() => match message {
+                    // A retained report is old news, replayed on every reconnect: it would move
+                    // jobs after the fact. Only a connection status (a will) counts retained.
+                    Some(m) if m.retained && !parse::may_be_retained(&m.topic) => {
+                        metrics::counter!("printfarm_telemetry_retained_ignored_total").increment(1);
+                    }
                     Some(m) => {
                         if let Err(error) = self.handle(&m.topic, &m.payload).await {
                             tracing::warn!(error = format!("{error:#}"), topic = m.topic, "telemetry not processed");

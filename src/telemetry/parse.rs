@@ -34,6 +34,16 @@ pub enum Kind {
     GenericResponse,
 }
 
+/// Whether a retained message on `topic` is still news: only a connection status (Moonraker's
+/// `moonraker/status`, OctoPrint's `octoPrint/mqtt`), which printers leave as their will.
+pub fn may_be_retained(topic: &str) -> bool {
+    match source(topic).map(|s| s.kind) {
+        Some(Kind::MoonrakerServer) => true,
+        Some(Kind::OctoPrint(tail)) => tail == "mqtt",
+        _ => false,
+    }
+}
+
 /// Reads a telemetry topic; `None` for anything else.
 pub fn source(topic: &str) -> Option<Source> {
     let parts: Vec<&str> = topic.split('/').collect();
@@ -221,6 +231,27 @@ mod tests {
             format!("printers/{STORE}/device/x/request"),
         ] {
             assert_eq!(source(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_connection_status_counts_when_retained() {
+        for will in ["voron/moonraker/status", "prusa/octoPrint/mqtt"] {
+            assert!(
+                may_be_retained(&format!("printers/{STORE}/{will}")),
+                "{will}"
+            );
+        }
+        for report in [
+            "device/01S00A1/report",
+            "voron/klipper/status",
+            "prusa/octoPrint/event/PrintDone",
+            "ender/status",
+        ] {
+            assert!(
+                !may_be_retained(&format!("printers/{STORE}/{report}")),
+                "{report}"
+            );
         }
     }
 

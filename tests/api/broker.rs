@@ -199,11 +199,20 @@ pub async fn drain(rx: &mut mpsc::UnboundedReceiver<Received>, millis: u64) -> V
 
 /// Publishes one message (QoS 1) as a printer or bridge would, and waits for the broker's ack.
 pub async fn publish(broker: &TestBroker, topic: &str, payload: &str) {
+    publish_with(broker, topic, payload, false).await
+}
+
+/// As [`publish`], with the retain flag: the broker keeps it for later subscribers.
+pub async fn publish_retained(broker: &TestBroker, topic: &str, payload: &str) {
+    publish_with(broker, topic, payload, true).await
+}
+
+async fn publish_with(broker: &TestBroker, topic: &str, payload: &str, retain: bool) {
     let id = format!("test-pub-{}", uuid::Uuid::now_v7().simple());
     let options = broker.client_options(id);
     let (client, mut events) = AsyncClient::new(options, 10);
     client
-        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
         .await
         .unwrap();
     let acked = async {

@@ -587,3 +587,47 @@ async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry
         }
     }
 }
+
+#[tokio::test]
+async fn a_retained_report_is_old_news_and_moves_nothing() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1C", "provider": "bambu", "deviceId": "01S00A0000000RT"}),
+    )
+    .await);
+    let topic = format!("printers/{}/device/01S00A0000000RT/report", app.store_id);
+    let running = json!({"print": {"gcode_state": "RUNNING"}}).to_string();
+    // Left on the broker before this server subscribed (from before the broker was locked,
+    // say): the broker hands it to the new subscription, and the bridge must not believe it.
+    // (`app` has no bridge; `late` connects after the message, in a group of its own.)
+    crate::broker::publish_retained(&broker, &topic, &running).await;
+    let late = TestApp::on_db(
+        app.db.clone(),
+        &[
+            ("PF_MQTT_URL", &broker.url()),
+            ("PF_MQTT_SHARE_GROUP", "late"),
+            UNLIMITED,
+        ],
+    )
+    .await;
+    late.broker_connected().await;
+    late.spawn_bridge();
+    let status = || async {
+        app.get(&format!("/v1/printers/{printer}/stats"))
+            .owner()
+            .send()
+            .await
+            .json()["status"]
+            .clone()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(status().await, "unknown");
+    publish(&broker, &topic, &running).await;
+    eventually("the live report to count", || async {
+        (status().await == "printing").then_some(())
+    })
+    .await;
+}
