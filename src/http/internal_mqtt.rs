@@ -434,9 +434,17 @@ async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
             // The same credential, and the same topics: a printer whose provider or device id
             // changed logs in again under its new ones.
             let attr = |name: &str| client.client_attrs.get(name).map(String::as_str);
-            matches!(credentials::for_login(&state.pool, printer).await, Ok(Some(login))
-                if attr("credential_id") == Some(login.credential.credential_id.to_string().as_str())
-                    && attr("topics") == Some(topics_fingerprint(&printer_topics_of(&login)).as_str()))
+            match credentials::for_login(&state.pool, printer).await {
+                Ok(Some(login)) => {
+                    attr("credential_id")
+                        == Some(login.credential.credential_id.to_string().as_str())
+                        && attr("topics")
+                            == Some(topics_fingerprint(&printer_topics_of(&login)).as_str())
+                }
+                Ok(None) => false,
+                // Cannot tell now: keep it until the next check, rather than drop everyone.
+                Err(_) => true,
+            }
         }
         _ => false,
     }
@@ -453,8 +461,11 @@ async fn api_client_still_allowed(state: &AppState, client: &CheckedClient) -> b
     ) else {
         return false;
     };
-    let Ok(Some(key)) = state.verifier.lookup(key_id).await else {
-        return false;
+    let key = match state.verifier.lookup(key_id).await {
+        Ok(Some(key)) => key,
+        Ok(None) => return false,
+        // Cannot tell now: keep it until the next check, rather than drop everyone.
+        Err(_) => return true,
     };
     let now = state.now();
     let secret_good = attr("secret").is_some_and(|secret| {
