@@ -1,5 +1,6 @@
 //! `/v1/parts` and `/v1/skus`: the parts library and the products made of it.
 
+use crate::helpers::id;
 use crate::helpers::{new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -7,10 +8,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
     res.json()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -405,6 +405,36 @@ impl Req<'_> {
         let mut request = self.builder.body(self.body).unwrap();
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let response = self.app.router.clone().oneshot(request).await.unwrap();
+        Resp::read(response).await
+    }
+}
+
+/// The `id` of a created resource.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// A print job's `state`, as the API reports it.
+pub async fn job_state(app: &TestApp, job: &str) -> String {
+    app.get(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .send()
+        .await
+        .json()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// Reads a router's response whole.
+    pub async fn read(response: axum::response::Response) -> Resp {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -420,15 +450,7 @@ impl Req<'_> {
             body,
         }
     }
-}
 
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
     }

@@ -2,6 +2,7 @@
 //! no anonymous access, every CONNECT, SUBSCRIBE, PUBLISH and delivery decided by the server.
 
 use crate::broker::TestBroker;
+use crate::helpers::job_state;
 use crate::helpers::{eventually, TestApp};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -315,9 +316,7 @@ async fn revoking_a_key_disconnects_its_client_within_a_second_or_two() {
     let (id, key) = app
         .create_key(json!({"name": "dash", "roles": ["viewer"]}))
         .await;
-    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
-    assert_eq!(code, ConnectReturnCode::Success);
-    let (_client, mut events) = conn.unwrap();
+    let (_client, mut events) = api_client(&broker, &store, &key).await;
     app.delete(&format!("/v1/api-keys/{id}"))
         .owner()
         .send()
@@ -333,9 +332,7 @@ async fn narrowing_a_keys_grant_or_allowlist_drops_its_live_client() {
     let (id, key) = app
         .create_key(json!({"name": "dash", "roles": ["operator", "viewer"]}))
         .await;
-    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
-    assert_eq!(code, ConnectReturnCode::Success);
-    let (_client, mut events) = conn.unwrap();
+    let (_client, mut events) = api_client(&broker, &store, &key).await;
 
     // A rename, or an allowlist that still admits the client, leaves it connected.
     app.patch(&format!("/v1/api-keys/{id}"))
@@ -353,13 +350,8 @@ async fn narrowing_a_keys_grant_or_allowlist_drops_its_live_client() {
         .await
         .assert(200);
     assert_dropped_soon(&mut events, "the key's roles narrowed").await;
-    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
-    assert_eq!(
-        code,
-        ConnectReturnCode::Success,
-        "logs in again, as a viewer"
-    );
-    let (_client, mut events) = conn.unwrap();
+    // It logs in again, as a viewer.
+    let (_client, mut events) = api_client(&broker, &store, &key).await;
 
     // An allowlist that no longer admits the client's address: dropped, and refused after.
     app.patch(&format!("/v1/api-keys/{id}"))
@@ -380,9 +372,7 @@ async fn rolling_a_key_ends_its_live_clients_when_the_old_secret_stops_working()
     let (id, key) = app
         .create_key(json!({"name": "dash", "roles": ["viewer"]}))
         .await;
-    let (code, conn) = connect(&broker, &api_client_id(&key), Some((&store, &key))).await;
-    assert_eq!(code, ConnectReturnCode::Success);
-    let (_client, mut events) = conn.unwrap();
+    let (_client, mut events) = api_client(&broker, &store, &key).await;
     let roll = |grace: u32| {
         let app = &app;
         let id = id.clone();
@@ -410,47 +400,37 @@ async fn rolling_a_key_ends_its_live_clients_when_the_old_secret_stops_working()
 
 /// The connection outlives two and a half seconds (two of the plugin's checks).
 async fn assert_still_connected(events: &mut EventLoop, after: &str) {
-    let ended = tokio::time::timeout(Duration::from_millis(2500), async {
-        loop {
-            match events.poll().await {
-                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_err(), "dropped after {after}");
+    let ended = disconnected_within(events, Duration::from_millis(2500)).await;
+    assert!(ended.is_none(), "dropped after {after}");
 }
 
 /// The connection ends within a second or two.
 async fn assert_dropped_soon(events: &mut EventLoop, because: &str) {
+    let took = disconnected_within(events, Duration::from_secs(5)).await;
+    let took = took.unwrap_or_else(|| panic!("still connected 5 s after {because}"));
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+}
+
+/// How long until the broker ends the connection, if it does within `limit`.
+async fn disconnected_within(events: &mut EventLoop, limit: Duration) -> Option<Duration> {
     let since = std::time::Instant::now();
-    let dropped = tokio::time::timeout(Duration::from_secs(5), async {
+    tokio::time::timeout(limit, async {
         loop {
             match events.poll().await {
-                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return,
+                Err(_) | Ok(Event::Incoming(Packet::Disconnect)) => return since.elapsed(),
                 Ok(_) => {}
             }
         }
     })
-    .await;
-    assert!(dropped.is_ok(), "still connected 5 s after {because}");
-    assert!(
-        since.elapsed() < Duration::from_millis(2500),
-        "took {:?}",
-        since.elapsed()
-    );
+    .await
+    .ok()
 }
 
-async fn job_state(app: &TestApp, job: &str) -> String {
-    app.get(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .send()
-        .await
-        .json()["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// An API client of `key`, connected (asserted).
+async fn api_client(broker: &TestBroker, store: &str, key: &str) -> (AsyncClient, EventLoop) {
+    let (code, conn) = connect(broker, &api_client_id(key), Some((store, key))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    conn.unwrap()
 }
 
 #[tokio::test]

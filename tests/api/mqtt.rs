@@ -1,6 +1,7 @@
 //! Event fan-out over MQTT: the outbox relay against a real Mosquitto, and `GET /v1/events`.
 
 use crate::broker::{drain, flood, next, subscribe, TestBroker};
+use crate::helpers::id;
 use crate::helpers::{new_tenant, TestApp};
 use printfarm::events::relay;
 use serde_json::{json, Value};
@@ -10,10 +11,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
     res.json()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
 }
 
 async fn unpublished(app: &TestApp) -> i64 {

@@ -4,7 +4,6 @@
 use crate::helpers::{Resp, TestApp};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -20,21 +19,7 @@ async fn internal(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) 
     }
     let request = builder.body(Body::from(body.to_string())).unwrap();
     let router = printfarm::app::internal_router(app.state.clone());
-    let response = router.oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    Resp::read(router.oneshot(request).await.unwrap()).await
 }
 
 /// `POST /internal/mqtt/auth` for an API client of `key` (a client id naming the key).

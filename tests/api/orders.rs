@@ -1,6 +1,7 @@
 //! `/v1/orders`: orders of SKUs, their status changes and `orders/print`, which expands items
 //! into print jobs exactly once.
 
+use crate::helpers::id;
 use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -8,10 +9,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
     res.json()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
 }
 
 /// A SKU `BOX` made of one body and two lids; returns (sku id, body part id, lid part id).

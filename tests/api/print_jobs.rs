@@ -1,5 +1,6 @@
 //! `/v1/print-jobs`: the queue, its state machine, bulk operations and who may edit which job.
 
+use crate::helpers::id;
 use crate::helpers::{new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -7,10 +8,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
     res.json()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
 }
 
 /// A part needing PLA and the `ams` tag; returns (part id, material id).

@@ -3,6 +3,7 @@
 
 use crate::broker::{next, publish, subscribe, TestBroker};
 use crate::helpers::{eventually, TestApp};
+use crate::helpers::{id, job_state};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -13,21 +14,6 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
     res.json()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
-
-async fn job_state(app: &TestApp, job: &str) -> String {
-    app.get(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .send()
-        .await
-        .json()["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 async fn events(app: &TestApp, kind: &str) -> i64 {
