@@ -62,6 +62,19 @@ impl fmt::Debug for PlaintextKey {
 }
 
 /// Creates a brand-new key: fresh key id, fresh secret.
+/// The key id `s` begins with (`pf_<env>_` and 16 base62 characters), if it begins with one.
+pub fn leading_key_id(s: &str) -> Option<&str> {
+    let env = s.strip_prefix("pf_")?.split('_').next()?;
+    KeyEnv::parse(env)?;
+    let len = "pf_".len() + env.len() + 1 + KEY_ID_RANDOM_LEN;
+    let key_id = s.get(..len)?;
+    let random = &key_id[len - KEY_ID_RANDOM_LEN..];
+    random
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric())
+        .then_some(key_id)
+}
+
 pub fn generate(env: KeyEnv) -> PlaintextKey {
     let mut rng = rand::thread_rng();
     let key_id = format!(

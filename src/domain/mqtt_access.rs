@@ -8,21 +8,16 @@ use crate::auth::Permission;
 use crate::ids::{PrinterId, StoreId};
 pub use printfarm_topics::{filter_within, topic_within};
 
+/// The client ids of API clients begin so (Printago's scheme); no other login may take one.
+pub const API_CLIENT_PREFIX: &str = "apiclient_";
+
 /// The key id an API client's id names: `apiclient_{keyId}_{suffix}`, where `keyId` is the
 /// key's public prefix (`pf_<env>_` and 16 base62 characters) and the suffix tells the
 /// client's connections apart (1–64 of letters, digits, `-` and `_`).
 pub fn api_client_key_id(client_id: &str) -> Option<&str> {
-    let rest = client_id.strip_prefix("apiclient_")?;
-    let env_len = ["pf_live_", "pf_test_", "pf_dev_"]
-        .iter()
-        .find(|p| rest.starts_with(*p))?
-        .len();
-    let key_len = env_len + 16;
-    let key_id = rest.get(..key_len)?;
-    if !key_id[env_len..].bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let suffix = rest.get(key_len..)?.strip_prefix('_')?;
+    let rest = client_id.strip_prefix(API_CLIENT_PREFIX)?;
+    let key_id = crate::auth::key_format::leading_key_id(rest)?;
+    let suffix = rest[key_id.len()..].strip_prefix('_')?;
     let suffix_ok = (1..=64).contains(&suffix.len())
         && suffix
             .bytes()
@@ -128,6 +123,15 @@ pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTo
         publish,
         subscribe,
         retained,
+    }
+}
+
+impl PrinterTopics {
+    /// Changes when the printer's topics do (its provider or device id changed).
+    pub fn fingerprint(&self) -> String {
+        grant_fingerprint(
+            &[self.publish.as_slice(), self.subscribe.as_slice()].join(&"|".to_owned()),
+        )
     }
 }
 

@@ -18,7 +18,7 @@ use crate::auth::key_cache::CachedKey;
 use crate::db::printer_credentials::{self as credentials, PrinterLogin};
 use crate::domain::mqtt_access::{
     api_client_filters, api_client_key_id, filter_within, fingerprint, grant_fingerprint,
-    printer_of_username, printer_topics, topic_within, PrinterTopics,
+    printer_of_username, printer_topics, topic_within, PrinterTopics, API_CLIENT_PREFIX,
 };
 use crate::error::ApiError;
 use crate::ids::StoreId;
@@ -116,8 +116,6 @@ pub struct AclRequest {
 pub struct AclResponse {
     pub result: &'static str,
 }
-
-const API_CLIENT_PREFIX: &str = "apiclient_";
 
 const DENY: AuthResponse = AuthResponse {
     result: "deny",
@@ -317,7 +315,7 @@ fn printer_topics_of(login: &PrinterLogin) -> PrinterTopics {
 
 fn printer_login(login: &PrinterLogin) -> AuthResponse {
     let topics = printer_topics_of(login);
-    let fingerprint = topics_fingerprint(&topics);
+    let fingerprint = topics.fingerprint();
     let rule = |action: &'static str, retain: Option<bool>| {
         move |topic: String| AclRule {
             permission: "allow",
@@ -438,8 +436,7 @@ async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
                 Ok(Some(login)) => {
                     attr("credential_id")
                         == Some(login.credential.credential_id.to_string().as_str())
-                        && attr("topics")
-                            == Some(topics_fingerprint(&printer_topics_of(&login)).as_str())
+                        && attr("topics") == Some(printer_topics_of(&login).fingerprint().as_str())
                 }
                 Ok(None) => false,
                 // Cannot tell now: keep it until the next check, rather than drop everyone.
@@ -487,9 +484,4 @@ async fn api_client_still_allowed(state: &AppState, client: &CheckedClient) -> b
         && secret_good
         && address_admitted
         && attr("grant") == Some(grant.as_str())
-}
-
-fn topics_fingerprint(topics: &PrinterTopics) -> String {
-    let all = [topics.publish.as_slice(), topics.subscribe.as_slice()].join(&"|".to_owned());
-    grant_fingerprint(&all)
 }
