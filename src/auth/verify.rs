@@ -42,6 +42,19 @@ impl Verifier {
         client_ip: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>, ApiError> {
+        let (key, _) = self.verify_secret(presented, store, client_ip, now).await?;
+        Ok(key)
+    }
+
+    /// As [`Self::verify`], and whether the key's current secret was presented (`false`: a
+    /// rolled key's old one, within its grace).
+    pub async fn verify_secret(
+        &self,
+        presented: &str,
+        store: StoreId,
+        client_ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<CachedKey>, bool), ApiError> {
         let parsed = key_format::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
         let key = self
             .lookup(parsed.key_id)
@@ -67,6 +80,6 @@ impl Verifier {
         if key.allowlist_unreadable || !crate::net::allowed_by(&key.ip_allowlist, client_ip) {
             return Err(ApiError::IpNotAllowed);
         }
-        Ok(key)
+        Ok((key, current))
     }
 }

@@ -213,16 +213,15 @@ async fn api_client(state: &AppState, req: &AuthRequest, ip: IpAddr) -> Option<A
     let key_id = api_client_key_id(&req.clientid)?;
     let store: StoreId = req.username.parse().ok()?;
     let now = state.now();
-    let key = state
+    let (key, current) = state
         .verifier
-        .verify(&req.password, store, ip, now)
+        .verify_secret(&req.password, store, ip, now)
         .await
         .ok()?;
     if key.key_id != key_id {
         return None;
     }
     // Logged in with the old secret of a rolled key: only until it stops working.
-    let current = state.verifier.pepper.verify(&req.password, &key.digest);
     let (digest, old_secret_until) = if current {
         (key.digest.as_slice(), None)
     } else {
