@@ -28,6 +28,8 @@ pub struct Config {
     /// Namespace for Redis keys, so several deployments can share one Redis.
     pub redis_prefix: String,
     pub request_timeout: Duration,
+    /// Header-read deadline and caps on open connections (in total and per peer address).
+    pub connections: ConnectionSettings,
     pub body_limit_bytes: usize,
     pub key_cache_ttl: Duration,
     pub key_cache_capacity: u64,
@@ -164,6 +166,15 @@ impl Config {
             redis_url: get("PF_REDIS_URL"),
             redis_prefix: parse("PF_REDIS_PREFIX", "printfarm"),
             request_timeout: Duration::from_secs(number("PF_REQUEST_TIMEOUT_SECS", 30)?.max(1)),
+            connections: ConnectionSettings {
+                header_read_timeout: Duration::from_secs(
+                    number("PF_HEADER_READ_TIMEOUT_SECS", 10)?.clamp(1, 600),
+                ),
+                max_connections: usize::try_from(number("PF_MAX_CONNECTIONS", 10_000)?.max(1))
+                    .context("PF_MAX_CONNECTIONS is too large")?,
+                max_per_peer: usize::try_from(number("PF_MAX_CONNECTIONS_PER_IP", 256)?.max(1))
+                    .context("PF_MAX_CONNECTIONS_PER_IP is too large")?,
+            },
             body_limit_bytes: usize::try_from(number("PF_BODY_LIMIT_BYTES", 1024 * 1024)?)
                 .context("PF_BODY_LIMIT_BYTES is too large")?,
             key_cache_ttl: Duration::from_secs(number("PF_KEY_CACHE_TTL_SECS", 60)?.max(1)),
@@ -231,6 +242,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Limits on the public listener's connections (`PF_HEADER_READ_TIMEOUT_SECS`,
+/// `PF_MAX_CONNECTIONS`, `PF_MAX_CONNECTIONS_PER_IP`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_peer: usize,
 }
 
 /// The telemetry bridge's settings (`PF_TELEMETRY_*`).

@@ -74,6 +74,10 @@ pub enum ApiError {
     PayloadTooLarge(Option<usize>),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request headers are too large: at most {count} headers and {bytes} bytes")]
+    HeadersTooLarge { count: usize, bytes: usize },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("too many failed authentications from this address")]
@@ -156,6 +160,8 @@ impl ApiError {
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RateLimited { .. } | TooManyAuthFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Timeout | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -181,6 +187,8 @@ impl ApiError {
             Validation(_) => "validation_failed",
             PayloadTooLarge(_) => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
+            UriTooLong(_) => "uri_too_long",
+            HeadersTooLarge { .. } => "headers_too_large",
             RateLimited { .. } => "rate_limit_exceeded",
             TooManyAuthFailures { .. } => "too_many_auth_failures",
             Timeout | ServiceUnavailable => "service_unavailable",

@@ -11,16 +11,30 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or range. Mapped IPv6 is normalised, and
-/// host bits are cleared so `10.1.2.3/8` means `10.0.0.0/8`.
+/// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or range, strictly: no surrounding spaces,
+/// no leading zeros in a dotted quad or a prefix length (what the documented pattern allows).
+/// Mapped IPv6 is normalised, and host bits are cleared so `10.1.2.3/8` means `10.0.0.0/8`.
 pub fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    if let Ok(net) = s.parse::<IpNet>() {
-        return Some(normalize_net(net));
-    }
-    s.parse::<IpAddr>()
-        .ok()
-        .map(|ip| IpNet::from(normalize(ip)))
+    let (address, prefix) = match s.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (s, None),
+    };
+    let ip: IpAddr = address.parse().ok()?;
+    let longest = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix_len = match prefix {
+        None => longest,
+        Some("0") => 0,
+        Some(digits)
+            if (1..=3).contains(&digits.len())
+                && !digits.starts_with('0')
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            digits.parse::<u8>().ok()?
+        }
+        Some(_) => return None,
+    };
+    let net = IpNet::new(ip, prefix_len).ok()?;
+    Some(normalize_net(net))
 }
 
 fn normalize_net(net: IpNet) -> IpNet {

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::http;
 use crate::middleware::{
     auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
-    timeout,
+    request_size, security_headers, timeout,
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -34,7 +34,9 @@ pub fn internal_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(from_fn_with_state(state.clone(), timeout::timeout))
         .layer(from_fn(problem_defaults::problem_defaults))
+        .layer(from_fn(request_size::refuse_oversized))
         .layer(from_fn(request_context::request_context))
+        .layer(from_fn(security_headers::nosniff))
         .with_state(state)
 }
 
@@ -77,6 +79,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
         .layer(from_fn(problem_defaults::problem_defaults))
+        .layer(from_fn(request_size::refuse_oversized))
         .layer(from_fn(request_context::request_context))
+        .layer(from_fn(security_headers::nosniff))
         .with_state(state)
 }

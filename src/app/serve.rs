@@ -1,12 +1,14 @@
 //! `printfarm serve`: connect, migrate, build the state, spawn the workers, serve until a
-//! signal, then drain requests and stop the workers within the shutdown deadline.
+//! signal, then drain requests and stop the workers within one shutdown deadline
+//! (`PF_SHUTDOWN_TIMEOUT_SECS`): the process exits by then, whatever a client does.
 
+use super::connections::{self, ConnectionLimits};
 use super::{internal_router, router, AppState};
 use crate::config::Config;
 use crate::rate_limit::SystemClock;
 use anyhow::Context;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,36 +55,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.spawn_workers(&tracker, &shutdown);
 
     tracing::info!(addr = %config.internal_listen_addr, "internal endpoints (for the MQTT broker) are listening");
-    let internal_app = internal_router(state.clone());
-    let internal_token = shutdown.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(internal, internal_app)
-            .with_graceful_shutdown(async move { internal_token.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the internal listener failed");
-        }
-    });
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // The broker is this listener's one peer, with many connections: only the total is capped.
+    let internal_limits = ConnectionLimits {
+        max_per_peer: config.connections.max_connections,
+        ..ConnectionLimits::from_config(&config)
+    };
+    tracker.spawn(connections::serve(
+        internal,
+        internal_router(state.clone()),
+        internal_limits,
+        shutdown.clone(),
+        config.shutdown_timeout,
+    ));
     let signal_token = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: draining in-flight requests");
-            signal_token.cancel();
-        })
-        .await
-        .context("the server failed")?;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        signal_token.cancel();
+    });
+    // One deadline for the whole shutdown: requests drain, then workers finish, within it.
+    let served = connections::serve(
+        listener,
+        router(state.clone()),
+        ConnectionLimits::from_config(&config),
+        shutdown.clone(),
+        config.shutdown_timeout,
+    );
+    let shutdown_started = {
+        let token = shutdown.clone();
+        async move {
+            token.cancelled().await;
+            tokio::time::Instant::now()
+        }
+    };
+    let (_, started) = tokio::join!(served, shutdown_started);
 
-    shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+    let left =
+        (started + config.shutdown_timeout).saturating_duration_since(tokio::time::Instant::now());
+    if tokio::time::timeout(left, tracker.wait()).await.is_err() {
+        tracing::warn!("background workers did not stop within the shutdown deadline");
+    }
+    // A worker cut off at the deadline may still hold a connection: do not wait for it.
+    if tokio::time::timeout(Duration::from_secs(2), state.pool.close())
         .await
         .is_err()
     {
-        tracing::warn!("background workers did not stop within the shutdown deadline");
+        tracing::warn!("database connections still in use at exit are dropped");
     }
-    state.pool.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -75,6 +75,17 @@ impl Caller {
         ))
     }
 
+    /// A key that expires cannot take control of (change, delete or roll) one that outlives it.
+    pub fn ensure_outlives(&self, other_expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+        match (self.expires_at, other_expires_at) {
+            (None, _) => Ok(()),
+            (Some(mine), Some(theirs)) if theirs <= mine => Ok(()),
+            (Some(_), _) => Err(ApiError::PrivilegeEscalation(
+                "a key that expires cannot manage a key that outlives it".to_owned(),
+            )),
+        }
+    }
+
     /// A key that expires cannot create one that outlives it; without a requested expiry the
     /// new key inherits the caller's.
     pub fn cap_expiry(

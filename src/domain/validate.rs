@@ -6,16 +6,23 @@ use crate::auth::{Permission, Role};
 use crate::error::FieldError;
 use ipnet::IpNet;
 
-/// An IPv4/IPv6 address or CIDR range, as documented in OpenAPI (the pattern is only a first
-/// filter; `Errors::allowlist` decides).
+/// An IPv4/IPv6 address or CIDR range, as documented in OpenAPI. `Errors::allowlist` decides;
+/// the pattern accepts exactly what it accepts (a test compares the two), so that a client
+/// generated from the document neither sends what is refused nor refuses what is accepted.
 pub struct IpRange;
+
+/// Dotted quads without leading zeros, each IPv6 form of RFC 4291 §2.2 (full, compressed, with
+/// an embedded IPv4 address), and an optional prefix length within the family's range.
+pub const IP_RANGE_PATTERN: &str = r"^(((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(/(3[0-2]|[12]?\d))?|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:)|([0-9A-Fa-f]{1,4}:){6}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|::([0-9A-Fa-f]{1,4}:){0,5}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|([0-9A-Fa-f]{1,4}:){1}:([0-9A-Fa-f]{1,4}:){0,4}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|([0-9A-Fa-f]{1,4}:){2}:([0-9A-Fa-f]{1,4}:){0,3}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|([0-9A-Fa-f]{1,4}:){3}:([0-9A-Fa-f]{1,4}:){0,2}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|([0-9A-Fa-f]{1,4}:){4}:([0-9A-Fa-f]{1,4}:){0,1}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)|([0-9A-Fa-f]{1,4}:){5}:([0-9A-Fa-f]{1,4}:){0,0}((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(/(12[0-8]|1[01]\d|[1-9]?\d))?)$";
 
 impl utoipa::PartialSchema for IpRange {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
-            .pattern(Some(r"^(((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(/(3[0-2]|[12]?\d))?|[0-9A-Fa-f:]*::?[0-9A-Fa-f:.]*(/(12[0-8]|1[01]\d|\d?\d))?)$"))
-            .description(Some("An IPv4 or IPv6 address (a single host) or CIDR range, e.g. 203.0.113.0/24"))
+            .pattern(Some(IP_RANGE_PATTERN))
+            .description(Some(
+                "An IPv4 or IPv6 address (a single host) or CIDR range, e.g. 203.0.113.0/24",
+            ))
             .examples(["203.0.113.0/24"])
             .into()
     }
@@ -217,5 +224,78 @@ impl Errors {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IP_RANGE_PATTERN;
+
+    /// Addresses of every shape: 0–9 groups on either side of an optional `::`, with or without
+    /// an IPv4 tail, leading zeros, and prefixes in and out of range.
+    fn candidates() -> Vec<String> {
+        let mut out = Vec::new();
+        for left in 0..=8 {
+            for right in 0..=8 {
+                for tail in ["", "1.2.3.4", "01.2.3.4"] {
+                    let mut groups: Vec<String> =
+                        (0..left).map(|i| format!("{:x}", i + 0xa)).collect();
+                    let right_groups: Vec<String> =
+                        (0..right).map(|i| format!("{:X}", i + 0xf0)).collect();
+                    let with_tail = |mut parts: Vec<String>| {
+                        if !tail.is_empty() {
+                            parts.push(tail.to_owned());
+                        }
+                        parts.join(":")
+                    };
+                    out.push(with_tail(
+                        groups.iter().chain(&right_groups).cloned().collect(),
+                    ));
+                    let compressed =
+                        format!("{}::{}", groups.join(":"), with_tail(right_groups.clone()));
+                    out.push(compressed);
+                    groups.clear();
+                }
+            }
+        }
+        out.extend(
+            [
+                "1.2.3.4",
+                "255.255.255.255",
+                "256.1.1.1",
+                "1.2.3",
+                "01.2.3.4",
+                ":::",
+                "1::2::3",
+            ]
+            .map(str::to_owned),
+        );
+        let mut with_prefixes = Vec::new();
+        for address in &out {
+            for prefix in [
+                "", "/0", "/8", "/32", "/33", "/64", "/128", "/129", "/05", "/",
+            ] {
+                with_prefixes.push(format!("{address}{prefix}"));
+            }
+        }
+        with_prefixes
+    }
+
+    #[test]
+    fn the_documented_pattern_accepts_exactly_what_the_server_accepts() {
+        let pattern = regex::Regex::new(IP_RANGE_PATTERN).unwrap();
+        let mut disagreements = Vec::new();
+        let candidates = candidates();
+        for candidate in &candidates {
+            let documented = pattern.is_match(candidate);
+            let accepted = crate::net::parse_cidr(candidate).is_some();
+            if documented != accepted {
+                disagreements.push(format!(
+                    "{candidate}: pattern {documented}, server {accepted}"
+                ));
+            }
+        }
+        assert!(candidates.len() > 2000);
+        assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     }
 }

@@ -76,8 +76,16 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses JSON: syntax errors are 400, wrong shapes and unknown fields 422 with a pointer.
+/// Parses JSON: syntax errors are 400, wrong shapes and unknown fields 422 with a pointer, and
+/// text holding a NUL character 422 pointing at it (PostgreSQL cannot store one in `text`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(pointer) = nul_character_in(bytes) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            pointer,
+            "invalid_characters",
+            "text must not contain the NUL character (\\u0000)",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() {
@@ -101,6 +109,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_path_to_error::deserialize(tree).map_err(rejection)
         }
         Err(err) => Err(rejection(err)),
+    }
+}
+
+/// Where the body holds a NUL character, in a string or a field name: the JSON pointer of the
+/// first one. JSON can carry NUL only escaped, so a body without `\u0000` is never walked.
+fn nul_character_in(bytes: &[u8]) -> Option<String> {
+    const ESCAPED_NUL: &[u8] = b"\\u0000";
+    if !bytes.windows(ESCAPED_NUL.len()).any(|w| w == ESCAPED_NUL) {
+        return None;
+    }
+    // An escaped backslash before `u0000` matches too; the walk below settles it. A body that
+    // does not parse is left to the parser's own error.
+    let tree = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    first_nul(&tree, String::new())
+}
+
+fn first_nul(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| first_nul(item, format!("{at}/{index}"))),
+        Value::Object(fields) => fields.iter().find_map(|(name, field)| {
+            let at = format!("{at}/{}", escape(name));
+            if name.contains('\0') {
+                Some(at)
+            } else {
+                first_nul(field, at)
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -255,6 +296,25 @@ mod tests {
             parse_json::<Body>(b"{\"name\":\"a\"} trailing"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_where_they_stand() {
+        let refused = |json: &str| match parse_json::<serde_json::Value>(json.as_bytes()) {
+            Err(ApiError::Validation(errors)) => {
+                (errors[0].pointer.clone(), errors[0].code.clone())
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        assert_eq!(
+            refused(r#"{"name":"a\u0000b"}"#),
+            ("/name".into(), "invalid_characters".into())
+        );
+        assert_eq!(refused(r#"{"tags":["ok","\u0000"]}"#).0, "/tags/1");
+        assert_eq!(refused(r#"{"meta":{"k\u0000":1}}"#).0, "/meta/k\u{0}");
+        // An escaped backslash followed by `u0000` is text, not a NUL.
+        let text: serde_json::Value = parse_json(br#"{"name":"a\\u0000"}"#).unwrap();
+        assert_eq!(text["name"], "a\\u0000");
     }
 
     #[derive(Debug, serde::Deserialize)]

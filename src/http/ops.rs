@@ -93,12 +93,35 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 const DOCS_INDEX: &str = include_str!("../../assets/swagger-ui/index.html");
 
-async fn docs_index() -> Response {
+/// What the docs page may load: only this server's files (Swagger UI sets inline styles and uses
+/// `data:` images), and no other site may frame it.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The docs page's own headers: the content security policy and frame denial.
+fn docs_page(content_type: &'static str, body: &'static [u8], cache: &'static str) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        DOCS_INDEX,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                DOCS_CONTENT_SECURITY_POLICY,
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        body,
     )
         .into_response()
+}
+
+async fn docs_index() -> Response {
+    docs_page(
+        "text/html; charset=utf-8",
+        DOCS_INDEX.as_bytes(),
+        "no-cache",
+    )
 }
 
 async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -122,12 +145,5 @@ async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> R
         "index.html" => ("text/html; charset=utf-8", DOCS_INDEX.as_bytes()),
         _ => return crate::error::ApiError::NotFound.into_response(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        body,
-    )
-        .into_response()
+    docs_page(content_type, body, "public, max-age=3600")
 }

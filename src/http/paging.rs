@@ -36,6 +36,16 @@ pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, 
         url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    // PostgreSQL cannot compare `text` with a NUL character: refuse it here, once.
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the query parameter `{}` contains the NUL character (%00)",
+            name.replace('\0', "%00")
+        )));
+    }
     ListQuery::parse(&pairs, spec)
 }
 

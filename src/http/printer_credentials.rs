@@ -5,7 +5,7 @@
 use super::entity::Found;
 use super::extract::ApiPath;
 use super::printers::PrinterPath;
-use super::respond::Created;
+use super::respond::{Created, NoStore};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::printer_credentials::{self as db, CredentialRow};
@@ -15,7 +15,7 @@ use crate::domain::{changes, EntityType, EntityView};
 use crate::error::ApiResult;
 use crate::ids::PrinterId;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -123,11 +123,7 @@ pub async fn issue_printer_credential(
     changes::record(&mut tx, &caller, verb, before.as_ref(), Some(&issued)).await?;
     tx.commit().await?;
     let location = format!("/v1/printers/{}/mqtt-credentials", path.id);
-    let mut response = Created::answer(location, issued).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(NoStore(Created::answer(location, issued)).into_response())
 }
 
 /// The printer's MQTT credential (never its password).

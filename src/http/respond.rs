@@ -1,5 +1,5 @@
-//! What handlers answer besides plain JSON: `201 Created` with the new entity's `Location`, and
-//! the problem a domain error becomes.
+//! What handlers answer besides plain JSON: `201 Created` with the new entity's `Location`, an
+//! answer that carries a secret and must not be cached, and the problem a domain error becomes.
 
 use crate::domain::{DomainError, EntityView};
 use crate::error::ApiError;
@@ -39,6 +39,21 @@ impl<E: Serialize> IntoResponse for Created<E> {
             Json(self.entity),
         )
             .into_response()
+    }
+}
+
+/// An answer that carries a secret (a new key, a signing secret, a password): `Cache-Control:
+/// no-store`, so no browser, proxy or client cache keeps a copy.
+pub struct NoStore<R>(pub R);
+
+impl<R: IntoResponse> IntoResponse for NoStore<R> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        response
     }
 }
 

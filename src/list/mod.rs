@@ -231,13 +231,9 @@ impl ListQuery {
         let mut filters = Vec::new();
         let mut carried = Vec::new();
         for (key, raw) in pairs {
-            // An empty paging parameter (`sort=`) means the parameter was not given.
-            if raw.is_empty()
-                && matches!(
-                    key.as_str(),
-                    "limit" | "offset" | "cursor" | "count" | "sort"
-                )
-            {
+            // An empty text parameter (`sort=`, `cursor=`) means it was not given; an empty
+            // number or boolean (`limit=`) is not one, as the document says, and is refused below.
+            if raw.is_empty() && matches!(key.as_str(), "cursor" | "sort") {
                 continue;
             }
             if raw.len() > MAX_VALUE_LEN {
@@ -496,10 +492,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_paging_parameters_are_absent() {
-        let q = q(&[("sort", ""), ("cursor", ""), ("limit", "")]).unwrap();
+    fn empty_text_paging_parameters_are_absent() {
+        let q = q(&[("sort", ""), ("cursor", "")]).unwrap();
         assert_eq!(q.limit, 100);
         assert_eq!(q.sort.field.name, "createdAt");
+    }
+
+    #[test]
+    fn empty_number_paging_parameters_are_refused() {
+        assert!(message(q(&[("limit", "")])).contains("limit must be"));
+        assert!(message(q(&[("offset", "")])).contains("offset must be"));
+        assert!(message(q(&[("count", "")])).contains("count must be"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! key verification → a `Caller` in the request's extensions.
 
 use super::client_ip::ClientIp;
-use super::credentials::{presented_key, store_header};
+use super::credentials::{presented_key, repeated_credential_header, store_header};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -24,6 +24,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             retry_after_secs: wait,
         }
         .into_response();
+    }
+    if let Some(name) = repeated_credential_header(req.headers()) {
+        return ApiError::BadRequest(format!("the {name} header is given more than once"))
+            .into_response();
     }
     let key = presented_key(req.headers());
     let store = store_header(req.headers()).map(str::to_owned);

@@ -31,6 +31,22 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// A credential or store header given more than once (the store header under both its names
+/// counts too): which one. Such a request is refused rather than "first wins", since a proxy
+/// and the server could otherwise read different keys or stores from it.
+pub fn repeated_credential_header(headers: &HeaderMap) -> Option<&'static str> {
+    let count = |name: &str| headers.get_all(name).iter().count();
+    if count("authorization") > 1 {
+        Some("authorization")
+    } else if count("x-api-key") > 1 {
+        Some("x-api-key")
+    } else if count("x-printago-storeid") + count("x-store-id") > 1 {
+        Some("x-printago-storeid")
+    } else {
+        None
+    }
+}
+
 /// `x-printago-storeid`, or its alias `x-store-id`.
 pub fn store_header(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -82,6 +98,20 @@ mod tests {
         assert_eq!(presented_key(&with("authorization", "Basic !!!")), None);
         assert_eq!(presented_key(&with("authorization", "ApiKey")), None);
         assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn repeated_credential_headers_are_named() {
+        let mut h = with("authorization", "ApiKey a");
+        assert_eq!(repeated_credential_header(&h), None);
+        h.append("authorization", HeaderValue::from_static("ApiKey b"));
+        assert_eq!(repeated_credential_header(&h), Some("authorization"));
+        let mut h = with("x-printago-storeid", "s1");
+        h.insert("x-store-id", HeaderValue::from_static("s1"));
+        assert_eq!(repeated_credential_header(&h), Some("x-printago-storeid"));
+        let mut h = with("x-api-key", "a");
+        h.append("x-api-key", HeaderValue::from_static("a"));
+        assert_eq!(repeated_credential_header(&h), Some("x-api-key"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The tower stack in front of the router, outermost first: request context → problem bodies
+//! The tower stack in front of the router, outermost first: security headers → request context → request size limits → problem bodies
 //! for bare framework errors → trace span → metrics → timeout → client IP → (per route)
 //! authentication → rate limit.
 
@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod problem_defaults;
 pub mod rate_limit;
 pub mod request_context;
+pub mod request_size;
+pub mod security_headers;
 pub mod timeout;
 
 pub use client_ip::ClientIp;

@@ -231,11 +231,15 @@ impl TestApp {
         let url = format!("http://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let app = self
-            .router
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The server's own accept loop, with its limits, as `printfarm serve` runs it.
+        let limits = printfarm::app::connections::ConnectionLimits::from_config(&self.state.config);
+        tokio::spawn(printfarm::app::connections::serve(
+            listener,
+            self.router.clone(),
+            limits,
+            tokio_util::sync::CancellationToken::new(),
+            std::time::Duration::from_secs(1),
+        ));
         url
     }
 

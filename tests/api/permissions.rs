@@ -5,10 +5,11 @@
 //! A handler that enforced a different permission than it documents would let the key through
 //! (and answer 200/404/422 instead of 403), so the walk fails.
 
+use crate::document::minimal;
 use crate::helpers::TestApp;
 use axum::http::{Method, StatusCode};
 use printfarm::auth::Permission;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The alternative a handler documents after its required permission ("Required permission:
@@ -19,80 +20,6 @@ fn alternative(description: &str) -> Option<&str> {
     let (_, rest) = after.split_once('`')?;
     let rest = rest.strip_prefix(", or `")?;
     rest.split('`').next()
-}
-
-/// The schema behind a `$ref` (or the schema itself).
-fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema["$ref"].as_str() {
-        Some(reference) => {
-            let name = reference
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
-            resolve(doc, &doc["components"]["schemas"][name])
-        }
-        None => schema,
-    }
-}
-
-/// The smallest value of `schema` that deserialises: required properties only, the first enum
-/// value or `oneOf` variant, empty arrays. Values only have to get past the body extractor,
-/// which runs before the handler checks permissions; the handler's own validation comes after
-/// its permission check, so empty strings and arrays are fine.
-fn minimal(doc: &Value, schema: &Value) -> Value {
-    let schema = resolve(doc, schema);
-    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
-        return first.clone();
-    }
-    for combinator in ["oneOf", "anyOf"] {
-        if let Some(variants) = schema[combinator].as_array() {
-            let variant = variants
-                .iter()
-                .find(|v| v["type"] != "null")
-                .unwrap_or(&variants[0]);
-            return minimal(doc, variant);
-        }
-    }
-    if let Some(parts) = schema["allOf"].as_array() {
-        let mut merged = Map::new();
-        for part in parts {
-            if let Value::Object(fields) = minimal(doc, part) {
-                merged.extend(fields);
-            }
-        }
-        return Value::Object(merged);
-    }
-    let kind = match &schema["type"] {
-        Value::String(kind) => kind.as_str(),
-        // `["string", "null"]`: the first type that is not null.
-        Value::Array(kinds) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|k| *k != "null")
-            .unwrap_or("null"),
-        _ if schema["properties"].is_object() => "object",
-        other => panic!("cannot make a value for the schema {schema} (type {other})"),
-    };
-    match kind {
-        "object" => {
-            let mut object = Map::new();
-            for name in schema["required"].as_array().into_iter().flatten() {
-                let name = name.as_str().unwrap();
-                let property = &schema["properties"][name];
-                object.insert(name.to_owned(), minimal(doc, property));
-            }
-            Value::Object(object)
-        }
-        "array" => json!([]),
-        "string" => match schema["format"].as_str() {
-            Some("uuid") => json!(uuid::Uuid::new_v4()),
-            Some("date-time") => json!("2024-01-01T00:00:00Z"),
-            Some("date") => json!("2024-01-01"),
-            _ => json!("x"),
-        },
-        "integer" | "number" => json!(1),
-        "boolean" => json!(true),
-        _ => Value::Null,
-    }
 }
 
 /// One operation of the document, ready to call.

@@ -2,7 +2,7 @@
 
 use super::extract::{ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::respond::{Created, NoStore};
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
@@ -29,6 +29,8 @@ const NAME_MAX: usize = 100;
 const ALLOWLIST_MAX: usize = 100;
 const DEFAULT_GRACE_SECONDS: u32 = 86_400;
 const MAX_GRACE_SECONDS: u32 = 30 * 86_400;
+// The document states the same bound (`RollApiKey::grace_seconds`), as a literal.
+const _: () = assert!(MAX_GRACE_SECONDS == 2_592_000);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -166,6 +168,7 @@ pub struct UpdateApiKey {
 pub struct RollApiKey {
     /// How long the old secret keeps working, in seconds (default 86400, 0 = it stops now, at
     /// most 30 days). Never past the key's `expiresAt`.
+    #[schema(maximum = 2_592_000)]
     pub grace_seconds: Option<u32>,
 }
 
@@ -285,7 +288,10 @@ fn to_strings(nets: &[IpNet]) -> Vec<String> {
     nets.iter().map(ToString::to_string).collect()
 }
 
-/// A key may only be changed by a caller at least as powerful, and never if it is managed.
+/// A key may only be changed, deleted or rolled by a caller at least as powerful in every
+/// respect it could have created it with — permissions, allowlist and expiry — and never if it is
+/// managed. (Otherwise rolling a broader key would hand its secret, and so its reach, to a
+/// narrower caller.)
 fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
     if let Some(owner) = &row.managed_by {
         return Err(ApiError::ManagedKey(owner.clone()));
@@ -295,7 +301,14 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
             "only the Store Owner can change a Full Access key".to_owned(),
         ));
     }
-    caller.ensure_can_grant(held_by(row))
+    caller.ensure_can_grant(held_by(row))?;
+    let allowlist: Vec<IpNet> = row
+        .ip_allowlist
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect();
+    caller.ensure_can_allow(&allowlist)?;
+    caller.ensure_outlives(row.expires_at)
 }
 
 async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiKeyRow> {
@@ -426,7 +439,7 @@ pub async fn create_api_key(
     changes::created(&mut tx, &caller, &created).await?;
     tx.commit().await?;
     let location = format!("/v1/api-keys/{}", created.api_key.id);
-    Ok(Created::answer(location, created).into_response())
+    Ok(NoStore(Created::answer(location, created)).into_response())
 }
 
 /// One API key (masked).

@@ -18,14 +18,14 @@ fn old_secret_until(
 /// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
 ///
 /// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
-#[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = RollApiKey, description = "Optional; an empty body takes the defaults"),
+#[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = Option<RollApiKey>, description = "Optional; an empty body (or `null`) takes the defaults"),
     responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
 pub async fn roll_api_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<KeyPath>,
     OptionalJson(body): OptionalJson<RollApiKey>,
-) -> ApiResult<Json<ApiKeyWithSecret>> {
+) -> ApiResult<NoStore<Json<ApiKeyWithSecret>>> {
     caller.require(Permission::ApiKeyEdit)?;
     let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace > MAX_GRACE_SECONDS {
@@ -56,5 +56,5 @@ pub async fn roll_api_key(
     changes::record(&mut tx, &caller, Verb::Roll, Some(&before), Some(&view)).await?;
     tx.commit().await?;
     state.verifier.cache.invalidate(&view.api_key.key_id).await;
-    Ok(Json(view))
+    Ok(NoStore(Json(view)))
 }

@@ -5,7 +5,7 @@
 use super::entity::{self, Found};
 use super::extract::{nullable, ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
-use super::respond::Created;
+use super::respond::{Created, NoStore};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::deliveries::{self as deliveries_db, AttemptRow, DeliveryRow};
@@ -214,7 +214,7 @@ pub async fn create_webhook(
         endpoint: view,
         secret,
     };
-    Ok(Created::answer(location, created).into_response())
+    Ok(NoStore(Created::answer(location, created)).into_response())
 }
 
 /// One webhook endpoint.
@@ -295,7 +295,7 @@ pub async fn rotate_webhook_secret(
     caller: Caller,
     ApiPath(path): ApiPath<WebhookPath>,
     OptionalJson(body): OptionalJson<RotateSecret>,
-) -> ApiResult<Json<RotatedSecret>> {
+) -> ApiResult<NoStore<Json<RotatedSecret>>> {
     caller.require(Permission::IntegrationManage)?;
     let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECS);
     if !(0..=MAX_OVERLAP_SECS).contains(&overlap) {
@@ -314,8 +314,8 @@ pub async fn rotate_webhook_secret(
         .into();
     changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
-    Ok(Json(RotatedSecret {
+    Ok(NoStore(Json(RotatedSecret {
         secret,
         previous_secret_until: until,
-    }))
+    })))
 }
