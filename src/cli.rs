@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use sqlx::PgPool;
 
 async fn pool(config: &Config) -> anyhow::Result<PgPool> {
-    let pool = db::connect(&config.database_url).await?;
+    let pool = db::connect(&config.database_url, Default::default()).await?;
     if config.auto_migrate {
         db::migrate(&pool).await?;
     }

@@ -30,6 +30,13 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Header-read deadline and caps on open connections (in total and per peer address).
     pub connections: ConnectionSettings,
+    /// Database connections at most (`PF_DB_MAX_CONNECTIONS`, default 20).
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection (`PF_DB_ACQUIRE_TIMEOUT_MS`).
+    pub db_acquire_timeout: Duration,
+    /// Requests of one store in progress at once (`PF_STORE_MAX_IN_FLIGHT`, default a quarter
+    /// of the database connections): one store's stuck requests leave the rest to the others.
+    pub store_max_in_flight: u32,
     pub body_limit_bytes: usize,
     pub key_cache_ttl: Duration,
     pub key_cache_capacity: u64,
@@ -151,6 +158,7 @@ impl Config {
             u32::try_from(number(name, u64::from(default))?)
                 .with_context(|| format!("{name} is too large"))
         };
+        let db_max_connections = small("PF_DB_MAX_CONNECTIONS", 20)?.clamp(2, 10_000);
         Ok(Config {
             environment,
             database_url: parse("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -166,6 +174,12 @@ impl Config {
             redis_url: get("PF_REDIS_URL"),
             redis_prefix: parse("PF_REDIS_PREFIX", "printfarm"),
             request_timeout: Duration::from_secs(number("PF_REQUEST_TIMEOUT_SECS", 30)?.max(1)),
+            db_max_connections,
+            db_acquire_timeout: Duration::from_millis(
+                number("PF_DB_ACQUIRE_TIMEOUT_MS", 1000)?.clamp(100, 60_000),
+            ),
+            store_max_in_flight: small("PF_STORE_MAX_IN_FLIGHT", (db_max_connections / 4).max(1))?
+                .max(1),
             connections: ConnectionSettings {
                 header_read_timeout: Duration::from_secs(
                     number("PF_HEADER_READ_TIMEOUT_SECS", 10)?.clamp(1, 600),

@@ -107,6 +107,9 @@ impl From<sqlx::Error> for ApiError {
             ),
             // A deadlock or serialization failure: the other transaction won; retrying succeeds.
             (_, Some("40P01" | "40001")) => ApiError::ServiceUnavailable,
+            // The statement or lock deadline (`db::PoolSettings::statement_timeout`) passed: a
+            // lock held elsewhere, or a statement too slow for a request. Retry later.
+            (_, Some("55P03" | "57014")) => ApiError::ServiceUnavailable,
             // The database went away under a pooled connection (a restart, a failover, a
             // terminated backend): the pool replaces it, and a retry succeeds.
             (sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolClosed, _) => {
@@ -271,6 +274,11 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from((*retry_after_secs).max(1)),
                 );
+            }
+            // Unavailable for now (a dependency down, a lock held, too much in progress):
+            // a retry shortly is the client's best move, and says so.
+            ApiError::Timeout | ApiError::ServiceUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}
         }

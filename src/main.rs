@@ -147,7 +147,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => printfarm::app::run(config).await,
         Command::Migrate => {
-            let pool = printfarm::db::connect(&config.database_url).await?;
+            let pool = printfarm::db::connect(&config.database_url, Default::default()).await?;
             printfarm::db::migrate(&pool).await?;
             println!("migrations applied");
             Ok(())

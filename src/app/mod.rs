@@ -15,6 +15,6 @@ mod state;
 mod workers;
 
 pub use router::{internal_router, router};
-pub use serve::run;
+pub use serve::{pool_settings, run};
 pub use state::{AppState, Inner};
 pub use workers::run_upkeep;

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 /// `printfarm serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.check_pepper()?;
-    let pool = crate::db::connect(&config.database_url).await?;
+    let pool = crate::db::connect(&config.database_url, pool_settings(&config)).await?;
     if config.auto_migrate {
         crate::db::migrate(&pool).await?;
     }
@@ -105,6 +105,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server's pool: statements and lock waits end a second before the request would.
+pub fn pool_settings(config: &Config) -> crate::db::PoolSettings {
+    crate::db::PoolSettings {
+        max_connections: config.db_max_connections,
+        acquire_timeout: config.db_acquire_timeout,
+        statement_timeout: Some(
+            config
+                .request_timeout
+                .saturating_sub(Duration::from_secs(1))
+                .max(Duration::from_millis(500)),
+        ),
+    }
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

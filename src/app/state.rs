@@ -8,6 +8,7 @@ use crate::auth::usage::UsageRecorder;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::mqtt::{Broker, Inbound, Subscriptions};
+use crate::rate_limit::in_flight::StoreInFlight;
 use crate::rate_limit::{memory::MemoryLimiter, redis::RedisLimiter, Clock, RateLimiter};
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,10 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
+    /// One connection of its own for `/readyz`, so it answers when `pool` is all taken.
+    pub health_pool: PgPool,
+    /// Each store's requests in progress, capped (`PF_STORE_MAX_IN_FLIGHT`).
+    pub store_in_flight: Arc<StoreInFlight>,
     pub verifier: Verifier,
     pub rate_limiter: RateLimiter,
     pub auth_failures: AuthFailureGuard,
@@ -104,6 +109,8 @@ impl AppState {
             clock,
             openapi_json: super::router::openapi_document(),
             metrics: metrics_handle(),
+            health_pool: crate::db::health_pool(&pool),
+            store_in_flight: StoreInFlight::new(config.store_max_in_flight),
             pool,
             config,
         })))

@@ -48,6 +48,8 @@ pub struct AttemptRow {
 pub struct Endpoint {
     #[sqlx(rename = "endpoint_id")]
     pub id: Uuid,
+    /// The endpoint's store: the dispatcher shares its sends fairly between stores.
+    pub store_id: Uuid,
     pub url: String,
     pub secret: String,
     pub previous_secret: Option<String>,
@@ -145,6 +147,7 @@ pub async fn claim(
     now: DateTime<Utc>,
     limit: i64,
     lease_secs: f64,
+    busy: &Busy,
 ) -> sqlx::Result<Vec<ClaimedDelivery>> {
     // Across stores by design: the dispatcher serves every store; each delivery goes to its
     // own store's endpoint.
@@ -153,6 +156,7 @@ pub async fn claim(
              select d.id from webhook_deliveries d
              join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
              where d.status = 'pending' and d.next_attempt_at <= $1
+               and d.endpoint_id <> all($4) and d.store_id <> all($5)
              order by d.next_attempt_at limit $2
              for update of d skip locked),
          claimed as (
@@ -162,7 +166,7 @@ pub async fn claim(
                from due where d.id = due.id
              returning d.id, d.event_id, d.event_type, d.payload, d.occurred_at, d.attempts,
                        d.endpoint_id)
-         select c.*, e.url, e.secret, e.previous_secret, e.previous_secret_until
+         select c.*, e.store_id, e.url, e.secret, e.previous_secret, e.previous_secret_until
            from claimed c join webhook_endpoints e on e.id = c.endpoint_id
            -- A lease lost in a crash only means the delivery is sent again (at least
            -- once): no need to wait for the WAL flush before sending.
@@ -171,8 +175,18 @@ pub async fn claim(
     .bind(now)
     .bind(limit)
     .bind(lease_secs)
+    .bind(&busy.endpoints)
+    .bind(&busy.stores)
     .fetch_all(db)
     .await
+}
+
+/// Endpoints and stores the dispatcher has as many sends in flight for as it allows: their
+/// due deliveries wait in the table rather than being claimed.
+#[derive(Debug, Default)]
+pub struct Busy {
+    pub endpoints: Vec<Uuid>,
+    pub stores: Vec<Uuid>,
 }
 
 /// Gives leased deliveries that were never attempted back to every dispatcher (and wakes

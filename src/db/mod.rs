@@ -33,14 +33,46 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A pooled connection idle this long is pinged before use.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
+/// How the pool behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before giving up (`PoolTimedOut`, a 503):
+    /// short, so that with the database down requests fail fast instead of queueing.
+    pub acquire_timeout: Duration,
+    /// The server ends any statement, or any wait for a lock, after this long (`None`: never).
+    /// Set just below the request timeout, so a request blocked on another transaction's lock
+    /// gives its connection back when it gives up, instead of holding it until the lock goes.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    /// For the command-line tools: a few connections, no statement deadline (migrations).
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Connects, creating the database first if the server is up but the database is not.
-pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("DATABASE_URL {} is not a valid Postgres URL", mask_url(url)))?;
     create_database_if_missing(&options, url).await?;
+    pool_options(settings)
+        .connect_with(with_timeouts(options, settings))
+        .await
+        .map_err(|e| unreachable_database(url, e))
+}
+
+/// The pool's options (tests build their pools with these too).
+pub fn pool_options(settings: PoolSettings) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
         // A ping before every acquire is a round trip on every request: only a connection idle
         // for a while (which a database restart may have cut) is checked first.
         .test_before_acquire(false)
@@ -52,9 +84,29 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
                 Ok(true)
             })
         })
-        .connect_with(options)
-        .await
-        .map_err(|e| unreachable_database(url, e))
+}
+
+/// The statement and lock deadlines, sent as start-up parameters (no extra round trip).
+pub fn with_timeouts(options: PgConnectOptions, settings: PoolSettings) -> PgConnectOptions {
+    match settings.statement_timeout {
+        Some(timeout) => {
+            let millis = timeout.as_millis().max(1).to_string();
+            options.options([
+                ("statement_timeout", millis.as_str()),
+                ("lock_timeout", millis.as_str()),
+            ])
+        }
+        None => options,
+    }
+}
+
+/// A one-connection pool of its own for readiness checks, so that `/readyz` answers even when
+/// every connection of the main pool is taken; it waits at most a second.
+pub fn health_pool(main: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with((*main.connect_options()).clone())
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions, url: &str) -> anyhow::Result<()> {
@@ -100,10 +152,16 @@ fn unreachable_database(url: &str, err: sqlx::Error) -> anyhow::Error {
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
+    // A migration may take longer than a request may: no deadlines on this connection, which
+    // is closed afterwards rather than returned to the pool with them lifted.
+    let mut conn = pool.acquire().await.context("applying migrations failed")?;
+    sqlx::raw_sql("set statement_timeout = 0; set lock_timeout = 0")
+        .execute(&mut *conn)
         .await
-        .context("applying migrations failed")
+        .context("applying migrations failed")?;
+    let migrated = MIGRATOR.run(&mut *conn).await;
+    conn.close_on_drop();
+    migrated.context("applying migrations failed")
 }
 
 /// Whether the database answers (one round trip): readiness.

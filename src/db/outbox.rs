@@ -185,7 +185,8 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
          handed as (
              select d.event_id,
                     jsonb_agg(jsonb_build_object(
-                        'delivery', d.id, 'id', e.id, 'url', e.url, 'secret', e.secret,
+                        'delivery', d.id, 'id', e.id, 'storeId', e.store_id, 'url', e.url,
+                        'secret', e.secret,
                         'previousSecret', e.previous_secret,
                         'previousSecretUntil', e.previous_secret_until)) as deliveries
                from delivered d join webhook_endpoints e on e.id = d.endpoint_id

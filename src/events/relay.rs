@@ -51,6 +51,10 @@ pub struct Mode {
     pub mqtt: bool,
     /// Create the deliveries leased, for this process's dispatcher to send at once.
     pub handoff: bool,
+    /// The broker is connected now: lease the events to this publisher. Otherwise they wait,
+    /// unleased, for the re-publisher to take once it is connected, rather than being leased,
+    /// failed and handed back over and over while the broker is down.
+    pub broker_up: bool,
 }
 
 impl Mode {
@@ -87,7 +91,7 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
         lease_secs: lease,
         attempts,
         mqtt: mode.mqtt,
-        mqtt_lease_secs: MQTT_LEASE_SECS,
+        mqtt_lease_secs: if mode.broker_up { MQTT_LEASE_SECS } else { 0.0 },
         handoff: mode.handoff,
     };
     let rows = outbox::claim_batch(pool, claim).await?;
@@ -152,6 +156,10 @@ async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
 /// Publishes one batch of events whose MQTT lease was handed back or lapsed; returns how many.
 /// Without a broker they are marked published unsent.
 pub async fn republish_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
+    if broker.is_some_and(|b| !b.is_connected()) {
+        // They stay unpublished until the broker is back: nothing leased, nothing logged.
+        return Ok(0);
+    }
     let events = outbox::lease_unpublished(pool, BATCH, MQTT_LEASE_SECS).await?;
     if events.is_empty() {
         return Ok(0);
@@ -175,12 +183,19 @@ pub async fn relay_once(
     let mode = Mode {
         mqtt: broker.is_some(),
         handoff: false,
+        broker_up: broker.is_some_and(Broker::is_connected),
     };
     let batch = claim_batch(pool, now, mode).await?;
-    if let Some(broker) = broker.filter(|_| !batch.events.is_empty()) {
+    if let Some(broker) = broker.filter(|_| mode.broker_up && !batch.events.is_empty()) {
         publish(pool, broker, &batch.events).await?;
     }
-    Ok(batch.events.len() + republish_once(pool, broker).await?)
+    // Without a broker the claim marked them published; with one that is down, none went out.
+    let published = if mode.mqtt && !mode.broker_up {
+        0
+    } else {
+        batch.events.len()
+    };
+    Ok(published + republish_once(pool, broker).await?)
 }
 
 /// Runs the relay until `shutdown`. With `handoff`, new deliveries go straight to this
@@ -196,10 +211,12 @@ pub async fn run(
     let mode = Mode {
         mqtt: broker.is_some(),
         handoff: handoff.is_some(),
+        broker_up: false,
     };
     let republish = Arc::new(Notify::new());
     let (queue, mut queued) = mpsc::channel::<Vec<Event>>(PUBLISH_QUEUE);
     let (pool_ref, clock, handoff, republish_ref) = (&pool, &clock, &handoff, &republish);
+    let broker_ref = broker.as_ref();
     let claims = worker::run(
         "outbox",
         &pool,
@@ -216,9 +233,13 @@ pub async fn run(
             let queue = queue.clone();
             async move {
                 let now = clock.now_utc();
+                let mode = Mode {
+                    broker_up: broker_ref.is_some_and(Broker::is_connected),
+                    ..mode
+                };
                 let batch = claim_batch(pool_ref, now, mode).await?;
                 let n = batch.events.len();
-                if mode.mqtt && n > 0 {
+                if mode.broker_up && n > 0 {
                     if let Err(full) = queue.try_send(batch.events) {
                         // The publisher is behind (a slow broker): the re-publisher takes these.
                         let ids: Vec<i64> = full.into_inner().iter().map(|e| e.id).collect();

@@ -51,12 +51,13 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database answers (one query). Public.
+/// The database answers (one query, on a connection of its own, within about a second). Public.
 #[utoipa::path(get, path = "/readyz", tag = "Operations", security(()),
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "A dependency is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let up = crate::db::ping(&state.pool).await.is_ok();
+    // A closed main pool (shutting down) is not ready, whatever the database says.
+    let up = !state.pool.is_closed() && crate::db::ping(&state.health_pool).await.is_ok();
     let status = if up {
         StatusCode::OK
     } else {
@@ -71,7 +72,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Some(_) => "disconnected",
         },
     };
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    if !up {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(1u64));
+    }
+    response
 }
 
 async fn openapi_json(State(state): State<AppState>) -> Response {

@@ -1,5 +1,6 @@
 //! The per-key rate-limit layer: consumes a slot in both windows or answers 429, and puts the
-//! rate-limit headers on every authenticated response.
+//! rate-limit headers on every authenticated response. An allowed request then waits for a
+//! place among its store's requests in progress (`rate_limit::in_flight`).
 
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -15,10 +16,10 @@ const COUNTER_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // Only the key and its quota are needed: no need to clone the whole caller.
-    let Some((key, quota)) = req
+    let Some((key, quota, store)) = req
         .extensions()
         .get::<Caller>()
-        .map(|c| (c.api_key_id, c.quota))
+        .map(|c| (c.api_key_id, c.quota, c.store_id))
     else {
         return ApiError::Unauthorized.into_response();
     };
@@ -33,12 +34,14 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(error, "rate limiter unavailable; request not counted");
+            let _in_flight = state.store_in_flight.enter(store).await;
             let mut response = next.run(req).await;
             headers::apply_policy(response.headers_mut(), quota);
             return response;
         }
     };
     let mut response = if decision.allowed {
+        let _in_flight = state.store_in_flight.enter(store).await;
         next.run(req).await
     } else {
         metrics::counter!("printfarm_rate_limit_rejections_total").increment(1);

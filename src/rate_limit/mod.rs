@@ -1,8 +1,10 @@
 //! Per-key rate limiting (SPEC §5): two exact sliding windows checked and consumed together.
-//! `window` holds the arithmetic, `memory` and `redis` the two counter stores.
+//! `window` holds the arithmetic, `memory` and `redis` the two counter stores; `in_flight` caps
+//! how many requests of one store are in progress at once.
 
 pub mod clock;
 pub mod headers;
+pub mod in_flight;
 pub mod memory;
 pub mod redis;
 pub mod window;

@@ -6,15 +6,17 @@
 //! * claimed from the table when due (retries, resends, other replicas' events after a crash):
 //!   a short lease, `SKIP LOCKED`, so replicas share the work.
 //!
-//! Sends run concurrently up to `MAX_IN_FLIGHT`; a single recorder writes the outcomes in
+//! Sends run concurrently up to `MAX_IN_FLIGHT`, each endpoint and each store within its share
+//! of them (`fair_share`); a single recorder writes the outcomes in
 //! batches behind them. Until an attempt is recorded, its lease keeps the delivery from being
 //! sent again; a crash only means it is sent again once the lease lapses (at least once).
 
+use super::fair_share::{FairShare, Share};
 use super::record;
 pub use super::send::Claimed;
 use super::send::{self, Outcome, SEND_TIMEOUT};
 use super::ssrf::{GuardedResolver, Policy};
-use crate::db::deliveries::{self as db, ClaimedDelivery};
+use crate::db::deliveries::{self as db, Busy, ClaimedDelivery};
 use crate::rate_limit::Clock;
 use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
@@ -126,9 +128,15 @@ impl Dispatcher {
         self.clock.now_utc()
     }
 
-    /// Leases up to `limit` due deliveries in one statement, with what sending them needs.
-    async fn claim(&self, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<Claimed>> {
-        let rows = db::claim(&self.pool, now, limit, LEASE_SECS).await?;
+    /// Leases up to `limit` due deliveries in one statement, with what sending them needs,
+    /// skipping the endpoints and stores that are `busy`.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        busy: &Busy,
+    ) -> sqlx::Result<Vec<Claimed>> {
+        let rows = db::claim(&self.pool, now, limit, LEASE_SECS, busy).await?;
         Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
@@ -136,7 +144,7 @@ impl Dispatcher {
     /// were: one step at a time, for tests and tools.
     pub async fn dispatch_once(&self) -> anyhow::Result<usize> {
         let now = self.now();
-        let claimed = self.claim(now, BATCH).await?;
+        let claimed = self.claim(now, BATCH, &Busy::default()).await?;
         let mut sends = tokio::task::JoinSet::new();
         for delivery in claimed {
             let this = self.clone();
@@ -158,6 +166,7 @@ impl Dispatcher {
         let sender = Sender {
             dispatcher: self.clone(),
             slots: slots.clone(),
+            shares: FairShare::default(),
             outcomes,
         };
         let wakeups = Wakeups {
@@ -208,10 +217,12 @@ impl Dispatcher {
     }
 }
 
-/// Starts sends within the in-flight limit and queues their outcomes for the recorder.
+/// Starts sends within the in-flight limit and each endpoint's and store's share of it, and
+/// queues their outcomes for the recorder.
 struct Sender {
     dispatcher: Dispatcher,
     slots: Arc<Semaphore>,
+    shares: FairShare,
     outcomes: mpsc::Sender<Outcome>,
 }
 
@@ -227,7 +238,22 @@ impl Sender {
         }
     }
 
+    /// Sends `delivery` in `slot` if its endpoint and store are within their shares; otherwise
+    /// hands it back, due now, for a claim once they are not (the claims skip them meanwhile).
     fn spawn(&self, delivery: Claimed, slot: OwnedSemaphorePermit) {
+        let dispatcher = self.dispatcher.clone();
+        let Some(share) = self.shares.admit(&delivery.endpoint) else {
+            drop(slot);
+            tokio::spawn(async move {
+                let now = dispatcher.now();
+                release(&dispatcher.pool, std::slice::from_ref(&delivery), now).await;
+            });
+            return;
+        };
+        self.send(delivery, slot, share);
+    }
+
+    fn send(&self, delivery: Claimed, slot: OwnedSemaphorePermit, share: Share) {
         let (dispatcher, outcomes) = (self.dispatcher.clone(), self.outcomes.clone());
         tokio::spawn(async move {
             // The time of the attempt (the signature's timestamp, the retry schedule's base).
@@ -239,6 +265,7 @@ impl Sender {
             let outcome = send::send(&dispatcher.client, &dispatcher.policy, &delivery, now).await;
             // The slot is held until the outcome is queued: a slow recorder slows the sends.
             let _ = outcomes.send(outcome).await;
+            drop(share);
             drop(slot);
         });
     }
@@ -252,7 +279,7 @@ impl Sender {
         let room = (1 + self.slots.available_permits()).min(BATCH as usize);
         let claimed = self
             .dispatcher
-            .claim(self.dispatcher.now(), room as i64)
+            .claim(self.dispatcher.now(), room as i64, &self.shares.busy())
             .await?;
         let n = claimed.len();
         let mut first = Some(first);

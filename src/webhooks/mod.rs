@@ -2,6 +2,7 @@
 //! dispatcher that sends the deliveries the outbox relay created and records each attempt.
 
 pub mod dispatch;
+mod fair_share;
 mod record;
 pub mod schedule;
 pub mod send;

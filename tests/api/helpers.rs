@@ -14,7 +14,7 @@ use printfarm::config::Config;
 use printfarm::ids::StoreId;
 use printfarm::rate_limit::ManualClock;
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-fn db_url(name: &str) -> String {
+pub fn db_url(name: &str) -> String {
     format!("{}/{name}", server_url().trim_end_matches('/'))
 }
 
@@ -138,6 +138,9 @@ pub fn test_config(db: &TestDb, overrides: &[(&str, &str)]) -> Config {
         ("DATABASE_URL".to_owned(), db_url(&db.name)),
         ("PF_KEY_PEPPER".to_owned(), TEST_PEPPER.to_owned()),
         ("PF_KEY_ENV".to_owned(), "test".to_owned()),
+        // Ten connections per app and a patient pool: many apps share one test server.
+        ("PF_DB_MAX_CONNECTIONS".to_owned(), "10".to_owned()),
+        ("PF_DB_ACQUIRE_TIMEOUT_MS".to_owned(), "10000".to_owned()),
     ]);
     for (k, v) in overrides {
         vars.insert(k.to_string(), v.to_string());
@@ -176,9 +179,11 @@ impl TestApp {
     pub async fn on_db(db: Arc<TestDb>, overrides: &[(&str, &str)]) -> TestApp {
         let clock = ManualClock::new(now_ms());
         let config = test_config(&db, overrides);
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect(&config.database_url)
+        // The server's own pool settings: statement and lock deadlines included.
+        let settings = printfarm::app::pool_settings(&config);
+        let options: PgConnectOptions = config.database_url.parse().unwrap();
+        let pool = printfarm::db::pool_options(settings)
+            .connect_with(printfarm::db::with_timeouts(options, settings))
             .await
             .unwrap();
         let state = AppState::new(config, pool, Arc::new(clock.clone()))

@@ -55,6 +55,7 @@ async fn claim_handed_off(app: &TestApp) -> relay::Batch {
     let mode = relay::Mode {
         mqtt: false,
         handoff: true,
+        broker_up: false,
     };
     relay::claim_batch(app.pool(), app.now(), mode)
         .await
@@ -869,4 +870,79 @@ async fn a_namespace_wildcard_receives_every_job_event_and_nothing_else() {
             "job.succeeded"
         ]
     );
+}
+
+/// An endpoint that accepts connections and never answers; it keeps them open.
+async fn hanging_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hang", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_another_stores_deliveries() {
+    let app = local_app().await;
+    printfarm::db::api_keys::set_rate_limits(app.pool(), &app.owner_key[..24], Some(10_000), None)
+        .await
+        .unwrap();
+    app.state.verifier.cache.invalidate_all();
+    let receiver = Receiver::start().await;
+    endpoint(&app, json!({"url": hanging_endpoint().await})).await;
+    let healthy = app.new_tenant("Healthy Farm").await;
+    app.post("/v1/webhooks")
+        .key(&healthy.key, healthy.store_id)
+        .json(&json!({"url": receiver.url("ok")}))
+        .send()
+        .await
+        .assert(201);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (handoff, inbox) = dispatch::handoff();
+    tokio::spawn(dispatcher(&app).run(inbox, stop.clone()));
+    tokio::spawn(relay::run(
+        app.pool().clone(),
+        None,
+        Arc::new(app.clock.clone()),
+        std::time::Duration::from_secs(86_400),
+        Some(handoff),
+        stop.clone(),
+    ));
+    let _stop = stop.drop_guard();
+    // More deliveries to the hanging endpoint than the dispatcher has sends in flight.
+    for i in 0..300 {
+        printer(&app, &format!("stuck-{i}")).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The healthy store's deliveries arrive at once, one after another.
+    let mut slowest = std::time::Duration::ZERO;
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        app.post("/v1/printers")
+            .key(&healthy.key, healthy.store_id)
+            .json(&json!({"name": format!("ok-{i}"), "provider": "generic", "deviceId": format!("ok-{i}")}))
+            .send()
+            .await
+            .assert(201);
+        eventually("the healthy delivery", || async {
+            (receiver.count("ok") == i + 1).then_some(())
+        })
+        .await;
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "a healthy delivery took {slowest:?}"
+    );
+    // The hanging endpoint holds only its share of the sends; its other deliveries wait, due.
+    let waiting = crate::helpers::count(
+        &app,
+        "select count(*) from webhook_deliveries where status = 'pending'",
+    )
+    .await;
+    assert_eq!(waiting, 300);
 }
