@@ -74,6 +74,10 @@ pub enum ApiError {
     PayloadTooLarge(Option<usize>),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    IdempotencyKeyInUse,
+    #[error("this Idempotency-Key was used for a different request (method, path or body)")]
+    IdempotencyKeyReused,
     #[error("the request target is longer than {0} bytes")]
     UriTooLong(usize),
     #[error("the request headers are too large: at most {count} headers and {bytes} bytes")]
@@ -164,6 +168,8 @@ impl ApiError {
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            IdempotencyKeyInUse => StatusCode::CONFLICT,
+            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RateLimited { .. } | TooManyAuthFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Timeout | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -191,6 +197,8 @@ impl ApiError {
             PayloadTooLarge(_) => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             UriTooLong(_) => "uri_too_long",
+            IdempotencyKeyInUse => "idempotency_key_in_use",
+            IdempotencyKeyReused => "idempotency_key_reused",
             HeadersTooLarge { .. } => "headers_too_large",
             RateLimited { .. } => "rate_limit_exceeded",
             TooManyAuthFailures { .. } => "too_many_auth_failures",
@@ -277,7 +285,7 @@ impl IntoResponse for ApiError {
             }
             // Unavailable for now (a dependency down, a lock held, too much in progress):
             // a retry shortly is the client's best move, and says so.
-            ApiError::Timeout | ApiError::ServiceUnavailable => {
+            ApiError::Timeout | ApiError::ServiceUnavailable | ApiError::IdempotencyKeyInUse => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}

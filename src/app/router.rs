@@ -5,8 +5,8 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::middleware::{
-    auth, client_ip, metrics as request_metrics, problem_defaults, rate_limit, request_context,
-    request_size, security_headers, timeout,
+    auth, client_ip, idempotency, metrics as request_metrics, problem_defaults, rate_limit,
+    request_context, request_size, security_headers, timeout,
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -44,6 +44,7 @@ pub fn internal_router(state: AppState) -> Router {
 pub fn router(state: AppState) -> Router {
     let (authenticated, _) = http::authenticated().split_for_parts();
     let authenticated = authenticated
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = http::public().split_for_parts();

@@ -81,6 +81,23 @@ impl AppState {
             shutdown.clone(),
         ));
         tracker.spawn(run_upkeep(self.clone(), shutdown.clone()));
+        tracker.spawn(purge_idempotency_keys(self.pool.clone(), shutdown.clone()));
+    }
+}
+
+/// Deletes idempotency keys past their 24 hours, every ten minutes, until `shutdown`.
+async fn purge_idempotency_keys(pool: sqlx::PgPool, shutdown: CancellationToken) {
+    use crate::db::idempotency::{purge, KEPT_SECS};
+    loop {
+        match purge(&pool, KEPT_SECS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "idempotency-key purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+        }
     }
 }
 

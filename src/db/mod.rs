@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod commands;
 pub mod deliveries;
+pub mod idempotency;
 pub mod list;
 pub mod materials;
 pub mod orders;

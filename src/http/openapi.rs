@@ -90,6 +90,9 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
 
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
+        if let Some(post) = item.post.as_mut().filter(|op| op.security.is_none()) {
+            add_idempotency_key(post);
+        }
         let operations = [
             &mut item.get,
             &mut item.post,
@@ -150,6 +153,37 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
         }
     }
     doc
+}
+
+/// `Idempotency-Key` on an authenticated POST (`middleware::idempotency`), and its answers.
+fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let parameter = ParameterBuilder::new()
+        .name("idempotency-key")
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "Makes the request safe to retry: a repeat with the same key and request within 24 \
+             hours gets the first answer back (`Idempotent-Replayed: true`) without doing the \
+             work again. Per store and per API key. 1–255 visible ASCII characters; a UUID is \
+             a good choice.",
+        ))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(parameter);
+    let responses = &mut op.responses.responses;
+    responses.entry("409".to_owned()).or_insert_with(|| {
+        RefOr::T(problem(
+            "409",
+            "A request with this Idempotency-Key is still in progress",
+        ))
+    });
 }
 
 /// The permission named in a handler's doc comment ("Required permission: `x`").

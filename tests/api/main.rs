@@ -12,6 +12,7 @@ mod document;
 mod errors;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod isolation;
 mod locked_broker;
 mod materials;

@@ -1,0 +1,189 @@
+//! `Idempotency-Key` on POST (the IETF httpapi draft, with Stripe's semantics), so a client that
+//! lost the connection after a committed POST can safely send it again:
+//!
+//! - the first request with a key does the work, and its answer is kept for 24 hours;
+//! - the same key with the same request (method, path, query and body) gets that answer back,
+//!   marked `Idempotent-Replayed: true`, and nothing is done twice;
+//! - the same key with a different request is `422 idempotency_key_reused`;
+//! - while the first is still running, a repeat is `409 idempotency_key_in_use`;
+//! - keys are per store and per principal (the API key that sent them).
+//!
+//! Only successes are kept (as Stripe does): after a refusal (a 4xx, a 5xx, a 429) the key is
+//! freed, so the client can fix the request and send it again with the same key. An answer that
+//! carried a secret (`Cache-Control: no-store`: a new API key, a signing secret) is not kept
+//! either, only its status and `Location`: a repeat is told the request was done, and where.
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::db::idempotency::{self as db, Answer, Owner, KEPT_SECS};
+use crate::error::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+pub const HEADER: &str = "idempotency-key";
+/// Says that an answer is a kept one, not a new one.
+pub const REPLAYED: &str = "idempotent-replayed";
+const MAX_KEY_LEN: usize = 255;
+/// A kept answer's body, at most (every POST answer here is far smaller).
+const MAX_KEPT_BODY: usize = 8 * 1024 * 1024;
+
+pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
+        return next.run(req).await;
+    }
+    match run(&state, req, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Response> {
+    let key = key_of(&req).map_err(IntoResponse::into_response)?;
+    let owner = req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| Owner {
+            store: c.store_id,
+            principal: c.api_key_id.0,
+        })
+        .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, state.config.body_limit_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(Some(state.config.body_limit_bytes)).into_response()
+        })?;
+    let digest = request_digest(&parts, &body);
+    // Held while the request runs, and a little longer than it may run.
+    let lock_secs = state.config.request_timeout.as_secs_f64() + 5.0;
+    let claimed = db::claim(&state.pool, owner, &key, &digest, lock_secs, KEPT_SECS)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    if !claimed {
+        return Err(earlier_answer(state, owner, &key, &digest).await);
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let status = response.status();
+    if !status.is_success() {
+        // Nothing was done (or nothing we can vouch for): the retry does the work.
+        if let Err(error) = db::release(&state.pool, owner, &key).await {
+            tracing::warn!(%error, "an idempotency key was not freed; it frees itself when its lock lapses");
+        }
+        return Ok(response);
+    }
+    let (mut answer_parts, answer_body) = response.into_parts();
+    let answer_body = axum::body::to_bytes(answer_body, MAX_KEPT_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!("an answer too large to keep")).into_response()
+        })?;
+    let carries_secret = answer_parts
+        .headers
+        .get(header::CACHE_CONTROL)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"no-store"));
+    let text = |name: header::HeaderName| {
+        answer_parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (content_type, location) = (text(header::CONTENT_TYPE), text(header::LOCATION));
+    let kept = db::keep(
+        &state.pool,
+        owner,
+        &key,
+        Answer {
+            status: status.as_u16() as i16,
+            content_type: content_type.as_deref(),
+            location: location.as_deref(),
+            body: (!carries_secret).then_some(&answer_body[..]),
+        },
+    )
+    .await;
+    if let Err(error) = kept {
+        tracing::warn!(%error, "an idempotent answer was not kept; a repeat within the lock is refused");
+    }
+    answer_parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(answer_parts, Body::from(answer_body)))
+}
+
+/// The key from the header: one, 1–255 visible ASCII characters.
+fn key_of(req: &Request) -> Result<String, ApiError> {
+    let mut values = req.headers().get_all(HEADER).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ApiError::BadRequest(
+            "the Idempotency-Key header is given more than once".to_owned(),
+        ));
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+        )));
+    }
+    Ok(key.to_owned())
+}
+
+/// What identifies a request: method, path and query, and the body.
+fn request_digest(parts: &axum::http::request::Parts, body: &Bytes) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    let mut hash = Sha256::new();
+    hash.update(parts.method.as_str());
+    hash.update([0]);
+    hash.update(target);
+    hash.update([0]);
+    hash.update(body);
+    hash.finalize().to_vec()
+}
+
+/// The answer for a key someone already holds or has used.
+async fn earlier_answer(state: &AppState, owner: Owner, key: &str, digest: &[u8]) -> Response {
+    let kept = match db::kept(&state.pool, owner, key).await {
+        Ok(Some(kept)) => kept,
+        // Freed between the claim and now (the first request failed): retry.
+        Ok(None) => return ApiError::IdempotencyKeyInUse.into_response(),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if kept.request_digest != digest {
+        return ApiError::IdempotencyKeyReused.into_response();
+    }
+    let Some(status) = kept
+        .status
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    else {
+        return ApiError::IdempotencyKeyInUse.into_response();
+    };
+    let mut response = match kept.body {
+        Some(body) => (status, body).into_response(),
+        None => ApiError::Conflict(format!(
+            "the request with this Idempotency-Key was done ({}); its answer carried a secret, \
+             which is never kept{}",
+            status.as_u16(),
+            kept.location
+                .as_deref()
+                .map(|l| format!(": the result is at {l}"))
+                .unwrap_or_default()
+        ))
+        .into_response(),
+    };
+    let replayed_as_kept = status == response.status();
+    let headers = response.headers_mut();
+    if replayed_as_kept {
+        if let Some(value) = kept
+            .content_type
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+    }
+    if let Some(value) = kept.location.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
