@@ -178,6 +178,9 @@ fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
         .build();
     op.parameters.get_or_insert_with(Vec::new).push(parameter);
     let responses = &mut op.responses.responses;
+    responses
+        .entry("400".to_owned())
+        .or_insert_with(|| RefOr::T(problem("400", "The Idempotency-Key is malformed")));
     responses.entry("409".to_owned()).or_insert_with(|| {
         RefOr::T(problem(
             "409",
