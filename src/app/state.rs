@@ -24,7 +24,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
-    /// One connection of its own for `/readyz`, so it answers when `pool` is all taken.
+    /// One connection in reserve for `/readyz`, for when every one of `pool` is taken.
     pub health_pool: PgPool,
     /// Each store's requests in progress, capped (`PF_STORE_MAX_IN_FLIGHT`).
     pub store_in_flight: Arc<StoreInFlight>,

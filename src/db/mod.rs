@@ -165,6 +165,15 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     migrated.context("applying migrations failed")
 }
 
+/// Readiness: one round trip on a free connection of `main`, or, when every one is taken (a
+/// busy or stuck pool), on `health`, the reserve, so the answer never waits for the pool.
+pub async fn ping_ready(main: &PgPool, health: &PgPool) -> sqlx::Result<()> {
+    match main.try_acquire() {
+        Some(mut conn) => ping(&mut *conn).await,
+        None => ping(health).await,
+    }
+}
+
 /// Whether the database answers (one round trip): readiness.
 pub async fn ping(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     sqlx::query("select 1").execute(db).await?;
