@@ -42,6 +42,10 @@ impl FieldError {
 pub enum ApiError {
     #[error("credentials and a store id are required")]
     Unauthorized,
+    #[error(
+        "the authorization header needs its scheme: `authorization: ApiKey <key>` (or Bearer)"
+    )]
+    MissingAuthScheme,
     #[error("the API key is not valid for this store")]
     InvalidApiKey,
     #[error("the API key is inactive")]
@@ -154,7 +158,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthorized | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
+            Unauthorized | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
                 StatusCode::UNAUTHORIZED
             }
             InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_) => {
@@ -180,7 +184,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            Unauthorized => "unauthorized",
+            Unauthorized | MissingAuthScheme => "unauthorized",
             InvalidApiKey => "invalid_api_key",
             ApiKeyInactive => "api_key_inactive",
             ApiKeyExpired => "api_key_expired",
@@ -271,6 +275,7 @@ impl IntoResponse for ApiError {
         );
         match &self {
             ApiError::Unauthorized
+            | ApiError::MissingAuthScheme
             | ApiError::InvalidApiKey
             | ApiError::ApiKeyInactive
             | ApiError::ApiKeyExpired => {

@@ -20,6 +20,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and its background workers.
+    ///
+    /// Settings come from the environment (and a `.env` file in the working directory);
+    /// `.env.example` lists every one with its default and what it does. The ones a first run
+    /// may want: DATABASE_URL (postgres://postgres@127.0.0.1:5432/printfarm), PF_LISTEN_ADDR
+    /// (127.0.0.1:8080), PF_MQTT_URL (unset: MQTT off), PF_REDIS_URL (unset: limits in this
+    /// process), PF_ENV and PF_KEY_PEPPER (required in production), PF_TRUSTED_PROXIES.
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -153,8 +159,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            print!("{}", printfarm::http::openapi_json());
-            Ok(())
+            use std::io::Write;
+            // A reader that stops early (`printfarm openapi | head`) is not an error.
+            match std::io::stdout().write_all(printfarm::http::openapi_json().as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Simulate {
             store_id,

@@ -57,7 +57,10 @@ pub async fn healthz() -> Json<Health> {
               (status = 503, description = "A dependency is down", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     // A closed main pool (shutting down) is not ready, whatever the database says.
-    let up = !state.pool.is_closed() && crate::db::ping_ready(&state.pool, &state.health_pool).await.is_ok();
+    let up = !state.pool.is_closed()
+        && crate::db::ping_ready(&state.pool, &state.health_pool)
+            .await
+            .is_ok();
     let status = if up {
         StatusCode::OK
     } else {

@@ -2,7 +2,9 @@
 //! key verification → a `Caller` in the request's extensions.
 
 use super::client_ip::ClientIp;
-use super::credentials::{presented_key, repeated_credential_header, store_header};
+use super::credentials::{
+    bare_key_without_scheme, presented_key, repeated_credential_header, store_header,
+};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -30,8 +32,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             .into_response();
     }
     let key = presented_key(req.headers());
+    let missing_scheme = key.is_none() && bare_key_without_scheme(req.headers());
     let store = store_header(req.headers()).map(str::to_owned);
-    match caller_for(&state, key, store, ip).await {
+    let verified = match missing_scheme {
+        true => Err(ApiError::MissingAuthScheme),
+        false => caller_for(&state, key, store, ip).await,
+    };
+    match verified {
         Ok(caller) => {
             let span = tracing::Span::current();
             span.record("store.id", tracing::field::display(caller.store_id));

@@ -31,6 +31,16 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// An `authorization` header holding a bare key (`pf_…` with no `ApiKey ` before it): the
+/// client forgot the scheme, and is told so.
+pub fn bare_key_without_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .is_some_and(|v| v.starts_with("pf_") && !v.contains(' '))
+}
+
 /// A credential or store header given more than once (the store header under both its names
 /// counts too): which one. Such a request is refused rather than "first wins", since a proxy
 /// and the server could otherwise read different keys or stores from it.
@@ -98,6 +108,22 @@ mod tests {
         assert_eq!(presented_key(&with("authorization", "Basic !!!")), None);
         assert_eq!(presented_key(&with("authorization", "ApiKey")), None);
         assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_bare_key_is_told_apart() {
+        assert!(bare_key_without_scheme(&with(
+            "authorization",
+            "pf_live_abc"
+        )));
+        assert!(!bare_key_without_scheme(&with(
+            "authorization",
+            "ApiKey pf_live_abc"
+        )));
+        assert!(!bare_key_without_scheme(&with(
+            "authorization",
+            "Digest xyz"
+        )));
     }
 
     #[test]

@@ -344,3 +344,23 @@ async fn a_deleted_store_database_row_means_its_keys_fail() {
         .await
         .assert_problem(401, "invalid_api_key");
 }
+
+#[tokio::test]
+async fn a_bare_key_without_its_scheme_is_told_what_is_missing() {
+    let app = TestApp::new().await;
+    let res = app
+        .get("/v1/auth/test")
+        .header("authorization", &app.owner_key)
+        .header("x-printago-storeid", &app.store_id.to_string())
+        .send()
+        .await;
+    res.assert_problem(401, "unauthorized");
+    assert!(
+        res.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ApiKey <key>"),
+        "{}",
+        res.text()
+    );
+}

@@ -43,17 +43,8 @@ pub fn minimal(doc: &Value, schema: &Value) -> Value {
         }
         return Value::Object(merged);
     }
-    let kind = match &schema["type"] {
-        Value::String(kind) => kind.as_str(),
-        // `["string", "null"]`: the first type that is not null.
-        Value::Array(kinds) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|k| *k != "null")
-            .unwrap_or("null"),
-        _ if schema["properties"].is_object() => "object",
-        other => panic!("cannot make a value for the schema {schema} (type {other})"),
-    };
+    let kind =
+        type_name(schema).unwrap_or_else(|| panic!("cannot make a value for the schema {schema}"));
     match kind {
         "object" => {
             let mut object = Map::new();
@@ -74,5 +65,21 @@ pub fn minimal(doc: &Value, schema: &Value) -> Value {
         "integer" | "number" => json!(1),
         "boolean" => json!(true),
         _ => Value::Null,
+    }
+}
+
+/// A schema's type: `["string", "null"]` is a string; properties without a type, an object.
+pub fn type_name(schema: &Value) -> Option<&str> {
+    match &schema["type"] {
+        Value::String(kind) => Some(kind.as_str()),
+        Value::Array(kinds) => Some(
+            kinds
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|k| *k != "null")
+                .unwrap_or("null"),
+        ),
+        _ if schema["properties"].is_object() => Some("object"),
+        _ => None,
     }
 }

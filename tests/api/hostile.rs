@@ -2,7 +2,7 @@
 //! field and filter the document names, invented methods in the metrics, a key rolling (or
 //! changing) a key broader than itself, the security headers, repeated credential headers.
 
-use crate::document::{minimal, resolve};
+use crate::document::{minimal, resolve, type_name};
 use crate::helpers::TestApp;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -19,17 +19,7 @@ fn kind<'a>(doc: &'a Value, schema: &'a Value) -> (&'a str, &'a Value) {
             }
         }
     }
-    let name = match &schema["type"] {
-        Value::String(kind) => kind.as_str(),
-        Value::Array(kinds) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|k| *k != "null")
-            .unwrap_or("null"),
-        _ if schema["properties"].is_object() => "object",
-        _ => "unknown",
-    };
-    (name, schema)
+    (type_name(schema).unwrap_or("unknown"), schema)
 }
 
 /// Every place in a body of `schema` where text goes, as (JSON pointer, body with NUL there).

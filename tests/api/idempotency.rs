@@ -5,6 +5,20 @@
 use crate::helpers::{count, id, TestApp};
 use serde_json::json;
 
+/// `POST /v1/materials` with the owner key under `key`.
+async fn create_material(
+    app: &TestApp,
+    key: &str,
+    body: serde_json::Value,
+) -> crate::helpers::Resp {
+    app.post("/v1/materials")
+        .owner()
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+}
+
 async fn materials(app: &TestApp) -> i64 {
     count(app, "select count(*) from materials").await
 }
@@ -97,18 +111,10 @@ async fn the_same_key_for_another_request_is_refused() {
 #[tokio::test]
 async fn a_refused_request_leaves_the_key_free_for_the_corrected_one() {
     let app = TestApp::new().await;
-    app.post("/v1/materials")
-        .owner()
-        .header("idempotency-key", "fix-me")
-        .json(&json!({"name": "", "type": "PLA"}))
-        .send()
+    create_material(&app, "fix-me", json!({"name": "", "type": "PLA"}))
         .await
         .assert(422);
-    app.post("/v1/materials")
-        .owner()
-        .header("idempotency-key", "fix-me")
-        .json(&json!({"name": "Fixed", "type": "PLA"}))
-        .send()
+    create_material(&app, "fix-me", json!({"name": "Fixed", "type": "PLA"}))
         .await
         .assert(201);
 }

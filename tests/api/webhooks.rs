@@ -50,6 +50,23 @@ async fn printer(app: &TestApp, device: &str) -> String {
     res.json()["id"].as_str().unwrap().to_owned()
 }
 
+/// Runs the relay and the dispatcher as `serve` does (deliveries handed from one to the other in
+/// this process) until the guard is dropped.
+fn run_relay_and_dispatcher(app: &TestApp) -> tokio_util::sync::DropGuard {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (handoff, inbox) = dispatch::handoff();
+    tokio::spawn(dispatcher(app).run(inbox, stop.clone()));
+    tokio::spawn(relay::run(
+        app.pool().clone(),
+        None,
+        Arc::new(app.clock.clone()),
+        std::time::Duration::from_secs(86_400),
+        Some(handoff),
+        stop.clone(),
+    ));
+    stop.drop_guard()
+}
+
 /// Claims new events as `serve`'s relay does: deliveries leased to this process's dispatcher.
 async fn claim_handed_off(app: &TestApp) -> relay::Batch {
     let mode = relay::Mode {
@@ -574,18 +591,7 @@ async fn the_running_relay_hands_new_deliveries_to_the_dispatcher_which_records_
     let receiver = Receiver::start().await;
     let (hook, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
     // As `serve` runs them: deliveries go from the relay to the dispatcher in this process.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (handoff, inbox) = dispatch::handoff();
-    tokio::spawn(dispatcher(&app).run(inbox, stop.clone()));
-    tokio::spawn(relay::run(
-        app.pool().clone(),
-        None,
-        Arc::new(app.clock.clone()),
-        std::time::Duration::from_secs(86_400),
-        Some(handoff),
-        stop.clone(),
-    ));
-    let _stop = stop.drop_guard();
+    let _stop = run_relay_and_dispatcher(&app);
     for i in 0..3 {
         printer(&app, &format!("p{i}")).await;
     }
@@ -901,18 +907,7 @@ async fn a_hanging_endpoint_does_not_delay_another_stores_deliveries() {
         .send()
         .await
         .assert(201);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (handoff, inbox) = dispatch::handoff();
-    tokio::spawn(dispatcher(&app).run(inbox, stop.clone()));
-    tokio::spawn(relay::run(
-        app.pool().clone(),
-        None,
-        Arc::new(app.clock.clone()),
-        std::time::Duration::from_secs(86_400),
-        Some(handoff),
-        stop.clone(),
-    ));
-    let _stop = stop.drop_guard();
+    let _stop = run_relay_and_dispatcher(&app);
     // More deliveries to the hanging endpoint than the dispatcher has sends in flight.
     for i in 0..300 {
         printer(&app, &format!("stuck-{i}")).await;
