@@ -129,15 +129,17 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             );
             add("429", "Rate limit exceeded (see `Retry-After`)");
             add(
-                "404",
-                if has_path_params {
-                    "No such object in this store"
-                } else {
-                    "Not found"
-                },
+                "503",
+                "Unavailable for now (a dependency down, the request timed out, a lock held \
+                 elsewhere): retry after `Retry-After`",
             );
-            add("422", "A field is invalid (see `errors`)");
+            // Only where they can happen: 404 names an object in the path, 422 a body field
+            // (or, on a POST, an Idempotency-Key used for another request).
+            if has_path_params {
+                add("404", "No such object in this store");
+            }
             if op.request_body.is_some() {
+                add("422", "A field is invalid (see `errors`)");
                 add("400", "The body is not valid JSON");
                 add("413", "The body is too large");
                 add("415", "The body is not application/json");
@@ -181,6 +183,12 @@ fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
     responses
         .entry("400".to_owned())
         .or_insert_with(|| RefOr::T(problem("400", "The Idempotency-Key is malformed")));
+    responses.entry("422".to_owned()).or_insert_with(|| {
+        RefOr::T(problem(
+            "422",
+            "A field is invalid (see `errors`), or the Idempotency-Key was used for another request",
+        ))
+    });
     responses.entry("409".to_owned()).or_insert_with(|| {
         RefOr::T(problem(
             "409",
@@ -244,7 +252,7 @@ fn problem(status: &str, description: &str) -> Response {
             .schema(Some(Ref::from_schema_name("Problem")))
             .build(),
     );
-    if status == "429" {
+    if status == "429" || status == "503" {
         builder = builder.header(
             "Retry-After",
             integer_header("Seconds to wait before retrying"),

@@ -45,13 +45,23 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
                     "{method} {path} lacks {status}"
                 );
             }
-            if path.contains('{') {
-                assert!(responses.contains_key("404"), "{method} {path} lacks 404");
-            }
-            if op.get("requestBody").is_some() {
-                assert!(responses.contains_key("422"), "{method} {path} lacks 422");
-            }
+            // 404 and 422 only where they can happen.
+            assert_eq!(
+                responses.contains_key("404"),
+                path.contains('{'),
+                "{method} {path}: 404 documented iff an object is named in the path"
+            );
+            let body_or_post = op.get("requestBody").is_some() || method == "post";
+            assert_eq!(
+                responses.contains_key("422"),
+                body_or_post,
+                "{method} {path}: 422 documented iff there is a body (or an Idempotency-Key)"
+            );
             assert!(responses["429"]["headers"].get("Retry-After").is_some());
+            assert!(
+                responses["503"]["headers"].get("Retry-After").is_some(),
+                "{method} {path} lacks 503 with Retry-After"
+            );
             let ok = responses
                 .iter()
                 .find(|(s, _)| s.starts_with('2'))
