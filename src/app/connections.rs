@@ -144,6 +144,8 @@ struct Counts {
 impl OpenConnections {
     /// A slot for a new connection from `peer`, or `None` when a cap is reached.
     fn admit(&self, peer: IpAddr, limits: &ConnectionLimits) -> Option<Slot> {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`: count them as IPv4.
+        let peer = crate::net::normalize(peer);
         let counted = !limits.trusted_proxies.iter().any(|net| net.contains(&peer));
         let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if counts.total >= limits.max_connections {
@@ -222,5 +224,22 @@ mod tests {
         drop(first);
         assert!(open.admit(a, &limits).is_some(), "a freed place is reused");
         assert_eq!(open.inner.lock().unwrap().per_peer.len(), 2);
+    }
+
+    #[test]
+    fn a_proxy_seen_through_a_dual_stack_listener_is_still_the_proxy() {
+        let open = OpenConnections::default();
+        let limits = limits(10, 1);
+        let mapped_proxy: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let _first = open.admit(mapped_proxy, &limits).unwrap();
+        assert!(
+            open.admit(mapped_proxy, &limits).is_some(),
+            "capped as an ordinary peer"
+        );
+        // And an ordinary IPv4 peer is one peer however it is seen.
+        let _a = open.admit("192.0.2.9".parse().unwrap(), &limits).unwrap();
+        assert!(open
+            .admit("::ffff:192.0.2.9".parse().unwrap(), &limits)
+            .is_none());
     }
 }

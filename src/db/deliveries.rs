@@ -152,12 +152,25 @@ pub async fn claim(
     // Across stores by design: the dispatcher serves every store; each delivery goes to its
     // own store's endpoint.
     sqlx::query_as(
-        "with due as (
-             select d.id from webhook_deliveries d
-             join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
+        "with candidates as (
+             -- The oldest due deliveries of endpoints and stores not at their share, at most
+             -- $6 per endpoint: a backlog of one endpoint is not claimed only to be handed back.
+             select id, next_attempt_at from (
+                 select d.id, d.next_attempt_at,
+                        row_number() over (partition by d.endpoint_id
+                                           order by d.next_attempt_at, d.id) as nth
+                   from (select d.id, d.endpoint_id, d.next_attempt_at
+                           from webhook_deliveries d
+                           join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
+                          where d.status = 'pending' and d.next_attempt_at <= $1
+                            and d.endpoint_id <> all($4) and d.store_id <> all($5)
+                          order by d.next_attempt_at limit $2 * 8) d) ranked
+              where nth <= $6),
+         due as (
+             -- Checked again on the locked row: another dispatcher may have claimed it.
+             select d.id from webhook_deliveries d join candidates c on c.id = d.id
              where d.status = 'pending' and d.next_attempt_at <= $1
-               and d.endpoint_id <> all($4) and d.store_id <> all($5)
-             order by d.next_attempt_at limit $2
+             order by c.next_attempt_at limit $2
              for update of d skip locked),
          claimed as (
              update webhook_deliveries d
@@ -177,16 +190,30 @@ pub async fn claim(
     .bind(lease_secs)
     .bind(&busy.endpoints)
     .bind(&busy.stores)
+    .bind(busy.per_endpoint)
     .fetch_all(db)
     .await
 }
 
 /// Endpoints and stores the dispatcher has as many sends in flight for as it allows: their
 /// due deliveries wait in the table rather than being claimed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Busy {
     pub endpoints: Vec<Uuid>,
     pub stores: Vec<Uuid>,
+    /// Deliveries claimed per endpoint at most.
+    pub per_endpoint: i64,
+}
+
+impl Default for Busy {
+    /// Nothing busy, no cap per endpoint.
+    fn default() -> Self {
+        Busy {
+            endpoints: Vec::new(),
+            stores: Vec::new(),
+            per_endpoint: i64::MAX,
+        }
+    }
 }
 
 /// Gives leased deliveries that were never attempted back to every dispatcher (and wakes

@@ -126,15 +126,19 @@ pub async fn release(db: impl PgExecutor<'_>, owner: Owner, key: &str) -> sqlx::
     Ok(())
 }
 
-/// Deletes keys older than `kept_secs`, up to 10,000 at a time; how many.
+/// Keys deleted per purge statement, at most.
+pub const PURGE_BATCH: u64 = 10_000;
+
+/// Deletes keys older than `kept_secs`, up to `PURGE_BATCH` at a time; how many.
 pub async fn purge(db: impl PgExecutor<'_>, kept_secs: f64) -> sqlx::Result<u64> {
     // Across stores by design: expiry is the same for every store.
     let done = sqlx::query(
         "delete from idempotency_keys where ctid = any(array(
              select ctid from idempotency_keys
-              where created_at < now() - make_interval(secs => $1) limit 10000))",
+              where created_at < now() - make_interval(secs => $1) limit $2))",
     )
     .bind(kept_secs)
+    .bind(PURGE_BATCH as i64)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

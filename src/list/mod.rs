@@ -145,6 +145,8 @@ pub enum Value {
 impl Value {
     pub fn parse(kind: Kind, raw: &str) -> Option<Value> {
         Some(match kind {
+            // PostgreSQL text cannot hold NUL: refused here too, for values inside cursors.
+            Kind::Text if raw.contains('\0') => return None,
             Kind::Text => Value::Text(raw.to_owned()),
             Kind::Uuid => Value::Uuid(Uuid::parse_str(raw).ok()?),
             Kind::Bool => Value::Bool(match raw {
@@ -503,6 +505,12 @@ mod tests {
         assert!(message(q(&[("limit", "")])).contains("limit must be"));
         assert!(message(q(&[("offset", "")])).contains("offset must be"));
         assert!(message(q(&[("count", "")])).contains("count must be"));
+    }
+
+    #[test]
+    fn text_with_a_nul_is_no_value() {
+        assert!(Value::parse(Kind::Text, "a\0b").is_none());
+        assert!(Value::parse(Kind::Text, "ab").is_some());
     }
 
     #[test]

@@ -66,11 +66,32 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         return Err(earlier_answer(state, owner, &key, &digest).await);
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    // The work and the keeping of its answer run on a task of their own: a client that hangs
+    // up mid-request (which drops this future) or the request timeout must not cut between a
+    // committed handler and its kept answer, or a retry would do the work twice.
+    let request = Request::from_parts(parts, Body::from(body));
+    let state = state.clone();
+    let finished = tokio::spawn(async move {
+        let response = next.run(request).await;
+        finish(&state, owner, &key, response).await
+    });
+    match finished.await {
+        Ok(answer) => answer,
+        Err(_) => Err(ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()),
+    }
+}
+
+/// Keeps a success's answer under the key (or frees the key after a refusal) and returns it.
+async fn finish(
+    state: &AppState,
+    owner: Owner,
+    key: &str,
+    response: Response,
+) -> Result<Response, Response> {
     let status = response.status();
     if !status.is_success() {
         // Nothing was done (or nothing we can vouch for): the retry does the work.
-        if let Err(error) = db::release(&state.pool, owner, &key).await {
+        if let Err(error) = db::release(&state.pool, owner, key).await {
             tracing::warn!(%error, "an idempotency key was not freed; it frees itself when its lock lapses");
         }
         return Ok(response);
@@ -84,7 +105,11 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     let carries_secret = answer_parts
         .headers
         .get(header::CACHE_CONTROL)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"no-store"));
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-store"))
+        });
     let text = |name: header::HeaderName| {
         answer_parts
             .headers
@@ -93,18 +118,21 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
             .map(str::to_owned)
     };
     let (content_type, location) = (text(header::CONTENT_TYPE), text(header::LOCATION));
-    let kept = db::keep(
-        &state.pool,
-        owner,
-        &key,
-        Answer {
-            status: status.as_u16() as i16,
-            content_type: content_type.as_deref(),
-            location: location.as_deref(),
-            body: (!carries_secret).then_some(&answer_body[..]),
-        },
-    )
-    .await;
+    let answer = || Answer {
+        status: status.as_u16() as i16,
+        content_type: content_type.as_deref(),
+        location: location.as_deref(),
+        body: (!carries_secret).then_some(&answer_body[..]),
+    };
+    // A lost answer would let a retry do the work again: worth a few tries.
+    let mut kept = db::keep(&state.pool, owner, key, answer()).await;
+    for pause_ms in [50, 200] {
+        if kept.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        kept = db::keep(&state.pool, owner, key, answer()).await;
+    }
     if let Err(error) = kept {
         tracing::warn!(%error, "an idempotent answer was not kept; a repeat within the lock is refused");
     }

@@ -283,16 +283,25 @@ impl Sender {
             .await?;
         let n = claimed.len();
         let mut first = Some(first);
+        // Over an endpoint's or a store's share: handed back together, in one statement.
+        let mut over_share = Vec::new();
         for delivery in claimed {
+            let Some(share) = self.shares.admit(&delivery.endpoint) else {
+                over_share.push(delivery);
+                continue;
+            };
             let slot = match first.take() {
                 Some(slot) => Some(slot),
                 None => self.slot().await,
             };
             if let Some(slot) = slot {
-                self.spawn(delivery, slot);
+                self.send(delivery, slot, share);
             }
         }
-        Ok(n == room)
+        if !over_share.is_empty() {
+            release(&self.dispatcher.pool, &over_share, self.dispatcher.now()).await;
+        }
+        Ok(n == room && over_share.is_empty())
     }
 }
 

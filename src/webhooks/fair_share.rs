@@ -61,6 +61,7 @@ impl FairShare {
         Busy {
             endpoints: full(&counts.endpoints, PER_ENDPOINT),
             stores: full(&counts.stores, PER_STORE),
+            per_endpoint: PER_ENDPOINT as i64,
         }
     }
 }
