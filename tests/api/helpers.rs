@@ -324,6 +324,19 @@ impl TestApp {
         )
     }
 
+    /// Lifts the owner key's per-minute limit, for tests that send hundreds of requests.
+    pub async fn unlimited_owner(&self) {
+        printfarm::db::api_keys::set_rate_limits(
+            self.pool(),
+            &self.owner_key[..24],
+            Some(100_000),
+            None,
+        )
+        .await
+        .unwrap();
+        self.state.verifier.cache.invalidate_all();
+    }
+
     /// `GET /v1/auth/test` with `key` for this app's store: the cheapest authenticated call.
     pub async fn auth_test(&self, key: &str) -> Resp {
         self.get("/v1/auth/test").with_key(key).send().await

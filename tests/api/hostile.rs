@@ -60,18 +60,10 @@ fn concrete(path: &str) -> String {
     uri
 }
 
-/// Lifts the owner key's per-minute limit: the walks below send hundreds of requests.
-async fn unlimited_owner(app: &TestApp) {
-    printfarm::db::api_keys::set_rate_limits(app.pool(), &app.owner_key[..24], Some(100_000), None)
-        .await
-        .unwrap();
-    app.state.verifier.cache.invalidate_all();
-}
-
 #[tokio::test]
 async fn a_nul_character_in_any_text_field_is_a_422_pointing_at_it() {
     let app = TestApp::new().await;
-    unlimited_owner(&app).await;
+    app.unlimited_owner().await;
     let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
     let mut cases = 0;
     let mut failures = Vec::new();
@@ -130,7 +122,7 @@ async fn a_nul_character_in_any_filter_or_paging_value_is_a_400() {
         ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
     ])
     .await;
-    unlimited_owner(&app).await;
+    app.unlimited_owner().await;
     // The one list below another resource: a webhook's deliveries.
     let hook = app
         .post("/v1/webhooks")

@@ -42,25 +42,13 @@ async fn writes(app: &TestApp) -> (i64, i64) {
 async fn a_repeat_gets_the_first_answer_and_nothing_is_done_twice() {
     let app = TestApp::new().await;
     let body = json!({"name": "PLA Black", "type": "PLA"});
-    let first = app
-        .post("/v1/materials")
-        .owner()
-        .header("idempotency-key", "order-7731-material")
-        .json(&body)
-        .send()
-        .await;
+    let first = create_material(&app, "order-7731-material", body.clone()).await;
     first.assert(201);
     assert_eq!(first.header("idempotent-replayed"), None);
     let before = writes(&app).await;
     assert_eq!(before, (1, 1));
     for _ in 0..3 {
-        let again = app
-            .post("/v1/materials")
-            .owner()
-            .header("idempotency-key", "order-7731-material")
-            .json(&body)
-            .send()
-            .await;
+        let again = create_material(&app, "order-7731-material", body.clone()).await;
         again.assert(201);
         assert_eq!(again.header("idempotent-replayed"), Some("true"));
         assert_eq!(again.json(), first.json());

@@ -20,9 +20,7 @@ async fn a_store_blocked_on_a_lock_leaves_the_pool_to_the_others() {
         ])
         .await,
     );
-    printfarm::db::api_keys::set_rate_limits(app.pool(), &app.owner_key[..24], Some(10_000), None)
-        .await
-        .unwrap();
+    app.unlimited_owner().await;
     let material = app
         .post("/v1/materials")
         .owner()

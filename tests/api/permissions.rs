@@ -87,10 +87,7 @@ async fn every_operation_enforces_the_permission_it_documents() {
     );
     // The owner creates one key per withheld set (a few dozen keys): lift its per-minute
     // limit so the walk does not depend on how many there are.
-    printfarm::db::api_keys::set_rate_limits(app.pool(), &app.owner_key[..24], Some(10_000), None)
-        .await
-        .unwrap();
-    app.state.verifier.cache.invalidate_all();
+    app.unlimited_owner().await;
 
     // One key per withheld set, each used by the few operations sharing it (well under the
     // default 60 requests a minute).

@@ -894,10 +894,7 @@ async fn hanging_endpoint() -> String {
 #[tokio::test]
 async fn a_hanging_endpoint_does_not_delay_another_stores_deliveries() {
     let app = local_app().await;
-    printfarm::db::api_keys::set_rate_limits(app.pool(), &app.owner_key[..24], Some(10_000), None)
-        .await
-        .unwrap();
-    app.state.verifier.cache.invalidate_all();
+    app.unlimited_owner().await;
     let receiver = Receiver::start().await;
     endpoint(&app, json!({"url": hanging_endpoint().await})).await;
     let healthy = app.new_tenant("Healthy Farm").await;
