@@ -13,12 +13,29 @@ use crate::ids::StoreId;
 use anyhow::{bail, Context};
 use sqlx::PgPool;
 
-async fn pool(config: &Config) -> anyhow::Result<PgPool> {
-    let pool = db::connect(&config.database_url, Default::default()).await?;
-    if config.auto_migrate {
-        db::migrate(&pool).await?;
+/// Runs `work` on the database (migrated first unless turned off), then closes it, stopping
+/// the embedded cluster if this command had to start it.
+async fn with_database<T, Work, Done>(config: &Config, work: Work) -> anyhow::Result<T>
+where
+    Work: FnOnce(PgPool) -> Done,
+    Done: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let database = db::open(
+        &config.database_url,
+        config.embedded_db_dir.as_deref(),
+        Default::default(),
+    )
+    .await?;
+    let pool = database.pool.clone();
+    let result = async move {
+        if config.auto_migrate {
+            db::migrate(&pool).await?;
+        }
+        work(pool).await
     }
-    Ok(pool)
+    .await;
+    database.close().await;
+    result
 }
 
 fn pepper(config: &Config) -> anyhow::Result<Pepper> {
@@ -66,9 +83,11 @@ pub async fn bootstrap(
     store_name: &str,
     managed_by: Option<&str>,
 ) -> anyhow::Result<Issued> {
-    let pool = pool(config).await?;
     let pepper = pepper(config)?;
-    create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by).await
+    with_database(config, |pool| async move {
+        create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by).await
+    })
+    .await
 }
 
 /// Creates a store and its owner's Full Access key in one transaction.
@@ -149,22 +168,45 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     if req.full_access && !(roles.is_empty() && permissions.is_empty()) {
         bail!("--full-access takes no --role or --permission");
     }
-    let pool = pool(config).await?;
     let pepper = pepper(config)?;
-    db::stores::get(&pool, req.store_id)
-        .await?
-        .with_context(|| format!("no store {}", req.store_id))?;
+    with_database(config, |pool| async move {
+        db::stores::get(&pool, req.store_id)
+            .await?
+            .with_context(|| format!("no store {}", req.store_id))?;
+        issue_key(
+            &pool,
+            &pepper,
+            config.key_env,
+            &req,
+            &name,
+            &roles,
+            &permissions,
+        )
+        .await
+    })
+    .await
+}
+
+async fn issue_key(
+    pool: &PgPool,
+    pepper: &Pepper,
+    key_env: KeyEnv,
+    req: &KeyRequest<'_>,
+    name: &str,
+    roles: &[String],
+    permissions: &[String],
+) -> anyhow::Result<Issued> {
     let mut tx = pool.begin().await?;
     let (row, key) = issue(
         &mut *tx,
-        &pepper,
-        config.key_env,
+        pepper,
+        key_env,
         KeySpec {
             store_id: req.store_id,
-            name: &name,
+            name,
             full_access: req.full_access,
-            roles: &roles,
-            permissions: &permissions,
+            roles,
+            permissions,
             ip_allowlist: &[],
             expires_at: None,
             managed_by: req.managed_by,
@@ -233,18 +275,22 @@ pub async fn set_limits(
         .transpose()
     };
     let (per_minute, per_hour) = (to_db(per_minute)?, to_db(per_hour)?);
-    let pool = pool(config).await?;
-    let found = match &target {
-        LimitTarget::Store(id) => {
-            db::stores::set_rate_limits(&pool, *id, per_minute, per_hour).await?
+    if let LimitTarget::Key(key_id) = &target {
+        if !key_format::is_key_id(key_id) {
+            bail!("{key_id:?} is not a key id (pf_<env>_ followed by 16 characters)");
         }
-        LimitTarget::Key(key_id) => {
-            if !key_format::is_key_id(key_id) {
-                bail!("{key_id:?} is not a key id (pf_<env>_ followed by 16 characters)");
+    }
+    let found = with_database(config, |pool| async move {
+        Ok(match &target {
+            LimitTarget::Store(id) => {
+                db::stores::set_rate_limits(&pool, *id, per_minute, per_hour).await?
             }
-            db::api_keys::set_rate_limits(&pool, key_id, per_minute, per_hour).await?
-        }
-    };
+            LimitTarget::Key(key_id) => {
+                db::api_keys::set_rate_limits(&pool, key_id, per_minute, per_hour).await?
+            }
+        })
+    })
+    .await?;
     if !found {
         bail!("no such store or key");
     }

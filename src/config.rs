@@ -15,7 +15,11 @@ pub const DEV_PEPPER: &str = "printfarm-development-pepper-do-not-use-in-product
 pub struct Config {
     /// `development` or `production`; production refuses unsafe defaults.
     pub environment: String,
+    /// `DATABASE_URL`, or the local default server when it is not set.
     pub database_url: String,
+    /// Set when `DATABASE_URL` is not (in development): the data directory of the embedded
+    /// cluster used if the local default server does not answer or lets us in.
+    pub embedded_db_dir: Option<std::path::PathBuf>,
     pub listen_addr: SocketAddr,
     pub auto_migrate: bool,
     pub key_env: KeyEnv,
@@ -68,6 +72,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("environment", &self.environment)
             .field("database_url", &mask_url(&self.database_url))
+            .field("embedded_db_dir", &self.embedded_db_dir)
             .field("listen_addr", &self.listen_addr)
             .field("key_env", &self.key_env)
             .field("key_pepper", &"<redacted>")
@@ -158,10 +163,18 @@ impl Config {
             u32::try_from(number(name, u64::from(default))?)
                 .with_context(|| format!("{name} is too large"))
         };
+        // An explicit DATABASE_URL always wins; production never falls back to a private cluster.
+        let embedded_db_dir =
+            (get("DATABASE_URL").is_none() && environment == "development").then(|| {
+                get("PF_EMBEDDED_DB_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| crate::embedded_postgres::default_data_dir(&get))
+            });
         let db_max_connections = small("PF_DB_MAX_CONNECTIONS", 20)?.clamp(2, 10_000);
         Ok(Config {
             environment,
             database_url: parse("DATABASE_URL", DEFAULT_DATABASE_URL),
+            embedded_db_dir,
             listen_addr: listen
                 .parse()
                 .with_context(|| format!("PF_LISTEN_ADDR must be host:port, got {listen:?}"))?,
@@ -287,6 +300,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_embedded_database_is_a_fallback_only_without_database_url_in_development() {
+        let c = config(&[("PF_EMBEDDED_DB_DIR", "/srv/pf-db")]).unwrap();
+        assert_eq!(
+            c.embedded_db_dir,
+            Some(std::path::PathBuf::from("/srv/pf-db"))
+        );
+        assert!(config(&[]).unwrap().embedded_db_dir.is_some());
+        let explicit = config(&[("DATABASE_URL", "postgres://u@h/db")]).unwrap();
+        assert_eq!(explicit.embedded_db_dir, None);
+        let production = config(&[("PF_ENV", "production"), ("PF_KEY_PEPPER", "p")]).unwrap();
+        assert_eq!(production.embedded_db_dir, None);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod config;
 pub mod db;
 /// The domain layer: entity views, the event catalogue, change recording, shared operations.
 pub mod domain;
+/// A private PostgreSQL cluster for one machine, used when no database is configured.
+pub mod embedded_postgres;
 /// `ApiError` and problem+json.
 pub mod error;
 /// The outbox relay: events to MQTT and to webhook deliveries.

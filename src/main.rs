@@ -23,7 +23,8 @@ enum Command {
     ///
     /// Settings come from the environment (and a `.env` file in the working directory);
     /// `.env.example` lists every one with its default and what it does. The ones a first run
-    /// may want: DATABASE_URL (postgres://postgres@127.0.0.1:5432/printfarm), PF_LISTEN_ADDR
+    /// may want: DATABASE_URL (unset: postgres://postgres@127.0.0.1:5432/printfarm if it lets us
+    /// in, else an embedded PostgreSQL in PF_EMBEDDED_DB_DIR), PF_LISTEN_ADDR
     /// (127.0.0.1:8080), PF_MQTT_URL (unset: MQTT off), PF_REDIS_URL (unset: limits in this
     /// process), PF_ENV and PF_KEY_PEPPER (required in production), PF_TRUSTED_PROXIES.
     Serve,
@@ -153,8 +154,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => printfarm::app::run(config).await,
         Command::Migrate => {
-            let pool = printfarm::db::connect(&config.database_url, Default::default()).await?;
-            printfarm::db::migrate(&pool).await?;
+            let database = printfarm::db::open(
+                &config.database_url,
+                config.embedded_db_dir.as_deref(),
+                Default::default(),
+            )
+            .await?;
+            let migrated = printfarm::db::migrate(&database.pool).await;
+            database.close().await;
+            migrated?;
             println!("migrations applied");
             Ok(())
         }

@@ -15,7 +15,20 @@ use tokio_util::task::TaskTracker;
 /// `printfarm serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.check_pepper()?;
-    let pool = crate::db::connect(&config.database_url, pool_settings(&config)).await?;
+    let database = crate::db::open(
+        &config.database_url,
+        config.embedded_db_dir.as_deref(),
+        pool_settings(&config),
+    )
+    .await?;
+    let pool = database.pool.clone();
+    let served = serve(config, pool).await;
+    // The embedded cluster, if this process started it, stops with the server.
+    database.close().await;
+    served
+}
+
+async fn serve(config: Config, pool: sqlx::PgPool) -> anyhow::Result<()> {
     if config.auto_migrate {
         crate::db::migrate(&pool).await?;
     }
@@ -96,13 +109,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if tokio::time::timeout(left, tracker.wait()).await.is_err() {
         tracing::warn!("background workers did not stop within the shutdown deadline");
     }
-    // A worker cut off at the deadline may still hold a connection: do not wait for it.
-    if tokio::time::timeout(Duration::from_secs(2), state.pool.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("database connections still in use at exit are dropped");
-    }
+    // A worker cut off at the deadline may still hold a connection: `run` closes the pool
+    // without waiting long for it.
     tracing::info!("stopped");
     Ok(())
 }

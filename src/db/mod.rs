@@ -19,12 +19,14 @@ pub mod spools;
 pub mod stores;
 pub mod webhooks;
 
+use crate::embedded_postgres::EmbeddedPostgres;
 use crate::redact::mask_url;
 use anyhow::Context;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Arguments;
 use sqlx::{ConnectOptions, Connection, FromRow, PgExecutor, PgPool, Postgres};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -55,6 +57,88 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
         }
+    }
+}
+
+/// The server's database: a pool, and the embedded cluster behind it when there is one.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Closes the pool, then stops the embedded cluster if this process started it.
+    pub async fn close(self) {
+        if tokio::time::timeout(Duration::from_secs(2), self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections still in use at exit are dropped");
+        }
+        if let Some(cluster) = self.embedded {
+            if let Err(e) = cluster.stop().await {
+                tracing::warn!("{e:#}");
+            }
+        }
+    }
+}
+
+/// Opens `url`; or, when `embedded_dir` is given (no `DATABASE_URL` was set) and the server at
+/// `url` does not answer or does not let us in, the embedded cluster in that directory, which
+/// is created and started if need be.
+pub async fn open(
+    url: &str,
+    embedded_dir: Option<&Path>,
+    settings: PoolSettings,
+) -> anyhow::Result<Database> {
+    let Some(dir) = embedded_dir else {
+        let pool = connect(url, settings).await?;
+        return Ok(Database {
+            pool,
+            embedded: None,
+        });
+    };
+    if let Err(reason) = usable(url).await {
+        tracing::info!(
+            data_dir = %dir.display(),
+            "no usable PostgreSQL at {} ({reason}): using the embedded one (set DATABASE_URL to use a server of your own)",
+            mask_url(url),
+        );
+        let cluster = EmbeddedPostgres::start(dir).await?;
+        let database = PgConnectOptions::from_str(url)
+            .ok()
+            .and_then(|o| o.get_database().map(str::to_owned))
+            .unwrap_or_else(|| "printfarm".to_owned());
+        return match connect(&cluster.url(&database), settings).await {
+            Ok(pool) => Ok(Database {
+                pool,
+                embedded: Some(cluster),
+            }),
+            Err(e) => {
+                let _ = cluster.stop().await;
+                Err(e)
+            }
+        };
+    }
+    let pool = connect(url, settings).await?;
+    Ok(Database {
+        pool,
+        embedded: None,
+    })
+}
+
+/// Whether the server at `url` answers and lets us in (a missing database is fine: `connect`
+/// creates it).
+pub async fn usable(url: &str) -> Result<(), String> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(3), options.connect()).await {
+        Err(_) => Err("no answer within 3 s".to_owned()),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
     }
 }
 

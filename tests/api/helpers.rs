@@ -24,13 +24,49 @@ use tower::ServiceExt;
 
 pub const TEST_PEPPER: &str = "test-pepper";
 
-fn server_url() -> String {
-    std::env::var("PF_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+/// The Postgres server the tests use, as a URL without a database: `PF_TEST_DATABASE_URL`;
+/// else the local default when it answers and lets us in; else (a stock Debian PostgreSQL
+/// with password authentication, or none running) an embedded cluster of the tests' own,
+/// as `serve` does, left running for the next test binary and the next run.
+fn server_url() -> &'static str {
+    static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("PF_TEST_DATABASE_URL") {
+            return url;
+        }
+        let local = "postgres://postgres@127.0.0.1:5432";
+        // Its own thread and runtime: this runs inside tests' runtimes and in `Drop`.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if printfarm::db::usable(&format!("{local}/postgres"))
+                    .await
+                    .is_ok()
+                {
+                    return local.to_owned();
+                }
+                let dir = std::env::temp_dir().join("printfarm-test-postgres");
+                let cluster = printfarm::embedded_postgres::EmbeddedPostgres::start(&dir)
+                    .await
+                    .expect("no usable PostgreSQL at 127.0.0.1:5432, and the embedded one");
+                cluster.url("")
+            })
+        })
+        .join()
+        .unwrap()
+    })
 }
 
+/// `server_url` naming database `name` (the embedded form keeps its socket in the query).
 pub fn db_url(name: &str) -> String {
-    format!("{}/{name}", server_url().trim_end_matches('/'))
+    let (base, query) = match server_url().split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server_url(), String::new()),
+    };
+    format!("{}/{name}{query}", base.trim_end_matches('/'))
 }
 
 /// A migrated template database, named after the migrations so a change makes a new one.

@@ -9,6 +9,7 @@ mod broker;
 mod catalog;
 mod connections;
 mod document;
+mod embedded_db;
 mod errors;
 mod helpers;
 mod hostile;

@@ -1,0 +1,371 @@
+//! A private PostgreSQL cluster for trying printfarm on one machine: created with the installed
+//! PostgreSQL's own `initdb` in a data directory, started with `pg_ctl` on a Unix socket inside
+//! that directory (no TCP port, so it never meets another PostgreSQL), and stopped again by
+//! whoever started it. `db::open` falls back to it when `DATABASE_URL` is not set and the local
+//! default server cannot be used.
+//!
+//! PostgreSQL refuses to run as root, so a root process runs the cluster as the `postgres`
+//! system user that Debian's package creates, and keeps its data under `/var/lib/printfarm`.
+
+use anyhow::{bail, Context};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tokio::process::Command;
+
+/// What to run when the server binaries are missing.
+pub const INSTALL_HINT: &str = "PostgreSQL's server programs (initdb, pg_ctl, postgres) are not \
+     installed: install them with `sudo apt-get install postgresql` (Debian, Ubuntu), or set \
+     DATABASE_URL to a PostgreSQL server";
+
+/// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// The socket's file name for PostgreSQL's default port, which the cluster keeps.
+const SOCKET_NAME: &str = ".s.PGSQL.5432";
+/// How long `pg_ctl` waits for the cluster to start or stop.
+const PG_CTL_WAIT_SECS: &str = "60";
+/// The cluster's own log, inside its data directory.
+const LOG_FILE: &str = "printfarm-postgres.log";
+
+/// The data directory used when `PF_EMBEDDED_DB_DIR` is not set: the user's data directory
+/// (`$XDG_DATA_HOME`, else `~/.local/share`), or `/var/lib/printfarm` for root, whose home the
+/// `postgres` user cannot enter.
+pub fn default_data_dir(get: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if running_as_root() {
+        return PathBuf::from("/var/lib/printfarm/postgres");
+    }
+    let base = get("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| get("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("printfarm/postgres")
+}
+
+/// A running embedded cluster.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    data_dir: PathBuf,
+    bin_dir: PathBuf,
+    run_as: Option<SystemUser>,
+    /// Whether this process started it (and so stops it): a cluster another printfarm process
+    /// is already using is left running.
+    started_here: bool,
+}
+
+/// The unprivileged user a root process runs PostgreSQL as.
+#[derive(Debug, Clone, Copy)]
+struct SystemUser {
+    uid: u32,
+    gid: u32,
+}
+
+impl EmbeddedPostgres {
+    /// Creates the cluster in `data_dir` if it has none yet, and starts it unless it runs.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let data_dir = absolute(data_dir)?;
+        check_socket_path(&data_dir)?;
+        let cluster = EmbeddedPostgres {
+            bin_dir: find_bin_dir()?,
+            run_as: if running_as_root() {
+                Some(postgres_user().await?)
+            } else {
+                None
+            },
+            data_dir,
+            started_here: false,
+        };
+        cluster.init_if_new().await?;
+        cluster.start_unless_running().await
+    }
+
+    /// The connection URL for one of its databases, over its socket.
+    pub fn url(&self, database: &str) -> String {
+        let socket_dir: String =
+            url::form_urlencoded::byte_serialize(self.data_dir.to_string_lossy().as_bytes())
+                .collect();
+        format!("postgres://postgres@localhost/{database}?host={socket_dir}")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the cluster if this process started it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        if !self.started_here {
+            return Ok(());
+        }
+        let output = self
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", PG_CTL_WAIT_SECS, "-s"])
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "cannot stop the embedded PostgreSQL in {}: {}",
+                self.data_dir.display(),
+                stderr_text(&output)
+            );
+        }
+        tracing::info!(data_dir = %self.data_dir.display(), "stopped the embedded PostgreSQL");
+        Ok(())
+    }
+
+    async fn init_if_new(&self) -> anyhow::Result<()> {
+        if self.data_dir.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(user) = self.run_as {
+            std::os::unix::fs::chown(&self.data_dir, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("cannot hand {} to postgres", self.data_dir.display()))?;
+        }
+        tracing::info!(data_dir = %self.data_dir.display(), "creating the embedded PostgreSQL cluster");
+        // Trust is safe here: the only way in is the socket in this 0700 directory.
+        let mut initdb = self.command("initdb");
+        initdb
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
+            .args(["--locale=C.UTF-8", "--no-instructions"]);
+        let output = initdb.output().await.context("cannot run initdb")?;
+        if !output.status.success() {
+            bail!(
+                "initdb failed for {}: {}",
+                self.data_dir.display(),
+                stderr_text(&output)
+            );
+        }
+        // No TCP at all: the socket (placed on each start) is the only listener.
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str(
+            "\n# printfarm's embedded cluster: a Unix socket only.\nlisten_addresses = ''\n",
+        );
+        std::fs::write(&conf, text)?;
+        Ok(())
+    }
+
+    async fn start_unless_running(mut self) -> anyhow::Result<Self> {
+        if self.is_running().await? {
+            tracing::info!(data_dir = %self.data_dir.display(), "the embedded PostgreSQL is already running");
+            return Ok(self);
+        }
+        let log = self.data_dir.join(LOG_FILE);
+        // pg_ctl hands -o to a shell: the socket directory goes in single quotes.
+        let socket_dir = self.data_dir.to_string_lossy().replace('\'', r"'\''");
+        let output = self
+            .pg_ctl_with(|cmd| {
+                cmd.args(["start", "-w", "-t", PG_CTL_WAIT_SECS, "-s", "-l"])
+                    .arg(&log)
+                    .arg("-o")
+                    .arg(format!("-k '{socket_dir}'"));
+            })
+            .await?;
+        if !output.status.success() {
+            // Another process may have started it a moment ago.
+            if self.is_running().await? {
+                return Ok(self);
+            }
+            let log_tail = std::fs::read_to_string(&log)
+                .map(|text| last_lines(&text, 5))
+                .unwrap_or_default();
+            bail!(
+                "cannot start the embedded PostgreSQL in {}: {} {}",
+                self.data_dir.display(),
+                stderr_text(&output),
+                log_tail
+            );
+        }
+        self.started_here = true;
+        tracing::info!(data_dir = %self.data_dir.display(), "started the embedded PostgreSQL");
+        Ok(self)
+    }
+
+    /// `pg_ctl status`: 0 running, 3 not running (4: no data directory, an error here).
+    async fn is_running(&self) -> anyhow::Result<bool> {
+        let output = self.pg_ctl(&["status", "-s"]).await?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(3) => Ok(false),
+            _ => bail!(
+                "cannot read the state of the embedded PostgreSQL in {}: {}",
+                self.data_dir.display(),
+                stderr_text(&output)
+            ),
+        }
+    }
+
+    async fn pg_ctl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.pg_ctl_with(|cmd| {
+            cmd.args(args);
+        })
+        .await
+    }
+
+    async fn pg_ctl_with(&self, add_args: impl FnOnce(&mut Command)) -> anyhow::Result<Output> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D").arg(&self.data_dir);
+        add_args(&mut cmd);
+        cmd.output().await.context("cannot run pg_ctl")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        cmd.stdin(std::process::Stdio::null())
+            // The child must not inherit a locale the cluster was not made with.
+            .env("LC_ALL", "C.UTF-8")
+            .kill_on_drop(false);
+        if let Some(user) = self.run_as {
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        cmd
+    }
+}
+
+fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.is_absolute() {
+        Ok(dir.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(dir))
+    }
+}
+
+fn check_socket_path(data_dir: &Path) -> anyhow::Result<()> {
+    let socket = data_dir.join(SOCKET_NAME);
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "the embedded PostgreSQL's socket path {} is longer than {MAX_SOCKET_PATH} bytes: \
+             set PF_EMBEDDED_DB_DIR to a shorter directory",
+            socket.display()
+        );
+    }
+    Ok(())
+}
+
+/// Debian and Ubuntu keep the server programs out of `PATH`, under
+/// `/usr/lib/postgresql/<major>/bin`: the newest there, else `PATH`, else `/usr/local/pgsql/bin`.
+fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    let has_programs = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|p| dir.join(p).is_file())
+    };
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse().ok()?;
+            Some((major, entry.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    versioned
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .chain(on_path)
+        .chain([PathBuf::from("/usr/local/pgsql/bin")])
+        .find(|dir| has_programs(dir))
+        .ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+async fn postgres_user() -> anyhow::Result<SystemUser> {
+    let id = |flag: &'static str| async move {
+        let output = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .await
+            .ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    match (id("-u").await, id("-g").await) {
+        (Some(uid), Some(gid)) => Ok(SystemUser { uid, gid }),
+        _ => bail!(
+            "PostgreSQL does not run as root, and there is no `postgres` user to run it as: \
+             run printfarm as another user, or create one (Debian's postgresql package does)"
+        ),
+    }
+}
+
+fn stderr_text(output: &Output) -> String {
+    let text = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = if text.trim().is_empty() { stdout } else { text };
+    last_lines(text.trim(), 5)
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_data_dir_follows_xdg_then_home() {
+        if running_as_root() {
+            assert_eq!(
+                default_data_dir(|_| None),
+                PathBuf::from("/var/lib/printfarm/postgres")
+            );
+            return;
+        }
+        let xdg = |name: &str| match name {
+            "XDG_DATA_HOME" => Some("/x/data".to_owned()),
+            "HOME" => Some("/home/u".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            default_data_dir(xdg),
+            PathBuf::from("/x/data/printfarm/postgres")
+        );
+        let home = |name: &str| (name == "HOME").then(|| "/home/u".to_owned());
+        assert_eq!(
+            default_data_dir(home),
+            PathBuf::from("/home/u/.local/share/printfarm/postgres")
+        );
+    }
+
+    #[test]
+    fn a_socket_path_too_long_for_the_kernel_is_refused_up_front() {
+        let long = PathBuf::from(format!("/{}", "d".repeat(100)));
+        let err = check_socket_path(&long).unwrap_err().to_string();
+        assert!(err.contains("PF_EMBEDDED_DB_DIR"), "{err}");
+        assert!(check_socket_path(Path::new("/var/lib/printfarm/postgres")).is_ok());
+    }
+
+    #[test]
+    fn the_url_points_at_the_socket_directory() {
+        let cluster = EmbeddedPostgres {
+            data_dir: PathBuf::from("/tmp/pf data"),
+            bin_dir: PathBuf::new(),
+            run_as: None,
+            started_here: false,
+        };
+        let url = cluster.url("printfarm");
+        assert_eq!(
+            url,
+            "postgres://postgres@localhost/printfarm?host=%2Ftmp%2Fpf+data"
+        );
+        let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        assert_eq!(options.get_socket(), Some(&PathBuf::from("/tmp/pf data")));
+        assert_eq!(options.get_database(), Some("printfarm"));
+    }
+}
