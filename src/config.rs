@@ -214,7 +214,10 @@ impl Config {
             log_format_json: parse("PF_LOG_FORMAT", "text") == "json",
             mqtt: get("PF_MQTT_URL")
                 .filter(|u| !u.trim().is_empty())
-                .map(|u| crate::mqtt::BrokerAddress::parse(&u))
+                .map(|u| {
+                    let ca_file = get("PF_MQTT_CA_FILE").map(std::path::PathBuf::from);
+                    crate::mqtt::BrokerAddress::parse(&u, ca_file.as_deref())
+                })
                 .transpose()?,
             event_retention: Duration::from_secs(
                 number("PF_EVENT_RETENTION_DAYS", 7)?.clamp(1, 3650) * 86_400,

@@ -62,6 +62,12 @@ struct SystemUser {
 impl EmbeddedPostgres {
     /// Creates the cluster in `data_dir` if it has none yet, and starts it unless it runs.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// `start`, with server settings for this run (`name=value`, as `postgres -c` takes them),
+    /// e.g. a TCP listener with TLS.
+    pub async fn start_with(data_dir: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
         let data_dir = absolute(data_dir)?;
         check_socket_path(&data_dir)?;
         let cluster = EmbeddedPostgres {
@@ -75,7 +81,7 @@ impl EmbeddedPostgres {
             started_here: false,
         };
         cluster.init_if_new().await?;
-        cluster.start_unless_running().await
+        cluster.start_unless_running(settings).await
     }
 
     /// The connection URL for one of its databases, over its socket.
@@ -146,20 +152,23 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    async fn start_unless_running(mut self) -> anyhow::Result<Self> {
+    async fn start_unless_running(mut self, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
         if self.is_running().await? {
             tracing::info!(data_dir = %self.data_dir.display(), "the embedded PostgreSQL is already running");
             return Ok(self);
         }
         let log = self.data_dir.join(LOG_FILE);
-        // pg_ctl hands -o to a shell: the socket directory goes in single quotes.
-        let socket_dir = self.data_dir.to_string_lossy().replace('\'', r"'\''");
+        // pg_ctl hands -o to a shell: each value goes in single quotes.
+        let mut server_options = format!("-k {}", shell_quote(&self.data_dir.to_string_lossy()));
+        for (name, value) in settings {
+            server_options.push_str(&format!(" -c {}", shell_quote(&format!("{name}={value}"))));
+        }
         let output = self
             .pg_ctl_with(|cmd| {
                 cmd.args(["start", "-w", "-t", PG_CTL_WAIT_SECS, "-s", "-l"])
                     .arg(&log)
                     .arg("-o")
-                    .arg(format!("-k '{socket_dir}'"));
+                    .arg(&server_options);
             })
             .await?;
         if !output.status.success() {
@@ -221,6 +230,10 @@ impl EmbeddedPostgres {
         }
         cmd
     }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -341,6 +354,12 @@ mod tests {
             default_data_dir(home),
             PathBuf::from("/home/u/.local/share/printfarm/postgres")
         );
+    }
+
+    #[test]
+    fn server_options_survive_the_shell_pg_ctl_hands_them_to() {
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

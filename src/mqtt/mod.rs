@@ -8,8 +8,11 @@
 //! new one is made, so nothing queued for a dead connection can be paired with a new waiter;
 //! everything unacknowledged fails and is published again by its owner (at least once).
 
+mod tls;
+
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{TlsConfiguration, Transport};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,21 +28,28 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
-/// Where the broker is, from `PF_MQTT_URL` (`mqtt://[user:password@]host[:port]`).
+/// Where the broker is, from `PF_MQTT_URL` (`mqtt://[user:password@]host[:port]`, or
+/// `mqtts://` for TLS, port 8883 by default).
 #[derive(Clone)]
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
     pub credentials: Option<(String, String)>,
+    /// Set for `mqtts://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl BrokerAddress {
-    pub fn parse(raw: &str) -> anyhow::Result<BrokerAddress> {
+    /// `ca_file` (`PF_MQTT_CA_FILE`) replaces the system's certificate authorities for `mqtts://`.
+    pub fn parse(raw: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<BrokerAddress> {
         let url = url::Url::parse(raw).context("PF_MQTT_URL is not a URL")?;
-        anyhow::ensure!(
-            matches!(url.scheme(), "mqtt" | "tcp"),
-            "PF_MQTT_URL must start with mqtt:// (TLS brokers: terminate TLS in front of the server)"
-        );
+        let (tls, default_port) = match url.scheme() {
+            "mqtt" | "tcp" => (None, 1883),
+            "mqtts" | "ssl" => (Some(tls::client_config(ca_file)?), 8883),
+            other => {
+                anyhow::bail!("PF_MQTT_URL must start with mqtt:// or mqtts://, not {other}://")
+            }
+        };
         let host = url
             .host_str()
             .context("PF_MQTT_URL has no host")?
@@ -53,16 +63,29 @@ impl BrokerAddress {
         });
         Ok(BrokerAddress {
             host,
-            port: url.port().unwrap_or(1883),
+            port: url.port().unwrap_or(default_port),
             credentials,
+            tls,
         })
+    }
+
+    /// Options for one client of this broker: its address, and TLS for `mqtts://`.
+    pub fn mqtt_options(&self, client_id: impl Into<String>) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, &self.host, self.port);
+        if let Some(config) = &self.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                config.clone(),
+            )));
+        }
+        options
     }
 }
 
 impl std::fmt::Debug for BrokerAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the password.
-        write!(f, "mqtt://{}:{}", self.host, self.port)
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -209,7 +232,7 @@ impl Broker {
         let mut backoff = BACKOFF_FIRST;
         let mut said_down = false;
         loop {
-            let mut options = MqttOptions::new(&client_id, &address.host, address.port);
+            let mut options = address.mqtt_options(&client_id);
             options.set_keep_alive(Duration::from_secs(15));
             options.set_clean_session(true);
             options.set_inflight(1000);
@@ -333,13 +356,23 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        let a = BrokerAddress::parse("mqtt://user:secret@broker.local:1884").unwrap();
+        let a = BrokerAddress::parse("mqtt://user:secret@broker.local:1884", None).unwrap();
         assert_eq!((a.host.as_str(), a.port), ("broker.local", 1884));
         assert_eq!(a.credentials, Some(("user".into(), "secret".into())));
         assert!(!format!("{a:?}").contains("secret"));
-        let b = BrokerAddress::parse("mqtt://127.0.0.1").unwrap();
+        assert!(a.tls.is_none());
+        let b = BrokerAddress::parse("mqtt://127.0.0.1", None).unwrap();
         assert_eq!((b.port, b.credentials), (1883, None));
-        assert!(BrokerAddress::parse("mqtts://x").is_err());
-        assert!(BrokerAddress::parse("not a url").is_err());
+        let tls = BrokerAddress::parse("mqtts://broker.local", None).unwrap();
+        assert_eq!(tls.port, 8883);
+        assert!(tls.tls.is_some());
+        assert_eq!(format!("{tls:?}"), "mqtts://broker.local:8883");
+        let missing_ca = std::path::Path::new("/nonexistent/ca.pem");
+        let err = BrokerAddress::parse("mqtts://x", Some(missing_ca))
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("PF_MQTT_CA_FILE"), "{err:#}");
+        assert!(BrokerAddress::parse("ws://x", None).is_err());
+        assert!(BrokerAddress::parse("not a url", None).is_err());
     }
 }

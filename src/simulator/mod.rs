@@ -50,7 +50,7 @@ fn mqtt_options(
     username: String,
     password: String,
 ) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id, &broker.host, broker.port);
+    let mut options = broker.mqtt_options(client_id);
     options.set_keep_alive(Duration::from_secs(15));
     options.set_max_packet_size(1 << 20, 1 << 20);
     options.set_credentials(username, password);

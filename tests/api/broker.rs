@@ -17,6 +17,8 @@ pub struct TestBroker {
     pub port: u16,
     /// The WebSocket listener (path `/mqtt`).
     pub ws_port: u16,
+    /// A TLS listener, when started with one (`start_with_tls`).
+    pub tls_port: Option<u16>,
     /// Where the plugin asks about each client; the app under test serves its internal
     /// endpoints here (`TestApp::with_broker`).
     internal: Mutex<Option<TcpListener>>,
@@ -28,9 +30,27 @@ impl TestBroker {
     /// A broker the way the project runs it: no anonymous access, every client decided by the
     /// app under test through the printfarm plugin.
     pub fn start() -> TestBroker {
+        Self::start_with_listeners(None)
+    }
+
+    /// `start`, plus a TLS listener serving `cert`/`key` (PEM files).
+    pub fn start_with_tls(cert: &std::path::Path, key: &std::path::Path) -> TestBroker {
+        Self::start_with_listeners(Some((cert, key)))
+    }
+
+    fn start_with_listeners(tls: Option<(&std::path::Path, &std::path::Path)>) -> TestBroker {
         let internal = TcpListener::bind("127.0.0.1:0").unwrap();
         let internal_url = format!("http://{}", internal.local_addr().unwrap());
         let (port, ws_port) = (free_port(), free_port());
+        let tls_port = tls.map(|_| free_port());
+        let tls_listener = match (tls, tls_port) {
+            (Some((cert, key)), Some(tls_port)) => format!(
+                "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+                cert.display(),
+                key.display()
+            ),
+            _ => String::new(),
+        };
         let config = std::env::temp_dir().join(format!("pf-mosquitto-{port}.conf"));
         // Mosquitto 2.0.11 needs a TCP listener before a WebSocket one, or it starts neither,
         // and binds the WebSocket one to every interface unless given the address family.
@@ -39,7 +59,7 @@ impl TestBroker {
             format!(
                 "per_listener_settings false\nallow_anonymous false\npersistence false\n\
                  plugin {}\nplugin_opt_url {internal_url}\nplugin_opt_timeout_ms 2000\n\
-                 listener {port} 127.0.0.1\nlistener {ws_port} 127.0.0.1\n\
+                 listener {port} 127.0.0.1\n{tls_listener}listener {ws_port} 127.0.0.1\n\
                  socket_domain ipv4\nprotocol websockets\n",
                 plugin_path().display()
             ),
@@ -48,6 +68,7 @@ impl TestBroker {
         let mut broker = TestBroker {
             port,
             ws_port,
+            tls_port,
             internal: Mutex::new(Some(internal)),
             config,
             child: None,
@@ -60,6 +81,13 @@ impl TestBroker {
     pub fn url(&self) -> String {
         let (user, password) = SERVICE;
         format!("mqtt://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// `PF_MQTT_URL` over the TLS listener, by the name in its certificate.
+    pub fn tls_url(&self) -> String {
+        let (user, password) = SERVICE;
+        let port = self.tls_port.expect("started with start_with_tls");
+        format!("mqtts://{user}:{password}@localhost:{port}")
     }
 
     /// The listener the plugin asks; taken once, by the app that serves it.
@@ -87,7 +115,10 @@ impl TestBroker {
             .spawn()
             .expect("mosquitto runs (scripts/services.sh installs it)");
         self.child = Some(child);
-        let ports = [self.port, self.ws_port];
+        let ports: Vec<u16> = [self.port, self.ws_port]
+            .into_iter()
+            .chain(self.tls_port)
+            .collect();
         for _ in 0..100 {
             let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
             if ports.iter().all(|&port| listening(port)) {
@@ -118,7 +149,7 @@ impl Drop for TestBroker {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

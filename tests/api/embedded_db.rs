@@ -7,10 +7,10 @@ use sqlx::{Connection, PgConnection};
 use std::path::PathBuf;
 
 /// A data directory of its own under the temporary directory, removed afterwards.
-struct DataDir(PathBuf);
+pub struct DataDir(pub PathBuf);
 
 impl DataDir {
-    fn new() -> DataDir {
+    pub fn new() -> DataDir {
         DataDir(std::env::temp_dir().join(format!("pf-embedded-{}", uuid::Uuid::new_v4().simple())))
     }
 }

@@ -451,7 +451,7 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
         )
         .await;
     let simulation = tokio::spawn(printfarm::simulator::run(
-        printfarm::mqtt::BrokerAddress::parse(&broker.url()).unwrap(),
+        printfarm::mqtt::BrokerAddress::parse(&broker.url(), None).unwrap(),
         printfarm::simulator::Options {
             store: app.store_id,
             server,

@@ -32,4 +32,5 @@ mod replicas;
 mod roles_and_store;
 mod telemetry;
 mod tenancy;
+mod tls;
 mod webhooks;

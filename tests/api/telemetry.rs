@@ -411,7 +411,7 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
     .await);
     // No broker needed to feed the bridge directly (it publishes nothing while disconnected).
     let broker = printfarm::mqtt::Broker::start(
-        printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1").unwrap(),
+        printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
         "unused".into(),
         None,
         tokio_util::sync::CancellationToken::new(),
