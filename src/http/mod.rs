@@ -7,6 +7,7 @@ pub mod audit_logs;
 pub mod entity;
 pub mod events;
 pub mod extract;
+pub mod filter_params;
 pub mod internal_mqtt;
 pub mod materials;
 pub mod openapi;

@@ -88,6 +88,7 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             .collect(),
     );
 
+    super::filter_params::add(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         if let Some(post) = item.post.as_mut().filter(|op| op.security.is_none()) {

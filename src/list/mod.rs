@@ -12,8 +12,6 @@ pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 const MAX_OFFSET: i64 = 1_000_000;
 const MAX_FILTERS: usize = 20;
-const MAX_VALUE_LEN: usize = 1000;
-const MAX_IN_VALUES: usize = 100;
 
 /// How a field's values are typed (and so which operators apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +70,24 @@ impl Field {
             ..self
         }
     }
+
+    /// The operators this field takes, in `Op::ALL` order.
+    pub fn operators(&self) -> impl Iterator<Item = Op> + '_ {
+        Op::ALL.into_iter().filter(|op| op.applies_to(self))
+    }
+
+    fn operator_names(&self) -> String {
+        self.operators()
+            .map(Op::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
+
+/// Largest number of values an `in`/`notIn` filter takes.
+pub const MAX_IN_VALUES: usize = 100;
+/// Longest value a filter or other list parameter takes.
+pub const MAX_VALUE_LEN: usize = 1000;
 
 /// The timestamps every entity has, sortable.
 pub const CREATED_AT: Field = Field::new("createdAt", "created_at", Kind::Timestamp).sortable();
@@ -101,25 +116,44 @@ pub enum Op {
 }
 
 impl Op {
-    fn parse(s: &str) -> Option<Op> {
-        Some(match s {
-            "eq" => Op::Eq,
-            "ne" => Op::Ne,
-            "gt" => Op::Gt,
-            "gte" => Op::Gte,
-            "lt" => Op::Lt,
-            "lte" => Op::Lte,
-            "contains" => Op::Contains,
-            "startsWith" => Op::StartsWith,
-            "endsWith" => Op::EndsWith,
-            "in" => Op::In,
-            "notIn" => Op::NotIn,
-            "isNull" => Op::IsNull,
-            _ => return None,
-        })
+    pub const ALL: [Op; 12] = [
+        Op::Eq,
+        Op::Ne,
+        Op::Gt,
+        Op::Gte,
+        Op::Lt,
+        Op::Lte,
+        Op::Contains,
+        Op::StartsWith,
+        Op::EndsWith,
+        Op::In,
+        Op::NotIn,
+        Op::IsNull,
+    ];
+
+    /// The operator as written in a query parameter (`field.op`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Contains => "contains",
+            Op::StartsWith => "startsWith",
+            Op::EndsWith => "endsWith",
+            Op::In => "in",
+            Op::NotIn => "notIn",
+            Op::IsNull => "isNull",
+        }
     }
 
-    fn applies_to(self, field: &Field) -> bool {
+    fn parse(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == s)
+    }
+
+    pub fn applies_to(self, field: &Field) -> bool {
         match self {
             Op::Eq | Op::Ne => true,
             Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
@@ -360,11 +394,21 @@ fn parse_filter(key: &str, raw: &str, spec: &'static Spec) -> Result<Filter, Api
                 .join(", ")
         ))
     })?;
-    let op =
-        Op::parse(op).ok_or_else(|| bad(format!("unknown filter operator {op:?} in {key:?}")))?;
-    if !op.applies_to(field) {
-        return Err(bad(format!("operator in {key:?} does not apply to {name}")));
-    }
+    let op = match Op::parse(op) {
+        Some(op) if op.applies_to(field) => op,
+        Some(_) => {
+            return Err(bad(format!(
+                "the operator in {key:?} does not apply to {name}, which takes: {}",
+                field.operator_names()
+            )))
+        }
+        None => {
+            return Err(bad(format!(
+                "unknown filter operator {op:?} in {key:?}; {name} takes: {}",
+                field.operator_names()
+            )))
+        }
+    };
     let value = |raw: &str| {
         Value::parse(field.kind, raw)
             .ok_or_else(|| bad(format!("{key}: {raw:?} is not a valid value")))
@@ -471,10 +515,18 @@ mod tests {
     #[test]
     fn unknown_fields_operators_and_parameters_are_named() {
         assert!(message(q(&[("colour.eq", "red")])).contains("\"colour\""));
-        assert!(message(q(&[("name.like", "x")])).contains("\"like\""));
+        let unknown = message(q(&[("name.like", "x")]));
+        assert!(unknown.contains("\"like\""), "{unknown}");
+        assert!(
+            unknown.contains("eq, ne, gt, gte, lt, lte, contains, startsWith, endsWith, in, notIn"),
+            "the valid operators are listed: {unknown}"
+        );
         assert!(message(q(&[("colour", "red")])).contains("\"colour\""));
         assert!(message(q(&[("active.contains", "t")])).contains("does not apply"));
-        assert!(message(q(&[("name.isNull", "true")])).contains("does not apply"));
+        let not_nullable = message(q(&[("name.isNull", "true")]));
+        assert!(not_nullable.contains("does not apply"), "{not_nullable}");
+        assert!(!not_nullable.contains("isNull,") && not_nullable.ends_with("notIn"));
+        assert!(message(q(&[("active.contains", "t")])).ends_with("takes: eq, ne"));
         assert!(message(q(&[("active.eq", "yes")])).contains("not a valid value"));
         assert!(message(q(&[("createdAt.gt", "yesterday")])).contains("not a valid value"));
     }

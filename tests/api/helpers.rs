@@ -360,13 +360,13 @@ impl TestApp {
         )
     }
 
-    /// Lifts the owner key's per-minute limit, for tests that send hundreds of requests.
+    /// Lifts the owner key's limits, for tests that send hundreds of requests.
     pub async fn unlimited_owner(&self) {
         printfarm::db::api_keys::set_rate_limits(
             self.pool(),
             &self.owner_key[..24],
             Some(100_000),
-            None,
+            Some(1_000_000),
         )
         .await
         .unwrap();

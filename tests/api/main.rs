@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod isolation;
+mod list_filters;
 mod locked_broker;
 mod materials;
 mod mqtt;

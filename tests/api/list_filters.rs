@@ -1,0 +1,134 @@
+//! The list filters in the OpenAPI document are the ones the server takes: every paged list
+//! declares its `field.op` parameters, each one declared is accepted with a value of its
+//! documented schema, and an operator a field does not take is refused with the ones it does.
+
+use crate::helpers::TestApp;
+use printfarm::http::filter_params::LISTS;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn document() -> Value {
+    serde_json::from_str(&printfarm::http::openapi_json()).unwrap()
+}
+
+/// Each list path and its filter parameters (name → schema), as documented.
+fn documented_filters(doc: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
+    let mut lists = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(parameters) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        // Paged lists take `offset` (`GET /v1/events` reads on from a sequence number instead).
+        if !parameters.iter().any(|p| p["name"] == "offset") {
+            continue;
+        }
+        let filters = parameters
+            .iter()
+            .filter(|p| p["in"] == "query" && p["name"].as_str().unwrap().contains('.'))
+            .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
+            .collect();
+        lists.insert(path.clone(), filters);
+    }
+    lists
+}
+
+/// A value the schema describes, as a query-string value.
+fn example(schema: &Value) -> String {
+    let pattern = schema["pattern"].as_str().unwrap_or("");
+    match (schema["type"].as_str(), schema["format"].as_str()) {
+        (Some("boolean"), _) => "true".into(),
+        (Some("integer"), _) => "2".into(),
+        (Some("string"), Some("uuid")) => uuid::Uuid::new_v4().to_string(),
+        (Some("string"), Some("date-time")) => "2026-01-02T03:04:05Z".into(),
+        (Some("string"), _) if pattern.starts_with("^[0-9a-fA-F]{8}") => {
+            format!("{},{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+        }
+        (Some("string"), _) if pattern.starts_with("^-?[0-9]") => "1,2".into(),
+        (Some("string"), _) if pattern.starts_with("^[0-9]{4}") => {
+            "2026-01-02T03:04:05Z,2026-01-03T00:00:00+01:00".into()
+        }
+        (Some("string"), _) => "a,b".into(),
+        other => panic!("no example for {other:?} in {schema}"),
+    }
+}
+
+#[test]
+fn every_paged_list_documents_its_filters() {
+    let lists = documented_filters(&document());
+    let tabled: Vec<&str> = LISTS.iter().map(|(path, _)| *path).collect();
+    for (path, filters) in &lists {
+        assert!(
+            tabled.contains(&path.as_str()),
+            "{path} pages but is not in filter_params::LISTS"
+        );
+        assert!(!filters.is_empty(), "{path} documents no filters");
+    }
+    assert_eq!(
+        lists.len(),
+        LISTS.len(),
+        "every LISTS entry is a paged operation"
+    );
+    let jobs = &lists["/v1/print-jobs"];
+    for wanted in [
+        "state.eq",
+        "state.in",
+        "createdAt.gte",
+        "name.contains",
+        "printerId.isNull",
+    ] {
+        assert!(
+            jobs.iter().any(|(name, _)| name == wanted),
+            "{wanted} is documented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_filter_is_accepted_and_a_wrong_operator_names_the_right_ones() {
+    let app = TestApp::with_config(&[
+        ("PF_WEBHOOK_ALLOW_HTTP", "true"),
+        ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    app.unlimited_owner().await;
+    let hook = app
+        .post("/v1/webhooks")
+        .owner()
+        .json(&json!({"url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await;
+    hook.assert(201);
+    let hook_id = hook.json()["id"].as_str().unwrap().to_owned();
+
+    let doc = document();
+    let mut checked = 0;
+    for (path, filters) in documented_filters(&doc) {
+        let path = path.replace("{id}", &hook_id);
+        let mut operators: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, schema) in &filters {
+            let value = example(schema);
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(name, &value)
+                .finish();
+            let res = app.get(&format!("{path}?{query}")).owner().send().await;
+            assert_eq!(res.status.as_u16(), 200, "{path}?{query}: {}", res.text());
+            let (field, op) = name.rsplit_once('.').unwrap();
+            operators.entry(field).or_default().push(op);
+            checked += 1;
+        }
+        for (field, ops) in operators {
+            let res = app
+                .get(&format!("{path}?{field}.like=x"))
+                .owner()
+                .send()
+                .await;
+            res.assert(400);
+            let detail = res.json()["detail"].as_str().unwrap().to_owned();
+            assert!(
+                detail.ends_with(&ops.join(", ")),
+                "{path} {field}: the refusal lists the documented operators {ops:?}: {detail}"
+            );
+        }
+    }
+    assert!(checked > 300, "only {checked} filters documented");
+}
