@@ -18,10 +18,34 @@ const SECRET_FIELDS: &[&str] = &["key", "secret", "digest", "password", "token",
 const NOISE_FIELDS: &[&str] = &["updatedAt", "lastUsedAt", "lastUsedIp", "requestCount"];
 pub const REDACTED: &str = "[redacted]";
 
+/// What kind of actor made a change.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// Through the API, with an API key.
+    ApiKey,
+    /// The server itself, acting on what a printer reported.
+    Telemetry,
+    /// The platform operator, through the `printfarm` CLI.
+    Operator,
+}
+
+impl crate::wire::WireName for ActorType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ActorType::ApiKey => "api_key",
+            ActorType::Telemetry => "telemetry",
+            ActorType::Operator => "operator",
+        }
+    }
+}
+
 /// Who acted.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    actor_type: &'static str,
+    actor_type: ActorType,
     api_key_id: Option<Uuid>,
     key_id: Option<String>,
     client_ip: Option<String>,
@@ -32,7 +56,7 @@ impl Actor {
     /// The API key behind the current request.
     pub fn caller(caller: &Caller) -> Actor {
         Actor {
-            actor_type: "api_key",
+            actor_type: ActorType::ApiKey,
             api_key_id: Some(caller.api_key_id.0),
             key_id: Some(caller.key_id.clone()),
             client_ip: Some(caller.client_ip.to_string()),
@@ -43,7 +67,7 @@ impl Actor {
     /// The server itself, acting on what a printer reported (telemetry).
     pub fn telemetry() -> Actor {
         Actor {
-            actor_type: "telemetry",
+            actor_type: ActorType::Telemetry,
             api_key_id: None,
             key_id: None,
             client_ip: None,
@@ -54,7 +78,7 @@ impl Actor {
     /// The platform operator, through the `printfarm` CLI.
     pub fn operator() -> Actor {
         Actor {
-            actor_type: "operator",
+            actor_type: ActorType::Operator,
             api_key_id: None,
             key_id: None,
             client_ip: None,
@@ -110,7 +134,7 @@ pub async fn record(
         db,
         store,
         NewAuditEntry {
-            actor_type: actor.actor_type,
+            actor_type: crate::wire::WireName::as_str(actor.actor_type),
             api_key_id: actor.api_key_id,
             key_id: actor.key_id.as_deref(),
             client_ip: actor.client_ip.clone(),

@@ -7,8 +7,9 @@ use crate::auth::issue::{issue, KeySpec};
 use crate::auth::key_format::{self, KeyEnv};
 use crate::config::Config;
 use crate::db;
+use crate::domain::changes::Verb;
 use crate::domain::validate::Errors;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, EntityType};
 use crate::ids::StoreId;
 use anyhow::{bail, Context};
 use sqlx::PgPool;
@@ -127,8 +128,8 @@ pub async fn create_store_with_owner(
         &mut *tx,
         store.id,
         &operator,
-        "create",
-        "store",
+        Verb::Create.as_str(),
+        EntityType::Store.as_str(),
         store.id.0,
         audit::changes(None, Some(&store_view)),
     )
@@ -242,8 +243,8 @@ async fn record_key_created(
         &mut **tx,
         row.store_id,
         &Actor::operator(),
-        "create",
-        "apiKey",
+        Verb::Create.as_str(),
+        EntityType::ApiKey.as_str(),
         row.id.0,
         changes,
     )

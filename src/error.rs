@@ -2,9 +2,10 @@
 //! `code` and the request id. 5xx details are logged here and never sent.
 
 use crate::auth::permissions::Permission;
+use crate::wire::WireName;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -131,6 +132,68 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The stable `code` of a problem document: what a client branches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    Unauthorized,
+    InvalidApiKey,
+    ApiKeyInactive,
+    ApiKeyExpired,
+    InsufficientPermissions,
+    IpNotAllowed,
+    PrivilegeEscalation,
+    ManagedKey,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    InvalidStateTransition,
+    BadRequest,
+    ValidationFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UriTooLong,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    HeadersTooLarge,
+    RateLimitExceeded,
+    TooManyAuthFailures,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl WireName for ProblemCode {
+    fn as_str(self) -> &'static str {
+        use ProblemCode::*;
+        match self {
+            Unauthorized => "unauthorized",
+            InvalidApiKey => "invalid_api_key",
+            ApiKeyInactive => "api_key_inactive",
+            ApiKeyExpired => "api_key_expired",
+            InsufficientPermissions => "insufficient_permissions",
+            IpNotAllowed => "ip_not_allowed",
+            PrivilegeEscalation => "privilege_escalation",
+            ManagedKey => "managed_key",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Conflict => "conflict",
+            InvalidStateTransition => "invalid_state_transition",
+            BadRequest => "bad_request",
+            ValidationFailed => "validation_failed",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            UriTooLong => "uri_too_long",
+            IdempotencyKeyInUse => "idempotency_key_in_use",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            HeadersTooLarge => "headers_too_large",
+            RateLimitExceeded => "rate_limit_exceeded",
+            TooManyAuthFailures => "too_many_auth_failures",
+            ServiceUnavailable => "service_unavailable",
+            InternalError => "internal_error",
+        }
+    }
+}
+
 /// The problem+json body, documented for OpenAPI.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -144,8 +207,7 @@ pub struct Problem {
     /// The request path.
     pub instance: String,
     /// Stable, snake_case error code.
-    #[schema(example = "not_found")]
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
@@ -181,33 +243,33 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         use ApiError::*;
         match self {
-            Unauthorized | MissingAuthScheme => "unauthorized",
-            InvalidApiKey => "invalid_api_key",
-            ApiKeyInactive => "api_key_inactive",
-            ApiKeyExpired => "api_key_expired",
-            InsufficientPermissions(_) => "insufficient_permissions",
-            IpNotAllowed => "ip_not_allowed",
-            PrivilegeEscalation(_) => "privilege_escalation",
-            ManagedKey(_) => "managed_key",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            Conflict(_) => "conflict",
-            InvalidStateTransition(_) => "invalid_state_transition",
-            BadRequest(_) => "bad_request",
-            Validation(_) => "validation_failed",
-            PayloadTooLarge(_) => "payload_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            UriTooLong(_) => "uri_too_long",
-            IdempotencyKeyInUse => "idempotency_key_in_use",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            HeadersTooLarge { .. } => "headers_too_large",
-            RateLimited { .. } => "rate_limit_exceeded",
-            TooManyAuthFailures { .. } => "too_many_auth_failures",
-            Timeout | ServiceUnavailable => "service_unavailable",
-            Internal(_) => "internal_error",
+            Unauthorized | MissingAuthScheme => ProblemCode::Unauthorized,
+            InvalidApiKey => ProblemCode::InvalidApiKey,
+            ApiKeyInactive => ProblemCode::ApiKeyInactive,
+            ApiKeyExpired => ProblemCode::ApiKeyExpired,
+            InsufficientPermissions(_) => ProblemCode::InsufficientPermissions,
+            IpNotAllowed => ProblemCode::IpNotAllowed,
+            PrivilegeEscalation(_) => ProblemCode::PrivilegeEscalation,
+            ManagedKey(_) => ProblemCode::ManagedKey,
+            NotFound => ProblemCode::NotFound,
+            MethodNotAllowed => ProblemCode::MethodNotAllowed,
+            Conflict(_) => ProblemCode::Conflict,
+            InvalidStateTransition(_) => ProblemCode::InvalidStateTransition,
+            BadRequest(_) => ProblemCode::BadRequest,
+            Validation(_) => ProblemCode::ValidationFailed,
+            PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
+            UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            UriTooLong(_) => ProblemCode::UriTooLong,
+            IdempotencyKeyInUse => ProblemCode::IdempotencyKeyInUse,
+            IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
+            HeadersTooLarge { .. } => ProblemCode::HeadersTooLarge,
+            RateLimited { .. } => ProblemCode::RateLimitExceeded,
+            TooManyAuthFailures { .. } => ProblemCode::TooManyAuthFailures,
+            Timeout | ServiceUnavailable => ProblemCode::ServiceUnavailable,
+            Internal(_) => ProblemCode::InternalError,
         }
     }
 
@@ -250,7 +312,7 @@ impl IntoResponse for ApiError {
         }
         let code = self.code();
         let problem = Problem {
-            r#type: format!("https://printfarm.dev/problems/{code}"),
+            r#type: format!("https://printfarm.dev/problems/{}", code.as_str()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.detail(),

@@ -46,5 +46,7 @@ pub mod simulator;
 pub mod telemetry;
 /// Webhooks: signing, retry schedule, SSRF guard and the dispatcher.
 pub mod webhooks;
+/// Closed sets of names stored as text and sent as strings (statuses, kinds, codes).
+pub mod wire;
 /// The batch-worker loop (NOTIFY, in-process wake-ups, polling).
 pub mod worker;

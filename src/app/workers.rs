@@ -119,7 +119,7 @@ pub async fn run_upkeep(state: AppState, shutdown: CancellationToken) {
         }
         ticks += 1;
         state.metrics.run_upkeep();
-        if ticks % PURGE_EVERY_TICKS == 0 {
+        if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
             state.rate_limiter.purge_idle();
             state.auth_failures.purge();
         }

@@ -7,10 +7,12 @@
 
 use super::vendor;
 use crate::db::commands as db;
+use crate::domain::printer_commands::CommandStatus;
 use crate::domain::printer_commands::{set_status, Command};
 use crate::domain::Author;
 use crate::ids::{CommandId, PrinterId, StoreId};
 use crate::mqtt::{Broker, Message};
+use crate::wire::WireName;
 use crate::worker::{self, Pace, Wakeups};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -60,11 +62,14 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     }
     let handled = sent.len() + refused.len();
     let mut tx = pool.begin().await?;
-    let outcomes = sent.into_iter().map(|id| (id, "sent", None)).chain(
-        refused
-            .into_iter()
-            .map(|(id, why)| (id, "failed", Some(why))),
-    );
+    let outcomes = sent
+        .into_iter()
+        .map(|id| (id, CommandStatus::Sent, None))
+        .chain(
+            refused
+                .into_iter()
+                .map(|(id, why)| (id, CommandStatus::Failed, Some(why))),
+        );
     for (id, status, why) in outcomes {
         // Still pending: the printer may already have answered (and that answer stands).
         if let Some(row) = db::pending_for_update(&mut *tx, id).await? {
@@ -90,11 +95,12 @@ pub async fn answer(
     // command `sent` (it does so only after the broker's acknowledgement), and a filtered read
     // could judge an old version and miss it. A `pending` command can be answered too.
     let row = db::get_for_update(&mut *tx, store, printer, command).await?;
-    if let Some(row) = row.filter(|r| r.status == "sent" || r.status == "pending") {
+    let unanswered = [CommandStatus::Sent, CommandStatus::Pending].map(WireName::as_str);
+    if let Some(row) = row.filter(|r| unanswered.contains(&r.status.as_str())) {
         let status = if error.is_some() {
-            "failed"
+            CommandStatus::Failed
         } else {
-            "acknowledged"
+            CommandStatus::Acknowledged
         };
         set_status(&mut tx, &Author::telemetry(store), row, status, error).await?;
     }

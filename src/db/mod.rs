@@ -130,7 +130,7 @@ pub async fn open(
 /// Whether the server at `url` answers and lets us in (a missing database is fine: `connect`
 /// creates it).
 pub async fn usable(url: &str) -> Result<(), String> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    let options = connect_options(url).map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(3), options.connect()).await {
         Err(_) => Err("no answer within 3 s".to_owned()),
         Ok(Ok(conn)) => {
@@ -144,13 +144,38 @@ pub async fn usable(url: &str) -> Result<(), String> {
 
 /// Connects, creating the database first if the server is up but the database is not.
 pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)
-        .with_context(|| format!("DATABASE_URL {} is not a valid Postgres URL", mask_url(url)))?;
+    let options = connect_options(url)?;
     create_database_if_missing(&options, url).await?;
     pool_options(settings)
         .connect_with(with_timeouts(options, settings))
         .await
         .map_err(|e| unreachable_database(url, e))
+}
+
+/// The connection options of `url`. A URL that names no `sslmode` gets libpq's default,
+/// `prefer` (TLS if the server offers it), except to this machine (a loopback address or a Unix
+/// socket), where TLS protects nothing and only costs a handshake per connection: `disable`.
+pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("DATABASE_URL {} is not a valid Postgres URL", mask_url(url)))?;
+    let names_ssl_mode = url::Url::parse(url)
+        .map(|u| {
+            u.query_pairs()
+                .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+        })
+        .unwrap_or(false);
+    let local = options.get_socket().is_some()
+        || options.get_host() == "localhost"
+        || options
+            .get_host()
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    Ok(if local && !names_ssl_mode {
+        options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    } else {
+        options
+    })
 }
 
 /// The pool's options (tests build their pools with these too).
@@ -441,4 +466,45 @@ async fn delete_slice(
         .execute(db)
         .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_options;
+    use sqlx::postgres::PgSslMode;
+
+    fn mode(url: &str) -> PgSslMode {
+        connect_options(url)
+            .map(|o| o.get_ssl_mode())
+            .unwrap_or(PgSslMode::Allow)
+    }
+
+    #[test]
+    fn tls_unless_asked_only_off_this_machine() {
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1:5432/db"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/db"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(mode("postgres://u@[::1]/db"), PgSslMode::Disable));
+        assert!(matches!(
+            mode("postgres://u@localhost/db?host=%2Ftmp%2Fpg"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.internal/db"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=verify-full"),
+            PgSslMode::VerifyFull
+        ));
+    }
 }

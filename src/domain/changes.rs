@@ -54,8 +54,22 @@ pub enum Verb {
     Roll,
 }
 
+impl utoipa::PartialSchema for Verb {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::wire::string_enum_schema(Verb::ALL.map(Verb::as_str), "The kind of change.")
+    }
+}
+
+impl utoipa::ToSchema for Verb {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AuditAction".into()
+    }
+}
+
 impl Verb {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [Verb; 4] = [Verb::Create, Verb::Update, Verb::Delete, Verb::Roll];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Verb::Create => "create",
             Verb::Update => "update",

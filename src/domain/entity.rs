@@ -108,7 +108,35 @@ pub enum Action {
     Delete,
 }
 
+impl utoipa::PartialSchema for Action {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::wire::string_enum_schema(
+            Action::ALL.map(Action::as_str),
+            "What happened to the entity (entity changes; null for domain events).",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Action {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "EntityAction".into()
+    }
+}
+
+impl utoipa::PartialSchema for EntityType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::wire::string_enum_schema(
+            EntityType::ALL.map(EntityType::as_str),
+            "A kind of entity of a store.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for EntityType {}
+
 impl Action {
+    pub const ALL: [Action; 3] = [Action::Insert, Action::Update, Action::Delete];
+
     /// `INSERT`, `UPDATE`, `DELETE`: the payload's `action`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -10,6 +10,30 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The kind of file a part is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PartType {
+    Stl,
+    #[serde(rename = "3mf")]
+    ThreeMf,
+    Gcode,
+    Step,
+    Obj,
+}
+
+impl crate::wire::WireName for PartType {
+    fn as_str(self) -> &'static str {
+        match self {
+            PartType::Stl => "stl",
+            PartType::ThreeMf => "3mf",
+            PartType::Gcode => "gcode",
+            PartType::Step => "step",
+            PartType::Obj => "obj",
+        }
+    }
+}
+
 /// A material a part needs, and how much of it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -27,6 +51,7 @@ pub struct Part {
     pub store_id: StoreId,
     pub name: String,
     #[schema(example = "3mf")]
+    #[schema(value_type = PartType)]
     pub r#type: String,
     /// Where the files are (http, https or s3 URLs).
     pub file_uris: Vec<String>,

@@ -168,6 +168,28 @@ impl Command {
     }
 }
 
+/// Where a command is: `pending` until the broker has it, `sent` to the printer, then
+/// `acknowledged` by it or `failed` (refused, undeliverable, or the printer said no).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    Pending,
+    Sent,
+    Acknowledged,
+    Failed,
+}
+
+impl crate::wire::WireName for CommandStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Pending => "pending",
+            CommandStatus::Sent => "sent",
+            CommandStatus::Acknowledged => "acknowledged",
+            CommandStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrinterCommand {
@@ -179,7 +201,7 @@ pub struct PrinterCommand {
     /// The command's arguments.
     #[schema(value_type = Object)]
     pub args: serde_json::Value,
-    /// `pending`, `sent`, `acknowledged` or `failed`.
+    #[schema(value_type = CommandStatus)]
     pub status: String,
     pub error: Option<String>,
     /// The key that sent it.
@@ -225,12 +247,13 @@ pub async fn set_status(
     tx: &mut PgConnection,
     author: &Author,
     row: CommandRow,
-    status: &str,
+    status: CommandStatus,
     error: Option<&str>,
 ) -> DomainResult<PrinterCommand> {
+    use crate::wire::WireName;
     let before = PrinterCommand::from(row);
     let after = PrinterCommand::from(
-        db::set_status(&mut *tx, author.store_id, before.id, status, error).await?,
+        db::set_status(&mut *tx, author.store_id, before.id, status.as_str(), error).await?,
     );
     changes::updated(tx, author, &before, &after).await?;
     Ok(after)

@@ -8,6 +8,27 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// How the printer is reached: telemetry and commands use the vendor's own protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Bambu,
+    Klipper,
+    Octoprint,
+    Generic,
+}
+
+impl crate::wire::WireName for Provider {
+    fn as_str(self) -> &'static str {
+        match self {
+            Provider::Bambu => "bambu",
+            Provider::Klipper => "klipper",
+            Provider::Octoprint => "octoprint",
+            Provider::Generic => "generic",
+        }
+    }
+}
+
 /// Build volume in millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +47,7 @@ pub struct Printer {
     pub id: Uuid,
     pub store_id: StoreId,
     pub name: String,
+    #[schema(value_type = Provider)]
     pub provider: String,
     /// The vendor's id for the device: Bambu serial, Moonraker instance, OctoPrint device id.
     pub device_id: String,

@@ -9,6 +9,55 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Where a delivery is: `pending` (due again at `nextAttemptAt`), `succeeded`, or `failed` for
+/// good (out of retries, the endpoint gone or disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl crate::wire::WireName for DeliveryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Why an attempt failed: `timeout`, `connect` (no connection), `ssrf_blocked` (the address is
+/// not allowed), `redirect` (a 3xx, not followed), `http_status` (another non-2xx), `gone` (a
+/// 410: the endpoint is disabled) or `request` (anything else while sending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    Timeout,
+    Connect,
+    SsrfBlocked,
+    Redirect,
+    HttpStatus,
+    Gone,
+    Request,
+}
+
+impl crate::wire::WireName for ErrorClass {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connect => "connect",
+            ErrorClass::SsrfBlocked => "ssrf_blocked",
+            ErrorClass::Redirect => "redirect",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::Gone => "gone",
+            ErrorClass::Request => "request",
+        }
+    }
+}
+
 /// A webhook endpoint as the API and events show it: never its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

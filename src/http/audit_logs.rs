@@ -26,17 +26,18 @@ pub struct AuditLog {
     pub store_id: StoreId,
     /// When the change was made.
     pub created_at: DateTime<Utc>,
-    /// `api_key` (through the API) or `operator` (the printfarm CLI).
-    #[schema(example = "api_key")]
+    /// `api_key` (through the API), `telemetry` (the server, on a printer's report) or
+    /// `operator` (the printfarm CLI).
+    #[schema(value_type = crate::audit::ActorType)]
     pub actor_type: String,
     pub api_key_id: Option<Uuid>,
     /// The acting key's public id.
     pub key_id: Option<String>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
-    #[schema(example = "update")]
+    #[schema(value_type = crate::domain::changes::Verb)]
     pub action: String,
-    #[schema(example = "apiKey")]
+    #[schema(value_type = crate::domain::EntityType)]
     pub entity_type: String,
     pub entity_id: Uuid,
     /// `{field: {from, to}}`; secrets appear as `[redacted]`.

@@ -44,9 +44,10 @@ pub struct Event {
     /// Increases with every event of the deployment; pass the last one seen as `after`.
     pub sequence: i64,
     pub r#type: EventType,
-    #[schema(example = "printJob")]
+    #[schema(value_type = crate::domain::EntityType)]
     pub entity_type: String,
     /// `INSERT`, `UPDATE` or `DELETE` for entity changes; null for domain events.
+    #[schema(value_type = Option<crate::domain::entity::Action>)]
     pub action: Option<String>,
     /// `{entityId: entity}`.
     #[schema(value_type = Object)]

@@ -1,11 +1,18 @@
 //! List filters in the OpenAPI document: one query parameter per filterable field and operator
 //! (`state.eq`, `createdAt.gte`, `name.contains`, …), generated from the same list specs the
 //! parser checks requests against, so a generated SDK can filter and cannot drift from it.
+//!
+//! Text fields that hold a closed set of names (a job's `state`, an order's `status`) are
+//! declared with the enum they hold: `eq`/`ne` take it as their schema, `in`/`notIn` a pattern
+//! of its values, and a request naming a value outside it is refused (`check_closed_values`).
 
-use crate::list::{Field, Kind, Op, Spec, MAX_IN_VALUES, MAX_VALUE_LEN};
+use crate::error::ApiError;
+use crate::list::{Field, Filter, Kind, Op, Operand, Spec, Value, MAX_IN_VALUES, MAX_VALUE_LEN};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
 use utoipa::openapi::{ObjectBuilder, OpenApi, Required, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
 /// Every paged list operation and the spec its handler parses with (a test checks that each
 /// operation with the paging parameters is here).
@@ -24,6 +31,131 @@ pub const LISTS: &[(&str, &Spec)] = &[
     ("/v1/webhooks/{id}/deliveries", &crate::db::deliveries::LIST),
 ];
 
+/// A text field of a list that holds one of a closed set of names.
+pub struct ClosedField {
+    pub spec: &'static Spec,
+    pub field: &'static str,
+    /// The enum's component name and values.
+    pub names: fn() -> (String, Vec<String>),
+}
+
+/// The closed text fields of the lists, and the enum each holds.
+pub static CLOSED: &[ClosedField] = &[
+    closed(
+        &crate::db::print_jobs::LIST,
+        "state",
+        names::<crate::domain::queue::JobState>,
+    ),
+    closed(
+        &crate::db::orders::LIST,
+        "status",
+        names::<crate::domain::orders::OrderStatus>,
+    ),
+    closed(
+        &crate::db::orders::LIST,
+        "source",
+        names::<crate::domain::orders::OrderSource>,
+    ),
+    closed(
+        &crate::db::commands::LIST,
+        "status",
+        names::<crate::domain::printer_commands::CommandStatus>,
+    ),
+    closed(
+        &crate::db::deliveries::LIST,
+        "status",
+        names::<crate::domain::webhooks::DeliveryStatus>,
+    ),
+    closed(
+        &crate::db::deliveries::LIST,
+        "eventType",
+        names::<crate::domain::EventType>,
+    ),
+    closed(
+        &crate::db::printers::LIST,
+        "provider",
+        names::<crate::domain::printers::Provider>,
+    ),
+    closed(
+        &crate::db::parts::LIST,
+        "type",
+        names::<crate::domain::parts::PartType>,
+    ),
+    closed(
+        &crate::db::audit::LIST,
+        "actorType",
+        names::<crate::audit::ActorType>,
+    ),
+    closed(
+        &crate::db::audit::LIST,
+        "action",
+        names::<crate::domain::changes::Verb>,
+    ),
+    closed(
+        &crate::db::audit::LIST,
+        "entityType",
+        names::<crate::domain::EntityType>,
+    ),
+];
+
+const fn closed(
+    spec: &'static Spec,
+    field: &'static str,
+    names: fn() -> (String, Vec<String>),
+) -> ClosedField {
+    ClosedField { spec, field, names }
+}
+
+/// An enum's component name and the values its schema lists.
+fn names<T: ToSchema>() -> (String, Vec<String>) {
+    let schema = serde_json::to_value(T::schema()).unwrap_or_default();
+    let values = schema["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    (T::name().into_owned(), values)
+}
+
+fn closed_names(spec: &Spec, field: &str) -> Option<(String, Vec<String>)> {
+    CLOSED
+        .iter()
+        .find(|c| std::ptr::eq(c.spec, spec) && c.field == field)
+        .map(|c| (c.names)())
+}
+
+/// Refuses a filter on a closed field whose value (`eq`, `ne`, `in`, `notIn`) is not one of
+/// the field's names, naming them: such a filter can only be a mistake.
+pub fn check_closed_values(spec: &Spec, filters: &[Filter]) -> Result<(), ApiError> {
+    for filter in filters {
+        if !matches!(filter.op, Op::Eq | Op::Ne | Op::In | Op::NotIn) {
+            continue;
+        }
+        let Some((_, allowed)) = closed_names(spec, filter.field.name) else {
+            continue;
+        };
+        let given: Vec<&Value> = match &filter.operand {
+            Operand::One(value) => vec![value],
+            Operand::Many(values) => values.iter().collect(),
+            Operand::Null(_) => Vec::new(),
+        };
+        for value in given {
+            if let Value::Text(text) = value {
+                if !allowed.iter().any(|a| a == text) {
+                    return Err(ApiError::BadRequest(format!(
+                        "{}.{}: {text:?} is not one of {}",
+                        filter.field.name,
+                        filter.op.name(),
+                        allowed.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds the filter parameters to each list operation in `doc`.
 pub fn add(doc: &mut OpenApi) {
     for (path, spec) in LISTS {
@@ -37,18 +169,35 @@ pub fn add(doc: &mut OpenApi) {
         };
         let parameters = get.parameters.get_or_insert_with(Vec::new);
         for field in spec.fields {
-            parameters.extend(field.operators().map(|op| parameter(field, op)));
+            let closed = closed_names(spec, field.name);
+            parameters.extend(
+                field
+                    .operators()
+                    .map(|op| parameter(field, op, closed.as_ref())),
+            );
         }
     }
 }
 
-fn parameter(field: &Field, op: Op) -> Parameter {
+fn parameter(field: &Field, op: Op, closed: Option<&(String, Vec<String>)>) -> Parameter {
+    let schema: RefOr<utoipa::openapi::schema::Schema> = match (closed, op) {
+        (Some((name, _)), Op::Eq | Op::Ne) => RefOr::Ref(Ref::from_schema_name(name)),
+        (Some((_, values)), Op::In | Op::NotIn) => {
+            let escaped: Vec<String> = values.iter().map(|v| v.replace('.', "\\.")).collect();
+            let one = format!("({})", escaped.join("|"));
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^{one}(,{one})*$")))
+                .into()
+        }
+        _ => schema(field.kind, op).into(),
+    };
     ParameterBuilder::new()
         .name(format!("{}.{}", field.name, op.name()))
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
         .description(Some(description(field, op)))
-        .schema(Some(schema(field.kind, op)))
+        .schema(Some(schema))
         .build()
 }
 

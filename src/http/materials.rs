@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Bambu PLA Basic Orange", "type": "PLA", "brand": "Bambu Lab", "color": "#ff8800", "diameterMm": 1.75, "densityGCm3": 1.24, "pricePer1000g": 19.99, "tags": ["matte"]}))]
 pub struct CreateMaterial {
     #[schema(
         min_length = 1,
@@ -57,6 +58,7 @@ pub struct CreateMaterial {
 /// Fields to change; `null` clears the optional ones.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"pricePer1000g": 17.5, "notes": "bought in bulk"}))]
 pub struct UpdateMaterial {
     #[schema(
         min_length = 1,

@@ -21,6 +21,7 @@ pub mod printer_credentials;
 pub mod printers;
 pub mod respond;
 pub mod roles;
+pub mod sdk_names;
 pub mod skus;
 pub mod spools;
 pub mod stores;

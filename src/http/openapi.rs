@@ -89,6 +89,17 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
     );
 
     super::filter_params::add(&mut doc);
+    super::sdk_names::add(&mut doc);
+    doc.servers = Some(vec![
+        utoipa::openapi::server::ServerBuilder::new()
+            .url("/")
+            .description(Some("The server this document came from"))
+            .build(),
+        utoipa::openapi::server::ServerBuilder::new()
+            .url("http://127.0.0.1:8080")
+            .description(Some("`printfarm serve` on this machine, with its defaults"))
+            .build(),
+    ]);
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         if let Some(post) = item.post.as_mut().filter(|op| op.security.is_none()) {

@@ -35,13 +35,33 @@ pub struct Health {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
-    pub status: &'static str,
-    /// `up` or `down`.
-    pub database: &'static str,
-    /// `connected`, `disconnected` (reconnecting; API requests never wait for it) or
-    /// `disabled` (no `PF_MQTT_URL`).
-    pub mqtt: &'static str,
+    pub status: ReadyStatus,
+    pub database: DatabaseState,
+    pub mqtt: BrokerState,
+}
+
+/// Whether the server can take requests.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseState {
+    Up,
+    Down,
+}
+
+/// `disconnected`: reconnecting (API requests never wait for it); `disabled`: no `PF_MQTT_URL`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    Connected,
+    Disconnected,
+    Disabled,
 }
 
 /// The process is alive. Public.
@@ -67,12 +87,20 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Readiness {
-        status: if up { "ready" } else { "unavailable" },
-        database: if up { "up" } else { "down" },
+        status: if up {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::Unavailable
+        },
+        database: if up {
+            DatabaseState::Up
+        } else {
+            DatabaseState::Down
+        },
         mqtt: match &state.broker {
-            None => "disabled",
-            Some(_) if state.mqtt_connected() => "connected",
-            Some(_) => "disconnected",
+            None => BrokerState::Disabled,
+            Some(_) if state.mqtt_connected() => BrokerState::Connected,
+            Some(_) => BrokerState::Disconnected,
         },
     };
     let mut response = (status, Json(body)).into_response();

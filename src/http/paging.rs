@@ -46,7 +46,9 @@ pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, 
             name.replace('\0', "%00")
         )));
     }
-    ListQuery::parse(&pairs, spec)
+    let list = ListQuery::parse(&pairs, spec)?;
+    super::filter_params::check_closed_values(spec, &list.filters)?;
+    Ok(list)
 }
 
 /// The list request, its page of rows (one more than the limit if more exist) and, if asked for,

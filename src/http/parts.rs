@@ -6,15 +6,16 @@ use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts::{self as db, PartFields, PartRow};
-use crate::domain::parts::{Part, PartMaterialView};
+use crate::domain::parts::{Part, PartMaterialView, PartType};
 use crate::domain::validate::{Errors, Tag};
 use crate::error::{ApiResult, Problem};
 use crate::ids::StoreId;
+use crate::wire::WireName;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -28,29 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_parts, create_part))
         .routes(routes!(get_part, update_part, delete_part))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PartType {
-    Stl,
-    #[serde(rename = "3mf")]
-    ThreeMf,
-    Gcode,
-    Step,
-    Obj,
-}
-
-impl PartType {
-    fn as_str(self) -> &'static str {
-        match self {
-            PartType::Stl => "stl",
-            PartType::ThreeMf => "3mf",
-            PartType::Gcode => "gcode",
-            PartType::Step => "step",
-            PartType::Obj => "obj",
-        }
-    }
 }
 
 /// Where a part's file is: an http, https or s3 URL of at most 2000 characters.
@@ -74,6 +52,7 @@ impl utoipa::ToSchema for FileUri {}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Phone stand", "type": "3mf", "description": "Two-piece stand", "fileUris": ["https://files.example.com/phone-stand.3mf"], "materials": [{"materialId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e01", "grams": 42.5}], "estimatedGrams": 42.5, "estimatedSeconds": 5400, "requiredPrinterTags": ["hardened-nozzle"]}))]
 pub struct CreatePart {
     #[schema(
         min_length = 1,
@@ -104,6 +83,7 @@ pub struct CreatePart {
 /// Fields to change; lists replace the old ones, `null` clears the optional values.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"estimatedSeconds": 5100, "requiredPrinterTags": []}))]
 pub struct UpdatePart {
     #[schema(
         min_length = 1,

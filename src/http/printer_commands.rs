@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"ids": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e04"], "command": {"command": "set-temperature", "target": "nozzle", "temperature": 220}}))]
 pub struct SendCommands {
     /// 1–100 printer ids.
     #[schema(min_items = 1, max_items = 100)]

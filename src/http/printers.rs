@@ -8,11 +8,12 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
-use crate::domain::printers::{BuildVolume, Printer};
+use crate::domain::printers::{BuildVolume, Printer, Provider};
 use crate::domain::validate::{Errors, Tag};
 use crate::domain::{changes, print_jobs, Author};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::PrinterId;
+use crate::wire::WireName;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,29 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_printer_stats))
 }
 
-/// How the printer is reached: telemetry and commands use the vendor's own protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Bambu,
-    Klipper,
-    Octoprint,
-    Generic,
-}
-
-impl Provider {
-    fn as_str(self) -> &'static str {
-        match self {
-            Provider::Bambu => "bambu",
-            Provider::Klipper => "klipper",
-            Provider::Octoprint => "octoprint",
-            Provider::Generic => "generic",
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "X1C #1", "provider": "bambu", "deviceId": "00M09A350100123", "model": "X1 Carbon", "location": "bench 1", "tags": ["hardened-nozzle"], "nozzleDiameterMm": 0.4, "buildVolumeMm": {"x": 256, "y": 256, "z": 256}}))]
 pub struct CreatePrinter {
     #[schema(
         min_length = 1,
@@ -87,6 +68,7 @@ pub struct CreatePrinter {
 /// Fields to change; `null` clears the optional ones.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"enabled": false, "notes": "nozzle swap"}))]
 pub struct UpdatePrinter {
     #[schema(
         min_length = 1,
@@ -120,6 +102,7 @@ pub struct UpdatePrinter {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"ids": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e04"], "ready": true}))]
 pub struct ConfirmReady {
     /// 1–100 printer ids.
     #[schema(min_items = 1, max_items = 100)]

@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"sku": "STAND-ORANGE", "name": "Phone stand, orange", "parts": [{"partId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e02", "quantity": 2}]}))]
 pub struct CreateSku {
     /// 1–100 characters of letters, digits and `._-/`; unique in the store.
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
@@ -51,6 +52,7 @@ pub struct CreateSku {
 /// Fields to change; `parts` replaces the list.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Phone stand (orange)"}))]
 pub struct UpdateSku {
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
     pub sku: Option<String>,

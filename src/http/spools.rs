@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"materialId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e01", "initialGrams": 1000, "remainingGrams": 840, "location": "rack A2", "lot": "LOT-2026-11"}))]
 pub struct CreateSpool {
     /// A material of this store.
     pub material_id: Uuid,
@@ -51,6 +52,7 @@ pub struct CreateSpool {
 /// Fields to change; `null` clears the optional ones (`printerId: null` unloads the spool).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"remainingGrams": 612.5, "printerId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e04", "slot": 2}))]
 pub struct UpdateSpool {
     pub material_id: Option<Uuid>,
     #[schema(minimum = 1, maximum = 100000)]

@@ -41,6 +41,7 @@ pub struct RateLimits {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Orange Prints Ltd"}))]
 pub struct UpdateStore {
     /// 1–200 characters, not only spaces.
     #[schema(

@@ -9,6 +9,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::StoreId;
+use crate::wire::WireName;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -49,13 +50,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         // A valid key from the wrong place: counted, but not held against the address.
         Err(err @ ApiError::IpNotAllowed) => {
-            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
+            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code().as_str())
+                .increment(1);
             err.into_response()
         }
         // Only refused credentials count against the address, not our own failures.
         Err(err) if err.status() != StatusCode::UNAUTHORIZED => err.into_response(),
         Err(err) => {
-            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code()).increment(1);
+            metrics::counter!("printfarm_auth_failures_total", "reason" => err.code().as_str())
+                .increment(1);
             match state.auth_failures.record_failure(ip) {
                 Some(wait) => ApiError::TooManyAuthFailures {
                     retry_after_secs: wait,

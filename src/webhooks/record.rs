@@ -5,8 +5,9 @@
 use super::schedule;
 use super::send::Outcome;
 use crate::db::deliveries as db;
-use crate::domain::webhooks::EndpointView;
+use crate::domain::webhooks::{DeliveryStatus, EndpointView};
 use crate::domain::{changes, Author, EventType};
+use crate::wire::WireName;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -54,11 +55,11 @@ pub async fn write(
         ids.push(o.delivery);
         attempted.push(o.attempted_at);
         attempt_numbers.push(o.attempts);
-        statuses.push(status);
+        statuses.push(status.as_str());
         next.push(at);
         codes.push(o.status_code);
         latencies.push(o.latency_ms);
-        classes.push(o.error_class);
+        classes.push(o.error_class.map(WireName::as_str));
         responses.push(o.response.as_deref());
     }
     // Endpoint health: each endpoint is failing unless any of its outcomes in the batch
@@ -117,21 +118,21 @@ pub async fn disable_due(
 }
 
 /// Where a delivery goes after this attempt: its status and when it is next due.
-fn next_step(o: &Outcome) -> (&'static str, Option<DateTime<Utc>>) {
+fn next_step(o: &Outcome) -> (DeliveryStatus, Option<DateTime<Utc>>) {
     if o.succeeded() {
-        return ("succeeded", None);
+        return (DeliveryStatus::Succeeded, None);
     }
     if o.gone() {
-        return ("failed", None);
+        return (DeliveryStatus::Failed, None);
     }
     let attempts = u32::try_from(o.attempts).unwrap_or(u32::MAX);
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     match schedule::next_delay(attempts, o.retry_after, jitter) {
         Some(delay) => (
-            "pending",
+            DeliveryStatus::Pending,
             Some(o.attempted_at + chrono::TimeDelta::from_std(delay).unwrap_or_default()),
         ),
-        None => ("failed", None),
+        None => (DeliveryStatus::Failed, None),
     }
 }
 

@@ -5,6 +5,8 @@ use super::schedule;
 use super::signing;
 use super::ssrf::{Policy, Refused};
 use crate::db::deliveries::Endpoint;
+use crate::domain::webhooks::ErrorClass;
+use crate::wire::WireName;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -42,7 +44,7 @@ pub struct Outcome {
     pub status_code: Option<i32>,
     pub latency_ms: i32,
     /// None on success.
-    pub error_class: Option<&'static str>,
+    pub error_class: Option<ErrorClass>,
     pub response: Option<String>,
     pub retry_after: Option<Duration>,
 }
@@ -53,7 +55,7 @@ impl Outcome {
     }
 
     pub fn gone(&self) -> bool {
-        self.error_class == Some("gone")
+        self.error_class == Some(ErrorClass::Gone)
     }
 }
 
@@ -85,7 +87,7 @@ pub async fn send(
         attempted_at: now,
         status_code: None,
         latency_ms: 0,
-        error_class: Some("ssrf_blocked"),
+        error_class: Some(ErrorClass::SsrfBlocked),
         response: None,
         retry_after: None,
     };
@@ -128,11 +130,11 @@ pub async fn send(
             outcome.error_class = if status.is_success() {
                 None
             } else if status.as_u16() == 410 {
-                Some("gone")
+                Some(ErrorClass::Gone)
             } else if status.is_redirection() {
-                Some("redirect")
+                Some(ErrorClass::Redirect)
             } else {
-                Some("http_status")
+                Some(ErrorClass::HttpStatus)
             };
             outcome.response = read_start(response).await;
         }
@@ -144,7 +146,7 @@ pub async fn send(
     outcome.latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     metrics::counter!(
         "printfarm_webhook_attempts_total",
-        "result" => outcome.error_class.unwrap_or("success")
+        "result" => outcome.error_class.map_or("success", WireName::as_str)
     )
     .increment(1);
     outcome
@@ -165,20 +167,20 @@ async fn read_start(mut response: reqwest::Response) -> Option<String> {
 }
 
 /// The error class of a failed request.
-fn classify(error: &reqwest::Error) -> &'static str {
+fn classify(error: &reqwest::Error) -> ErrorClass {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if e.downcast_ref::<Refused>().is_some() {
-            return "ssrf_blocked";
+            return ErrorClass::SsrfBlocked;
         }
         source = e.source();
     }
     if error.is_timeout() {
-        "timeout"
+        ErrorClass::Timeout
     } else if error.is_connect() {
-        "connect"
+        ErrorClass::Connect
     } else {
-        "request"
+        ErrorClass::Request
     }
 }
 

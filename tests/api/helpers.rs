@@ -14,7 +14,6 @@ use printfarm::config::Config;
 use printfarm::ids::StoreId;
 use printfarm::rate_limit::ManualClock;
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -217,7 +216,7 @@ impl TestApp {
         let config = test_config(&db, overrides);
         // The server's own pool settings: statement and lock deadlines included.
         let settings = printfarm::app::pool_settings(&config);
-        let options: PgConnectOptions = config.database_url.parse().unwrap();
+        let options = printfarm::db::connect_options(&config.database_url).unwrap();
         let pool = printfarm::db::pool_options(settings)
             .connect_with(printfarm::db::with_timeouts(options, settings))
             .await

@@ -2,6 +2,7 @@
 //! declares its `field.op` parameters, each one declared is accepted with a value of its
 //! documented schema, and an operator a field does not take is refused with the ones it does.
 
+use crate::document::resolve;
 use crate::helpers::TestApp;
 use printfarm::http::filter_params::LISTS;
 use serde_json::{json, Value};
@@ -33,8 +34,21 @@ fn documented_filters(doc: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
 }
 
 /// A value the schema describes, as a query-string value.
-fn example(schema: &Value) -> String {
+fn example(doc: &Value, schema: &Value) -> String {
+    let schema = resolve(doc, schema);
+    if let Some(first) = schema["enum"].as_array().and_then(|values| values.first()) {
+        return first.as_str().unwrap().to_owned();
+    }
     let pattern = schema["pattern"].as_str().unwrap_or("");
+    if let Some(alternatives) = pattern.strip_prefix("^(") {
+        // A closed field's list: its first name (unescaped), twice.
+        let first = alternatives
+            .split(['|', ')'])
+            .next()
+            .unwrap()
+            .replace('\\', "");
+        return format!("{first},{first}");
+    }
     match (schema["type"].as_str(), schema["format"].as_str()) {
         (Some("boolean"), _) => "true".into(),
         (Some("integer"), _) => "2".into(),
@@ -106,7 +120,7 @@ async fn every_documented_filter_is_accepted_and_a_wrong_operator_names_the_righ
         let path = path.replace("{id}", &hook_id);
         let mut operators: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (name, schema) in &filters {
-            let value = example(schema);
+            let value = example(&doc, schema);
             let query: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair(name, &value)
                 .finish();
@@ -131,4 +145,39 @@ async fn every_documented_filter_is_accepted_and_a_wrong_operator_names_the_righ
         }
     }
     assert!(checked > 300, "only {checked} filters documented");
+}
+
+#[tokio::test]
+async fn a_closed_field_takes_only_its_names_and_the_refusal_lists_them() {
+    let app = TestApp::new().await;
+    let jobs = documented_filters(&document())["/v1/print-jobs"].clone();
+    let state = &jobs.iter().find(|(name, _)| name == "state.eq").unwrap().1;
+    assert_eq!(
+        state["$ref"], "#/components/schemas/JobState",
+        "state.eq is the enum"
+    );
+    for bad in ["state.eq=queud", "state.in=queued,done"] {
+        let res = app
+            .get(&format!("/v1/print-jobs?{bad}"))
+            .owner()
+            .send()
+            .await;
+        res.assert(400);
+        let detail = res.json()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("queued, assigned, printing"),
+            "{bad}: {detail}"
+        );
+    }
+    app.get("/v1/print-jobs?state.in=queued,printing&state.ne=failed")
+        .owner()
+        .send()
+        .await
+        .assert(200);
+    // Free text stays free: a part name is not a closed field.
+    app.get("/v1/parts?name.eq=anything")
+        .owner()
+        .send()
+        .await
+        .assert(200);
 }

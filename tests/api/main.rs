@@ -30,6 +30,7 @@ mod printers;
 mod rate_limits;
 mod receiver;
 mod replicas;
+mod request_examples;
 mod roles_and_store;
 mod telemetry;
 mod tenancy;

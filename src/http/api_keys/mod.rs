@@ -42,6 +42,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// An API key as shown after creation: the `keyId` prefix, never the secret.
+/// `full_access` keys hold every permission; `custom` keys hold their roles' and their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    FullAccess,
+    Custom,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
@@ -51,9 +59,7 @@ pub struct ApiKey {
     #[schema(example = "pf_live_4fT9xQ2mB7nK1pLz")]
     pub key_id: String,
     pub name: String,
-    /// `full_access` keys hold every permission; `custom` keys hold their roles' and their own.
-    #[schema(example = "custom")]
-    pub r#type: &'static str,
+    pub r#type: KeyType,
     /// Built-in role ids.
     #[schema(value_type = Vec<Role>)]
     pub roles: Vec<String>,
@@ -114,6 +120,7 @@ pub struct AuthTest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "shop integration", "roles": ["operator"], "permissions": ["order.view"], "ipAllowlist": ["203.0.113.0/24"], "expiresAt": "2030-01-01T00:00:00Z"}))]
 pub struct CreateApiKey {
     /// 1–100 characters, not only spaces.
     #[schema(
@@ -143,6 +150,7 @@ pub struct CreateApiKey {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "shop integration (EU)", "active": true, "ipAllowlist": ["203.0.113.7", "2001:db8::/32"]}))]
 pub struct UpdateApiKey {
     /// 1–100 characters, not only spaces.
     #[schema(
@@ -165,6 +173,7 @@ pub struct UpdateApiKey {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"graceSeconds": 3600}))]
 pub struct RollApiKey {
     /// How long the old secret keeps working, in seconds (default 86400, 0 = it stops now, at
     /// most 30 days). Never past the key's `expiresAt`.
@@ -194,9 +203,9 @@ impl ApiKey {
             key_id: row.key_id,
             name: row.name,
             r#type: if row.full_access {
-                "full_access"
+                KeyType::FullAccess
             } else {
-                "custom"
+                KeyType::Custom
             },
             roles: row.roles,
             permissions: row.permissions,

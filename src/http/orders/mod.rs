@@ -103,6 +103,7 @@ pub struct CodeOrderItem {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"orderNumber": "#1042", "source": "shopify", "customerName": "Ada Lovelace", "items": [{"skuId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e03", "quantity": 2}, {"externalSku": "STAND-ORANGE", "quantity": 1}]}))]
 pub struct CreateOrder {
     #[schema(max_length = 100)]
     pub order_number: Option<String>,
@@ -121,6 +122,7 @@ pub struct CreateOrder {
 /// while no item has been printed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"notes": "gift wrap", "items": [{"externalSku": "STAND-ORANGE", "quantity": 3}]}))]
 pub struct UpdateOrder {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
@@ -138,6 +140,7 @@ pub struct UpdateOrder {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"orderIds": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e06"], "position": "back", "priority": 5}))]
 pub struct PrintOrders {
     /// Only these orders (1–100); default every open order.
     #[schema(min_items = 1, max_items = 100)]

@@ -60,6 +60,7 @@ impl From<QueueEnd> for End {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"partId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e02", "quantity": 2, "priority": 10, "position": "front", "materialIds": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e01"], "notes": "rush"}))]
 pub struct CreatePrintJob {
     /// A part of this store.
     pub part_id: Uuid,
@@ -90,6 +91,7 @@ pub struct CreatePrintJob {
 /// state (needs `queue.override`) along the state machine; `failureReason` goes with `failed`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"priority": 20, "notes": "customer waiting"}))]
 pub struct UpdatePrintJob {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
@@ -143,6 +145,7 @@ impl From<ForcedState> for JobState {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"printJobIds": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e05"]}))]
 pub struct PrintJobIds {
     /// 1–100 job ids.
     #[schema(min_items = 1, max_items = 100)]

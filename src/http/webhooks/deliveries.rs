@@ -2,9 +2,11 @@
 
 use super::*;
 use crate::domain::EventType;
+use serde_json::json;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"since": "2026-11-29T00:00:00Z"}))]
 pub struct Recover {
     /// Re-send every event since this time (events are kept `PF_EVENT_RETENTION_DAYS`).
     pub since: DateTime<Utc>,
@@ -23,8 +25,8 @@ pub struct Attempt {
     pub attempted_at: DateTime<Utc>,
     pub status_code: Option<i32>,
     pub latency_ms: i32,
-    /// Null on success; `timeout`, `connect`, `ssrf_blocked`, `redirect`, `http_status`,
-    /// `gone` or `request`.
+    /// Null on success.
+    #[schema(value_type = Option<crate::domain::webhooks::ErrorClass>)]
     pub error_class: Option<String>,
     /// The first 1 KB of the response (or the error).
     pub response_body: Option<String>,
@@ -37,8 +39,9 @@ pub struct Delivery {
     pub endpoint_id: Uuid,
     /// `webhook-id`: the event id, the same on every attempt.
     pub event_id: Uuid,
+    #[schema(value_type = crate::domain::EventType)]
     pub event_type: String,
-    /// `pending`, `succeeded` or `failed`.
+    #[schema(value_type = crate::domain::webhooks::DeliveryStatus)]
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,

@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -59,6 +58,7 @@ pub struct CreatedWebhook {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"url": "https://hooks.example.com/printfarm", "description": "ERP", "eventTypes": ["job.*", "order.created_retail"]}))]
 pub struct CreateWebhook {
     /// `https://…` on a public address.
     #[schema(
@@ -79,6 +79,7 @@ pub struct CreateWebhook {
 /// Fields to change; `enabled: true` re-enables a disabled endpoint and clears its failures.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "eventTypes": ["job.succeeded", "job.failed"]}))]
 pub struct UpdateWebhook {
     #[schema(
         min_length = 1,
@@ -97,6 +98,7 @@ pub struct UpdateWebhook {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"overlapSeconds": 86400}))]
 pub struct RotateSecret {
     /// How long the old secret keeps signing too (a second signature): 0–604800 s, default
     /// 86400.

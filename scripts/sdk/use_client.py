@@ -1,0 +1,52 @@
+"""Uses the Python client that scripts/sdk_check.sh generates from openapi/openapi.json, as an
+integrator would: authenticate with the bootstrap key, create a part, queue it, and list print
+jobs filtered by state. Exits non-zero with a message at the first surprise.
+
+Usage: use_client.py BASE_URL '{"storeId": "...", "apiKey": "..."}'
+"""
+import json
+import sys
+
+from printfarm_client import AuthenticatedClient
+from printfarm_client.api.parts import create_part
+from printfarm_client.api.print_jobs import create_print_job, list_print_jobs
+from printfarm_client.models import CreatePart, CreatePrintJob, JobState, PartType, Problem
+
+
+def main() -> None:
+    base_url, creds = sys.argv[1], json.loads(sys.argv[2])
+    client = AuthenticatedClient(
+        base_url=base_url,
+        token=creds["apiKey"],
+        prefix="ApiKey",
+        headers={"x-printago-storeid": creds["storeId"]},
+        raise_on_unexpected_status=True,
+    )
+    with client as c:
+        part = create_part.sync(client=c, body=CreatePart(name="SDK part", type_=PartType.THREE_MF))
+        expect(not isinstance(part, Problem), f"create_part: {part}")
+        job = create_print_job.sync(client=c, body=CreatePrintJob(part_id=part.id, quantity=2))
+        expect(not isinstance(job, Problem), f"create_print_job: {job}")
+        expect(job.state == JobState.QUEUED, f"a new job is queued, not {job.state}")
+
+        queued = list_print_jobs.sync(client=c, state_eq=JobState.QUEUED, part_id_eq=part.id)
+        expect(isinstance(queued, list), f"list_print_jobs: {queued}")
+        expect([j.id for j in queued] == [job.id], f"state.eq=queued lists the job: {queued}")
+        printing = list_print_jobs.sync(client=c, state_eq=JobState.PRINTING)
+        expect(printing == [], f"state.eq=printing lists nothing: {printing}")
+        both = list_print_jobs.sync(client=c, state_in="queued,printing", limit=10)
+        expect([j.id for j in both] == [job.id], f"state.in lists the job: {both}")
+
+        # A state the enum does not have, sent past the client's types, is refused.
+        refused = c.get_httpx_client().get("/v1/print-jobs", params={"state.eq": "done"})
+        expect(refused.status_code == 400, f"an unknown state is refused: {refused.status_code}")
+    print(f"use_client: created part {part.id}, queued job {job.id}, filtered by state")
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        sys.exit(f"use_client: {message}")
+
+
+if __name__ == "__main__":
+    main()
