@@ -39,7 +39,7 @@ pub async fn run<F, Fut>(
     Fut: Future<Output = anyhow::Result<bool>>,
 {
     let mut listener = match wakeups.channel {
-        Some(channel) => match PgListener::connect_with(pool).await {
+        Some(channel) => match PgListener::connect_with(&crate::db::listener_pool(pool)).await {
             Ok(mut l) => l.listen(channel).await.ok().map(|()| l),
             Err(_) => None,
         },

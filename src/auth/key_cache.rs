@@ -157,7 +157,7 @@ pub async fn run_invalidation_listener(pool: PgPool, cache: KeyCache, shutdown: 
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let listening = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&crate::db::listener_pool(&pool)).await?;
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };

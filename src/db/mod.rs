@@ -219,6 +219,17 @@ pub fn health_pool(main: &PgPool) -> PgPool {
         .connect_lazy_with((*main.connect_options()).clone())
 }
 
+/// A one-connection pool of its own for a `LISTEN` connection, which it holds for good: taken
+/// from the main pool, each listener would leave one connection fewer for requests (and with a
+/// small `PF_DB_MAX_CONNECTIONS`, none).
+pub fn listener_pool(main: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*main.connect_options()).clone())
+}
+
 async fn create_database_if_missing(options: &PgConnectOptions, url: &str) -> anyhow::Result<()> {
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());

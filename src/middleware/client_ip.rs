@@ -38,17 +38,18 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Result
     if !is_trusted(&peer) {
         return Ok(peer);
     }
-    let mut hops = Vec::new();
+    let mut entries = Vec::new();
     for line in headers.get_all("x-forwarded-for") {
         let line = line.to_str().map_err(|_| "<non-ASCII header>".to_owned())?;
-        for entry in line.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            hops.push(parse_hop(entry).ok_or_else(|| entry.chars().take(64).collect::<String>())?);
-        }
+        entries.extend(line.split(',').map(str::trim).filter(|e| !e.is_empty()));
     }
+    // Right to left, past trusted hops, to the first address no trusted proxy vouches for:
+    // entries left of it are the client's own say and are never read (a proxy that appends to
+    // the header passes on whatever the client sent there).
     let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop;
-        if !is_trusted(&hop) {
+    for entry in entries.into_iter().rev() {
+        client = parse_hop(entry).ok_or_else(|| entry.chars().take(64).collect::<String>())?;
+        if !is_trusted(&client) {
             break;
         }
     }
@@ -140,6 +141,17 @@ mod tests {
         assert_eq!(
             client_ip(ip("127.0.0.1"), &headers(&["192.0.2.5:80"]), &trusted),
             Ok(ip("192.0.2.5"))
+        );
+    }
+
+    #[test]
+    fn what_the_client_wrote_left_of_its_address_is_never_read() {
+        // nginx's $proxy_add_x_forwarded_for appends the client's address to whatever the
+        // client sent: its own entries may be anything.
+        let h = headers(&["unknown, <script>, 198.51.100.7"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            Ok(ip("198.51.100.7"))
         );
     }
 

@@ -368,8 +368,11 @@ async fn follow_job(
     let to = match (state.status.as_str(), before.state) {
         ("printing", _) => JobState::Printing,
         ("paused", _) => JobState::Paused,
-        ("completed", _) => JobState::Completed,
-        ("failed", _) => JobState::Failed,
+        // Finished or failed: only a job the printer started. A printer keeps reporting how
+        // its last print ended until it starts the next, so for a job just assigned to it
+        // that is old news (and would fail or finish the job before it began).
+        ("completed", JobState::Printing | JobState::Paused) => JobState::Completed,
+        ("failed", JobState::Printing | JobState::Paused) => JobState::Failed,
         // Idle in the middle of a print: it was stopped (at the printer, or by a command). An
         // assigned job waits for an idle printer, so that is left alone.
         ("idle", JobState::Printing | JobState::Paused) => JobState::Cancelled,

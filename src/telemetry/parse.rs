@@ -156,6 +156,11 @@ pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
             "PrintStarted" | "PrintResumed" => Some("printing"),
             "PrintPaused" => Some("paused"),
             "PrintDone" => Some("completed"),
+            // OctoPrint follows `PrintCancelled` with `PrintFailed` (reason `cancelled`): a
+            // cancelled print is not a failure of the printer.
+            "PrintFailed" if payload.get("reason").and_then(Value::as_str) == Some("cancelled") => {
+                Some("idle")
+            }
             "PrintFailed" => Some("failed"),
             "PrintCancelled" => Some("idle"),
             _ => None,
@@ -166,7 +171,7 @@ pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
         if let Some(name) = payload.get("name").and_then(Value::as_str) {
             delta.insert("job".into(), name.into());
         }
-        if event == "PrintFailed" {
+        if event == "PrintFailed" && delta.get("state").and_then(Value::as_str) == Some("failed") {
             let reason = payload
                 .get("reason")
                 .and_then(Value::as_str)
@@ -382,6 +387,29 @@ mod tests {
             &json!({"reason": "error"}),
         );
         assert_eq!(octoprint(&report).status, "failed");
+    }
+
+    #[test]
+    fn an_octoprint_cancel_is_not_a_failure() {
+        let mut report = json!({});
+        octoprint_update(
+            &mut report,
+            "event/PrintStarted",
+            &json!({"name": "a.gcode"}),
+        );
+        octoprint_update(
+            &mut report,
+            "event/PrintCancelled",
+            &json!({"name": "a.gcode"}),
+        );
+        octoprint_update(
+            &mut report,
+            "event/PrintFailed",
+            &json!({"name": "a.gcode", "reason": "cancelled"}),
+        );
+        let s = octoprint(&report);
+        assert_eq!(s.status, "idle");
+        assert!(s.alerts.is_empty(), "{:?}", s.alerts);
     }
 
     #[test]

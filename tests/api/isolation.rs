@@ -220,3 +220,20 @@ async fn with_the_broker_down_events_wait_unleased_instead_of_churning() {
     .await;
     assert_eq!(unpublished, 5);
 }
+
+#[tokio::test]
+async fn the_workers_listening_connections_leave_the_pool_to_requests() {
+    // Two connections is the smallest pool the settings allow; every worker holds a LISTEN
+    // connection of its own, outside it.
+    let app = TestApp::with_config(&[("PF_DB_MAX_CONNECTIONS", "2")]).await;
+    let tracker = tokio_util::task::TaskTracker::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    app.state.spawn_workers(&tracker, &shutdown);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        app.get("/v1/materials").owner().send().await.assert(200);
+    }
+    let ready = app.get("/readyz").send().await;
+    ready.assert(200);
+    shutdown.cancel();
+}

@@ -538,6 +538,35 @@ async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
 }
 
 #[tokio::test]
+async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000011").await;
+    // The printer still says how its previous print ended: failed, then finished.
+    for old_news in ["FAILED", "FINISH"] {
+        let report = json!({"print": {"gcode_state": old_news, "print_error": 50348044}});
+        publish(&broker, &topic, &report.to_string()).await;
+    }
+    // A report that does move it proves the two before were read (in order) and ignored.
+    let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 1}});
+    publish(&broker, &topic, &running.to_string()).await;
+    eventually("the job to start", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.failed").await, 0);
+    assert_eq!(events(&app, "job.succeeded").await, 0);
+    // Once it has started, a failure is the job's.
+    let failed = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044}});
+    publish(&broker, &topic, &failed.to_string()).await;
+    eventually("the job to fail", || async {
+        (job_state(&app, &job).await == "failed").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry() {
     let broker = TestBroker::start();
     let one =
