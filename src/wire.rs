@@ -40,19 +40,3 @@ pub fn string_enum_schema(
         .description(Some(description))
         .into()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::assert_wire_names;
-
-    #[test]
-    fn every_wire_name_is_its_serde_name() {
-        assert_wire_names::<crate::error::ProblemCode>();
-        assert_wire_names::<crate::audit::ActorType>();
-        assert_wire_names::<crate::domain::printer_commands::CommandStatus>();
-        assert_wire_names::<crate::domain::webhooks::DeliveryStatus>();
-        assert_wire_names::<crate::domain::webhooks::ErrorClass>();
-        assert_wire_names::<crate::domain::parts::PartType>();
-        assert_wire_names::<crate::domain::printers::Provider>();
-    }
-}

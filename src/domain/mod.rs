@@ -25,3 +25,19 @@ pub use changes::Author;
 pub use entity::{Action, EntityType, EntityView};
 pub use error::{DomainError, DomainResult};
 pub use events::EventType;
+
+#[cfg(test)]
+mod wire_name_tests {
+    use crate::wire::assert_wire_names;
+
+    #[test]
+    fn every_wire_name_is_its_serde_name() {
+        assert_wire_names::<crate::error::ProblemCode>();
+        assert_wire_names::<crate::audit::ActorType>();
+        assert_wire_names::<super::printer_commands::CommandStatus>();
+        assert_wire_names::<super::webhooks::DeliveryStatus>();
+        assert_wire_names::<super::webhooks::ErrorClass>();
+        assert_wire_names::<super::parts::PartType>();
+        assert_wire_names::<super::printers::Provider>();
+    }
+}
