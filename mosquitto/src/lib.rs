@@ -26,6 +26,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const RECHECK: Duration = Duration::from_secs(1);
 /// Clients asked about per call.
 const RECHECK_BATCH: usize = 200;
+/// How long a client that has left keeps its right to publish: Mosquitto sends a client's
+/// will after telling the plugin it disconnected, and checks the will against the ACL then.
+const WILL_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct Plugin {
@@ -38,11 +41,21 @@ pub struct Plugin {
 }
 
 /// The server's internal listener.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Server {
     url: String,
     secret: Option<String>,
     agent: ureq::Agent,
+}
+
+/// Never the secret: Mosquitto logs the plugin's state at debug level.
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A logged-in client: its login, and how many of its connections are open (a client that
@@ -55,6 +68,9 @@ struct Connected {
     /// Which login this is, so an answer about an older one cannot end a newer.
     login_no: u64,
     connections: u32,
+    /// Set when its last connection closed: it may then only publish (its will) until the
+    /// grace is over, and is neither rechecked nor counted as connected.
+    departed: Option<Instant>,
 }
 
 /// One login of one client id.
@@ -149,6 +165,7 @@ impl Plugin {
         let expired: Vec<LoginRef> = self
             .clients
             .iter()
+            .filter(|(_, c)| c.departed.is_none())
             .filter(|(_, c)| c.login.expire_at.is_some_and(|at| at <= now))
             .map(|(id, c)| (id.clone(), c.login_no))
             .collect();
@@ -172,12 +189,13 @@ impl Plugin {
 
     /// Asks, on a thread of its own, which clients lost their access; one question at a time.
     fn start_recheck(&mut self) {
-        if self.recheck.is_some() || self.clients.is_empty() {
+        if self.recheck.is_some() {
             return;
         }
         let snapshot: Vec<Snapshot> = self
             .clients
             .iter()
+            .filter(|(_, c)| c.departed.is_none())
             .map(|(id, c)| Snapshot {
                 clientid: id.clone(),
                 login_no: c.login_no,
@@ -185,6 +203,9 @@ impl Plugin {
                 client_attrs: c.login.client_attrs.clone(),
             })
             .collect();
+        if snapshot.is_empty() {
+            return;
+        }
         let server = self.server.clone();
         let (tx, rx) = mpsc::channel();
         let started = std::thread::Builder::new()
@@ -269,7 +290,11 @@ impl MosquittoPlugin for Plugin {
             .post::<_, Login>("/internal/mqtt/auth", &request)
         {
             Some(login) if login.allowed() => {
-                let connections = self.clients.get(&clientid).map_or(0, |c| c.connections);
+                let connections = self
+                    .clients
+                    .get(&clientid)
+                    .filter(|c| c.departed.is_none())
+                    .map_or(0, |c| c.connections);
                 self.logins += 1;
                 self.clients.insert(
                     clientid,
@@ -278,6 +303,7 @@ impl MosquittoPlugin for Plugin {
                         login,
                         login_no: self.logins,
                         connections: connections + 1,
+                        departed: None,
                     },
                 );
                 Ok(Success)
@@ -300,7 +326,9 @@ impl MosquittoPlugin for Plugin {
             AclCheckAccessLevel::Unsubscribe => return Ok(Success),
         };
         let id = client.get_id().unwrap_or_default();
+        let will = matches!(ask, Ask::Publish | Ask::PublishRetained);
         match self.clients.get(&id) {
+            Some(c) if c.departed.is_some() && !will => Err(Error::AclDenied),
             Some(c) if c.login.may(ask, msg.topic) => Ok(Success),
             _ => Err(Error::AclDenied),
         }
@@ -308,6 +336,8 @@ impl MosquittoPlugin for Plugin {
 
     fn on_tick(&mut self, _: i64, _: i64, _: i32, _: i32) {
         self.apply_recheck();
+        self.clients
+            .retain(|_, c| c.departed.is_none_or(|at| at.elapsed() < WILL_GRACE));
         if self.last_recheck.elapsed() >= RECHECK {
             self.last_recheck = Instant::now();
             self.end_expired();
@@ -320,7 +350,8 @@ impl MosquittoPlugin for Plugin {
         if let Some(c) = self.clients.get_mut(&id) {
             c.connections = c.connections.saturating_sub(1);
             if c.connections == 0 {
-                self.clients.remove(&id);
+                // Kept a while for its will (see WILL_GRACE); on_tick forgets it.
+                c.departed = Some(Instant::now());
             }
         }
     }

@@ -39,5 +39,6 @@ mod wire_name_tests {
         assert_wire_names::<super::webhooks::ErrorClass>();
         assert_wire_names::<super::parts::PartType>();
         assert_wire_names::<super::printers::Provider>();
+        assert_wire_names::<super::printers::PrinterStatus>();
     }
 }

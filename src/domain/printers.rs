@@ -8,6 +8,36 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// What a printer is doing, as its reports say (normalised across vendors): `unknown` until it
+/// reports (or when it reports a state printfarm does not know), `offline` once it falls silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterStatus {
+    Idle,
+    Preparing,
+    Printing,
+    Paused,
+    Completed,
+    Failed,
+    Offline,
+    Unknown,
+}
+
+impl crate::wire::WireName for PrinterStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            PrinterStatus::Idle => "idle",
+            PrinterStatus::Preparing => "preparing",
+            PrinterStatus::Printing => "printing",
+            PrinterStatus::Paused => "paused",
+            PrinterStatus::Completed => "completed",
+            PrinterStatus::Failed => "failed",
+            PrinterStatus::Offline => "offline",
+            PrinterStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// How the printer is reached: telemetry and commands use the vendor's own protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
-use crate::domain::printers::{BuildVolume, Printer, Provider};
+use crate::domain::printers::{BuildVolume, Printer, PrinterStatus, Provider};
 use crate::domain::validate::{Errors, Tag};
 use crate::domain::{changes, print_jobs, Author};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -124,8 +124,7 @@ pub struct ConfirmReadyResult {
 #[serde(rename_all = "camelCase")]
 pub struct PrinterStats {
     pub printer_id: Uuid,
-    /// `unknown` until the printer reports.
-    #[schema(example = "idle")]
+    #[schema(value_type = crate::domain::printers::PrinterStatus)]
     pub status: String,
     pub online: bool,
     /// When the state was last written; null if never.
@@ -399,7 +398,7 @@ impl PrinterStats {
         let Some(s) = written else {
             return PrinterStats {
                 printer_id,
-                status: "unknown".to_owned(),
+                status: PrinterStatus::Unknown.as_str().to_owned(),
                 online: false,
                 updated_at: None,
                 details: serde_json::json!({}),
@@ -408,7 +407,7 @@ impl PrinterStats {
         let status = s.state.get("status").and_then(|v| v.as_str());
         PrinterStats {
             printer_id,
-            status: status.unwrap_or("unknown").to_owned(),
+            status: status.unwrap_or(PrinterStatus::Unknown.as_str()).to_owned(),
             online: s
                 .state
                 .get("online")

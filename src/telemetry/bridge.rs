@@ -11,10 +11,12 @@ use super::state::{self, Alert, PrinterState};
 pub use crate::config::TelemetrySettings as Settings;
 use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
+use crate::domain::printers::PrinterStatus;
 use crate::domain::queue::JobState;
 use crate::domain::{changes, spools, Author, EventType};
 use crate::ids::{PrinterId, StoreId};
 use crate::mqtt::{Broker, Inbound, Message};
+use crate::wire::WireName;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -141,7 +143,7 @@ impl Bridge {
             let state = PrinterState {
                 status: field("status")
                     .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".into()),
+                    .unwrap_or_else(|| PrinterStatus::Unknown.as_str().into()),
                 online: field("online").and_then(|v| v.as_bool()).unwrap_or(false),
                 ..PrinterState::default()
             };
@@ -214,7 +216,7 @@ impl Bridge {
         let mut next = next;
         next.online = online;
         if !online {
-            next.status = "offline".into();
+            next.status = PrinterStatus::Offline.as_str().into();
         }
         self.apply(&key, next).await
     }
@@ -312,7 +314,7 @@ impl Bridge {
             if let Some(t) = self.printers.get(&key) {
                 let mut next = t.state.clone();
                 next.online = false;
-                next.status = "offline".into();
+                next.status = PrinterStatus::Offline.as_str().into();
                 if let Err(error) = self.apply(&key, next).await {
                     self.forget_if_gone(&key, &error);
                 }

@@ -2,6 +2,8 @@
 //! OctoPrint and the generic format. Free of I/O.
 
 use super::parse::text;
+use crate::domain::printers::PrinterStatus;
+use crate::wire::WireName;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -54,14 +56,15 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 pub fn bambu(report: &Value) -> PrinterState {
     let p = report.get("print").unwrap_or(&Value::Null);
     let status = match text(p, &["gcode_state"]).as_deref() {
-        Some("RUNNING") => "printing",
-        Some("PREPARE" | "SLICING") => "preparing",
-        Some("PAUSE") => "paused",
-        Some("FINISH") => "completed",
-        Some("FAILED") => "failed",
-        Some("IDLE") => "idle",
-        _ => "unknown",
-    };
+        Some("RUNNING") => PrinterStatus::Printing,
+        Some("PREPARE" | "SLICING") => PrinterStatus::Preparing,
+        Some("PAUSE") => PrinterStatus::Paused,
+        Some("FINISH") => PrinterStatus::Completed,
+        Some("FAILED") => PrinterStatus::Failed,
+        Some("IDLE") => PrinterStatus::Idle,
+        _ => PrinterStatus::Unknown,
+    }
+    .as_str();
     let mut alerts: Vec<Alert> = p
         .get("hms")
         .and_then(Value::as_array)
@@ -115,13 +118,14 @@ pub fn bambu(report: &Value) -> PrinterState {
 pub fn klipper(report: &Value) -> PrinterState {
     let s = report.get("status").unwrap_or(report);
     let status = match text(s, &["print_stats", "state"]).as_deref() {
-        Some("printing") => "printing",
-        Some("paused") => "paused",
-        Some("complete") => "completed",
-        Some("error") => "failed",
-        Some("cancelled" | "standby") => "idle",
-        _ => "unknown",
-    };
+        Some("printing") => PrinterStatus::Printing,
+        Some("paused") => PrinterStatus::Paused,
+        Some("complete") => PrinterStatus::Completed,
+        Some("error") => PrinterStatus::Failed,
+        Some("cancelled" | "standby") => PrinterStatus::Idle,
+        _ => PrinterStatus::Unknown,
+    }
+    .as_str();
     let progress = num(s, &["display_status", "progress"])
         .or_else(|| num(s, &["virtual_sdcard", "progress"]))
         .map(|p| (p * 100.0).clamp(0.0, 100.0));
@@ -197,19 +201,12 @@ pub fn generic(report: &Value) -> PrinterState {
                 .collect()
         })
         .unwrap_or_default();
-    let state = text(report, &["state"]);
-    const KNOWN: [&str; 6] = [
-        "idle",
-        "preparing",
-        "printing",
-        "paused",
-        "completed",
-        "failed",
-    ];
-    let status = state
-        .as_deref()
-        .filter(|s| KNOWN.contains(s))
-        .unwrap_or("unknown");
+    // A state it may report itself: every status but the two printfarm decides.
+    let status = text(report, &["state"])
+        .and_then(|s| serde_json::from_value::<PrinterStatus>(Value::String(s)).ok())
+        .filter(|s| !matches!(s, PrinterStatus::Offline | PrinterStatus::Unknown))
+        .unwrap_or(PrinterStatus::Unknown)
+        .as_str();
     PrinterState {
         status: status.to_owned(),
         online: report

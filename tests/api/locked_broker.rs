@@ -554,3 +554,45 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
     .await;
     simulation.abort();
 }
+
+#[tokio::test]
+async fn a_printers_last_will_reaches_the_server_when_it_drops_off() {
+    let (app, broker) = locked().await;
+    let store = app.store_id;
+    let printer = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
+    )
+    .await;
+    let printer = printer["id"].as_str().unwrap().to_owned();
+    let issued = post(
+        &app,
+        &format!("/v1/printers/{printer}/mqtt-credentials"),
+        json!({}),
+    )
+    .await;
+    let (user, password) = (
+        issued["username"].as_str().unwrap(),
+        issued["password"].as_str().unwrap(),
+    );
+    let will_topic = format!("printers/{store}/mk4/octoPrint/mqtt");
+    let mut watcher = crate::broker::subscribe(&broker, &will_topic).await;
+
+    // OctoPrint-MQTT's will: `disconnected`, retained, on its base topic.
+    let mut options = MqttOptions::new("octoprint-mk4", "127.0.0.1", broker.port);
+    options.set_last_will(rumqttc::LastWill::new(
+        &will_topic,
+        "disconnected",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (code, connection) = connect_with(options, Some((user, password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    // Gone without a DISCONNECT (a crash, a pulled cable): the broker sends the will, which
+    // the plugin must still let through after the client has left.
+    drop(connection);
+    let (topic, payload, _) = crate::broker::next(&mut watcher, 5).await;
+    assert_eq!(topic, will_topic);
+    assert_eq!(payload, Value::Null, "the payload is plain text, not JSON");
+}
