@@ -1,13 +1,21 @@
 //! A private PostgreSQL cluster for trying printfarm on one machine: created with the installed
 //! PostgreSQL's own `initdb` in a data directory, started with `pg_ctl` on a Unix socket inside
-//! that directory (no TCP port, so it never meets another PostgreSQL), and stopped again by
-//! whoever started it. `db::open` falls back to it when `DATABASE_URL` is not set and the local
-//! default server cannot be used.
+//! that directory (no TCP port, so it never meets another PostgreSQL), and stopped by its last
+//! user. `db::open` falls back to it when `DATABASE_URL` is not set and the local default server
+//! cannot be used.
+//!
+//! Several processes may use one cluster (`serve`, and `bootstrap` beside it). Two lock files
+//! beside the data directory keep them apart: every user holds `<dir>.users.lock` shared for
+//! as long as it uses the cluster, and creating, starting or stopping it happens under
+//! `<dir>.init.lock`, held exclusively. A user that leaves stops the cluster only if it can then
+//! take the users' lock exclusively: nobody else is using it. A cluster left running by a
+//! process that died is taken over by the next user, and stopped by the last.
 //!
 //! PostgreSQL refuses to run as root, so a root process runs the cluster as the `postgres`
 //! system user that Debian's package creates, and keeps its data under `/var/lib/printfarm`.
 
 use anyhow::{bail, Context};
+use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -47,9 +55,8 @@ pub struct EmbeddedPostgres {
     data_dir: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<SystemUser>,
-    /// Whether this process started it (and so stops it): a cluster another printfarm process
-    /// is already using is left running.
-    started_here: bool,
+    /// `<dir>.users.lock`, held shared while this user uses the cluster (`None` in unit tests).
+    users: Option<File>,
 }
 
 /// The unprivileged user a root process runs PostgreSQL as.
@@ -70,18 +77,27 @@ impl EmbeddedPostgres {
     pub async fn start_with(data_dir: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
         let data_dir = absolute(data_dir)?;
         check_socket_path(&data_dir)?;
-        let cluster = EmbeddedPostgres {
-            bin_dir: find_bin_dir()?,
+        refuse_symlink(&data_dir)?;
+        if let Some(parent) = data_dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let users = lock(&data_dir, "users", Lock::Shared).await?;
+        let init = lock(&data_dir, "init", Lock::Exclusive).await?;
+        let mut cluster = EmbeddedPostgres {
+            bin_dir: find_bin_dir(&data_dir)?,
             run_as: if running_as_root() {
                 Some(postgres_user().await?)
             } else {
                 None
             },
             data_dir,
-            started_here: false,
+            users: Some(users),
         };
         cluster.init_if_new().await?;
-        cluster.start_unless_running(settings).await
+        cluster.start_unless_running(settings).await?;
+        drop(init);
+        Ok(cluster)
     }
 
     /// The connection URL for one of its databases, over its socket.
@@ -96,9 +112,21 @@ impl EmbeddedPostgres {
         &self.data_dir
     }
 
-    /// Stops the cluster if this process started it.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        if !self.started_here {
+    /// Leaves the cluster: stops it if nobody else uses it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _init = lock(&self.data_dir, "init", Lock::Exclusive).await?;
+        let Some(users) = self.users.take() else {
+            return Ok(());
+        };
+        // Let go of our share, then see whether anyone else holds one. A user arriving now
+        // waits for `init` (ours) before it looks at the cluster, so cannot be stopped under.
+        users.unlock()?;
+        match users.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        if !self.is_running().await? {
             return Ok(());
         }
         let output = self
@@ -115,51 +143,75 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Runs initdb into a sibling directory and moves it into place, so that a crash midway
+    /// never leaves a half-made cluster where the data directory should be.
     async fn init_if_new(&self) -> anyhow::Result<()> {
         if self.data_dir.join("PG_VERSION").exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-        std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        if std::fs::read_dir(&self.data_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            bail!(
+                "{} is not empty and holds no PostgreSQL cluster: set PF_EMBEDDED_DB_DIR to \
+                 another directory",
+                self.data_dir.display()
+            );
+        }
+        let mut building = self.data_dir.clone().into_os_string();
+        building.push(".initdb");
+        let building = PathBuf::from(building);
+        let _ = std::fs::remove_dir_all(&building);
+        std::fs::create_dir(&building)
+            .with_context(|| format!("cannot create {}", building.display()))?;
+        std::fs::set_permissions(&building, std::fs::Permissions::from_mode(0o700))?;
         if let Some(user) = self.run_as {
-            std::os::unix::fs::chown(&self.data_dir, Some(user.uid), Some(user.gid))
-                .with_context(|| format!("cannot hand {} to postgres", self.data_dir.display()))?;
+            std::os::unix::fs::chown(&building, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("cannot hand {} to postgres", building.display()))?;
         }
         tracing::info!(data_dir = %self.data_dir.display(), "creating the embedded PostgreSQL cluster");
-        // Trust is safe here: the only way in is the socket in this 0700 directory.
+        // The socket in the 0700 data directory is the only way in, and only for its owner:
+        // trust there; TCP refused outright, should a listener ever be opened.
         let mut initdb = self.command("initdb");
         initdb
             .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
-            .args(["--locale=C.UTF-8", "--no-instructions"]);
+            .arg(&building)
+            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=reject"])
+            .args(["-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"]);
         let output = initdb.output().await.context("cannot run initdb")?;
         if !output.status.success() {
+            let _ = std::fs::remove_dir_all(&building);
             bail!(
                 "initdb failed for {}: {}",
                 self.data_dir.display(),
                 stderr_text(&output)
             );
         }
-        // No TCP at all: the socket (placed on each start) is the only listener.
-        let conf = self.data_dir.join("postgresql.conf");
+        let conf = building.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf)?;
         text.push_str(
             "\n# printfarm's embedded cluster: a Unix socket only.\nlisten_addresses = ''\n",
         );
         std::fs::write(&conf, text)?;
+        // Replaces the data directory if it exists empty (rename(2) allows that).
+        std::fs::rename(&building, &self.data_dir).with_context(|| {
+            format!("cannot move the new cluster to {}", self.data_dir.display())
+        })?;
         Ok(())
     }
 
-    async fn start_unless_running(mut self, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+    async fn start_unless_running(&mut self, settings: &[(&str, &str)]) -> anyhow::Result<()> {
         if self.is_running().await? {
             tracing::info!(data_dir = %self.data_dir.display(), "the embedded PostgreSQL is already running");
-            return Ok(self);
+            return Ok(());
         }
         let log = self.data_dir.join(LOG_FILE);
         // pg_ctl hands -o to a shell: each value goes in single quotes.
-        let mut server_options = format!("-k {}", shell_quote(&self.data_dir.to_string_lossy()));
+        // No TCP listener unless a caller's settings (which come later) ask for one, whatever
+        // postgresql.conf says.
+        let mut server_options = format!(
+            "-k {} -c {}",
+            shell_quote(&self.data_dir.to_string_lossy()),
+            shell_quote("listen_addresses=")
+        );
         for (name, value) in settings {
             server_options.push_str(&format!(" -c {}", shell_quote(&format!("{name}={value}"))));
         }
@@ -172,10 +224,6 @@ impl EmbeddedPostgres {
             })
             .await?;
         if !output.status.success() {
-            // Another process may have started it a moment ago.
-            if self.is_running().await? {
-                return Ok(self);
-            }
             let log_tail = std::fs::read_to_string(&log)
                 .map(|text| last_lines(&text, 5))
                 .unwrap_or_default();
@@ -186,9 +234,8 @@ impl EmbeddedPostgres {
                 log_tail
             );
         }
-        self.started_here = true;
         tracing::info!(data_dir = %self.data_dir.display(), "started the embedded PostgreSQL");
-        Ok(self)
+        Ok(())
     }
 
     /// `pg_ctl status`: 0 running, 3 not running (4: no data directory, an error here).
@@ -257,13 +304,17 @@ fn check_socket_path(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Debian and Ubuntu keep the server programs out of `PATH`, under
-/// `/usr/lib/postgresql/<major>/bin`: the newest there, else `PATH`, else `/usr/local/pgsql/bin`.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+/// `/usr/lib/postgresql/<major>/bin`: the version the cluster was made with (its `PG_VERSION`),
+/// else the newest there, else `PATH`, else `/usr/local/pgsql/bin`.
+fn find_bin_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     let has_programs = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|p| dir.join(p).is_file())
     };
+    let made_with: Option<u32> = std::fs::read_to_string(data_dir.join("PG_VERSION"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -273,7 +324,8 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
             Some((major, entry.path().join("bin")))
         })
         .collect();
-    versioned.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
+    versioned.sort_by_key(|(major, _)| (Some(*major) == made_with, *major));
+    versioned.reverse();
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -284,6 +336,45 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         .chain([PathBuf::from("/usr/local/pgsql/bin")])
         .find(|dir| has_programs(dir))
         .ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))
+}
+
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Opens `<data_dir>.<name>.lock` and takes it, waiting off the async threads.
+async fn lock(data_dir: &Path, name: &str, how: Lock) -> anyhow::Result<File> {
+    let mut path = data_dir.as_os_str().to_owned();
+    path.push(format!(".{name}.lock"));
+    let path = PathBuf::from(path);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match how {
+            Lock::Shared => file.lock_shared()?,
+            Lock::Exclusive => file.lock()?,
+        }
+        Ok(file)
+    })
+    .await?
+}
+
+/// A data directory that is a symbolic link could point anywhere (another user's files, in a
+/// shared temporary directory): refused.
+fn refuse_symlink(data_dir: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(data_dir) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{} is a symbolic link: set PF_EMBEDDED_DB_DIR to a real directory",
+            data_dir.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn running_as_root() -> bool {
@@ -376,7 +467,7 @@ mod tests {
             data_dir: PathBuf::from("/tmp/pf data"),
             bin_dir: PathBuf::new(),
             run_as: None,
-            started_here: false,
+            users: None,
         };
         let url = cluster.url("printfarm");
         assert_eq!(

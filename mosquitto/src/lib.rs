@@ -28,6 +28,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 const RECHECK_BATCH: usize = 200;
 /// How long a client that has left keeps its right to publish: Mosquitto sends a client's
 /// will after telling the plugin it disconnected, and checks the will against the ACL then.
+/// (A will delayed longer, an MQTT 5 will-delay over this, is refused; a will published in this
+/// window is checked against the access the client had when it left.)
 const WILL_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
@@ -336,10 +338,10 @@ impl MosquittoPlugin for Plugin {
 
     fn on_tick(&mut self, _: i64, _: i64, _: i32, _: i32) {
         self.apply_recheck();
-        self.clients
-            .retain(|_, c| c.departed.is_none_or(|at| at.elapsed() < WILL_GRACE));
         if self.last_recheck.elapsed() >= RECHECK {
             self.last_recheck = Instant::now();
+            self.clients
+                .retain(|_, c| c.departed.is_none_or(|at| at.elapsed() < WILL_GRACE));
             self.end_expired();
             self.start_recheck();
         }

@@ -98,10 +98,10 @@ pub async fn open(
             embedded: None,
         });
     };
-    if let Err(reason) = usable(url).await {
-        tracing::info!(
+    if let Absent(reason) = probe(url).await? {
+        tracing::warn!(
             data_dir = %dir.display(),
-            "no usable PostgreSQL at {} ({reason}): using the embedded one (set DATABASE_URL to use a server of your own)",
+            "no PostgreSQL that lets us in at {} ({reason}): using the embedded one (set DATABASE_URL to use a server of your own)",
             mask_url(url),
         );
         let cluster = EmbeddedPostgres::start(dir).await?;
@@ -127,18 +127,35 @@ pub async fn open(
     })
 }
 
-/// Whether the server at `url` answers and lets us in (a missing database is fine: `connect`
-/// creates it).
-pub async fn usable(url: &str) -> Result<(), String> {
-    let options = connect_options(url).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(3), options.connect()).await {
-        Err(_) => Err("no answer within 3 s".to_owned()),
-        Ok(Ok(conn)) => {
+/// What the local default server is to us.
+pub enum Probe {
+    /// It answers and lets us in (a missing database is fine: `connect` creates it).
+    Usable,
+    /// Nothing listens, or it will not let us in (Debian's password authentication): the
+    /// embedded cluster may stand in. Anything else (a server starting up, full, slow) is an
+    /// error rather than a reason to put the data somewhere else.
+    Absent(String),
+}
+use Probe::Absent;
+
+pub async fn probe(url: &str) -> anyhow::Result<Probe> {
+    let options = connect_options(url)?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), options.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("PostgreSQL at {} does not answer", mask_url(url)))?;
+    match answer {
+        Ok(conn) => {
             let _ = conn.close().await;
-            Ok(())
+            Ok(Probe::Usable)
         }
-        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => Ok(Probe::Usable),
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("28P01" | "28000")) => {
+            Ok(Absent(e.message().to_owned()))
+        }
+        Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Ok(Absent(e.to_string()))
+        }
+        Err(e) => Err(unreachable_database(url, e)),
     }
 }
 
@@ -152,9 +169,10 @@ pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<PgPool
         .map_err(|e| unreachable_database(url, e))
 }
 
-/// The connection options of `url`. A URL that names no `sslmode` gets libpq's default,
-/// `prefer` (TLS if the server offers it), except to this machine (a loopback address or a Unix
-/// socket), where TLS protects nothing and only costs a handshake per connection: `disable`.
+/// The connection options of `url`. A URL that names no `sslmode` (nor `PGSSLMODE`) gets
+/// libpq's default, `prefer` (TLS if the server offers it), except to this machine (a loopback
+/// address or a Unix socket), where TLS protects nothing and only costs a handshake per
+/// connection: `disable`.
 pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("DATABASE_URL {} is not a valid Postgres URL", mask_url(url)))?;

@@ -213,12 +213,14 @@ fn description(field: &Field, op: Op) -> String {
         Op::Contains => format!("`{name}` contains (case-insensitive)"),
         Op::StartsWith => format!("`{name}` starts with (case-insensitive)"),
         Op::EndsWith => format!("`{name}` ends with (case-insensitive)"),
-        Op::In => {
-            format!("`{name}` is one of these comma-separated values (at most {MAX_IN_VALUES})")
-        }
-        Op::NotIn => {
-            format!("`{name}` is none of these comma-separated values (at most {MAX_IN_VALUES})")
-        }
+        Op::In => format!(
+            "`{name}` is one of these comma-separated values (at most {MAX_IN_VALUES}, and \
+             {MAX_VALUE_LEN} characters in all)"
+        ),
+        Op::NotIn => format!(
+            "`{name}` is none of these comma-separated values (at most {MAX_IN_VALUES}, and \
+             {MAX_VALUE_LEN} characters in all)"
+        ),
         Op::IsNull => format!("`true`: `{name}` is null; `false`: it is set"),
     }
 }

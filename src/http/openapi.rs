@@ -18,7 +18,9 @@ use utoipa::OpenApi as _;
         title = "printfarm",
         description = "Multi-tenant API for 3D print farms. Authenticate with `authorization: ApiKey <key>` \
 (or Bearer, `x-api-key`, Basic) plus `x-printago-storeid: <storeId>`. Each key may make 60 requests a \
-minute and 600 an hour (sliding windows); every authenticated response carries the rate-limit headers.",
+minute and 600 an hour (sliding windows); every authenticated response carries the rate-limit headers. \
+Enums in responses (event types, problem codes, statuses) may gain values in later versions: treat an \
+unknown value as \"other\" rather than an error.",
         license(name = "Apache-2.0")
     ),
     components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage)),
@@ -163,6 +165,10 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                 .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
             {
                 add("400", "A query parameter is invalid");
+                add(
+                    "414",
+                    "The request target (path and query) is longer than 8 KiB",
+                );
             }
         }
     }

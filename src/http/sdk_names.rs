@@ -17,6 +17,7 @@ pub fn add(doc: &mut OpenApi) {
         return;
     };
     let mut variants = Vec::new();
+    let taken: std::collections::BTreeSet<String> = components.schemas.keys().cloned().collect();
     for (union_name, schema) in components.schemas.iter_mut() {
         if let RefOr::T(Schema::OneOf(one_of)) = schema {
             let Some(tag) = common_tag(&one_of.items) else {
@@ -31,6 +32,10 @@ pub fn add(doc: &mut OpenApi) {
                     continue;
                 };
                 let name = format!("{}{union_name}", pascal_case(&value));
+                if taken.contains(&name) {
+                    // Never overwrite a component of that name: this union stays inline.
+                    continue;
+                }
                 object.title = Some(name.clone());
                 let reference = format!("#/components/schemas/{name}");
                 variants.push((

@@ -272,7 +272,8 @@ impl ListQuery {
             if raw.is_empty() && matches!(key.as_str(), "cursor" | "sort") {
                 continue;
             }
-            if raw.len() > MAX_VALUE_LEN {
+            // Characters, as the document's maxLength counts them.
+            if raw.chars().count() > MAX_VALUE_LEN {
                 return Err(bad(format!(
                     "{key} is longer than {MAX_VALUE_LEN} characters"
                 )));

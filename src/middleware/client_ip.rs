@@ -38,17 +38,29 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Result
     if !is_trusted(&peer) {
         return Ok(peer);
     }
-    let mut entries = Vec::new();
+    // Split as bytes: only the entries walked below are decoded, so whatever the client put
+    // left of its own address (even bytes that are not text) is never read.
+    let mut entries: Vec<&[u8]> = Vec::new();
     for line in headers.get_all("x-forwarded-for") {
-        let line = line.to_str().map_err(|_| "<non-ASCII header>".to_owned())?;
-        entries.extend(line.split(',').map(str::trim).filter(|e| !e.is_empty()));
+        entries.extend(
+            line.as_bytes()
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .filter(|e| !e.is_empty()),
+        );
     }
     // Right to left, past trusted hops, to the first address no trusted proxy vouches for:
     // entries left of it are the client's own say and are never read (a proxy that appends to
     // the header passes on whatever the client sent there).
     let mut client = peer;
     for entry in entries.into_iter().rev() {
-        client = parse_hop(entry).ok_or_else(|| entry.chars().take(64).collect::<String>())?;
+        let text = std::str::from_utf8(entry).ok();
+        client = text.and_then(parse_hop).ok_or_else(|| {
+            String::from_utf8_lossy(entry)
+                .chars()
+                .take(64)
+                .collect::<String>()
+        })?;
         if !is_trusted(&client) {
             break;
         }
@@ -152,6 +164,15 @@ mod tests {
         assert_eq!(
             client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
             Ok(ip("198.51.100.7"))
+        );
+        let mut bytes = HeaderMap::new();
+        bytes.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.8").unwrap(),
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &bytes, &nets(&["10.0.0.0/8"])),
+            Ok(ip("198.51.100.8"))
         );
     }
 

@@ -253,7 +253,7 @@ impl Bridge {
                 changes::event(&mut tx, &author, event, printer_id.0, &body).await?;
             }
             if previous.status != next.status {
-                follow_job(&mut tx, &author, printer_id, &next).await?;
+                follow_job(&mut tx, &author, printer_id, &previous.status, &next).await?;
             }
             tx.commit().await?;
         }
@@ -359,6 +359,7 @@ async fn follow_job(
     tx: &mut sqlx::PgConnection,
     author: &Author,
     printer: PrinterId,
+    was: &str,
     state: &PrinterState,
 ) -> anyhow::Result<()> {
     let Some(job) =
@@ -367,14 +368,24 @@ async fn follow_job(
         return Ok(());
     };
     let before = PrintJob::from(job);
+    // Whether the printer was at work just before this report: a failure then is this print's,
+    // even for a job it had not yet reported printing (one that fails while preparing).
+    // Otherwise a printer keeps reporting how its last print ended until it starts the next
+    // (and says so again when it comes back online), which is old news for a job just
+    // assigned to it.
+    let was_working = [
+        PrinterStatus::Preparing,
+        PrinterStatus::Printing,
+        PrinterStatus::Paused,
+    ]
+    .map(PrinterStatus::as_str)
+    .contains(&was);
     let to = match (state.status.as_str(), before.state) {
         ("printing", _) => JobState::Printing,
         ("paused", _) => JobState::Paused,
-        // Finished or failed: only a job the printer started. A printer keeps reporting how
-        // its last print ended until it starts the next, so for a job just assigned to it
-        // that is old news (and would fail or finish the job before it began).
         ("completed", JobState::Printing | JobState::Paused) => JobState::Completed,
         ("failed", JobState::Printing | JobState::Paused) => JobState::Failed,
+        ("failed", JobState::Assigned) if was_working => JobState::Failed,
         // Idle in the middle of a print: it was stopped (at the printer, or by a command). An
         // assigned job waits for an idle printer, so that is left alone.
         ("idle", JobState::Printing | JobState::Paused) => JobState::Cancelled,

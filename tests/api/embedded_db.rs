@@ -18,6 +18,12 @@ impl DataDir {
 impl Drop for DataDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+        for suffix in [".users.lock", ".init.lock"] {
+            let mut lock = self.0.clone().into_os_string();
+            lock.push(suffix);
+            let _ = std::fs::remove_file(lock);
+        }
     }
 }
 
@@ -32,7 +38,7 @@ async fn answers(url: &str) -> bool {
 }
 
 #[tokio::test]
-async fn a_cluster_is_created_started_shared_and_stopped_by_whoever_started_it() {
+async fn a_cluster_is_created_started_shared_and_stopped_by_its_last_user() {
     let dir = DataDir::new();
     let first = EmbeddedPostgres::start(&dir.0).await.unwrap();
     assert!(dir.0.join("PG_VERSION").exists(), "initdb made the cluster");
@@ -43,12 +49,20 @@ async fn a_cluster_is_created_started_shared_and_stopped_by_whoever_started_it()
         .await
         .unwrap();
     assert_eq!(one, 1);
-    // Only the socket in the data directory: the cluster listens on no TCP address.
+    // Only the socket in the data directory: the cluster listens on no TCP address, and would
+    // refuse TCP if it did.
     let listen: String = sqlx::query_scalar("select current_setting('listen_addresses')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(listen, "");
+    let tcp_rules: i64 = sqlx::query_scalar(
+        "select count(*) from pg_hba_file_rules where type like 'host%' and auth_method <> 'reject'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tcp_rules, 0, "no TCP login is accepted");
     conn.close().await.unwrap();
 
     // A second user of the same directory (bootstrap while serve runs) finds it running, and
@@ -112,4 +126,56 @@ async fn an_explicit_database_url_never_falls_back() {
     .to_string();
     assert!(err.contains("DATABASE_URL"), "{err}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+#[tokio::test]
+async fn users_arriving_at_once_share_one_new_cluster() {
+    let dir = DataDir::new();
+    let (a, b, c) = tokio::join!(
+        EmbeddedPostgres::start(&dir.0),
+        EmbeddedPostgres::start(&dir.0),
+        EmbeddedPostgres::start(&dir.0),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let url = a.url("postgres");
+    assert!(answers(&url).await);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    assert!(answers(&url).await, "c still uses it");
+    c.stop().await.unwrap();
+    assert!(!answers(&url).await);
+}
+
+#[tokio::test]
+async fn a_cluster_left_running_by_a_dead_process_is_adopted_and_stopped_by_its_last_user() {
+    let dir = DataDir::new();
+    // Dropped without leaving: what a killed process leaves behind.
+    let dead = EmbeddedPostgres::start(&dir.0).await.unwrap();
+    let url = dead.url("postgres");
+    drop(dead);
+    assert!(answers(&url).await);
+    let next = EmbeddedPostgres::start(&dir.0).await.unwrap();
+    next.stop().await.unwrap();
+    assert!(!answers(&url).await);
+}
+
+#[tokio::test]
+async fn a_symlinked_or_foreign_data_directory_is_refused() {
+    let dir = DataDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(dir.0.join("notes.txt"), "mine").unwrap();
+    let err = EmbeddedPostgres::start(&dir.0)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not empty"), "{err}");
+    let link = DataDir::new();
+    std::os::unix::fs::symlink(&dir.0, &link.0).unwrap();
+    let err = EmbeddedPostgres::start(&link.0)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("symbolic link"), "{err}");
 }

@@ -41,13 +41,14 @@ fn server_url() -> &'static str {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if printfarm::db::usable(&format!("{local}/postgres"))
-                    .await
-                    .is_ok()
-                {
+                let probe = printfarm::db::probe(&format!("{local}/postgres")).await;
+                if matches!(probe, Ok(printfarm::db::Probe::Usable)) {
                     return local.to_owned();
                 }
-                let dir = std::env::temp_dir().join("printfarm-test-postgres");
+                // One per user: another user's directory here is not ours to use.
+                use std::os::unix::fs::MetadataExt;
+                let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+                let dir = std::env::temp_dir().join(format!("printfarm-test-postgres-{uid}"));
                 let cluster = printfarm::embedded_postgres::EmbeddedPostgres::start(&dir)
                     .await
                     .expect("no usable PostgreSQL at 127.0.0.1:5432, and the embedded one");

@@ -567,6 +567,22 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
 }
 
 #[tokio::test]
+async fn a_print_that_fails_while_preparing_fails_its_job() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000012").await;
+    for state in ["PREPARE", "FAILED"] {
+        let report = json!({"print": {"gcode_state": state, "print_error": 50348044}});
+        publish(&broker, &topic, &report.to_string()).await;
+    }
+    eventually("the job to fail", || async {
+        (job_state(&app, &job).await == "failed").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry() {
     let broker = TestBroker::start();
     let one =

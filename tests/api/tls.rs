@@ -89,6 +89,11 @@ async fn postgres_over_tls_with_verify_full_checks_the_ca_and_the_name() {
         .unwrap();
     install_for_postgres(&certs.server_cert, &data.0, "server.pem");
     install_for_postgres(&certs.server_key, &data.0, "server.key");
+    // The cluster refuses TCP by design; this test opens it to TLS on loopback only (the first
+    // matching line wins, so it goes first).
+    let hba = data.0.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("hostssl all all 127.0.0.1/32 trust\n{rules}")).unwrap();
     let port = free_port().to_string();
     let cluster = EmbeddedPostgres::start_with(
         &data.0,
