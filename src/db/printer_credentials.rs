@@ -58,6 +58,24 @@ pub async fn get(
         .await
 }
 
+/// `for_login` for many printers in one round trip (the broker's once-a-second check), by
+/// printer id alone for the same reason.
+pub async fn for_logins(
+    db: impl PgExecutor<'_>,
+    printers: &[PrinterId],
+) -> sqlx::Result<Vec<PrinterLogin>> {
+    let ids: Vec<Uuid> = printers.iter().map(|p| p.0).collect();
+    sqlx::query_as(
+        "select c.*, p.provider, p.device_id
+           from printer_credentials c
+           join printers p on p.store_id = c.store_id and p.id = c.printer_id
+          where c.printer_id = any($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
 /// Revokes the printer's credential; says whether it had one.
 pub async fn delete(
     db: impl PgExecutor<'_>,

@@ -21,7 +21,7 @@ use crate::domain::mqtt_access::{
     printer_of_username, printer_topics, topic_within, PrinterTopics, API_CLIENT_PREFIX,
 };
 use crate::error::ApiError;
-use crate::ids::StoreId;
+use crate::ids::{PrinterId, StoreId};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -31,6 +31,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -411,16 +412,40 @@ pub async fn mqtt_check(
             format!("at most {MAX_CHECKED} clients"),
         ));
     }
+    // Every printer's credential in one query, not one per printer per second.
+    let printers: Vec<PrinterId> = req
+        .clients
+        .iter()
+        .filter(|c| c.client_attrs.get("kind").map(String::as_str) == Some("printer"))
+        .filter_map(|c| printer_of_username(&c.username))
+        .collect();
+    let logins: Option<HashMap<PrinterId, PrinterLogin>> = if printers.is_empty() {
+        Some(HashMap::new())
+    } else {
+        credentials::for_logins(&state.pool, &printers)
+            .await
+            .ok()
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|login| (PrinterId(login.credential.printer_id), login))
+                    .collect()
+            })
+    };
     let mut drop = Vec::new();
     for client in req.clients {
-        if !still_allowed(&state, &client).await {
+        if !still_allowed(&state, &client, logins.as_ref()).await {
             drop.push(client.clientid);
         }
     }
     Ok(Json(CheckResponse { drop }))
 }
 
-async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
+/// `logins`: the printers' credentials, or `None` when they could not be read.
+async fn still_allowed(
+    state: &AppState,
+    client: &CheckedClient,
+    logins: Option<&HashMap<PrinterId, PrinterLogin>>,
+) -> bool {
     match client.client_attrs.get("kind").map(String::as_str) {
         Some("server") => is_server(state, &client.username, None),
         Some("api_client") => api_client_still_allowed(state, client).await,
@@ -428,18 +453,20 @@ async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
             let Some(printer) = printer_of_username(&client.username) else {
                 return false;
             };
+            // Cannot tell now: keep it until the next check, rather than drop everyone.
+            let Some(logins) = logins else {
+                return true;
+            };
             // The same credential, and the same topics: a printer whose provider or device id
             // changed logs in again under its new ones.
             let attr = |name: &str| client.client_attrs.get(name).map(String::as_str);
-            match credentials::for_login(&state.pool, printer).await {
-                Ok(Some(login)) => {
+            match logins.get(&printer) {
+                Some(login) => {
                     attr("credential_id")
                         == Some(login.credential.credential_id.to_string().as_str())
-                        && attr("topics") == Some(printer_topics_of(&login).fingerprint().as_str())
+                        && attr("topics") == Some(printer_topics_of(login).fingerprint().as_str())
                 }
-                Ok(None) => false,
-                // Cannot tell now: keep it until the next check, rather than drop everyone.
-                Err(_) => true,
+                None => false,
             }
         }
         _ => false,

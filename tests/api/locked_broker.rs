@@ -596,3 +596,42 @@ async fn a_printers_last_will_reaches_the_server_when_it_drops_off() {
     assert_eq!(topic, will_topic);
     assert_eq!(payload, Value::Null, "the payload is plain text, not JSON");
 }
+
+#[tokio::test]
+async fn reissuing_a_printers_credential_drops_that_printer_only() {
+    let (app, broker) = locked().await;
+    let mut clients = Vec::new();
+    for device in ["01S00A0000000P1", "01S00A0000000P2"] {
+        let printer = post(
+            &app,
+            "/v1/printers",
+            json!({"name": device, "provider": "bambu", "deviceId": device}),
+        )
+        .await;
+        let printer = printer["id"].as_str().unwrap().to_owned();
+        let issued = post(
+            &app,
+            &format!("/v1/printers/{printer}/mqtt-credentials"),
+            json!({}),
+        )
+        .await;
+        let (user, password) = (
+            issued["username"].as_str().unwrap().to_owned(),
+            issued["password"].as_str().unwrap().to_owned(),
+        );
+        let (code, conn) = connect(&broker, device, Some((&user, &password))).await;
+        assert_eq!(code, ConnectReturnCode::Success);
+        clients.push((printer, conn.unwrap()));
+    }
+    // Both are checked together, once a second; only the reissued one goes.
+    let (first, (_, mut first_events)) = clients.remove(0);
+    let (_, (_, mut second_events)) = clients.remove(0);
+    post(
+        &app,
+        &format!("/v1/printers/{first}/mqtt-credentials"),
+        json!({}),
+    )
+    .await;
+    assert_dropped_soon(&mut first_events, "its credential was reissued").await;
+    assert_still_connected(&mut second_events, "another printer's reissue").await;
+}
