@@ -4,7 +4,9 @@
 # use it too, and stop it on exit. Two machines are imitated, each in a network namespace of its
 # own (so the machine's real PostgreSQL on 127.0.0.1:5432 is out of sight):
 #   1. nothing listens on 127.0.0.1:5432;
-#   2. a PostgreSQL with Debian's default authentication (a password for 127.0.0.1) does.
+#   2. a PostgreSQL with Debian's default authentication (a password for 127.0.0.1) does;
+#   3. as 1, run by an ordinary user (a developer's laptop: the cluster is that user's own,
+#      no switch to the `postgres` user).
 # Usage: scripts/check_first_run.sh [path/to/printfarm]   (default target/debug/printfarm)
 # Needs root (or sudo) for the namespaces; CI runs it.
 set -euo pipefail
@@ -22,7 +24,6 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 cat > "$work/first_run.sh" <<'SH'
 set -euo pipefail
 bin=$1 data=$2 log=$3
-ip link set lo up
 env -u DATABASE_URL PF_EMBEDDED_DB_DIR="$data" "$bin" serve > "$log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
@@ -41,8 +42,11 @@ grep -q "using the embedded one" "$log" || { echo "serve did not say it used the
 grep -q "stopped the embedded PostgreSQL" "$log" || { echo "serve did not stop its cluster"; cat "$log"; exit 1; }
 SH
 
+# In a network namespace of its own, with loopback up: `in_netns [runuser args…] script args…`.
+in_netns() { unshare -n bash -c 'ip link set lo up && exec "$@"' in_netns "$@"; }
+
 echo "check_first_run: 1. no PostgreSQL listening"
-unshare -n bash "$work/first_run.sh" "$bin" "$work/data1" "$work/serve1.log"
+in_netns bash "$work/first_run.sh" "$bin" "$work/data1" "$work/serve1.log"
 
 echo "check_first_run: 2. a PostgreSQL on 127.0.0.1:5432 that wants a password (Debian's default)"
 cat > "$work/password_server.sh" <<'SH'
@@ -61,4 +65,11 @@ grep -q "password authentication failed" "$work/serve2.log" || {
   echo "serve fell back for another reason"; cat "$work/serve2.log"; exit 1; }
 SH
 unshare -n bash "$work/password_server.sh" "$bindir" "$work" "$bin"
+
+echo "check_first_run: 3. no PostgreSQL listening, run by an ordinary user"
+user=pf-first-run
+id -u "$user" > /dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+install -d -o "$user" -m 700 "$work/user"
+in_netns runuser -u "$user" -- bash "$work/first_run.sh" "$bin" "$work/user/data" "$work/user/serve.log"
+[ "$(stat -c %U "$work/user/data")" = "$user" ] || { echo "the cluster is not the user's own"; exit 1; }
 echo "check_first_run: ok"
