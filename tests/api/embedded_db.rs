@@ -17,6 +17,15 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
+        // A test that failed may have left its cluster running: SIGQUIT is PostgreSQL's
+        // immediate shutdown.
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("postmaster.pid")) {
+            if let Some(pid) = pid.lines().next().filter(|p| p.parse::<u32>().is_ok()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-QUIT", pid])
+                    .status();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
         let _ = std::fs::remove_file(&self.0);
         for suffix in [".users.lock", ".init.lock"] {
