@@ -104,6 +104,29 @@ async fn next_message(events: &mut EventLoop, millis: u64) -> Option<(String, Va
     .flatten()
 }
 
+/// A printer of `provider` with `device`, and its MQTT credential: (id, username, password).
+async fn printer_with_credential(
+    app: &TestApp,
+    provider: &str,
+    device: &str,
+) -> (String, String, String) {
+    let printer = post(
+        app,
+        "/v1/printers",
+        json!({"name": device, "provider": provider, "deviceId": device}),
+    )
+    .await;
+    let printer = printer["id"].as_str().unwrap().to_owned();
+    let issued = post(
+        app,
+        &format!("/v1/printers/{printer}/mqtt-credentials"),
+        json!({}),
+    )
+    .await;
+    let field = |name: &str| issued[name].as_str().unwrap().to_owned();
+    (printer, field("username"), field("password"))
+}
+
 fn api_client_id(key: &str) -> String {
     format!("apiclient_{}_test", &key[..24])
 }
@@ -559,23 +582,7 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
 async fn a_printers_last_will_reaches_the_server_when_it_drops_off() {
     let (app, broker) = locked().await;
     let store = app.store_id;
-    let printer = post(
-        &app,
-        "/v1/printers",
-        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
-    )
-    .await;
-    let printer = printer["id"].as_str().unwrap().to_owned();
-    let issued = post(
-        &app,
-        &format!("/v1/printers/{printer}/mqtt-credentials"),
-        json!({}),
-    )
-    .await;
-    let (user, password) = (
-        issued["username"].as_str().unwrap(),
-        issued["password"].as_str().unwrap(),
-    );
+    let (_, user, password) = printer_with_credential(&app, "octoprint", "mk4").await;
     let will_topic = format!("printers/{store}/mk4/octoPrint/mqtt");
     let mut watcher = crate::broker::subscribe(&broker, &will_topic).await;
 
@@ -587,7 +594,7 @@ async fn a_printers_last_will_reaches_the_server_when_it_drops_off() {
         QoS::AtLeastOnce,
         true,
     ));
-    let (code, connection) = connect_with(options, Some((user, password))).await;
+    let (code, connection) = connect_with(options, Some((&user, &password))).await;
     assert_eq!(code, ConnectReturnCode::Success);
     // Gone without a DISCONNECT (a crash, a pulled cable): the broker sends the will, which
     // the plugin must still let through after the client has left.
@@ -602,23 +609,7 @@ async fn reissuing_a_printers_credential_drops_that_printer_only() {
     let (app, broker) = locked().await;
     let mut clients = Vec::new();
     for device in ["01S00A0000000P1", "01S00A0000000P2"] {
-        let printer = post(
-            &app,
-            "/v1/printers",
-            json!({"name": device, "provider": "bambu", "deviceId": device}),
-        )
-        .await;
-        let printer = printer["id"].as_str().unwrap().to_owned();
-        let issued = post(
-            &app,
-            &format!("/v1/printers/{printer}/mqtt-credentials"),
-            json!({}),
-        )
-        .await;
-        let (user, password) = (
-            issued["username"].as_str().unwrap().to_owned(),
-            issued["password"].as_str().unwrap().to_owned(),
-        );
+        let (printer, user, password) = printer_with_credential(&app, "bambu", device).await;
         let (code, conn) = connect(&broker, device, Some((&user, &password))).await;
         assert_eq!(code, ConnectReturnCode::Success);
         clients.push((printer, conn.unwrap()));
