@@ -10,6 +10,7 @@ use crate::middleware::{
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::Router;
@@ -34,7 +35,10 @@ pub fn internal_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(from_fn_with_state(state.clone(), timeout::timeout))
         .layer(from_fn(problem_defaults::problem_defaults))
-        .layer(from_fn(request_size::refuse_oversized))
+        .layer(from_fn_with_state(
+            request_size::RouteMethods::default(),
+            request_size::refuse_oversized,
+        ))
         .layer(from_fn(request_context::request_context))
         .layer(from_fn(security_headers::nosniff))
         .with_state(state)
@@ -80,8 +84,30 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
         .layer(from_fn(problem_defaults::problem_defaults))
-        .layer(from_fn(request_size::refuse_oversized))
+        .layer(from_fn_with_state(
+            route_methods(),
+            request_size::refuse_oversized,
+        ))
         .layer(from_fn(request_context::request_context))
         .layer(from_fn(security_headers::nosniff))
         .with_state(state)
+}
+
+/// The methods each documented route serves, from the OpenAPI document.
+fn route_methods() -> request_size::RouteMethods {
+    let doc = http::openapi_document();
+    request_size::RouteMethods::new(doc.paths.paths.into_iter().map(|(path, item)| {
+        let methods = [
+            (item.get.is_some(), Method::GET),
+            (item.post.is_some(), Method::POST),
+            (item.put.is_some(), Method::PUT),
+            (item.patch.is_some(), Method::PATCH),
+            (item.delete.is_some(), Method::DELETE),
+            (item.head.is_some(), Method::HEAD),
+        ]
+        .into_iter()
+        .filter_map(|(served, method)| served.then_some(method))
+        .collect();
+        (path, methods)
+    }))
 }

@@ -144,6 +144,14 @@ async fn oversized_targets_and_headers_get_a_problem_not_a_bare_status() {
             format!("GET {long_target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
             "414",
         ),
+        // A method its route does not serve is that, however long the target.
+        (
+            format!(
+                "PUT /healthz?pad={} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                "a".repeat(10_000)
+            ),
+            "405",
+        ),
     ] {
         let mut stream = TcpStream::connect(&address).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
