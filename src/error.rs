@@ -44,6 +44,15 @@ pub enum ApiError {
     #[error("credentials and a store id are required")]
     Unauthorized,
     #[error(
+        "no credentials: send `authorization: ApiKey <key>` (or Bearer, `x-api-key`, Basic) with \
+         `x-printago-storeid: <storeId>`"
+    )]
+    MissingCredentials,
+    #[error("no store id: send `x-printago-storeid: <storeId>` with the key")]
+    MissingStoreId,
+    #[error("the store id is not a store id (a UUID)")]
+    MalformedStoreId,
+    #[error(
         "the authorization header needs its scheme: `authorization: ApiKey <key>` (or Bearer)"
     )]
     MissingAuthScheme,
@@ -220,7 +229,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthorized | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
+            Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
+            | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
                 StatusCode::UNAUTHORIZED
             }
             InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_) => {
@@ -246,7 +256,8 @@ impl ApiError {
     pub fn code(&self) -> ProblemCode {
         use ApiError::*;
         match self {
-            Unauthorized | MissingAuthScheme => ProblemCode::Unauthorized,
+            Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
+            | MissingAuthScheme => ProblemCode::Unauthorized,
             InvalidApiKey => ProblemCode::InvalidApiKey,
             ApiKeyInactive => ProblemCode::ApiKeyInactive,
             ApiKeyExpired => ProblemCode::ApiKeyExpired,
@@ -337,6 +348,9 @@ impl IntoResponse for ApiError {
         );
         match &self {
             ApiError::Unauthorized
+            | ApiError::MissingCredentials
+            | ApiError::MissingStoreId
+            | ApiError::MalformedStoreId
             | ApiError::MissingAuthScheme
             | ApiError::InvalidApiKey
             | ApiError::ApiKeyInactive

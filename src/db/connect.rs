@@ -99,6 +99,7 @@ pub async fn open(
             }
         };
     }
+    tracing::info!("using the PostgreSQL at {}", mask_url(url));
     let pool = connect(url, settings).await?;
     Ok(Database {
         pool,

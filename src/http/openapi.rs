@@ -185,8 +185,10 @@ fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
         .description(Some(
             "Makes the request safe to retry: a repeat with the same key and request within 24 \
              hours gets the first answer back (`Idempotent-Replayed: true`) without doing the \
-             work again. Per store and per API key. 1–255 visible ASCII characters; a UUID is \
-             a good choice.",
+             work again. An answer that carried a secret (a new API key, a webhook signing \
+             secret, a printer credential) is never kept: its repeat is `409 conflict`, with \
+             the `Location` of what the first request made. Per store and per API key. 1–255 \
+             visible ASCII characters; a UUID is a good choice.",
         ))
         .schema(Some(
             utoipa::openapi::ObjectBuilder::new()
@@ -210,9 +212,28 @@ fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
     responses.entry("409".to_owned()).or_insert_with(|| {
         RefOr::T(problem(
             "409",
-            "A request with this Idempotency-Key is still in progress",
+            "A request with this Idempotency-Key is still in progress (`idempotency_key_in_use`), \
+             or was done and its answer carried a secret, which is not kept (`conflict`, with \
+             the first request's `Location`)",
         ))
     });
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            response.headers.insert(
+                "idempotent-replayed".to_owned(),
+                HeaderBuilder::new()
+                    .schema(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["true"])),
+                    )
+                    .description(Some(
+                        "Present on an answer replayed for a repeated Idempotency-Key",
+                    ))
+                    .build(),
+            );
+        }
+    }
 }
 
 /// The permission named in a handler's doc comment ("Required permission: `x`").

@@ -76,11 +76,11 @@ async fn caller_for(
     store: Option<String>,
     ip: IpAddr,
 ) -> Result<Caller, ApiError> {
-    let key = key.ok_or(ApiError::Unauthorized)?;
+    let key = key.ok_or(ApiError::MissingCredentials)?;
     let store: StoreId = store
-        .ok_or(ApiError::Unauthorized)?
+        .ok_or(ApiError::MissingStoreId)?
         .parse()
-        .map_err(|_| ApiError::Unauthorized)?;
+        .map_err(|_| ApiError::MalformedStoreId)?;
     let verified = state.verifier.verify(&key, store, ip, state.now()).await?;
     Ok(Caller {
         store_id: verified.store_id,

@@ -47,17 +47,32 @@ async fn missing_credentials_or_store_header_is_401() {
     let res = app.get("/v1/auth/test").send().await;
     res.assert_problem(401, "unauthorized");
     assert_eq!(res.header("www-authenticate"), Some("ApiKey"));
-    app.get("/v1/auth/test")
+    let detail = |res: &crate::helpers::Resp| res.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail(&res).starts_with("no credentials"),
+        "{}",
+        detail(&res)
+    );
+    // Each answer says what is missing from the request.
+    let res = app
+        .get("/v1/auth/test")
         .header("authorization", &format!("ApiKey {}", app.owner_key))
         .send()
-        .await
-        .assert_problem(401, "unauthorized");
-    app.get("/v1/auth/test")
+        .await;
+    res.assert_problem(401, "unauthorized");
+    assert!(
+        detail(&res).contains("x-printago-storeid"),
+        "{}",
+        detail(&res)
+    );
+    let res = app
+        .get("/v1/auth/test")
         .header("authorization", &format!("ApiKey {}", app.owner_key))
         .header("x-printago-storeid", "not-a-uuid")
         .send()
-        .await
-        .assert_problem(401, "unauthorized");
+        .await;
+    res.assert_problem(401, "unauthorized");
+    assert!(detail(&res).contains("not a store id"), "{}", detail(&res));
 }
 
 #[tokio::test]
