@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 const BATCH: i64 = 100;
 const POLL: Duration = Duration::from_millis(250);
 const LEASE_SECS: f64 = 30.0;
+/// A command not delivered this long after it was sent (the broker was away) fails instead:
+/// a pause or a temperature meant for then must not reach a printer hours later.
+pub const EXPIRE_AFTER: Duration = Duration::from_secs(300);
 
 /// Publishes one batch; returns how many commands it handled.
 pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usize> {
@@ -31,7 +34,16 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     let mut messages = Vec::new();
     let mut sent = Vec::new();
     let mut refused = Vec::new();
+    let expired_before = chrono::Utc::now()
+        - chrono::TimeDelta::from_std(EXPIRE_AFTER).unwrap_or(chrono::TimeDelta::MAX);
     for p in pending {
+        if p.command.created_at < expired_before {
+            refused.push((
+                p.command.id,
+                "expired: not delivered within 5 minutes of being sent",
+            ));
+            continue;
+        }
         let request = Command::from_row(&p.command)
             .ok_or("the stored command no longer parses")
             .and_then(|c| {

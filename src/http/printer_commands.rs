@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 const MAX_PRINTERS: usize = 100;
 /// What every response says about delivery.
-pub const DELIVERY_NOTE: &str = "commands are published to each printer's request topic over MQTT: pending → sent (the broker has it) → acknowledged or failed (the printer's answer); without a broker they stay pending";
+pub const DELIVERY_NOTE: &str = "commands are published to each printer's request topic over MQTT: pending → sent (the broker has it) → acknowledged or failed (the printer's answer); without a broker they stay pending, and fail as expired if not sent within 5 minutes";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

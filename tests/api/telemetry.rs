@@ -1,7 +1,7 @@
 //! The telemetry bridge against a real Mosquitto: vendor reports become normalised printer
 //! state (coalesced writes, retained stats), events, job progress and spool usage.
 
-use crate::broker::{next, publish, subscribe, TestBroker};
+use crate::broker::{drain, next, publish, subscribe, TestBroker};
 use crate::helpers::{eventually, TestApp};
 use crate::helpers::{id, job_state};
 use serde_json::{json, Value};
@@ -481,6 +481,49 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
         .await
         .unwrap();
     assert_eq!(status, "sent");
+}
+
+#[tokio::test]
+async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriving_late() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    app.post("/v1/printer-commands/send")
+        .owner()
+        .json(&json!({"ids": [printer], "command": {"command": "pause"}}))
+        .send()
+        .await
+        .assert(202);
+    // Sent ten minutes ago, while the broker was away.
+    sqlx::query("update printer_commands set created_at = now() - interval '10 minutes'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let mut requests =
+        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    let handle = app.state.broker.clone().unwrap();
+    assert_eq!(
+        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+            .await
+            .unwrap(),
+        1
+    );
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("select status, error from printer_commands")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("expired"));
+    assert!(
+        drain(&mut requests, 500).await.is_empty(),
+        "nothing reached the printer"
+    );
 }
 
 /// A Bambu printer with a job assigned to it, and the topic its reports arrive on.
