@@ -93,8 +93,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The methods each documented route serves, from the OpenAPI document.
+/// The methods each documented route serves, from the OpenAPI document (built once: a router
+/// is made per replica, and per app in the tests).
 fn route_methods() -> request_size::RouteMethods {
+    static ROUTES: std::sync::OnceLock<request_size::RouteMethods> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(build_route_methods).clone()
+}
+
+fn build_route_methods() -> request_size::RouteMethods {
     let doc = http::openapi_document();
     request_size::RouteMethods::new(doc.paths.paths.into_iter().map(|(path, item)| {
         let methods = [

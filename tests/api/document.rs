@@ -1,7 +1,8 @@
-//! Reading the OpenAPI document in tests that walk every operation: resolving `$ref`s and making
-//! the smallest body a schema accepts.
+//! Reading the OpenAPI document in tests that walk every operation: resolving `$ref`s, making
+//! the smallest body a schema accepts, and the list filters each paged list declares.
 
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// The schema behind a `$ref` (or the schema itself).
 pub fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -82,4 +83,25 @@ pub fn type_name(schema: &Value) -> Option<&str> {
         _ if schema["properties"].is_object() => Some("object"),
         _ => None,
     }
+}
+
+/// Each list path and its filter parameters (name → schema), as documented.
+pub fn documented_filters(doc: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
+    let mut lists = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(parameters) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        // Paged lists take `offset` (`GET /v1/events` reads on from a sequence number instead).
+        if !parameters.iter().any(|p| p["name"] == "offset") {
+            continue;
+        }
+        let filters = parameters
+            .iter()
+            .filter(|p| p["in"] == "query" && p["name"].as_str().unwrap().contains('.'))
+            .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
+            .collect();
+        lists.insert(path.clone(), filters);
+    }
+    lists
 }

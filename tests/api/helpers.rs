@@ -168,6 +168,27 @@ impl Drop for TestDb {
     }
 }
 
+/// An app for walks over every list: webhooks may reach loopback, the owner key is not rate
+/// limited, and one webhook endpoint exists (the parent of the one nested list, its
+/// deliveries); its id.
+pub async fn app_with_a_webhook() -> (TestApp, String) {
+    let app = TestApp::with_config(&[
+        ("PF_WEBHOOK_ALLOW_HTTP", "true"),
+        ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    app.unlimited_owner().await;
+    let hook = app
+        .post("/v1/webhooks")
+        .owner()
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await;
+    hook.assert(201);
+    let id = hook.json()["id"].as_str().unwrap().to_owned();
+    (app, id)
+}
+
 /// Configuration for tests: a test pepper, in-memory limits unless a test asks otherwise.
 pub fn test_config(db: &TestDb, overrides: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([

@@ -2,35 +2,14 @@
 //! declares its `field.op` parameters, each one declared is accepted with a value of its
 //! documented schema, and an operator a field does not take is refused with the ones it does.
 
-use crate::document::resolve;
+use crate::document::{documented_filters, resolve};
 use crate::helpers::TestApp;
 use printfarm::http::filter_params::LISTS;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 fn document() -> Value {
     serde_json::from_str(&printfarm::http::openapi_json()).unwrap()
-}
-
-/// Each list path and its filter parameters (name → schema), as documented.
-fn documented_filters(doc: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
-    let mut lists = BTreeMap::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        let Some(parameters) = item["get"]["parameters"].as_array() else {
-            continue;
-        };
-        // Paged lists take `offset` (`GET /v1/events` reads on from a sequence number instead).
-        if !parameters.iter().any(|p| p["name"] == "offset") {
-            continue;
-        }
-        let filters = parameters
-            .iter()
-            .filter(|p| p["in"] == "query" && p["name"].as_str().unwrap().contains('.'))
-            .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
-            .collect();
-        lists.insert(path.clone(), filters);
-    }
-    lists
 }
 
 /// A value the schema describes, as a query-string value.
@@ -99,21 +78,7 @@ fn every_paged_list_documents_its_filters() {
 
 #[tokio::test]
 async fn every_documented_filter_is_accepted_and_a_wrong_operator_names_the_right_ones() {
-    let app = TestApp::with_config(&[
-        ("PF_WEBHOOK_ALLOW_HTTP", "true"),
-        ("PF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
-    ])
-    .await;
-    app.unlimited_owner().await;
-    let hook = app
-        .post("/v1/webhooks")
-        .owner()
-        .json(&json!({"url": "http://127.0.0.1:9/hook"}))
-        .send()
-        .await;
-    hook.assert(201);
-    let hook_id = hook.json()["id"].as_str().unwrap().to_owned();
-
+    let (app, hook_id) = crate::helpers::app_with_a_webhook().await;
     let doc = document();
     let mut checked = 0;
     for (path, filters) in documented_filters(&doc) {

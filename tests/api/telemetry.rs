@@ -434,22 +434,27 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
     assert_eq!(stats(&app, &printer).await["status"], "printing");
 }
 
-#[tokio::test]
-async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
-    let mut broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+/// A generic printer `ender` and one `command` sent to it (202: pending until delivered).
+async fn command_for_a_generic_printer(app: &TestApp, command: &str) {
     let printer = id(&post(
-        &app,
+        app,
         "/v1/printers",
         json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
     )
     .await);
     app.post("/v1/printer-commands/send")
         .owner()
-        .json(&json!({"ids": [printer], "command": {"command": "home-axis"}}))
+        .json(&json!({"ids": [printer], "command": {"command": command}}))
         .send()
         .await
         .assert(202);
+}
+
+#[tokio::test]
+async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
+    let mut broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    command_for_a_generic_printer(&app, "home-axis").await;
     let handle = app.state.broker.clone().unwrap();
     broker.stop();
     assert!(
@@ -487,18 +492,7 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
 async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriving_late() {
     let broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
-    app.post("/v1/printer-commands/send")
-        .owner()
-        .json(&json!({"ids": [printer], "command": {"command": "pause"}}))
-        .send()
-        .await
-        .assert(202);
+    command_for_a_generic_printer(&app, "pause").await;
     // Sent ten minutes ago, while the broker was away.
     sqlx::query("update printer_commands set created_at = now() - interval '10 minutes'")
         .execute(app.pool())
