@@ -13,16 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/fuzz-venv
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! python3 -c 'import ensurepip' 2>/dev/null; then
-  # Debian's Python makes virtual environments only with python3-venv.
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq python3-venv
-fi
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'schemathesis>=4.32,<5'
-fi
+. scripts/python_venv.sh
+python_venv "$venv" schemathesis 'schemathesis>=4.32,<5'
 scripts/services.sh
 cargo build -q
 

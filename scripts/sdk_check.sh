@@ -7,16 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/sdk-venv
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! python3 -c 'import ensurepip' 2>/dev/null; then
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq python3-venv
-fi
-if [ ! -x "$venv/bin/openapi-python-client" ]; then
-  python3 -m venv "$venv"
-  # ruff: the generator formats what it writes with it.
-  "$venv/bin/pip" install -q 'openapi-python-client==0.29.*' 'ruff==0.*'
-fi
+. scripts/python_venv.sh
+# ruff: the generator formats what it writes with it.
+python_venv "$venv" openapi-python-client 'openapi-python-client==0.29.*' 'ruff==0.*'
 cargo build -q
 
 out=target/sdk
