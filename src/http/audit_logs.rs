@@ -66,8 +66,7 @@ impl From<AuditRow> for AuditLog {
 
 /// The store's audit log, newest first.
 ///
-/// Required permission: `audit.log.view`. Filters (`field.op=value`): `createdAt`, `actorType`,
-/// `apiKeyId`, `keyId`, `clientIp`, `requestId`, `action`, `entityType`, `entityId`. Entries
+/// Required permission: `audit.log.view`. Filter with the `field.op` query parameters. Entries
 /// are kept for `PF_AUDIT_RETENTION_DAYS` (default 90).
 #[utoipa::path(get, path = "/v1/audit-logs", tag = "Audit log",
     params(PageParams, ("sort" = Option<String>, Query, description = "`createdAt:asc|desc` (default desc)",

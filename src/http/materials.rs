@@ -174,8 +174,8 @@ fn fields(body: UpdateMaterial) -> ApiResult<MaterialFields> {
 
 /// List the store's materials.
 ///
-/// Required permission: `material.view`. Filters (`field.op=value`): `name`, `brand`, `type`,
-/// `color`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+/// Required permission: `material.view`. Filter with the `field.op` query parameters; sort by
+/// `name`, `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/materials", tag = "Materials",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),

@@ -221,9 +221,8 @@ async fn fields(
 
 /// List the parts library.
 ///
-/// Required permission: `part.view`. Filters (`field.op=value`): `name`, `type`,
-/// `estimatedSeconds`, `createdAt`, `updatedAt`; sort by `name`, `createdAt` (default) or
-/// `updatedAt`.
+/// Required permission: `part.view`. Filter with the `field.op` query parameters; sort by
+/// `name`, `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/parts", tag = "Parts",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),

@@ -99,8 +99,7 @@ pub async fn send_printer_commands(
 
 /// Commands sent to the store's printers, newest first, with their status.
 ///
-/// Required permission: `printer.view`. Filters (`field.op=value`): `printerId`, `command`,
-/// `status`, `createdAt`.
+/// Required permission: `printer.view`. Filter with the `field.op` query parameters.
 #[utoipa::path(get, path = "/v1/printer-commands", tag = "Printer commands",
     params(PageParams, ("sort" = Option<String>, Query, description = "`createdAt:asc|desc` (default desc)",
         pattern = r"^(createdAt(:(asc|desc))?)?$")),

@@ -229,9 +229,8 @@ fn fields(body: UpdatePrinter) -> ApiResult<PrinterFields> {
 
 /// List the store's printers.
 ///
-/// Required permission: `printer.view`. Filters (`field.op=value`): `name`, `provider`,
-/// `deviceId`, `model`, `location`, `enabled`, `ready`, `continuousPrint`, `createdAt`,
-/// `updatedAt`; sort by `name`, `createdAt` (default) or `updatedAt`.
+/// Required permission: `printer.view`. Filter with the `field.op` query parameters; sort by
+/// `name`, `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/printers", tag = "Printers",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),

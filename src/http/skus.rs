@@ -153,8 +153,8 @@ fn duplicate_code(e: sqlx::Error) -> ApiError {
 
 /// List the store's SKUs.
 ///
-/// Required permission: `sku.view`. Filters (`field.op=value`): `sku`, `name`, `createdAt`,
-/// `updatedAt`; sort by `sku`, `name`, `createdAt` (default) or `updatedAt`.
+/// Required permission: `sku.view`. Filter with the `field.op` query parameters; sort by
+/// `sku`, `name`, `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/skus", tag = "SKUs",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((sku|name|createdAt|updatedAt)(:(asc|desc))?)?$")),

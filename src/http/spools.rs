@@ -143,9 +143,8 @@ fn fields(body: UpdateSpool, most_left: f64) -> ApiResult<SpoolFields> {
 
 /// List the store's spools.
 ///
-/// Required permission: `material.instance.view`. Filters (`field.op=value`): `materialId`,
-/// `printerId`, `location`, `lot`, `createdAt`, `updatedAt`; sort by `createdAt` (default) or
-/// `updatedAt`.
+/// Required permission: `material.instance.view`. Filter with the `field.op` query
+/// parameters; sort by `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/materials/instances", tag = "Spools",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),

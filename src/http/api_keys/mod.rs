@@ -369,9 +369,8 @@ async fn lock_for_change(
 
 /// List the store's API keys (masked).
 ///
-/// Required permission: `apiKey.view`. Filters (`field.op=value`): `name`, `keyId`, `active`,
-/// `managedBy`, `expiresAt`, `lastUsedAt`, `createdAt`, `updatedAt`; sort by `name`,
-/// `createdAt` (default) or `updatedAt`.
+/// Required permission: `apiKey.view`. Filter with the `field.op` query parameters; sort by
+/// `name`, `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "API keys",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((name|createdAt|updatedAt)(:(asc|desc))?)?$")),

@@ -97,9 +97,8 @@ async fn fields(
 
 /// List the store's orders.
 ///
-/// Required permission: `order.view`. Filters (`field.op=value`): `status`, `source`,
-/// `orderNumber`, `customerName`, `createdAt`, `updatedAt`; sort by `createdAt` (default) or
-/// `updatedAt`.
+/// Required permission: `order.view`. Filter with the `field.op` query parameters; sort by
+/// `createdAt` (default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/orders", tag = "Orders",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),

@@ -18,10 +18,8 @@ use axum::Json;
 
 /// List the queue.
 ///
-/// Required permission: `queue.view`. Filters (`field.op=value`): `queuePosition`, `priority`,
-/// `state`, `name`, `partId`, `printerId`, `orderId`, `createdByKeyId`, `startedAt`,
-/// `finishedAt`, `createdAt`, `updatedAt`; sort by `queuePosition` (default: queue order),
-/// `priority`, `createdAt` or `updatedAt`.
+/// Required permission: `queue.view`. Filter with the `field.op` query parameters; sort by
+/// `queuePosition` (default: queue order), `priority`, `createdAt` or `updatedAt`.
 #[utoipa::path(get, path = "/v1/print-jobs", tag = "Print jobs",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((queuePosition|priority|createdAt|updatedAt)(:(asc|desc))?)?$")),

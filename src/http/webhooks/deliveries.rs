@@ -128,8 +128,7 @@ async fn notify(state: &AppState) {
 
 /// The endpoint's deliveries, newest first, each with its attempts.
 ///
-/// Required permission: `integration.view`. Filters (`field.op=value`): `status`,
-/// `eventType`, `eventId`, `createdAt`, `updatedAt`.
+/// Required permission: `integration.view`. Filter with the `field.op` query parameters.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "Webhooks",
     params(WebhookPath, PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),

@@ -164,8 +164,7 @@ async fn endpoint(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Endp
 
 /// List the store's webhook endpoints.
 ///
-/// Required permission: `integration.view`. Filters (`field.op=value`): `url`, `enabled`,
-/// `createdAt`, `updatedAt`.
+/// Required permission: `integration.view`. Filter with the `field.op` query parameters.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "Webhooks",
     params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
         pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),
