@@ -85,8 +85,9 @@ pub struct PrinterTopics {
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
     /// Of `publish`, where a retained message is allowed: the connection status a printer
-    /// leaves as its will. A retained report would be replayed to the bridge on every
-    /// reconnect and move jobs long after the fact.
+    /// leaves as its will, and OctoPrint's progress, which its MQTT plugin always publishes
+    /// retained. The bridge reads a retained message replayed on its reconnect only if it is a
+    /// connection status (`telemetry::parse::may_be_retained`), so old progress moves nothing.
     pub retained: Vec<String>,
 }
 
@@ -116,7 +117,10 @@ pub fn printer_topics(store: StoreId, provider: &str, device: &str) -> PrinterTo
     };
     let retained = match provider {
         "klipper" => vec![format!("{base}/{device}/moonraker/status")],
-        "octoprint" => vec![format!("{base}/{device}/octoPrint/mqtt")],
+        "octoprint" => vec![
+            format!("{base}/{device}/octoPrint/mqtt"),
+            format!("{base}/{device}/octoPrint/progress/printing"),
+        ],
         _ => vec![],
     };
     PrinterTopics {

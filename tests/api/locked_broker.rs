@@ -626,3 +626,56 @@ async fn reissuing_a_printers_credential_drops_that_printer_only() {
     assert_dropped_soon(&mut first_events, "its credential was reissued").await;
     assert_still_connected(&mut second_events, "another printer's reissue").await;
 }
+
+#[tokio::test]
+async fn octoprints_progress_arrives_although_its_plugin_publishes_it_retained() {
+    let (app, broker) = locked().await;
+    app.spawn_bridge();
+    let store = app.store_id;
+    let (printer, user, password) = printer_with_credential(&app, "octoprint", "mk4").await;
+    let (code, conn) = connect(&broker, "octoprint-mk4", Some((&user, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let base = format!("printers/{store}/mk4/octoPrint");
+    // OctoPrint-MQTT publishes progress retained whatever its retain setting. (Progress
+    // first: the state change after it is written at once, progress alone only every 5 s.)
+    let publish = |tail: &str, retain: bool, payload: Value| {
+        let (client, topic) = (client.clone(), format!("{base}/{tail}"));
+        async move {
+            client
+                .publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    retain,
+                    payload.to_string().into_bytes(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    publish(
+        "progress/printing",
+        true,
+        json!({"progress": 37, "path": "cube.gcode"}),
+    )
+    .await;
+    publish("event/PrintStarted", false, json!({"name": "cube.gcode"})).await;
+    let stats = eventually("printing, from OctoPrint", || async {
+        let stats: Value = app
+            .get(&format!("/v1/printers/{printer}/stats"))
+            .owner()
+            .send()
+            .await
+            .json();
+        (stats["status"] == "printing").then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["details"]["progress"], 37.0, "{stats}");
+    // Other reports still may not be retained.
+    publish("event/PrintDone", true, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut later = crate::broker::subscribe(&broker, &format!("{base}/event/#")).await;
+    let replayed = crate::broker::drain(&mut later, 500).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+}
