@@ -45,7 +45,8 @@ pub struct CreatePrinter {
     )]
     pub name: String,
     pub provider: Provider,
-    /// 1–100 characters of letters, digits and `._:-`; unique per provider in the store.
+    /// 1–100 characters of letters, digits and `._:-`; unique per provider in the store; not
+    /// `device` (Bambu printers' topics begin with it).
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
     pub device_id: String,
     #[schema(max_length = 100)]
@@ -77,6 +78,7 @@ pub struct UpdatePrinter {
     )]
     pub name: Option<String>,
     pub provider: Option<Provider>,
+    /// As on create.
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
     pub device_id: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -151,6 +153,14 @@ fn device_id(errors: &mut Errors, value: &str) -> String {
             "/deviceId",
             "invalid_value",
             "1–100 characters of letters, digits and ._:-",
+        );
+    } else if value == "device" {
+        // Klipper, OctoPrint and generic printers report under `printers/{store}/{deviceId}/`,
+        // where `device/` is Bambu's (`printers/{store}/device/{serial}/report`).
+        errors.add(
+            "/deviceId",
+            "invalid_value",
+            "`device` is reserved (it would share Bambu printers' topics)",
         );
     }
     value.to_owned()

@@ -308,6 +308,11 @@ async fn invalid_printers_are_422_with_pointers() {
             "/deviceId",
         ),
         (
+            // `printers/{store}/device/…` is where Bambu printers report.
+            json!({"name": "a", "provider": "octoprint", "deviceId": "device"}),
+            "/deviceId",
+        ),
+        (
             json!({"name": "a", "provider": "bambu", "deviceId": "S", "nozzleDiameterMm": 5}),
             "/nozzleDiameterMm",
         ),
