@@ -1,10 +1,12 @@
 //! The audit trail: who changed what, with field-level changes (secrets redacted), recorded in
 //! the same transaction as the change so a rolled-back request leaves no entry.
 
+use crate::auth::caller::Principal;
 use crate::auth::Caller;
 use crate::db::audit::{self as db, NewAuditEntry};
 use crate::error::REQUEST_CONTEXT;
-use crate::ids::StoreId;
+use crate::ids::{StoreId, UserId};
+use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{PgExecutor, PgPool};
@@ -26,6 +28,8 @@ pub const REDACTED: &str = "[redacted]";
 pub enum ActorType {
     /// Through the API, with an API key.
     ApiKey,
+    /// A person signed in with a session (the dashboard).
+    User,
     /// The server itself, acting on what a printer reported.
     Telemetry,
     /// The platform operator, through the `printfarm` CLI.
@@ -36,6 +40,7 @@ impl crate::wire::WireName for ActorType {
     fn as_str(self) -> &'static str {
         match self {
             ActorType::ApiKey => "api_key",
+            ActorType::User => "user",
             ActorType::Telemetry => "telemetry",
             ActorType::Operator => "operator",
         }
@@ -48,18 +53,35 @@ pub struct Actor {
     actor_type: ActorType,
     api_key_id: Option<Uuid>,
     key_id: Option<String>,
+    user_id: Option<UserId>,
     client_ip: Option<String>,
     request_id: Option<String>,
 }
 
 impl Actor {
-    /// The API key behind the current request.
+    /// The API key or signed-in user behind the current request.
     pub fn caller(caller: &Caller) -> Actor {
+        match &caller.principal {
+            Principal::Key { id, key_id } => Actor {
+                actor_type: ActorType::ApiKey,
+                api_key_id: Some(id.0),
+                key_id: Some(key_id.clone()),
+                user_id: None,
+                client_ip: Some(caller.client_ip.to_string()),
+                request_id: REQUEST_CONTEXT.try_with(|c| c.request_id.clone()).ok(),
+            },
+            Principal::User { id, .. } => Actor::user(*id, caller.client_ip),
+        }
+    }
+
+    /// A person, through the API with a session (or signing in).
+    pub fn user(user: UserId, client_ip: IpAddr) -> Actor {
         Actor {
-            actor_type: ActorType::ApiKey,
-            api_key_id: Some(caller.api_key_id.0),
-            key_id: Some(caller.key_id.clone()),
-            client_ip: Some(caller.client_ip.to_string()),
+            actor_type: ActorType::User,
+            api_key_id: None,
+            key_id: None,
+            user_id: Some(user),
+            client_ip: Some(client_ip.to_string()),
             request_id: REQUEST_CONTEXT.try_with(|c| c.request_id.clone()).ok(),
         }
     }
@@ -70,6 +92,7 @@ impl Actor {
             actor_type: ActorType::Telemetry,
             api_key_id: None,
             key_id: None,
+            user_id: None,
             client_ip: None,
             request_id: None,
         }
@@ -81,6 +104,7 @@ impl Actor {
             actor_type: ActorType::Operator,
             api_key_id: None,
             key_id: None,
+            user_id: None,
             client_ip: None,
             request_id: None,
         }
@@ -137,6 +161,7 @@ pub async fn record(
             actor_type: crate::wire::WireName::as_str(actor.actor_type),
             api_key_id: actor.api_key_id,
             key_id: actor.key_id.as_deref(),
+            user_id: actor.user_id,
             client_ip: actor.client_ip.clone(),
             request_id: actor.request_id.clone(),
             action,

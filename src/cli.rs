@@ -10,7 +10,7 @@ use crate::db;
 use crate::domain::changes::Verb;
 use crate::domain::validate::Errors;
 use crate::domain::{DomainError, EntityType};
-use crate::ids::StoreId;
+use crate::ids::{StoreId, UserId};
 use anyhow::{bail, Context};
 use sqlx::PgPool;
 
@@ -49,20 +49,31 @@ pub struct Issued {
     pub store_id: StoreId,
     pub key: String,
     pub key_id: String,
+    /// The owner user `bootstrap --owner-email` made: the email, and the password when it was
+    /// generated (a user who already existed keeps theirs).
+    pub owner: Option<(String, Option<String>)>,
 }
 
-/// The `--json` form: exactly `{"storeId": "...", "apiKey": "..."}`, in that order.
+/// The `--json` form: exactly `{"storeId": "...", "apiKey": "..."}`, in that order, then
+/// `ownerEmail` (and `ownerPassword` when one was generated) with `--owner-email`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct IssuedJson<'a> {
     store_id: StoreId,
     api_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_password: Option<&'a str>,
 }
 
 pub fn issued_json(issued: &Issued) -> String {
+    let owner = issued.owner.as_ref();
     serde_json::to_string(&IssuedJson {
         store_id: issued.store_id,
         api_key: &issued.key,
+        owner_email: owner.map(|(email, _)| email.as_str()),
+        owner_password: owner.and_then(|(_, password)| password.as_deref()),
     })
     .unwrap_or_default()
 }
@@ -70,25 +81,93 @@ pub fn issued_json(issued: &Issued) -> String {
 pub fn print_issued(issued: &Issued, json: bool) {
     if json {
         println!("{}", issued_json(issued));
-    } else {
-        println!("store id: {}", issued.store_id);
-        println!("key id:   {}", issued.key_id);
-        println!("api key:  {}", issued.key);
-        println!("Keep the key now: it is not stored and cannot be shown again.");
+        return;
+    }
+    println!("store id: {}", issued.store_id);
+    println!("key id:   {}", issued.key_id);
+    println!("api key:  {}", issued.key);
+    match &issued.owner {
+        Some((email, Some(password))) => {
+            println!("owner:    {email}");
+            println!("password: {password}");
+            println!("Keep the key and the password now: neither is stored nor can be shown again.");
+        }
+        Some((email, None)) => {
+            println!("owner:    {email} (an existing user: their password is unchanged)");
+            println!("Keep the key now: it is not stored and cannot be shown again.");
+        }
+        None => println!("Keep the key now: it is not stored and cannot be shown again."),
     }
 }
 
-/// `printfarm bootstrap`: a store and a Full Access key for its owner.
+/// The person who owns a new store (`bootstrap --owner-email`).
+pub struct OwnerRequest<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    /// `None`: one is generated (and printed once).
+    pub password: Option<String>,
+}
+
+/// `printfarm bootstrap`: a store and a Full Access key for its owner, and the owner user
+/// when an email is given.
 pub async fn bootstrap(
     config: &Config,
     store_name: &str,
     managed_by: Option<&str>,
+    owner: Option<OwnerRequest<'_>>,
 ) -> anyhow::Result<Issued> {
     let pepper = pepper(config)?;
+    let owner = match owner {
+        None => None,
+        Some(request) => Some(owner_user(request).await?),
+    };
     with_database(config, |pool| async move {
-        create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by).await
+        create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by, owner)
+            .await
     })
     .await
+}
+
+/// A validated owner with the password hashed (and the generated password, to print).
+pub struct OwnerUser {
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub generated_password: Option<String>,
+}
+
+pub async fn owner_user(request: OwnerRequest<'_>) -> anyhow::Result<OwnerUser> {
+    let mut errors = Errors::default();
+    let email = errors.email("--owner-email", request.email);
+    let name = errors.name("--owner-name", request.name, 200);
+    if let Some(password) = &request.password {
+        errors.new_password("the password", password);
+    }
+    if let Err(DomainError::Invalid(problems)) = errors.finish() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.pointer, p.message))
+            .collect();
+        bail!("{}", lines.join("; "));
+    }
+    let generated_password = request
+        .password
+        .is_none()
+        .then(crate::auth::passwords::generate);
+    let password = request
+        .password
+        .or_else(|| generated_password.clone())
+        .unwrap_or_default();
+    let password_hash = crate::auth::passwords::Passwords::with_slots(1)
+        .hash(&password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(OwnerUser {
+        email,
+        name,
+        password_hash,
+        generated_password,
+    })
 }
 
 /// Creates a store and its owner's Full Access key in one transaction.
@@ -98,6 +177,7 @@ pub async fn create_store_with_owner(
     env: KeyEnv,
     store_name: &str,
     managed_by: Option<&str>,
+    owner: Option<OwnerUser>,
 ) -> anyhow::Result<Issued> {
     let name = store_name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -119,6 +199,7 @@ pub async fn create_store_with_owner(
             expires_at: None,
             managed_by,
             created_by: None,
+            created_by_user_id: None,
         },
     )
     .await?;
@@ -135,12 +216,64 @@ pub async fn create_store_with_owner(
     )
     .await?;
     record_key_created(&mut tx, &row).await?;
+    let owner = match owner {
+        Some(owner) => Some(add_owner(&mut tx, store.id, owner).await?),
+        None => None,
+    };
     tx.commit().await?;
     Ok(Issued {
         store_id: store.id,
         key: key.expose().to_owned(),
         key_id: row.key_id,
+        owner,
     })
+}
+
+/// Makes the user (or finds them, by email) and makes them the store's owner.
+async fn add_owner(
+    tx: &mut sqlx::PgConnection,
+    store: StoreId,
+    owner: OwnerUser,
+) -> anyhow::Result<(String, Option<String>)> {
+    let (user, password) = match db::users::by_email(&mut *tx, &owner.email).await? {
+        Some(existing) => (existing, None),
+        None => {
+            let user = db::users::insert(
+                &mut *tx,
+                db::users::NewUser {
+                    id: UserId::new(),
+                    email: &owner.email,
+                    name: &owner.name,
+                    password_hash: &owner.password_hash,
+                },
+            )
+            .await?;
+            (user, owner.generated_password)
+        }
+    };
+    db::users::add_membership(
+        &mut *tx,
+        db::users::NewMembership {
+            store_id: store,
+            user_id: user.id,
+            owner: true,
+            roles: &[],
+            permissions: &[],
+        },
+    )
+    .await?;
+    let membership = serde_json::json!({"userId": user.id, "email": user.email, "owner": true});
+    audit::record(
+        &mut *tx,
+        store,
+        &Actor::operator(),
+        Verb::Create.as_str(),
+        EntityType::User.as_str(),
+        user.id.0,
+        audit::changes(None, Some(&membership)),
+    )
+    .await?;
+    Ok((user.email, password))
 }
 
 pub struct KeyRequest<'a> {
@@ -212,6 +345,7 @@ async fn issue_key(
             expires_at: None,
             managed_by: req.managed_by,
             created_by: None,
+            created_by_user_id: None,
         },
     )
     .await?;
@@ -221,6 +355,7 @@ async fn issue_key(
         store_id: req.store_id,
         key: key.expose().to_owned(),
         key_id: row.key_id,
+        owner: None,
     })
 }
 

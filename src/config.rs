@@ -65,6 +65,11 @@ pub struct Config {
     /// Bearer token the broker must send to the internal endpoints; required when they listen
     /// beyond loopback.
     pub internal_secret: Option<String>,
+    /// Sign-in sessions' lifetimes and cookie (`PF_SESSION_IDLE_SECS`, `PF_SESSION_MAX_SECS`).
+    pub sessions: crate::auth::session::SessionSettings,
+    /// Origins (`scheme://host[:port]`) of dashboards served elsewhere that may call the API
+    /// from a browser with credentials (`PF_CORS_ORIGINS`, comma-separated; none by default).
+    pub cors_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,13 +176,45 @@ impl Config {
                     .unwrap_or_else(|| crate::embedded_postgres::default_data_dir(&get))
             });
         let db_max_connections = small("PF_DB_MAX_CONNECTIONS", 20)?.clamp(2, 10_000);
+        let listen_addr: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("PF_LISTEN_ADDR must be host:port, got {listen:?}"))?;
+        let cors_origins = parse("PF_CORS_ORIGINS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let parsed = url::Url::parse(o).ok().filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.path() == "/"
+                        && u.query().is_none()
+                        && !o.ends_with('/')
+                });
+                match parsed {
+                    Some(_) => Ok(o.to_owned()),
+                    None => bail!(
+                        "PF_CORS_ORIGINS: {o:?} is not an origin (scheme://host[:port], no path)"
+                    ),
+                }
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sessions = crate::auth::session::SessionSettings {
+            idle: Duration::from_secs(number("PF_SESSION_IDLE_SECS", 8 * 3600)?.clamp(60, 31_536_000)),
+            absolute: Duration::from_secs(
+                number("PF_SESSION_MAX_SECS", 7 * 86_400)?.clamp(60, 31_536_000),
+            ),
+            // Browsers keep a `Secure` cookie from plain http only on localhost; a development
+            // server on a loopback address is reached that way.
+            secure_cookie: environment == "production" || !listen_addr.ip().is_loopback(),
+        };
         Ok(Config {
+            sessions,
+            cors_origins,
             environment,
             database_url: parse("DATABASE_URL", DEFAULT_DATABASE_URL),
             embedded_db_dir,
-            listen_addr: listen
-                .parse()
-                .with_context(|| format!("PF_LISTEN_ADDR must be host:port, got {listen:?}"))?,
+            listen_addr,
             auto_migrate: flag("PF_AUTO_MIGRATE", true)?,
             key_env,
             key_pepper: parse("PF_KEY_PEPPER", DEV_PEPPER),

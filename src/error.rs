@@ -62,6 +62,23 @@ pub enum ApiError {
     ApiKeyInactive,
     #[error("the API key has expired")]
     ApiKeyExpired,
+    #[error("no valid session: sign in again (POST /v1/auth/login)")]
+    InvalidSession,
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error(
+        "a signed-in request that changes something must come from this site (its `Origin` \
+         header is missing or not allowed)"
+    )]
+    CrossOrigin,
+    #[error("you are not a member of this store")]
+    NotAMember,
+    #[error("only a signed-in user can do this (sign in with POST /v1/auth/login)")]
+    SessionRequired,
+    #[error("this describes an API key: call it with one (GET /v1/me describes a signed-in user)")]
+    ApiKeyRequired,
+    #[error("too many failed sign-ins for this account or from this address; retry later")]
+    TooManySignInFailures { retry_after_secs: u64 },
     #[error("missing permissions")]
     InsufficientPermissions(Vec<Permission>),
     #[error("requests from this address are not allowed for this key")]
@@ -149,6 +166,12 @@ pub enum ProblemCode {
     InvalidApiKey,
     ApiKeyInactive,
     ApiKeyExpired,
+    InvalidSession,
+    InvalidCredentials,
+    CrossOrigin,
+    NotAMember,
+    SessionRequired,
+    ApiKeyRequired,
     InsufficientPermissions,
     IpNotAllowed,
     PrivilegeEscalation,
@@ -179,6 +202,12 @@ impl WireName for ProblemCode {
             InvalidApiKey => "invalid_api_key",
             ApiKeyInactive => "api_key_inactive",
             ApiKeyExpired => "api_key_expired",
+            InvalidSession => "invalid_session",
+            InvalidCredentials => "invalid_credentials",
+            CrossOrigin => "cross_origin",
+            NotAMember => "not_a_member",
+            SessionRequired => "session_required",
+            ApiKeyRequired => "api_key_required",
             InsufficientPermissions => "insufficient_permissions",
             IpNotAllowed => "ip_not_allowed",
             PrivilegeEscalation => "privilege_escalation",
@@ -230,12 +259,10 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
-            | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired => {
-                StatusCode::UNAUTHORIZED
-            }
-            InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_) => {
-                StatusCode::FORBIDDEN
-            }
+            | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired
+            | InvalidSession | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_)
+            | CrossOrigin | NotAMember | SessionRequired | ApiKeyRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) | InvalidStateTransition(_) => StatusCode::CONFLICT,
@@ -247,7 +274,9 @@ impl ApiError {
             IdempotencyKeyInUse => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RateLimited { .. } | TooManyAuthFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited { .. } | TooManyAuthFailures { .. } | TooManySignInFailures { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Timeout | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -261,6 +290,12 @@ impl ApiError {
             InvalidApiKey => ProblemCode::InvalidApiKey,
             ApiKeyInactive => ProblemCode::ApiKeyInactive,
             ApiKeyExpired => ProblemCode::ApiKeyExpired,
+            InvalidSession => ProblemCode::InvalidSession,
+            InvalidCredentials => ProblemCode::InvalidCredentials,
+            CrossOrigin => ProblemCode::CrossOrigin,
+            NotAMember => ProblemCode::NotAMember,
+            SessionRequired => ProblemCode::SessionRequired,
+            ApiKeyRequired => ProblemCode::ApiKeyRequired,
             InsufficientPermissions(_) => ProblemCode::InsufficientPermissions,
             IpNotAllowed => ProblemCode::IpNotAllowed,
             PrivilegeEscalation(_) => ProblemCode::PrivilegeEscalation,
@@ -278,7 +313,9 @@ impl ApiError {
             IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
             HeadersTooLarge { .. } => ProblemCode::HeadersTooLarge,
             RateLimited { .. } => ProblemCode::RateLimitExceeded,
-            TooManyAuthFailures { .. } => ProblemCode::TooManyAuthFailures,
+            TooManyAuthFailures { .. } | TooManySignInFailures { .. } => {
+                ProblemCode::TooManyAuthFailures
+            }
             Timeout | ServiceUnavailable => ProblemCode::ServiceUnavailable,
             Internal(_) => ProblemCode::InternalError,
         }
@@ -354,11 +391,14 @@ impl IntoResponse for ApiError {
             | ApiError::MissingAuthScheme
             | ApiError::InvalidApiKey
             | ApiError::ApiKeyInactive
-            | ApiError::ApiKeyExpired => {
+            | ApiError::ApiKeyExpired
+            | ApiError::InvalidSession
+            | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
             }
             ApiError::RateLimited { retry_after_secs }
-            | ApiError::TooManyAuthFailures { retry_after_secs } => {
+            | ApiError::TooManyAuthFailures { retry_after_secs }
+            | ApiError::TooManySignInFailures { retry_after_secs } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from((*retry_after_secs).max(1)),

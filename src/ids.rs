@@ -68,3 +68,11 @@ typed_id!(
     /// A command recorded for a printer.
     CommandId
 );
+typed_id!(
+    /// A user (a person who signs in).
+    UserId
+);
+typed_id!(
+    /// A sign-in session.
+    SessionId
+);

@@ -36,12 +36,24 @@ enum Command {
     Bootstrap {
         #[arg(long)]
         store_name: String,
-        /// Print exactly {"storeId": "...", "apiKey": "..."} on one line.
+        /// Print exactly {"storeId": "...", "apiKey": "..."} on one line (with --owner-email,
+        /// then "ownerEmail" and, when one was generated, "ownerPassword").
         #[arg(long)]
         json: bool,
         /// Make the owner key managed by this system: the API cannot change or delete it.
         #[arg(long)]
         managed_by: Option<String>,
+        /// Also make the store's owner a user who signs in with this email (an existing user
+        /// with it becomes the owner and keeps their password).
+        #[arg(long)]
+        owner_email: Option<String>,
+        /// The owner user's name.
+        #[arg(long, default_value = "Owner", requires = "owner_email")]
+        owner_name: String,
+        /// Read the owner's password from the first line of standard input (10–200
+        /// characters) instead of generating one and printing it once.
+        #[arg(long, requires = "owner_email")]
+        owner_password_stdin: bool,
     },
     /// Simulated printers for a store: they register through the API, log in to the broker
     /// with credentials of their own, publish telemetry, obey commands and print the jobs
@@ -211,8 +223,23 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             store_name,
             json,
             managed_by,
+            owner_email,
+            owner_name,
+            owner_password_stdin,
         } => {
-            let issued = cli::bootstrap(&config, &store_name, managed_by.as_deref()).await?;
+            let password = if owner_password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let owner = owner_email.as_deref().map(|email| cli::OwnerRequest {
+                email,
+                name: &owner_name,
+                password,
+            });
+            let issued = cli::bootstrap(&config, &store_name, managed_by.as_deref(), owner).await?;
             cli::print_issued(&issued, json);
             Ok(())
         }

@@ -51,9 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let (signed_in, _) = http::signed_in().split_for_parts();
+    let signed_in = signed_in
+        .route_layer(from_fn_with_state(state.clone(), rate_limit::limit))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate_user));
     let (public, _) = http::public().split_for_parts();
     Router::new()
         .merge(authenticated)
+        .merge(signed_in)
         .merge(public)
         .merge(http::ops::undocumented())
         .fallback(|| async { ApiError::NotFound })
@@ -78,6 +83,7 @@ pub fn router(state: AppState) -> Router {
                 request.id = request_id,
                 store.id = tracing::field::Empty,
                 key.id = tracing::field::Empty,
+                user.id = tracing::field::Empty,
             )
         }))
         .layer(CatchPanicLayer::custom(|_| {

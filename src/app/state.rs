@@ -4,6 +4,7 @@
 use crate::auth::digest::Pepper;
 use crate::auth::failures::AuthFailureGuard;
 use crate::auth::key_cache::KeyCache;
+use crate::auth::passwords::Passwords;
 use crate::auth::usage::UsageRecorder;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct Inner {
     pub verifier: Verifier,
     pub rate_limiter: RateLimiter,
     pub auth_failures: AuthFailureGuard,
+    /// Hashes and checks people's passwords, a few at once, off the async threads.
+    pub passwords: Passwords,
     pub usage: Arc<UsageRecorder>,
     pub clock: Arc<dyn Clock>,
     pub openapi_json: Bytes,
@@ -105,6 +108,7 @@ impl AppState {
             },
             rate_limiter,
             auth_failures: AuthFailureGuard::new(config.auth_failures_per_minute),
+            passwords: Passwords::default(),
             usage: Arc::new(UsageRecorder::default()),
             clock,
             openapi_json: super::router::openapi_document(),

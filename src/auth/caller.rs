@@ -3,7 +3,7 @@
 
 use super::permissions::{Permission, PermissionSet};
 use crate::error::ApiError;
-use crate::ids::{ApiKeyId, StoreId};
+use crate::ids::{ApiKeyId, SessionId, StoreId, UserId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
@@ -11,15 +11,25 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// Who is calling: an API key, or a user signed in with a session.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Key {
+        id: ApiKeyId,
+        /// The public `keyId` of the calling key.
+        key_id: String,
+    },
+    User { id: UserId, session: SessionId },
+}
+
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub store_id: StoreId,
     pub store_name: String,
-    pub api_key_id: ApiKeyId,
-    /// The public `keyId` of the calling key.
-    pub key_id: String,
+    pub principal: Principal,
+    /// A Full Access key, or the store's owner.
     pub full_access: bool,
-    /// Effective permissions: direct ones plus those of the key's roles (all, for Full Access).
+    /// Effective permissions: direct ones plus those of the roles (all, for Full Access).
     pub permissions: PermissionSet,
     pub client_ip: IpAddr,
     /// The rate limits that apply to this key (key override, else store, else deployment).
@@ -30,6 +40,38 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The calling key or user's id: what rate limits, idempotency keys and "own" jobs go by.
+    pub fn principal_id(&self) -> uuid::Uuid {
+        match &self.principal {
+            Principal::Key { id, .. } => id.0,
+            Principal::User { id, .. } => id.0,
+        }
+    }
+
+    /// The calling key, if a key is calling.
+    pub fn api_key(&self) -> Option<ApiKeyId> {
+        match &self.principal {
+            Principal::Key { id, .. } => Some(*id),
+            Principal::User { .. } => None,
+        }
+    }
+
+    /// The calling key and its public id, or `ApiKeyRequired` for a signed-in user.
+    pub fn require_key(&self) -> Result<(ApiKeyId, &str), ApiError> {
+        match &self.principal {
+            Principal::Key { id, key_id } => Ok((*id, key_id)),
+            Principal::User { .. } => Err(ApiError::ApiKeyRequired),
+        }
+    }
+
+    /// The signed-in user, if a user is calling.
+    pub fn user(&self) -> Option<UserId> {
+        match &self.principal {
+            Principal::User { id, .. } => Some(*id),
+            Principal::Key { .. } => None,
+        }
+    }
+
     /// The one authorisation line at the top of a handler.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.permissions.contains(permission) {

@@ -3,7 +3,7 @@
 use super::digest::Pepper;
 use super::key_format::{self, KeyEnv, PlaintextKey};
 use crate::db::api_keys::{self as db, ApiKeyRow, NewApiKey};
-use crate::ids::{ApiKeyId, StoreId};
+use crate::ids::{ApiKeyId, StoreId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -18,6 +18,7 @@ pub struct KeySpec<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     pub managed_by: Option<&'a str>,
     pub created_by: Option<ApiKeyId>,
+    pub created_by_user_id: Option<UserId>,
 }
 
 pub async fn issue(
@@ -42,6 +43,7 @@ pub async fn issue(
             expires_at: spec.expires_at,
             managed_by: spec.managed_by,
             created_by: spec.created_by,
+            created_by_user_id: spec.created_by_user_id,
         },
     )
     .await?;

@@ -7,7 +7,9 @@ pub mod failures;
 pub mod issue;
 pub mod key_cache;
 pub mod key_format;
+pub mod passwords;
 pub mod permissions;
+pub mod session;
 pub mod usage;
 pub mod verify;
 

@@ -1,7 +1,7 @@
 //! The `api_keys` table: every function on it is scoped by `StoreId`, except the lookup by the
 //! key's public id that authentication does before it knows the store.
 
-use crate::ids::{ApiKeyId, StoreId};
+use crate::ids::{ApiKeyId, StoreId, UserId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
@@ -24,6 +24,7 @@ pub struct ApiKeyRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub managed_by: Option<String>,
     pub created_by: Option<ApiKeyId>,
+    pub created_by_user_id: Option<UserId>,
     pub rate_limit_per_minute: Option<i32>,
     pub rate_limit_per_hour: Option<i32>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -57,13 +58,14 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     pub managed_by: Option<&'a str>,
     pub created_by: Option<ApiKeyId>,
+    pub created_by_user_id: Option<UserId>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result<ApiKeyRow> {
     sqlx::query_as(
         "insert into api_keys (id, store_id, key_id, name, digest, full_access, roles, permissions,
-                               ip_allowlist, expires_at, managed_by, created_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               ip_allowlist, expires_at, managed_by, created_by, created_by_user_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          returning *",
     )
     .bind(new.id)
@@ -78,6 +80,7 @@ pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result
     .bind(new.expires_at)
     .bind(new.managed_by)
     .bind(new.created_by)
+    .bind(new.created_by_user_id)
     .fetch_one(db)
     .await
 }

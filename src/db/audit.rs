@@ -1,7 +1,7 @@
 //! The `audit_logs` table: written inside the mutating transaction, read as a list, purged by
 //! age.
 
-use crate::ids::StoreId;
+use crate::ids::{StoreId, UserId};
 use crate::list::{Field, Kind, Spec, CREATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -15,6 +15,7 @@ pub struct AuditRow {
     pub actor_type: String,
     pub api_key_id: Option<Uuid>,
     pub key_id: Option<String>,
+    pub user_id: Option<Uuid>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
     pub action: String,
@@ -27,6 +28,7 @@ pub struct NewAuditEntry<'a> {
     pub actor_type: &'a str,
     pub api_key_id: Option<Uuid>,
     pub key_id: Option<&'a str>,
+    pub user_id: Option<UserId>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
     pub action: &'a str,
@@ -42,8 +44,8 @@ pub async fn insert(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "insert into audit_logs (id, store_id, actor_type, api_key_id, key_id, client_ip, request_id,
-                                 action, entity_type, entity_id, changes)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                 action, entity_type, entity_id, changes, user_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(Uuid::now_v7())
     .bind(store)
@@ -56,6 +58,7 @@ pub async fn insert(
     .bind(entry.entity_type)
     .bind(entry.entity_id)
     .bind(entry.changes)
+    .bind(entry.user_id)
     .execute(db)
     .await?;
     Ok(())

@@ -16,6 +16,7 @@ pub struct CommandRow {
     pub status: String,
     pub error: Option<String>,
     pub api_key_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -30,18 +31,19 @@ pub async fn insert(
     printer: Uuid,
     command: &str,
     args: &serde_json::Value,
-    api_key: Uuid,
+    sent_by: super::CreatedBy,
 ) -> sqlx::Result<CommandRow> {
     sqlx::query_as(
-        "insert into printer_commands (id, store_id, printer_id, command, args, api_key_id)
-         values ($1, $2, $3, $4, $5, $6) returning *",
+        "insert into printer_commands (id, store_id, printer_id, command, args, api_key_id, user_id)
+         values ($1, $2, $3, $4, $5, $6, $7) returning *",
     )
     .bind(Uuid::now_v7())
     .bind(store)
     .bind(printer)
     .bind(command)
     .bind(args)
-    .bind(api_key)
+    .bind(sent_by.key)
+    .bind(sent_by.user)
     .fetch_one(db)
     .await
 }

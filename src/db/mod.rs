@@ -15,9 +15,11 @@ pub mod parts;
 pub mod print_jobs;
 pub mod printer_credentials;
 pub mod printers;
+pub mod sessions;
 pub mod skus;
 pub mod spools;
 pub mod stores;
+pub mod users;
 pub mod webhooks;
 
 mod connect;
@@ -30,6 +32,21 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::Arguments;
 use sqlx::{FromRow, PgExecutor, Postgres};
 use uuid::Uuid;
+
+/// Who asked for a row (a job, a command): the API key or the signed-in user, by row id;
+/// neither for the server itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatedBy {
+    pub key: Option<Uuid>,
+    pub user: Option<Uuid>,
+}
+
+impl CreatedBy {
+    /// Whether a row recorded as made by `key` / `user` was made by this one.
+    pub fn made(self, key: Option<Uuid>, user: Option<Uuid>) -> bool {
+        (self.key.is_some() && key == self.key) || (self.user.is_some() && user == self.user)
+    }
+}
 
 /// Maps a unique-constraint violation to a client-facing conflict.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {

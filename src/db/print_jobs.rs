@@ -1,5 +1,6 @@
 //! The `print_jobs` table: the queue. Every function is scoped by store.
 
+use super::CreatedBy;
 use crate::ids::{OrderId, PrintJobId, PrinterId, StoreId};
 use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ pub struct JobRow {
     pub notes: Option<String>,
     pub failure_reason: Option<String>,
     pub created_by_key_id: Option<Uuid>,
+    pub created_by_user_id: Option<Uuid>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -47,6 +49,14 @@ pub struct NewJob {
     pub estimated_grams: Option<f64>,
     pub notes: Option<String>,
     pub created_by_key_id: Option<Uuid>,
+    pub created_by_user_id: Option<Uuid>,
+}
+
+impl JobRow {
+    /// Whether `creator` created this job (what `job.edit.own` and `job.delete.own` go by).
+    pub fn is_created_by(&self, creator: CreatedBy) -> bool {
+        creator.made(self.created_by_key_id, self.created_by_user_id)
+    }
 }
 
 /// Fields an edit may change; `None` leaves a field as it is, `Some(None)` clears it.
@@ -101,8 +111,9 @@ pub async fn insert(
     sqlx::query_as(
         "insert into print_jobs (id, store_id, part_id, name, quantity, priority, queue_position,
                                  required_printer_tags, material_ids, order_id, order_item_id,
-                                 estimated_seconds, estimated_grams, notes, created_by_key_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                 estimated_seconds, estimated_grams, notes, created_by_key_id,
+                                 created_by_user_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          returning *",
     )
     .bind(Uuid::now_v7())
@@ -120,6 +131,7 @@ pub async fn insert(
     .bind(job.estimated_grams)
     .bind(job.notes)
     .bind(job.created_by_key_id)
+    .bind(job.created_by_user_id)
     .fetch_one(db)
     .await
 }

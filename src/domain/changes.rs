@@ -52,6 +52,10 @@ pub enum Verb {
     Delete,
     /// An API key's secret was replaced.
     Roll,
+    /// A person signed in (entity: the user).
+    SignIn,
+    /// A sign-in to a known account failed: a wrong password, or throttled.
+    SignInFailed,
 }
 
 impl utoipa::PartialSchema for Verb {
@@ -67,7 +71,14 @@ impl utoipa::ToSchema for Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 4] = [Verb::Create, Verb::Update, Verb::Delete, Verb::Roll];
+    pub const ALL: [Verb; 6] = [
+        Verb::Create,
+        Verb::Update,
+        Verb::Delete,
+        Verb::Roll,
+        Verb::SignIn,
+        Verb::SignInFailed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,14 +86,18 @@ impl Verb {
             Verb::Update => "update",
             Verb::Delete => "delete",
             Verb::Roll => "roll",
+            Verb::SignIn => "sign_in",
+            Verb::SignInFailed => "sign_in_failed",
         }
     }
 
-    fn action(self) -> Action {
+    /// The change it makes to the entity; sign-ins change nothing (they are only audited).
+    fn action(self) -> Option<Action> {
         match self {
-            Verb::Create => Action::Insert,
-            Verb::Update | Verb::Roll => Action::Update,
-            Verb::Delete => Action::Delete,
+            Verb::Create => Some(Action::Insert),
+            Verb::Update | Verb::Roll => Some(Action::Update),
+            Verb::Delete => Some(Action::Delete),
+            Verb::SignIn | Verb::SignInFailed => None,
         }
     }
 }
@@ -140,7 +155,10 @@ pub async fn record<B: EntityView, A: EntityView>(
         changes.clone(),
     )
     .await?;
-    if let Some(event) = EventType::change(A::TYPE, verb.action()) {
+    let Some(action) = verb.action() else {
+        return Ok(());
+    };
+    if let Some(event) = EventType::change(A::TYPE, action) {
         outbox::insert_change(
             &mut *tx,
             author.store_id,
@@ -148,7 +166,7 @@ pub async fn record<B: EntityView, A: EntityView>(
                 event_type: event.as_str(),
                 entity_type: entity,
                 entity_id: id,
-                action: verb.action().as_str(),
+                action: action.as_str(),
                 entity: after.or(before).unwrap_or(Value::Null),
                 changes,
             },

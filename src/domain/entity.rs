@@ -27,10 +27,12 @@ pub enum EntityType {
     /// One `orders/print` run (only its `orders.auto_printed` event).
     OrderPrint,
     PrintJob,
+    /// A person who signs in (their sign-ins are audited in each of their stores).
+    User,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 13] = [
+    pub const ALL: [EntityType; 14] = [
         EntityType::ApiKey,
         EntityType::Store,
         EntityType::WebhookEndpoint,
@@ -44,6 +46,7 @@ impl EntityType {
         EntityType::Order,
         EntityType::OrderPrint,
         EntityType::PrintJob,
+        EntityType::User,
     ];
 
     /// The name on the wire (`entityType`, topics, audit entries).
@@ -62,6 +65,7 @@ impl EntityType {
             EntityType::Order => "order",
             EntityType::OrderPrint => "orderPrint",
             EntityType::PrintJob => "printJob",
+            EntityType::User => "user",
         }
     }
 
@@ -74,6 +78,7 @@ impl EntityType {
                 | EntityType::Store
                 | EntityType::WebhookEndpoint
                 | EntityType::PrinterCredential
+                | EntityType::User
         )
     }
 
@@ -89,7 +94,10 @@ impl EntityType {
             EntityType::PrintJob => Permission::QueueView,
             // Only `webhook.disabled`: endpoint edits are audited, not published.
             EntityType::WebhookEndpoint => Permission::IntegrationView,
-            EntityType::ApiKey | EntityType::Store | EntityType::PrinterCredential => return None,
+            EntityType::ApiKey
+            | EntityType::Store
+            | EntityType::PrinterCredential
+            | EntityType::User => return None,
         })
     }
 }

@@ -4,17 +4,18 @@
 use crate::db::orders::PrintableItem;
 use crate::db::parts::{PartMaterial, PartRow};
 use crate::db::print_jobs::NewJob;
+use crate::db::CreatedBy;
 use crate::db::skus::SkuPart;
 use uuid::Uuid;
 
-/// A job for `part`, with the part's name, tags, materials and estimates; `created_by` is the
-/// API key's row id, when a key asked for it.
+/// A job for `part`, with the part's name, tags, materials and estimates, created by
+/// `created_by` (the key or user that asked for it).
 pub fn job_from_part(
     part: &PartRow,
     materials: &[PartMaterial],
     quantity: i32,
     priority: i32,
-    created_by: Option<Uuid>,
+    created_by: CreatedBy,
 ) -> NewJob {
     NewJob {
         part_id: part.id,
@@ -32,7 +33,8 @@ pub fn job_from_part(
         estimated_seconds: part.estimated_seconds,
         estimated_grams: part.estimated_grams,
         notes: None,
-        created_by_key_id: created_by,
+        created_by_key_id: created_by.key,
+        created_by_user_id: created_by.user,
     }
 }
 
@@ -49,7 +51,7 @@ pub fn jobs_for_items(
     items: &[PrintableItem],
     catalog: &Catalog<'_>,
     priority: i32,
-    created_by: Option<Uuid>,
+    created_by: CreatedBy,
 ) -> Vec<NewJob> {
     let mut planned = Vec::new();
     for item in items {
@@ -134,7 +136,8 @@ mod tests {
         };
         let items = [item(box_sku, 5), item(other_sku, 2)];
         let key = Some(Uuid::now_v7());
-        let jobs = jobs_for_items(&items, &catalog, 70, key);
+        let creator = CreatedBy { key, user: None };
+        let jobs = jobs_for_items(&items, &catalog, 70, creator);
         let summary: Vec<(Uuid, i32, Option<Uuid>)> = jobs
             .iter()
             .map(|j| (j.part_id, j.quantity, j.order_item_id))
@@ -149,7 +152,7 @@ mod tests {
         );
         assert!(jobs
             .iter()
-            .all(|j| j.priority == 70 && j.created_by_key_id == key));
+            .all(|j| j.priority == 70 && j.created_by_key_id == key && j.created_by_user_id.is_none()));
         assert_eq!(jobs[1].material_ids, vec![materials[0].material_id]);
         assert!(jobs[0].material_ids.is_empty());
         assert_eq!(jobs[2].order_id, Some(items[1].order_id));

@@ -44,6 +44,8 @@ pub struct PrintJob {
     pub failure_reason: Option<String>,
     /// The API key (its row id, as in `/v1/api-keys/{id}`) that created the job.
     pub created_by_key_id: Option<Uuid>,
+    /// The signed-in user who created the job.
+    pub created_by_user_id: Option<Uuid>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -72,6 +74,7 @@ impl From<JobRow> for PrintJob {
             notes: r.notes,
             failure_reason: r.failure_reason,
             created_by_key_id: r.created_by_key_id,
+            created_by_user_id: r.created_by_user_id,
             started_at: r.started_at,
             finished_at: r.finished_at,
             created_at: r.created_at,
@@ -137,3 +140,12 @@ pub async fn unlink_jobs(tx: &mut PgConnection, author: &Author, link: Link) -> 
 entity_view!(PrintJob, PrintJob);
 
 stored_from_row!(PrintJob, JobRow);
+
+impl From<&crate::auth::Caller> for crate::db::CreatedBy {
+    fn from(caller: &crate::auth::Caller) -> Self {
+        crate::db::CreatedBy {
+            key: caller.api_key().map(|k| k.0),
+            user: caller.user().map(|u| u.0),
+        }
+    }
+}

@@ -6,7 +6,8 @@ use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use crate::db::commands::{self as db, CommandRow};
 use crate::error::FieldError;
-use crate::ids::{ApiKeyId, PrinterId, StoreId};
+use crate::db::CreatedBy;
+use crate::ids::{PrinterId, StoreId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -206,6 +207,8 @@ pub struct PrinterCommand {
     pub error: Option<String>,
     /// The key that sent it.
     pub api_key_id: Option<Uuid>,
+    /// The signed-in user who sent it.
+    pub user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -221,6 +224,7 @@ impl From<CommandRow> for PrinterCommand {
             status: r.status,
             error: r.error,
             api_key_id: r.api_key_id,
+            user_id: r.user_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -281,7 +285,7 @@ pub async fn record(
     author: &Author,
     printers: &[PrinterId],
     command: &Command,
-    api_key: ApiKeyId,
+    sent_by: CreatedBy,
 ) -> DomainResult<Vec<PrinterCommand>> {
     let args = command.args();
     let mut recorded = Vec::with_capacity(printers.len());
@@ -292,7 +296,7 @@ pub async fn record(
             printer.0,
             command.name(),
             &args,
-            api_key.0,
+            sent_by,
         )
         .await?;
         let command = PrinterCommand::from(row);

@@ -88,6 +88,33 @@ impl Errors {
         trimmed.to_owned()
     }
 
+    /// An email address: trimmed, 3–254 characters, one `@` with something on each side, no
+    /// spaces or control characters. (Whether it reaches anyone is for the mail to tell.)
+    pub fn email(&mut self, pointer: &str, value: &str) -> String {
+        let value = value.trim();
+        let shaped = value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+        let clean = !value.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !(3..=254).contains(&value.chars().count()) || !shaped || !clean {
+            self.add(pointer, "invalid_value", "must be an email address");
+        }
+        value.to_owned()
+    }
+
+    /// A new password: `MIN`–`MAX` characters (any characters; length is what makes it strong).
+    pub fn new_password(&mut self, pointer: &str, value: &str) {
+        use crate::auth::passwords::{MAX_LENGTH, MIN_LENGTH};
+        let length = value.chars().count();
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
+            self.add(
+                pointer,
+                "invalid_length",
+                format!("must be {MIN_LENGTH}–{MAX_LENGTH} characters"),
+            );
+        }
+    }
+
     /// Optional text: trimmed, `None` when empty, at most `max` characters.
     pub fn optional_text(
         &mut self,

@@ -22,6 +22,7 @@ pub mod printers;
 pub mod respond;
 pub mod roles;
 pub mod sdk_names;
+pub mod sessions;
 pub mod skus;
 pub mod spools;
 pub mod stores;
@@ -30,7 +31,7 @@ pub mod webhooks;
 use crate::app::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
-/// Every `/v1` route that needs a key.
+/// Every `/v1` route that acts in a store: needs a key or a session, and the store id.
 pub fn authenticated() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(api_keys::router())
@@ -50,15 +51,21 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(stores::router())
 }
 
+/// A signed-in user's own routes: need a session, not a store.
+pub fn signed_in() -> OpenApiRouter<AppState> {
+    sessions::signed_in_router()
+}
+
 /// Public routes that belong in the document.
 pub fn public() -> OpenApiRouter<AppState> {
-    ops::router()
+    ops::router().merge(sessions::public_router())
 }
 
 /// The finished OpenAPI document.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(authenticated())
+        .merge(signed_in())
         .merge(public())
         .split_for_parts();
     openapi::finalize(doc)

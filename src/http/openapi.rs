@@ -17,7 +17,8 @@ use utoipa::OpenApi as _;
     info(
         title = "printfarm",
         description = "Multi-tenant API for 3D print farms. Authenticate with `authorization: ApiKey <key>` \
-(or Bearer, `x-api-key`, Basic) plus `x-printago-storeid: <storeId>`. Each key may make 60 requests a \
+(or Bearer, `x-api-key`, Basic) plus `x-printago-storeid: <storeId>`; a person signed in to a dashboard \
+(`POST /v1/auth/login`) sends the `pf_session` cookie instead of a key. Each key (and each user) may make 60 requests a \
 minute and 600 an hour (sliding windows); every authenticated response carries the rate-limit headers. \
 Enums in responses (event types, problem codes, statuses) may gain values in later versions: treat an \
 unknown value as \"other\" rather than an error.",
@@ -26,6 +27,7 @@ unknown value as \"other\" rather than an error.",
     components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage)),
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
+        (name = "Users and sessions", description = "People signing in to a dashboard: sessions, who am I, passwords"),
         (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
         (name = "Store", description = "The caller's store"),
         (name = "Audit log", description = "Who changed what, and from where"),
@@ -40,7 +42,7 @@ unknown value as \"other\" rather than an error.",
 )]
 pub struct ApiDoc;
 
-const CREDENTIALS: [&str; 4] = ["apiKey", "bearer", "xApiKey", "basic"];
+const CREDENTIALS: [&str; 5] = ["apiKey", "bearer", "xApiKey", "basic", "session"];
 
 pub fn base() -> OpenApi {
     ApiDoc::openapi()
@@ -72,6 +74,14 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                 .description(Some("The key as user name, empty password"))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::auth::session::COOKIE,
+            "A signed-in user's session (`POST /v1/auth/login` sets it); a change needs an \
+             `Origin` of this site or of `PF_CORS_ORIGINS`",
+        ))),
     );
     components.add_security_scheme(
         "storeId",
@@ -115,8 +125,8 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             &mut item.delete,
         ];
         for op in operations.into_iter().flatten() {
-            if op.security.is_some() {
-                continue; // public: declared with `security(())`
+            if is_public(op) {
+                continue; // declared with `security(())`
             }
             if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
                 op.extensions = Some(
@@ -173,6 +183,15 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
         }
     }
     doc
+}
+
+/// An operation that needs no credentials (`security(())`: one empty requirement).
+fn is_public(op: &utoipa::openapi::path::Operation) -> bool {
+    op.security.as_ref().is_some_and(|requirements| {
+        requirements
+            .iter()
+            .any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+    })
 }
 
 /// `Idempotency-Key` on an authenticated POST (`middleware::idempotency`), and its answers.

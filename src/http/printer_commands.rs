@@ -4,6 +4,7 @@
 use super::extract::ApiJson;
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
+use crate::db::CreatedBy;
 use crate::auth::{Caller, Permission};
 use crate::db::commands::CommandRow;
 use crate::db::printers as printers_db;
@@ -81,7 +82,7 @@ pub async fn send_printer_commands(
     let ids: Vec<PrinterId> = printers.iter().map(|p| PrinterId(p.id)).collect();
     let author = Author::from(&caller);
     let commands =
-        commands::record(&mut tx, &author, &ids, &body.command, caller.api_key_id).await?;
+        commands::record(&mut tx, &author, &ids, &body.command, CreatedBy::from(&caller)).await?;
     tx.commit().await?;
     let not_found = body
         .ids

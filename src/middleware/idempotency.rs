@@ -47,7 +47,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         .get::<Caller>()
         .map(|c| Owner {
             store: c.store_id,
-            principal: c.api_key_id.0,
+            principal: c.principal_id(),
         })
         .ok_or_else(|| ApiError::Unauthorized.into_response())?;
     let (parts, body) = req.into_parts();

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod credentials;
 pub mod idempotency;
 pub mod metrics;
+pub mod origin;
 pub mod problem_defaults;
 pub mod rate_limit;
 pub mod request_context;

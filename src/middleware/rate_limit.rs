@@ -3,9 +3,9 @@
 //! place among its store's requests in progress (`rate_limit::in_flight`).
 
 use crate::app::AppState;
-use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::rate_limit::{headers, secs_ceil};
+use crate::rate_limit::{headers, secs_ceil, RateSubject};
+use crate::ids::StoreId;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,11 +15,11 @@ use std::time::Duration;
 const COUNTER_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // Only the key and its quota are needed: no need to clone the whole caller.
-    let Some((key, quota, store)) = req
-        .extensions()
-        .get::<Caller>()
-        .map(|c| (c.api_key_id, c.quota, c.store_id))
+    let Some(RateSubject {
+        id: key,
+        quota,
+        store,
+    }) = req.extensions().get::<RateSubject>().copied()
     else {
         return ApiError::Unauthorized.into_response();
     };
@@ -34,14 +34,14 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(error, "rate limiter unavailable; request not counted");
-            let _in_flight = state.store_in_flight.enter(store).await;
+            let _in_flight = enter(&state, store).await;
             let mut response = next.run(req).await;
             headers::apply_policy(response.headers_mut(), quota);
             return response;
         }
     };
     let mut response = if decision.allowed {
-        let _in_flight = state.store_in_flight.enter(store).await;
+        let _in_flight = enter(&state, store).await;
         next.run(req).await
     } else {
         metrics::counter!("printfarm_rate_limit_rejections_total").increment(1);
@@ -52,4 +52,15 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     headers::apply(response.headers_mut(), &decision);
     response
+}
+
+/// A place among the store's requests in progress (a user's own routes name no store).
+async fn enter(
+    state: &AppState,
+    store: Option<StoreId>,
+) -> Option<crate::rate_limit::in_flight::InFlight> {
+    match store {
+        Some(store) => Some(state.store_in_flight.enter(store).await),
+        None => None,
+    }
 }

@@ -3,14 +3,14 @@
 
 use super::window::{decide, Decision, Quota, HOUR_MS};
 use super::Clock;
-use crate::ids::ApiKeyId;
+use uuid::Uuid;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub struct MemoryLimiter {
     clock: Arc<dyn Clock>,
-    keys: DashMap<ApiKeyId, VecDeque<u64>>,
+    keys: DashMap<Uuid, VecDeque<u64>>,
 }
 
 impl MemoryLimiter {
@@ -21,7 +21,7 @@ impl MemoryLimiter {
         }
     }
 
-    pub fn check(&self, key: ApiKeyId, quota: Quota) -> Decision {
+    pub fn check(&self, key: Uuid, quota: Quota) -> Decision {
         let now = self.clock.now_ms();
         let mut entry = self.keys.entry(key).or_default();
         let accepted = entry.value_mut();
@@ -63,8 +63,8 @@ mod tests {
             per_minute: 60,
             per_hour: 600,
         };
-        limiter.check(ApiKeyId::new(), quota);
-        limiter.check(ApiKeyId::new(), quota);
+        limiter.check(Uuid::now_v7(), quota);
+        limiter.check(Uuid::now_v7(), quota);
         limiter.purge_idle();
         assert_eq!(limiter.tracked_keys(), 2);
         clock.advance_ms(HOUR_MS);

@@ -12,7 +12,18 @@ pub mod window;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use window::{secs_ceil, Decision, Quota};
 
-use crate::ids::ApiKeyId;
+use crate::ids::StoreId;
+use uuid::Uuid;
+
+/// Whose windows a request counts against, put in the request by the authentication layers:
+/// the key or the user (their ids never collide: both are random v7 UUIDs), its quota, and
+/// the store whose share of requests in progress it takes (none for a user's own routes).
+#[derive(Debug, Clone, Copy)]
+pub struct RateSubject {
+    pub id: Uuid,
+    pub quota: Quota,
+    pub store: Option<StoreId>,
+}
 
 /// Where the counters live.
 pub enum RateLimiter {
@@ -22,7 +33,7 @@ pub enum RateLimiter {
 
 impl RateLimiter {
     /// Checks both windows for `key` and, only if both allow, records the request.
-    pub async fn check(&self, key: ApiKeyId, quota: Quota) -> anyhow::Result<Decision> {
+    pub async fn check(&self, key: Uuid, quota: Quota) -> anyhow::Result<Decision> {
         match self {
             RateLimiter::Memory(m) => Ok(m.check(key, quota)),
             RateLimiter::Redis(r) => r.check(key, quota).await,

@@ -3,7 +3,7 @@
 
 use super::window::{Decision, Quota, WindowState, HOUR_MS, MINUTE_MS};
 use super::Clock;
-use crate::ids::ApiKeyId;
+use uuid::Uuid;
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -75,7 +75,7 @@ impl RedisLimiter {
         })
     }
 
-    pub async fn check(&self, key: ApiKeyId, quota: Quota) -> anyhow::Result<Decision> {
+    pub async fn check(&self, key: Uuid, quota: Quota) -> anyhow::Result<Decision> {
         let now = self.clock.now_ms();
         let mut conn = self.conn.clone();
         // A unique member, so two requests in the same millisecond both count.

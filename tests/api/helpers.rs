@@ -416,6 +416,7 @@ pub async fn new_tenant(pool: &PgPool, name: &str, managed_by: Option<&str>) -> 
         KeyEnv::Test,
         name,
         managed_by,
+        None,
     )
     .await
     .unwrap();

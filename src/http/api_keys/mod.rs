@@ -11,7 +11,7 @@ use crate::domain::changes::{self, Verb};
 use crate::domain::validate::{Errors, IpRange};
 use crate::domain::{EntityType, EntityView};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::ids::{ApiKeyId, StoreId};
+use crate::ids::{ApiKeyId, StoreId, UserId};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -73,8 +73,10 @@ pub struct ApiKey {
     /// Managed keys belong to an outside system and cannot be changed through the API.
     pub managed: bool,
     pub managed_by: Option<String>,
-    /// The key that created this one, if it was created through the API.
+    /// The key that created this one, if a key created it through the API.
     pub created_by: Option<ApiKeyId>,
+    /// The signed-in user who created this key, if a user did.
+    pub created_by_user_id: Option<UserId>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub request_count: i64,
@@ -215,6 +217,7 @@ impl ApiKey {
             managed: row.managed_by.is_some(),
             managed_by: row.managed_by,
             created_by: row.created_by,
+            created_by_user_id: row.created_by_user_id,
             last_used_at,
             last_used_ip,
             request_count: row.request_count + pending.map_or(0, |p| p.requests),
@@ -436,7 +439,8 @@ pub async fn create_api_key(
             ip_allowlist: &to_strings(&grant.ip_allowlist),
             expires_at: grant.expires_at,
             managed_by: None,
-            created_by: Some(caller.api_key_id),
+            created_by: caller.api_key(),
+            created_by_user_id: caller.user(),
         },
     )
     .await?;

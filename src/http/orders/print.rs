@@ -1,6 +1,7 @@
 //! `POST /v1/orders/print`: open orders' unprocessed items become print jobs, exactly once.
 
 use super::*;
+use crate::db::CreatedBy;
 
 fn filter_ids(e: &mut Errors, pointer: &str, ids: Option<&[Uuid]>) {
     if let Some(ids) = ids {
@@ -39,7 +40,7 @@ pub async fn print_orders(
     printable.truncate(PRINT_BATCH_ITEMS as usize);
     let blocked = db::blocked(&mut *tx, store, orders, skus, MAX_BLOCKED_REPORTED).await?;
     let touched = Touched::read(&mut tx, store, &printable).await?;
-    let planned = plan(&mut tx, store, &printable, priority, caller.api_key_id.0).await?;
+    let planned = plan(&mut tx, store, &printable, priority, CreatedBy::from(&caller)).await?;
     let created = enqueue_all(&mut tx, &author, planned, body.position).await?;
     let processed: Vec<Uuid> = printable.iter().map(|i| i.item_id).collect();
     db::mark_processed(&mut *tx, store, &processed).await?;
@@ -94,7 +95,7 @@ async fn plan(
     store: StoreId,
     items: &[PrintableItem],
     priority: i32,
-    created_by: Uuid,
+    created_by: CreatedBy,
 ) -> ApiResult<Vec<NewJob>> {
     let sku_ids: Vec<Uuid> = items.iter().map(|i| i.sku_id).collect();
     let sku_parts = skus::sku_parts(&mut *tx, store, &sku_ids).await?;
@@ -110,7 +111,7 @@ async fn plan(
         items,
         &catalog,
         priority,
-        Some(created_by),
+        created_by,
     ))
 }
 

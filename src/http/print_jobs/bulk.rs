@@ -5,6 +5,7 @@ use super::*;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::{self as db, End, JobRow};
+use crate::db::CreatedBy;
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::queue::{BulkAction, JobState};
 use crate::domain::{changes, Author};
@@ -151,7 +152,7 @@ impl Run<'_> {
     fn refusal(&self, job: &PrintJob) -> Option<BulkItemResult> {
         let current = job.state;
         if self.action == BulkAction::Clear {
-            let own = job.created_by_key_id == Some(self.caller.api_key_id.0);
+            let own = CreatedBy::from(self.caller).made(job.created_by_key_id, job.created_by_user_id);
             if !self.caller.permissions.contains(Permission::JobDeleteAll) && !own {
                 return Some(BulkItemResult {
                     detail: Some("job.delete.own only covers jobs this key created".to_owned()),

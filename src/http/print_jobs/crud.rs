@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts;
 use crate::db::print_jobs::{self as db, JobRow};
+use crate::db::CreatedBy;
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::validate::Errors;
 use crate::domain::{planning, Author};
@@ -105,7 +106,7 @@ async fn new_job(
     e.finish()?;
     let part = part.ok_or(ApiError::NotFound)?;
     let part_materials = parts::part_materials(&mut *tx, store, &[part.id]).await?;
-    let creator = Some(caller.api_key_id.0);
+    let creator = CreatedBy::from(caller);
     let mut job = planning::job_from_part(&part, &part_materials, quantity, priority, creator);
     job.name = name.unwrap_or(job.name);
     job.required_printer_tags = tags.unwrap_or(job.required_printer_tags);

@@ -4,6 +4,7 @@ use super::*;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::{self as db, JobFields, JobRow};
+use crate::db::CreatedBy;
 use crate::db::printers::PrinterRow;
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::queue::JobState;
@@ -49,7 +50,7 @@ fn illegal(from: JobState, to: JobState) -> ApiError {
 
 /// Edits need `job.edit.all`, or `job.edit.own` for jobs this key created.
 fn require_edit(caller: &Caller, row: &JobRow) -> ApiResult<()> {
-    let own = row.created_by_key_id == Some(caller.api_key_id.0);
+    let own = row.is_created_by(CreatedBy::from(caller));
     if caller.permissions.contains(Permission::JobEditAll)
         || (own && caller.permissions.contains(Permission::JobEditOwn))
     {
