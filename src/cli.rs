@@ -90,7 +90,9 @@ pub fn print_issued(issued: &Issued, json: bool) {
         Some((email, Some(password))) => {
             println!("owner:    {email}");
             println!("password: {password}");
-            println!("Keep the key and the password now: neither is stored nor can be shown again.");
+            println!(
+                "Keep the key and the password now: neither is stored nor can be shown again."
+            );
         }
         Some((email, None)) => {
             println!("owner:    {email} (an existing user: their password is unchanged)");
@@ -122,8 +124,15 @@ pub async fn bootstrap(
         Some(request) => Some(owner_user(request).await?),
     };
     with_database(config, |pool| async move {
-        create_store_with_owner(&pool, &pepper, config.key_env, store_name, managed_by, owner)
-            .await
+        create_store_with_owner(
+            &pool,
+            &pepper,
+            config.key_env,
+            store_name,
+            managed_by,
+            owner,
+        )
+        .await
     })
     .await
 }
@@ -443,6 +452,7 @@ mod tests {
             store_id: StoreId::new(),
             key: "pf_live_x".into(),
             key_id: "pf_live_".into(),
+            owner: None,
         };
         let json = issued_json(&issued);
         assert_eq!(
@@ -450,6 +460,17 @@ mod tests {
             format!(
                 r#"{{"storeId":"{}","apiKey":"pf_live_x"}}"#,
                 issued.store_id
+            )
+        );
+        let with_owner = Issued {
+            owner: Some(("o@example.com".into(), Some("pw".into()))),
+            ..issued
+        };
+        assert_eq!(
+            issued_json(&with_owner),
+            format!(
+                r#"{{"storeId":"{}","apiKey":"pf_live_x","ownerEmail":"o@example.com","ownerPassword":"pw"}}"#,
+                with_owner.store_id
             )
         );
     }

@@ -200,7 +200,9 @@ impl Config {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let sessions = crate::auth::session::SessionSettings {
-            idle: Duration::from_secs(number("PF_SESSION_IDLE_SECS", 8 * 3600)?.clamp(60, 31_536_000)),
+            idle: Duration::from_secs(
+                number("PF_SESSION_IDLE_SECS", 8 * 3600)?.clamp(60, 31_536_000),
+            ),
             absolute: Duration::from_secs(
                 number("PF_SESSION_MAX_SECS", 7 * 86_400)?.clamp(60, 31_536_000),
             ),
@@ -340,6 +342,46 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn session_cookies_are_secure_except_in_development_on_loopback() {
+        assert!(!config(&[]).unwrap().sessions.secure_cookie);
+        let wide = config(&[("PF_LISTEN_ADDR", "0.0.0.0:8080")]).unwrap();
+        assert!(wide.sessions.secure_cookie);
+        let production = config(&[
+            ("PF_ENV", "production"),
+            ("PF_KEY_PEPPER", "a-real-secret"),
+            ("DATABASE_URL", "postgres://db/printfarm"),
+        ])
+        .unwrap();
+        assert!(production.sessions.secure_cookie);
+        let defaults = config(&[]).unwrap().sessions;
+        assert_eq!(
+            (defaults.idle.as_secs(), defaults.absolute.as_secs()),
+            (8 * 3600, 7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let ok = config(&[(
+            "PF_CORS_ORIGINS",
+            "https://dash.example, http://localhost:5173",
+        )]);
+        assert_eq!(
+            ok.unwrap().cors_origins,
+            vec!["https://dash.example", "http://localhost:5173"]
+        );
+        assert!(config(&[]).unwrap().cors_origins.is_empty());
+        for bad in [
+            "https://dash.example/",
+            "dash.example",
+            "https://dash.example/app",
+            "*",
+        ] {
+            assert!(config(&[("PF_CORS_ORIGINS", bad)]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -261,8 +261,14 @@ impl ApiError {
             Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
             | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired
             | InvalidSession | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            InsufficientPermissions(_) | IpNotAllowed | PrivilegeEscalation(_) | ManagedKey(_)
-            | CrossOrigin | NotAMember | SessionRequired | ApiKeyRequired => StatusCode::FORBIDDEN,
+            InsufficientPermissions(_)
+            | IpNotAllowed
+            | PrivilegeEscalation(_)
+            | ManagedKey(_)
+            | CrossOrigin
+            | NotAMember
+            | SessionRequired
+            | ApiKeyRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) | InvalidStateTransition(_) => StatusCode::CONFLICT,

@@ -5,7 +5,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::middleware::{
-    auth, client_ip, idempotency, metrics as request_metrics, problem_defaults, rate_limit,
+    auth, client_ip, cors, idempotency, metrics as request_metrics, problem_defaults, rate_limit,
     request_context, request_size, security_headers, timeout,
 };
 use axum::body::Bytes;
@@ -95,6 +95,10 @@ pub fn router(state: AppState) -> Router {
             request_size::refuse_oversized,
         ))
         .layer(from_fn(request_context::request_context))
+        // Preflights are answered before anything else looks at the request.
+        .layer(tower::util::option_layer(cors::layer(
+            &state.config.cors_origins,
+        )))
         .layer(from_fn(security_headers::nosniff))
         .with_state(state)
 }

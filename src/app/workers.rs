@@ -82,6 +82,23 @@ impl AppState {
         ));
         tracker.spawn(run_upkeep(self.clone(), shutdown.clone()));
         tracker.spawn(purge_idempotency_keys(self.pool.clone(), shutdown.clone()));
+        tracker.spawn(purge_sessions(self.clone(), shutdown.clone()));
+    }
+}
+
+/// Deletes ended sessions and old failed sign-ins, every ten minutes, until `shutdown`. (An
+/// ended session is refused whether or not it has been deleted yet.)
+async fn purge_sessions(state: AppState, shutdown: CancellationToken) {
+    loop {
+        match crate::auth::session::purge(&state.pool, state.now(), &state.config.sessions).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged ended sessions and old failed sign-ins"),
+            Err(error) => tracing::warn!(%error, "session purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
     }
 }
 

@@ -19,7 +19,10 @@ pub enum Principal {
         /// The public `keyId` of the calling key.
         key_id: String,
     },
-    User { id: UserId, session: SessionId },
+    User {
+        id: UserId,
+        session: SessionId,
+    },
 }
 
 #[derive(Debug, Clone)]

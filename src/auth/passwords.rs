@@ -32,6 +32,7 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct Passwords {
     slots: Arc<Semaphore>,
+    queue_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,7 @@ impl Passwords {
     pub fn with_slots(slots: usize) -> Self {
         Passwords {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            queue_timeout: QUEUE_TIMEOUT,
         }
     }
 
@@ -64,14 +66,21 @@ impl Passwords {
 
     /// Whether `password` matches `stored`. With no stored hash (an unknown account), a dummy
     /// hash is checked instead, so the answer takes as long as for a wrong password.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<bool, PasswordError> {
         let password = password.to_owned();
         let stored = stored.map(str::to_owned);
         self.run(move || {
             let known = stored.is_some();
             let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-            let matches = PasswordHash::new(&hash)
-                .is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok());
+            let matches = PasswordHash::new(&hash).is_ok_and(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            });
             known && matches
         })
         .await
@@ -81,7 +90,7 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.slots.clone().acquire_owned())
+        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
@@ -126,7 +135,10 @@ mod tests {
     async fn a_hash_verifies_its_password_only() {
         let passwords = Passwords::with_slots(2);
         let hash = passwords.hash("correct horse battery").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(passwords
             .verify("correct horse battery", Some(&hash))
             .await
@@ -146,11 +158,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_rather_than_waiting_forever() {
-        let passwords = Passwords::with_slots(1);
+        let mut passwords = Passwords::with_slots(1);
+        passwords.queue_timeout = Duration::from_millis(50);
         let held = passwords.slots.clone().acquire_owned().await.unwrap();
-        tokio::time::pause();
-        let waiting = passwords.hash("some password");
-        let result = waiting.await;
+        let result = passwords.hash("some password").await;
         assert!(matches!(result, Err(PasswordError::Busy)));
         drop(held);
     }

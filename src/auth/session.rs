@@ -9,11 +9,11 @@ use crate::error::ApiError;
 use crate::ids::{SessionId, UserId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use std::net::IpAddr;
 use axum::http::{header, HeaderMap};
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::PgPool;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// The cookie's name.
@@ -83,7 +83,11 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
 
 /// `Set-Cookie` for a new session.
 pub fn set_cookie(token: &str, settings: &SessionSettings) -> String {
-    let secure = if settings.secure_cookie { "; Secure" } else { "" };
+    let secure = if settings.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         settings.absolute.as_secs()
@@ -92,7 +96,11 @@ pub fn set_cookie(token: &str, settings: &SessionSettings) -> String {
 
 /// `Set-Cookie` that removes the cookie.
 pub fn clear_cookie(settings: &SessionSettings) -> String {
-    let secure = if settings.secure_cookie { "; Secure" } else { "" };
+    let secure = if settings.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
@@ -126,6 +134,18 @@ pub async fn find(
     Ok(row)
 }
 
+/// Deletes sessions that have ended and failed sign-ins older than a day; how many rows went.
+pub async fn purge(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    settings: &SessionSettings,
+) -> sqlx::Result<u64> {
+    let idle = chrono::Duration::from_std(settings.idle).unwrap_or(chrono::Duration::MAX);
+    let sessions = db::purge_ended(pool, now, now - idle).await?;
+    let failures = db::purge_failures_before(pool, now - chrono::Duration::days(1)).await?;
+    Ok(sessions + failures)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +165,10 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; pf_session=pfs_x ;b=2"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; pf_session=pfs_x ;b=2"),
+        );
         assert_eq!(presented(&headers), Some("pfs_x"));
         let mut other = HeaderMap::new();
         other.append(header::COOKIE, HeaderValue::from_static("pf_sessionx=1"));

@@ -89,6 +89,7 @@ pub static LIST: Spec = Spec {
         Field::new("actorType", "actor_type", Kind::Text),
         Field::new("apiKeyId", "api_key_id", Kind::Uuid).nullable(),
         Field::new("keyId", "key_id", Kind::Text).nullable(),
+        Field::new("userId", "user_id", Kind::Uuid).nullable(),
         Field::new("clientIp", "client_ip", Kind::Text).nullable(),
         Field::new("requestId", "request_id", Kind::Text).nullable(),
         Field::new("action", "action", Kind::Text),

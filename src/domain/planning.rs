@@ -4,8 +4,8 @@
 use crate::db::orders::PrintableItem;
 use crate::db::parts::{PartMaterial, PartRow};
 use crate::db::print_jobs::NewJob;
-use crate::db::CreatedBy;
 use crate::db::skus::SkuPart;
+use crate::db::CreatedBy;
 use uuid::Uuid;
 
 /// A job for `part`, with the part's name, tags, materials and estimates, created by
@@ -150,9 +150,9 @@ mod tests {
                 (lid.id, 2, Some(items[1].item_id)),
             ]
         );
-        assert!(jobs
-            .iter()
-            .all(|j| j.priority == 70 && j.created_by_key_id == key && j.created_by_user_id.is_none()));
+        assert!(jobs.iter().all(|j| j.priority == 70
+            && j.created_by_key_id == key
+            && j.created_by_user_id.is_none()));
         assert_eq!(jobs[1].material_ids, vec![materials[0].material_id]);
         assert!(jobs[0].material_ids.is_empty());
         assert_eq!(jobs[2].order_id, Some(items[1].order_id));
@@ -174,8 +174,14 @@ mod tests {
             parts: &[],
             materials: &[],
         };
-        assert!(jobs_for_items(&[item(sku, 1)], &catalog, 50, None).is_empty());
-        assert!(jobs_for_items(&[item(Uuid::now_v7(), 1)], &catalog, 50, None).is_empty());
+        assert!(jobs_for_items(&[item(sku, 1)], &catalog, 50, CreatedBy::default()).is_empty());
+        assert!(jobs_for_items(
+            &[item(Uuid::now_v7(), 1)],
+            &catalog,
+            50,
+            CreatedBy::default()
+        )
+        .is_empty());
     }
 
     #[test]
@@ -193,7 +199,7 @@ mod tests {
             parts: &parts,
             materials: &[],
         };
-        let jobs = jobs_for_items(&[item(sku, 10_000)], &catalog, 50, None);
+        let jobs = jobs_for_items(&[item(sku, 10_000)], &catalog, 50, CreatedBy::default());
         assert_eq!(jobs[0].quantity, i32::MAX);
     }
 }

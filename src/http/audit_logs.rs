@@ -26,13 +26,15 @@ pub struct AuditLog {
     pub store_id: StoreId,
     /// When the change was made.
     pub created_at: DateTime<Utc>,
-    /// `api_key` (through the API), `telemetry` (the server, on a printer's report) or
-    /// `operator` (the printfarm CLI).
+    /// `api_key` (through the API with a key), `user` (a person signed in), `telemetry` (the
+    /// server, on a printer's report) or `operator` (the printfarm CLI).
     #[schema(value_type = crate::audit::ActorType)]
     pub actor_type: String,
     pub api_key_id: Option<Uuid>,
     /// The acting key's public id.
     pub key_id: Option<String>,
+    /// The acting user, for `actorType: user`.
+    pub user_id: Option<Uuid>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
     #[schema(value_type = crate::domain::changes::Verb)]
@@ -54,6 +56,7 @@ impl From<AuditRow> for AuditLog {
             actor_type: r.actor_type,
             api_key_id: r.api_key_id,
             key_id: r.key_id,
+            user_id: r.user_id,
             client_ip: r.client_ip,
             request_id: r.request_id,
             action: r.action,

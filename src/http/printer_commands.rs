@@ -4,10 +4,10 @@
 use super::extract::ApiJson;
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
-use crate::db::CreatedBy;
 use crate::auth::{Caller, Permission};
 use crate::db::commands::CommandRow;
 use crate::db::printers as printers_db;
+use crate::db::CreatedBy;
 use crate::domain::printer_commands::{self as commands, Command, PrinterCommand};
 use crate::domain::Author;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -81,8 +81,14 @@ pub async fn send_printer_commands(
     let printers = printers_db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
     let ids: Vec<PrinterId> = printers.iter().map(|p| PrinterId(p.id)).collect();
     let author = Author::from(&caller);
-    let commands =
-        commands::record(&mut tx, &author, &ids, &body.command, CreatedBy::from(&caller)).await?;
+    let commands = commands::record(
+        &mut tx,
+        &author,
+        &ids,
+        &body.command,
+        CreatedBy::from(&caller),
+    )
+    .await?;
     tx.commit().await?;
     let not_found = body
         .ids

@@ -6,8 +6,8 @@ use super::extract::{ApiJson, ApiPath};
 use crate::app::AppState;
 use crate::audit::{self, Actor};
 use crate::auth::passwords::PasswordError;
-use crate::auth::session::{self, SignedIn};
 use crate::auth::permissions;
+use crate::auth::session::{self, SignedIn};
 use crate::db::sessions::{self as db, NewSession, SessionRow};
 use crate::db::users::{self, MembershipInStore, UserRow};
 use crate::domain::changes::Verb;
@@ -218,13 +218,16 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let ip = client_ip(ip.as_deref());
     // A page of another site must not sign its visitor in to an account of its choosing.
-    if headers.contains_key(header::ORIGIN) && !origin::trusted(&headers, &state.config.cors_origins)
+    if headers.contains_key(header::ORIGIN)
+        && !origin::trusted(&headers, &state.config.cors_origins)
     {
         return Err(ApiError::CrossOrigin);
     }
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
-    if body.password.is_empty() || body.password.chars().count() > crate::auth::passwords::MAX_LENGTH {
+    if body.password.is_empty()
+        || body.password.chars().count() > crate::auth::passwords::MAX_LENGTH
+    {
         e.add("/password", "invalid_length", "must be 1–200 characters");
     }
     e.finish()?;
@@ -236,7 +239,10 @@ pub async fn login(
     let user = users::by_email(&state.pool, &email).await?;
     let matches = state
         .passwords
-        .verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .verify(
+            &body.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
         .await
         .map_err(password_error)?;
     let Some(user) = user.filter(|_| matches) else {

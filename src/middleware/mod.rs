@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod cors;
 pub mod credentials;
 pub mod idempotency;
 pub mod metrics;

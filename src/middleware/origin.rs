@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn this_site_and_allowed_origins_are_trusted() {
-        let same = headers(&[("host", "farm.example:8080"), ("origin", "http://farm.example:8080")]);
+        let same = headers(&[
+            ("host", "farm.example:8080"),
+            ("origin", "http://farm.example:8080"),
+        ]);
         assert!(trusted(&same, &[]));
         let tls = headers(&[("host", "farm.example"), ("origin", "https://FARM.example")]);
         assert!(trusted(&tls, &[]));
@@ -62,7 +65,10 @@ mod tests {
             headers(&[("host", "api.example"), ("origin", "https://evil.example")]),
             headers(&[("host", "api.example")]),
             headers(&[("host", "api.example"), ("origin", "null")]),
-            headers(&[("host", "api.example"), ("origin", "https://api.example.evil")]),
+            headers(&[
+                ("host", "api.example"),
+                ("origin", "https://api.example.evil"),
+            ]),
             headers(&[
                 ("host", "api.example"),
                 ("origin", "https://api.example"),

@@ -4,8 +4,8 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::rate_limit::{headers, secs_ceil, RateSubject};
 use crate::ids::StoreId;
+use crate::rate_limit::{headers, secs_ceil, RateSubject};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -3,10 +3,10 @@
 
 use super::window::{decide, Decision, Quota, HOUR_MS};
 use super::Clock;
-use uuid::Uuid;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use uuid::Uuid;
 
 pub struct MemoryLimiter {
     clock: Arc<dyn Clock>,

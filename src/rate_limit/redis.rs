@@ -3,11 +3,11 @@
 
 use super::window::{Decision, Quota, WindowState, HOUR_MS, MINUTE_MS};
 use super::Clock;
-use uuid::Uuid;
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// KEYS[1] = the key's set; ARGV = now, minute ms, hour ms, minute limit, hour limit, member.
 /// Returns {allowed, minute_used, hour_used, minute_oldest, hour_oldest, retry_ms}, where

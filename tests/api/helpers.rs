@@ -394,6 +394,85 @@ impl TestApp {
         self.state.verifier.cache.invalidate_all();
     }
 
+    /// A user with this membership in the app's store (made directly in the database).
+    pub async fn add_user(
+        &self,
+        email: &str,
+        password: &str,
+        owner: bool,
+        roles: &[&str],
+        permissions: &[&str],
+    ) -> printfarm::ids::UserId {
+        self.add_user_to(self.store_id, email, password, owner, roles, permissions)
+            .await
+    }
+
+    /// A user (made if new) with this membership in `store`.
+    pub async fn add_user_to(
+        &self,
+        store: StoreId,
+        email: &str,
+        password: &str,
+        owner: bool,
+        roles: &[&str],
+        permissions: &[&str],
+    ) -> printfarm::ids::UserId {
+        use printfarm::db::users;
+        let hash = self.state.passwords.hash(password).await.unwrap();
+        let user = match users::by_email(self.pool(), email).await.unwrap() {
+            Some(user) => user,
+            None => users::insert(
+                self.pool(),
+                users::NewUser {
+                    id: printfarm::ids::UserId::new(),
+                    email,
+                    name: "Test User",
+                    password_hash: &hash,
+                },
+            )
+            .await
+            .unwrap(),
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        users::add_membership(
+            self.pool(),
+            users::NewMembership {
+                store_id: store,
+                user_id: user.id,
+                owner,
+                roles: &strings(roles),
+                permissions: &strings(permissions),
+            },
+        )
+        .await
+        .unwrap();
+        user.id
+    }
+
+    /// Signs in through the API; the session cookie's value.
+    pub async fn sign_in(&self, email: &str, password: &str) -> String {
+        let res = self
+            .post("/v1/auth/login")
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await;
+        res.assert(200);
+        session_cookie(&res).expect("a session cookie")
+    }
+
+    /// The store's owner as a signed-in user (`OWNER_EMAIL`, made on first use): the cookie.
+    pub async fn owner_session(&self) -> String {
+        let known = printfarm::db::users::by_email(self.pool(), OWNER_EMAIL)
+            .await
+            .unwrap()
+            .is_some();
+        if !known {
+            self.add_user(OWNER_EMAIL, OWNER_PASSWORD, true, &[], &[])
+                .await;
+        }
+        self.sign_in(OWNER_EMAIL, OWNER_PASSWORD).await
+    }
+
     /// `GET /v1/auth/test` with `key` for this app's store: the cheapest authenticated call.
     pub async fn auth_test(&self, key: &str) -> Resp {
         self.get("/v1/auth/test").with_key(key).send().await
@@ -463,6 +542,29 @@ impl Req<'_> {
         self.with_key(&key)
     }
 
+    /// The session cookie, sent from a page of this site (`Origin` = `Host`), in the app's
+    /// store.
+    pub fn session(self, token: &str) -> Self {
+        let store = self.app.store_id.to_string();
+        self.header("cookie", &format!("pf_session={token}"))
+            .header("host", TEST_HOST)
+            .header("origin", &format!("http://{TEST_HOST}"))
+            .header("x-printago-storeid", &store)
+    }
+
+    /// The credentials `operation` (of the OpenAPI document) asks for: the session when it
+    /// takes only a session, else the owner key.
+    pub fn credentials_for(self, operation: &Value, session: &str) -> Self {
+        let session_only = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|r| r.get("session").is_some()) && !s.is_empty());
+        if session_only {
+            self.session(session)
+        } else {
+            self.owner()
+        }
+    }
+
     pub fn json(mut self, value: &Value) -> Self {
         self.builder = self.builder.header("content-type", "application/json");
         self.body = Body::from(serde_json::to_vec(value).unwrap());
@@ -487,6 +589,19 @@ impl Req<'_> {
         let response = self.app.router.clone().oneshot(request).await.unwrap();
         Resp::read(response).await
     }
+}
+
+/// The user `TestApp::owner_session` signs in as (the login example's).
+pub const OWNER_EMAIL: &str = "owner@example.com";
+pub const OWNER_PASSWORD: &str = "correct horse battery staple";
+/// The host the tests' requests are sent to.
+pub const TEST_HOST: &str = "farm.test";
+
+/// The `pf_session` value a response's `Set-Cookie` sets.
+pub fn session_cookie(res: &Resp) -> Option<String> {
+    let cookie = res.header("set-cookie")?;
+    let value = cookie.strip_prefix("pf_session=")?.split(';').next()?;
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// The `id` of a created resource.

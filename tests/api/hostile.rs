@@ -64,6 +64,7 @@ fn concrete(path: &str) -> String {
 async fn a_nul_character_in_any_text_field_is_a_422_pointing_at_it() {
     let app = TestApp::new().await;
     app.unlimited_owner().await;
+    let session = app.owner_session().await;
     let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
     let mut cases = 0;
     let mut failures = Vec::new();
@@ -79,7 +80,7 @@ async fn a_nul_character_in_any_text_field_is_a_422_pointing_at_it() {
                 cases += 1;
                 let res = app
                     .request(method.clone(), &concrete(path))
-                    .owner()
+                    .credentials_for(op, &session)
                     .json(&body)
                     .send()
                     .await;

@@ -32,6 +32,7 @@ mod receiver;
 mod replicas;
 mod request_examples;
 mod roles_and_store;
+mod sessions;
 mod telemetry;
 mod tenancy;
 mod tls;

@@ -31,6 +31,7 @@ const NAMES_SOMETHING_ABSENT: [&str; 2] = ["not_found", "url_not_allowed"];
 async fn every_request_body_has_an_example_the_server_takes() {
     let app = TestApp::new().await;
     app.unlimited_owner().await;
+    let session = app.owner_session().await;
     let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
     let mut sent = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -44,7 +45,7 @@ async fn every_request_body_has_an_example_the_server_takes() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let res = app
                 .request(method.clone(), &uri)
-                .owner()
+                .credentials_for(operation, &session)
                 .json(&example)
                 .send()
                 .await;

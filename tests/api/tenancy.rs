@@ -17,6 +17,8 @@ struct Ids {
     print_job: String,
     webhook: String,
     delivery: String,
+    /// A session of store A's owner user.
+    session: String,
 }
 
 impl Ids {
@@ -40,6 +42,8 @@ impl Ids {
             &self.print_job
         } else if path.starts_with("/v1/webhooks/") {
             &self.webhook
+        } else if path.starts_with("/v1/auth/sessions/") {
+            &self.session
         } else if path.starts_with("/v1/roles/") {
             return "viewer".to_owned(); // global, not tenant data
         } else {
@@ -191,7 +195,18 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         .await;
     ping.assert(202);
     let delivery = ping.json()["id"].as_str().unwrap().to_owned();
+    let a_session = app.owner_session().await;
+    let session = app
+        .get("/v1/auth/sessions")
+        .session(&a_session)
+        .send()
+        .await
+        .json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ids = Ids {
+        session,
         webhook,
         delivery,
         order,
@@ -223,16 +238,29 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.print_job.as_str(),
         ids.webhook.as_str(),
         ids.delivery.as_str(),
+        ids.session.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
+    // Store B's owner, signed in: a user's own routes are walked with B's session.
+    app.add_user_to(
+        b.store_id,
+        "b-owner@example.com",
+        "b owner passphrase",
+        true,
+        &[],
+        &[],
+    )
+    .await;
 
     let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            if op.get("security").is_some() {
+            let security = op.get("security").and_then(Value::as_array);
+            if security.is_some_and(|s| s.iter().any(|r| r == &json!({}))) {
                 continue; // public operation
             }
+            let session_only = security.is_some();
             let method: Method = method.to_uppercase().parse().unwrap();
             let url = if path.contains("{id}") {
                 path.replace("{id}", &ids.for_path(path))
@@ -245,7 +273,18 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
             } else {
                 url
             };
-            let mut req = app.request(method.clone(), &url).key(&b.key, b.store_id);
+            let mut req = if session_only {
+                // Signed in afresh each time: logging out ends the session it walks with.
+                let b_session = app
+                    .sign_in("b-owner@example.com", "b owner passphrase")
+                    .await;
+                app.request(method.clone(), &url)
+                    .header("cookie", &format!("pf_session={b_session}"))
+                    .header("host", crate::helpers::TEST_HOST)
+                    .header("origin", &format!("http://{}", crate::helpers::TEST_HOST))
+            } else {
+                app.request(method.clone(), &url).key(&b.key, b.store_id)
+            };
             if let Some(body) = body_for(&method, path, &ids) {
                 req = req.json(&body);
             }

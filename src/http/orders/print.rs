@@ -40,7 +40,14 @@ pub async fn print_orders(
     printable.truncate(PRINT_BATCH_ITEMS as usize);
     let blocked = db::blocked(&mut *tx, store, orders, skus, MAX_BLOCKED_REPORTED).await?;
     let touched = Touched::read(&mut tx, store, &printable).await?;
-    let planned = plan(&mut tx, store, &printable, priority, CreatedBy::from(&caller)).await?;
+    let planned = plan(
+        &mut tx,
+        store,
+        &printable,
+        priority,
+        CreatedBy::from(&caller),
+    )
+    .await?;
     let created = enqueue_all(&mut tx, &author, planned, body.position).await?;
     let processed: Vec<Uuid> = printable.iter().map(|i| i.item_id).collect();
     db::mark_processed(&mut *tx, store, &processed).await?;
@@ -108,10 +115,7 @@ async fn plan(
         materials: &materials,
     };
     Ok(planning::jobs_for_items(
-        items,
-        &catalog,
-        priority,
-        created_by,
+        items, &catalog, priority, created_by,
     ))
 }
 

@@ -152,7 +152,8 @@ impl Run<'_> {
     fn refusal(&self, job: &PrintJob) -> Option<BulkItemResult> {
         let current = job.state;
         if self.action == BulkAction::Clear {
-            let own = CreatedBy::from(self.caller).made(job.created_by_key_id, job.created_by_user_id);
+            let own =
+                CreatedBy::from(self.caller).made(job.created_by_key_id, job.created_by_user_id);
             if !self.caller.permissions.contains(Permission::JobDeleteAll) && !own {
                 return Some(BulkItemResult {
                     detail: Some("job.delete.own only covers jobs this key created".to_owned()),
