@@ -271,18 +271,63 @@ async fn add_owner(
         },
     )
     .await?;
-    let membership = serde_json::json!({"userId": user.id, "email": user.email, "owner": true});
-    audit::record(
+    let member = db::users::member(&mut *tx, store, user.id, false)
+        .await?
+        .context("the membership just made")?;
+    let author = crate::domain::Author {
+        store_id: store,
+        actor: Actor::operator(),
+    };
+    crate::domain::changes::created(
         &mut *tx,
-        store,
-        &Actor::operator(),
-        Verb::Create.as_str(),
-        EntityType::User.as_str(),
-        user.id.0,
-        audit::changes(None, Some(&membership)),
+        author,
+        &crate::domain::members::Member::from(member),
     )
     .await?;
     Ok((user.email, password))
+}
+
+/// `printfarm users reset-password`: sets the password of the user with `email` (a generated
+/// one, returned to print once, when none is given) and ends their sessions.
+pub async fn reset_password(
+    config: &Config,
+    email: &str,
+    password: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    let mut errors = Errors::default();
+    if let Some(password) = &password {
+        errors.new_password("the password", password);
+    }
+    if let Err(DomainError::Invalid(problems)) = errors.finish() {
+        bail!(
+            "{}",
+            problems
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let generated = password.is_none().then(crate::auth::passwords::generate);
+    let password = password.or_else(|| generated.clone()).unwrap_or_default();
+    let hash = crate::auth::passwords::Passwords::with_slots(1)
+        .hash(&password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = email.to_owned();
+    with_database(config, |pool| async move {
+        let user = db::users::by_email(&pool, &email)
+            .await?
+            .with_context(|| format!("no user has the email {email:?}"))?;
+        let mut tx = pool.begin().await?;
+        db::users::set_password(&mut *tx, user.id, &hash).await?;
+        let ended = db::sessions::delete_others(&mut *tx, user.id, None).await?;
+        tx.commit().await?;
+        tracing::info!(user.id = %user.id, sessions_ended = ended, "password reset by the operator");
+        Ok(())
+    })
+    .await?;
+    Ok(generated)
 }
 
 pub struct KeyRequest<'a> {

@@ -67,6 +67,12 @@ pub struct Config {
     pub internal_secret: Option<String>,
     /// Sign-in sessions' lifetimes and cookie (`PF_SESSION_IDLE_SECS`, `PF_SESSION_MAX_SECS`).
     pub sessions: crate::auth::session::SessionSettings,
+    /// `PF_SMTP_URL` and `PF_SMTP_FROM`: invitations and password resets are mailed when set,
+    /// else their tokens are shown once to whoever made them.
+    pub smtp: Option<(String, String)>,
+    /// `PF_PUBLIC_URL`: the dashboard's address, for links in mail (`{url}/accept-invitation
+    /// ?token=…`); without it the mail gives the token and the API call.
+    pub public_url: Option<String>,
     /// Origins (`scheme://host[:port]`) of dashboards served elsewhere that may call the API
     /// from a browser with credentials (`PF_CORS_ORIGINS`, comma-separated; none by default).
     pub cors_origins: Vec<String>,
@@ -211,6 +217,13 @@ impl Config {
             secure_cookie: environment == "production" || !listen_addr.ip().is_loopback(),
         };
         Ok(Config {
+            smtp: get("PF_SMTP_URL").map(|url| {
+                (
+                    url,
+                    parse("PF_SMTP_FROM", "printfarm <printfarm@localhost>"),
+                )
+            }),
+            public_url: get("PF_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
             sessions,
             cors_origins,
             environment,

@@ -30,6 +30,8 @@ pub mod ids;
 pub mod list;
 /// Tracing subscriber set-up.
 pub mod logging;
+/// Outgoing mail: invitations and password resets over SMTP.
+pub mod mail;
 /// Tower layers in front of the router.
 pub mod middleware;
 /// The MQTT broker connection (QoS 1 publishing with acknowledgements).

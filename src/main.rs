@@ -100,6 +100,24 @@ enum Command {
         #[command(subcommand)]
         command: LimitsCommand,
     },
+    /// Manage users (people who sign in) as the platform operator.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Set a user's password (for when mail cannot reach them); their sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (10–200 characters)
+        /// instead of generating one and printing it once.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,6 +259,30 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             });
             let issued = cli::bootstrap(&config, &store_name, managed_by.as_deref(), owner).await?;
             cli::print_issued(&issued, json);
+            Ok(())
+        }
+        Command::Users {
+            command:
+                UsersCommand::ResetPassword {
+                    email,
+                    password_stdin,
+                },
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let generated = cli::reset_password(&config, &email, password).await?;
+            match generated {
+                Some(password) => {
+                    println!("password: {password}");
+                    println!("Pass it on now: it is not stored and cannot be shown again.");
+                }
+                None => println!("password set"),
+            }
             Ok(())
         }
         Command::Keys {

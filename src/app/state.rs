@@ -32,6 +32,8 @@ pub struct Inner {
     pub verifier: Verifier,
     pub rate_limiter: RateLimiter,
     pub auth_failures: AuthFailureGuard,
+    /// Sends invitations and password resets (`PF_SMTP_URL`).
+    pub mailer: Option<crate::mail::Mailer>,
     /// Hashes and checks people's passwords, a few at once, off the async threads.
     pub passwords: Passwords,
     pub usage: Arc<UsageRecorder>,
@@ -71,6 +73,10 @@ impl AppState {
             )),
             None => RateLimiter::Memory(MemoryLimiter::new(clock.clone())),
         };
+        let mailer = match &config.smtp {
+            Some((url, from)) => Some(crate::mail::Mailer::new(url, from)?),
+            None => None,
+        };
         let background = CancellationToken::new();
         let mut telemetry_inbound = None;
         let mut telemetry_ingest = None;
@@ -109,6 +115,7 @@ impl AppState {
             rate_limiter,
             auth_failures: AuthFailureGuard::new(config.auth_failures_per_minute),
             passwords: Passwords::default(),
+            mailer,
             usage: Arc::new(UsageRecorder::default()),
             clock,
             openapi_json: super::router::openapi_document(),

@@ -100,6 +100,22 @@ pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Resul
     .await
 }
 
+/// The store's keys a user created (at most 1,000, oldest first).
+pub async fn created_by_user(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    user: UserId,
+) -> sqlx::Result<Vec<ApiKeyRow>> {
+    sqlx::query_as(
+        "select * from api_keys where store_id = $1 and created_by_user_id = $2
+         order by created_at, id limit 1000",
+    )
+    .bind(store)
+    .bind(user)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn count(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from api_keys where store_id = $1")
         .bind(store)

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod commands;
 pub mod deliveries;
 pub mod idempotency;
+pub mod invitations;
 pub mod list;
 pub mod materials;
 pub mod orders;

@@ -153,3 +153,103 @@ pub async fn memberships_of(
     .fetch_all(db)
     .await
 }
+
+/// A member of a store as the users API shows them: the membership with the user's name and
+/// email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: UserId,
+    pub store_id: StoreId,
+    pub email: String,
+    pub name: String,
+    pub owner: bool,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const MEMBER_COLUMNS: &str = "m.user_id, m.store_id, u.email, u.name, m.owner, m.roles,
+     m.permissions, m.created_at, m.updated_at";
+
+/// The store's members, in the order they joined (at most 1,000).
+pub async fn members(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Vec<MemberRow>> {
+    sqlx::query_as(&format!(
+        "select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id
+         where m.store_id = $1 order by m.created_at, m.user_id limit 1000"
+    ))
+    .bind(store)
+    .fetch_all(db)
+    .await
+}
+
+/// One member of the store; `lock` takes the membership row for update.
+pub async fn member(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    user: UserId,
+    lock: bool,
+) -> sqlx::Result<Option<MemberRow>> {
+    let lock = if lock { " for update of m" } else { "" };
+    sqlx::query_as(&format!(
+        "select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id
+         where m.store_id = $1 and m.user_id = $2{lock}"
+    ))
+    .bind(store)
+    .bind(user)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn set_grants(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    user: UserId,
+    roles: &[String],
+    permissions: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update memberships set roles = $3, permissions = $4, updated_at = now()
+         where store_id = $1 and user_id = $2",
+    )
+    .bind(store)
+    .bind(user)
+    .bind(roles)
+    .bind(permissions)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Removes a member (never the owner: the caller checks, and the statement refuses too).
+pub async fn remove(db: impl PgExecutor<'_>, store: StoreId, user: UserId) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query("delete from memberships where store_id = $1 and user_id = $2 and not owner")
+            .bind(store)
+            .bind(user)
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes `to` the store's owner in place of whoever was (one owner at most, by index).
+pub async fn transfer_ownership(
+    db: &mut sqlx::PgConnection,
+    store: StoreId,
+    to: UserId,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update memberships set owner = false, updated_at = now() where store_id = $1 and owner",
+    )
+    .bind(store)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query(
+        "update memberships set owner = true, updated_at = now() where store_id = $1 and user_id = $2",
+    )
+    .bind(store)
+    .bind(to)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}

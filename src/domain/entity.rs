@@ -29,10 +29,14 @@ pub enum EntityType {
     PrintJob,
     /// A person who signs in (their sign-ins are audited in each of their stores).
     User,
+    /// A user's membership in the store (`/v1/users`): their roles and permissions.
+    Member,
+    /// An invitation to become a member.
+    Invitation,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 14] = [
+    pub const ALL: [EntityType; 16] = [
         EntityType::ApiKey,
         EntityType::Store,
         EntityType::WebhookEndpoint,
@@ -47,6 +51,8 @@ impl EntityType {
         EntityType::OrderPrint,
         EntityType::PrintJob,
         EntityType::User,
+        EntityType::Member,
+        EntityType::Invitation,
     ];
 
     /// The name on the wire (`entityType`, topics, audit entries).
@@ -66,6 +72,8 @@ impl EntityType {
             EntityType::OrderPrint => "orderPrint",
             EntityType::PrintJob => "printJob",
             EntityType::User => "user",
+            EntityType::Member => "member",
+            EntityType::Invitation => "invitation",
         }
     }
 
@@ -79,6 +87,7 @@ impl EntityType {
                 | EntityType::WebhookEndpoint
                 | EntityType::PrinterCredential
                 | EntityType::User
+                | EntityType::Invitation
         )
     }
 
@@ -94,10 +103,12 @@ impl EntityType {
             EntityType::PrintJob => Permission::QueueView,
             // Only `webhook.disabled`: endpoint edits are audited, not published.
             EntityType::WebhookEndpoint => Permission::IntegrationView,
+            EntityType::Member => Permission::UserView,
             EntityType::ApiKey
             | EntityType::Store
             | EntityType::PrinterCredential
-            | EntityType::User => return None,
+            | EntityType::User
+            | EntityType::Invitation => return None,
         })
     }
 }

@@ -86,6 +86,9 @@ catalogue! {
     JobSucceeded = "job.succeeded", PrintJob, DOMAIN, "A job completed.";
     JobFailed = "job.failed", PrintJob, DOMAIN, "A job failed.";
     JobCancelled = "job.cancelled", PrintJob, DOMAIN, "A job was cancelled.";
+    MemberCreated = "member.created", Member, C, "A user joined the store (an invitation accepted, or the owner made).";
+    MemberUpdated = "member.updated", Member, U, "A member's roles, permissions or ownership changed.";
+    MemberDeleted = "member.deleted", Member, D, "A member was removed from the store.";
     WebhookDisabled = "webhook.disabled", WebhookEndpoint, DOMAIN, "A webhook endpoint was disabled after failing (or answering `410`).";
     WebhookTest = "webhook.test", WebhookEndpoint, DOMAIN, "A test sent to one endpoint on request (`POST /v1/webhooks/{id}/test`).";
 }

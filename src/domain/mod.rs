@@ -8,6 +8,7 @@ pub mod entity;
 pub mod error;
 pub mod events;
 pub mod materials;
+pub mod members;
 pub mod mqtt_access;
 pub mod orders;
 pub mod parts;

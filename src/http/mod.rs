@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod filter_params;
 pub mod internal_mqtt;
+pub mod invitations;
 pub mod materials;
 pub mod openapi;
 pub mod ops;
@@ -26,6 +27,7 @@ pub mod sessions;
 pub mod skus;
 pub mod spools;
 pub mod stores;
+pub mod users;
 pub mod webhooks;
 
 use crate::app::AppState;
@@ -49,6 +51,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(roles::router())
         .merge(stores::router())
+        .merge(users::router())
+        .merge(invitations::router())
 }
 
 /// A signed-in user's own routes: need a session, not a store.
@@ -58,7 +62,9 @@ pub fn signed_in() -> OpenApiRouter<AppState> {
 
 /// Public routes that belong in the document.
 pub fn public() -> OpenApiRouter<AppState> {
-    ops::router().merge(sessions::public_router())
+    ops::router()
+        .merge(sessions::public_router())
+        .merge(invitations::public_router())
 }
 
 /// The finished OpenAPI document.

@@ -19,6 +19,9 @@ struct Ids {
     delivery: String,
     /// A session of store A's owner user.
     session: String,
+    /// A member of store A (its owner user), and an open invitation.
+    user: String,
+    invitation: String,
 }
 
 impl Ids {
@@ -44,6 +47,10 @@ impl Ids {
             &self.webhook
         } else if path.starts_with("/v1/auth/sessions/") {
             &self.session
+        } else if path.starts_with("/v1/users/") {
+            &self.user
+        } else if path.starts_with("/v1/invitations/") {
+            &self.invitation
         } else if path.starts_with("/v1/roles/") {
             return "viewer".to_owned(); // global, not tenant data
         } else {
@@ -79,6 +86,8 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
             json!({"printJobIds": [ids.print_job]})
         }
         ("PATCH", "/v1/materials/instances/{id}") => json!({"notes": "pwned"}),
+        ("PATCH", "/v1/users/{id}") => json!({"roles": ["viewer"]}),
+        ("POST", "/v1/users/invite") => json!({"email": "b-invitee@example.com"}),
         ("PATCH", _) => json!({"name": "pwned"}),
         ("POST", p) if p.ends_with("/roll") => json!({"graceSeconds": 0}),
         _ => return None,
@@ -99,6 +108,8 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "/v1/print-jobs",
         "/v1/webhooks",
         "/v1/stores",
+        "/v1/users",
+        "/v1/invitations",
     ] {
         let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
         res.assert(200);
@@ -205,7 +216,18 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         .as_str()
         .unwrap()
         .to_owned();
+    let user = app.get("/v1/me").session(&a_session).send().await.json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invitation = create(
+        "/v1/users/invite",
+        json!({"email": "a-invitee@example.com", "roles": ["viewer"]}),
+    )
+    .await;
     let ids = Ids {
+        user,
+        invitation,
         session,
         webhook,
         delivery,
@@ -239,6 +261,8 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.webhook.as_str(),
         ids.delivery.as_str(),
         ids.session.as_str(),
+        ids.user.as_str(),
+        ids.invitation.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
     // Store B's owner, signed in: a user's own routes are walked with B's session.

@@ -1,0 +1,168 @@
+//! The `invitations` and `password_resets` tables. An invitation is read by store, except
+//! when it is accepted: then its token's digest names it (as a key id names a key).
+
+use crate::ids::{StoreId, UserId};
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub invited_by_key_id: Option<Uuid>,
+    pub invited_by_user_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub accepted_by_user_id: Option<Uuid>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, store_id, email, roles, permissions, invited_by_key_id,
+     invited_by_user_id, created_at, expires_at, accepted_at, accepted_by_user_id, revoked_at";
+
+pub struct NewInvitation<'a> {
+    pub store_id: StoreId,
+    pub email: &'a str,
+    pub roles: &'a [String],
+    pub permissions: &'a [String],
+    pub digest: &'a [u8],
+    pub invited_by: super::CreatedBy,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, i: NewInvitation<'_>) -> sqlx::Result<InvitationRow> {
+    sqlx::query_as(&format!(
+        "insert into invitations (id, store_id, email, roles, permissions, digest,
+                                  invited_by_key_id, invited_by_user_id, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(i.store_id)
+    .bind(i.email)
+    .bind(i.roles)
+    .bind(i.permissions)
+    .bind(i.digest)
+    .bind(i.invited_by.key)
+    .bind(i.invited_by.user)
+    .bind(i.now)
+    .bind(i.expires_at)
+    .fetch_one(db)
+    .await
+}
+
+/// The store's invitations still open at `now`, newest first (at most 1,000).
+pub async fn pending(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<InvitationRow>> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from invitations
+         where store_id = $1 and accepted_at is null and revoked_at is null and expires_at > $2
+         order by created_at desc, id desc limit 1000"
+    ))
+    .bind(store)
+    .bind(now)
+    .fetch_all(db)
+    .await
+}
+
+/// Revokes one of the store's open invitations; the row, if there was one to revoke.
+pub async fn revoke(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<InvitationRow>> {
+    sqlx::query_as(&format!(
+        "update invitations set revoked_at = $3
+         where store_id = $1 and id = $2 and accepted_at is null and revoked_at is null
+         returning {COLUMNS}"
+    ))
+    .bind(store)
+    .bind(id)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+/// Takes the invitation this token names, if it is still open at `now`, marking it accepted
+/// by `user` (single use: a second acceptance finds nothing). No store filter by design: the
+/// token's digest is what names it.
+pub async fn accept(
+    db: impl PgExecutor<'_>,
+    digest: &[u8],
+    user: UserId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<InvitationRow>> {
+    sqlx::query_as(&format!(
+        "update invitations set accepted_at = $3, accepted_by_user_id = $2
+         where digest = $1 and accepted_at is null and revoked_at is null and expires_at > $3
+         returning {COLUMNS}"
+    ))
+    .bind(digest)
+    .bind(user)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+/// The open invitation this token names (to read its email before accepting).
+pub async fn open_by_digest(
+    db: impl PgExecutor<'_>,
+    digest: &[u8],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<InvitationRow>> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from invitations
+         where digest = $1 and accepted_at is null and revoked_at is null and expires_at > $2"
+    ))
+    .bind(digest)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn insert_reset(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    digest: &[u8],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into password_resets (id, user_id, digest, created_at, expires_at)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(digest)
+    .bind(now)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Uses the reset this token names, if still open at `now`: the user whose password it resets.
+pub async fn use_reset(
+    db: impl PgExecutor<'_>,
+    digest: &[u8],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<UserId>> {
+    sqlx::query_scalar(
+        "update password_resets set used_at = $2
+         where digest = $1 and used_at is null and expires_at > $2
+         returning user_id",
+    )
+    .bind(digest)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}

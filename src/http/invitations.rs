@@ -1,0 +1,553 @@
+//! Invitations (`POST /v1/users/invite`, `/v1/invitations…`) and password resets by email
+//! (`/v1/auth/password-reset…`). Tokens are single-use, expire, are stored only as keyed
+//! digests, and are mailed when SMTP is configured, else shown once to the inviter.
+
+use super::extract::{ApiJson, ApiPath};
+use super::respond::{Created, NoStore};
+use super::sessions::User;
+use crate::app::AppState;
+use crate::auth::{permissions, session, Caller, Permission};
+use crate::db::invitations::{self as db, InvitationRow, NewInvitation};
+use crate::db::{sessions as sessions_db, users, CreatedBy};
+use crate::domain::changes::{self, Author};
+use crate::domain::entity::EntityView;
+use crate::domain::members::Member;
+use crate::domain::validate::Errors;
+use crate::domain::EntityType;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::ids::{StoreId, UserId};
+use crate::middleware::origin;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rand::distributions::{Alphanumeric, DistString};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+/// An invitation is good for this long.
+const INVITATION_DAYS: i64 = 7;
+/// A password reset is good for this long.
+const RESET_MINUTES: i64 = 60;
+/// Reset mails per account per 15 minutes, at most.
+const RESETS_PER_WINDOW: i64 = 3;
+
+/// The routes that act in a store (behind a key or a session).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(invite))
+        .routes(routes!(list_invitations))
+        .routes(routes!(revoke_invitation))
+}
+
+/// The routes that need no credentials: accepting, and resetting a password.
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accept_invitation))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(reset_password))
+}
+
+fn new_token(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
+    )
+}
+
+fn well_formed(token: &str, prefix: &str) -> bool {
+    token
+        .strip_prefix(prefix)
+        .is_some_and(|r| r.len() == 43 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"email": "teammate@example.com", "roles": ["operator"], "permissions": []}))]
+pub struct Invite {
+    #[schema(min_length = 3, max_length = 254)]
+    pub email: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub email: String,
+    /// What the new member will hold.
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub invited_by_key_id: Option<Uuid>,
+    pub invited_by_user_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<InvitationRow> for Invitation {
+    fn from(r: InvitationRow) -> Self {
+        Invitation {
+            id: r.id,
+            store_id: r.store_id,
+            email: r.email,
+            roles: r.roles,
+            permissions: r.permissions,
+            invited_by_key_id: r.invited_by_key_id,
+            invited_by_user_id: r.invited_by_user_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+impl EntityView for Invitation {
+    const TYPE: EntityType = EntityType::Invitation;
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationCreated {
+    #[serde(flatten)]
+    pub invitation: Invitation,
+    /// Whether it was mailed to `email` (SMTP configured).
+    pub emailed: bool,
+    /// The token to pass on, shown this once, when it was not mailed.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"token": "pfi_3mQ8cXkR2vN7pL0aZ5tY1wE9sD4fG6hJ8kL2mN4bV7c", "name": "Sam Teammate", "password": "a long passphrase of mine"}))]
+pub struct AcceptInvitation {
+    /// The invitation's token (from the mail, or from whoever invited you).
+    #[schema(min_length = 1, max_length = 100)]
+    pub token: String,
+    /// Your name, for a new account.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// Your password (10–200 characters), for a new account.
+    #[schema(min_length = 10, max_length = 200)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedInvitation {
+    pub user: User,
+    /// The membership the invitation made.
+    pub member: Member,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"email": "teammate@example.com"}))]
+pub struct RequestPasswordReset {
+    #[schema(min_length = 3, max_length = 254)]
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"token": "pfr_3mQ8cXkR2vN7pL0aZ5tY1wE9sD4fG6hJ8kL2mN4bV7c", "newPassword": "a new long passphrase"}))]
+pub struct ResetPassword {
+    #[schema(min_length = 1, max_length = 100)]
+    pub token: String,
+    /// 10–200 characters.
+    #[schema(min_length = 10, max_length = 200)]
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InvitationPath {
+    /// The invitation's id.
+    pub id: Uuid,
+}
+
+/// Invite someone to the store: they become a member with these roles and permissions when
+/// they accept.
+///
+/// Required permission: `user.invite`. You can invite only with permissions you hold. The
+/// token is mailed to them when SMTP is configured (`PF_SMTP_URL`); otherwise it is in this
+/// answer, once, to pass on. It works once, within 7 days. Someone already a member is `409`.
+#[utoipa::path(post, path = "/v1/users/invite", tag = "Users and sessions", request_body = Invite,
+    responses(
+        (status = 201, description = "Invited", body = InvitationCreated,
+            headers(("location" = String, description = "The invitation's URL"))),
+        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json")))]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Invite>,
+) -> ApiResult<Response> {
+    caller.require(Permission::UserInvite)?;
+    let mut e = Errors::default();
+    let email = e.email("/email", &body.email);
+    let roles = e.roles("/roles", &body.roles);
+    let direct = e.permissions("/permissions", &body.permissions);
+    e.finish()?;
+    caller.ensure_can_grant(permissions::effective(false, &roles, &direct))?;
+    if let Some(user) = users::by_email(&state.pool, &email).await? {
+        if users::membership_in(&state.pool, caller.store_id, user.id)
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::Conflict(
+                "someone with this email is already a member".to_owned(),
+            ));
+        }
+    }
+    let token = new_token("pfi_");
+    let now = state.now();
+    let mut tx = state.pool.begin().await?;
+    let row = db::insert(
+        &mut *tx,
+        NewInvitation {
+            store_id: caller.store_id,
+            email: &email,
+            roles: &roles,
+            permissions: &direct,
+            digest: &state.verifier.pepper.digest(&token),
+            invited_by: CreatedBy::from(&caller),
+            now,
+            expires_at: now + chrono::Duration::days(INVITATION_DAYS),
+        },
+    )
+    .await?;
+    let invitation = Invitation::from(row);
+    changes::created(&mut tx, &caller, &invitation).await?;
+    // Mailed before the commit: an invitation nobody was told of is not kept.
+    let emailed = match &state.mailer {
+        Some(mailer) => {
+            let body = invitation_mail(&state, &caller.store_name, &token);
+            mailer
+                .send(
+                    &email,
+                    &format!("You are invited to {}", caller.store_name),
+                    body,
+                )
+                .await
+                .map_err(|error| {
+                    tracing::warn!(error = format!("{error:#}"), "invitation not mailed");
+                    ApiError::ServiceUnavailable
+                })?;
+            true
+        }
+        None => false,
+    };
+    tx.commit().await?;
+    let location = format!("/v1/invitations/{}", invitation.id);
+    let created = InvitationCreated {
+        invitation,
+        emailed,
+        token: (!emailed).then_some(token),
+    };
+    Ok(NoStore(Created::answer(location, created)).into_response())
+}
+
+fn invitation_mail(state: &AppState, store: &str, token: &str) -> String {
+    let how = match &state.config.public_url {
+        Some(url) => format!("Accept it here: {url}/accept-invitation?token={token}\n"),
+        None => String::new(),
+    };
+    format!(
+        "You are invited to join {store} on printfarm.\n\n{how}\
+         Your invitation token: {token}\n\n\
+         To accept with the API: POST /v1/invitations/accept with \
+         {{\"token\": \"{token}\", \"name\": \"Your Name\", \"password\": \"...\"}}\n\
+         It works once, within {INVITATION_DAYS} days.\n"
+    )
+}
+
+/// The store's open invitations, newest first.
+///
+/// Required permission: `user.view`. Accepted, revoked and expired ones are not listed.
+#[utoipa::path(get, path = "/v1/invitations", tag = "Users and sessions",
+    responses((status = 200, description = "The open invitations", body = Vec<Invitation>)))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Invitation>>> {
+    caller.require(Permission::UserView)?;
+    let rows = db::pending(&state.pool, caller.store_id, state.now()).await?;
+    Ok(Json(rows.into_iter().map(Invitation::from).collect()))
+}
+
+/// Revoke an open invitation: its token stops working.
+///
+/// Required permission: `user.invite`.
+#[utoipa::path(delete, path = "/v1/invitations/{id}", tag = "Users and sessions",
+    params(InvitationPath),
+    responses((status = 204, description = "Revoked")))]
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InvitationPath>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::UserInvite)?;
+    let mut tx = state.pool.begin().await?;
+    let row = db::revoke(&mut *tx, caller.store_id, path.id, state.now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    changes::deleted(&mut tx, &caller, &Invitation::from(row)).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept an invitation: a new account (give `name` and `password`), or, for someone who
+/// already has one, the membership added to it (be signed in as that account).
+///
+/// Needs no credentials, only the token; with the session cookie of the invited account, a
+/// change needs this site's `Origin`. Then sign in (`POST /v1/auth/login`).
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "Users and sessions", security(()),
+    request_body = AcceptInvitation,
+    responses(
+        (status = 201, description = "Accepted: a member of the store", body = AcceptedInvitation),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A session sent from a page of another site", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No open invitation has this token (used, revoked, expired or never made)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An account with the invited email exists: sign in as it and accept again; or already a member", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<crate::middleware::ClientIp>>,
+    ApiJson(body): ApiJson<AcceptInvitation>,
+) -> ApiResult<Response> {
+    let ip: IpAddr = ip.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0 .0);
+    let now = state.now();
+    if !well_formed(&body.token, "pfi_") {
+        return Err(ApiError::NotFound);
+    }
+    let digest = state.verifier.pepper.digest(&body.token);
+    let open = db::open_by_digest(&state.pool, &digest, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let signed_in = match session::presented(&headers) {
+        Some(token) => {
+            if !origin::trusted(&headers, &state.config.cors_origins) {
+                return Err(ApiError::CrossOrigin);
+            }
+            let row = session::find(
+                &state.pool,
+                &state.verifier.pepper,
+                token,
+                now,
+                &state.config.sessions,
+            )
+            .await?;
+            Some(row.user_id)
+        }
+        None => None,
+    };
+    let existing = users::by_email(&state.pool, &open.email).await?;
+    let mut tx = state.pool.begin().await?;
+    let user = match existing {
+        Some(user) if signed_in == Some(user.id) => user,
+        Some(_) => {
+            return Err(ApiError::Conflict(
+                "an account with this email exists: sign in as it and accept again".to_owned(),
+            ))
+        }
+        None => {
+            let mut e = Errors::default();
+            let name = match &body.name {
+                Some(name) => e.name("/name", name, 200),
+                None => {
+                    e.add("/name", "required", "a new account needs a name");
+                    String::new()
+                }
+            };
+            match &body.password {
+                Some(password) => e.new_password("/password", password),
+                None => e.add("/password", "required", "a new account needs a password"),
+            }
+            e.finish()?;
+            let hash = state
+                .passwords
+                .hash(body.password.as_deref().unwrap_or_default())
+                .await
+                .map_err(|_| ApiError::ServiceUnavailable)?;
+            let inserted = users::insert(
+                &mut *tx,
+                users::NewUser {
+                    id: UserId::new(),
+                    email: &open.email,
+                    name: &name,
+                    password_hash: &hash,
+                },
+            )
+            .await;
+            match inserted {
+                Ok(user) => user,
+                Err(e) if crate::db::is_unique_violation(&e) => {
+                    return Err(ApiError::Conflict(
+                        "an account with this email was just made: sign in as it and accept again"
+                            .to_owned(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    // Single use: whoever takes it first; a second acceptance finds nothing.
+    let invitation = db::accept(&mut *tx, &digest, user.id, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let added = users::add_membership(
+        &mut *tx,
+        users::NewMembership {
+            store_id: invitation.store_id,
+            user_id: user.id,
+            owner: false,
+            roles: &invitation.roles,
+            permissions: &invitation.permissions,
+        },
+    )
+    .await;
+    if let Err(e) = &added {
+        if crate::db::is_unique_violation(e) {
+            return Err(ApiError::Conflict("you are already a member".to_owned()));
+        }
+    }
+    added?;
+    let member: Member = users::member(&mut *tx, invitation.store_id, user.id, false)
+        .await?
+        .map(Member::from)
+        .ok_or(ApiError::NotFound)?;
+    let author = Author {
+        store_id: invitation.store_id,
+        actor: crate::audit::Actor::user(user.id, ip),
+    };
+    changes::created(&mut tx, author, &member).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AcceptedInvitation {
+            user: user.into(),
+            member,
+        }),
+    )
+        .into_response())
+}
+
+/// Ask for a password reset by email.
+///
+/// Needs no credentials. Always `202`, whether or not the email has an account (so it
+/// reveals none). With SMTP configured, an account's email gets a token that works once,
+/// within an hour (at most 3 mails per account per 15 minutes); without it, an operator resets
+/// passwords with `printfarm users reset-password`.
+#[utoipa::path(post, path = "/v1/auth/password-reset", tag = "Users and sessions", security(()),
+    request_body = RequestPasswordReset,
+    responses(
+        (status = 202, description = "If the email has an account, a reset is on its way"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RequestPasswordReset>,
+) -> ApiResult<StatusCode> {
+    let mut e = Errors::default();
+    let email = e.email("/email", &body.email);
+    e.finish()?;
+    let (Some(mailer), Some(user)) = (&state.mailer, users::by_email(&state.pool, &email).await?)
+    else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    let now = state.now();
+    let subject = [format!("reset:{}", user.email.to_lowercase())];
+    let recent =
+        sessions_db::failures_since(&state.pool, &subject, now - chrono::Duration::minutes(15))
+            .await?;
+    if recent
+        .first()
+        .is_some_and(|(_, count, _)| *count >= RESETS_PER_WINDOW)
+    {
+        return Ok(StatusCode::ACCEPTED);
+    }
+    sessions_db::record_failure(&state.pool, &subject, now).await?;
+    let token = new_token("pfr_");
+    let digest = state.verifier.pepper.digest(&token);
+    db::insert_reset(
+        &state.pool,
+        user.id,
+        &digest,
+        now,
+        now + chrono::Duration::minutes(RESET_MINUTES),
+    )
+    .await?;
+    let link = match &state.config.public_url {
+        Some(url) => format!("Reset it here: {url}/reset-password?token={token}\n"),
+        None => String::new(),
+    };
+    let text = format!(
+        "Someone asked to reset your printfarm password. If it was not you, ignore this.\n\n\
+         {link}Your reset token: {token}\n\nWith the API: POST /v1/auth/password-reset/confirm \
+         with {{\"token\": \"{token}\", \"newPassword\": \"...\"}}\nIt works once, within \
+         {RESET_MINUTES} minutes.\n"
+    );
+    if let Err(error) = mailer
+        .send(&user.email, "Your printfarm password", text)
+        .await
+    {
+        // Said the same either way: whether the mail went tells whether the account exists.
+        tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Set a new password with a reset token; every session of the account ends.
+///
+/// Needs no credentials, only the token (it works once).
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "Users and sessions", security(()),
+    request_body = ResetPassword,
+    responses(
+        (status = 204, description = "The password is set; sign in with it"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No open reset has this token (used, expired or never made)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetPassword>,
+) -> ApiResult<StatusCode> {
+    let mut e = Errors::default();
+    e.new_password("/newPassword", &body.new_password);
+    e.finish()?;
+    if !well_formed(&body.token, "pfr_") {
+        return Err(ApiError::NotFound);
+    }
+    let hash = state
+        .passwords
+        .hash(&body.new_password)
+        .await
+        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let digest = state.verifier.pepper.digest(&body.token);
+    let mut tx = state.pool.begin().await?;
+    let user = db::use_reset(&mut *tx, &digest, state.now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    users::set_password(&mut *tx, user, &hash).await?;
+    sessions_db::delete_others(&mut *tx, user, None).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

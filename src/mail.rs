@@ -1,0 +1,56 @@
+//! Outgoing mail (invitations, password resets) over SMTP: `PF_SMTP_URL` in lettre's form —
+//! `smtp://host:25` (plain), `smtp://user:pass@host:587?tls=required` (STARTTLS),
+//! `smtps://host:465` (TLS) — from `PF_SMTP_FROM`.
+
+use anyhow::Context;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+
+/// How long one message may take to hand over.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+impl Mailer {
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Mailer> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .context("PF_SMTP_URL is not an SMTP URL (smtp://host:port, smtps://host:port)")?
+            .timeout(Some(SEND_TIMEOUT))
+            .build();
+        let from = from
+            .parse()
+            .with_context(|| format!("PF_SMTP_FROM is not a mailbox: {from:?}"))?;
+        Ok(Mailer { transport, from })
+    }
+
+    /// Sends a plain-text message to `to`.
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<()> {
+        let to: Mailbox = to
+            .parse()
+            .with_context(|| format!("{to:?} is not a mailbox"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .body(body)
+            .context("the message could not be built")?;
+        self.transport
+            .send(message)
+            .await
+            .context("the SMTP server did not take the message")?;
+        Ok(())
+    }
+}

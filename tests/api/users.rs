@@ -1,0 +1,537 @@
+//! Members of a store: invitations (mailed through a real SMTP server), the users API,
+//! ownership, password resets, and every grant bounded by the granter.
+
+use crate::helpers::{TestApp, OWNER_EMAIL, OWNER_PASSWORD};
+use crate::smtp::{token_in, SmtpSink};
+use serde_json::{json, Value};
+
+const TEAMMATE: &str = "teammate@example.com";
+const TEAMMATE_PASSWORD: &str = "teammate passphrase 1";
+
+async fn app_with_mail() -> (TestApp, SmtpSink) {
+    let smtp = SmtpSink::start();
+    let app = TestApp::with_config(&[
+        ("PF_SMTP_URL", &smtp.url()),
+        ("PF_SMTP_FROM", "Farm <farm@example.com>"),
+        ("PF_PUBLIC_URL", "https://dash.example/"),
+    ])
+    .await;
+    (app, smtp)
+}
+
+async fn part(app: &TestApp) -> String {
+    let res = app
+        .post("/v1/parts")
+        .owner()
+        .json(&json!({"name": "Cube", "type": "stl"}))
+        .send()
+        .await;
+    res.assert(201);
+    res.json()["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_invitation_is_mailed_accepted_and_the_teammate_works_within_their_role() {
+    let (app, smtp) = app_with_mail().await;
+    let owner = app.owner_session().await;
+    let res = app
+        .post("/v1/users/invite")
+        .session(&owner)
+        .json(&json!({"email": TEAMMATE, "roles": ["operator"]}))
+        .send()
+        .await;
+    res.assert(201);
+    let invitation = res.json();
+    assert_eq!(invitation["emailed"], true);
+    assert_eq!(
+        invitation["token"],
+        Value::Null,
+        "a mailed token is not shown"
+    );
+    assert!(res
+        .header("location")
+        .unwrap()
+        .starts_with("/v1/invitations/"));
+
+    let mail = smtp.next();
+    assert_eq!(mail["to"], json!([TEAMMATE]));
+    assert_eq!(mail["from"], "farm@example.com");
+    let data = crate::smtp::text_of(&mail);
+    assert!(
+        data.contains("Subject: You are invited to Test Farm"),
+        "{data}"
+    );
+    assert!(
+        data.contains("https://dash.example/accept-invitation?token=pfi_"),
+        "{data}"
+    );
+    let token = token_in(&mail, "Your invitation token: ");
+    assert!(token.starts_with("pfi_"), "{token}");
+
+    let accept = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/v1/invitations/accept")
+                .json(&json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD}))
+                .send()
+                .await
+        }
+    };
+    let accepted = accept(token.clone()).await;
+    accepted.assert(201);
+    assert_eq!(accepted.json()["member"]["roles"], json!(["operator"]));
+    assert_eq!(accepted.json()["user"]["email"], TEAMMATE);
+    accept(token).await.assert_problem(404, "not_found");
+
+    // The teammate signs in, queues a job, and is refused a key (operators hold no apiKey.*).
+    let teammate = app.sign_in(TEAMMATE, TEAMMATE_PASSWORD).await;
+    let part = part(&app).await;
+    app.post("/v1/print-jobs")
+        .session(&teammate)
+        .json(&json!({"partId": part}))
+        .send()
+        .await
+        .assert(201);
+    app.post("/v1/api-keys")
+        .session(&teammate)
+        .json(&json!({"name": "mine", "roles": ["admin"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    // Their joining is an event and an audit entry by them.
+    let members = app.get("/v1/users").owner().send().await.json();
+    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+    let joined = app
+        .get("/v1/audit-logs?entityType.eq=member&action.eq=create")
+        .owner()
+        .send()
+        .await
+        .json();
+    let by_them = joined
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entityId"] == accepted.json()["user"]["id"])
+        .expect("an audit entry for the new member");
+    assert_eq!(by_them["actorType"], "user");
+    let events = app.get("/v1/events").owner().send().await.json();
+    assert!(
+        events.to_string().contains("member.created"),
+        "member.created is an event"
+    );
+}
+
+#[tokio::test]
+async fn without_smtp_the_token_is_shown_once_and_invitations_can_be_revoked() {
+    let app = TestApp::new().await;
+    let res = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": TEAMMATE, "roles": ["viewer"]}))
+        .send()
+        .await;
+    res.assert(201);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let created = res.json();
+    assert_eq!(created["emailed"], false);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let listed = app.get("/v1/invitations").owner().send().await.json();
+    assert_eq!(listed[0]["email"], TEAMMATE);
+    assert!(listed[0].get("token").is_none());
+    let id = created["id"].as_str().unwrap();
+    app.delete(&format!("/v1/invitations/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.delete(&format!("/v1/invitations/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.post("/v1/invitations/accept")
+        .json(&json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD}))
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.get("/v1/invitations").owner().send().await.json(),
+        json!([])
+    );
+    // A new account needs a name and a password; an expired invitation is gone.
+    let token = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": TEAMMATE}))
+        .send()
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post("/v1/invitations/accept")
+        .json(&json!({"token": token}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    app.clock.advance_ms(7 * 86_400 * 1000 + 1000);
+    app.post("/v1/invitations/accept")
+        .json(&json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD}))
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn someone_with_an_account_accepts_signed_in_as_it() {
+    let app = TestApp::new().await;
+    let other = app.new_tenant("Other Farm").await;
+    app.add_user_to(
+        other.store_id,
+        TEAMMATE,
+        TEAMMATE_PASSWORD,
+        false,
+        &["viewer"],
+        &[],
+    )
+    .await;
+    let token = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": TEAMMATE, "roles": ["viewer"]}))
+        .send()
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"token": token});
+    app.post("/v1/invitations/accept")
+        .json(&body)
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    let session = app.sign_in(TEAMMATE, TEAMMATE_PASSWORD).await;
+    app.post("/v1/invitations/accept")
+        .session(&session)
+        .json(&body)
+        .send()
+        .await
+        .assert(201);
+    let me = app
+        .get("/v1/me")
+        .header("cookie", &format!("pf_session={session}"))
+        .send()
+        .await
+        .json();
+    assert_eq!(me["stores"].as_array().unwrap().len(), 2);
+    // Inviting a member again is a conflict.
+    app.post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": TEAMMATE.to_uppercase()}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn nobody_grants_more_than_they_hold() {
+    let app = TestApp::new().await;
+    app.add_user(
+        "viewer@example.com",
+        "viewer passphrase",
+        false,
+        &["viewer"],
+        &[],
+    )
+    .await;
+    app.add_user(
+        "admin@example.com",
+        "admin passphrase",
+        false,
+        &["admin"],
+        &[],
+    )
+    .await;
+    app.add_user(
+        "inviter@example.com",
+        "inviter passphrase",
+        false,
+        &["viewer"],
+        &["user.invite", "user.view"],
+    )
+    .await;
+    let viewer = app.sign_in("viewer@example.com", "viewer passphrase").await;
+    let admin = app.sign_in("admin@example.com", "admin passphrase").await;
+    let inviter = app
+        .sign_in("inviter@example.com", "inviter passphrase")
+        .await;
+
+    // A viewer invites nobody and makes no key.
+    app.post("/v1/users/invite")
+        .session(&viewer)
+        .json(&json!({"email": "x@example.com", "roles": ["admin"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.post("/v1/api-keys")
+        .session(&viewer)
+        .json(&json!({"name": "k", "roles": ["viewer"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    // Who may invite, invites only with what they hold.
+    app.post("/v1/users/invite")
+        .session(&inviter)
+        .json(&json!({"email": "x@example.com", "roles": ["operator"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post("/v1/users/invite")
+        .session(&inviter)
+        .json(&json!({"email": "x@example.com", "roles": ["viewer"]}))
+        .send()
+        .await
+        .assert(201);
+    // An admin: no Full Access key, no owner's permissions, not themself, not the owner.
+    app.post("/v1/api-keys")
+        .session(&admin)
+        .json(&json!({"name": "k", "fullAccess": true}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let key = app
+        .post("/v1/api-keys")
+        .session(&admin)
+        .json(&json!({"name": "k", "roles": ["operator"]}))
+        .send()
+        .await;
+    key.assert(201);
+    assert!(key.json()["createdByUserId"].is_string());
+    assert_eq!(key.json()["createdBy"], Value::Null);
+    app.post("/v1/users/invite")
+        .session(&admin)
+        .json(&json!({"email": "y@example.com", "roles": ["store_owner"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let members = app.get("/v1/users").owner().send().await.json();
+    let id_of = |email: &str| {
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == email)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    app.patch(&format!("/v1/users/{}", id_of("admin@example.com")))
+        .session(&admin)
+        .json(&json!({"permissions": ["organization.owner"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post(&format!(
+        "/v1/users/{}/transfer-ownership",
+        id_of("admin@example.com")
+    ))
+    .session(&admin)
+    .send()
+    .await
+    .assert_problem(403, "insufficient_permissions");
+    app.patch(&format!("/v1/users/{}", id_of("viewer@example.com")))
+        .session(&admin)
+        .json(&json!({"roles": ["store_owner"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    // Within their own: an admin makes the viewer an operator.
+    let changed = app
+        .patch(&format!("/v1/users/{}", id_of("viewer@example.com")))
+        .session(&admin)
+        .json(&json!({"roles": ["operator"]}))
+        .send()
+        .await;
+    changed.assert(200);
+    assert_eq!(changed.json()["roles"], json!(["operator"]));
+    // The viewer's session sees it on its next request.
+    let me = app.get("/v1/me").session(&viewer).send().await.json();
+    assert!(me["store"]["effectivePermissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("queue.manage")));
+    // user.edit without permission.revoke: no taking away.
+    app.add_user(
+        "editor@example.com",
+        "editor passphrase",
+        false,
+        &["operator"],
+        &["user.edit", "user.view", "permission.grant"],
+    )
+    .await;
+    let editor = app.sign_in("editor@example.com", "editor passphrase").await;
+    app.patch(&format!("/v1/users/{}", id_of("viewer@example.com")))
+        .session(&editor)
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+}
+
+#[tokio::test]
+async fn members_are_removed_with_their_keys_listed_and_ownership_passes_on() {
+    let app = TestApp::new().await;
+    let owner = app.owner_session().await;
+    let admin_id = app
+        .add_user(
+            "admin@example.com",
+            "admin passphrase",
+            false,
+            &["admin"],
+            &[],
+        )
+        .await;
+    let admin = app.sign_in("admin@example.com", "admin passphrase").await;
+    let key = app
+        .post("/v1/api-keys")
+        .session(&admin)
+        .json(&json!({"name": "admin's", "roles": ["viewer"]}))
+        .send()
+        .await
+        .json();
+    let owner_id = app.get("/v1/me").session(&owner).send().await.json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The owner is not removed, not even by a Full Access key.
+    app.delete(&format!("/v1/users/{owner_id}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    // A key cannot pass ownership on; the owner can.
+    app.post(&format!("/v1/users/{admin_id}/transfer-ownership"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(403, "session_required");
+    let new_owner = app
+        .post(&format!("/v1/users/{admin_id}/transfer-ownership"))
+        .session(&owner)
+        .send()
+        .await;
+    new_owner.assert(200);
+    assert_eq!(new_owner.json()["owner"], true);
+    let old = app
+        .get(&format!("/v1/users/{owner_id}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(old["owner"], false);
+    // The former owner (now without roles) may do nothing; the new one removes them.
+    app.get("/v1/printers")
+        .session(&owner)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let removed = app
+        .delete(&format!("/v1/users/{owner_id}"))
+        .session(&admin)
+        .send()
+        .await;
+    removed.assert(200);
+    assert_eq!(removed.json()["user"]["email"], OWNER_EMAIL);
+    assert_eq!(removed.json()["apiKeysCreated"], json!([]));
+    app.get("/v1/me")
+        .session(&owner)
+        .send()
+        .await
+        .assert_problem(403, "not_a_member");
+    // The admin's own keys are listed when they go (by the owner key, now they own the store
+    // the owner key still holds everything).
+    let member = app
+        .add_user(
+            "op@example.com",
+            "operator passphrase",
+            false,
+            &["admin"],
+            &[],
+        )
+        .await;
+    let op = app.sign_in("op@example.com", "operator passphrase").await;
+    let ops_key = app
+        .post("/v1/api-keys")
+        .session(&op)
+        .json(&json!({"name": "op's", "roles": ["viewer"]}))
+        .send()
+        .await
+        .json();
+    let removed = app
+        .delete(&format!("/v1/users/{member}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(removed["apiKeysCreated"][0]["id"], ops_key["id"]);
+    assert_ne!(removed["apiKeysCreated"][0]["id"], key["id"]);
+    app.get(&format!("/v1/users/{member}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    let _ = OWNER_PASSWORD;
+}
+
+#[tokio::test]
+async fn a_password_is_reset_by_mail_or_by_the_operator() {
+    let (app, smtp) = app_with_mail().await;
+    let session = app.owner_session().await;
+    app.post("/v1/auth/password-reset")
+        .json(&json!({"email": "nobody@example.com"}))
+        .send()
+        .await
+        .assert(202);
+    assert!(smtp.nothing_within(300), "no mail for an unknown account");
+    app.post("/v1/auth/password-reset")
+        .json(&json!({"email": OWNER_EMAIL}))
+        .send()
+        .await
+        .assert(202);
+    let mail = smtp.next();
+    assert_eq!(mail["to"], json!([OWNER_EMAIL]));
+    let token = token_in(&mail, "Your reset token: ");
+    let confirm = |token: &str, password: &str| {
+        app.post("/v1/auth/password-reset/confirm")
+            .json(&json!({"token": token, "newPassword": password}))
+            .send()
+    };
+    confirm(&token, "short")
+        .await
+        .assert_problem(422, "validation_failed");
+    confirm(&token, "a reset passphrase").await.assert(204);
+    confirm(&token, "another passphrase")
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/me")
+        .session(&session)
+        .send()
+        .await
+        .assert_problem(401, "invalid_session");
+    app.sign_in(OWNER_EMAIL, "a reset passphrase").await;
+
+    // Without mail: the operator's CLI sets one and prints it once.
+    let generated = printfarm::cli::reset_password(&app.state.config, OWNER_EMAIL, None)
+        .await
+        .unwrap()
+        .unwrap();
+    app.sign_in(OWNER_EMAIL, &generated).await;
+    assert!(
+        printfarm::cli::reset_password(&app.state.config, "nobody@example.com", None)
+            .await
+            .is_err()
+    );
+}
