@@ -142,8 +142,9 @@ pub async fn purge(
 ) -> sqlx::Result<u64> {
     let idle = chrono::Duration::from_std(settings.idle).unwrap_or(chrono::Duration::MAX);
     let sessions = db::purge_ended(pool, now, now - idle).await?;
+    let dashboards = crate::db::dashboard_credentials::purge_expired(pool, now).await?;
     let failures = db::purge_failures_before(pool, now - chrono::Duration::days(1)).await?;
-    Ok(sessions + failures)
+    Ok(sessions + failures + dashboards)
 }
 
 #[cfg(test)]

@@ -72,6 +72,22 @@ pub fn printer_username(printer: PrinterId) -> String {
     format!("printer:{printer}")
 }
 
+/// A signed-in user's dashboard logs in as `dashboard:{credentialId}` with client id
+/// `dashboard_{credentialId}` (the id without dashes), with the password
+/// `POST /v1/mqtt/credentials` gave; it reads what the user may see in that store.
+pub fn dashboard_username(credential: uuid::Uuid) -> String {
+    format!("dashboard:{credential}")
+}
+
+pub fn dashboard_client_id(credential: uuid::Uuid) -> String {
+    format!("dashboard_{}", credential.simple())
+}
+
+/// The dashboard credential a `dashboard:{credentialId}` username names.
+pub fn dashboard_of_username(username: &str) -> Option<uuid::Uuid> {
+    username.strip_prefix("dashboard:")?.parse().ok()
+}
+
 /// The printer a `printer:{printerId}` username names.
 pub fn printer_of_username(username: &str) -> Option<PrinterId> {
     username.strip_prefix("printer:")?.parse().ok()

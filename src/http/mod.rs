@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit_logs;
+pub mod dashboard_mqtt;
 pub mod entity;
 pub mod events;
 pub mod extract;
@@ -53,6 +54,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .merge(stores::router())
         .merge(users::router())
         .merge(invitations::router())
+        .merge(dashboard_mqtt::router())
 }
 
 /// A signed-in user's own routes: need a session, not a store.

@@ -679,3 +679,96 @@ async fn octoprints_progress_arrives_although_its_plugin_publishes_it_retained()
     let replayed = crate::broker::drain(&mut later, 500).await;
     assert!(replayed.is_empty(), "{replayed:?}");
 }
+
+#[tokio::test]
+async fn a_signed_in_users_dashboard_subscribes_with_a_short_lived_credential() {
+    let (app, broker) = locked().await;
+    let _relay = app.spawn_relay();
+    let store = app.store_id.to_string();
+    let user = app
+        .add_user(
+            "viewer@example.com",
+            "viewer passphrase",
+            false,
+            &["viewer"],
+            &[],
+        )
+        .await;
+    let session = app.sign_in("viewer@example.com", "viewer passphrase").await;
+    // A key is not a user: it logs in to the broker with itself.
+    app.post("/v1/mqtt/credentials")
+        .owner()
+        .send()
+        .await
+        .assert_problem(403, "session_required");
+    let issued = app
+        .post("/v1/mqtt/credentials")
+        .session(&session)
+        .send()
+        .await;
+    issued.assert(200);
+    assert_eq!(issued.header("cache-control"), Some("no-store"));
+    let credential = issued.json();
+    let field = |name: &str| credential[name].as_str().unwrap().to_owned();
+    let (username, password, client_id) = (field("username"), field("password"), field("clientId"));
+    assert!(credential["topics"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(format!("stores/{store}/entities/printer/#"))));
+
+    // Only with its own client id and password.
+    let (code, _) = connect_ws(&broker, "someone-else", Some((&username, &password))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let (code, _) = connect_ws(&broker, &client_id, Some((&username, "pfm_wrong"))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    let (code, conn) = connect_ws(&broker, &client_id, Some((&username, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    assert!(!subscribe(&client, &mut events, "#").await);
+    assert!(
+        !subscribe(
+            &client,
+            &mut events,
+            &format!("stores/{store}/entities/apiKey/#")
+        )
+        .await
+    );
+    assert!(
+        subscribe(
+            &client,
+            &mut events,
+            &format!("stores/{store}/entities/printer/#")
+        )
+        .await
+    );
+    post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X1", "provider": "bambu", "deviceId": "01S00A0000000DB"}),
+    )
+    .await;
+    let (_, payload) = next_message(&mut events, 5000)
+        .await
+        .expect("the printer's event on the dashboard");
+    assert_eq!(payload["type"], "printer.created");
+
+    // What they may see changes: the connection goes (and they log in again under the new).
+    sqlx::query("update memberships set roles = '{operator}' where user_id = $1")
+        .bind(user)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_dropped_soon(&mut events, "the user's roles changed").await;
+    let (code, conn) = connect_ws(&broker, &client_id, Some((&username, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (_, mut events) = conn.unwrap();
+    // Signing out ends it.
+    app.post("/v1/auth/logout")
+        .session(&session)
+        .send()
+        .await
+        .assert(204);
+    assert_dropped_soon(&mut events, "the session ended").await;
+    let (code, _) = connect_ws(&broker, &client_id, Some((&username, &password))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+}

@@ -28,15 +28,18 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
     let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
-    for name in ["apiKey", "bearer", "xApiKey", "basic", "storeId"] {
+    for name in ["apiKey", "bearer", "xApiKey", "basic", "session", "storeId"] {
         assert!(schemes.contains_key(name), "{name}");
     }
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            if op.get("security").is_some() {
+            let security = op.get("security").and_then(Value::as_array);
+            if security.is_some_and(|s| s.iter().any(|r| r == &serde_json::json!({}))) {
                 continue; // public
             }
+            // A signed-in user's own routes take a session only (and no Idempotency-Key).
+            let session_only = security.is_some();
             checked += 1;
             let responses = op["responses"].as_object().unwrap();
             for status in ["401", "403", "429"] {
@@ -51,7 +54,8 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
                 path.contains('{'),
                 "{method} {path}: 404 documented iff an object is named in the path"
             );
-            let body_or_post = op.get("requestBody").is_some() || method == "post";
+            let body_or_post =
+                op.get("requestBody").is_some() || (method == "post" && !session_only);
             assert_eq!(
                 responses.contains_key("422"),
                 body_or_post,
@@ -74,7 +78,9 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
             }
             let description = op["description"].as_str().unwrap_or_default();
             assert!(
-                op.get("x-required-permission").is_some() || description.contains("Any valid key"),
+                op.get("x-required-permission").is_some()
+                    || description.contains("Any valid key")
+                    || (session_only && description.contains("Needs a session")),
                 "{method} {path} names no permission"
             );
         }

@@ -306,6 +306,7 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
                     .header("cookie", &format!("pf_session={b_session}"))
                     .header("host", crate::helpers::TEST_HOST)
                     .header("origin", &format!("http://{}", crate::helpers::TEST_HOST))
+                    .header("x-printago-storeid", &b.store_id.to_string())
             } else {
                 app.request(method.clone(), &url).key(&b.key, b.store_id)
             };

@@ -10,7 +10,9 @@
 //! `apiclient_{keyId}_{suffix}`), who may subscribe to what their key may see and never
 //! publish; and printers (username `printer:{printerId}`, the password issued by
 //! `POST /v1/printers/{id}/mqtt-credentials`), who may publish only their own reports and read
-//! only their own request topic.
+//! only their own request topic; and signed-in users' dashboards (`dashboards`).
+
+mod dashboards;
 
 use super::extract::ApiJson;
 use crate::app::AppState;
@@ -156,6 +158,9 @@ pub async fn mqtt_auth(
         if let Some(login) = printer(&state, &req).await {
             return Json(printer_login(&login));
         }
+        if let Some(login) = dashboards::login(&state, &req).await {
+            return Json(dashboards::answer(&login));
+        }
     }
     match api_client(&state, &req, ip).await {
         Some(login) => Json(api_client_login(&login, ip)),
@@ -174,7 +179,8 @@ pub async fn mqtt_acl(
 ) -> Json<AclResponse> {
     let allowed = is_server(&state, &req.username, None)
         || api_client_may(&state, &req).await
-        || printer_may(&state, &req).await;
+        || printer_may(&state, &req).await
+        || dashboards::may(&state, &req).await;
     Json(AclResponse {
         result: if allowed { "allow" } else { "deny" },
     })
@@ -449,6 +455,7 @@ async fn still_allowed(
     match client.client_attrs.get("kind").map(String::as_str) {
         Some("server") => is_server(state, &client.username, None),
         Some("api_client") => api_client_still_allowed(state, client).await,
+        Some("dashboard") => dashboards::still_allowed(state, client).await,
         Some("printer") => {
             let Some(printer) = printer_of_username(&client.username) else {
                 return false;

@@ -1,0 +1,97 @@
+//! Signed-in users' dashboards on the broker: `dashboard:{credentialId}` logins with the
+//! short-lived password `POST /v1/mqtt/credentials` gave, reading (never writing) what the
+//! user may see in the credential's store — as an API client reads what its key may see.
+
+use super::{AclRequest, AclRule, AuthRequest, AuthResponse, CheckedClient};
+use crate::app::AppState;
+use crate::auth::{permissions, PermissionSet};
+use crate::db::dashboard_credentials::{self as db, DashboardLogin};
+use crate::domain::mqtt_access::{
+    api_client_filters, dashboard_client_id, dashboard_of_username, filter_within,
+    grant_fingerprint,
+};
+use std::collections::BTreeMap;
+
+fn effective(login: &DashboardLogin) -> PermissionSet {
+    permissions::effective(login.owner, &login.roles, &login.permissions)
+}
+
+fn filters(login: &DashboardLogin) -> Vec<String> {
+    api_client_filters(login.store_id, login.owner, effective(login))
+}
+
+/// The credential a login names, if it is still good, its user still a member of its store,
+/// and the client id the one it was issued for.
+async fn current(state: &AppState, username: &str, clientid: &str) -> Option<DashboardLogin> {
+    let id = dashboard_of_username(username)?;
+    if clientid != dashboard_client_id(id) {
+        return None;
+    }
+    let login = db::for_login(&state.pool, id).await.ok()??;
+    (login.expires_at > state.now()).then_some(login)
+}
+
+/// The login's credential, with its password checked.
+pub(super) async fn login(state: &AppState, req: &AuthRequest) -> Option<DashboardLogin> {
+    let login = current(state, &req.username, &req.clientid).await?;
+    state
+        .verifier
+        .pepper
+        .verify(&req.password, &login.digest)
+        .then_some(login)
+}
+
+pub(super) fn answer(login: &DashboardLogin) -> AuthResponse {
+    let filters = filters(login);
+    let grant = grant_fingerprint(&filters);
+    let mut acl: Vec<AclRule> = filters
+        .into_iter()
+        .map(|topic| AclRule {
+            permission: "allow",
+            action: "subscribe",
+            topic,
+            retain: None,
+        })
+        .collect();
+    acl.push(AclRule {
+        permission: "deny",
+        action: "all",
+        topic: "#".to_owned(),
+        retain: None,
+    });
+    AuthResponse {
+        result: "allow",
+        is_superuser: false,
+        client_attrs: BTreeMap::from([
+            ("kind", "dashboard".to_owned()),
+            ("store_id", login.store_id.to_string()),
+            ("user_id", login.user_id.to_string()),
+            ("grant", grant),
+        ]),
+        acl,
+        expire_at: Some(login.expires_at.timestamp()),
+    }
+}
+
+/// A dashboard may subscribe inside what its user may see now, and never publish.
+pub(super) async fn may(state: &AppState, req: &AclRequest) -> bool {
+    if req.action != "subscribe" {
+        return false;
+    }
+    match current(state, &req.username, &req.clientid).await {
+        Some(login) => filters(&login)
+            .iter()
+            .any(|allowed| filter_within(&req.topic, allowed)),
+        None => false,
+    }
+}
+
+/// A dashboard keeps its connection while its credential stands (not expired, its session not
+/// ended) and its user may see what they could when it logged in.
+pub(super) async fn still_allowed(state: &AppState, client: &CheckedClient) -> bool {
+    let grant = client.client_attrs.get("grant").map(String::as_str);
+    match current(state, &client.username, &client.clientid).await {
+        Some(login) => grant == Some(grant_fingerprint(&filters(&login)).as_str()),
+        None => false,
+    }
+}
