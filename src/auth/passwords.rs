@@ -1,6 +1,7 @@
 //! People's passwords: Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), hashed and
-//! verified on blocking threads, a bounded number at once, so that a flood of sign-ins waits
-//! its turn instead of taking the threads that serve API requests.
+//! verified on threads of their own at a lower scheduling priority (nice 10), a bounded number
+//! at once, so that a flood of sign-ins waits its turn instead of taking the CPU that serves
+//! API requests.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -28,11 +29,68 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// How much lower than the server's other threads the hashing threads run (`nice`).
+const HASHING_NICENESS: i32 = 10;
+
 /// The hashes in progress at once are at most this many (half the cores, at least one).
 #[derive(Clone)]
 pub struct Passwords {
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
+    workers: Arc<Workers>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: as many as there are slots, started once, at a lower priority.
+struct Workers {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Workers {
+    fn start(count: usize) -> Workers {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..count {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every `Passwords` is gone
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "a password-hashing thread did not start");
+            }
+        }
+        Workers {
+            jobs: std::sync::Mutex::new(tx),
+        }
+    }
+
+    fn submit(&self, job: Job) -> bool {
+        self.jobs.lock().is_ok_and(|jobs| jobs.send(job).is_ok())
+    }
+}
+
+/// Lowers this thread's scheduling priority (Linux: per thread); best effort.
+fn lower_priority() {
+    // SAFETY: setpriority with PRIO_PROCESS and this thread's id changes only this thread's
+    // nice value; it takes no pointers.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, HASHING_NICENESS);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +110,11 @@ impl Default for Passwords {
 
 impl Passwords {
     pub fn with_slots(slots: usize) -> Self {
+        let slots = slots.max(1);
         Passwords {
-            slots: Arc::new(Semaphore::new(slots.max(1))),
+            slots: Arc::new(Semaphore::new(slots)),
             queue_timeout: QUEUE_TIMEOUT,
+            workers: Arc::new(Workers::start(slots)),
         }
     }
 
@@ -95,12 +155,18 @@ impl Passwords {
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
         metrics::counter!("printfarm_password_hashes_total").increment(1);
-        tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let submitted = self.workers.submit(Box::new(move || {
             let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| PasswordError::Failed(e.to_string()))
+            let _ = tx.send(work());
+        }));
+        if !submitted {
+            return Err(PasswordError::Failed(
+                "the hashing threads are gone".to_owned(),
+            ));
+        }
+        rx.await
+            .map_err(|_| PasswordError::Failed("a hashing thread stopped".to_owned()))
     }
 }
 
@@ -154,6 +220,22 @@ mod tests {
             .unwrap());
         let again = passwords.hash("correct horse battery").await.unwrap();
         assert_ne!(hash, again, "each hash has its own salt");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_at_a_lower_priority_than_the_server() {
+        let passwords = Passwords::with_slots(1);
+        // SAFETY: getpriority reads this thread's nice value; it takes no pointers.
+        let nice = passwords
+            .run(|| unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            })
+            .await
+            .unwrap();
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        assert_eq!(nice, (ours + HASHING_NICENESS).min(19));
     }
 
     #[tokio::test]
