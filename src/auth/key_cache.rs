@@ -49,7 +49,12 @@ impl CachedKey {
             tracing::error!(key.id = %key.key_id, "stored IP allowlist does not parse; refusing the key everywhere");
         }
         Self {
-            permissions: permissions::effective(key.full_access, &key.roles, &key.permissions),
+            permissions: permissions::effective_with_custom(
+                key.full_access,
+                &key.roles,
+                &key.permissions,
+                &row.role_permissions,
+            ),
             ip_allowlist: parsed.into_iter().flatten().collect(),
             allowlist_unreadable,
             quota: default_quota

@@ -218,6 +218,21 @@ impl FromIterator<Permission> for PermissionSet {
     }
 }
 
+/// As [`effective`], with the permissions of the store's custom roles held (`role_permissions`,
+/// expanded by the query that read the holder).
+pub fn effective_with_custom(
+    full_access: bool,
+    roles: &[String],
+    permissions: &[String],
+    role_permissions: &[String],
+) -> PermissionSet {
+    let custom: PermissionSet = role_permissions
+        .iter()
+        .filter_map(|p| Permission::parse(p))
+        .collect();
+    effective(full_access, roles, permissions).union(custom)
+}
+
 /// Direct permissions plus those of every role; everything for a Full Access key.
 /// Unknown names (which validation keeps out of the database) grant nothing.
 pub fn effective(full_access: bool, roles: &[String], permissions: &[String]) -> PermissionSet {

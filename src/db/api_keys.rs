@@ -43,6 +43,8 @@ pub struct AuthRow {
     pub store_name: String,
     pub store_rate_limit_per_minute: Option<i32>,
     pub store_rate_limit_per_hour: Option<i32>,
+    /// The permissions of the store's custom roles the key holds.
+    pub role_permissions: Vec<String>,
 }
 
 pub struct NewApiKey<'a> {
@@ -88,13 +90,14 @@ pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result
 /// Authentication's lookup by the key's public id (one indexed read).
 pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Result<Option<AuthRow>> {
     // No store filter by design: the key id is unique and is what tells us the store.
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select k.*, s.name as store_name,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
-                s.rate_limit_per_hour as store_rate_limit_per_hour
+                s.rate_limit_per_hour as store_rate_limit_per_hour, {}
          from api_keys k join stores s on s.id = k.store_id
          where k.key_id = $1",
-    )
+        super::custom_roles::role_permissions("k")
+    ))
     .bind(key_id)
     .fetch_optional(db)
     .await

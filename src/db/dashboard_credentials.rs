@@ -46,18 +46,20 @@ pub struct DashboardLogin {
     pub owner: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
+    pub role_permissions: Vec<String>,
 }
 
 /// No store filter by design: the id (from the MQTT user name) names the credential, and the
 /// credential names its store; the caller then checks the password against its digest.
 pub async fn for_login(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<DashboardLogin>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select c.id, c.store_id, c.user_id, c.digest, c.expires_at, m.owner, m.roles,
-                m.permissions
+                m.permissions, {}
          from dashboard_mqtt_credentials c
          join memberships m on m.store_id = c.store_id and m.user_id = c.user_id
          where c.id = $1",
-    )
+        super::custom_roles::role_permissions("m")
+    ))
     .bind(id)
     .fetch_optional(db)
     .await

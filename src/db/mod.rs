@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod commands;
+pub mod custom_roles;
 pub mod dashboard_credentials;
 pub mod deliveries;
 pub mod idempotency;

@@ -38,6 +38,8 @@ pub struct MembershipInStore {
     pub permissions: Vec<String>,
     pub store_rate_limit_per_minute: Option<i32>,
     pub store_rate_limit_per_hour: Option<i32>,
+    /// The permissions of the store's custom roles the member holds.
+    pub role_permissions: Vec<String>,
 }
 
 pub struct NewUser<'a> {
@@ -122,13 +124,14 @@ pub async fn membership_in(
     store: StoreId,
     user: UserId,
 ) -> sqlx::Result<Option<MembershipInStore>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select m.store_id, s.name as store_name, m.owner, m.roles, m.permissions,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
-                s.rate_limit_per_hour as store_rate_limit_per_hour
+                s.rate_limit_per_hour as store_rate_limit_per_hour, {}
          from memberships m join stores s on s.id = m.store_id
          where m.store_id = $1 and m.user_id = $2",
-    )
+        super::custom_roles::role_permissions("m")
+    ))
     .bind(store)
     .bind(user)
     .fetch_optional(db)
@@ -140,15 +143,16 @@ pub async fn memberships_of(
     db: impl PgExecutor<'_>,
     user: UserId,
 ) -> sqlx::Result<Vec<MembershipInStore>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select m.store_id, s.name as store_name, m.owner, m.roles, m.permissions,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
-                s.rate_limit_per_hour as store_rate_limit_per_hour
+                s.rate_limit_per_hour as store_rate_limit_per_hour, {}
          from memberships m join stores s on s.id = m.store_id
          where m.user_id = $1
          order by s.name, s.id
          limit 1000",
-    )
+        super::custom_roles::role_permissions("m")
+    ))
     .bind(user)
     .fetch_all(db)
     .await
@@ -165,6 +169,7 @@ pub struct MemberRow {
     pub owner: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
+    pub role_permissions: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -175,8 +180,9 @@ const MEMBER_COLUMNS: &str = "m.user_id, m.store_id, u.email, u.name, m.owner, m
 /// The store's members, in the order they joined (at most 1,000).
 pub async fn members(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Vec<MemberRow>> {
     sqlx::query_as(&format!(
-        "select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id
-         where m.store_id = $1 order by m.created_at, m.user_id limit 1000"
+        "select {MEMBER_COLUMNS}, {} from memberships m join users u on u.id = m.user_id
+         where m.store_id = $1 order by m.created_at, m.user_id limit 1000",
+        super::custom_roles::role_permissions("m")
     ))
     .bind(store)
     .fetch_all(db)
@@ -192,8 +198,9 @@ pub async fn member(
 ) -> sqlx::Result<Option<MemberRow>> {
     let lock = if lock { " for update of m" } else { "" };
     sqlx::query_as(&format!(
-        "select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id
-         where m.store_id = $1 and m.user_id = $2{lock}"
+        "select {MEMBER_COLUMNS}, {} from memberships m join users u on u.id = m.user_id
+         where m.store_id = $1 and m.user_id = $2{lock}",
+        super::custom_roles::role_permissions("m")
     ))
     .bind(store)
     .bind(user)

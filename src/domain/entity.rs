@@ -33,10 +33,12 @@ pub enum EntityType {
     Member,
     /// An invitation to become a member.
     Invitation,
+    /// A store's own role.
+    Role,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 16] = [
+    pub const ALL: [EntityType; 17] = [
         EntityType::ApiKey,
         EntityType::Store,
         EntityType::WebhookEndpoint,
@@ -53,6 +55,7 @@ impl EntityType {
         EntityType::User,
         EntityType::Member,
         EntityType::Invitation,
+        EntityType::Role,
     ];
 
     /// The name on the wire (`entityType`, topics, audit entries).
@@ -74,6 +77,7 @@ impl EntityType {
             EntityType::User => "user",
             EntityType::Member => "member",
             EntityType::Invitation => "invitation",
+            EntityType::Role => "role",
         }
     }
 
@@ -88,6 +92,7 @@ impl EntityType {
                 | EntityType::PrinterCredential
                 | EntityType::User
                 | EntityType::Invitation
+                | EntityType::Role
         )
     }
 
@@ -108,7 +113,8 @@ impl EntityType {
             | EntityType::Store
             | EntityType::PrinterCredential
             | EntityType::User
-            | EntityType::Invitation => return None,
+            | EntityType::Invitation
+            | EntityType::Role => return None,
         })
     }
 }

@@ -26,6 +26,9 @@ pub struct Member {
     /// When they joined the store.
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The permissions of the custom roles among `roles` (what `effective` adds for them).
+    #[serde(skip)]
+    pub role_permissions: Vec<String>,
 }
 
 impl From<MemberRow> for Member {
@@ -40,6 +43,7 @@ impl From<MemberRow> for Member {
             permissions: r.permissions,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            role_permissions: r.role_permissions,
         }
     }
 }
@@ -47,7 +51,12 @@ impl From<MemberRow> for Member {
 impl Member {
     /// What the membership grants.
     pub fn effective(&self) -> PermissionSet {
-        permissions::effective(self.owner, &self.roles, &self.permissions)
+        permissions::effective_with_custom(
+            self.owner,
+            &self.roles,
+            &self.permissions,
+            &self.role_permissions,
+        )
     }
 }
 

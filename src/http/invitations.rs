@@ -6,12 +6,13 @@ use super::extract::{ApiJson, ApiPath};
 use super::respond::{Created, NoStore};
 use super::sessions::User;
 use crate::app::AppState;
-use crate::auth::{permissions, session, Caller, Permission};
+use crate::auth::{session, Caller, Permission};
 use crate::db::invitations::{self as db, InvitationRow, NewInvitation};
 use crate::db::{sessions as sessions_db, users, CreatedBy};
 use crate::domain::changes::{self, Author};
 use crate::domain::entity::EntityView;
 use crate::domain::members::Member;
+use crate::domain::roles::StoreRoles;
 use crate::domain::validate::Errors;
 use crate::domain::EntityType;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -192,12 +193,13 @@ pub async fn invite(
     ApiJson(body): ApiJson<Invite>,
 ) -> ApiResult<Response> {
     caller.require(Permission::UserInvite)?;
+    let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
-    let roles = e.roles("/roles", &body.roles);
+    let roles = store_roles.check(&mut e, "/roles", &body.roles);
     let direct = e.permissions("/permissions", &body.permissions);
     e.finish()?;
-    caller.ensure_can_grant(permissions::effective(false, &roles, &direct))?;
+    caller.ensure_can_grant(store_roles.effective(false, &roles, &direct))?;
     if let Some(user) = users::by_email(&state.pool, &email).await? {
         if users::membership_in(&state.pool, caller.store_id, user.id)
             .await?

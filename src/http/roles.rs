@@ -1,32 +1,41 @@
-//! `/v1/roles` and `/v1/permissions/types`: the built-in roles and the permission catalogue.
+//! `/v1/roles` and `/v1/permissions/types`: the built-in roles, the store's own roles, and the
+//! permission catalogue.
 
-use super::extract::ApiPath;
+use super::extract::{nullable, ApiJson, ApiPath};
+use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission, Role};
+use crate::db::custom_roles::{self, CustomRoleRow};
+use crate::domain::validate::Errors;
+use crate::domain::{changes, roles, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_roles))
-        .routes(routes!(get_role))
+        .routes(routes!(list_roles, create_role))
+        .routes(routes!(get_role, update_role, delete_role))
         .routes(routes!(list_permission_types))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleView {
-    /// The role id (snake_case name).
+    /// The role id: a built-in role's snake_case name, or a store role's UUID.
     #[schema(example = "operator")]
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
     /// Built-in roles cannot be changed.
     pub built_in: bool,
-    pub permissions: Vec<&'static str>,
+    /// The same as `builtIn` (Printago's name for it).
+    pub is_system: bool,
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,28 +51,101 @@ pub struct PermissionType {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct RolePath {
-    /// A role id such as `operator`.
+    /// A role id: `operator`, or a store role's UUID.
     pub id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Night shift", "description": "Runs the queue overnight", "permissions": ["queue.view", "queue.manage", "printer.view", "printer.control"]}))]
+pub struct CreateRole {
+    /// 1–100 characters, unique in the store (ignoring case).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: String,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"permissions": ["queue.view", "queue.manage"]}))]
+pub struct UpdateRole {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500)]
+    pub description: Option<Option<String>>,
+    /// Replaces the role's permissions.
+    pub permissions: Option<Vec<String>>,
 }
 
 fn view(role: Role) -> RoleView {
     RoleView {
-        id: role.id(),
-        name: role.name(),
-        description: role.description(),
+        id: role.id().to_owned(),
+        name: role.name().to_owned(),
+        description: Some(role.description().to_owned()),
         built_in: true,
-        permissions: role.permissions().iter().map(Permission::as_str).collect(),
+        is_system: true,
+        permissions: role
+            .permissions()
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
     }
 }
 
-/// The built-in roles and what each grants.
+impl From<CustomRoleRow> for RoleView {
+    fn from(r: CustomRoleRow) -> Self {
+        RoleView {
+            id: r.id.to_string(),
+            name: r.name,
+            description: r.description,
+            built_in: false,
+            is_system: false,
+            permissions: r.permissions,
+        }
+    }
+}
+
+// Store roles are audited (never published): recorded through `domain::changes`.
+impl EntityView for RoleView {
+    const TYPE: EntityType = EntityType::Role;
+    fn id(&self) -> Uuid {
+        self.id.parse().unwrap_or_default()
+    }
+}
+
+/// The store role `id` names (a built-in role's name is `None`; anything else `404`).
+fn custom_id(id: &str) -> ApiResult<Option<Uuid>> {
+    if Role::parse(id).is_some() {
+        return Ok(None);
+    }
+    id.parse().map(Some).map_err(|_| ApiError::NotFound)
+}
+
+/// The built-in roles and the store's own, and what each grants.
 ///
 /// Required permission: `permission.view`.
 #[utoipa::path(get, path = "/v1/roles", tag = "Roles and permissions",
-    responses((status = 200, description = "Every role", body = Vec<RoleView>)))]
-pub async fn list_roles(caller: Caller) -> ApiResult<Json<Vec<RoleView>>> {
+    responses((status = 200, description = "Every role: the built-in ones, then the store's", body = Vec<RoleView>)))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<RoleView>>> {
     caller.require(Permission::PermissionView)?;
-    Ok(Json(Role::ALL.iter().copied().map(view).collect()))
+    let mut roles: Vec<RoleView> = Role::ALL.iter().copied().map(view).collect();
+    let custom = custom_roles::of_store(&state.pool, caller.store_id).await?;
+    roles.extend(custom.into_iter().map(RoleView::from));
+    Ok(Json(roles))
 }
 
 /// One role.
@@ -72,14 +154,181 @@ pub async fn list_roles(caller: Caller) -> ApiResult<Json<Vec<RoleView>>> {
 #[utoipa::path(get, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     responses((status = 200, description = "The role", body = RoleView)))]
 pub async fn get_role(
+    State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<RolePath>,
 ) -> ApiResult<Json<RoleView>> {
     caller.require(Permission::PermissionView)?;
-    Role::parse(&path.id)
-        .map(view)
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    match custom_id(&path.id)? {
+        None => Role::parse(&path.id)
+            .map(view)
+            .map(Json)
+            .ok_or(ApiError::NotFound),
+        Some(id) => custom_roles::get(&state.pool, caller.store_id, id, false)
+            .await?
+            .map(RoleView::from)
+            .map(Json)
+            .ok_or(ApiError::NotFound),
+    }
+}
+
+fn validated(
+    e: &mut Errors,
+    name: Option<&str>,
+    description: Option<Option<&str>>,
+    permissions: Option<&[String]>,
+) -> (Option<String>, Option<Option<String>>, Option<Vec<String>>) {
+    (
+        name.map(|n| e.name("/name", n, 100)),
+        description.map(|d| e.optional_text("/description", d, 500)),
+        permissions.map(|p| e.permissions("/permissions", p)),
+    )
+}
+
+fn name_taken(err: &sqlx::Error) -> Option<ApiError> {
+    crate::db::is_unique_violation(err)
+        .then(|| ApiError::Conflict("the store has a role of this name".to_owned()))
+}
+
+/// Create a store role: a named set of permissions to give keys and members.
+///
+/// Required permission: `permission.grant`. Only permissions you hold. Give it to a key or
+/// member by its `id` in their `roles`.
+#[utoipa::path(post, path = "/v1/roles", tag = "Roles and permissions", request_body = CreateRole,
+    responses(
+        (status = 201, description = "Created", body = RoleView,
+            headers(("location" = String, description = "The new role's URL"))),
+        (status = 409, description = "The store has a role of this name", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateRole>,
+) -> ApiResult<Created<RoleView>> {
+    caller.require(Permission::PermissionGrant)?;
+    let mut e = Errors::default();
+    let (name, description, permissions) = validated(
+        &mut e,
+        Some(&body.name),
+        Some(body.description.as_deref()),
+        Some(&body.permissions),
+    );
+    e.finish()?;
+    let (name, permissions) = (name.unwrap_or_default(), permissions.unwrap_or_default());
+    caller.ensure_can_grant(roles::granted_by(&permissions))?;
+    let mut tx = state.pool.begin().await?;
+    let row = custom_roles::insert(
+        &mut *tx,
+        caller.store_id,
+        &name,
+        description.flatten().as_deref(),
+        &permissions,
+    )
+    .await
+    .map_err(|e| name_taken(&e).unwrap_or_else(|| e.into()))?;
+    let role = RoleView::from(row);
+    changes::created(&mut tx, &caller, &role).await?;
+    tx.commit().await?;
+    let location = format!("/v1/roles/{}", role.id);
+    Ok(Created::answer(location, role))
+}
+
+/// Change a store role; every key and member holding it has the new permissions on their next
+/// request, on every replica. Built-in roles cannot be changed (`409`).
+///
+/// Required permission: `permission.grant`, and `permission.revoke` to take permissions away.
+/// Only a role whose permissions you all hold, and only to permissions you hold.
+#[utoipa::path(patch, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
+    request_body = UpdateRole,
+    responses(
+        (status = 200, description = "The role, changed", body = RoleView),
+        (status = 409, description = "A built-in role, or a name the store has", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn update_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<RolePath>,
+    ApiJson(body): ApiJson<UpdateRole>,
+) -> ApiResult<Json<RoleView>> {
+    caller.require(Permission::PermissionGrant)?;
+    let Some(id) = custom_id(&path.id)? else {
+        return Err(ApiError::Conflict(
+            "built-in roles cannot be changed".to_owned(),
+        ));
+    };
+    let mut e = Errors::default();
+    let (name, description, permissions) = validated(
+        &mut e,
+        body.name.as_deref(),
+        body.description.as_ref().map(|d| d.as_deref()),
+        body.permissions.as_deref(),
+    );
+    e.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let had = roles::granted(&row);
+    caller.ensure_can_grant(had)?;
+    let permissions = permissions.unwrap_or_else(|| row.permissions.clone());
+    let will = roles::granted_by(&permissions);
+    caller.ensure_can_grant(will)?;
+    if !had.missing_from(will).is_empty() {
+        caller.require(Permission::PermissionRevoke)?;
+    }
+    let name = name.unwrap_or_else(|| row.name.clone());
+    let description = description.unwrap_or_else(|| row.description.clone());
+    let before = RoleView::from(row);
+    let updated = custom_roles::update(
+        &mut *tx,
+        caller.store_id,
+        id,
+        &name,
+        description.as_deref(),
+        &permissions,
+    )
+    .await
+    .map_err(|e| name_taken(&e).unwrap_or_else(|| e.into()))?;
+    let after = RoleView::from(updated);
+    changes::updated(&mut tx, &caller, &before, &after).await?;
+    tx.commit().await?;
+    // This replica's keys now; the others' by the table's NOTIFY.
+    state.verifier.cache.invalidate_store(caller.store_id);
+    Ok(Json(after))
+}
+
+/// Delete a store role nobody holds. Built-in roles cannot be deleted (`409`); neither can a
+/// role a key or member holds (`409`: take it from them first).
+///
+/// Required permission: `permission.revoke`. Only a role whose permissions you all hold.
+#[utoipa::path(delete, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "A built-in role, or one held by a key or member", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<RolePath>,
+) -> ApiResult<axum::http::StatusCode> {
+    caller.require(Permission::PermissionRevoke)?;
+    let Some(id) = custom_id(&path.id)? else {
+        return Err(ApiError::Conflict(
+            "built-in roles cannot be deleted".to_owned(),
+        ));
+    };
+    let mut tx = state.pool.begin().await?;
+    let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    caller.ensure_can_grant(roles::granted(&row))?;
+    let (keys, members) = custom_roles::holders(&mut *tx, caller.store_id, id).await?;
+    if keys + members > 0 {
+        return Err(ApiError::Conflict(format!(
+            "{keys} API keys and {members} members hold this role: take it from them first"
+        )));
+    }
+    custom_roles::delete(&mut *tx, caller.store_id, id).await?;
+    changes::deleted(&mut tx, &caller, &RoleView::from(row)).await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Every permission name, with its group and meaning.

@@ -98,7 +98,12 @@ pub struct Membership {
 
 impl From<MembershipInStore> for Membership {
     fn from(m: MembershipInStore) -> Self {
-        let effective = permissions::effective(m.owner, &m.roles, &m.permissions);
+        let effective = permissions::effective_with_custom(
+            m.owner,
+            &m.roles,
+            &m.permissions,
+            &m.role_permissions,
+        );
         Membership {
             store_id: m.store_id,
             store_name: m.store_name,

@@ -4,10 +4,11 @@
 
 use super::extract::{ApiJson, ApiPath};
 use crate::app::AppState;
-use crate::auth::{permissions, Caller, Permission};
+use crate::auth::{Caller, Permission};
 use crate::db::{api_keys, users};
 use crate::domain::changes;
 use crate::domain::members::Member;
+use crate::domain::roles::StoreRoles;
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ApiKeyId, UserId};
@@ -137,8 +138,12 @@ pub async fn update_user(
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> ApiResult<Json<Member>> {
     caller.require(Permission::UserEdit)?;
+    let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
     let mut e = Errors::default();
-    let roles = body.roles.as_deref().map(|r| e.roles("/roles", r));
+    let roles = body
+        .roles
+        .as_deref()
+        .map(|r| store_roles.check(&mut e, "/roles", r));
     let direct = body
         .permissions
         .as_deref()
@@ -151,7 +156,7 @@ pub async fn update_user(
     let direct = direct.unwrap_or_else(|| before.permissions.clone());
     let (had, will) = (
         before.effective(),
-        permissions::effective(before.owner, &roles, &direct),
+        store_roles.effective(before.owner, &roles, &direct),
     );
     if !will.missing_from(had).is_empty() {
         caller.require(Permission::PermissionGrant)?;

@@ -231,7 +231,12 @@ async fn session_caller(
             session: signed_in.session,
         },
         full_access: member.owner,
-        permissions: permissions::effective(member.owner, &member.roles, &member.permissions),
+        permissions: permissions::effective_with_custom(
+            member.owner,
+            &member.roles,
+            &member.permissions,
+            &member.role_permissions,
+        ),
         client_ip: ip,
         quota: state.config.default_quota.overridden(
             member.store_rate_limit_per_minute,

@@ -8,6 +8,7 @@ mod authentication;
 mod broker;
 mod catalog;
 mod connections;
+mod custom_roles;
 mod document;
 mod embedded_db;
 mod errors;

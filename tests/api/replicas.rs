@@ -173,3 +173,55 @@ async fn limits_set_by_the_operator_cli_apply_on_every_instance() {
     .await;
     token.cancel();
 }
+
+#[tokio::test]
+async fn a_role_changed_through_one_instance_reaches_keys_and_sessions_on_the_other() {
+    let (a, b, token) = listening_pair().await;
+    let role = a
+        .post("/v1/roles")
+        .owner()
+        .json(&json!({"name": "Readers", "permissions": ["printer.view"]}))
+        .send()
+        .await
+        .json();
+    let id = role["id"].as_str().unwrap().to_owned();
+    let key = a.key_with(&[&id], &[]).await;
+    a.add_user(
+        "reader@example.com",
+        "reader passphrase",
+        false,
+        &[&id],
+        &[],
+    )
+    .await;
+    let session = b.sign_in("reader@example.com", "reader passphrase").await;
+    let store = a.store_id.to_string();
+    let read_on_b = |with_key: bool| {
+        let req = b.get("/v1/printers");
+        let req = if with_key {
+            req.key(&key, a.store_id)
+        } else {
+            req.header("cookie", &format!("pf_session={session}"))
+                .header("x-printago-storeid", &store)
+        };
+        async move { req.send().await.status.as_u16() }
+    };
+    // B caches the key while it may read.
+    assert_eq!(read_on_b(true).await, 200);
+    assert_eq!(read_on_b(false).await, 200);
+    a.patch(&format!("/v1/roles/{id}"))
+        .owner()
+        .json(&json!({"permissions": []}))
+        .send()
+        .await
+        .assert(200);
+    within_a_second("the key's narrowed role on B", || async {
+        read_on_b(true).await == 403
+    })
+    .await;
+    within_a_second("the session's narrowed role on B", || async {
+        read_on_b(false).await == 403
+    })
+    .await;
+    token.cancel();
+}

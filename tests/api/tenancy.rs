@@ -22,6 +22,8 @@ struct Ids {
     /// A member of store A (its owner user), and an open invitation.
     user: String,
     invitation: String,
+    /// One of store A's own roles.
+    role: String,
 }
 
 impl Ids {
@@ -52,7 +54,7 @@ impl Ids {
         } else if path.starts_with("/v1/invitations/") {
             &self.invitation
         } else if path.starts_with("/v1/roles/") {
-            return "viewer".to_owned(); // global, not tenant data
+            &self.role
         } else {
             panic!("tenancy walk: no store-A id known for {path}; add one to tests/api/tenancy.rs");
         };
@@ -88,6 +90,8 @@ fn body_for(method: &Method, path: &str, ids: &Ids) -> Option<Value> {
         ("PATCH", "/v1/materials/instances/{id}") => json!({"notes": "pwned"}),
         ("PATCH", "/v1/users/{id}") => json!({"roles": ["viewer"]}),
         ("POST", "/v1/users/invite") => json!({"email": "b-invitee@example.com"}),
+        ("POST", "/v1/roles") => json!({"name": "B role", "permissions": []}),
+        ("PATCH", "/v1/roles/{id}") => json!({"permissions": []}),
         ("PATCH", _) => json!({"name": "pwned"}),
         ("POST", p) if p.ends_with("/roll") => json!({"graceSeconds": 0}),
         _ => return None,
@@ -110,6 +114,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "/v1/stores",
         "/v1/users",
         "/v1/invitations",
+        "/v1/roles",
     ] {
         let res = app.get(&format!("{path}?limit=1000")).owner().send().await;
         res.assert(200);
@@ -225,7 +230,13 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         json!({"email": "a-invitee@example.com", "roles": ["viewer"]}),
     )
     .await;
+    let role = create(
+        "/v1/roles",
+        json!({"name": "A role", "permissions": ["printer.view"]}),
+    )
+    .await;
     let ids = Ids {
+        role,
         user,
         invitation,
         session,
@@ -263,6 +274,7 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
         ids.session.as_str(),
         ids.user.as_str(),
         ids.invitation.as_str(),
+        ids.role.as_str(),
     ];
     let b = new_tenant(app.pool(), "Store B", None).await;
     // Store B's owner, signed in: a user's own routes are walked with B's session.
@@ -353,7 +365,7 @@ async fn another_store_can_read_change_list_or_count_nothing_of_this_one() {
                     assert_eq!(res.json()[field], json!([]), "{label}: {field}");
                 }
             }
-            if path.contains("{id}") && !path.starts_with("/v1/roles/") {
+            if path.contains("{id}") {
                 assert_eq!(res.status, 404, "{label}: {text}");
             }
         }

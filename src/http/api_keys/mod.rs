@@ -5,9 +5,10 @@ use super::paging::{self, Page, PageParams};
 use super::respond::{Created, NoStore};
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
-use crate::auth::{key_format, permissions, Caller, Permission, PermissionSet, Role};
+use crate::auth::{key_format, Caller, Permission, PermissionSet, Role};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::changes::{self, Verb};
+use crate::domain::roles::StoreRoles;
 use crate::domain::validate::{Errors, IpRange};
 use crate::domain::{EntityType, EntityView};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -256,10 +257,15 @@ struct Grant {
 }
 
 impl Grant {
-    fn validate(state: &AppState, caller: &Caller, body: &CreateApiKey) -> ApiResult<Grant> {
+    fn validate(
+        state: &AppState,
+        caller: &Caller,
+        store_roles: &StoreRoles,
+        body: &CreateApiKey,
+    ) -> ApiResult<Grant> {
         let mut errors = Errors::default();
         let name = errors.name("/name", &body.name, NAME_MAX);
-        let roles = errors.roles("/roles", &body.roles);
+        let roles = store_roles.check(&mut errors, "/roles", &body.roles);
         let permissions = errors.permissions("/permissions", &body.permissions);
         let ip_allowlist = errors.allowlist("/ipAllowlist", &body.ip_allowlist, ALLOWLIST_MAX);
         if body.full_access && !(roles.is_empty() && permissions.is_empty()) {
@@ -278,7 +284,7 @@ impl Grant {
                 "only the Store Owner can create Full Access keys".to_owned(),
             ));
         }
-        let effective = permissions::effective(body.full_access, &roles, &permissions);
+        let effective = store_roles.effective(body.full_access, &roles, &permissions);
         caller.ensure_can_grant(effective)?;
         caller.ensure_can_allow(&ip_allowlist)?;
         let expires_at = caller.cap_expiry(body.expires_at)?;
@@ -292,8 +298,8 @@ impl Grant {
     }
 }
 
-fn held_by(row: &ApiKeyRow) -> PermissionSet {
-    permissions::effective(row.full_access, &row.roles, &row.permissions)
+fn held_by(row: &ApiKeyRow, store_roles: &StoreRoles) -> PermissionSet {
+    store_roles.effective(row.full_access, &row.roles, &row.permissions)
 }
 
 fn to_strings(nets: &[IpNet]) -> Vec<String> {
@@ -304,7 +310,7 @@ fn to_strings(nets: &[IpNet]) -> Vec<String> {
 /// respect it could have created it with — permissions, allowlist and expiry — and never if it is
 /// managed. (Otherwise rolling a broader key would hand its secret, and so its reach, to a
 /// narrower caller.)
-fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
+fn ensure_can_change(caller: &Caller, row: &ApiKeyRow, store_roles: &StoreRoles) -> ApiResult<()> {
     if let Some(owner) = &row.managed_by {
         return Err(ApiError::ManagedKey(owner.clone()));
     }
@@ -313,7 +319,7 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow) -> ApiResult<()> {
             "only the Store Owner can change a Full Access key".to_owned(),
         ));
     }
-    caller.ensure_can_grant(held_by(row))?;
+    caller.ensure_can_grant(held_by(row, store_roles))?;
     let allowlist: Vec<IpNet> = row
         .ip_allowlist
         .iter()
@@ -330,7 +336,11 @@ async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiK
 }
 
 /// The changes an edit asks for, validated; a wider allowlist than the caller's is refused.
-fn key_changes(caller: &Caller, body: UpdateApiKey) -> ApiResult<ApiKeyChanges> {
+fn key_changes(
+    caller: &Caller,
+    store_roles: &StoreRoles,
+    body: UpdateApiKey,
+) -> ApiResult<ApiKeyChanges> {
     let mut errors = Errors::default();
     let name = body.name.as_deref();
     let roles = body.roles.as_deref();
@@ -338,7 +348,7 @@ fn key_changes(caller: &Caller, body: UpdateApiKey) -> ApiResult<ApiKeyChanges> 
     let changes = ApiKeyChanges {
         name: name.map(|n| errors.name("/name", n, NAME_MAX)),
         active: body.active,
-        roles: roles.map(|r| errors.roles("/roles", r)),
+        roles: roles.map(|r| store_roles.check(&mut errors, "/roles", r)),
         permissions: permissions.map(|p| errors.permissions("/permissions", p)),
         ip_allowlist: None,
     };
@@ -366,7 +376,8 @@ async fn lock_for_change(
     let row = crate::db::get_for_update::<ApiKeyRow>(&mut *tx, caller.store_id, id.0)
         .await?
         .ok_or(ApiError::NotFound)?;
-    ensure_can_change(caller, &row)?;
+    let store_roles = StoreRoles::load(&mut *tx, caller.store_id).await?;
+    ensure_can_change(caller, &row, &store_roles)?;
     Ok((tx, row))
 }
 
@@ -418,7 +429,8 @@ pub async fn create_api_key(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<Response> {
     caller.require(Permission::ApiKeyCreate)?;
-    let grant = Grant::validate(&state, &caller, &body)?;
+    let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
+    let grant = Grant::validate(&state, &caller, &store_roles, &body)?;
     if db::count(&state.pool, caller.store_id).await? >= MAX_KEYS_PER_STORE {
         return Err(ApiError::Conflict(format!(
             "a store holds at most {MAX_KEYS_PER_STORE} API keys; delete unused ones first"
@@ -484,7 +496,8 @@ pub async fn update_api_key(
     ApiJson(body): ApiJson<UpdateApiKey>,
 ) -> ApiResult<Json<ApiKey>> {
     caller.require(Permission::ApiKeyEdit)?;
-    let changes = key_changes(&caller, body)?;
+    let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
+    let changes = key_changes(&caller, &store_roles, body)?;
     let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
     // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
     let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
@@ -496,7 +509,7 @@ pub async fn update_api_key(
     }
     let roles = changes.roles.as_ref().unwrap_or(&row.roles);
     let permissions = changes.permissions.as_ref().unwrap_or(&row.permissions);
-    caller.ensure_can_grant(permissions::effective(row.full_access, roles, permissions))?;
+    caller.ensure_can_grant(store_roles.effective(row.full_access, roles, permissions))?;
 
     let before = ApiKey::from_row(row.clone(), &state);
     let updated = db::update(&mut *tx, caller.store_id, path.id, changes)

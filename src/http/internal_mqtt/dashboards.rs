@@ -13,7 +13,12 @@ use crate::domain::mqtt_access::{
 use std::collections::BTreeMap;
 
 fn effective(login: &DashboardLogin) -> PermissionSet {
-    permissions::effective(login.owner, &login.roles, &login.permissions)
+    permissions::effective_with_custom(
+        login.owner,
+        &login.roles,
+        &login.permissions,
+        &login.role_permissions,
+    )
 }
 
 fn filters(login: &DashboardLogin) -> Vec<String> {

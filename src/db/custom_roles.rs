@@ -1,0 +1,121 @@
+//! The `custom_roles` table: a store's own roles. Held by id in keys' and memberships' `roles`
+//! arrays; `ROLE_PERMISSIONS` expands them in the queries that authenticate.
+
+use crate::ids::StoreId;
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// `role_permissions`: the permissions of the custom roles a row with `store_id` and `roles`
+/// columns (aliased `{alias}`) holds. Built-in role names match no custom role id.
+pub fn role_permissions(alias: &str) -> String {
+    format!(
+        "coalesce((select array_agg(distinct p) from custom_roles r
+                   cross join lateral unnest(r.permissions) p
+                   where r.store_id = {alias}.store_id and r.id::text = any({alias}.roles)),
+                  '{{}}') as role_permissions"
+    )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CustomRoleRow {
+    pub id: Uuid,
+    pub store_id: StoreId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The store's roles, oldest first (at most 1,000).
+pub async fn of_store(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Vec<CustomRoleRow>> {
+    sqlx::query_as(
+        "select * from custom_roles where store_id = $1 order by created_at, id limit 1000",
+    )
+    .bind(store)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<CustomRoleRow>> {
+    let lock = if lock { " for update" } else { "" };
+    sqlx::query_as(&format!(
+        "select * from custom_roles where store_id = $1 and id = $2{lock}"
+    ))
+    .bind(store)
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    name: &str,
+    description: Option<&str>,
+    permissions: &[String],
+) -> sqlx::Result<CustomRoleRow> {
+    sqlx::query_as(
+        "insert into custom_roles (id, store_id, name, description, permissions)
+         values ($1, $2, $3, $4, $5) returning *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(store)
+    .bind(name)
+    .bind(description)
+    .bind(permissions)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+    name: &str,
+    description: Option<&str>,
+    permissions: &[String],
+) -> sqlx::Result<CustomRoleRow> {
+    sqlx::query_as(
+        "update custom_roles set name = $3, description = $4, permissions = $5, updated_at = now()
+         where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(id)
+    .bind(name)
+    .bind(description)
+    .bind(permissions)
+    .fetch_one(db)
+    .await
+}
+
+/// How many of the store's keys and members hold the role.
+pub async fn holders(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "select (select count(*) from api_keys where store_id = $1 and $2 = any(roles)),
+                (select count(*) from memberships where store_id = $1 and $2 = any(roles))",
+    )
+    .bind(store)
+    .bind(id.to_string())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("delete from custom_roles where store_id = $1 and id = $2")
+        .bind(store)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

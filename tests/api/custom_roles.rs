@@ -1,0 +1,204 @@
+//! A store's own roles: made, held by keys and members, changed (reaching every holder on
+//! its next request), bounded by their maker, and deleted only when nobody holds them.
+
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+
+async fn create_role(app: &TestApp, body: Value) -> Value {
+    let res = app.post("/v1/roles").owner().json(&body).send().await;
+    res.assert(201);
+    assert_eq!(
+        res.header("location").unwrap(),
+        format!("/v1/roles/{}", res.json()["id"].as_str().unwrap())
+    );
+    res.json()
+}
+
+fn material() -> Value {
+    json!({"name": "PLA", "type": "PLA"})
+}
+
+#[tokio::test]
+async fn a_store_role_grants_its_permissions_to_keys_and_members_and_a_change_reaches_them() {
+    let app = TestApp::new().await;
+    let role = create_role(
+        &app,
+        json!({"name": "Night shift", "description": "Runs the queue overnight",
+               "permissions": ["printer.view", "queue.view"]}),
+    )
+    .await;
+    assert_eq!(role["isSystem"], false);
+    let id = role["id"].as_str().unwrap().to_owned();
+    let listed = app.get("/v1/roles").owner().send().await.json();
+    let listed = listed.as_array().unwrap();
+    assert!(listed
+        .iter()
+        .any(|r| r["id"] == "viewer" && r["isSystem"] == true));
+    assert!(listed.iter().any(|r| r["id"] == id.as_str()));
+    app.get(&format!("/v1/roles/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert(200);
+
+    let key = app.key_with(&[&id], &[]).await;
+    app.add_user(
+        "night@example.com",
+        "night shift passphrase",
+        false,
+        &[&id],
+        &[],
+    )
+    .await;
+    let session = app
+        .sign_in("night@example.com", "night shift passphrase")
+        .await;
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/printers")
+        .session(&session)
+        .send()
+        .await
+        .assert(200);
+    app.post("/v1/materials")
+        .with_key(&key)
+        .json(&material())
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+
+    let changed = app
+        .patch(&format!("/v1/roles/{id}"))
+        .owner()
+        .json(&json!({"permissions": ["printer.view", "queue.view", "material.create"]}))
+        .send()
+        .await;
+    changed.assert(200);
+    app.post("/v1/materials")
+        .with_key(&key)
+        .json(&material())
+        .send()
+        .await
+        .assert(201);
+    app.post("/v1/materials")
+        .session(&session)
+        .json(&material())
+        .send()
+        .await
+        .assert(201);
+    let me = app.get("/v1/me").session(&session).send().await.json();
+    assert!(me["store"]["effectivePermissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("material.create")));
+
+    // Held: not deleted. Built-in: not changed.
+    app.delete(&format!("/v1/roles/{id}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.patch("/v1/roles/viewer")
+        .owner()
+        .json(&json!({"permissions": []}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.delete("/v1/roles/viewer")
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    let spare = create_role(&app, json!({"name": "Spare", "permissions": []})).await;
+    app.delete(&format!("/v1/roles/{}", spare["id"].as_str().unwrap()))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.post("/v1/roles")
+        .owner()
+        .json(&json!({"name": "NIGHT SHIFT", "permissions": []}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn nobody_makes_or_changes_a_role_beyond_what_they_hold() {
+    let app = TestApp::new().await;
+    let granter = app
+        .key_with(
+            &[],
+            &[
+                "permission.grant",
+                "permission.view",
+                "queue.view",
+                "apiKey.create",
+            ],
+        )
+        .await;
+    app.post("/v1/roles")
+        .with_key(&granter)
+        .json(&json!({"name": "Too much", "permissions": ["queue.view", "printer.control"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let mine = app
+        .post("/v1/roles")
+        .with_key(&granter)
+        .json(&json!({"name": "Mine", "permissions": ["queue.view"]}))
+        .send()
+        .await;
+    mine.assert(201);
+    let strong = create_role(
+        &app,
+        json!({"name": "Strong", "permissions": ["printer.control"]}),
+    )
+    .await;
+    // A role holding more than the caller is not theirs to change, nor to hand out.
+    app.patch(&format!("/v1/roles/{}", strong["id"].as_str().unwrap()))
+        .with_key(&granter)
+        .json(&json!({"name": "Weak"}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post("/v1/api-keys")
+        .with_key(&granter)
+        .json(&json!({"name": "k", "roles": [strong["id"]]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.post("/v1/api-keys")
+        .with_key(&granter)
+        .json(&json!({"name": "k", "roles": [mine.json()["id"]]}))
+        .send()
+        .await
+        .assert(201);
+    // Unknown roles, and another store's, are not roles here.
+    let other = app.new_tenant("Other Farm").await;
+    let theirs = app
+        .post("/v1/roles")
+        .key(&other.key, other.store_id)
+        .json(&json!({"name": "Theirs", "permissions": []}))
+        .send()
+        .await
+        .json();
+    for role in [json!("no-such-role"), theirs["id"].clone()] {
+        let res = app
+            .post("/v1/api-keys")
+            .owner()
+            .json(&json!({"name": "k", "roles": [role]}))
+            .send()
+            .await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["code"], "unknown_role");
+    }
+    app.get(&format!("/v1/roles/{}", theirs["id"].as_str().unwrap()))
+        .owner()
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+}
