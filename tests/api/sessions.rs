@@ -694,3 +694,33 @@ async fn bootstrap_makes_the_owner_a_user_who_signs_in() {
     .await
     .is_err());
 }
+
+#[tokio::test]
+async fn an_unknown_email_takes_about_as_long_as_a_wrong_password() {
+    let app = TestApp::new().await;
+    app.add_user(OPERATOR_EMAIL, OPERATOR_PASSWORD, false, &["viewer"], &[])
+        .await;
+    let timed = |email: &'static str| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            login(app, email, "not the password")
+                .await
+                .assert_problem(401, "invalid_credentials");
+            started.elapsed()
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        known.push(timed(OPERATOR_EMAIL).await);
+        unknown.push(timed("nobody@example.com").await);
+    }
+    known.sort();
+    unknown.sort();
+    // Both check a password hash (the unknown one against a dummy): medians within 2x.
+    let ratio = unknown[2].as_secs_f64() / known[2].as_secs_f64();
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "unknown {unknown:?} vs known {known:?}"
+    );
+}
