@@ -49,9 +49,16 @@ pub struct Issued {
     pub store_id: StoreId,
     pub key: String,
     pub key_id: String,
-    /// The owner user `bootstrap --owner-email` made: the email, and the password when it was
-    /// generated (a user who already existed keeps theirs).
-    pub owner: Option<(String, Option<String>)>,
+    /// The owner user `bootstrap --owner-email` made or found.
+    pub owner: Option<OwnerIssued>,
+}
+
+pub struct OwnerIssued {
+    pub email: String,
+    /// The password, when one was generated (to print once).
+    pub generated_password: Option<String>,
+    /// A user who already had an account (and keeps their password).
+    pub existing: bool,
 }
 
 /// The `--json` form: exactly `{"storeId": "...", "apiKey": "..."}`, in that order, then
@@ -72,8 +79,8 @@ pub fn issued_json(issued: &Issued) -> String {
     serde_json::to_string(&IssuedJson {
         store_id: issued.store_id,
         api_key: &issued.key,
-        owner_email: owner.map(|(email, _)| email.as_str()),
-        owner_password: owner.and_then(|(_, password)| password.as_deref()),
+        owner_email: owner.map(|o| o.email.as_str()),
+        owner_password: owner.and_then(|o| o.generated_password.as_deref()),
     })
     .unwrap_or_default()
 }
@@ -86,19 +93,77 @@ pub fn print_issued(issued: &Issued, json: bool) {
     println!("store id: {}", issued.store_id);
     println!("key id:   {}", issued.key_id);
     println!("api key:  {}", issued.key);
-    match &issued.owner {
-        Some((email, Some(password))) => {
-            println!("owner:    {email}");
+    let Some(owner) = &issued.owner else {
+        println!("Keep the key now: it is not stored and cannot be shown again.");
+        return;
+    };
+    if owner.existing {
+        println!(
+            "owner:    {} (an existing user: their password is unchanged)",
+            owner.email
+        );
+    } else {
+        println!("owner:    {}", owner.email);
+    }
+    match &owner.generated_password {
+        Some(password) => {
             println!("password: {password}");
             println!(
                 "Keep the key and the password now: neither is stored nor can be shown again."
             );
         }
-        Some((email, None)) => {
-            println!("owner:    {email} (an existing user: their password is unchanged)");
-            println!("Keep the key now: it is not stored and cannot be shown again.");
-        }
         None => println!("Keep the key now: it is not stored and cannot be shown again."),
+    }
+}
+
+/// Asks the terminal for a password without echoing it; `None` when standard input is not a
+/// terminal or the answer is empty (the caller then generates one).
+pub fn prompt_password(prompt: &str) -> anyhow::Result<Option<String>> {
+    use std::io::{BufRead, Write};
+    // SAFETY: isatty only inspects file descriptor 0.
+    if unsafe { libc::isatty(0) } != 1 {
+        return Ok(None);
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let echo_off = EchoOff::new();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    drop(echo_off);
+    eprintln!();
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    Ok((!password.is_empty()).then_some(password))
+}
+
+/// Turns the terminal's echo off for as long as it lives (restored on drop, whatever happens).
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        // SAFETY: tcgetattr/tcsetattr read and write a termios struct we own, for descriptor 0.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return EchoOff(None);
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            if libc::tcsetattr(0, libc::TCSANOW, &quiet) != 0 {
+                return EchoOff(None);
+            }
+            EchoOff(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restores the settings read in `new` for descriptor 0.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, saved);
+            }
+        }
     }
 }
 
@@ -243,23 +308,24 @@ async fn add_owner(
     tx: &mut sqlx::PgConnection,
     store: StoreId,
     owner: OwnerUser,
-) -> anyhow::Result<(String, Option<String>)> {
-    let (user, password) = match db::users::by_email(&mut *tx, &owner.email).await? {
-        Some(existing) => (existing, None),
-        None => {
-            let user = db::users::insert(
-                &mut *tx,
-                db::users::NewUser {
-                    id: UserId::new(),
-                    email: &owner.email,
-                    name: &owner.name,
-                    password_hash: &owner.password_hash,
-                },
-            )
-            .await?;
-            (user, owner.generated_password)
-        }
-    };
+) -> anyhow::Result<OwnerIssued> {
+    let (user, generated_password, existing) =
+        match db::users::by_email(&mut *tx, &owner.email).await? {
+            Some(existing) => (existing, None, true),
+            None => {
+                let user = db::users::insert(
+                    &mut *tx,
+                    db::users::NewUser {
+                        id: UserId::new(),
+                        email: &owner.email,
+                        name: &owner.name,
+                        password_hash: &owner.password_hash,
+                    },
+                )
+                .await?;
+                (user, owner.generated_password, false)
+            }
+        };
     db::users::add_membership(
         &mut *tx,
         db::users::NewMembership {
@@ -284,7 +350,11 @@ async fn add_owner(
         &crate::domain::members::Member::from(member),
     )
     .await?;
-    Ok((user.email, password))
+    Ok(OwnerIssued {
+        email: user.email,
+        generated_password,
+        existing,
+    })
 }
 
 /// `printfarm users reset-password`: sets the password of the user with `email` (a generated
@@ -508,7 +578,11 @@ mod tests {
             )
         );
         let with_owner = Issued {
-            owner: Some(("o@example.com".into(), Some("pw".into()))),
+            owner: Some(OwnerIssued {
+                email: "o@example.com".into(),
+                generated_password: Some("pw".into()),
+                existing: false,
+            }),
             ..issued
         };
         assert_eq!(

@@ -51,7 +51,8 @@ enum Command {
         #[arg(long, default_value = "Owner", requires = "owner_email")]
         owner_name: String,
         /// Read the owner's password from the first line of standard input (10–200
-        /// characters) instead of generating one and printing it once.
+        /// characters). Without it, a terminal is asked for one (empty: generate one); anything
+        /// else (a script, `--json`) gets one generated and printed once.
         #[arg(long, requires = "owner_email")]
         owner_password_stdin: bool,
     },
@@ -249,6 +250,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
                 Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else if owner_email.is_some() && !json {
+                cli::prompt_password("Owner's password (10-200 characters; empty: generate one): ")?
             } else {
                 None
             };

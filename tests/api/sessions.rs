@@ -657,8 +657,12 @@ async fn bootstrap_makes_the_owner_a_user_who_signs_in() {
     )
     .await
     .unwrap();
-    let (email, password) = issued.owner.unwrap();
-    let password = password.expect("a generated password");
+    let owner = issued.owner.unwrap();
+    assert!(!owner.existing);
+    let (email, password) = (
+        owner.email,
+        owner.generated_password.expect("a generated password"),
+    );
     assert_eq!(password.len(), 20);
     let res = login(&app, &email, &password).await;
     res.assert(200);
@@ -683,7 +687,9 @@ async fn bootstrap_makes_the_owner_a_user_who_signs_in() {
     )
     .await
     .unwrap();
-    assert_eq!(second.owner.unwrap().1, None);
+    let second = second.owner.unwrap();
+    assert!(second.existing);
+    assert_eq!(second.generated_password, None);
     let res = login(&app, &email, &password).await;
     assert_eq!(res.json()["stores"].as_array().unwrap().len(), 2);
     assert!(printfarm::cli::owner_user(printfarm::cli::OwnerRequest {
