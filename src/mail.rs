@@ -24,6 +24,12 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// Whether mail can be addressed to `address` (an `Errors::email` address can still fail this,
+/// say `a<b@c`).
+pub fn is_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
 impl Mailer {
     pub fn new(url: &str, from: &str) -> anyhow::Result<Mailer> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)

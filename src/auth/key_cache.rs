@@ -48,13 +48,29 @@ impl CachedKey {
         if allowlist_unreadable {
             tracing::error!(key.id = %key.key_id, "stored IP allowlist does not parse; refusing the key everywhere");
         }
+        let own = permissions::effective_with_custom(
+            key.full_access,
+            &key.roles,
+            &key.permissions,
+            &row.role_permissions,
+        );
+        // A key a member made does at most what they may do now; nothing once they are gone.
+        let creator = &row.creator;
+        let permissions = match (key.created_by_user_id, creator.creator_is_member) {
+            (None, _) => own,
+            (Some(_), Some(true)) => own.intersection(permissions::effective_with_custom(
+                creator.creator_owner.unwrap_or(false),
+                creator.creator_roles.as_deref().unwrap_or_default(),
+                creator.creator_permissions.as_deref().unwrap_or_default(),
+                creator
+                    .creator_role_permissions
+                    .as_deref()
+                    .unwrap_or_default(),
+            )),
+            (Some(_), _) => PermissionSet::EMPTY,
+        };
         Self {
-            permissions: permissions::effective_with_custom(
-                key.full_access,
-                &key.roles,
-                &key.permissions,
-                &row.role_permissions,
-            ),
+            permissions,
             ip_allowlist: parsed.into_iter().flatten().collect(),
             allowlist_unreadable,
             quota: default_quota
@@ -70,7 +86,8 @@ impl CachedKey {
             digest: key.digest,
             previous_digest: key.previous_digest,
             previous_valid_until: key.previous_valid_until,
-            full_access: key.full_access,
+            // A Full Access key whose maker no longer holds everything is capped like any other.
+            full_access: key.full_access && permissions.is_superset_of(PermissionSet::all()),
             active: key.active,
             expires_at: key.expires_at,
         }

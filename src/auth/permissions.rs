@@ -187,6 +187,10 @@ impl PermissionSet {
         self.0 &= !(1u128 << p as u8);
     }
 
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     pub fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }

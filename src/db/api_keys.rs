@@ -45,6 +45,19 @@ pub struct AuthRow {
     pub store_rate_limit_per_hour: Option<i32>,
     /// The permissions of the store's custom roles the key holds.
     pub role_permissions: Vec<String>,
+    /// For a key a member made: that member's grant in the store now (`None`: no longer a
+    /// member), which bounds the key's.
+    #[sqlx(flatten)]
+    pub creator: CreatorGrant,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CreatorGrant {
+    pub creator_is_member: Option<bool>,
+    pub creator_owner: Option<bool>,
+    pub creator_roles: Option<Vec<String>>,
+    pub creator_permissions: Option<Vec<String>>,
+    pub creator_role_permissions: Option<Vec<String>>,
 }
 
 pub struct NewApiKey<'a> {
@@ -93,10 +106,16 @@ pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Resul
     sqlx::query_as(&format!(
         "select k.*, s.name as store_name,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
-                s.rate_limit_per_hour as store_rate_limit_per_hour, {}
+                s.rate_limit_per_hour as store_rate_limit_per_hour, {},
+                (cm.user_id is not null) as creator_is_member, cm.owner as creator_owner,
+                cm.roles as creator_roles, cm.permissions as creator_permissions,
+                case when cm.user_id is null then null else {} end as creator_role_permissions
          from api_keys k join stores s on s.id = k.store_id
+         left join memberships cm
+                on cm.store_id = k.store_id and cm.user_id = k.created_by_user_id
          where k.key_id = $1",
-        super::custom_roles::role_permissions("k")
+        super::custom_roles::role_permissions("k"),
+        super::custom_roles::role_permissions_expr("cm")
     ))
     .bind(key_id)
     .fetch_optional(db)

@@ -9,11 +9,16 @@ use uuid::Uuid;
 /// `role_permissions`: the permissions of the custom roles a row with `store_id` and `roles`
 /// columns (aliased `{alias}`) holds. Built-in role names match no custom role id.
 pub fn role_permissions(alias: &str) -> String {
+    format!("{} as role_permissions", role_permissions_expr(alias))
+}
+
+/// The expression of [`role_permissions`], unnamed.
+pub fn role_permissions_expr(alias: &str) -> String {
     format!(
         "coalesce((select array_agg(distinct p) from custom_roles r
                    cross join lateral unnest(r.permissions) p
                    where r.store_id = {alias}.store_id and r.id::text = any({alias}.roles)),
-                  '{{}}') as role_permissions"
+                  '{{}}')"
     )
 }
 
@@ -92,6 +97,26 @@ pub async fn update(
     .bind(description)
     .bind(permissions)
     .fetch_one(db)
+    .await
+}
+
+/// What each of the store's keys and members holding the role holds: `(is_key, full_access or
+/// owner, roles, permissions)`.
+pub async fn holder_grants(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: Uuid,
+) -> sqlx::Result<Vec<(bool, bool, Vec<String>, Vec<String>)>> {
+    sqlx::query_as(
+        "select true, full_access, roles, permissions from api_keys
+         where store_id = $1 and $2 = any(roles)
+         union all
+         select false, owner, roles, permissions from memberships
+         where store_id = $1 and $2 = any(roles)",
+    )
+    .bind(store)
+    .bind(id.to_string())
+    .fetch_all(db)
     .await
 }
 

@@ -47,6 +47,9 @@ pub struct DashboardLogin {
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub role_permissions: Vec<String>,
+    /// The session it came from: it ends with it (idle or absolute).
+    pub session_last_seen_at: DateTime<Utc>,
+    pub session_expires_at: DateTime<Utc>,
 }
 
 /// No store filter by design: the id (from the MQTT user name) names the credential, and the
@@ -54,9 +57,11 @@ pub struct DashboardLogin {
 pub async fn for_login(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<DashboardLogin>> {
     sqlx::query_as(&format!(
         "select c.id, c.store_id, c.user_id, c.digest, c.expires_at, m.owner, m.roles,
-                m.permissions, {}
+                m.permissions, {}, s.last_seen_at as session_last_seen_at,
+                s.expires_at as session_expires_at
          from dashboard_mqtt_credentials c
          join memberships m on m.store_id = c.store_id and m.user_id = c.user_id
+         join sessions s on s.id = c.session_id
          where c.id = $1",
         super::custom_roles::role_permissions("m")
     ))

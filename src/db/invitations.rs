@@ -150,6 +150,36 @@ pub async fn insert_reset(
     Ok(())
 }
 
+/// Whether an open reset has this digest (checked before any hashing is done for it).
+pub async fn reset_is_open(
+    db: impl PgExecutor<'_>,
+    digest: &[u8],
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from password_resets
+                        where digest = $1 and used_at is null and expires_at > $2)",
+    )
+    .bind(digest)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+/// Ends every open reset of the user (their password just changed).
+pub async fn end_resets(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("update password_resets set used_at = $2 where user_id = $1 and used_at is null")
+        .bind(user)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Uses the reset this token names, if still open at `now`: the user whose password it resets.
 pub async fn use_reset(
     db: impl PgExecutor<'_>,

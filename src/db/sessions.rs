@@ -128,6 +128,25 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// Takes back one failure per subject recorded at `at` (an attempt that turned out not to be
+/// one: refused before its password was checked, or successful).
+pub async fn forget_failure(
+    db: impl PgExecutor<'_>,
+    subjects: &[String],
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "delete from sign_in_failures where ctid in (
+             select distinct on (subject) ctid from sign_in_failures
+             where subject = any($1) and failed_at = $2)",
+    )
+    .bind(subjects)
+    .bind(at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Failures per subject since `since`: `(subject, count, oldest)`.
 pub async fn failures_since(
     db: impl PgExecutor<'_>,

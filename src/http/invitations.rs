@@ -196,6 +196,13 @@ pub async fn invite(
     let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
+    if !crate::mail::is_address(&email) {
+        e.add(
+            "/email",
+            "invalid_value",
+            "must be an email address mail can be sent to",
+        );
+    }
     let roles = store_roles.check(&mut e, "/roles", &body.roles);
     let direct = e.permissions("/permissions", &body.permissions);
     e.finish()?;
@@ -229,26 +236,22 @@ pub async fn invite(
     .await?;
     let invitation = Invitation::from(row);
     changes::created(&mut tx, &caller, &invitation).await?;
-    // Mailed before the commit: an invitation nobody was told of is not kept.
+    tx.commit().await?;
+    // Mailed after the commit (no transaction held across SMTP); one that cannot be mailed is
+    // revoked again, so that no invitation nobody was told of stays open.
     let emailed = match &state.mailer {
         Some(mailer) => {
             let body = invitation_mail(&state, &caller.store_name, &token);
-            mailer
-                .send(
-                    &email,
-                    &format!("You are invited to {}", caller.store_name),
-                    body,
-                )
-                .await
-                .map_err(|error| {
-                    tracing::warn!(error = format!("{error:#}"), "invitation not mailed");
-                    ApiError::ServiceUnavailable
-                })?;
+            let subject = format!("You are invited to {}", caller.store_name);
+            if let Err(error) = mailer.send(&email, &subject, body).await {
+                tracing::warn!(error = format!("{error:#}"), "invitation not mailed");
+                db::revoke(&state.pool, caller.store_id, invitation.id, now).await?;
+                return Err(ApiError::ServiceUnavailable);
+            }
             true
         }
         None => false,
     };
-    tx.commit().await?;
     let location = format!("/v1/invitations/{}", invitation.id);
     let created = InvitationCreated {
         invitation,
@@ -469,32 +472,41 @@ pub async fn request_password_reset(
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
     e.finish()?;
-    let (Some(mailer), Some(user)) = (&state.mailer, users::by_email(&state.pool, &email).await?)
+    // Answered at once, the same for every email: the lookup and the mail happen afterwards, so
+    // neither the answer nor its timing tells whether the email has an account.
+    if state.mailer.is_some() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mail_reset(&state, &email).await {
+                tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
+            }
+        });
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Mails a reset token to the account with `email`, if there is one (at most
+/// `RESETS_PER_WINDOW` per 15 minutes).
+async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
+    let (Some(mailer), Some(user)) = (&state.mailer, users::by_email(&state.pool, email).await?)
     else {
-        return Ok(StatusCode::ACCEPTED);
+        return Ok(());
     };
     let now = state.now();
     let subject = [format!("reset:{}", user.email.to_lowercase())];
-    let recent =
-        sessions_db::failures_since(&state.pool, &subject, now - chrono::Duration::minutes(15))
-            .await?;
+    let since = now - chrono::Duration::minutes(15);
+    let recent = sessions_db::failures_since(&state.pool, &subject, since).await?;
     if recent
         .first()
         .is_some_and(|(_, count, _)| *count >= RESETS_PER_WINDOW)
     {
-        return Ok(StatusCode::ACCEPTED);
+        return Ok(());
     }
     sessions_db::record_failure(&state.pool, &subject, now).await?;
     let token = new_token("pfr_");
     let digest = state.verifier.pepper.digest(&token);
-    db::insert_reset(
-        &state.pool,
-        user.id,
-        &digest,
-        now,
-        now + chrono::Duration::minutes(RESET_MINUTES),
-    )
-    .await?;
+    let expires_at = now + chrono::Duration::minutes(RESET_MINUTES);
+    db::insert_reset(&state.pool, user.id, &digest, now, expires_at).await?;
     let link = match &state.config.public_url {
         Some(url) => format!("Reset it here: {url}/reset-password?token={token}\n"),
         None => String::new(),
@@ -505,14 +517,9 @@ pub async fn request_password_reset(
          with {{\"token\": \"{token}\", \"newPassword\": \"...\"}}\nIt works once, within \
          {RESET_MINUTES} minutes.\n"
     );
-    if let Err(error) = mailer
+    mailer
         .send(&user.email, "Your printfarm password", text)
         .await
-    {
-        // Said the same either way: whether the mail went tells whether the account exists.
-        tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
-    }
-    Ok(StatusCode::ACCEPTED)
 }
 
 /// Set a new password with a reset token; every session of the account ends.
@@ -538,18 +545,24 @@ pub async fn reset_password(
     if !well_formed(&body.token, "pfr_") {
         return Err(ApiError::NotFound);
     }
+    let digest = state.verifier.pepper.digest(&body.token);
+    // No hashing for a token that opens nothing: guessing must not tie up the hashing threads.
+    if !db::reset_is_open(&state.pool, &digest, state.now()).await? {
+        return Err(ApiError::NotFound);
+    }
     let hash = state
         .passwords
         .hash(&body.new_password)
         .await
         .map_err(|_| ApiError::ServiceUnavailable)?;
-    let digest = state.verifier.pepper.digest(&body.token);
+    let now = state.now();
     let mut tx = state.pool.begin().await?;
-    let user = db::use_reset(&mut *tx, &digest, state.now())
+    let user = db::use_reset(&mut *tx, &digest, now)
         .await?
         .ok_or(ApiError::NotFound)?;
     users::set_password(&mut *tx, user, &hash).await?;
     sessions_db::delete_others(&mut *tx, user, None).await?;
+    db::end_resets(&mut *tx, user, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

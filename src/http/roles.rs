@@ -268,6 +268,7 @@ pub async fn update_role(
         .ok_or(ApiError::NotFound)?;
     let had = roles::granted(&row);
     caller.ensure_can_grant(had)?;
+    ensure_can_manage_holders(&caller, &mut tx, id).await?;
     let permissions = permissions.unwrap_or_else(|| row.permissions.clone());
     let will = roles::granted_by(&permissions);
     caller.ensure_can_grant(will)?;
@@ -293,6 +294,31 @@ pub async fn update_role(
     // This replica's keys now; the others' by the table's NOTIFY.
     state.verifier.cache.invalidate_store(caller.store_id);
     Ok(Json(after))
+}
+
+/// Changing a role changes every key and member holding it: only a caller who could change
+/// each of them may (`apiKey.edit` for keys, `user.edit` for members, and holding all they
+/// hold).
+async fn ensure_can_manage_holders(
+    caller: &Caller,
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+) -> ApiResult<()> {
+    let holders = custom_roles::holder_grants(&mut *tx, caller.store_id, id).await?;
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let store_roles = roles::StoreRoles::load(&mut *tx, caller.store_id).await?;
+    let mut held = crate::auth::PermissionSet::EMPTY;
+    for (is_key, everything, roles, direct) in &holders {
+        caller.require(if *is_key {
+            Permission::ApiKeyEdit
+        } else {
+            Permission::UserEdit
+        })?;
+        held = held.union(store_roles.effective(*everything, roles, direct));
+    }
+    caller.ensure_can_grant(held)
 }
 
 /// Delete a store role nobody holds. Built-in roles cannot be deleted (`409`); neither can a

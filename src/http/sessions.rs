@@ -238,27 +238,43 @@ pub async fn login(
     e.finish()?;
     let now = state.now();
     let account = format!("account:{}", email.to_lowercase());
-    let subjects = [account.clone(), format!("address:{ip}")];
-    throttle(&state, &subjects, now).await?;
-
+    let address = format!("address:{ip}");
+    let subjects = [account.clone(), address.clone()];
+    // Counted as a failure before the password is checked, so that a burst of concurrent
+    // guesses all count against the limit; taken back if it is refused or succeeds.
+    db::record_failure(&state.pool, &subjects, now).await?;
+    if let Err(throttled) = throttle(&state, &subjects, now).await {
+        db::forget_failure(&state.pool, &subjects, now).await?;
+        return Err(throttled);
+    }
     let user = users::by_email(&state.pool, &email).await?;
-    let matches = state
-        .passwords
-        .verify(
-            &body.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
-        .await
-        .map_err(password_error)?;
-    let Some(user) = user.filter(|_| matches) else {
-        db::record_failure(&state.pool, &subjects, now).await?;
-        if let Some(known) = users::by_email(&state.pool, &email).await? {
-            audit_in_stores(&state, known.id, ip, Verb::SignInFailed).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    let matches = match state.passwords.verify(&body.password, stored).await {
+        Ok(matches) => matches,
+        Err(e) => {
+            db::forget_failure(&state.pool, &subjects, now).await?;
+            return Err(password_error(e));
         }
-        metrics::counter!("printfarm_sign_ins_total", "result" => "failed").increment(1);
-        return Err(ApiError::InvalidCredentials);
+    };
+    let user = match user {
+        Some(user) if matches => user,
+        known => {
+            if let Some(known) = known {
+                // Audited off the request, so a known account answers as fast as an unknown one.
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let audited = audit_in_stores(&state, known.id, ip, Verb::SignInFailed).await;
+                    if let Err(error) = audited {
+                        tracing::warn!(error = %error, "a failed sign-in was not audited");
+                    }
+                });
+            }
+            metrics::counter!("printfarm_sign_ins_total", "result" => "failed").increment(1);
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     db::clear_failures(&state.pool, &account).await?;
+    db::forget_failure(&state.pool, std::slice::from_ref(&address), now).await?;
     let token = session::new_token();
     let settings = state.config.sessions;
     let user_agent = headers
@@ -307,7 +323,8 @@ async fn throttle(state: &AppState, subjects: &[String], now: DateTime<Utc>) -> 
         } else {
             MAX_FAILURES_PER_ADDRESS
         };
-        *count >= limit
+        // The attempt under way is counted already: `limit` failures may come before it.
+        *count > limit
     });
     if let Some(free_at) = over.map(|(_, _, oldest)| *oldest + window).max() {
         metrics::counter!("printfarm_sign_ins_total", "result" => "throttled").increment(1);
@@ -439,26 +456,37 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     let mut e = Errors::default();
     e.new_password("/newPassword", &body.new_password);
+    if body.current_password.chars().count() > crate::auth::passwords::MAX_LENGTH {
+        e.add(
+            "/currentPassword",
+            "invalid_length",
+            "must be 1–200 characters",
+        );
+    }
     e.finish()?;
     let user = users::get(&state.pool, signed_in.user)
         .await?
         .ok_or(ApiError::InvalidSession)?;
     let now = state.now();
-    let account = format!("account:{}", user.email.to_lowercase());
-    throttle(&state, std::slice::from_ref(&account), now).await?;
+    let account = [format!("account:{}", user.email.to_lowercase())];
+    db::record_failure(&state.pool, &account, now).await?;
+    if let Err(throttled) = throttle(&state, &account, now).await {
+        db::forget_failure(&state.pool, &account, now).await?;
+        return Err(throttled);
+    }
     let matches = state
         .passwords
         .verify(&body.current_password, Some(&user.password_hash))
         .await
         .map_err(password_error)?;
     if !matches {
-        db::record_failure(&state.pool, std::slice::from_ref(&account), now).await?;
         return Err(ApiError::invalid(
             "/currentPassword",
             "incorrect",
             "is not your current password",
         ));
     }
+    db::forget_failure(&state.pool, &account, now).await?;
     let hash = state
         .passwords
         .hash(&body.new_password)
@@ -467,6 +495,7 @@ pub async fn change_password(
     let mut tx = state.pool.begin().await?;
     users::set_password(&mut *tx, user.id, &hash).await?;
     let ended = db::delete_others(&mut *tx, user.id, Some(signed_in.session)).await?;
+    crate::db::invitations::end_resets(&mut *tx, user.id, now).await?;
     let actor = Actor::user(user.id, signed_in.client_ip);
     for store in users::memberships_of(&mut *tx, user.id).await? {
         audit::record(

@@ -83,9 +83,9 @@ fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
             "you cannot change your own membership".to_owned(),
         ));
     }
-    if member.owner && !caller.holds_everything() {
+    if member.owner {
         return Err(ApiError::PrivilegeEscalation(
-            "only the owner can change the owner's membership".to_owned(),
+            "the owner's membership does not change: pass ownership on first".to_owned(),
         ));
     }
     caller.ensure_can_grant(member.effective())
@@ -169,6 +169,8 @@ pub async fn update_user(
     let after: Member = member(&mut tx, caller.store_id, path.id, false).await?;
     changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
+    // The keys they made follow their grant: this replica's now, the others' by NOTIFY.
+    state.verifier.cache.invalidate_store(caller.store_id);
     Ok(Json(after))
 }
 
@@ -200,6 +202,7 @@ pub async fn remove_user(
     changes::deleted(&mut tx, &caller, &removed).await?;
     let keys = api_keys::created_by_user(&mut *tx, caller.store_id, path.id).await?;
     tx.commit().await?;
+    state.verifier.cache.invalidate_store(caller.store_id);
     Ok(Json(RemovedUser {
         user: removed,
         api_keys_created: keys
@@ -249,5 +252,6 @@ pub async fn transfer_ownership(
     changes::updated(&mut tx, &caller, &old, &old_after).await?;
     changes::updated(&mut tx, &caller, &new, &new_after).await?;
     tx.commit().await?;
+    state.verifier.cache.invalidate_store(caller.store_id);
     Ok(Json(new_after))
 }

@@ -730,3 +730,24 @@ async fn an_unknown_email_takes_about_as_long_as_a_wrong_password() {
         "unknown {unknown:?} vs known {known:?}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_guesses_is_throttled_like_a_sequence() {
+    let app = TestApp::new().await;
+    app.add_user(OPERATOR_EMAIL, OPERATOR_PASSWORD, false, &["viewer"], &[])
+        .await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            login(app, OPERATOR_EMAIL, &format!("guess {i}"))
+                .await
+                .status
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(checked <= 10, "{statuses:?}");
+    assert_eq!(checked + throttled, 20, "{statuses:?}");
+}

@@ -50,18 +50,22 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// The next message it took, waiting up to 10 s.
-    pub fn next(&self) -> Value {
-        self.messages
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a message")
+    /// The next message it took, waiting up to 10 s (without blocking the runtime: the server
+    /// may send it from a task of its own).
+    pub async fn next(&self) -> Value {
+        for _ in 0..200 {
+            if let Ok(message) = self.messages.try_recv() {
+                return message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no message within 10 s");
     }
 
-    /// Whether a message arrives within `millis`.
-    pub fn nothing_within(&self, millis: u64) -> bool {
-        self.messages
-            .recv_timeout(Duration::from_millis(millis))
-            .is_err()
+    /// Whether no message arrives within `millis`.
+    pub async fn nothing_within(&self, millis: u64) -> bool {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.messages.try_recv().is_err()
     }
 }
 

@@ -53,7 +53,7 @@ async fn an_invitation_is_mailed_accepted_and_the_teammate_works_within_their_ro
         .unwrap()
         .starts_with("/v1/invitations/"));
 
-    let mail = smtp.next();
+    let mail = smtp.next().await;
     assert_eq!(mail["to"], json!([TEAMMATE]));
     assert_eq!(mail["from"], "farm@example.com");
     let data = crate::smtp::text_of(&mail);
@@ -495,15 +495,25 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
         .send()
         .await
         .assert(202);
-    assert!(smtp.nothing_within(300), "no mail for an unknown account");
+    assert!(
+        smtp.nothing_within(300).await,
+        "no mail for an unknown account"
+    );
     app.post("/v1/auth/password-reset")
         .json(&json!({"email": OWNER_EMAIL}))
         .send()
         .await
         .assert(202);
-    let mail = smtp.next();
+    let mail = smtp.next().await;
     assert_eq!(mail["to"], json!([OWNER_EMAIL]));
     let token = token_in(&mail, "Your reset token: ");
+    // A second reset asked meanwhile stops working once either is used.
+    app.post("/v1/auth/password-reset")
+        .json(&json!({"email": OWNER_EMAIL}))
+        .send()
+        .await
+        .assert(202);
+    let other = token_in(&smtp.next().await, "Your reset token: ");
     let confirm = |token: &str, password: &str| {
         app.post("/v1/auth/password-reset/confirm")
             .json(&json!({"token": token, "newPassword": password}))
@@ -514,6 +524,9 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
         .assert_problem(422, "validation_failed");
     confirm(&token, "a reset passphrase").await.assert(204);
     confirm(&token, "another passphrase")
+        .await
+        .assert_problem(404, "not_found");
+    confirm(&other, "another passphrase")
         .await
         .assert_problem(404, "not_found");
     app.get("/v1/me")
@@ -534,4 +547,108 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_members_keys_do_no_more_than_the_member_may_now() {
+    let app = TestApp::new().await;
+    let admin = app
+        .add_user(
+            "admin@example.com",
+            "admin passphrase",
+            false,
+            &["admin"],
+            &[],
+        )
+        .await;
+    let session = app.sign_in("admin@example.com", "admin passphrase").await;
+    let key = app
+        .post("/v1/api-keys")
+        .session(&session)
+        .json(&json!({"name": "admin's", "roles": ["admin"]}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get("/v1/users").with_key(&key).send().await.assert(200);
+    // Demoted: the key they made is demoted with them, and cannot undo it.
+    app.patch(&format!("/v1/users/{admin}"))
+        .owner()
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/users")
+        .with_key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.patch(&format!("/v1/users/{admin}"))
+        .with_key(&key)
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert(200);
+    // Removed: the key can do nothing (until someone revokes it).
+    app.delete(&format!("/v1/users/{admin}"))
+        .owner()
+        .send()
+        .await
+        .assert(200);
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    app.post("/v1/users/invite")
+        .with_key(&key)
+        .json(&json!({"email": "admin@example.com", "roles": ["admin"]}))
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+}
+
+#[tokio::test]
+async fn a_role_held_by_someone_stronger_is_not_a_weaker_callers_to_change() {
+    let app = TestApp::new().await;
+    let role = app
+        .post("/v1/roles")
+        .owner()
+        .json(&json!({"name": "Floor", "permissions": ["queue.view"]}))
+        .send()
+        .await
+        .json();
+    let id = role["id"].as_str().unwrap().to_owned();
+    app.add_user(
+        "admin@example.com",
+        "admin passphrase",
+        false,
+        &["admin", &id],
+        &[],
+    )
+    .await;
+    let granter = app
+        .key_with(
+            &[],
+            &[
+                "permission.grant",
+                "permission.revoke",
+                "queue.view",
+                "user.edit",
+            ],
+        )
+        .await;
+    app.patch(&format!("/v1/roles/{id}"))
+        .with_key(&granter)
+        .json(&json!({"permissions": []}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
 }

@@ -33,7 +33,11 @@ async fn current(state: &AppState, username: &str, clientid: &str) -> Option<Das
         return None;
     }
     let login = db::for_login(&state.pool, id).await.ok()??;
-    (login.expires_at > state.now()).then_some(login)
+    let now = state.now();
+    let idle =
+        chrono::Duration::from_std(state.config.sessions.idle).unwrap_or(chrono::Duration::MAX);
+    let session_live = login.session_expires_at > now && login.session_last_seen_at + idle > now;
+    (login.expires_at > now && session_live).then_some(login)
 }
 
 /// The login's credential, with its password checked.
