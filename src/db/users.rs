@@ -239,6 +239,14 @@ pub async fn remove(db: impl PgExecutor<'_>, store: StoreId, user: UserId) -> sq
     Ok(done.rows_affected() == 1)
 }
 
+/// The store's owner user, if it has one (locking the row).
+pub async fn owner_of(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Option<UserId>> {
+    sqlx::query_scalar("select user_id from memberships where store_id = $1 and owner for update")
+        .bind(store)
+        .fetch_optional(db)
+        .await
+}
+
 /// Makes `to` the store's owner in place of whoever was (one owner at most, by index).
 pub async fn transfer_ownership(
     db: &mut sqlx::PgConnection,

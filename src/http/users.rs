@@ -221,8 +221,9 @@ pub async fn remove_user(
 /// Make another member the store's owner; you stay a member, with the roles and permissions
 /// your membership lists.
 ///
-/// Required permission: `organization.owner`, as the signed-in owner (a key cannot pass
-/// ownership on).
+/// Required permission: `organization.owner`, as the signed-in owner. A store with no owner
+/// yet (bootstrapped without `--owner-email`) gets its first one from a Full Access key; after
+/// that, a key cannot pass ownership on.
 #[utoipa::path(post, path = "/v1/users/{id}/transfer-ownership", tag = "Users and sessions",
     params(UserPath),
     responses((status = 200, description = "The new owner", body = Member)))]
@@ -234,7 +235,9 @@ pub async fn transfer_ownership(
     caller.require(Permission::OrganizationOwner)?;
     let mut tx = state.pool.begin().await?;
     let new: Member = member(&mut tx, caller.store_id, path.id, true).await?;
-    let me = caller.user().ok_or(ApiError::SessionRequired)?;
+    let Some(me) = caller.user() else {
+        return first_owner(&state, &caller, tx, new).await.map(Json);
+    };
     let old = member(&mut tx, caller.store_id, me, true)
         .await
         .map_err(|_| ApiError::NotAMember)?;
@@ -254,4 +257,27 @@ pub async fn transfer_ownership(
     tx.commit().await?;
     state.verifier.cache.invalidate_store(caller.store_id);
     Ok(Json(new_after))
+}
+
+/// A key (holding everything) makes `new` the owner of a store that has none.
+async fn first_owner(
+    state: &AppState,
+    caller: &Caller,
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    new: Member,
+) -> ApiResult<Member> {
+    if users::owner_of(&mut *tx, caller.store_id).await?.is_some() {
+        return Err(ApiError::SessionRequired);
+    }
+    if !caller.holds_everything() {
+        return Err(ApiError::PrivilegeEscalation(
+            "only a Full Access key makes a store's first owner".to_owned(),
+        ));
+    }
+    users::transfer_ownership(&mut tx, caller.store_id, new.id).await?;
+    let after: Member = member(&mut tx, caller.store_id, new.id, false).await?;
+    changes::updated(&mut tx, caller, &new, &after).await?;
+    tx.commit().await?;
+    state.verifier.cache.invalidate_store(caller.store_id);
+    Ok(after)
 }

@@ -652,3 +652,45 @@ async fn a_role_held_by_someone_stronger_is_not_a_weaker_callers_to_change() {
         .await
         .assert_problem(403, "privilege_escalation");
 }
+
+#[tokio::test]
+async fn a_store_without_an_owner_gets_its_first_from_a_full_access_key() {
+    let app = TestApp::new().await;
+    let first = app
+        .add_user(
+            "first@example.com",
+            "first passphrase",
+            false,
+            &["viewer"],
+            &[],
+        )
+        .await;
+    let second = app
+        .add_user(
+            "second@example.com",
+            "second passphrase",
+            false,
+            &["viewer"],
+            &[],
+        )
+        .await;
+    let narrow = app.key_with(&["admin"], &[]).await;
+    app.post(&format!("/v1/users/{first}/transfer-ownership"))
+        .with_key(&narrow)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let made = app
+        .post(&format!("/v1/users/{first}/transfer-ownership"))
+        .owner()
+        .send()
+        .await;
+    made.assert(200);
+    assert_eq!(made.json()["owner"], true);
+    // Now the store has an owner: only they pass it on.
+    app.post(&format!("/v1/users/{second}/transfer-ownership"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(403, "session_required");
+}
