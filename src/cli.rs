@@ -44,6 +44,18 @@ fn pepper(config: &Config) -> anyhow::Result<Pepper> {
     Ok(Pepper::new(config.key_pepper.as_bytes()))
 }
 
+/// The same rules as the API's, reported as one message.
+fn refuse_invalid(errors: Errors) -> anyhow::Result<()> {
+    if let Err(DomainError::Invalid(problems)) = errors.finish() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.pointer, p.message))
+            .collect();
+        bail!("{}", lines.join("; "));
+    }
+    Ok(())
+}
+
 /// The key just issued, printed once.
 pub struct Issued {
     pub store_id: StoreId,
@@ -217,13 +229,7 @@ pub async fn owner_user(request: OwnerRequest<'_>) -> anyhow::Result<OwnerUser> 
     if let Some(password) = &request.password {
         errors.new_password("the password", password);
     }
-    if let Err(DomainError::Invalid(problems)) = errors.finish() {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.pointer, p.message))
-            .collect();
-        bail!("{}", lines.join("; "));
-    }
+    refuse_invalid(errors)?;
     let generated_password = request
         .password
         .is_none()
@@ -368,16 +374,7 @@ pub async fn reset_password(
     if let Some(password) = &password {
         errors.new_password("the password", password);
     }
-    if let Err(DomainError::Invalid(problems)) = errors.finish() {
-        bail!(
-            "{}",
-            problems
-                .iter()
-                .map(|p| p.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
+    refuse_invalid(errors)?;
     let generated = password.is_none().then(crate::auth::passwords::generate);
     let password = password.or_else(|| generated.clone()).unwrap_or_default();
     let hash = crate::auth::passwords::Passwords::with_slots(1)
@@ -416,13 +413,7 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     let name = errors.name("--name", req.name, 100);
     let roles = errors.roles("--role", req.roles);
     let permissions = errors.permissions("--permission", req.permissions);
-    if let Err(DomainError::Invalid(problems)) = errors.finish() {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.pointer, p.message))
-            .collect();
-        bail!("{}", lines.join("; "));
-    }
+    refuse_invalid(errors)?;
     if req.full_access && !(roles.is_empty() && permissions.is_empty()) {
         bail!("--full-access takes no --role or --permission");
     }

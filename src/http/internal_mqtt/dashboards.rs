@@ -2,7 +2,7 @@
 //! short-lived password `POST /v1/mqtt/credentials` gave, reading (never writing) what the
 //! user may see in the credential's store — as an API client reads what its key may see.
 
-use super::{AclRequest, AclRule, AuthRequest, AuthResponse, CheckedClient};
+use super::{AclRequest, AuthRequest, AuthResponse, CheckedClient};
 use crate::app::AppState;
 use crate::auth::{permissions, PermissionSet};
 use crate::db::dashboard_credentials::{self as db, DashboardLogin};
@@ -53,21 +53,7 @@ pub(super) async fn login(state: &AppState, req: &AuthRequest) -> Option<Dashboa
 pub(super) fn answer(login: &DashboardLogin) -> AuthResponse {
     let filters = filters(login);
     let grant = grant_fingerprint(&filters);
-    let mut acl: Vec<AclRule> = filters
-        .into_iter()
-        .map(|topic| AclRule {
-            permission: "allow",
-            action: "subscribe",
-            topic,
-            retain: None,
-        })
-        .collect();
-    acl.push(AclRule {
-        permission: "deny",
-        action: "all",
-        topic: "#".to_owned(),
-        retain: None,
-    });
+    let acl = super::subscribe_only(filters);
     AuthResponse {
         result: "allow",
         is_superuser: false,

@@ -250,6 +250,25 @@ fn api_client_login(login: &ApiClientLogin, ip: IpAddr) -> AuthResponse {
     let key = &login.key;
     let filters = api_client_filters(key.store_id, key.full_access, key.permissions);
     let grant = grant_fingerprint(&filters);
+    let acl = subscribe_only(filters);
+    AuthResponse {
+        result: "allow",
+        is_superuser: false,
+        client_attrs: BTreeMap::from([
+            ("kind", "api_client".to_owned()),
+            ("store_id", key.store_id.to_string()),
+            ("key_id", key.key_id.clone()),
+            ("grant", grant),
+            ("secret", login.secret.clone()),
+            ("peerhost", ip.to_string()),
+        ]),
+        acl,
+        expire_at: login.expire_at.map(|at| at.timestamp()),
+    }
+}
+
+/// Rules that allow subscribing to `filters` and nothing else (an API client's, a dashboard's).
+fn subscribe_only(filters: Vec<String>) -> Vec<AclRule> {
     let mut acl: Vec<AclRule> = filters
         .into_iter()
         .map(|topic| AclRule {
@@ -265,20 +284,7 @@ fn api_client_login(login: &ApiClientLogin, ip: IpAddr) -> AuthResponse {
         topic: "#".to_owned(),
         retain: None,
     });
-    AuthResponse {
-        result: "allow",
-        is_superuser: false,
-        client_attrs: BTreeMap::from([
-            ("kind", "api_client".to_owned()),
-            ("store_id", key.store_id.to_string()),
-            ("key_id", key.key_id.clone()),
-            ("grant", grant),
-            ("secret", login.secret.clone()),
-            ("peerhost", ip.to_string()),
-        ]),
-        acl,
-        expire_at: login.expire_at.map(|at| at.timestamp()),
-    }
+    acl
 }
 
 /// An API client may subscribe inside what its key may see, as the key is now (revoked,
