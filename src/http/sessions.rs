@@ -200,7 +200,7 @@ fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
 /// development on a loopback address); send it back with `x-printago-storeid` to act in one of
 /// the user's stores, and an `Origin` of this site (or of `PF_CORS_ORIGINS`) with anything
 /// that changes something. A wrong email and a wrong password get the same answer. After 10
-/// failures for one account, or 30 from one address, within 15 minutes, sign-ins are refused
+/// failures for one account, or 30 from one address (an IPv6 /64), within 15 minutes, sign-ins are refused
 /// (`429`) until the oldest is 15 minutes old.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "Users and sessions", security(()),
     request_body = Login,
@@ -238,7 +238,7 @@ pub async fn login(
     e.finish()?;
     let now = state.now();
     let account = format!("account:{}", email.to_lowercase());
-    let address = format!("address:{ip}");
+    let address = format!("address:{}", throttled_network(ip));
     let subjects = [account.clone(), address.clone()];
     // Counted as a failure before the password is checked, so that a burst of concurrent
     // guesses all count against the limit; taken back if it is refused or succeeds.
@@ -311,6 +311,18 @@ pub async fn login(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The address a sign-in counts against: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber's network: rotating addresses within it does not escape the limit).
+fn throttled_network(ip: IpAddr) -> String {
+    match crate::net::normalize(ip) {
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, 64) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    }
 }
 
 /// Refuses a sign-in while its account or address has too many recent failures.
@@ -512,4 +524,25 @@ pub async fn change_password(
     tx.commit().await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_sign_ins_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(throttled_network(a), "2001:db8:1:2::/64");
+        assert_eq!(throttled_network(a), throttled_network(b));
+        assert_eq!(
+            throttled_network("203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            throttled_network("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
+    }
 }
