@@ -200,8 +200,8 @@ fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
 /// development on a loopback address); send it back with `x-printago-storeid` to act in one of
 /// the user's stores, and an `Origin` of this site (or of `PF_CORS_ORIGINS`) with anything
 /// that changes something. A wrong email and a wrong password get the same answer. After 10
-/// failures for one account, or 30 from one address (an IPv6 /64), within 15 minutes, sign-ins are refused
-/// (`429`) until the oldest is 15 minutes old.
+/// failures for one account, or 30 from one address (an IPv6 /64), within 15 minutes,
+/// sign-ins are refused (`429`) until the oldest is 15 minutes old.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "Users and sessions", security(()),
     request_body = Login,
     responses(
