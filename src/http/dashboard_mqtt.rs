@@ -44,10 +44,13 @@ pub struct DashboardCredential {
 /// permissions show, over the broker's WebSocket listener (`ws://…:9001/mqtt`) or TCP.
 ///
 /// Needs a session (an API key logs in to the broker with itself). It works for an hour, and
-/// until you sign out; a change to what you may see ends the connection (log in again).
+/// until you sign out; a change to what you may see ends the connection (log in again). A
+/// server without a broker (`PF_MQTT_URL` unset) answers `409`.
 #[utoipa::path(post, path = "/v1/mqtt/credentials", tag = "Users and sessions",
     security(("session" = [], "storeId" = [])),
-    responses((status = 200, description = "The credential", body = DashboardCredential)))]
+    responses(
+        (status = 200, description = "The credential", body = DashboardCredential),
+        (status = 409, description = "This server has no MQTT broker", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create_dashboard_credential(
     State(state): State<AppState>,
     caller: Caller,
@@ -55,6 +58,11 @@ pub async fn create_dashboard_credential(
     let Principal::User { id: user, session } = caller.principal else {
         return Err(ApiError::SessionRequired);
     };
+    if state.config.mqtt.is_none() {
+        return Err(ApiError::Conflict(
+            "this server has no MQTT broker (PF_MQTT_URL is not set)".to_owned(),
+        ));
+    }
     let id = uuid::Uuid::now_v7();
     let password = format!(
         "pfm_{}",

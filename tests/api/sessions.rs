@@ -751,3 +751,14 @@ async fn a_burst_of_guesses_is_throttled_like_a_sequence() {
     assert!(checked <= 10, "{statuses:?}");
     assert_eq!(checked + throttled, 20, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_server_without_a_broker_gives_no_dashboard_credentials() {
+    let app = TestApp::new().await;
+    let session = app.owner_session().await;
+    app.post("/v1/mqtt/credentials")
+        .session(&session)
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+}
