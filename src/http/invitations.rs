@@ -319,14 +319,9 @@ pub async fn revoke_invitation(
     request_body = AcceptInvitation,
     responses(
         (status = 201, description = "Accepted: a member of the store", body = AcceptedInvitation),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A session sent from a page of another site", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No open invitation has this token (used, revoked, expired or never made)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "An account with the invited email exists: sign in as it and accept again; or already a member", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "An account with the invited email exists: sign in as it and accept again; or already a member", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -459,12 +454,7 @@ pub async fn accept_invitation(
 #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "Users and sessions", security(()),
     request_body = RequestPasswordReset,
     responses(
-        (status = 202, description = "If the email has an account, a reset is on its way"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+        (status = 202, description = "If the email has an account, a reset is on its way")))]
 pub async fn request_password_reset(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RequestPasswordReset>,
@@ -529,12 +519,7 @@ async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
     request_body = ResetPassword,
     responses(
         (status = 204, description = "The password is set; sign in with it"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No open reset has this token (used, expired or never made)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No open reset has this token (used, expired or never made)", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResetPassword>,

@@ -126,7 +126,16 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
         ];
         for op in operations.into_iter().flatten() {
             if is_public(op) {
-                continue; // declared with `security(())`
+                // Declared with `security(())`: only what any body-taking operation can answer.
+                if op.request_body.is_some() {
+                    let responses = &mut op.responses.responses;
+                    for (status, description) in BODY_PROBLEMS {
+                        responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| RefOr::T(problem(status, description)));
+                    }
+                }
+                continue;
             }
             if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
                 op.extensions = Some(
@@ -184,6 +193,19 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
     }
     doc
 }
+
+/// What any operation that takes a JSON body may answer, besides its own outcomes.
+const BODY_PROBLEMS: [(&str, &str); 5] = [
+    ("400", "The body is not valid JSON"),
+    ("413", "The body is too large"),
+    ("415", "The body is not application/json"),
+    ("422", "A field is invalid (see `errors`)"),
+    (
+        "503",
+        "Unavailable for now (a dependency down, the request timed out, a lock held \
+         elsewhere): retry after `Retry-After`",
+    ),
+];
 
 /// An operation that needs no credentials (`security(())`: one empty requirement).
 fn is_public(op: &utoipa::openapi::path::Operation) -> bool {

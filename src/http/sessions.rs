@@ -207,12 +207,8 @@ fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
     responses(
         (status = 200, description = "Signed in; the cookie is set", body = SignedInUser,
             headers(("set-cookie" = String, description = "`pf_session=…; Path=/; HttpOnly; SameSite=Strict; Max-Age=…`"))),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The email or password is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Sent from a page of another site (`Origin`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (see `errors`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed sign-ins (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many sign-ins being checked, or a dependency down: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
