@@ -411,7 +411,8 @@ pub async fn create_key(config: &Config, req: KeyRequest<'_>) -> anyhow::Result<
     // The same rules as the API, reported as one message.
     let mut errors = Errors::default();
     let name = errors.name("--name", req.name, 100);
-    let roles = errors.roles("--role", req.roles);
+    let roles =
+        crate::domain::roles::StoreRoles::built_in().check(&mut errors, "--role", req.roles);
     let permissions = errors.permissions("--permission", req.permissions);
     refuse_invalid(errors)?;
     if req.full_access && !(roles.is_empty() && permissions.is_empty()) {

@@ -27,6 +27,13 @@ pub fn granted_by(permissions: &[String]) -> PermissionSet {
 }
 
 impl StoreRoles {
+    /// The built-in roles only (for the CLI, which names no store's roles).
+    pub fn built_in() -> StoreRoles {
+        StoreRoles {
+            custom: HashMap::new(),
+        }
+    }
+
     pub async fn load(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<StoreRoles> {
         let rows = db::of_store(db, store).await?;
         Ok(StoreRoles {

@@ -2,7 +2,7 @@
 //! a client sees every problem in one response.
 
 use super::error::{DomainError, DomainResult};
-use crate::auth::{Permission, Role};
+use crate::auth::Permission;
 use crate::error::FieldError;
 use ipnet::IpNet;
 
@@ -192,23 +192,6 @@ impl Errors {
                 );
             }
         }
-    }
-
-    /// Role ids, deduplicated, each a built-in role.
-    pub fn roles(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            match Role::parse(value) {
-                Some(role) if !out.iter().any(|r| r == role.id()) => out.push(role.id().to_owned()),
-                Some(_) => {}
-                None => self.add(
-                    format!("{pointer}/{i}"),
-                    "unknown_role",
-                    format!("{value:?} is not a role"),
-                ),
-            }
-        }
-        out
     }
 
     /// Permission names, deduplicated, each from the catalogue.

@@ -259,7 +259,11 @@ pub async fn login(
                 // Audited off the request, so a known account answers as fast as an unknown one.
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let audited = audit_in_stores(&state, known.id, ip, Verb::SignInFailed).await;
+                    let audited = async {
+                        let stores = users::memberships_of(&state.pool, known.id).await?;
+                        audit_in_stores(&state, known.id, ip, Verb::SignInFailed, &stores).await
+                    }
+                    .await;
                     if let Err(error) = audited {
                         tracing::warn!(error = %error, "a failed sign-in was not audited");
                     }
@@ -291,9 +295,10 @@ pub async fn login(
         },
     )
     .await?;
-    audit_in_stores(&state, user.id, ip, Verb::SignIn).await?;
-    metrics::counter!("printfarm_sign_ins_total", "result" => "ok").increment(1);
+    // Read once: where the sign-in is audited, and what the answer lists.
     let stores = users::memberships_of(&state.pool, user.id).await?;
+    audit_in_stores(&state, user.id, ip, Verb::SignIn, &stores).await?;
+    metrics::counter!("printfarm_sign_ins_total", "result" => "ok").increment(1);
     let body = SignedInUser {
         session: Session::new(row.clone(), &state, row.id),
         user: user.into(),
@@ -344,12 +349,19 @@ async fn throttle(state: &AppState, subjects: &[String], now: DateTime<Utc>) -> 
     Ok(())
 }
 
-/// A sign-in (or a failed one) is audited in each of the user's stores.
-async fn audit_in_stores(state: &AppState, user: UserId, ip: IpAddr, verb: Verb) -> ApiResult<()> {
+/// A sign-in (or a failed one) is audited in each of the user's stores, in one transaction.
+async fn audit_in_stores(
+    state: &AppState,
+    user: UserId,
+    ip: IpAddr,
+    verb: Verb,
+    stores: &[MembershipInStore],
+) -> ApiResult<()> {
     let actor = Actor::user(user, ip);
-    for store in users::memberships_of(&state.pool, user).await? {
+    let mut tx = state.pool.begin().await?;
+    for store in stores {
         audit::record(
-            &state.pool,
+            &mut *tx,
             store.store_id,
             &actor,
             verb.as_str(),
@@ -359,6 +371,7 @@ async fn audit_in_stores(state: &AppState, user: UserId, ip: IpAddr, verb: Verb)
         )
         .await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -449,6 +449,21 @@ impl TestApp {
         user.id
     }
 
+    /// A member of the app's store with these grants, signed in: (their id, the cookie). Their
+    /// password is the email followed by " passphrase".
+    pub async fn member_session(
+        &self,
+        email: &str,
+        roles: &[&str],
+        permissions: &[&str],
+    ) -> (printfarm::ids::UserId, String) {
+        let password = format!("{email} passphrase");
+        let user = self
+            .add_user(email, &password, false, roles, permissions)
+            .await;
+        (user, self.sign_in(email, &password).await)
+    }
+
     /// Signs in through the API; the session cookie's value.
     pub async fn sign_in(&self, email: &str, password: &str) -> String {
         let res = self

@@ -685,16 +685,9 @@ async fn a_signed_in_users_dashboard_subscribes_with_a_short_lived_credential() 
     let (app, broker) = locked().await;
     let _relay = app.spawn_relay();
     let store = app.store_id.to_string();
-    let user = app
-        .add_user(
-            "viewer@example.com",
-            "viewer passphrase",
-            false,
-            &["viewer"],
-            &[],
-        )
+    let (user, session) = app
+        .member_session("viewer@example.com", &["viewer"], &[])
         .await;
-    let session = app.sign_in("viewer@example.com", "viewer passphrase").await;
     // A key is not a user: it logs in to the broker with itself.
     app.post("/v1/mqtt/credentials")
         .owner()

@@ -364,15 +364,13 @@ async fn nobody_grants_more_than_they_hold() {
         .unwrap()
         .contains(&json!("queue.manage")));
     // user.edit without permission.revoke: no taking away.
-    app.add_user(
-        "editor@example.com",
-        "editor passphrase",
-        false,
-        &["operator"],
-        &["user.edit", "user.view", "permission.grant"],
-    )
-    .await;
-    let editor = app.sign_in("editor@example.com", "editor passphrase").await;
+    let (_, editor) = app
+        .member_session(
+            "editor@example.com",
+            &["operator"],
+            &["user.edit", "user.view", "permission.grant"],
+        )
+        .await;
     app.patch(&format!("/v1/users/{}", id_of("viewer@example.com")))
         .session(&editor)
         .json(&json!({"roles": ["viewer"]}))
@@ -385,16 +383,9 @@ async fn nobody_grants_more_than_they_hold() {
 async fn members_are_removed_with_their_keys_listed_and_ownership_passes_on() {
     let app = TestApp::new().await;
     let owner = app.owner_session().await;
-    let admin_id = app
-        .add_user(
-            "admin@example.com",
-            "admin passphrase",
-            false,
-            &["admin"],
-            &[],
-        )
+    let (admin_id, admin) = app
+        .member_session("admin@example.com", &["admin"], &[])
         .await;
-    let admin = app.sign_in("admin@example.com", "admin passphrase").await;
     let key = app
         .post("/v1/api-keys")
         .session(&admin)
@@ -453,16 +444,7 @@ async fn members_are_removed_with_their_keys_listed_and_ownership_passes_on() {
         .assert_problem(403, "not_a_member");
     // The admin's own keys are listed when they go (by the owner key, now they own the store
     // the owner key still holds everything).
-    let member = app
-        .add_user(
-            "op@example.com",
-            "operator passphrase",
-            false,
-            &["admin"],
-            &[],
-        )
-        .await;
-    let op = app.sign_in("op@example.com", "operator passphrase").await;
+    let (member, op) = app.member_session("op@example.com", &["admin"], &[]).await;
     let ops_key = app
         .post("/v1/api-keys")
         .session(&op)
@@ -552,16 +534,9 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
 #[tokio::test]
 async fn a_members_keys_do_no_more_than_the_member_may_now() {
     let app = TestApp::new().await;
-    let admin = app
-        .add_user(
-            "admin@example.com",
-            "admin passphrase",
-            false,
-            &["admin"],
-            &[],
-        )
+    let (admin, session) = app
+        .member_session("admin@example.com", &["admin"], &[])
         .await;
-    let session = app.sign_in("admin@example.com", "admin passphrase").await;
     let key = app
         .post("/v1/api-keys")
         .session(&session)

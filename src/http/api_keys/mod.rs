@@ -366,19 +366,24 @@ fn key_changes(
     })
 }
 
-/// Starts a transaction holding the key's row lock, after checking the caller may change it.
+/// Starts a transaction holding the key's row lock, after checking the caller may change it;
+/// with the store's roles (read for that check, and what an edit validates against).
 async fn lock_for_change(
     state: &AppState,
     caller: &Caller,
     id: ApiKeyId,
-) -> ApiResult<(sqlx::Transaction<'static, sqlx::Postgres>, ApiKeyRow)> {
+) -> ApiResult<(
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    ApiKeyRow,
+    StoreRoles,
+)> {
     let mut tx = state.pool.begin().await?;
     let row = crate::db::get_for_update::<ApiKeyRow>(&mut *tx, caller.store_id, id.0)
         .await?
         .ok_or(ApiError::NotFound)?;
     let store_roles = StoreRoles::load(&mut *tx, caller.store_id).await?;
     ensure_can_change(caller, &row, &store_roles)?;
-    Ok((tx, row))
+    Ok((tx, row, store_roles))
 }
 
 /// List the store's API keys (masked).
@@ -496,9 +501,8 @@ pub async fn update_api_key(
     ApiJson(body): ApiJson<UpdateApiKey>,
 ) -> ApiResult<Json<ApiKey>> {
     caller.require(Permission::ApiKeyEdit)?;
-    let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
+    let (mut tx, row, store_roles) = lock_for_change(&state, &caller, path.id).await?;
     let changes = key_changes(&caller, &store_roles, body)?;
-    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
     // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
     let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
     if row.full_access && (grants(&changes.roles) || grants(&changes.permissions)) {
@@ -533,7 +537,7 @@ pub async fn delete_api_key(
     ApiPath(path): ApiPath<KeyPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::ApiKeyDelete)?;
-    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
+    let (mut tx, row, _) = lock_for_change(&state, &caller, path.id).await?;
     if !db::delete(&mut *tx, caller.store_id, path.id).await? {
         return Err(ApiError::NotFound);
     }

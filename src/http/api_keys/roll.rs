@@ -35,7 +35,7 @@ pub async fn roll_api_key(
             format!("must be at most {MAX_GRACE_SECONDS}"),
         ));
     }
-    let (mut tx, row) = lock_for_change(&state, &caller, path.id).await?;
+    let (mut tx, row, _) = lock_for_change(&state, &caller, path.id).await?;
     let previous_valid_until = old_secret_until(state.now(), grace, row.expires_at);
     let plaintext = key_format::with_new_secret(&row.key_id);
     let digest = state.verifier.pepper.digest(plaintext.expose());
