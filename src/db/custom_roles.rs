@@ -120,18 +120,22 @@ pub async fn holder_grants(
     .await
 }
 
-/// How many of the store's keys and members hold the role.
+/// How many of the store's keys, members and open invitations (at `now`) hold the role.
 pub async fn holders(
     db: impl PgExecutor<'_>,
     store: StoreId,
     id: Uuid,
-) -> sqlx::Result<(i64, i64)> {
+    now: DateTime<Utc>,
+) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
         "select (select count(*) from api_keys where store_id = $1 and $2 = any(roles)),
-                (select count(*) from memberships where store_id = $1 and $2 = any(roles))",
+                (select count(*) from memberships where store_id = $1 and $2 = any(roles)),
+                (select count(*) from invitations where store_id = $1 and $2 = any(roles)
+                    and accepted_at is null and revoked_at is null and expires_at > $3)",
     )
     .bind(store)
     .bind(id.to_string())
+    .bind(now)
     .fetch_one(db)
     .await
 }

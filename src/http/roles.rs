@@ -322,13 +322,13 @@ async fn ensure_can_manage_holders(
 }
 
 /// Delete a store role nobody holds. Built-in roles cannot be deleted (`409`); neither can a
-/// role a key or member holds (`409`: take it from them first).
+/// role a key, a member or an open invitation holds (`409`: take it from them first).
 ///
 /// Required permission: `permission.revoke`. Only a role whose permissions you all hold.
 #[utoipa::path(delete, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 409, description = "A built-in role, or one held by a key or member", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "A built-in role, or one held by a key, member or open invitation", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn delete_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,10 +345,12 @@ pub async fn delete_role(
         .await?
         .ok_or(ApiError::NotFound)?;
     caller.ensure_can_grant(roles::granted(&row))?;
-    let (keys, members) = custom_roles::holders(&mut *tx, caller.store_id, id).await?;
-    if keys + members > 0 {
+    let (keys, members, invitations) =
+        custom_roles::holders(&mut *tx, caller.store_id, id, state.now()).await?;
+    if keys + members + invitations > 0 {
         return Err(ApiError::Conflict(format!(
-            "{keys} API keys and {members} members hold this role: take it from them first"
+            "{keys} API keys, {members} members and {invitations} open invitations hold this \
+             role: take it from them (or revoke the invitations) first"
         )));
     }
     custom_roles::delete(&mut *tx, caller.store_id, id).await?;

@@ -202,3 +202,94 @@ async fn nobody_makes_or_changes_a_role_beyond_what_they_hold() {
         .await
         .assert_problem(404, "not_found");
 }
+
+/// Deleting a role and naming it in a key or membership at the same moment cannot leave a key or
+/// member holding a role that no longer exists: whichever comes second waits for the first and
+/// then refuses. The test holds one side open in its own transaction while the API does the other.
+#[tokio::test]
+async fn a_role_and_its_assignment_cannot_pass_each_other() {
+    let app = TestApp::new().await;
+    let held = create_role(&app, json!({"name": "Held", "permissions": []})).await;
+    let held = held["id"].as_str().unwrap().to_owned();
+    app.add_user("late@example.com", "late member passphrase", false, &[], &[])
+        .await;
+
+    // A membership gains the role (not yet committed) while the role is deleted: the deletion
+    // waits, then sees the holder.
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "update memberships set roles = array[$1] where store_id = $2
+           and user_id = (select id from users where email = 'late@example.com')",
+    )
+    .bind(&held)
+    .bind(app.store_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let delete = app.delete(&format!("/v1/roles/{held}")).owner().send();
+    let commit_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+    };
+    let (deleted, ()) = tokio::join!(delete, commit_later);
+    deleted.assert_problem(409, "conflict");
+
+    // The role is deleted (not yet committed) while a key is made with it: the key waits, then
+    // is refused.
+    let gone = create_role(&app, json!({"name": "Gone", "permissions": []})).await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query("delete from custom_roles where id = $1::uuid")
+        .bind(&gone)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let create = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "late key", "roles": [gone]}))
+        .send();
+    let commit_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+    };
+    let (created, ()) = tokio::join!(create, commit_later);
+    created.assert_problem(409, "conflict");
+    let holding: i64 =
+        sqlx::query_scalar("select count(*) from api_keys where $1 = any(roles)")
+            .bind(&gone)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(holding, 0);
+}
+
+#[tokio::test]
+async fn a_role_an_open_invitation_names_is_not_deleted_until_the_invitation_goes() {
+    let app = TestApp::new().await;
+    let role = create_role(&app, json!({"name": "Invited", "permissions": []})).await;
+    let role = role["id"].as_str().unwrap().to_owned();
+    let invitation = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": "invitee@example.com", "roles": [role]}))
+        .send()
+        .await;
+    invitation.assert(201);
+    let invitation = invitation.json()["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/v1/roles/{role}"))
+        .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.delete(&format!("/v1/invitations/{invitation}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.delete(&format!("/v1/roles/{role}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+}
