@@ -203,6 +203,19 @@ async fn nobody_makes_or_changes_a_role_beyond_what_they_hold() {
         .assert_problem(404, "not_found");
 }
 
+/// Runs `request` while `tx` stays open, and commits `tx` 300 ms later: what `tx` locked, the
+/// request waits for.
+async fn committed_later<F: std::future::Future>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    request: F,
+) -> F::Output {
+    let commit = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+    };
+    tokio::join!(request, commit).0
+}
+
 /// Deleting a role and naming it in a key or membership at the same moment cannot leave a key or
 /// member holding a role that no longer exists: whichever comes second waits for the first and
 /// then refuses. The test holds one side open in its own transaction while the API does the other.
@@ -211,8 +224,14 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
     let app = TestApp::new().await;
     let held = create_role(&app, json!({"name": "Held", "permissions": []})).await;
     let held = held["id"].as_str().unwrap().to_owned();
-    app.add_user("late@example.com", "late member passphrase", false, &[], &[])
-        .await;
+    app.add_user(
+        "late@example.com",
+        "late member passphrase",
+        false,
+        &[],
+        &[],
+    )
+    .await;
 
     // A membership gains the role (not yet committed) while the role is deleted: the deletion
     // waits, then sees the holder.
@@ -227,12 +246,9 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
     .await
     .unwrap();
     let delete = app.delete(&format!("/v1/roles/{held}")).owner().send();
-    let commit_later = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tx.commit().await.unwrap();
-    };
-    let (deleted, ()) = tokio::join!(delete, commit_later);
-    deleted.assert_problem(409, "conflict");
+    committed_later(tx, delete)
+        .await
+        .assert_problem(409, "conflict");
 
     // The role is deleted (not yet committed) while a key is made with it: the key waits, then
     // is refused.
@@ -249,18 +265,14 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
         .owner()
         .json(&json!({"name": "late key", "roles": [gone]}))
         .send();
-    let commit_later = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tx.commit().await.unwrap();
-    };
-    let (created, ()) = tokio::join!(create, commit_later);
-    created.assert_problem(409, "conflict");
-    let holding: i64 =
-        sqlx::query_scalar("select count(*) from api_keys where $1 = any(roles)")
-            .bind(&gone)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    committed_later(tx, create)
+        .await
+        .assert_problem(409, "conflict");
+    let holding: i64 = sqlx::query_scalar("select count(*) from api_keys where $1 = any(roles)")
+        .bind(&gone)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
     assert_eq!(holding, 0);
 }
 
