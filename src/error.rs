@@ -56,6 +56,12 @@ pub enum ApiError {
         "the authorization header needs its scheme: `authorization: ApiKey <key>` (or Bearer)"
     )]
     MissingAuthScheme,
+    #[error(
+        "the authorization header holds no key this server reads: send `authorization: ApiKey \
+         <key>` (or Bearer <key>, or Basic with the key as user name); `x-api-key` is not read \
+         when an authorization header is sent"
+    )]
+    UnreadableAuthorization,
     #[error("the API key is not valid for this store")]
     InvalidApiKey,
     #[error("the API key is inactive")]
@@ -258,9 +264,17 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
-            | MissingAuthScheme | InvalidApiKey | ApiKeyInactive | ApiKeyExpired
-            | InvalidSession | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Unauthorized
+            | MissingCredentials
+            | MissingStoreId
+            | MalformedStoreId
+            | MissingAuthScheme
+            | UnreadableAuthorization
+            | InvalidApiKey
+            | ApiKeyInactive
+            | ApiKeyExpired
+            | InvalidSession
+            | InvalidCredentials => StatusCode::UNAUTHORIZED,
             InsufficientPermissions(_)
             | IpNotAllowed
             | PrivilegeEscalation(_)
@@ -291,8 +305,12 @@ impl ApiError {
     pub fn code(&self) -> ProblemCode {
         use ApiError::*;
         match self {
-            Unauthorized | MissingCredentials | MissingStoreId | MalformedStoreId
-            | MissingAuthScheme => ProblemCode::Unauthorized,
+            Unauthorized
+            | MissingCredentials
+            | MissingStoreId
+            | MalformedStoreId
+            | MissingAuthScheme
+            | UnreadableAuthorization => ProblemCode::Unauthorized,
             InvalidApiKey => ProblemCode::InvalidApiKey,
             ApiKeyInactive => ProblemCode::ApiKeyInactive,
             ApiKeyExpired => ProblemCode::ApiKeyExpired,
@@ -395,6 +413,7 @@ impl IntoResponse for ApiError {
             | ApiError::MissingStoreId
             | ApiError::MalformedStoreId
             | ApiError::MissingAuthScheme
+            | ApiError::UnreadableAuthorization
             | ApiError::InvalidApiKey
             | ApiError::ApiKeyInactive
             | ApiError::ApiKeyExpired

@@ -7,6 +7,7 @@
 use super::client_ip::ClientIp;
 use super::credentials::{
     bare_key_without_scheme, presented_key, repeated_credential_header, store_header,
+    unreadable_authorization,
 };
 use super::origin;
 use crate::app::AppState;
@@ -41,6 +42,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         (false, None, Some(token)) => {
             let from_trusted_origin = from_trusted_origin(&state, &req);
             session_caller(&state, from_trusted_origin, &token, store, ip).await
+        }
+        (false, None, None) if unreadable_authorization(req.headers()) => {
+            Err(ApiError::UnreadableAuthorization)
         }
         (false, None, None) => Err(ApiError::MissingCredentials),
     };

@@ -41,6 +41,12 @@ pub fn bare_key_without_scheme(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("pf_") && !v.contains(' '))
 }
 
+/// An `authorization` header from which no key can be read (an unknown scheme, no value, bad
+/// Basic encoding): it still wins over `x-api-key`, and the client is told why nothing was read.
+pub fn unreadable_authorization(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) && presented_key(headers).is_none()
+}
+
 /// A credential or store header given more than once (the store header under both its names
 /// counts too): which one. Such a request is refused rather than "first wins", since a proxy
 /// and the server could otherwise read different keys or stores from it.
@@ -75,6 +81,21 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(name, HeaderValue::from_str(value).unwrap());
         h
+    }
+
+    #[test]
+    fn an_authorization_header_with_no_readable_key_is_recognised() {
+        for value in ["Token abc", "ApiKey", "Basic %%%", "  "] {
+            assert!(
+                unreadable_authorization(&with("authorization", value)),
+                "{value}"
+            );
+        }
+        assert!(!unreadable_authorization(&with(
+            "authorization",
+            "ApiKey pf_x"
+        )));
+        assert!(!unreadable_authorization(&with("x-api-key", "pf_x")));
     }
 
     #[test]

@@ -379,3 +379,30 @@ async fn a_bare_key_without_its_scheme_is_told_what_is_missing() {
         res.text()
     );
 }
+
+/// An `authorization` header still wins over `x-api-key`; when no key can be read from it, the
+/// answer says that, not "no credentials".
+#[tokio::test]
+async fn an_unreadable_authorization_header_is_named_rather_than_called_missing() {
+    let app = TestApp::new().await;
+    for value in ["Token abc", "ApiKey", "Basic %%%"] {
+        let res = app
+            .get("/v1/auth/test")
+            .header("authorization", value)
+            .header("x-api-key", &app.owner_key)
+            .header("x-printago-storeid", &app.store_id.to_string())
+            .send()
+            .await;
+        res.assert_problem(401, "unauthorized");
+        let detail = res.json()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("holds no key") && detail.contains("x-api-key"),
+            "{value}: {detail}"
+        );
+    }
+    app.get("/v1/auth/test")
+        .header("x-printago-storeid", &app.store_id.to_string())
+        .send()
+        .await
+        .assert_problem(401, "unauthorized");
+}
