@@ -364,7 +364,8 @@ async fn add_owner(
 }
 
 /// `printfarm users reset-password`: sets the password of the user with `email` (a generated
-/// one, returned to print once, when none is given) and ends their sessions.
+/// one, returned to print once, when none is given), ends their sessions and open resets, and
+/// lifts a sign-in throttle on the account.
 pub async fn reset_password(
     config: &Config,
     email: &str,
@@ -389,6 +390,9 @@ pub async fn reset_password(
         let mut tx = pool.begin().await?;
         db::users::set_password(&mut *tx, user.id, &hash).await?;
         let ended = db::sessions::delete_others(&mut *tx, user.id, None).await?;
+        db::invitations::end_resets(&mut *tx, user.id, chrono::Utc::now()).await?;
+        let account = db::sessions::account_subject(&user.email);
+        db::sessions::clear_failures(&mut *tx, &account).await?;
         tx.commit().await?;
         tracing::info!(user.id = %user.id, sessions_ended = ended, "password reset by the operator");
         Ok(())

@@ -163,7 +163,12 @@ pub async fn failures_since(
     .await
 }
 
-/// Forgets an account's failures after it signs in.
+/// The subject failed sign-ins to the account with `email` are counted under.
+pub fn account_subject(email: &str) -> String {
+    format!("account:{}", email.to_lowercase())
+}
+
+/// Forgets a subject's failures (an account's, after it signs in or its password is reset).
 pub async fn clear_failures(db: impl PgExecutor<'_>, subject: &str) -> sqlx::Result<()> {
     sqlx::query("delete from sign_in_failures where subject = $1")
         .bind(subject)

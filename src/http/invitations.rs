@@ -548,6 +548,11 @@ pub async fn reset_password(
     users::set_password(&mut *tx, user, &hash).await?;
     sessions_db::delete_others(&mut *tx, user, None).await?;
     db::end_resets(&mut *tx, user, now).await?;
+    // Whoever opened the mail may sign in at once: failed guesses at the old password (someone
+    // locking the account out) do not keep its owner out of the new one.
+    if let Some(row) = users::get(&mut *tx, user).await? {
+        sessions_db::clear_failures(&mut *tx, &sessions_db::account_subject(&row.email)).await?;
+    }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

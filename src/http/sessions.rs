@@ -233,7 +233,7 @@ pub async fn login(
     }
     e.finish()?;
     let now = state.now();
-    let account = format!("account:{}", email.to_lowercase());
+    let account = db::account_subject(&email);
     let address = format!("address:{}", throttled_network(ip));
     let subjects = [account.clone(), address.clone()];
     // Counted as a failure before the password is checked, so that a burst of concurrent
@@ -489,7 +489,7 @@ pub async fn change_password(
         .await?
         .ok_or(ApiError::InvalidSession)?;
     let now = state.now();
-    let account = [format!("account:{}", user.email.to_lowercase())];
+    let account = [db::account_subject(&user.email)];
     db::record_failure(&state.pool, &account, now).await?;
     if let Err(throttled) = throttle(&state, &account, now).await {
         db::forget_failure(&state.pool, &account, now).await?;

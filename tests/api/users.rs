@@ -669,3 +669,47 @@ async fn a_store_without_an_owner_gets_its_first_from_a_full_access_key() {
         .await
         .assert_problem(403, "session_required");
 }
+
+/// Anyone who knows an email can throttle its account with wrong guesses; resetting the password
+/// (by mail, or by the operator) lets its owner in at once with the new one.
+#[tokio::test]
+async fn a_password_reset_lifts_the_sign_in_throttle_on_its_account() {
+    let (app, smtp) = app_with_mail().await;
+    app.owner_session().await;
+    let login = |password: &str| {
+        app.post("/v1/auth/login")
+            .json(&json!({"email": OWNER_EMAIL, "password": password}))
+            .send()
+    };
+    let throttle = || async {
+        for _ in 0..10 {
+            login("a wrong guess")
+                .await
+                .assert_problem(401, "invalid_credentials");
+        }
+        login("a wrong guess")
+            .await
+            .assert_problem(429, "too_many_auth_failures");
+    };
+
+    throttle().await;
+    app.post("/v1/auth/password-reset")
+        .json(&json!({"email": OWNER_EMAIL}))
+        .send()
+        .await
+        .assert(202);
+    let token = token_in(&smtp.next().await, "Your reset token: ");
+    app.post("/v1/auth/password-reset/confirm")
+        .json(&json!({"token": token, "newPassword": "a mailed passphrase"}))
+        .send()
+        .await
+        .assert(204);
+    login("a mailed passphrase").await.assert(200);
+
+    throttle().await;
+    let generated = printfarm::cli::reset_password(&app.state.config, OWNER_EMAIL, None)
+        .await
+        .unwrap()
+        .unwrap();
+    login(&generated).await.assert(200);
+}
