@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the running API against its own OpenAPI document with schemathesis (PyPI, installed into
 # a virtual environment under target/, never into the system Python), with every check and the
-# stateful phase. Starts a debug server on its own database and port, with limits raised so the
-# fuzzer is not throttled.
+# stateful phase: once with the store's Full Access key over every operation, once signed in as
+# the store's owner over the routes only a session reaches. Starts a debug server on its own
+# database and port, with limits raised so the fuzzer is not throttled.
 #
 # The fuzzer's key (the store's Full Access key) is never the one it changes: every operation
 # on /v1/api-keys/{id} is pointed at a separate target key, so the fuzzer cannot set its own
@@ -29,13 +30,27 @@ work=$(mktemp -d)
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://$PF_LISTEN_ADDR/healthz" >/dev/null && break; sleep 0.2; done
 
-creds=$(target/debug/printfarm bootstrap --store-name Schemathesis --json)
-key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["apiKey"])' "$creds")
-store=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["storeId"])' "$creds")
+owner_email=fuzz-owner@example.com owner_password='the fuzzing owner passphrase'
+creds=$(echo "$owner_password" | target/debug/printfarm bootstrap --store-name Schemathesis \
+  --owner-email "$owner_email" --owner-password-stdin --json)
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+key=$(field "$creds" apiKey)
+store=$(field "$creds" storeId)
 target=$(curl -sf "http://$PF_LISTEN_ADDR/v1/api-keys" -H "authorization: ApiKey $key" \
   -H "x-printago-storeid: $store" -H 'content-type: application/json' \
   -d '{"name": "fuzz target", "roles": ["viewer"]}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+
+# A session token from a sign-in as the owner.
+sign_in() {
+  curl -sf -D - -o /dev/null "http://$PF_LISTEN_ADDR/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\": \"$owner_email\", \"password\": \"$owner_password\"}" |
+    sed -n 's/^set-cookie: pf_session=\([^;]*\);.*/\1/ip'
+}
+session=$(sign_in)
+spare=$(sign_in)
+spare_id=$(curl -sf "http://$PF_LISTEN_ADDR/v1/auth/sessions" -H "cookie: pf_session=$spare" |
+  python3 -c 'import json,sys; print(next(s["id"] for s in json.load(sys.stdin) if s["current"]))')
 
 cp scripts/fuzz/schemathesis.toml "$work/schemathesis.toml"
 cat >> "$work/schemathesis.toml" <<TOML
@@ -44,19 +59,36 @@ cat >> "$work/schemathesis.toml" <<TOML
 [[operations]]
 include-path-regex = "^/v1/api-keys/\\\\{id\\\\}"
 parameters = { "path.id" = "$target" }
+
+# Revoking a session acts on a spare one, never the fuzzer's own.
+[[operations]]
+include-path-regex = "^/v1/auth/sessions/\\\\{id\\\\}"
+parameters = { "path.id" = "$spare_id" }
+TOML
+# The signed-in phase: schemathesis sends the cookie itself, so that it can also leave it out.
+cp "$work/schemathesis.toml" "$work/session.toml"
+cat >> "$work/session.toml" <<TOML
+
+[auth.openapi.session]
+api_key = "$session"
+
+[auth.openapi.storeId]
+api_key = "$store"
 TOML
 
-status=0
-# Text never holds NUL (refused with 422 by design); hooks make Idempotency-Keys unique.
-SCHEMATHESIS_HOOKS=scripts/fuzz/hooks.py "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run \
-  "http://$PF_LISTEN_ADDR/v1/openapi.json" \
-  -H "authorization: ApiKey $key" -H "x-printago-storeid: $store" \
-  --checks all --max-examples "${MAX_EXAMPLES:-100}" --generation-deterministic \
-  --generation-allow-x00 false \
-  --report har --report-har-path "$work/run.har" "$@" || status=$?
-
-# What each operation answered: the run tested nothing if most saw only 401/403.
-python3 - "$work/run.har" openapi/openapi.json <<'PY' || status=1
+# Runs schemathesis with a config file and a HAR report name, then checks from the report that
+# the run was let in: it tested nothing if most operations only ever answered 401/403.
+fuzz() {
+  local config=$1 har=$2
+  shift 2
+  local failed=0
+  # Text never holds NUL (refused with 422 by design); hooks make Idempotency-Keys unique.
+  SCHEMATHESIS_HOOKS=scripts/fuzz/hooks.py "$venv/bin/schemathesis" --config-file "$config" run \
+    "http://$PF_LISTEN_ADDR/v1/openapi.json" \
+    --checks all --max-examples "${MAX_EXAMPLES:-100}" --generation-deterministic \
+    --generation-allow-x00 false \
+    --report har --report-har-path "$har" "$@" || failed=1
+  python3 - "$har" openapi/openapi.json <<'PY' || failed=1
 import json, re, sys
 from collections import defaultdict
 har = json.load(open(sys.argv[1]))
@@ -79,4 +111,17 @@ if not seen or len(only_refused) * 2 > len(seen):
     print("most operations were never let in: the run tested nothing")
     sys.exit(1)
 PY
+  return $failed
+}
+
+status=0
+echo "== with the store's Full Access key: every operation"
+fuzz "$work/schemathesis.toml" "$work/key.har" \
+  -H "authorization: ApiKey $key" -H "x-printago-storeid: $store" "$@" || status=1
+# Signed in, on the routes only a session reaches. Not signing out or handing the store on: the
+# rest of the run needs the session and the owner (both are covered by the API tests).
+echo "== signed in as the owner: the session routes"
+fuzz "$work/session.toml" "$work/session.har" -H "origin: http://$PF_LISTEN_ADDR" \
+  --include-path-regex '^/v1/(auth|me|users|invitations|roles|permissions|mqtt/credentials)' \
+  --exclude-path /v1/auth/logout --exclude-path-regex 'transfer-ownership' "$@" || status=1
 exit $status
