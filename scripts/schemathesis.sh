@@ -9,8 +9,8 @@
 # on /v1/api-keys/{id} is pointed at a separate target key, so the fuzzer cannot set its own
 # allowlist, roll or revoke itself and then see only 401/403 for the rest of the run.
 #
-# Fails on any failed check, and when most operations only ever answered 401/403 (a run that
-# "passed" without testing anything). MAX_EXAMPLES bounds the examples per operation (CI: 20).
+# Fails on any failed check, and when most operations of a run only ever answered 401/403 (one that
+# "passed" without testing anything). MAX_EXAMPLES bounds the examples per operation (CI: 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/fuzz-venv
