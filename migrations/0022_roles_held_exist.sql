@@ -33,6 +33,14 @@ begin
 end;
 $$;
 
+-- Before, deleting a role did not count open invitations, so one may name a role that is gone:
+-- accepting it would now fail every time. What a deleted role granted was nothing; drop its id.
+update invitations i set roles = array(
+        select r from unnest(i.roles) r
+         where r !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+            or exists (select 1 from custom_roles c where c.store_id = i.store_id and c.id::text = r))
+ where accepted_at is null and revoked_at is null;
+
 create trigger api_keys_roles_exist before insert or update of roles on api_keys
     for each row execute function lock_custom_roles_named();
 create trigger memberships_roles_exist before insert or update of roles on memberships

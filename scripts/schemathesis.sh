@@ -49,6 +49,7 @@ sign_in() {
 }
 session=$(sign_in)
 spare=$(sign_in)
+[[ -n $session && -n $spare ]] || { echo "signing in as $owner_email gave no session cookie" >&2; exit 1; }
 spare_id=$(curl -sf "http://$PF_LISTEN_ADDR/v1/auth/sessions" -H "cookie: pf_session=$spare" |
   python3 -c 'import json,sys; print(next(s["id"] for s in json.load(sys.stdin) if s["current"]))')
 

@@ -100,22 +100,47 @@ pub async fn update(
     .await
 }
 
-/// What each of the store's keys and members holding the role holds: `(is_key, full_access or
-/// owner, roles, permissions)`.
+/// Who holds a custom role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Holder {
+    Key,
+    Member,
+    Invitation,
+}
+
+/// One holder of a role and all it holds.
+#[derive(Debug, sqlx::FromRow)]
+pub struct HolderGrant {
+    pub holder: Holder,
+    /// A Full Access key, or the store's owner.
+    pub everything: bool,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// What each of the store's keys, members and open invitations (at `now`) holding the role
+/// holds.
 pub async fn holder_grants(
     db: impl PgExecutor<'_>,
     store: StoreId,
     id: Uuid,
-) -> sqlx::Result<Vec<(bool, bool, Vec<String>, Vec<String>)>> {
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<HolderGrant>> {
     sqlx::query_as(
-        "select true, full_access, roles, permissions from api_keys
-         where store_id = $1 and $2 = any(roles)
+        "select 'key'::text as holder, full_access as everything, roles, permissions
+           from api_keys where store_id = $1 and $2 = any(roles)
          union all
-         select false, owner, roles, permissions from memberships
-         where store_id = $1 and $2 = any(roles)",
+         select 'member', owner, roles, permissions
+           from memberships where store_id = $1 and $2 = any(roles)
+         union all
+         select 'invitation', false, roles, permissions
+           from invitations where store_id = $1 and $2 = any(roles)
+            and accepted_at is null and revoked_at is null and expires_at > $3",
     )
     .bind(store)
     .bind(id.to_string())
+    .bind(now)
     .fetch_all(db)
     .await
 }

@@ -5,7 +5,7 @@ use super::extract::{nullable, ApiJson, ApiPath};
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission, Role};
-use crate::db::custom_roles::{self, CustomRoleRow};
+use crate::db::custom_roles::{self, CustomRoleRow, Holder};
 use crate::domain::validate::Errors;
 use crate::domain::{changes, roles, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
@@ -233,10 +233,13 @@ pub async fn create_role(
 }
 
 /// Change a store role; every key and member holding it has the new permissions on their next
-/// request, on every replica. Built-in roles cannot be changed (`409`).
+/// request, on every replica (and an open invitation naming it grants them when accepted).
+/// Built-in roles cannot be changed (`409`).
 ///
 /// Required permission: `permission.grant`, and `permission.revoke` to take permissions away.
-/// Only a role whose permissions you all hold, and only to permissions you hold.
+/// Only a role whose permissions you all hold, and only to permissions you hold; and only if you
+/// could change each holder: `apiKey.edit` for keys, `user.edit` for members, `user.invite` for
+/// open invitations, and holding all they hold.
 #[utoipa::path(patch, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     request_body = UpdateRole,
     responses(
@@ -268,7 +271,7 @@ pub async fn update_role(
         .ok_or(ApiError::NotFound)?;
     let had = roles::granted(&row);
     caller.ensure_can_grant(had)?;
-    ensure_can_manage_holders(&caller, &mut tx, id).await?;
+    ensure_can_manage_holders(&state, &caller, &mut tx, id).await?;
     let permissions = permissions.unwrap_or_else(|| row.permissions.clone());
     let will = roles::granted_by(&permissions);
     caller.ensure_can_grant(will)?;
@@ -296,27 +299,32 @@ pub async fn update_role(
     Ok(Json(after))
 }
 
-/// Changing a role changes every key and member holding it: only a caller who could change
-/// each of them may (`apiKey.edit` for keys, `user.edit` for members, and holding all they
-/// hold).
+/// Changing a role changes every key, member and open invitation holding it: only a caller who
+/// could change each of them may (`apiKey.edit` for keys, `user.edit` for members,
+/// `user.invite` for invitations, and holding all they hold).
 async fn ensure_can_manage_holders(
+    state: &AppState,
     caller: &Caller,
     tx: &mut sqlx::PgConnection,
     id: Uuid,
 ) -> ApiResult<()> {
-    let holders = custom_roles::holder_grants(&mut *tx, caller.store_id, id).await?;
+    let holders = custom_roles::holder_grants(&mut *tx, caller.store_id, id, state.now()).await?;
     if holders.is_empty() {
         return Ok(());
     }
     let store_roles = roles::StoreRoles::load(&mut *tx, caller.store_id).await?;
     let mut held = crate::auth::PermissionSet::EMPTY;
-    for (is_key, everything, roles, direct) in &holders {
-        caller.require(if *is_key {
-            Permission::ApiKeyEdit
-        } else {
-            Permission::UserEdit
+    for holder in &holders {
+        caller.require(match holder.holder {
+            Holder::Key => Permission::ApiKeyEdit,
+            Holder::Member => Permission::UserEdit,
+            Holder::Invitation => Permission::UserInvite,
         })?;
-        held = held.union(store_roles.effective(*everything, roles, direct));
+        held = held.union(store_roles.effective(
+            holder.everything,
+            &holder.roles,
+            &holder.permissions,
+        ));
     }
     caller.ensure_can_grant(held)
 }

@@ -6,11 +6,9 @@ use base64::Engine;
 /// The presented key, from `authorization: ApiKey|Bearer <key>`, Basic (key as user name), or
 /// `x-api-key`. `authorization` wins when both are present.
 pub fn presented_key(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, rest) = value.trim().split_once(' ')?;
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // Present but not text: still the header that counts, so nothing is read.
+        let (scheme, rest) = value.to_str().ok()?.trim().split_once(' ')?;
         let rest = rest.trim();
         return match scheme.to_ascii_lowercase().as_str() {
             "apikey" | "bearer" => Some(rest.to_owned()),

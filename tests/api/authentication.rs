@@ -400,9 +400,14 @@ async fn an_unreadable_authorization_header_is_named_rather_than_called_missing(
             "{value}: {detail}"
         );
     }
-    app.get("/v1/auth/test")
+    let none = app
+        .get("/v1/auth/test")
         .header("x-printago-storeid", &app.store_id.to_string())
         .send()
-        .await
-        .assert_problem(401, "unauthorized");
+        .await;
+    none.assert_problem(401, "unauthorized");
+    assert!(none.json()["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("no credentials"));
 }

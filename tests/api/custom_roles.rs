@@ -203,14 +203,36 @@ async fn nobody_makes_or_changes_a_role_beyond_what_they_hold() {
         .assert_problem(404, "not_found");
 }
 
-/// Runs `request` while `tx` stays open, and commits `tx` 300 ms later: what `tx` locked, the
-/// request waits for.
+/// Runs `request` while `tx` stays open, and commits `tx` once the request waits for a lock `tx`
+/// holds: that the request waits is part of what is tested.
 async fn committed_later<F: std::future::Future>(
-    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    app: &TestApp,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     request: F,
 ) -> F::Output {
+    let holder: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     let commit = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: bool = sqlx::query_scalar(
+                "select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid)))",
+            )
+            .bind(holder)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+            if waiting {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the request never waited for the open transaction"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         tx.commit().await.unwrap();
     };
     tokio::join!(request, commit).0
@@ -246,7 +268,7 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
     .await
     .unwrap();
     let delete = app.delete(&format!("/v1/roles/{held}")).owner().send();
-    committed_later(tx, delete)
+    committed_later(&app, tx, delete)
         .await
         .assert_problem(409, "conflict");
 
@@ -265,7 +287,7 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
         .owner()
         .json(&json!({"name": "late key", "roles": [gone]}))
         .send();
-    committed_later(tx, create)
+    committed_later(&app, tx, create)
         .await
         .assert_problem(409, "conflict");
     let holding: i64 = sqlx::query_scalar("select count(*) from api_keys where $1 = any(roles)")
@@ -277,7 +299,7 @@ async fn a_role_and_its_assignment_cannot_pass_each_other() {
 }
 
 #[tokio::test]
-async fn a_role_an_open_invitation_names_is_not_deleted_until_the_invitation_goes() {
+async fn a_role_an_open_invitation_names_is_changed_only_by_an_inviter_and_not_deleted() {
     let app = TestApp::new().await;
     let role = create_role(&app, json!({"name": "Invited", "permissions": []})).await;
     let role = role["id"].as_str().unwrap().to_owned();
@@ -289,6 +311,21 @@ async fn a_role_an_open_invitation_names_is_not_deleted_until_the_invitation_goe
         .await;
     invitation.assert(201);
     let invitation = invitation.json()["id"].as_str().unwrap().to_owned();
+    // Changing it changes what the invitation grants: only for whoever may invite.
+    let editor = &["permission.grant", "user.edit", "apiKey.edit"];
+    let rename = |key: String| {
+        app.patch(&format!("/v1/roles/{role}"))
+            .with_key(&key)
+            .json(&json!({"name": "Invited, renamed"}))
+            .send()
+    };
+    let refused = rename(app.key_with(&[], editor).await).await;
+    refused.assert_problem(403, "insufficient_permissions");
+    assert_eq!(refused.json()["missingPermissions"], json!(["user.invite"]));
+    let inviter = app
+        .key_with(&[], &[editor.as_slice(), &["user.invite"]].concat())
+        .await;
+    rename(inviter).await.assert(200);
     app.delete(&format!("/v1/roles/{role}"))
         .owner()
         .send()
