@@ -60,12 +60,10 @@ pub struct CreatorGrant {
     pub creator_role_permissions: Option<Vec<String>>,
 }
 
-pub struct NewApiKey<'a> {
-    pub id: ApiKeyId,
+/// What a new key is allowed to do (already validated and checked against the creator).
+pub struct KeySpec<'a> {
     pub store_id: StoreId,
-    pub key_id: &'a str,
     pub name: &'a str,
-    pub digest: &'a [u8],
     pub full_access: bool,
     pub roles: &'a [String],
     pub permissions: &'a [String],
@@ -76,26 +74,33 @@ pub struct NewApiKey<'a> {
     pub created_by_user_id: Option<UserId>,
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, new: NewApiKey<'_>) -> sqlx::Result<ApiKeyRow> {
+/// Stores a new key: `key_id` is its public id, `digest` the keyed digest of its secret.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    id: ApiKeyId,
+    key_id: &str,
+    digest: &[u8],
+    spec: KeySpec<'_>,
+) -> sqlx::Result<ApiKeyRow> {
     sqlx::query_as(
         "insert into api_keys (id, store_id, key_id, name, digest, full_access, roles, permissions,
                                ip_allowlist, expires_at, managed_by, created_by, created_by_user_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          returning *",
     )
-    .bind(new.id)
-    .bind(new.store_id)
-    .bind(new.key_id)
-    .bind(new.name)
-    .bind(new.digest)
-    .bind(new.full_access)
-    .bind(new.roles)
-    .bind(new.permissions)
-    .bind(new.ip_allowlist)
-    .bind(new.expires_at)
-    .bind(new.managed_by)
-    .bind(new.created_by)
-    .bind(new.created_by_user_id)
+    .bind(id)
+    .bind(spec.store_id)
+    .bind(key_id)
+    .bind(spec.name)
+    .bind(digest)
+    .bind(spec.full_access)
+    .bind(spec.roles)
+    .bind(spec.permissions)
+    .bind(spec.ip_allowlist)
+    .bind(spec.expires_at)
+    .bind(spec.managed_by)
+    .bind(spec.created_by)
+    .bind(spec.created_by_user_id)
     .fetch_one(db)
     .await
 }
