@@ -408,17 +408,8 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            ApiError::Unauthorized
-            | ApiError::MissingCredentials
-            | ApiError::MissingStoreId
-            | ApiError::MalformedStoreId
-            | ApiError::MissingAuthScheme
-            | ApiError::UnreadableAuthorization
-            | ApiError::InvalidApiKey
-            | ApiError::ApiKeyInactive
-            | ApiError::ApiKeyExpired
-            | ApiError::InvalidSession
-            | ApiError::InvalidCredentials => {
+            // Every refusal of credentials names the scheme to send.
+            _ if status == StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
             }
             ApiError::RateLimited { retry_after_secs }
