@@ -145,26 +145,6 @@ pub async fn holder_grants(
     .await
 }
 
-/// How many of the store's keys, members and open invitations (at `now`) hold the role.
-pub async fn holders(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> sqlx::Result<(i64, i64, i64)> {
-    sqlx::query_as(
-        "select (select count(*) from api_keys where store_id = $1 and $2 = any(roles)),
-                (select count(*) from memberships where store_id = $1 and $2 = any(roles)),
-                (select count(*) from invitations where store_id = $1 and $2 = any(roles)
-                    and accepted_at is null and revoked_at is null and expires_at > $3)",
-    )
-    .bind(store)
-    .bind(id.to_string())
-    .bind(now)
-    .fetch_one(db)
-    .await
-}
-
 pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query("delete from custom_roles where store_id = $1 and id = $2")
         .bind(store)

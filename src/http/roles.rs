@@ -353,9 +353,14 @@ pub async fn delete_role(
         .await?
         .ok_or(ApiError::NotFound)?;
     caller.ensure_can_grant(roles::granted(&row))?;
-    let (keys, members, invitations) =
-        custom_roles::holders(&mut *tx, caller.store_id, id, state.now()).await?;
-    if keys + members + invitations > 0 {
+    let holders = custom_roles::holder_grants(&mut *tx, caller.store_id, id, state.now()).await?;
+    let count = |kind| holders.iter().filter(|h| h.holder == kind).count();
+    let (keys, members, invitations) = (
+        count(Holder::Key),
+        count(Holder::Member),
+        count(Holder::Invitation),
+    );
+    if !holders.is_empty() {
         return Err(ApiError::Conflict(format!(
             "{keys} API keys, {members} members and {invitations} open invitations hold this \
              role: take it from them (or revoke the invitations) first"
