@@ -66,8 +66,17 @@ parameters = { "path.id" = "$target" }
 include-path-regex = "^/v1/auth/sessions/\\\\{id\\\\}"
 parameters = { "path.id" = "$spare_id" }
 TOML
-# The signed-in phase: schemathesis sends the cookie itself, so that it can also leave it out.
+# Schemathesis sends the credentials itself (the key's phase: the key; the signed-in phase: the
+# cookie), and the store id, so that it can also leave each out and expect a refusal.
 cp "$work/schemathesis.toml" "$work/session.toml"
+cat >> "$work/schemathesis.toml" <<TOML
+
+[auth.openapi.apiKey]
+api_key = "ApiKey $key"
+
+[auth.openapi.storeId]
+api_key = "$store"
+TOML
 cat >> "$work/session.toml" <<TOML
 
 [auth.openapi.session]
@@ -117,8 +126,7 @@ PY
 
 status=0
 echo "== with the store's Full Access key: every operation"
-fuzz "$work/schemathesis.toml" "$work/key.har" \
-  -H "authorization: ApiKey $key" -H "x-printago-storeid: $store" "$@" || status=1
+fuzz "$work/schemathesis.toml" "$work/key.har" "$@" || status=1
 # Signed in, on the routes only a session reaches. Not signing out or handing the store on: the
 # rest of the run needs the session and the owner (both are covered by the API tests).
 echo "== signed in as the owner: the session routes"

@@ -1,16 +1,30 @@
 """Uses the Python client that scripts/sdk_check.sh generates from openapi/openapi.json, as an
 integrator would: authenticate with the bootstrap key, create a part, queue it, and list print
-jobs filtered by state. Exits non-zero with a message at the first surprise.
+jobs filtered by state; make a store role and a key holding it beside a built-in role, and read
+the key back. Exits non-zero with a message at the first surprise.
 
 Usage: use_client.py BASE_URL '{"storeId": "...", "apiKey": "..."}'
 """
 import json
 import sys
+from uuid import UUID
 
 from printfarm_client import AuthenticatedClient
+from printfarm_client.api.api_keys import create_api_key, get_api_key
 from printfarm_client.api.parts import create_part
 from printfarm_client.api.print_jobs import create_print_job, list_print_jobs
-from printfarm_client.models import CreatePart, CreatePrintJob, JobState, PartType, Problem
+from printfarm_client.api.roles_and_permissions import create_role
+from printfarm_client.models import (
+    CreateApiKey,
+    CreatePart,
+    CreatePrintJob,
+    CreateRole,
+    JobState,
+    PartType,
+    Permission,
+    Problem,
+    Role,
+)
 
 
 def main() -> None:
@@ -40,7 +54,26 @@ def main() -> None:
         # A state the enum does not have, sent past the client's types, is refused.
         refused = c.get_httpx_client().get("/v1/print-jobs", params={"state.eq": "done"})
         expect(refused.status_code == 400, f"an unknown state is refused: {refused.status_code}")
-    print(f"use_client: created part {part.id}, queued job {job.id}, filtered by state")
+
+        # A key may hold the store's own roles (by id) beside the built-in ones (by name).
+        role = create_role.sync(
+            client=c, body=CreateRole(name="SDK night shift", permissions=[Permission.QUEUE_VIEW])
+        )
+        expect(not isinstance(role, Problem), f"create_role: {role}")
+        made = create_api_key.sync(
+            client=c, body=CreateApiKey(name="SDK key", roles=[Role.VIEWER, UUID(role.id)])
+        )
+        expect(not isinstance(made, Problem), f"create_api_key: {made}")
+        key = get_api_key.sync(client=c, id=made.id)
+        expect(not isinstance(key, Problem), f"get_api_key: {key}")
+        expect(
+            set(map(str, key.roles)) == {Role.VIEWER.value, str(role.id)},
+            f"the key holds both roles: {key.roles}",
+        )
+    print(
+        f"use_client: created part {part.id}, queued job {job.id}, filtered by state; "
+        f"key {key.key_id} holds the store role {role.id}"
+    )
 
 
 def expect(condition: bool, message: str) -> None:

@@ -14,4 +14,4 @@ pub mod usage;
 pub mod verify;
 
 pub use caller::Caller;
-pub use permissions::{Permission, PermissionSet, Role};
+pub use permissions::{Permission, PermissionSet, Role, RoleId};

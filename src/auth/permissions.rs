@@ -151,6 +151,39 @@ impl utoipa::PartialSchema for Role {
 
 impl utoipa::ToSchema for Role {}
 
+/// A role as keys, members and invitations hold it: a built-in role by its id, or one of the
+/// store's own roles by its UUID (`GET /v1/roles` lists both).
+pub struct RoleId;
+
+impl utoipa::PartialSchema for RoleId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, OneOfBuilder, SchemaFormat};
+        OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("Role"))
+            .item(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some("The id of one of the store's own roles")),
+            )
+            .description(Some(
+                "A built-in role id, or the id of one of the store's own roles (see `GET /v1/roles`)",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RoleId {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push(("Role".to_owned(), <Role as utoipa::PartialSchema>::schema()));
+    }
+}
+
 fn string_enum<'a>(
     values: impl Iterator<Item = &'a str>,
     description: &str,

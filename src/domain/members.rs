@@ -20,8 +20,10 @@ pub struct Member {
     pub name: String,
     /// The store's owner: holds every permission; there is exactly one.
     pub owner: bool,
+    #[schema(value_type = Vec<crate::auth::RoleId>)]
     pub roles: Vec<String>,
     /// Direct permissions, beyond the roles'.
+    #[schema(value_type = Vec<crate::auth::Permission>)]
     pub permissions: Vec<String>,
     /// When they joined the store.
     pub created_at: DateTime<Utc>,

@@ -73,8 +73,10 @@ pub struct Invite {
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::auth::RoleId>)]
     pub roles: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::auth::Permission>)]
     pub permissions: Vec<String>,
 }
 
@@ -85,7 +87,9 @@ pub struct Invitation {
     pub store_id: StoreId,
     pub email: String,
     /// What the new member will hold.
+    #[schema(value_type = Vec<crate::auth::RoleId>)]
     pub roles: Vec<String>,
+    #[schema(value_type = Vec<crate::auth::Permission>)]
     pub permissions: Vec<String>,
     pub invited_by_key_id: Option<Uuid>,
     pub invited_by_user_id: Option<Uuid>,

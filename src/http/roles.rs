@@ -35,6 +35,7 @@ pub struct RoleView {
     pub built_in: bool,
     /// The same as `builtIn` (Printago's name for it).
     pub is_system: bool,
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
 }
 
@@ -68,6 +69,7 @@ pub struct CreateRole {
     pub name: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
+    #[schema(value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
 }
 
@@ -85,6 +87,7 @@ pub struct UpdateRole {
     #[schema(max_length = 500)]
     pub description: Option<Option<String>>,
     /// Replaces the role's permissions.
+    #[schema(value_type = Option<Vec<Permission>>)]
     pub permissions: Option<Vec<String>>,
 }
 

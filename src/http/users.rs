@@ -37,9 +37,11 @@ pub struct UserPath {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"roles": ["operator"], "permissions": ["order.view"]}))]
 pub struct UpdateUser {
-    /// Replaces the member's roles (built-in role ids).
+    /// Replaces the member's roles (built-in role ids, or the store's own roles' ids).
+    #[schema(value_type = Option<Vec<crate::auth::RoleId>>)]
     pub roles: Option<Vec<String>>,
     /// Replaces the member's direct permissions.
+    #[schema(value_type = Option<Vec<crate::auth::Permission>>)]
     pub permissions: Option<Vec<String>>,
 }
 

@@ -5,7 +5,7 @@ use super::paging::{self, Page, PageParams};
 use super::respond::{Created, NoStore};
 use crate::app::AppState;
 use crate::auth::issue::{issue, KeySpec};
-use crate::auth::{key_format, Caller, Permission, PermissionSet, Role};
+use crate::auth::{key_format, Caller, Permission, PermissionSet, RoleId};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::changes::{self, Verb};
 use crate::domain::roles::StoreRoles;
@@ -61,8 +61,8 @@ pub struct ApiKey {
     pub key_id: String,
     pub name: String,
     pub r#type: KeyType,
-    /// Built-in role ids.
-    #[schema(value_type = Vec<Role>)]
+    /// Role ids: built-in (`operator`) or the store's own (a UUID).
+    #[schema(value_type = Vec<RoleId>)]
     pub roles: Vec<String>,
     /// Permissions granted directly, besides those of the roles.
     #[schema(value_type = Vec<Permission>)]
@@ -135,9 +135,9 @@ pub struct CreateApiKey {
     /// A key with every permission; only the Store Owner (or a Full Access key) may create one.
     #[serde(default)]
     pub full_access: bool,
-    /// Built-in role ids (see `GET /v1/roles`).
+    /// Role ids: built-in (`operator`) or the store's own (a UUID); see `GET /v1/roles`.
     #[serde(default)]
-    #[schema(value_type = Vec<Role>)]
+    #[schema(value_type = Vec<RoleId>)]
     pub roles: Vec<String>,
     /// Permission names (see `GET /v1/permissions/types`).
     #[serde(default)]
@@ -164,7 +164,7 @@ pub struct UpdateApiKey {
     pub name: Option<String>,
     pub active: Option<bool>,
     /// Replaces the roles. A Full Access key takes none.
-    #[schema(value_type = Option<Vec<Role>>)]
+    #[schema(value_type = Option<Vec<RoleId>>)]
     pub roles: Option<Vec<String>>,
     /// Replaces the direct permissions. A Full Access key takes none.
     #[schema(value_type = Option<Vec<Permission>>)]
