@@ -88,11 +88,14 @@ pub struct Membership {
     pub store_name: String,
     /// The store's owner (holds every permission).
     pub owner: bool,
+    #[schema(value_type = Vec<crate::auth::RoleId>)]
     pub roles: Vec<String>,
     /// Direct permissions, beyond the roles'.
+    #[schema(value_type = Vec<crate::auth::Permission>)]
     pub permissions: Vec<String>,
     /// What the user may do in this store: the roles' and direct permissions (all, for the
     /// owner).
+    #[schema(value_type = Vec<crate::auth::Permission>)]
     pub effective_permissions: Vec<String>,
 }
 
