@@ -253,10 +253,11 @@ pub struct Problem {
     /// Stable, snake_case error code.
     pub code: ProblemCode,
     pub request_id: String,
+    /// With `validation_failed`: every problem, each with a JSON pointer into the body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// With `insufficient_permissions`: the permissions the request needed and the caller lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<String>>)]
     pub missing_permissions: Option<Vec<Permission>>,
 }
 
