@@ -1,6 +1,6 @@
 -- A key, a membership or an invitation names custom roles by id in `roles`. Deleting a role
--- locks its row and then counts who holds it; a write that names roles takes a share lock on
--- each one it names and fails (foreign_key_violation) when one is gone. So an assignment and a
+-- locks its row and then counts who holds it; a write that adds roles takes a share lock on each
+-- one it adds and fails (foreign_key_violation) when one is gone. So an assignment and a
 -- deletion that run at the same time cannot pass each other: one waits for the other, and
 -- either the deletion sees the new holder (409) or the assignment sees the role gone.
 create function lock_custom_roles_named() returns trigger language plpgsql as $$
