@@ -516,7 +516,8 @@ async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
         .await
 }
 
-/// Set a new password with a reset token; every session of the account ends.
+/// Set a new password with a reset token; every session of the account ends, and a sign-in
+/// throttle on the account (after failed guesses) is lifted.
 ///
 /// Needs no credentials, only the token (it works once).
 #[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "Users and sessions", security(()),
