@@ -40,6 +40,10 @@ pub struct Caller {
     /// Where the calling key may be used from (empty = anywhere).
     pub ip_allowlist: Arc<[IpNet]>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The member whose grant bounds this caller: the signed-in user, or the member who made
+    /// the calling key (directly, or through keys made by keys they made). What this caller
+    /// makes is recorded as theirs, so it too does no more than they may do now.
+    pub acting_for: Option<UserId>,
 }
 
 impl Caller {

@@ -3,7 +3,7 @@
 
 use super::permissions::{self, PermissionSet};
 use crate::db::api_keys::AuthRow;
-use crate::ids::{ApiKeyId, StoreId};
+use crate::ids::{ApiKeyId, StoreId, UserId};
 use crate::rate_limit::Quota;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -34,6 +34,8 @@ pub struct CachedKey {
     pub active: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub quota: Quota,
+    /// The member the key was made for (`api_keys.created_by_user_id`), whose grant caps it.
+    pub created_by_user_id: Option<UserId>,
 }
 
 impl CachedKey {
@@ -90,6 +92,7 @@ impl CachedKey {
             full_access: key.full_access && permissions.is_superset_of(PermissionSet::all()),
             active: key.active,
             expires_at: key.expires_at,
+            created_by_user_id: key.created_by_user_id,
         }
     }
 }

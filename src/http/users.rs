@@ -60,7 +60,8 @@ pub struct CreatedKey {
 #[serde(rename_all = "camelCase")]
 pub struct RemovedUser {
     pub user: Member,
-    /// The store's keys this member created; they keep working until revoked.
+    /// The store's keys made for this member (by them, or by keys they made): from now on they
+    /// are refused everything but still exist; revoke them.
     pub api_keys_created: Vec<CreatedKey>,
 }
 

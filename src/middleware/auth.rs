@@ -180,6 +180,7 @@ async fn key_caller(
         quota: verified.quota,
         ip_allowlist: verified.ip_allowlist.clone(),
         expires_at: verified.expires_at,
+        acting_for: verified.created_by_user_id,
     })
 }
 
@@ -248,5 +249,6 @@ async fn session_caller(
         ),
         ip_allowlist: Arc::from([]),
         expires_at: None,
+        acting_for: Some(signed_in.user),
     })
 }

@@ -548,6 +548,17 @@ async fn a_members_keys_do_no_more_than_the_member_may_now() {
         .unwrap()
         .to_owned();
     app.get("/v1/users").with_key(&key).send().await.assert(200);
+    // A key that key makes is made for the admin too, and follows them the same way.
+    let made = app
+        .post("/v1/api-keys")
+        .with_key(&key)
+        .json(&json!({"name": "made by admin's key", "roles": ["admin"]}))
+        .send()
+        .await;
+    made.assert(201);
+    assert_eq!(made.json()["createdByUserId"], json!(admin));
+    let grandchild = made.json()["key"].as_str().unwrap().to_owned();
+    let grandchild_id = made.json()["id"].clone();
     // Demoted: the key they made is demoted with them, and cannot undo it.
     app.patch(&format!("/v1/users/{admin}"))
         .owner()
@@ -560,28 +571,46 @@ async fn a_members_keys_do_no_more_than_the_member_may_now() {
         .send()
         .await
         .assert_problem(403, "insufficient_permissions");
-    app.patch(&format!("/v1/users/{admin}"))
-        .with_key(&key)
-        .json(&json!({"roles": ["admin"]}))
-        .send()
-        .await
-        .assert_problem(403, "insufficient_permissions");
+    for key in [&key, &grandchild] {
+        app.get("/v1/users")
+            .with_key(key)
+            .send()
+            .await
+            .assert_problem(403, "insufficient_permissions");
+        app.patch(&format!("/v1/users/{admin}"))
+            .with_key(key)
+            .json(&json!({"roles": ["admin"]}))
+            .send()
+            .await
+            .assert_problem(403, "insufficient_permissions");
+    }
     app.get("/v1/printers")
         .with_key(&key)
         .send()
         .await
         .assert(200);
-    // Removed: the key can do nothing (until someone revokes it).
-    app.delete(&format!("/v1/users/{admin}"))
+    // Removed: the keys can do nothing (until someone revokes them), and the answer names both.
+    let removed = app
+        .delete(&format!("/v1/users/{admin}"))
         .owner()
         .send()
-        .await
-        .assert(200);
-    app.get("/v1/printers")
-        .with_key(&key)
-        .send()
-        .await
-        .assert_problem(403, "insufficient_permissions");
+        .await;
+    removed.assert(200);
+    let named: Vec<Value> = removed.json()["apiKeysCreated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].clone())
+        .collect();
+    assert!(named.contains(&grandchild_id), "{named:?}");
+    assert_eq!(named.len(), 2, "{named:?}");
+    for key in [&key, &grandchild] {
+        app.get("/v1/printers")
+            .with_key(key)
+            .send()
+            .await
+            .assert_problem(403, "insufficient_permissions");
+    }
     app.post("/v1/users/invite")
         .with_key(&key)
         .json(&json!({"email": "admin@example.com", "roles": ["admin"]}))

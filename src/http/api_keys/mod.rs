@@ -76,7 +76,9 @@ pub struct ApiKey {
     pub managed_by: Option<String>,
     /// The key that created this one, if a key created it through the API.
     pub created_by: Option<ApiKeyId>,
-    /// The signed-in user who created this key, if a user did.
+    /// The member this key was made for: who made it signed in, or who made the key that made
+    /// it (and so on). It never does more than that member may do now, and nothing once they
+    /// leave the store.
     pub created_by_user_id: Option<UserId>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
@@ -457,7 +459,7 @@ pub async fn create_api_key(
             expires_at: grant.expires_at,
             managed_by: None,
             created_by: caller.api_key(),
-            created_by_user_id: caller.user(),
+            created_by_user_id: caller.acting_for,
         },
     )
     .await?;
