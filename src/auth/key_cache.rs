@@ -244,6 +244,7 @@ mod tests {
                 per_minute: 1,
                 per_hour: 1,
             },
+            created_by_user_id: None,
         }
     }
 
