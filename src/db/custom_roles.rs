@@ -113,6 +113,8 @@ pub enum Holder {
 #[derive(Debug, sqlx::FromRow)]
 pub struct HolderGrant {
     pub holder: Holder,
+    /// The key's id, the member's user id, or the invitation's id.
+    pub holder_id: Uuid,
     /// A Full Access key, or the store's owner.
     pub everything: bool,
     pub roles: Vec<String>,
@@ -128,13 +130,14 @@ pub async fn holder_grants(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<HolderGrant>> {
     sqlx::query_as(
-        "select 'key'::text as holder, full_access as everything, roles, permissions
+        "select 'key'::text as holder, id as holder_id, full_access as everything, roles,
+                permissions
            from api_keys where store_id = $1 and $2 = any(roles)
          union all
-         select 'member', owner, roles, permissions
+         select 'member', user_id, owner, roles, permissions
            from memberships where store_id = $1 and $2 = any(roles)
          union all
-         select 'invitation', false, roles, permissions
+         select 'invitation', id, false, roles, permissions
            from invitations where store_id = $1 and $2 = any(roles)
             and accepted_at is null and revoked_at is null and expires_at > $3",
     )

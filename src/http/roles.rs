@@ -242,7 +242,8 @@ pub async fn create_role(
 /// Required permission: `permission.grant`, and `permission.revoke` to take permissions away.
 /// Only a role whose permissions you all hold, and only to permissions you hold; and only if you
 /// could change each holder: `apiKey.edit` for keys, `user.edit` for members, `user.invite` for
-/// open invitations, and holding all they hold.
+/// open invitations, and holding all they hold. Not a role you hold yourself (or, for a key
+/// made for a member, that member holds): `403 privilege_escalation`.
 #[utoipa::path(patch, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     request_body = UpdateRole,
     responses(
@@ -304,7 +305,8 @@ pub async fn update_role(
 
 /// Changing a role changes every key, member and open invitation holding it: only a caller who
 /// could change each of them may (`apiKey.edit` for keys, `user.edit` for members,
-/// `user.invite` for invitations, and holding all they hold).
+/// `user.invite` for invitations, and holding all they hold), and not one who holds it: nobody
+/// changes their own grant, through a role no more than directly.
 async fn ensure_can_manage_holders(
     state: &AppState,
     caller: &Caller,
@@ -318,6 +320,21 @@ async fn ensure_can_manage_holders(
     let store_roles = roles::StoreRoles::load(&mut *tx, caller.store_id).await?;
     let mut held = crate::auth::PermissionSet::EMPTY;
     for holder in &holders {
+        let own = match holder.holder {
+            Holder::Key => caller
+                .api_key()
+                .is_some_and(|key| key.0 == holder.holder_id),
+            Holder::Member => caller
+                .acting_for
+                .is_some_and(|user| user.0 == holder.holder_id),
+            Holder::Invitation => false,
+        };
+        if own {
+            return Err(ApiError::PrivilegeEscalation(
+                "you hold this role (or your key's member does): someone else must change it"
+                    .to_owned(),
+            ));
+        }
         caller.require(match holder.holder {
             Holder::Key => Permission::ApiKeyEdit,
             Holder::Member => Permission::UserEdit,

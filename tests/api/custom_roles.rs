@@ -342,3 +342,54 @@ async fn a_role_an_open_invitation_names_is_changed_only_by_an_inviter_and_not_d
         .await
         .assert(204);
 }
+
+/// Nobody changes their own grant: not directly, and not by changing a role they hold (which
+/// would also let them move direct permissions into the role before those are taken away).
+#[tokio::test]
+async fn nobody_changes_a_role_they_hold() {
+    let app = TestApp::new().await;
+    let role = create_role(&app, json!({"name": "Mine", "permissions": ["part.view"]})).await;
+    let id = role["id"].as_str().unwrap().to_owned();
+    let (_, session) = app
+        .member_session(
+            "holder@example.com",
+            &[&id],
+            &[
+                "permission.grant",
+                "user.edit",
+                "user.view",
+                "apiKey.create",
+            ],
+        )
+        .await;
+    let widen = json!({"permissions": ["part.view", "user.view"]});
+    app.patch(&format!("/v1/roles/{id}"))
+        .session(&session)
+        .json(&widen)
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    // Nor through a key made for them.
+    let key = app
+        .post("/v1/api-keys")
+        .session(&session)
+        .json(&json!({"name": "holder's", "permissions": ["permission.grant", "user.edit", "user.view"]}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch(&format!("/v1/roles/{id}"))
+        .with_key(&key)
+        .json(&widen)
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.patch(&format!("/v1/roles/{id}"))
+        .owner()
+        .json(&widen)
+        .send()
+        .await
+        .assert(200);
+}
