@@ -38,8 +38,35 @@ pub struct CachedKey {
     pub created_by_user_id: Option<UserId>,
 }
 
+/// What a key may do now: its roles' and direct permissions (all, for Full Access), and, for a
+/// key made for a member, no more than that member may do now (nothing once they are gone).
+pub fn effective_permissions(row: &AuthRow) -> PermissionSet {
+    let key = &row.key;
+    let own = permissions::effective_with_custom(
+        key.full_access,
+        &key.roles,
+        &key.permissions,
+        &row.role_permissions,
+    );
+    let creator = &row.creator;
+    match (key.created_by_user_id, creator.creator_is_member) {
+        (None, _) => own,
+        (Some(_), Some(true)) => own.intersection(permissions::effective_with_custom(
+            creator.creator_owner.unwrap_or(false),
+            creator.creator_roles.as_deref().unwrap_or_default(),
+            creator.creator_permissions.as_deref().unwrap_or_default(),
+            creator
+                .creator_role_permissions
+                .as_deref()
+                .unwrap_or_default(),
+        )),
+        (Some(_), _) => PermissionSet::EMPTY,
+    }
+}
+
 impl CachedKey {
     pub fn from_row(row: AuthRow, default_quota: Quota) -> Self {
+        let permissions = effective_permissions(&row);
         let key = row.key;
         let parsed: Vec<Option<IpNet>> = key
             .ip_allowlist
@@ -50,27 +77,6 @@ impl CachedKey {
         if allowlist_unreadable {
             tracing::error!(key.id = %key.key_id, "stored IP allowlist does not parse; refusing the key everywhere");
         }
-        let own = permissions::effective_with_custom(
-            key.full_access,
-            &key.roles,
-            &key.permissions,
-            &row.role_permissions,
-        );
-        // A key a member made does at most what they may do now; nothing once they are gone.
-        let creator = &row.creator;
-        let permissions = match (key.created_by_user_id, creator.creator_is_member) {
-            (None, _) => own,
-            (Some(_), Some(true)) => own.intersection(permissions::effective_with_custom(
-                creator.creator_owner.unwrap_or(false),
-                creator.creator_roles.as_deref().unwrap_or_default(),
-                creator.creator_permissions.as_deref().unwrap_or_default(),
-                creator
-                    .creator_role_permissions
-                    .as_deref()
-                    .unwrap_or_default(),
-            )),
-            (Some(_), _) => PermissionSet::EMPTY,
-        };
         Self {
             permissions,
             ip_allowlist: parsed.into_iter().flatten().collect(),

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod entity;
 pub mod error;
 pub mod events;
+pub mod grants;
 pub mod materials;
 pub mod members;
 pub mod mqtt_access;

@@ -11,6 +11,7 @@ use crate::db::invitations::{self as db, InvitationRow, NewInvitation};
 use crate::db::{sessions as sessions_db, users, CreatedBy};
 use crate::domain::changes::{self, Author};
 use crate::domain::entity::EntityView;
+use crate::domain::grants;
 use crate::domain::members::Member;
 use crate::domain::roles::StoreRoles;
 use crate::domain::validate::Errors;
@@ -318,14 +319,16 @@ pub async fn revoke_invitation(
 /// already has one, the membership added to it (be signed in as that account).
 ///
 /// Needs no credentials, only the token; with the session cookie of the invited account, a
-/// change needs this site's `Origin`. Then sign in (`POST /v1/auth/login`).
+/// change needs this site's `Origin`. Then sign in (`POST /v1/auth/login`). An invitation is
+/// honoured only as far as whoever made it may still grant it: after they were demoted or
+/// removed, or their key narrowed or revoked, it is `409` (ask for a new one).
 #[utoipa::path(post, path = "/v1/invitations/accept", tag = "Users and sessions", security(()),
     request_body = AcceptInvitation,
     responses(
         (status = 201, description = "Accepted: a member of the store", body = AcceptedInvitation),
         (status = 403, description = "A session sent from a page of another site", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No open invitation has this token (used, revoked, expired or never made)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "An account with the invited email exists: sign in as it and accept again; or already a member", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "An account with the invited email exists: sign in as it and accept again; already a member; or the inviter may no longer grant what it asks for", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -412,6 +415,20 @@ pub async fn accept_invitation(
     let invitation = db::accept(&mut *tx, &digest, user.id, now)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let store = invitation.store_id;
+    let (by_key, by_user) = (invitation.invited_by_key_id, invitation.invited_by_user_id);
+    let may = grants::inviter_may_grant(&mut tx, store, by_key, by_user, now).await?;
+    let wanted = StoreRoles::load(&mut *tx, store).await?.effective(
+        false,
+        &invitation.roles,
+        &invitation.permissions,
+    );
+    if !may.is_superset_of(wanted) {
+        return Err(ApiError::Conflict(
+            "whoever made this invitation may no longer grant what it asks for: ask for a new one"
+                .to_owned(),
+        ));
+    }
     let added = users::add_membership(
         &mut *tx,
         users::NewMembership {

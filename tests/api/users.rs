@@ -742,3 +742,62 @@ async fn a_password_reset_lifts_the_sign_in_throttle_on_its_account() {
         .unwrap();
     login(&generated).await.assert(200);
 }
+
+/// An invitation waits for days; it is honoured only as far as whoever made it may still grant
+/// it. Otherwise a demoted or removed admin (who holds the token when no mail is sent) could keep
+/// invitations to addresses of their own as a way back in.
+#[tokio::test]
+async fn an_invitation_outlives_no_more_than_its_inviters_authority() {
+    let app = TestApp::new().await;
+    let (admin, session) = app
+        .member_session("admin@example.com", &["admin"], &[])
+        .await;
+    let accept = |token: String| {
+        app.post("/v1/invitations/accept")
+            .json(&json!({"token": token, "name": "Sleeper", "password": "a sleeper passphrase"}))
+            .send()
+    };
+    let sleeper = invite_as_admin(
+        app.post("/v1/users/invite").session(&session),
+        "sleeper@x.org",
+    )
+    .await;
+    let kept = invite_as_admin(app.post("/v1/users/invite").session(&session), "kept@x.org").await;
+    let key = app.key_with(&["admin"], &[]).await;
+    let by_key = invite_as_admin(app.post("/v1/users/invite").with_key(&key), "bykey@x.org").await;
+
+    // While the admin is an admin, their invitation works.
+    accept(kept).await.assert(201);
+    // Demoted, their other invitation no longer grants admin.
+    app.patch(&format!("/v1/users/{admin}"))
+        .owner()
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .assert(200);
+    accept(sleeper).await.assert_problem(409, "conflict");
+    // A key's invitation goes with the key.
+    let key_id = app
+        .get("/v1/api-keys/current")
+        .with_key(&key)
+        .send()
+        .await
+        .json()["id"]
+        .clone();
+    app.delete(&format!("/v1/api-keys/{}", key_id.as_str().unwrap()))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    accept(by_key).await.assert_problem(409, "conflict");
+}
+
+/// Invites `email` as an admin; the token (no mail is configured).
+async fn invite_as_admin(req: crate::helpers::Req<'_>, email: &str) -> String {
+    let res = req
+        .json(&json!({"email": email, "roles": ["admin"]}))
+        .send()
+        .await;
+    res.assert(201);
+    res.json()["token"].as_str().unwrap().to_owned()
+}
