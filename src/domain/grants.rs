@@ -40,7 +40,7 @@ pub async fn inviter_may_grant(
             None => None,
         };
         may = may.intersection(match auth {
-            Some(auth) if auth.key.active && auth.key.expires_at.map_or(true, |e| e > now) => {
+            Some(auth) if auth.key.active && auth.key.expires_at.is_none_or(|e| e > now) => {
                 key_cache::effective_permissions(&auth)
             }
             _ => PermissionSet::EMPTY,
