@@ -87,3 +87,19 @@ impl StoreRoles {
         permissions::effective(full_access, roles, direct).union(custom)
     }
 }
+
+/// What `roles` and `direct` grant now, read again inside the transaction that just wrote them.
+/// That write's trigger (migration 0022) share-locked each store role it added, so an edit of
+/// one either committed before (and is seen here) or waits for this transaction: a grant checked
+/// before the write is checked again against this before the write commits.
+pub async fn granted_now(
+    conn: &mut sqlx::PgConnection,
+    store: StoreId,
+    full_access: bool,
+    roles: &[String],
+    direct: &[String],
+) -> sqlx::Result<PermissionSet> {
+    Ok(StoreRoles::load(&mut *conn, store)
+        .await?
+        .effective(full_access, roles, direct))
+}

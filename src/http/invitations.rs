@@ -13,7 +13,7 @@ use crate::domain::changes::{self, Author};
 use crate::domain::entity::EntityView;
 use crate::domain::grants;
 use crate::domain::members::Member;
-use crate::domain::roles::StoreRoles;
+use crate::domain::roles::{self, StoreRoles};
 use crate::domain::validate::Errors;
 use crate::domain::EntityType;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -239,6 +239,14 @@ pub async fn invite(
         },
     )
     .await?;
+    let granted = roles::granted_now(
+        &mut tx,
+        caller.store_id,
+        false,
+        &row.roles,
+        &row.permissions,
+    );
+    caller.ensure_can_grant(granted.await?)?;
     let invitation = Invitation::from(row);
     changes::created(&mut tx, &caller, &invitation).await?;
     tx.commit().await?;

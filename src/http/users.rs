@@ -8,7 +8,7 @@ use crate::auth::{Caller, Permission};
 use crate::db::{api_keys, users};
 use crate::domain::changes;
 use crate::domain::members::Member;
-use crate::domain::roles::StoreRoles;
+use crate::domain::roles::{granted_now, StoreRoles};
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ApiKeyId, UserId};
@@ -169,6 +169,8 @@ pub async fn update_user(
     }
     caller.ensure_can_grant(will)?;
     users::set_grants(&mut *tx, caller.store_id, path.id, &roles, &direct).await?;
+    let will_now = granted_now(&mut tx, caller.store_id, before.owner, &roles, &direct).await?;
+    caller.ensure_can_grant(will_now)?;
     let after: Member = member(&mut tx, caller.store_id, path.id, false).await?;
     changes::updated(&mut tx, &caller, &before, &after).await?;
     tx.commit().await?;
@@ -180,8 +182,8 @@ pub async fn update_user(
 /// Remove a member from this store (their account stays, with their other stores).
 ///
 /// Required permission: `user.delete`. Not the owner (pass ownership on first), not yourself,
-/// and only members who hold no more than you. The answer lists the keys they created: they
-/// keep working until you revoke them.
+/// and only members who hold no more than you. The answer lists the keys made for them (by them,
+/// or by keys they made): from now on those are refused everything; revoke them.
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "Users and sessions", params(UserPath),
     responses(
         (status = 200, description = "Removed", body = RemovedUser),

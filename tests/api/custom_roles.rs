@@ -393,3 +393,33 @@ async fn nobody_changes_a_role_they_hold() {
         .await
         .assert(200);
 }
+
+/// A role widened while a key is being made with it: the new key's grant is checked again once
+/// the role is locked, so it does not get the widened permissions its maker lacks.
+#[tokio::test]
+async fn a_role_widened_while_it_is_being_assigned_is_checked_again() {
+    let app = TestApp::new().await;
+    let role = create_role(
+        &app,
+        json!({"name": "Narrow", "permissions": ["part.view"]}),
+    )
+    .await;
+    let id = role["id"].as_str().unwrap().to_owned();
+    let maker = app.key_with(&[], &["apiKey.create", "part.view"]).await;
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "update custom_roles set permissions = array['part.view', 'user.view'] where id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let create = app
+        .post("/v1/api-keys")
+        .with_key(&maker)
+        .json(&json!({"name": "late", "roles": [id]}))
+        .send();
+    committed_later(&app, tx, create)
+        .await
+        .assert_problem(403, "privilege_escalation");
+}

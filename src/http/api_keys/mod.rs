@@ -8,7 +8,7 @@ use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, Caller, Permission, PermissionSet, RoleId};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::changes::{self, Verb};
-use crate::domain::roles::StoreRoles;
+use crate::domain::roles::{self, StoreRoles};
 use crate::domain::validate::{Errors, IpRange};
 use crate::domain::{EntityType, EntityView};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -463,6 +463,16 @@ pub async fn create_api_key(
         },
     )
     .await?;
+    caller.ensure_can_grant(
+        roles::granted_now(
+            &mut tx,
+            caller.store_id,
+            row.full_access,
+            &row.roles,
+            &row.permissions,
+        )
+        .await?,
+    )?;
     let created = ApiKeyWithSecret {
         api_key: ApiKey::from_row(row, &state),
         key: plaintext.expose().to_owned(),
@@ -521,6 +531,16 @@ pub async fn update_api_key(
     let updated = db::update(&mut *tx, caller.store_id, path.id, changes)
         .await?
         .ok_or(ApiError::NotFound)?;
+    caller.ensure_can_grant(
+        roles::granted_now(
+            &mut tx,
+            caller.store_id,
+            updated.full_access,
+            &updated.roles,
+            &updated.permissions,
+        )
+        .await?,
+    )?;
     let view = ApiKey::from_row(updated.clone(), &state);
     changes::updated(&mut tx, &caller, &before, &view).await?;
     tx.commit().await?;
