@@ -66,25 +66,16 @@ parameters = { "path.id" = "$target" }
 include-path-regex = "^/v1/auth/sessions/\\\\{id\\\\}"
 parameters = { "path.id" = "$spare_id" }
 TOML
-# Schemathesis sends the credentials itself (the key's phase: the key; the signed-in phase: the
-# cookie), and the store id, so that it can also leave each out and expect a refusal.
-cp "$work/schemathesis.toml" "$work/session.toml"
-cat >> "$work/schemathesis.toml" <<TOML
-
-[auth.openapi.apiKey]
-api_key = "ApiKey $key"
-
-[auth.openapi.storeId]
-api_key = "$store"
-TOML
-cat >> "$work/session.toml" <<TOML
-
-[auth.openapi.session]
-api_key = "$session"
-
-[auth.openapi.storeId]
-api_key = "$store"
-TOML
+# Schemathesis sends the credential itself (the key, or the session cookie) and the store id,
+# so that it can also leave each out and expect a refusal. A copy of the config per credential:
+# credentials FILE SCHEME VALUE.
+credentials() {
+  cp "$work/schemathesis.toml" "$1"
+  printf '\n[auth.openapi.%s]\napi_key = "%s"\n\n[auth.openapi.storeId]\napi_key = "%s"\n' \
+    "$2" "$3" "$store" >> "$1"
+}
+credentials "$work/key.toml" apiKey "ApiKey $key"
+credentials "$work/session.toml" session "$session"
 
 # Runs schemathesis with a config file and a HAR report name, then checks from the report that
 # the run was let in: it tested nothing if most operations only ever answered 401/403.
@@ -126,7 +117,7 @@ PY
 
 status=0
 echo "== with the store's Full Access key: every operation"
-fuzz "$work/schemathesis.toml" "$work/key.har" "$@" || status=1
+fuzz "$work/key.toml" "$work/key.har" "$@" || status=1
 # Signed in, on the routes only a session reaches. Not signing out or handing the store on: the
 # rest of the run needs the session and the owner (both are covered by the API tests).
 echo "== signed in as the owner: the session routes"
