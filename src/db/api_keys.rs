@@ -108,7 +108,29 @@ pub async fn insert(
 /// Authentication's lookup by the key's public id (one indexed read).
 pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Result<Option<AuthRow>> {
     // No store filter by design: the key id is unique and is what tells us the store.
-    sqlx::query_as(&format!(
+    sqlx::query_as(&auth_select("k.key_id = $1"))
+        .bind(key_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// One of the store's keys by id, as `find_for_auth` reads it: what it may do now.
+pub async fn find_for_auth_by_id(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    id: ApiKeyId,
+) -> sqlx::Result<Option<AuthRow>> {
+    sqlx::query_as(&auth_select("k.store_id = $1 and k.id = $2"))
+        .bind(store)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A key with its store and its maker's grant, for the keys `filter` (a trusted condition on
+/// `k`) selects.
+fn auth_select(filter: &str) -> String {
+    format!(
         "select k.*, s.name as store_name,
                 s.rate_limit_per_minute as store_rate_limit_per_minute,
                 s.rate_limit_per_hour as store_rate_limit_per_hour, {},
@@ -118,13 +140,10 @@ pub async fn find_for_auth(db: impl PgExecutor<'_>, key_id: &str) -> sqlx::Resul
          from api_keys k join stores s on s.id = k.store_id
          left join memberships cm
                 on cm.store_id = k.store_id and cm.user_id = k.created_by_user_id
-         where k.key_id = $1",
+         where {filter}",
         super::custom_roles::role_permissions("k"),
         super::custom_roles::role_permissions_expr("cm")
-    ))
-    .bind(key_id)
-    .fetch_optional(db)
-    .await
+    )
 }
 
 /// The store's keys a user created (at most 1,000, oldest first).

@@ -5,9 +5,9 @@
 
 use crate::auth::key_cache;
 use crate::auth::{permissions, PermissionSet};
-use crate::db::api_keys::{self, ApiKeyRow};
+use crate::db::api_keys;
 use crate::db::users;
-use crate::ids::{StoreId, UserId};
+use crate::ids::{ApiKeyId, StoreId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -35,16 +35,14 @@ pub async fn inviter_may_grant(
         );
     }
     if let Some(key) = by_key {
-        let auth = match crate::db::get::<ApiKeyRow>(&mut *conn, store, key).await? {
-            Some(row) => api_keys::find_for_auth(&mut *conn, &row.key_id).await?,
-            None => None,
-        };
-        may = may.intersection(match auth {
-            Some(auth) if auth.key.active && auth.key.expires_at.is_none_or(|e| e > now) => {
-                key_cache::effective_permissions(&auth)
-            }
-            _ => PermissionSet::EMPTY,
-        });
+        may = may.intersection(
+            match api_keys::find_for_auth_by_id(&mut *conn, store, ApiKeyId(key)).await? {
+                Some(auth) if auth.key.active && auth.key.expires_at.is_none_or(|e| e > now) => {
+                    key_cache::effective_permissions(&auth)
+                }
+                _ => PermissionSet::EMPTY,
+            },
+        );
     }
     Ok(may)
 }
