@@ -238,6 +238,37 @@ impl WireName for ProblemCode {
     }
 }
 
+impl ProblemCode {
+    /// The status every problem with this code is answered with.
+    pub fn status(self) -> StatusCode {
+        use ProblemCode::*;
+        match self {
+            Unauthorized | InvalidApiKey | ApiKeyInactive | ApiKeyExpired | InvalidSession
+            | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            InsufficientPermissions
+            | IpNotAllowed
+            | PrivilegeEscalation
+            | ManagedKey
+            | CrossOrigin
+            | NotAMember
+            | SessionRequired
+            | ApiKeyRequired => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict | InvalidStateTransition | IdempotencyKeyInUse => StatusCode::CONFLICT,
+            BadRequest => StatusCode::BAD_REQUEST,
+            ValidationFailed | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RateLimitExceeded | TooManyAuthFailures => StatusCode::TOO_MANY_REQUESTS,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 /// The problem+json body, documented for OpenAPI.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -262,45 +293,9 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// The HTTP status, which follows from the problem's code.
     pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            Unauthorized
-            | MissingCredentials
-            | MissingStoreId
-            | MalformedStoreId
-            | MissingAuthScheme
-            | UnreadableAuthorization
-            | InvalidApiKey
-            | ApiKeyInactive
-            | ApiKeyExpired
-            | InvalidSession
-            | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            InsufficientPermissions(_)
-            | IpNotAllowed
-            | PrivilegeEscalation(_)
-            | ManagedKey(_)
-            | CrossOrigin
-            | NotAMember
-            | SessionRequired
-            | ApiKeyRequired => StatusCode::FORBIDDEN,
-            NotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict(_) | InvalidStateTransition(_) => StatusCode::CONFLICT,
-            BadRequest(_) => StatusCode::BAD_REQUEST,
-            Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            IdempotencyKeyInUse => StatusCode::CONFLICT,
-            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RateLimited { .. } | TooManyAuthFailures { .. } | TooManySignInFailures { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            Timeout | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     pub fn code(&self) -> ProblemCode {

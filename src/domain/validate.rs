@@ -30,6 +30,45 @@ impl utoipa::PartialSchema for IpRange {
 
 impl utoipa::ToSchema for IpRange {}
 
+/// What `Errors::name` accepts, as a JSON Schema pattern: one character at least that is not
+/// white space, and no control characters inside the white space the server trims from either
+/// end (a test compares the two).
+pub const NAME_PATTERN: &str = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$";
+
+/// The documented form of a name of 1–`max` characters; `null` allowed where a change may
+/// leave the name out. Used by request types through `#[schema(schema_with = …)]`.
+fn name_schema(max: usize, nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .description(Some(format!("1–{max} characters, not only spaces.")))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(NAME_PATTERN))
+        .build()
+}
+
+pub fn name_100() -> utoipa::openapi::Object {
+    name_schema(100, false)
+}
+
+pub fn name_200() -> utoipa::openapi::Object {
+    name_schema(200, false)
+}
+
+pub fn optional_name_100() -> utoipa::openapi::Object {
+    name_schema(100, true)
+}
+
+pub fn optional_name_200() -> utoipa::openapi::Object {
+    name_schema(200, true)
+}
+
 pub const MAX_TAGS: usize = 20;
 pub const TAG_MAX: usize = 50;
 
@@ -67,7 +106,7 @@ impl Errors {
     }
 
     /// A trimmed, non-empty name of at most `max` characters without control characters
-    /// (request types document the same rule as a `pattern`).
+    /// (request types document the same rule as `NAME_PATTERN`).
     pub fn name(&mut self, pointer: &str, value: &str, max: usize) -> String {
         let trimmed = value.trim();
         if trimmed.is_empty() {
@@ -239,7 +278,7 @@ impl Errors {
 
 #[cfg(test)]
 mod tests {
-    use super::IP_RANGE_PATTERN;
+    use super::{Errors, IP_RANGE_PATTERN, NAME_PATTERN};
 
     /// Addresses of every shape: 0–9 groups on either side of an optional `::`, with or without
     /// an IPv4 tail, leading zeros, and prefixes in and out of range.
@@ -306,6 +345,33 @@ mod tests {
             }
         }
         assert!(candidates.len() > 2000);
+        assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    }
+
+    #[test]
+    fn the_documented_name_pattern_accepts_exactly_what_the_server_accepts() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        let pieces = [
+            "", " ", "a", "Ä", "\u{3000}", "\t", "\n", "\u{0}", "\u{1f}", "\u{7f}", "\u{85}",
+            "\u{9f}", "\u{a0}", "\u{200b}", "\u{2028}", "x y",
+        ];
+        let mut disagreements = Vec::new();
+        for first in pieces {
+            for second in pieces {
+                for third in pieces {
+                    let candidate = format!("{first}{second}{third}");
+                    let mut errors = Errors::default();
+                    errors.name("/name", &candidate, 100);
+                    let accepted = errors.finish().is_ok();
+                    let documented = pattern.is_match(&candidate);
+                    if documented != accepted {
+                        disagreements.push(format!(
+                            "{candidate:?}: pattern {documented}, server {accepted}"
+                        ));
+                    }
+                }
+            }
+        }
         assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     }
 }

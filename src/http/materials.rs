@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::domain::materials::Material;
-use crate::domain::validate::{Errors, Tag};
+use crate::domain::validate::{self, Errors, Tag};
 use crate::error::{ApiResult, Problem};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -28,11 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Bambu PLA Basic Orange", "type": "PLA", "brand": "Bambu Lab", "color": "#ff8800", "diameterMm": 1.75, "densityGCm3": 1.24, "pricePer1000g": 19.99, "tags": ["matte"]}))]
 pub struct CreateMaterial {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_100)]
     pub name: String,
     #[schema(max_length = 100)]
     pub brand: Option<String>,
@@ -60,11 +56,7 @@ pub struct CreateMaterial {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"pricePer1000g": 17.5, "notes": "bought in bulk"}))]
 pub struct UpdateMaterial {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_100)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]

@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::parts::{self as db, PartFields, PartRow};
 use crate::domain::parts::{Part, PartMaterialView, PartType};
-use crate::domain::validate::{Errors, Tag};
+use crate::domain::validate::{self, Errors, Tag};
 use crate::error::{ApiResult, Problem};
 use crate::ids::StoreId;
 use crate::wire::WireName;
@@ -54,11 +54,7 @@ impl utoipa::ToSchema for FileUri {}
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Phone stand", "type": "3mf", "description": "Two-piece stand", "fileUris": ["https://files.example.com/phone-stand.3mf"], "materials": [{"materialId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e01", "grams": 42.5}], "estimatedGrams": 42.5, "estimatedSeconds": 5400, "requiredPrinterTags": ["hardened-nozzle"]}))]
 pub struct CreatePart {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_200)]
     pub name: String,
     pub r#type: PartType,
     /// Up to 20 http(s) or s3 URLs.
@@ -85,11 +81,7 @@ pub struct CreatePart {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"estimatedSeconds": 5100, "requiredPrinterTags": []}))]
 pub struct UpdatePart {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
     pub r#type: Option<PartType>,
     #[schema(max_items = 20, value_type = Option<Vec<FileUri>>)]

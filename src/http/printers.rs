@@ -9,7 +9,7 @@ use crate::auth::{Caller, Permission};
 use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::domain::printers::{BuildVolume, Printer, PrinterStatus, Provider};
-use crate::domain::validate::{Errors, Tag};
+use crate::domain::validate::{self, Errors, Tag};
 use crate::domain::{changes, print_jobs, Author};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::PrinterId;
@@ -38,11 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "X1C #1", "provider": "bambu", "deviceId": "00M09A350100123", "model": "X1 Carbon", "location": "bench 1", "tags": ["hardened-nozzle"], "nozzleDiameterMm": 0.4, "buildVolumeMm": {"x": 256, "y": 256, "z": 256}}))]
 pub struct CreatePrinter {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_100)]
     pub name: String,
     pub provider: Provider,
     /// 1–100 characters of letters, digits and `._:-`; unique per provider in the store; not
@@ -71,11 +67,7 @@ pub struct CreatePrinter {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"enabled": false, "notes": "nozzle swap"}))]
 pub struct UpdatePrinter {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_100)]
     pub name: Option<String>,
     pub provider: Option<Provider>,
     /// As on create.

@@ -6,7 +6,7 @@ use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission, Role};
 use crate::db::custom_roles::{self, CustomRoleRow, Holder};
-use crate::domain::validate::Errors;
+use crate::domain::validate::{self, Errors};
 use crate::domain::{changes, roles, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -56,16 +56,12 @@ pub struct RolePath {
     pub id: String,
 }
 
+/// A store role. Its name is unique in the store, ignoring case.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Night shift", "description": "Runs the queue overnight", "permissions": ["queue.view", "queue.manage", "printer.view", "printer.control"]}))]
 pub struct CreateRole {
-    /// 1–100 characters, unique in the store (ignoring case).
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_100)]
     pub name: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -77,11 +73,7 @@ pub struct CreateRole {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"permissions": ["queue.view", "queue.manage"]}))]
 pub struct UpdateRole {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_100)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 500)]

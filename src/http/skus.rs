@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::skus::{self as db, SkuFields, SkuRow};
 use crate::domain::skus::{LinkedPart, Sku};
-use crate::domain::validate::Errors;
+use crate::domain::validate::{self, Errors};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::StoreId;
 use axum::extract::{RawQuery, State};
@@ -35,11 +35,7 @@ pub struct CreateSku {
     /// 1–100 characters of letters, digits and `._-/`; unique in the store.
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
     pub sku: String,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_200)]
     pub name: String,
     #[schema(max_length = 2000)]
     pub description: Option<String>,
@@ -56,11 +52,7 @@ pub struct CreateSku {
 pub struct UpdateSku {
     #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
     pub sku: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]

@@ -4,7 +4,7 @@ use super::extract::ApiJson;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::stores::{self as db, StoreRow};
-use crate::domain::validate::Errors;
+use crate::domain::validate::{self, Errors};
 use crate::domain::{changes, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::StoreId;
@@ -43,12 +43,7 @@ pub struct RateLimits {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Orange Prints Ltd"}))]
 pub struct UpdateStore {
-    /// 1–200 characters, not only spaces.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
 }
 

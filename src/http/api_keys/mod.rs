@@ -9,7 +9,7 @@ use crate::auth::{key_format, Caller, Permission, PermissionSet, RoleId};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::changes::{self, Verb};
 use crate::domain::roles::{self, StoreRoles};
-use crate::domain::validate::{Errors, IpRange};
+use crate::domain::validate::{self, Errors, IpRange};
 use crate::domain::{EntityType, EntityView};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{ApiKeyId, StoreId, UserId};
@@ -127,12 +127,7 @@ pub struct AuthTest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "shop integration", "roles": ["operator"], "permissions": ["order.view"], "ipAllowlist": ["203.0.113.0/24"], "expiresAt": "2030-01-01T00:00:00Z"}))]
 pub struct CreateApiKey {
-    /// 1–100 characters, not only spaces.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_100)]
     pub name: String,
     /// A key with every permission; only the Store Owner (or a Full Access key) may create one.
     #[serde(default)]
@@ -157,12 +152,7 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "shop integration (EU)", "active": true, "ipAllowlist": ["203.0.113.7", "2001:db8::/32"]}))]
 pub struct UpdateApiKey {
-    /// 1–100 characters, not only spaces.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::optional_name_100)]
     pub name: Option<String>,
     pub active: Option<bool>,
     /// Replaces the roles. A Full Access key takes none.

@@ -15,7 +15,7 @@ use crate::domain::entity::Stored;
 use crate::domain::orders::{Order, OrderSource, OrderStatus};
 use crate::domain::print_jobs::{self as jobs, PrintJob};
 use crate::domain::queue::JobState;
-use crate::domain::validate::Errors;
+use crate::domain::validate::{self, Errors};
 use crate::domain::{changes, planning, Author, EventType};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{OrderId, StoreId};
@@ -90,12 +90,7 @@ pub struct SkuOrderItem {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CodeOrderItem {
-    /// 1–100 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = validate::name_100)]
     pub external_sku: String,
     #[schema(minimum = 1, maximum = 10000)]
     pub quantity: i32,
