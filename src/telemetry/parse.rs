@@ -457,4 +457,21 @@ mod tests {
         assert_eq!(generic(&json!({"state": "exploded"})).status, "unknown");
         assert!(!generic(&json!({"online": false})).online);
     }
+
+    /// What a printer may publish (`domain::mqtt_access`, the broker's ACL) is exactly what the
+    /// bridge reads as that printer.
+    #[test]
+    fn what_a_printer_may_publish_is_read_as_that_printer() {
+        let store = crate::ids::StoreId(uuid::Uuid::nil());
+        for (provider, device) in [("bambu", "01S0"), ("klipper", "voron"), ("generic", "g1")] {
+            let topics = crate::domain::mqtt_access::printer_topics(store, provider, device);
+            for topic in topics.publish {
+                let source = source(&topic).unwrap();
+                assert_eq!(
+                    (source.provider, source.device_id.as_str()),
+                    (provider, device)
+                );
+            }
+        }
+    }
 }
