@@ -14,7 +14,7 @@ use crate::domain::entity::EntityView;
 use crate::domain::grants;
 use crate::domain::members::Member;
 use crate::domain::roles::{self, StoreRoles};
-use crate::domain::validate::Errors;
+use crate::domain::validate::{self, Errors};
 use crate::domain::EntityType;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{StoreId, UserId};
@@ -132,6 +132,8 @@ pub struct InvitationCreated {
     pub token: Option<String>,
 }
 
+/// An invitation accepted. `name` (your name) and `password` make a new account; signed in
+/// as the invited email instead, leave them out.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"token": "pfi_3mQ8cXkR2vN7pL0aZ5tY1wE9sD4fG6hJ8kL2mN4bV7c", "name": "Sam Teammate", "password": "a long passphrase of mine"}))]
@@ -139,8 +141,7 @@ pub struct AcceptInvitation {
     /// The invitation's token (from the mail, or from whoever invited you).
     #[schema(min_length = 1, max_length = 100)]
     pub token: String,
-    /// Your name, for a new account.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
     /// Your password (10–200 characters), for a new account.
     #[schema(min_length = 10, max_length = 200)]

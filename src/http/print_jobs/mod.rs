@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::db::parts::PartRow;
 use crate::db::print_jobs::End;
 use crate::domain::queue::JobState;
-use crate::domain::validate::{Errors, Tag};
+use crate::domain::validate::{self, Errors, Tag};
 use crate::error::{ApiResult, Problem};
 use crate::ids::StoreId;
 use serde::{Deserialize, Serialize};
@@ -58,14 +58,14 @@ impl From<QueueEnd> for End {
     }
 }
 
+/// A job to print a part. Its `name` defaults to the part's.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"partId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e02", "quantity": 2, "priority": 10, "position": "front", "materialIds": ["0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e01"], "notes": "rush"}))]
 pub struct CreatePrintJob {
     /// A part of this store.
     pub part_id: Uuid,
-    /// Defaults to the part's name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
     /// Copies to print; default 1.
     #[schema(minimum = 1, maximum = 10000)]
@@ -93,7 +93,7 @@ pub struct CreatePrintJob {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"priority": 20, "notes": "customer waiting"}))]
 pub struct UpdatePrintJob {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = validate::optional_name_200)]
     pub name: Option<String>,
     /// Only before the job starts printing.
     #[schema(minimum = 1, maximum = 10000)]
