@@ -32,8 +32,9 @@ impl utoipa::ToSchema for IpRange {}
 
 /// What `Errors::name` accepts, as a JSON Schema pattern: one character at least that is not
 /// white space, and no control characters inside the white space the server trims from either
-/// end (a test compares the two).
-pub const NAME_PATTERN: &str = r"^\s*[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*\s*$";
+/// end (a test compares the two). White space is Unicode's `White_Space`, spelled out, since
+/// `\s` differs between regex dialects (Python's takes U+001C–U+001F, JavaScript's U+FEFF).
+pub const NAME_PATTERN: &str = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
 
 /// The documented form of a name of 1–`max` characters; `null` allowed where a change may
 /// leave the name out. Used by request types through `#[schema(schema_with = …)]`.
@@ -353,7 +354,8 @@ mod tests {
         let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
         let pieces = [
             "", " ", "a", "Ä", "\u{3000}", "\t", "\n", "\u{0}", "\u{1f}", "\u{7f}", "\u{85}",
-            "\u{9f}", "\u{a0}", "\u{200b}", "\u{2028}", "x y",
+            "\u{9f}", "\u{a0}", "\u{200b}", "\u{2028}", "x y", "\u{1c}", "\u{feff}", "\u{2003}",
+            "\r",
         ];
         let mut disagreements = Vec::new();
         for first in pieces {
