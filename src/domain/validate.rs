@@ -106,18 +106,19 @@ impl Errors {
         }
     }
 
-    /// A trimmed, non-empty name of at most `max` characters without control characters
-    /// (request types document the same rule as `NAME_PATTERN`).
+    /// A name of at most `max` characters as sent, not only white space, trimmed, without
+    /// control characters (request types document the same rule as `NAME_PATTERN` with
+    /// `maxLength`, which counts what is sent: so does this).
     pub fn name(&mut self, pointer: &str, value: &str, max: usize) -> String {
         let trimmed = value.trim();
-        if trimmed.is_empty() {
-            self.add(pointer, "required", "must not be empty");
-        } else if trimmed.chars().count() > max {
+        if value.chars().count() > max {
             self.add(
                 pointer,
                 "too_long",
                 format!("must be at most {max} characters"),
             );
+        } else if trimmed.is_empty() {
+            self.add(pointer, "required", "must not be empty");
         } else if trimmed.chars().any(char::is_control) {
             self.add(
                 pointer,
@@ -128,15 +129,17 @@ impl Errors {
         trimmed.to_owned()
     }
 
-    /// An email address: trimmed, 3–254 characters, one `@` with something on each side, no
-    /// spaces or control characters. (Whether it reaches anyone is for the mail to tell.)
+    /// An email address: at most 254 characters as sent, trimmed, 3 at least, one `@` with
+    /// something on each side, no spaces or control characters. (Whether it reaches anyone is
+    /// for the mail to tell.)
     pub fn email(&mut self, pointer: &str, value: &str) -> String {
+        let sent_length = value.chars().count();
         let value = value.trim();
         let shaped = value.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         });
         let clean = !value.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !(3..=254).contains(&value.chars().count()) || !shaped || !clean {
+        if sent_length > 254 || value.chars().count() < 3 || !shaped || !clean {
             self.add(pointer, "invalid_value", "must be an email address");
         }
         value.to_owned()
@@ -155,36 +158,36 @@ impl Errors {
         }
     }
 
-    /// Optional text: trimmed, `None` when empty, at most `max` characters.
+    /// Optional text: at most `max` characters as sent (what `maxLength` documents), trimmed,
+    /// `None` when empty.
     pub fn optional_text(
         &mut self,
         pointer: &str,
         value: Option<&str>,
         max: usize,
     ) -> Option<String> {
-        let value = value?.trim();
-        if value.is_empty() {
-            return None;
-        }
-        if value.chars().count() > max {
+        let sent = value?;
+        let value = sent.trim();
+        if sent.chars().count() > max {
             self.add(
                 pointer,
                 "too_long",
                 format!("must be at most {max} characters"),
             );
         }
-        Some(value.to_owned())
+        (!value.is_empty()).then(|| value.to_owned())
     }
 
-    /// Up to 20 tags of 1–50 characters, trimmed and deduplicated.
+    /// Up to 20 tags of at most 50 characters as sent, not only white space, trimmed and
+    /// deduplicated.
     pub fn tags(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
         if values.len() > MAX_TAGS {
             self.add(pointer, "too_many", format!("at most {MAX_TAGS} tags"));
         }
         let mut out: Vec<String> = Vec::new();
-        for (i, tag) in values.iter().enumerate() {
-            let tag = tag.trim();
-            if tag.is_empty() || tag.chars().count() > TAG_MAX {
+        for (i, sent) in values.iter().enumerate() {
+            let tag = sent.trim();
+            if tag.is_empty() || sent.chars().count() > TAG_MAX {
                 self.add(
                     format!("{pointer}/{i}"),
                     "invalid_value",
@@ -375,5 +378,27 @@ mod tests {
             }
         }
         assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    }
+
+    #[test]
+    fn lengths_count_what_is_sent_as_max_length_documents() {
+        let padded = format!("  {}  ", "n".repeat(99));
+        let mut e = Errors::default();
+        e.name("/name", &padded, 100);
+        e.optional_text("/notes", Some(&padded), 100);
+        e.tags("/tags", &[format!(" {} ", "t".repeat(49))]);
+        e.email("/email", &format!("{}a@example.com", " ".repeat(250)));
+        let Err(crate::domain::error::DomainError::Invalid(errors)) = e.finish() else {
+            panic!("accepted");
+        };
+        let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/name", "/notes", "/tags/0", "/email"]);
+
+        let mut e = Errors::default();
+        assert_eq!(e.name("/name", " x ", 3), "x");
+        assert_eq!(e.optional_text("/notes", Some("  "), 2), None);
+        assert_eq!(e.tags("/tags", &[" t ".into()]), ["t"]);
+        assert_eq!(e.email("/email", " a@b "), "a@b");
+        assert!(e.finish().is_ok());
     }
 }

@@ -33,7 +33,11 @@ pub struct CreateMaterial {
     #[schema(max_length = 100)]
     pub brand: Option<String>,
     /// 1–30 characters, e.g. `PLA`.
-    #[schema(min_length = 1, max_length = 30, pattern = r"^[A-Za-z0-9+ _-]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 30,
+        pattern = r"^[A-Za-z0-9+ _-]*[A-Za-z0-9+_-][A-Za-z0-9+ _-]*$"
+    )]
     pub r#type: String,
     /// `#RRGGBB` or `#RRGGBBAA`.
     #[schema(pattern = r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
@@ -61,7 +65,11 @@ pub struct UpdateMaterial {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub brand: Option<Option<String>>,
-    #[schema(min_length = 1, max_length = 30, pattern = r"^[A-Za-z0-9+ _-]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 30,
+        pattern = r"^[A-Za-z0-9+ _-]*[A-Za-z0-9+_-][A-Za-z0-9+ _-]*$"
+    )]
     pub r#type: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, pattern = r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
@@ -89,9 +97,12 @@ pub struct MaterialPath {
     pub id: Uuid,
 }
 
-fn material_type(errors: &mut Errors, value: &str) -> String {
-    let value = value.trim();
-    let valid = (1..=30).contains(&value.len())
+/// Letters, digits, spaces and `+_-`, at most 30 as sent, not only spaces; trimmed and
+/// upper-cased (the request types' `pattern` documents it).
+fn material_type(errors: &mut Errors, sent: &str) -> String {
+    let value = sent.trim();
+    let valid = sent.len() <= 30
+        && !value.is_empty()
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b' ' | b'_' | b'-'));
