@@ -73,7 +73,8 @@ pub fn optional_name_200() -> utoipa::openapi::Object {
 pub const MAX_TAGS: usize = 20;
 pub const TAG_MAX: usize = 50;
 
-/// A tag: 1–50 characters, not only spaces (surrounding spaces are trimmed).
+/// A tag: 1–50 characters, not only spaces, no control characters (surrounding spaces are
+/// trimmed): a name, as `NAME_PATTERN` documents.
 pub struct Tag;
 
 impl utoipa::PartialSchema for Tag {
@@ -82,7 +83,7 @@ impl utoipa::PartialSchema for Tag {
             .schema_type(utoipa::openapi::Type::String)
             .min_length(Some(1))
             .max_length(Some(TAG_MAX))
-            .pattern(Some(r"\S"))
+            .pattern(Some(NAME_PATTERN))
             .examples(["hardened-nozzle"])
             .into()
     }
@@ -178,8 +179,8 @@ impl Errors {
         (!value.is_empty()).then(|| value.to_owned())
     }
 
-    /// Up to 20 tags of at most 50 characters as sent, not only white space, trimmed and
-    /// deduplicated.
+    /// Up to 20 tags of at most 50 characters as sent, not only white space, without control
+    /// characters, trimmed and deduplicated.
     pub fn tags(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
         if values.len() > MAX_TAGS {
             self.add(pointer, "too_many", format!("at most {MAX_TAGS} tags"));
@@ -187,11 +188,12 @@ impl Errors {
         let mut out: Vec<String> = Vec::new();
         for (i, sent) in values.iter().enumerate() {
             let tag = sent.trim();
-            if tag.is_empty() || sent.chars().count() > TAG_MAX {
+            if tag.is_empty() || sent.chars().count() > TAG_MAX || tag.chars().any(char::is_control)
+            {
                 self.add(
                     format!("{pointer}/{i}"),
                     "invalid_value",
-                    format!("1–{TAG_MAX} characters"),
+                    format!("1–{TAG_MAX} characters, no control characters"),
                 );
             } else if !out.iter().any(|t| t == tag) {
                 out.push(tag.to_owned());
@@ -353,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_name_pattern_accepts_exactly_what_the_server_accepts() {
+    fn the_documented_name_pattern_accepts_exactly_what_names_and_tags_accept() {
         let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
         let pieces = [
             "", " ", "a", "Ä", "\u{3000}", "\t", "\n", "\u{0}", "\u{1f}", "\u{7f}", "\u{85}",
@@ -365,14 +367,18 @@ mod tests {
             for second in pieces {
                 for third in pieces {
                     let candidate = format!("{first}{second}{third}");
-                    let mut errors = Errors::default();
-                    errors.name("/name", &candidate, 100);
-                    let accepted = errors.finish().is_ok();
                     let documented = pattern.is_match(&candidate);
-                    if documented != accepted {
-                        disagreements.push(format!(
-                            "{candidate:?}: pattern {documented}, server {accepted}"
-                        ));
+                    let mut as_name = Errors::default();
+                    as_name.name("/name", &candidate, 100);
+                    let mut as_tag = Errors::default();
+                    as_tag.tags("/tags", std::slice::from_ref(&candidate));
+                    for (what, errors) in [("name", as_name), ("tag", as_tag)] {
+                        let accepted = errors.finish().is_ok();
+                        if documented != accepted {
+                            disagreements.push(format!(
+                                "{candidate:?}: pattern {documented}, {what} {accepted}"
+                            ));
+                        }
                     }
                 }
             }

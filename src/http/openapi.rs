@@ -28,7 +28,7 @@ unknown value as \"other\" rather than an error.",
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Users and sessions", description = "People signing in to a dashboard: sessions, who am I, passwords"),
-        (name = "Roles and permissions", description = "The built-in roles and the permission catalogue"),
+        (name = "Roles and permissions", description = "The permission catalogue, the built-in roles and the store's own roles"),
         (name = "Store", description = "The caller's store"),
         (name = "Audit log", description = "Who changed what, and from where"),
         (name = "Printers", description = "The farm's printers"),
@@ -37,6 +37,10 @@ unknown value as \"other\" rather than an error.",
         (name = "Spools", description = "Spools of a material (material instances)"),
         (name = "Parts", description = "The parts library"),
         (name = "SKUs", description = "Sellable products made of parts"),
+        (name = "Orders", description = "Orders of SKUs, and printing them"),
+        (name = "Print jobs", description = "The print queue: jobs, their states and bulk actions"),
+        (name = "Webhooks", description = "Webhook endpoints and their deliveries"),
+        (name = "Events", description = "Catching up on events missed over MQTT or webhooks"),
         (name = "Operations", description = "Health and readiness")
     )
 )]
@@ -90,15 +94,7 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             "The store id (alias header: `x-store-id`)",
         ))),
     );
-    doc.security = Some(
-        CREDENTIALS
-            .iter()
-            .map(|c| {
-                SecurityRequirement::new(*c, Vec::<String>::new())
-                    .add("storeId", Vec::<String>::new())
-            })
-            .collect(),
-    );
+    doc.security = Some(key_requirements(&CREDENTIALS));
 
     super::filter_params::add(&mut doc);
     super::sdk_names::add(&mut doc);
@@ -125,6 +121,7 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             &mut item.delete,
         ];
         for op in operations.into_iter().flatten() {
+            declare_retry_after(&mut op.responses.responses);
             if is_public(op) {
                 // Declared with `security(())`: only what any body-taking operation can answer.
                 if op.request_body.is_some() {
@@ -136,6 +133,9 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
                     }
                 }
                 continue;
+            }
+            if key_only(op.description.as_deref().unwrap_or("")) {
+                op.security = Some(key_requirements(&CREDENTIALS[..4]));
             }
             if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
                 op.extensions = Some(
@@ -194,6 +194,34 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
     doc
 }
 
+/// One requirement per credential scheme, each with the store id.
+fn key_requirements(schemes: &[&str]) -> Vec<SecurityRequirement> {
+    schemes
+        .iter()
+        .map(|c| {
+            SecurityRequirement::new(*c, Vec::<String>::new()).add("storeId", Vec::<String>::new())
+        })
+        .collect()
+}
+
+/// An operation for API keys only, as its doc comment says (a session gets `403
+/// api_key_required`): its security lists the key schemes, not the session cookie.
+fn key_only(description: &str) -> bool {
+    description.contains("a signed-in user is told `403 api_key_required`")
+}
+
+/// Every `429` and `503` says to wait `Retry-After` seconds, and carries the header.
+fn declare_retry_after(responses: &mut std::collections::BTreeMap<String, RefOr<Response>>) {
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status == "429" || status == "503", response) {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(|| integer_header("Seconds to wait before retrying"));
+        }
+    }
+}
+
 /// What any operation that takes a JSON body may answer, besides its own outcomes.
 const BODY_PROBLEMS: [(&str, &str); 5] = [
     ("400", "The body is not valid JSON"),
@@ -250,14 +278,19 @@ fn add_idempotency_key(op: &mut utoipa::openapi::path::Operation) {
             "A field is invalid (see `errors`), or the Idempotency-Key was used for another request",
         ))
     });
-    responses.entry("409".to_owned()).or_insert_with(|| {
-        RefOr::T(problem(
-            "409",
-            "A request with this Idempotency-Key is still in progress (`idempotency_key_in_use`), \
-             or was done and its answer carried a secret, which is not kept (`conflict`, with \
-             the first request's `Location`)",
-        ))
-    });
+    const KEY_CONFLICT: &str = "a request with this Idempotency-Key is still in progress \
+        (`idempotency_key_in_use`), or was done and its answer carried a secret, which is not \
+        kept (`conflict`, with the first request's `Location`)";
+    match responses.get_mut("409") {
+        Some(RefOr::T(own)) => {
+            own.description = format!("{}; or {KEY_CONFLICT}", own.description);
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let description = format!("A{}", &KEY_CONFLICT[1..]);
+            responses.insert("409".to_owned(), RefOr::T(problem("409", &description)));
+        }
+    }
     for (status, response) in responses.iter_mut() {
         if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
             response.headers.insert(

@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct RoleView {
     /// The role id: a built-in role's snake_case name, or a store role's UUID.
-    #[schema(example = "operator")]
+    #[schema(value_type = crate::auth::RoleId, example = "operator")]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -42,7 +42,7 @@ pub struct RoleView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PermissionType {
-    #[schema(example = "printer.view")]
+    #[schema(value_type = Permission, example = "printer.view")]
     pub name: &'static str,
     #[schema(example = "printer")]
     pub group: &'static str,

@@ -39,7 +39,8 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
                 continue; // public
             }
             // A signed-in user's own routes take a session only (and no Idempotency-Key).
-            let session_only = security.is_some();
+            let session_only =
+                security.is_some_and(|s| s.iter().all(|r| r.get("session").is_some()));
             checked += 1;
             let responses = op["responses"].as_object().unwrap();
             for status in ["401", "403", "429"] {
@@ -86,6 +87,50 @@ fn every_authenticated_operation_documents_permission_errors_and_limits() {
         }
     }
     assert!(checked >= 12, "only {checked} operations checked");
+}
+
+#[test]
+fn tags_retry_after_and_key_only_operations_are_declared() {
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    let declared: Vec<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let mut key_only = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for tag in op["tags"].as_array().into_iter().flatten() {
+                let tag = tag.as_str().unwrap();
+                assert!(
+                    declared.contains(&tag),
+                    "{method} {path}: tag {tag} is not declared"
+                );
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status == "429" || status == "503" {
+                    assert!(
+                        response["headers"].get("Retry-After").is_some(),
+                        "{method} {path} {status} lacks Retry-After"
+                    );
+                }
+            }
+            let description = op["description"].as_str().unwrap_or_default();
+            if description.contains("`403 api_key_required`") {
+                let security = op["security"].as_array().expect("its own security");
+                assert!(
+                    security
+                        .iter()
+                        .all(|r| r.get("session").is_none() && r.get("storeId").is_some()),
+                    "{method} {path} is for keys only"
+                );
+                key_only.push(format!("{method} {path}"));
+            }
+        }
+    }
+    key_only.sort();
+    assert_eq!(key_only, ["get /v1/api-keys/current", "get /v1/auth/test"]);
 }
 
 /// Every documented field is camelCase (SPEC §6), so the document names the fields the server

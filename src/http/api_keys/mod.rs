@@ -419,7 +419,8 @@ pub async fn list_api_keys(
 /// Owner. A store holds at most 1,000 keys (`409`).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
     responses((status = 201, description = "Created", body = ApiKeyWithSecret,
-        headers(("location" = String, description = "The new key's URL")))))]
+        headers(("location" = String, description = "The new key's URL"))),
+        (status = 409, description = "The store holds 1,000 keys already", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
