@@ -60,8 +60,10 @@ def main() -> None:
             client=c, body=CreateRole(name="SDK night shift", permissions=[Permission.QUEUE_VIEW])
         )
         expect(not isinstance(role, Problem), f"create_role: {role}")
+        # A store role's id is typed as the UUID it is (a built-in role's as the Role enum).
+        expect(isinstance(role.id, UUID), f"a store role's id is a UUID: {role.id!r}")
         made = create_api_key.sync(
-            client=c, body=CreateApiKey(name="SDK key", roles=[Role.VIEWER, UUID(role.id)])
+            client=c, body=CreateApiKey(name="SDK key", roles=[Role.VIEWER, role.id])
         )
         expect(not isinstance(made, Problem), f"create_api_key: {made}")
         key = get_api_key.sync(client=c, id=made.id)

@@ -67,6 +67,7 @@ pub enum Command {
     /// Nozzle 0–300 °C, bed 0–120 °C, chamber 0–65 °C (0 turns the heater off).
     SetTemperature {
         target: Heater,
+        #[schema(minimum = 0, maximum = 300)]
         temperature: f64,
     },
     LedControl {
@@ -82,21 +83,30 @@ pub enum Command {
     #[serde(rename_all = "camelCase")]
     MoveAxis {
         axis: Axis,
+        #[schema(minimum = -300, maximum = 300)]
         distance_mm: f64,
+        #[schema(minimum = 1, maximum = 30000)]
         feedrate_mm_per_min: Option<f64>,
     },
+    /// Run a fan at 0–100 %.
     #[serde(rename_all = "camelCase")]
     SetFan {
         fan: Fan,
+        #[schema(minimum = 0, maximum = 100)]
         speed_percent: f64,
     },
     /// Load into an AMS/tool slot (0–15), optionally heating to 150–300 °C.
     LoadFilament {
+        #[schema(minimum = 0, maximum = 15)]
         slot: Option<i32>,
+        #[schema(minimum = 150, maximum = 300)]
         temperature: Option<f64>,
     },
+    /// Unload from an AMS/tool slot (0–15), optionally heating to 150–300 °C.
     UnloadFilament {
+        #[schema(minimum = 0, maximum = 15)]
         slot: Option<i32>,
+        #[schema(minimum = 150, maximum = 300)]
         temperature: Option<f64>,
     },
 }
