@@ -96,6 +96,32 @@ impl EntityType {
         )
     }
 
+    /// The OpenAPI schema of the view its events carry in `data.entities` (`None`: audited
+    /// only, no events).
+    pub fn view_schema(self) -> Option<std::borrow::Cow<'static, str>> {
+        use super::*;
+        use utoipa::ToSchema;
+        Some(match self {
+            EntityType::Printer => printers::Printer::name(),
+            EntityType::PrinterCommand => printer_commands::PrinterCommand::name(),
+            EntityType::Material => materials::Material::name(),
+            EntityType::MaterialInstance => spools::Spool::name(),
+            EntityType::Part => parts::Part::name(),
+            EntityType::Sku => skus::Sku::name(),
+            EntityType::Order => orders::Order::name(),
+            EntityType::OrderPrint => orders::OrderPrintRun::name(),
+            EntityType::PrintJob => print_jobs::PrintJob::name(),
+            EntityType::Member => members::Member::name(),
+            EntityType::WebhookEndpoint => webhooks::EndpointView::name(),
+            EntityType::ApiKey
+            | EntityType::Store
+            | EntityType::PrinterCredential
+            | EntityType::User
+            | EntityType::Invitation
+            | EntityType::Role => return None,
+        })
+    }
+
     /// The permission that shows its events (`None`: it has none).
     pub fn view_permission(self) -> Option<Permission> {
         Some(match self {
@@ -227,10 +253,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn published_entities_have_a_view_permission() {
+    fn published_entities_have_a_view_permission_and_schema() {
         for entity in EntityType::ALL {
             if entity.changes_published() {
                 assert!(entity.view_permission().is_some(), "{entity}");
+                assert!(entity.view_schema().is_some(), "{entity}");
             }
         }
         assert_eq!(EntityType::ApiKey.view_permission(), None);

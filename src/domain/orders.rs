@@ -190,3 +190,17 @@ mod tests {
         assert_eq!(Open.event_on_entry(), None);
     }
 }
+
+/// One `POST /v1/orders/print` run that created jobs: what `orders.auto_printed` carries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPrintRun {
+    /// The run's id (the event's entity id).
+    pub id: Uuid,
+    /// The orders whose items it printed.
+    pub order_ids: Vec<Uuid>,
+    /// The jobs it created.
+    pub print_job_ids: Vec<Uuid>,
+    /// The order items it processed.
+    pub processed_item_ids: Vec<Uuid>,
+}

@@ -24,7 +24,8 @@ Enums in responses (event types, problem codes, statuses) may gain values in lat
 unknown value as \"other\" rather than an error.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage)),
+    components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage,
+        crate::domain::orders::OrderPrintRun)),
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Users and sessions", description = "People signing in to a dashboard: sessions, who am I, passwords"),
@@ -382,7 +383,8 @@ fn problem(status: &str, description: &str) -> Response {
 }
 
 /// The OpenAPI 3.1 `webhooks` section: one entry per event type of the catalogue, each a `POST`
-/// of a `WebhookMessage` signed as Standard Webhooks specifies.
+/// of a `WebhookMessage` signed as Standard Webhooks specifies, narrowed to that event: its
+/// `type`, and the schema of the entity in `data.entities`.
 pub fn webhooks() -> serde_json::Value {
     use crate::domain::EventType;
     use serde_json::json;
@@ -395,6 +397,7 @@ pub fn webhooks() -> serde_json::Value {
         let entity = event.entity_type();
         let seen_with = entity
             .view_permission()
+            .filter(|_| *event != EventType::WebhookTest)
             .map(|p| {
                 format!(
                     " `GET /v1/events` shows it to keys holding `{}`.",
@@ -411,9 +414,8 @@ pub fn webhooks() -> serde_json::Value {
             json!({"post": {
                 "summary": event.description(),
                 "description": format!(
-                    "{kind}; `data.entities` holds the `{entity}` it concerns.{seen_with} Sent to \
-                     endpoints whose `eventTypes` are empty, name it, or name `{}.*`.",
-                    event.namespace()
+                    "{kind}; `data.entities` holds the `{entity}` it concerns.{seen_with} {}",
+                    recipients(*event)
                 ),
                 "operationId": format!("webhook_{}", event.as_str().replace('.', "_")),
                 "tags": ["Webhooks"],
@@ -423,10 +425,42 @@ pub fn webhooks() -> serde_json::Value {
                     header("webhook-signature", "`v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">` (two, space-separated, while a rotated secret overlaps)."),
                 ],
                 "requestBody": {"required": true, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/WebhookMessage"}}}},
+                    "schema": message_schema(*event)}}},
                 "responses": {"2XX": {"description": "Received. Anything else (or no answer within 15 s) is retried; `410` disables the endpoint."}}
             }}),
         );
     }
     serde_json::Value::Object(out)
+}
+
+/// Which endpoints get an event.
+fn recipients(event: crate::domain::EventType) -> String {
+    if event == crate::domain::EventType::WebhookTest {
+        "Sent only to the endpoint it is asked for (`POST /v1/webhooks/{id}/test`), whatever its \
+         `eventTypes`; its `sequence` is 0 and `GET /v1/events` does not list it."
+            .to_owned()
+    } else {
+        format!(
+            "Sent to endpoints whose `eventTypes` are empty, name it, or name `{}.*`.",
+            event.namespace()
+        )
+    }
+}
+
+/// A `WebhookMessage` of one event type.
+fn message_schema(event: crate::domain::EventType) -> serde_json::Value {
+    use serde_json::json;
+    let entity = event.entity_type();
+    let mut data = json!({"type": "object", "properties": {
+        "type": {"const": event.as_str()},
+        "entityType": {"const": entity.as_str()},
+    }});
+    if let Some(schema) = entity.view_schema() {
+        data["properties"]["entities"] = json!({"type": "object", "additionalProperties": {
+            "$ref": format!("#/components/schemas/{schema}")}});
+    }
+    json!({"allOf": [
+        {"$ref": "#/components/schemas/WebhookMessage"},
+        {"type": "object", "properties": {"type": {"const": event.as_str()}, "data": data}},
+    ]})
 }

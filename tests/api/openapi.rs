@@ -133,6 +133,35 @@ fn tags_retry_after_and_key_only_operations_are_declared() {
     assert_eq!(key_only, ["get /v1/api-keys/current", "get /v1/auth/test"]);
 }
 
+#[test]
+fn every_webhook_names_its_event_and_the_schema_of_its_entity() {
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let webhooks = doc["webhooks"].as_object().unwrap();
+    assert_eq!(webhooks.len(), printfarm::domain::EventType::ALL.len());
+    for (event, item) in webhooks {
+        let schema = &item["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["allOf"][0]["$ref"],
+            "#/components/schemas/WebhookMessage"
+        );
+        let narrowed = &schema["allOf"][1]["properties"];
+        assert_eq!(narrowed["type"]["const"], event.as_str());
+        assert_eq!(
+            narrowed["data"]["properties"]["type"]["const"],
+            event.as_str()
+        );
+        let entity = narrowed["data"]["properties"]["entities"]["additionalProperties"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{event} names no entity schema"));
+        let name = entity.trim_start_matches("#/components/schemas/");
+        assert!(
+            schemas.contains_key(name),
+            "{event}: {name} is not in the document"
+        );
+    }
+}
+
 /// Every documented field is camelCase (SPEC §6), so the document names the fields the server
 /// actually reads and writes: a serde rename the generator does not see would show up here.
 #[test]

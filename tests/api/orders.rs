@@ -320,6 +320,22 @@ async fn printing_expands_items_by_part_quantity_exactly_once() {
         .await,
         1
     );
+    // The event carries the run (`OrderPrintRun` in the document's webhooks section).
+    let run: Value =
+        sqlx::query_scalar("select entity from outbox where type = 'orders.auto_printed'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    let job_ids: Vec<&Value> = result["printJobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| &j["id"])
+        .collect();
+    assert_eq!(run["printJobIds"], json!(job_ids));
+    assert_eq!(run["processedItemIds"], result["processedItemIds"]);
+    assert_eq!(run["orderIds"], json!([order["id"]]));
+    assert!(run["id"].is_string());
     let got = app
         .get(&format!("/v1/orders/{}", id(&order)))
         .owner()

@@ -102,6 +102,37 @@ fn header<'a>(r: &'a crate::receiver::Received, name: &str) -> &'a str {
 }
 
 #[tokio::test]
+async fn a_test_event_is_shaped_as_every_event_and_ignores_the_filter() {
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": receiver.url("ok"), "eventTypes": ["printer.created"]}),
+    )
+    .await;
+    app.post(&format!("/v1/webhooks/{hook}/test"))
+        .owner()
+        .send()
+        .await
+        .assert(202);
+    assert_eq!(dispatcher(&app).dispatch_once().await.unwrap(), 1);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "webhook.test");
+    let data = &body["data"];
+    assert_eq!(data["type"], "webhook.test");
+    assert_eq!(data["eventId"], header(&got[0], "webhook-id"));
+    assert_eq!(data["sequence"], 0);
+    assert_eq!(data["entityType"], "webhookEndpoint");
+    assert_eq!(data["action"], Value::Null);
+    assert_eq!(data["entities"][&hook]["url"], receiver.url("ok"));
+    assert!(data["entities"][&hook].get("secret").is_none());
+    assert_eq!(data["changes"], json!({}));
+    assert!(data["occurredAt"].is_string());
+}
+
+#[tokio::test]
 async fn events_are_delivered_signed_and_filtered_by_type() {
     let app = local_app().await;
     let receiver = Receiver::start().await;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::db::CreatedBy;
+use crate::domain::orders::OrderPrintRun;
 
 fn filter_ids(e: &mut Errors, pointer: &str, ids: Option<&[Uuid]>) {
     if let Some(ids) = ids {
@@ -53,21 +54,13 @@ pub async fn print_orders(
     db::mark_processed(&mut *tx, store, &processed).await?;
     touched.record(&mut tx, &author).await?;
     if !created.is_empty() {
-        let run = Uuid::now_v7();
-        let summary = serde_json::json!({
-            "id": run,
-            "orderIds": touched.ids(),
-            "printJobIds": created.iter().map(|j| j.id).collect::<Vec<_>>(),
-            "processedItemIds": processed,
-        });
-        changes::event(
-            &mut tx,
-            &author,
-            EventType::OrdersAutoPrinted,
-            run,
-            &summary,
-        )
-        .await?;
+        let run = OrderPrintRun {
+            id: Uuid::now_v7(),
+            order_ids: touched.ids(),
+            print_job_ids: created.iter().map(|j| j.id).collect(),
+            processed_item_ids: processed.clone(),
+        };
+        changes::event(&mut tx, &author, EventType::OrdersAutoPrinted, run.id, &run).await?;
     }
     tx.commit().await?;
     Ok(Json(PrintOrdersResult {

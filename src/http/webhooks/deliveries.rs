@@ -1,7 +1,7 @@
 //! An endpoint's deliveries: the log with each attempt, test pings, resends and recovery.
 
 use super::*;
-use crate::domain::EventType;
+use crate::domain::{EntityType, EventType};
 use serde_json::json;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,8 +93,10 @@ pub struct DeliveryPath {
 
 /// Send a test event (`webhook.test`) to the endpoint.
 ///
-/// Required permission: `integration.manage`. Answers `202` with the queued delivery; its
-/// attempts appear in the delivery log.
+/// Required permission: `integration.manage`. The test is shaped as every event is, carrying
+/// the endpoint (`sequence` 0: it is not in `GET /v1/events`), and goes to this endpoint
+/// whatever its `eventTypes`. Answers `202` with the queued delivery; its attempts appear in
+/// the delivery log.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "Webhooks", params(WebhookPath),
     responses((status = 202, description = "Queued", body = Delivery)))]
 pub async fn test_webhook(
@@ -103,16 +105,27 @@ pub async fn test_webhook(
     ApiPath(path): ApiPath<WebhookPath>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
-    let endpoint = endpoint(&state, &caller, path.id).await?;
+    let endpoint = EndpointView::from(endpoint(&state, &caller, path.id).await?);
     let now = state.now();
-    let payload = json!({"endpointId": endpoint.id, "message": "a test event from printfarm"});
+    // Shaped as every event is, so a receiver tests the path real events take; it is in no
+    // sequence (0) and never in `GET /v1/events`.
+    let event = crate::http::events::Event {
+        event_id: Uuid::now_v7(),
+        sequence: 0,
+        r#type: EventType::WebhookTest,
+        entity_type: EntityType::WebhookEndpoint.as_str().to_owned(),
+        action: None,
+        entities: json!({ endpoint.id.to_string(): &endpoint }),
+        changes: json!({}),
+        occurred_at: now,
+    };
     let delivery = deliveries_db::upsert_delivery(
         &state.pool,
         caller.store_id,
         endpoint.id,
-        Uuid::now_v7(),
+        event.event_id,
         EventType::WebhookTest.as_str(),
-        &payload,
+        &serde_json::to_value(&event).map_err(|e| ApiError::Internal(e.into()))?,
         now,
         now,
     )
