@@ -83,7 +83,7 @@ pub async fn insert_event(
 macro_rules! payload_sql {
     () => {
         "jsonb_build_object(
-            'eventId', o.event_id, 'sequence', o.id, 'type', o.type,
+            'eventId', o.event_id, 'sequence', o.sequence, 'type', o.type,
             'entityType', o.entity_type, 'action', o.action,
             'entities', jsonb_build_object(o.entity_id::text, o.entity),
             'changes', jsonb_build_object(o.entity_id::text, o.changes),
@@ -94,7 +94,7 @@ macro_rules! payload_sql {
 
 /// The columns of an [`Event`], selected from the outbox row aliased `o`.
 pub const EVENT_COLUMNS: &str = concat!(
-    "o.id, o.event_id, o.store_id, o.type, o.entity_type, o.entity_id, o.occurred_at, ",
+    "o.id, o.sequence, o.event_id, o.store_id, o.type, o.entity_type, o.entity_id, o.occurred_at, ",
     payload_sql!(),
     " as payload"
 );
@@ -103,6 +103,8 @@ pub const EVENT_COLUMNS: &str = concat!(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {
     pub id: i64,
+    /// The order the relay took it in (`GET /v1/events?after=`); `None` until then.
+    pub sequence: Option<i64>,
     pub event_id: Uuid,
     pub store_id: StoreId,
     #[sqlx(rename = "type")]
@@ -152,9 +154,11 @@ pub struct HandedDelivery {
 /// Claims a batch of new events in one statement (`FOR UPDATE SKIP LOCKED`, so replicas share
 /// the work): creates one webhook delivery per subscribed endpoint (an endpoint's
 /// `event_types` holds exact types or `<namespace>.*`; none means all), marks the events
-/// fanned out, and leases them for MQTT. Committed without waiting for the WAL flush: losing
-/// that commit in a crash loses the claim with its deliveries, and the events are claimed
-/// again. Oldest first.
+/// fanned out, numbers them (`sequence`, from the one counter row, which the claim holds locked
+/// until it commits: claims are numbered one after another, so no sequence is handed out behind
+/// one already visible), and leases them for MQTT. Waits for the WAL flush: a claim lost in a
+/// crash would hand its sequences out again to other events after clients had seen them.
+/// Oldest first.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
@@ -162,13 +166,23 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
         "with claimed as (
              select id from outbox where fanned_out_at is null
              order by id limit $1 for update skip locked),
+         counted as (
+             update outbox_sequence set last = last + (select count(*) from claimed)
+              where exists (select 1 from claimed)
+             returning last),
+         numbered as (
+             select c.id,
+                    (select last from counted) - (select count(*) from claimed)
+                        + row_number() over (order by c.id) as sequence
+               from claimed c),
          events as (
              update outbox o
                 set fanned_out_at = now(),
+                    sequence = n.sequence,
                     published_at = case when $5 then null else now() end,
                     mqtt_lease_until =
                         case when $5 then clock_timestamp() + make_interval(secs => $6) end
-               from claimed c where o.id = c.id
+               from numbered n where o.id = n.id
              returning {EVENT_COLUMNS}),
          delivered as (
              insert into webhook_deliveries
@@ -198,7 +212,6 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
           cross join (select count(*) from (
                 select pg_notify('pf_webhooks', '')
                  where not $7 and exists (select 1 from delivered)) n) notified
-          cross join (select set_config('synchronous_commit', 'off', true)) async_commit
           order by v.id"
     ))
     .bind(c.limit)
@@ -292,8 +305,8 @@ pub async fn purge_published(
     super::delete_slice(db, sql, retention_secs, limit).await
 }
 
-/// The store's events after sequence number `after` about these entity types, oldest first
-/// (at most `limit`): `GET /v1/events`.
+/// The store's events after sequence number `after` about these entity types, in sequence
+/// order (at most `limit`): `GET /v1/events`. Only events the relay has taken have one.
 pub async fn events_after(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -303,8 +316,8 @@ pub async fn events_after(
 ) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(&format!(
         "select {EVENT_COLUMNS}
-         from outbox o where o.store_id = $1 and o.id > $2 and o.entity_type = any($3)
-         order by o.id limit $4"
+         from outbox o where o.store_id = $1 and o.sequence > $2 and o.entity_type = any($3)
+         order by o.sequence limit $4"
     ))
     .bind(store)
     .bind(after)
@@ -314,8 +327,8 @@ pub async fn events_after(
     .await
 }
 
-/// The store's events since `since`, for re-sending to an endpoint (at most `limit`), oldest
-/// first.
+/// The store's events since `since` that the relay has taken (the rest it fans out itself),
+/// for re-sending to an endpoint (at most `limit`), oldest first.
 pub async fn events_since(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -324,7 +337,9 @@ pub async fn events_since(
 ) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(&format!(
         "select {EVENT_COLUMNS}
-         from outbox o where o.store_id = $1 and o.occurred_at >= $2 order by o.id limit $3"
+         from outbox o
+         where o.store_id = $1 and o.occurred_at >= $2 and o.sequence is not null
+         order by o.id limit $3"
     ))
     .bind(store)
     .bind(since)

@@ -27,6 +27,7 @@ mod tests {
     fn topic_names_store_entity_type_and_id() {
         let event = Event {
             id: 7,
+            sequence: Some(7),
             event_id: Uuid::nil(),
             store_id: StoreId(Uuid::nil()),
             event_type: "printer.updated".into(),

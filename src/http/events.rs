@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
-    /// Only events after this `sequence` (from an MQTT payload or a previous page); default 0.
+    /// Only events after this `sequence`: the last of the previous page, or, after a gap in what
+    /// MQTT or webhooks brought, the last one received before the gap; default 0.
     #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Page size, 1–1000 (default 100).
@@ -41,7 +42,9 @@ pub struct EventsQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub event_id: uuid::Uuid,
-    /// Increases with every event of the deployment; pass the last one seen as `after`.
+    /// The order in which the server took the event (it increases across the deployment): once
+    /// an event is visible, no later one is given a smaller sequence, so paging with `after`
+    /// never skips one. MQTT and webhooks may bring events out of this order.
     pub sequence: i64,
     pub r#type: EventType,
     #[schema(value_type = crate::domain::EntityType)]
@@ -88,7 +91,8 @@ pub async fn list_events(
     let next = rows
         .last()
         .filter(|_| more)
-        .map(|last| format!("</v1/events?after={}&limit={limit}>; rel=\"next\"", last.id));
+        .and_then(|last| last.sequence)
+        .map(|last| format!("</v1/events?after={last}&limit={limit}>; rel=\"next\""));
     // Served as published: the very payload MQTT and webhooks carry.
     let events: Vec<serde_json::Value> = rows.into_iter().map(|row| row.payload).collect();
     let mut response = Json(events).into_response();

@@ -251,6 +251,51 @@ async fn readiness_reports_the_broker() {
     panic!("readyz never reported the broker down");
 }
 
+/// An event whose transaction commits after a later one's is not skipped by a client paging
+/// with `after`: its sequence is given when the relay takes it, after it committed.
+#[tokio::test]
+async fn an_event_committed_late_is_not_skipped_by_after() {
+    let app = TestApp::new().await;
+    let read_after = |after: i64| {
+        let app = &app;
+        async move {
+            let page = app
+                .get(&format!("/v1/events?after={after}"))
+                .owner()
+                .send()
+                .await
+                .json();
+            page.as_array().unwrap().clone()
+        }
+    };
+    // A transaction takes its event's id first and commits last.
+    let mut slow = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, entity)
+         values (gen_random_uuid(), $1, 'printer.online', 'printer', gen_random_uuid(), '{}')",
+    )
+    .bind(app.store_id)
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+    post(&app, "/v1/parts", json!({"name": "Part", "type": "stl"})).await;
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
+    let first = read_after(0).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["type"], "part.created");
+    let seen = first[0]["sequence"].as_i64().unwrap();
+    slow.commit().await.unwrap();
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
+    let next = read_after(seen).await;
+    assert_eq!(next.len(), 1, "the late event follows: {next:?}");
+    assert_eq!(next[0]["type"], "printer.online");
+    assert_eq!(next[0]["sequence"], seen + 1);
+}
+
 #[tokio::test]
 async fn events_can_be_read_back_after_a_sequence_by_permission() {
     let app = TestApp::new().await;
@@ -262,6 +307,12 @@ async fn events_can_be_read_back_after_a_sequence_by_permission() {
     .await;
     post(&app, "/v1/parts", json!({"name": "Part", "type": "stl"})).await;
     post(&app, "/v1/parts", json!({"name": "Part 2", "type": "stl"})).await;
+    // Listed once the relay has taken them (and given them their sequence).
+    let res = app.get("/v1/events").owner().send().await;
+    assert_eq!(res.json(), json!([]));
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
     let res = app.get("/v1/events?limit=2").owner().send().await;
     res.assert(200);
     let page = res.json();

@@ -114,6 +114,9 @@ async fn an_invitation_is_mailed_accepted_and_the_teammate_works_within_their_ro
         .find(|e| e["entityId"] == accepted.json()["user"]["id"])
         .expect("an audit entry for the new member");
     assert_eq!(by_them["actorType"], "user");
+    printfarm::events::relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
     let events = app.get("/v1/events").owner().send().await.json();
     assert!(
         events.to_string().contains("member.created"),
