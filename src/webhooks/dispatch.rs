@@ -193,9 +193,7 @@ impl Dispatcher {
                     batch = inbox.0.recv() => batch,
                 };
                 let Some(batch) = batch else { return };
-                for delivery in batch {
-                    sender.start(delivery).await;
-                }
+                sender.start_all(batch).await;
             }
         };
         tokio::join!(claims, handed);
@@ -231,26 +229,24 @@ impl Sender {
         self.slots.clone().acquire_owned().await.ok()
     }
 
-    /// Starts sending `delivery` once a slot is free.
-    async fn start(&self, delivery: Claimed) {
-        if let Some(slot) = self.slot().await {
-            self.spawn(delivery, slot);
+    /// Starts handed-over deliveries as slots free up. Those over their endpoint's or store's
+    /// share go back, due now, in one statement, for a claim once they are not (the claims
+    /// skip them meanwhile): one release per delivery would take a connection each, and a
+    /// burst of thousands for one store ran the pool dry.
+    async fn start_all(&self, batch: Vec<Claimed>) {
+        let mut over_share = Vec::new();
+        for delivery in batch {
+            let Some(share) = self.shares.admit(&delivery.endpoint) else {
+                over_share.push(delivery);
+                continue;
+            };
+            if let Some(slot) = self.slot().await {
+                self.send(delivery, slot, share);
+            }
         }
-    }
-
-    /// Sends `delivery` in `slot` if its endpoint and store are within their shares; otherwise
-    /// hands it back, due now, for a claim once they are not (the claims skip them meanwhile).
-    fn spawn(&self, delivery: Claimed, slot: OwnedSemaphorePermit) {
-        let dispatcher = self.dispatcher.clone();
-        let Some(share) = self.shares.admit(&delivery.endpoint) else {
-            drop(slot);
-            tokio::spawn(async move {
-                let now = dispatcher.now();
-                release(&dispatcher.pool, std::slice::from_ref(&delivery), now).await;
-            });
-            return;
-        };
-        self.send(delivery, slot, share);
+        if !over_share.is_empty() {
+            release(&self.dispatcher.pool, &over_share, self.dispatcher.now()).await;
+        }
     }
 
     fn send(&self, delivery: Claimed, slot: OwnedSemaphorePermit, share: Share) {
