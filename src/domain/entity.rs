@@ -113,12 +113,8 @@ impl EntityType {
             EntityType::PrintJob => print_jobs::PrintJob::name(),
             EntityType::Member => members::Member::name(),
             EntityType::WebhookEndpoint => webhooks::EndpointView::name(),
-            EntityType::ApiKey
-            | EntityType::Store
-            | EntityType::PrinterCredential
-            | EntityType::User
-            | EntityType::Invitation
-            | EntityType::Role => return None,
+            // Audited only, with no events (a test holds every event type to a schema).
+            _ => return None,
         })
     }
 
