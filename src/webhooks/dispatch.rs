@@ -236,13 +236,15 @@ impl Sender {
     async fn start_all(&self, batch: Vec<Claimed>) {
         let mut over_share = Vec::new();
         for delivery in batch {
+            // The slot first: a delivery waiting for one must not count against its share.
+            let Some(slot) = self.slot().await else {
+                break;
+            };
             let Some(share) = self.shares.admit(&delivery.endpoint) else {
                 over_share.push(delivery);
                 continue;
             };
-            if let Some(slot) = self.slot().await {
-                self.send(delivery, slot, share);
-            }
+            self.send(delivery, slot, share);
         }
         if !over_share.is_empty() {
             release(&self.dispatcher.pool, &over_share, self.dispatcher.now()).await;
