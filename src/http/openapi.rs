@@ -122,77 +122,83 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
             &mut item.delete,
         ];
         for op in operations.into_iter().flatten() {
+            complete(op, has_path_params);
             declare_retry_after(&mut op.responses.responses);
-            if is_public(op) {
-                // Declared with `security(())`: only what any body-taking operation can answer.
-                if op.request_body.is_some() {
-                    let responses = &mut op.responses.responses;
-                    for (status, description) in BODY_PROBLEMS {
-                        responses
-                            .entry(status.to_owned())
-                            .or_insert_with(|| RefOr::T(problem(status, description)));
-                    }
-                }
-                continue;
-            }
-            if key_only(op.description.as_deref().unwrap_or("")) {
-                op.security = Some(key_requirements(&CREDENTIALS[..4]));
-            }
-            if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
-                op.extensions = Some(
-                    ExtensionsBuilder::new()
-                        .add("x-required-permission", permission)
-                        .build(),
-                );
-            }
-            let responses = &mut op.responses.responses;
-            for response in responses.values_mut() {
-                if let RefOr::T(r) = response {
-                    add_rate_limit_headers(r);
-                }
-            }
-            let mut add = |status: &str, description: &str| {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| RefOr::T(problem(status, description)));
-            };
-            add("401", "Missing or invalid credentials or store id");
-            add(
-                "403",
-                "The key lacks a permission, or the client IP is not allowed",
-            );
-            add("429", "Rate limit exceeded (see `Retry-After`)");
-            add(
-                "503",
-                "Unavailable for now (a dependency down, the request timed out, a lock held \
-                 elsewhere): retry after `Retry-After`",
-            );
-            // Only where they can happen: 404 names an object in the path, 422 a body field
-            // (or, on a POST, an Idempotency-Key used for another request).
-            if has_path_params {
-                add("404", "No such object in this store");
-            }
-            if op.request_body.is_some() {
-                add("422", "A field is invalid (see `errors`)");
-                add("400", "The body is not valid JSON");
-                add("413", "The body is too large");
-                add("415", "The body is not application/json");
-            }
-            if op
-                .parameters
-                .iter()
-                .flatten()
-                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-            {
-                add("400", "A query parameter is invalid");
-                add(
-                    "414",
-                    "The request target (path and query) is longer than 8 KiB",
-                );
-            }
         }
     }
     doc
+}
+
+/// Adds what the operation shares with its kind: the body problems of a public one; the
+/// permission, credentials, limits and error answers of an authenticated one.
+fn complete(op: &mut utoipa::openapi::path::Operation, has_path_params: bool) {
+    if is_public(op) {
+        // Declared with `security(())`: only what any body-taking operation can answer.
+        if op.request_body.is_some() {
+            let responses = &mut op.responses.responses;
+            for (status, description) in BODY_PROBLEMS {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(problem(status, description)));
+            }
+        }
+        return;
+    }
+    if key_only(op.description.as_deref().unwrap_or("")) {
+        op.security = Some(key_requirements(&CREDENTIALS[..4]));
+    }
+    if let Some(permission) = required_permission(op.description.as_deref().unwrap_or("")) {
+        op.extensions = Some(
+            ExtensionsBuilder::new()
+                .add("x-required-permission", permission)
+                .build(),
+        );
+    }
+    let responses = &mut op.responses.responses;
+    for response in responses.values_mut() {
+        if let RefOr::T(r) = response {
+            add_rate_limit_headers(r);
+        }
+    }
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(problem(status, description)));
+    };
+    add("401", "Missing or invalid credentials or store id");
+    add(
+        "403",
+        "The key lacks a permission, or the client IP is not allowed",
+    );
+    add("429", "Rate limit exceeded (see `Retry-After`)");
+    add(
+        "503",
+        "Unavailable for now (a dependency down, the request timed out, a lock held \
+                 elsewhere): retry after `Retry-After`",
+    );
+    // Only where they can happen: 404 names an object in the path, 422 a body field
+    // (or, on a POST, an Idempotency-Key used for another request).
+    if has_path_params {
+        add("404", "No such object in this store");
+    }
+    if op.request_body.is_some() {
+        add("422", "A field is invalid (see `errors`)");
+        add("400", "The body is not valid JSON");
+        add("413", "The body is too large");
+        add("415", "The body is not application/json");
+    }
+    if op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+    {
+        add("400", "A query parameter is invalid");
+        add(
+            "414",
+            "The request target (path and query) is longer than 8 KiB",
+        );
+    }
 }
 
 /// One requirement per credential scheme, each with the store id.
@@ -366,12 +372,6 @@ fn problem(status: &str, description: &str) -> Response {
             .schema(Some(Ref::from_schema_name("Problem")))
             .build(),
     );
-    if status == "429" || status == "503" {
-        builder = builder.header(
-            "Retry-After",
-            integer_header("Seconds to wait before retrying"),
-        );
-    }
     if status == "401" {
         builder = builder.header("WWW-Authenticate", string_header("`ApiKey`"));
     }
