@@ -7,11 +7,12 @@
 //!   a short lease, `SKIP LOCKED`, so replicas share the work.
 //!
 //! Sends run concurrently up to `MAX_IN_FLIGHT`, each endpoint and each store within its share
-//! of them (`fair_share`); a single recorder writes the outcomes in
-//! batches behind them. Until an attempt is recorded, its lease keeps the delivery from being
-//! sent again; a crash only means it is sent again once the lease lapses (at least once).
+//! of them (`fair_share`, where a delivery over its share waits for a send of its store to end);
+//! a single recorder writes the outcomes in batches behind them. Until an attempt is recorded,
+//! its lease keeps the delivery from being sent again; a crash only means it is sent again once
+//! the lease lapses (at least once).
 
-use super::fair_share::{FairShare, Share};
+use super::fair_share::{Admission, FairShare, Share};
 use super::record;
 pub use super::send::Claimed;
 use super::send::{self, Outcome, SEND_TIMEOUT};
@@ -23,7 +24,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -41,6 +42,12 @@ const RECORD_BATCH: usize = 512;
 const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// A claimed delivery is sent again by anyone after this, should its sender die.
 pub const LEASE_SECS: f64 = 60.0;
+/// A leased delivery that has waited this long in this process is given back rather than sent,
+/// so that its lease does not lapse while it is in flight.
+const MAX_WAIT: Duration = Duration::from_secs((LEASE_SECS / 2.0) as u64);
+/// How long a delivery over its share waits in memory for a place, at most. Then it goes back
+/// to the table, whose claims see an endpoint deleted or disabled meanwhile.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_secs(1);
 
 impl From<ClaimedDelivery> for Claimed {
@@ -163,15 +170,17 @@ impl Dispatcher {
         let (outcomes, recorded) = mpsc::channel(RECORD_BATCH * 2);
         let recorder = tokio::spawn(record_all(self.pool.clone(), self.clock.clone(), recorded));
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let claim_again = Arc::new(Notify::new());
         let sender = Sender {
             dispatcher: self.clone(),
             slots: slots.clone(),
-            shares: FairShare::default(),
+            shares: FairShare::new(QUEUE_WAIT),
             outcomes,
+            claim_again: claim_again.clone(),
         };
         let wakeups = Wakeups {
             channel: Some("pf_webhooks"),
-            local: None,
+            local: Some(claim_again),
         };
         let pace = Pace {
             poll: POLL,
@@ -197,10 +206,10 @@ impl Dispatcher {
             }
         };
         tokio::join!(claims, handed);
-        // Deliveries handed over but not started go back to every dispatcher at once, rather
-        // than when their leases lapse.
+        // Deliveries handed over or waiting for their share but not started go back to every
+        // dispatcher at once, rather than when their leases lapse.
         inbox.0.close();
-        let mut waiting = Vec::new();
+        let mut waiting = sender.shares.drain();
         while let Ok(batch) = inbox.0.try_recv() {
             waiting.extend(batch);
         }
@@ -217,11 +226,15 @@ impl Dispatcher {
 
 /// Starts sends within the in-flight limit and each endpoint's and store's share of it, and
 /// queues their outcomes for the recorder.
+#[derive(Clone)]
 struct Sender {
     dispatcher: Dispatcher,
     slots: Arc<Semaphore>,
     shares: FairShare,
     outcomes: mpsc::Sender<Outcome>,
+    /// Wakes the claims: a store's queue runs low while the table may hold more of its
+    /// deliveries.
+    claim_again: Arc<Notify>,
 }
 
 impl Sender {
@@ -229,43 +242,75 @@ impl Sender {
         self.slots.clone().acquire_owned().await.ok()
     }
 
-    /// Starts handed-over deliveries as slots free up. Those over their endpoint's or store's
-    /// share go back, due now, in one statement, for a claim once they are not (the claims
-    /// skip them meanwhile): one release per delivery would take a connection each, and a
-    /// burst of thousands for one store ran the pool dry.
+    /// Starts handed-over deliveries as slots free up; those over their share wait for it in
+    /// their store's queue. Those that overflow it go back to the table, due now, in one
+    /// statement: one release per delivery would take a connection each, and a burst of
+    /// thousands for one store ran the pool dry.
     async fn start_all(&self, batch: Vec<Claimed>) {
-        let mut over_share = Vec::new();
+        let mut spilled = Vec::new();
         for delivery in batch {
             // The slot first: a delivery waiting for one must not count against its share.
             let Some(slot) = self.slot().await else {
                 break;
             };
-            let Some(share) = self.shares.admit(&delivery.endpoint) else {
-                over_share.push(delivery);
-                continue;
-            };
-            self.send(delivery, slot, share);
+            self.start_or_queue(delivery, slot, &mut spilled);
         }
-        if !over_share.is_empty() {
-            release(&self.dispatcher.pool, &over_share, self.dispatcher.now()).await;
+        self.give_back(&spilled).await;
+    }
+
+    /// Starts `delivery` in `slot` if it is within its share, else queues it (freeing the slot)
+    /// or, when its store's queue is full, adds it to `spilled`.
+    fn start_or_queue(
+        &self,
+        delivery: Claimed,
+        slot: OwnedSemaphorePermit,
+        spilled: &mut Vec<Claimed>,
+    ) {
+        match self.shares.admit(delivery) {
+            Admission::Start(delivery, share) => self.send(delivery, slot, share),
+            Admission::Queued => {}
+            Admission::Spilled(delivery) => spilled.push(delivery),
         }
     }
 
+    async fn give_back(&self, deliveries: &[Claimed]) {
+        if !deliveries.is_empty() {
+            release(&self.dispatcher.pool, deliveries, self.dispatcher.now()).await;
+        }
+    }
+
+    /// Sends `delivery`, then, in the same slot, each delivery of its store that the ended send
+    /// makes room for, until none is waiting.
     fn send(&self, delivery: Claimed, slot: OwnedSemaphorePermit, share: Share) {
-        let (dispatcher, outcomes) = (self.dispatcher.clone(), self.outcomes.clone());
+        let this = self.clone();
         tokio::spawn(async move {
-            // The time of the attempt (the signature's timestamp, the retry schedule's base).
-            let now = dispatcher.now();
-            if delivery.leased_at.elapsed().as_secs_f64() > LEASE_SECS / 2.0 {
-                release(&dispatcher.pool, std::slice::from_ref(&delivery), now).await;
-                return;
+            let mut next = Some((delivery, share));
+            while let Some((delivery, share)) = next.take() {
+                this.send_one(&delivery).await;
+                let after = this.shares.finish(share);
+                if after.claim {
+                    this.claim_again.notify_one();
+                }
+                this.give_back(&after.stale).await;
+                next = after.start;
             }
-            let outcome = send::send(&dispatcher.client, &dispatcher.policy, &delivery, now).await;
             // The slot is held until the outcome is queued: a slow recorder slows the sends.
-            let _ = outcomes.send(outcome).await;
-            drop(share);
             drop(slot);
         });
+    }
+
+    /// One attempt, its outcome queued for the recorder; or, if it waited here for so long that
+    /// its lease may lapse in flight, the delivery given back.
+    async fn send_one(&self, delivery: &Claimed) {
+        let dispatcher = &self.dispatcher;
+        // The time of the attempt (the signature's timestamp, the retry schedule's base).
+        let now = dispatcher.now();
+        if delivery.leased_at.elapsed() > MAX_WAIT {
+            release(&dispatcher.pool, std::slice::from_ref(delivery), now).await;
+            return;
+        }
+        let outcome = send::send(&dispatcher.client, &dispatcher.policy, delivery, now).await;
+        let _ = self.outcomes.send(outcome).await;
     }
 
     /// Claims as many due deliveries as there are free slots (a claimed delivery should not
@@ -280,26 +325,20 @@ impl Sender {
             .claim(self.dispatcher.now(), room as i64, &self.shares.busy())
             .await?;
         let n = claimed.len();
+        self.shares
+            .claimed_from(claimed.iter().map(|d| d.endpoint.store_id));
         let mut first = Some(first);
-        // Over an endpoint's or a store's share: handed back together, in one statement.
-        let mut over_share = Vec::new();
+        let mut spilled = Vec::new();
         for delivery in claimed {
-            let Some(share) = self.shares.admit(&delivery.endpoint) else {
-                over_share.push(delivery);
-                continue;
-            };
             let slot = match first.take() {
                 Some(slot) => Some(slot),
                 None => self.slot().await,
             };
-            if let Some(slot) = slot {
-                self.send(delivery, slot, share);
-            }
+            let Some(slot) = slot else { break };
+            self.start_or_queue(delivery, slot, &mut spilled);
         }
-        if !over_share.is_empty() {
-            release(&self.dispatcher.pool, &over_share, self.dispatcher.now()).await;
-        }
-        Ok(n == room && over_share.is_empty())
+        self.give_back(&spilled).await;
+        Ok(n == room && spilled.is_empty())
     }
 }
 

@@ -1,85 +1,270 @@
 //! How the dispatcher's sends in flight are shared: at most `PER_ENDPOINT` to one endpoint and
 //! `PER_STORE` for one store, so that an endpoint that accepts connections and never answers
 //! (or a store with a thousand of them) holds only its share, and everyone else's deliveries
-//! go out on time. What is over its share waits in the table, unclaimed.
+//! go out on time.
+//!
+//! A delivery over its share waits here, in its store's queue, and goes out as soon as a send of
+//! its store ends and it fits: the send that ended hands its slot straight to it. Waiting here
+//! rather than in the table keeps a store's order and costs no statement. What overflows the
+//! queue (`QUEUED_PER_STORE`, `QUEUED_PER_ENDPOINT`, `QUEUED`) or waits too long goes back to
+//! the table; the queue is then refilled from there by the dispatcher's claims, which it wakes
+//! when it runs low.
 
+use super::send::Claimed;
 use crate::db::deliveries::{Busy, Endpoint};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Sends in flight to one endpoint, at most.
 pub const PER_ENDPOINT: usize = 16;
 /// Sends in flight for one store, at most (a quarter of the dispatcher's).
 pub const PER_STORE: usize = 64;
+/// Deliveries waiting for their share in one store's queue, at most.
+pub const QUEUED_PER_STORE: usize = 1_024;
+/// Deliveries to one endpoint waiting in its store's queue, at most: an endpoint that never
+/// answers does not fill its store's queue.
+pub const QUEUED_PER_ENDPOINT: usize = 256;
+/// Deliveries waiting in every queue together, at most (their bodies are held in memory).
+pub const QUEUED: usize = 4_096;
+/// A store's queue below this is refilled from the table; at or above it, claims skip the store.
+const LOW: usize = QUEUED_PER_STORE / 2;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FairShare {
-    counts: Arc<Mutex<Counts>>,
+    state: Arc<Mutex<State>>,
+    /// A queued delivery that has waited this long is given back to the table rather than
+    /// started.
+    max_wait: Duration,
 }
 
 #[derive(Default)]
-struct Counts {
+struct State {
     endpoints: HashMap<Uuid, usize>,
     stores: HashMap<Uuid, usize>,
+    /// Per store, the deliveries waiting for a share, oldest first.
+    queues: HashMap<Uuid, VecDeque<Claimed>>,
+    /// Per endpoint, how many of those are its.
+    queued_endpoints: HashMap<Uuid, usize>,
+    queued: usize,
+    /// Stores whose due deliveries the table may still hold (some overflowed or went back, or a
+    /// claim found some): their queue is refilled from there when it runs low.
+    refill: HashSet<Uuid>,
 }
 
 /// One send's place in its endpoint's and store's share; dropping it frees the place.
 pub struct Share {
-    counts: Arc<Mutex<Counts>>,
+    state: Option<Arc<Mutex<State>>>,
     endpoint: Uuid,
     store: Uuid,
 }
 
-impl FairShare {
-    /// A place for a send to `endpoint`, or `None` when it or its store has its share.
-    pub fn admit(&self, endpoint: &Endpoint) -> Option<Share> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let to_endpoint = counts.endpoints.get(&endpoint.id).copied().unwrap_or(0);
-        let for_store = counts.stores.get(&endpoint.store_id).copied().unwrap_or(0);
-        if to_endpoint >= PER_ENDPOINT || for_store >= PER_STORE {
-            return None;
-        }
-        *counts.endpoints.entry(endpoint.id).or_default() += 1;
-        *counts.stores.entry(endpoint.store_id).or_default() += 1;
-        Some(Share {
-            counts: self.counts.clone(),
-            endpoint: endpoint.id,
-            store: endpoint.store_id,
-        })
+/// What became of a delivery offered to [`FairShare::admit`].
+pub enum Admission {
+    /// Within its shares: send it now.
+    Start(Claimed, Share),
+    /// Waiting in its store's queue; a send of its store that ends will start it.
+    Queued,
+    /// Over its share with its queue full: give it back to the table.
+    Spilled(Claimed),
+}
+
+/// What [`FairShare::finish`] found for the send slot it freed.
+pub struct Next {
+    /// The oldest queued delivery of the same store that now fits, with its place.
+    pub start: Option<(Claimed, Share)>,
+    /// Queued deliveries that waited too long: to be given back to the table.
+    pub stale: Vec<Claimed>,
+    /// The store's queue runs low and the table may hold more of its deliveries: the dispatcher
+    /// should claim.
+    pub claim: bool,
+}
+
+impl State {
+    fn fits(&self, endpoint: &Endpoint) -> bool {
+        fits(&self.endpoints, &self.stores, endpoint)
     }
 
-    /// The endpoints and stores that have their share now: the next claim skips them.
+    fn take(&mut self, endpoint: &Endpoint) {
+        *self.endpoints.entry(endpoint.id).or_default() += 1;
+        *self.stores.entry(endpoint.store_id).or_default() += 1;
+    }
+
+    fn give_back(&mut self, endpoint: Uuid, store: Uuid) {
+        decrement(&mut self.endpoints, endpoint);
+        decrement(&mut self.stores, store);
+    }
+
+    /// Counts `delivery` out of the queues (it has been taken from its store's).
+    fn dequeued(&mut self, delivery: &Claimed) {
+        self.queued -= 1;
+        decrement(&mut self.queued_endpoints, delivery.endpoint.id);
+    }
+}
+
+/// Whether a send to `endpoint` is within its endpoint's and its store's share, given the sends
+/// in flight per endpoint and per store.
+fn fits(
+    endpoints: &HashMap<Uuid, usize>,
+    stores: &HashMap<Uuid, usize>,
+    endpoint: &Endpoint,
+) -> bool {
+    endpoints.get(&endpoint.id).copied().unwrap_or(0) < PER_ENDPOINT
+        && stores.get(&endpoint.store_id).copied().unwrap_or(0) < PER_STORE
+}
+
+fn decrement(counts: &mut HashMap<Uuid, usize>, id: Uuid) {
+    if let Some(n) = counts.get_mut(&id) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&id);
+        }
+    }
+}
+
+impl FairShare {
+    pub fn new(max_wait: Duration) -> Self {
+        FairShare {
+            state: Arc::default(),
+            max_wait,
+        }
+    }
+
+    fn share(&self, endpoint: &Endpoint) -> Share {
+        Share {
+            state: Some(self.state.clone()),
+            endpoint: endpoint.id,
+            store: endpoint.store_id,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for `delivery` within its endpoint's and store's shares, else a place in its
+    /// store's queue, else (the queue is full) it is spilled.
+    pub fn admit(&self, delivery: Claimed) -> Admission {
+        let mut state = self.lock();
+        let endpoint = &delivery.endpoint;
+        if state.fits(endpoint) {
+            state.take(endpoint);
+            let share = self.share(endpoint);
+            return Admission::Start(delivery, share);
+        }
+        let (store, endpoint) = (endpoint.store_id, endpoint.id);
+        let in_queue = state.queues.get(&store).map_or(0, VecDeque::len);
+        let to_endpoint = state.queued_endpoints.get(&endpoint).copied().unwrap_or(0);
+        if in_queue >= QUEUED_PER_STORE
+            || to_endpoint >= QUEUED_PER_ENDPOINT
+            || state.queued >= QUEUED
+        {
+            state.refill.insert(store);
+            return Admission::Spilled(delivery);
+        }
+        state.queued += 1;
+        *state.queued_endpoints.entry(endpoint).or_default() += 1;
+        state.queues.entry(store).or_default().push_back(delivery);
+        Admission::Queued
+    }
+
+    /// A claim found deliveries of these stores in the table: it may hold more.
+    pub fn claimed_from(&self, stores: impl IntoIterator<Item = Uuid>) {
+        self.lock().refill.extend(stores);
+    }
+
+    /// Frees `share` and finds what its send slot goes to next: the oldest queued delivery of
+    /// its store that fits now. Each delivery is queued only while it does not fit, so one freed
+    /// place starts at most one.
+    pub fn finish(&self, mut share: Share) -> Next {
+        share.state = None;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.give_back(share.endpoint, share.store);
+        let mut next = Next {
+            start: None,
+            stale: Vec::new(),
+            claim: false,
+        };
+        let store = share.store;
+        let mut started = None;
+        if let Some(queue) = state.queues.get_mut(&store) {
+            // Oldest first: those that waited too long are at the front.
+            while queue
+                .front()
+                .is_some_and(|d| d.leased_at.elapsed() > self.max_wait)
+            {
+                next.stale.extend(queue.pop_front());
+            }
+            let (endpoints, stores) = (&state.endpoints, &state.stores);
+            let found = queue
+                .iter()
+                .position(|d| fits(endpoints, stores, &d.endpoint));
+            started = found.and_then(|at| queue.remove(at));
+            if queue.is_empty() {
+                state.queues.remove(&store);
+            }
+        }
+        for delivery in &next.stale {
+            state.dequeued(delivery);
+        }
+        if !next.stale.is_empty() {
+            state.refill.insert(store);
+        }
+        if let Some(delivery) = started {
+            state.dequeued(&delivery);
+            state.take(&delivery.endpoint);
+            let place = self.share(&delivery.endpoint);
+            next.start = Some((delivery, place));
+        }
+        let in_queue = state.queues.get(&store).map_or(0, VecDeque::len);
+        if in_queue < LOW {
+            next.claim = state.refill.remove(&store);
+        }
+        next
+    }
+
+    /// Empties every queue (the dispatcher is stopping): the deliveries to give back.
+    pub fn drain(&self) -> Vec<Claimed> {
+        let mut state = self.lock();
+        state.queued = 0;
+        state.queued_endpoints.clear();
+        state.refill.clear();
+        state.queues.drain().flat_map(|(_, q)| q).collect()
+    }
+
+    /// The endpoints and stores that have enough waiting here already: the next claim skips
+    /// them. A claim takes at most a quarter of an endpoint's queue.
     pub fn busy(&self) -> Busy {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.lock();
         let full = |map: &HashMap<Uuid, usize>, cap: usize| {
             map.iter()
                 .filter(|(_, n)| **n >= cap)
                 .map(|(id, _)| *id)
                 .collect()
         };
+        let stores = state
+            .queues
+            .iter()
+            .filter(|(_, queue)| queue.len() >= LOW)
+            .map(|(store, _)| *store)
+            .collect();
         Busy {
-            endpoints: full(&counts.endpoints, PER_ENDPOINT),
-            stores: full(&counts.stores, PER_STORE),
-            per_endpoint: PER_ENDPOINT as i64,
+            endpoints: full(&state.queued_endpoints, QUEUED_PER_ENDPOINT / 2),
+            stores,
+            per_endpoint: (QUEUED_PER_ENDPOINT / 4) as i64,
         }
     }
 }
 
 impl Drop for Share {
+    /// A share dropped without [`FairShare::finish`] (its send was abandoned) still frees its
+    /// place; its store's queue is served by the store's other sends, or given back at shutdown.
     fn drop(&mut self) {
-        let mut guard = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let counts = &mut *guard;
-        for (map, id) in [
-            (&mut counts.endpoints, self.endpoint),
-            (&mut counts.stores, self.store),
-        ] {
-            if let Some(n) = map.get_mut(&id) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&id);
-                }
-            }
+        if let Some(state) = self.state.take() {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            state.give_back(self.endpoint, self.store);
         }
     }
 }
@@ -87,6 +272,7 @@ impl Drop for Share {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn endpoint(store: Uuid) -> Endpoint {
         Endpoint {
@@ -99,29 +285,152 @@ mod tests {
         }
     }
 
+    fn delivery(to: &Endpoint) -> Claimed {
+        Claimed {
+            delivery: Uuid::new_v4(),
+            event_id: Uuid::new_v4(),
+            attempts: 1,
+            body: bytes::Bytes::from_static(b"{}"),
+            endpoint: to.clone(),
+            leased_at: Instant::now(),
+        }
+    }
+
+    fn shares() -> FairShare {
+        FairShare::new(Duration::from_secs(30))
+    }
+
+    fn started(admission: Admission) -> Option<Share> {
+        match admission {
+            Admission::Start(_, share) => Some(share),
+            _ => None,
+        }
+    }
+
+    fn queued(admission: &Admission) -> bool {
+        matches!(admission, Admission::Queued)
+    }
+
     #[test]
     fn an_endpoint_and_a_store_get_their_share_and_no_more() {
-        let share = FairShare::default();
+        let share = shares();
         let store = Uuid::new_v4();
         let hanging = endpoint(store);
         let held: Vec<Share> = (0..PER_ENDPOINT)
-            .map(|_| share.admit(&hanging).unwrap())
+            .map(|_| started(share.admit(delivery(&hanging))).unwrap())
             .collect();
-        assert!(share.admit(&hanging).is_none());
-        assert_eq!(share.busy().endpoints, vec![hanging.id]);
+        assert!(queued(&share.admit(delivery(&hanging))));
         // The same store's other endpoints, up to the store's share.
         let mut more = Vec::new();
-        while let Some(s) = share.admit(&endpoint(store)) {
+        while let Some(s) = started(share.admit(delivery(&endpoint(store)))) {
             more.push(s);
         }
         assert_eq!(held.len() + more.len(), PER_STORE);
-        assert_eq!(share.busy().stores, vec![store]);
         // Another store is not affected.
-        assert!(share.admit(&endpoint(Uuid::new_v4())).is_some());
-        drop(held);
-        drop(more);
+        assert!(started(share.admit(delivery(&endpoint(Uuid::new_v4())))).is_some());
+        // Claims still take the store's deliveries: what does not fit waits here.
         let busy = share.busy();
         assert!(busy.endpoints.is_empty() && busy.stores.is_empty());
-        assert!(share.counts.lock().unwrap().endpoints.is_empty());
+        drop(held);
+        drop(more);
+        assert_eq!(share.drain().len(), 2);
+        let state = share.lock();
+        assert!(state.endpoints.is_empty() && state.stores.is_empty());
+        assert!(state.queued_endpoints.is_empty() && state.queued == 0);
+    }
+
+    #[test]
+    fn a_finished_send_starts_its_stores_oldest_waiting_delivery_that_fits() {
+        let share = shares();
+        let store = Uuid::new_v4();
+        let (slow, other) = (endpoint(store), endpoint(store));
+        let mut held: Vec<Share> = (0..PER_ENDPOINT)
+            .map(|_| started(share.admit(delivery(&slow))).unwrap())
+            .collect();
+        // The store's share filled by another endpoint.
+        for _ in PER_ENDPOINT..PER_STORE {
+            held.push(started(share.admit(delivery(&endpoint(store)))).unwrap());
+        }
+        let (first_slow, to_other) = (delivery(&slow), delivery(&other));
+        let (first_slow_id, to_other_id) = (first_slow.delivery, to_other.delivery);
+        assert!(queued(&share.admit(first_slow)));
+        assert!(queued(&share.admit(to_other)));
+        // A send to a third endpoint ends: the slow endpoint is still full, so the other one's
+        // delivery goes first although it came later.
+        let next = share.finish(held.pop().unwrap());
+        let (d, place) = next.start.expect("a waiting delivery starts");
+        assert_eq!(d.delivery, to_other_id);
+        assert!(!next.claim && next.stale.is_empty());
+        // A send to the slow endpoint ends: its own waiting delivery takes the place.
+        drop(place);
+        let next = share.finish(held.remove(0));
+        assert_eq!(next.start.unwrap().0.delivery, first_slow_id);
+        assert!(share.lock().queues.is_empty());
+        assert_eq!(share.lock().queued, 0);
+    }
+
+    #[test]
+    fn a_full_queue_spills_to_the_table_and_is_refilled_when_it_runs_low() {
+        let share = shares();
+        let store = Uuid::new_v4();
+        let endpoints: Vec<Endpoint> = (0..4).map(|_| endpoint(store)).collect();
+        let mut held: VecDeque<Share> = VecDeque::new();
+        for to in &endpoints {
+            for _ in 0..PER_STORE / 4 {
+                held.push_back(started(share.admit(delivery(to))).unwrap());
+            }
+        }
+        for to in &endpoints {
+            for _ in 0..QUEUED_PER_ENDPOINT {
+                assert!(queued(&share.admit(delivery(to))));
+            }
+        }
+        assert_eq!(share.lock().queued, QUEUED_PER_STORE);
+        // The store's queue is full, and so is each endpoint's part of it.
+        for to in [&endpoint(store), &endpoints[0]] {
+            assert!(matches!(share.admit(delivery(to)), Admission::Spilled(_)));
+        }
+        let busy = share.busy();
+        assert_eq!(busy.stores, vec![store]);
+        assert_eq!(busy.endpoints.len(), endpoints.len());
+        // Another store still starts and queues.
+        let elsewhere = endpoint(Uuid::new_v4());
+        let _theirs: Vec<Share> = (0..PER_ENDPOINT)
+            .map(|_| started(share.admit(delivery(&elsewhere))).unwrap())
+            .collect();
+        assert!(queued(&share.admit(delivery(&elsewhere))));
+        // Each finished send starts the next of its endpoint; once the queue runs low, one of
+        // them asks for a claim to refill it.
+        let mut claims = 0;
+        for _ in 0..QUEUED_PER_STORE {
+            let next = share.finish(held.pop_front().unwrap());
+            claims += usize::from(next.claim);
+            held.push_back(next.start.expect("a waiting delivery starts").1);
+        }
+        assert_eq!(claims, 1);
+        assert!(!share.lock().queues.contains_key(&store));
+        // A claim finds more of the store's deliveries: the next finished send asks again.
+        let next = share.finish(held.pop_front().unwrap());
+        assert!(next.start.is_none() && !next.claim);
+        share.claimed_from([store]);
+        assert!(share.finish(held.pop_front().unwrap()).claim);
+    }
+
+    #[test]
+    fn deliveries_that_waited_too_long_are_given_back_not_started() {
+        let share = FairShare::new(Duration::ZERO);
+        let to = endpoint(Uuid::new_v4());
+        let mut held: Vec<Share> = (0..PER_ENDPOINT)
+            .map(|_| started(share.admit(delivery(&to))).unwrap())
+            .collect();
+        assert!(queued(&share.admit(delivery(&to))));
+        assert!(queued(&share.admit(delivery(&to))));
+        std::thread::sleep(Duration::from_millis(2));
+        let next = share.finish(held.pop().unwrap());
+        assert!(next.start.is_none());
+        assert_eq!(next.stale.len(), 2);
+        // They go back to the table, from which a claim takes them again.
+        assert!(next.claim);
+        assert_eq!(share.lock().queued, 0);
     }
 }

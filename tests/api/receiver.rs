@@ -22,8 +22,8 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts on a free port (or `port`), answering `/ok` 200, `/gone` 410, `/fail` 500,
-    /// `/busy` 503 with `Retry-After: 120`, and `/redirect` 302 to `/ok`.
+    /// Starts on a free port (or `port`), answering `/ok` 200, `/slow` 200 after 20 ms, `/gone`
+    /// 410, `/fail` 500, `/busy` 503 with `Retry-After: 120`, and `/redirect` 302 to `/ok`.
     pub async fn start_on(port: u16) -> Receiver {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -71,6 +71,10 @@ async fn record(
     });
     match path.as_str() {
         "ok" => StatusCode::OK.into_response(),
+        "slow" => {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            StatusCode::OK.into_response()
+        }
         "gone" => StatusCode::GONE.into_response(),
         "busy" => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "120")]).into_response(),
         "redirect" => (
