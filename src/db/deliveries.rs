@@ -153,8 +153,8 @@ pub async fn claim(
     // own store's endpoint.
     sqlx::query_as(
         "with candidates as (
-             -- The oldest due deliveries of endpoints and stores not at their share, at most
-             -- $6 per endpoint: a backlog of one endpoint is not claimed only to be handed back.
+             -- The oldest due deliveries of endpoints and stores not busy, at most $6 per
+             -- endpoint: one endpoint's backlog does not fill the claim.
              select id, next_attempt_at from (
                  select d.id, d.next_attempt_at,
                         row_number() over (partition by d.endpoint_id
@@ -195,8 +195,8 @@ pub async fn claim(
     .await
 }
 
-/// Endpoints and stores the dispatcher has as many sends in flight for as it allows: their
-/// due deliveries wait in the table rather than being claimed.
+/// Endpoints and stores the dispatcher has enough deliveries waiting for already: their due
+/// deliveries stay in the table rather than being claimed.
 #[derive(Debug)]
 pub struct Busy {
     pub endpoints: Vec<Uuid>,

@@ -248,13 +248,16 @@ impl Sender {
     /// thousands for one store ran the pool dry.
     async fn start_all(&self, batch: Vec<Claimed>) {
         let mut spilled = Vec::new();
-        for delivery in batch {
+        let mut batch = batch.into_iter();
+        for delivery in batch.by_ref() {
             // The slot first: a delivery waiting for one must not count against its share.
             let Some(slot) = self.slot().await else {
+                spilled.push(delivery);
                 break;
             };
             self.start_or_queue(delivery, slot, &mut spilled);
         }
+        spilled.extend(batch);
         self.give_back(&spilled).await;
     }
 
@@ -279,23 +282,31 @@ impl Sender {
         }
     }
 
-    /// Sends `delivery`, then, in the same slot, each delivery of its store that the ended send
-    /// makes room for, until none is waiting.
+    /// Sends `delivery`, then each waiting delivery of its store that an ended send makes room
+    /// for, until none that fits is waiting.
     fn send(&self, delivery: Claimed, slot: OwnedSemaphorePermit, share: Share) {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut next = Some((delivery, share));
-            while let Some((delivery, share)) = next.take() {
+            let mut slot = slot;
+            let (mut delivery, mut share) = (delivery, share);
+            loop {
                 this.send_one(&delivery).await;
                 let after = this.shares.finish(share);
-                if after.claim {
+                if after.wake_claims {
                     this.claim_again.notify_one();
                 }
                 this.give_back(&after.stale).await;
-                next = after.start;
+                let Some(next) = after.start else { break };
+                (delivery, share) = next;
+                // The slot goes back before the next send: whoever waited for one first (another
+                // store's delivery, a claim) gets it, so busy stores cannot keep every slot.
+                drop(slot);
+                let Some(again) = this.slot().await else {
+                    this.give_back(std::slice::from_ref(&delivery)).await;
+                    break;
+                };
+                slot = again;
             }
-            // The slot is held until the outcome is queued: a slow recorder slows the sends.
-            drop(slot);
         });
     }
 
@@ -310,12 +321,15 @@ impl Sender {
             return;
         }
         let outcome = send::send(&dispatcher.client, &dispatcher.policy, delivery, now).await;
+        // The slot is held until the outcome is queued: a slow recorder slows the sends.
         let _ = self.outcomes.send(outcome).await;
     }
 
-    /// Claims as many due deliveries as there are free slots (a claimed delivery should not
-    /// wait for one) and starts them. Says whether it filled every free slot (more may be due).
+    /// Claims as many due deliveries as there are free slots and starts them (or queues them
+    /// for their share), after giving back what has waited too long in the queues. Says
+    /// whether it filled every free slot (more may be due).
     async fn claim_and_start(&self) -> anyhow::Result<bool> {
+        self.give_back(&self.shares.take_stale()).await;
         let Some(first) = self.slot().await else {
             return Ok(false);
         };
@@ -325,18 +339,22 @@ impl Sender {
             .claim(self.dispatcher.now(), room as i64, &self.shares.busy())
             .await?;
         let n = claimed.len();
-        self.shares
-            .claimed_from(claimed.iter().map(|d| d.endpoint.store_id));
+        self.shares.claimed(&claimed, n == room);
         let mut first = Some(first);
         let mut spilled = Vec::new();
-        for delivery in claimed {
+        let mut claimed = claimed.into_iter();
+        for delivery in claimed.by_ref() {
             let slot = match first.take() {
                 Some(slot) => Some(slot),
                 None => self.slot().await,
             };
-            let Some(slot) = slot else { break };
+            let Some(slot) = slot else {
+                spilled.push(delivery);
+                break;
+            };
             self.start_or_queue(delivery, slot, &mut spilled);
         }
+        spilled.extend(claimed);
         self.give_back(&spilled).await;
         Ok(n == room && spilled.is_empty())
     }

@@ -8,13 +8,13 @@
 //! rather than in the table keeps a store's order and costs no statement. What overflows the
 //! queue (`QUEUED_PER_STORE`, `QUEUED_PER_ENDPOINT`, `QUEUED`) or waits too long goes back to
 //! the table; the queue is then refilled from there by the dispatcher's claims, which it wakes
-//! when it runs low.
+//! when it runs low: below half for the store and for the endpoint whose deliveries went back.
 
 use super::send::Claimed;
 use crate::db::deliveries::{Busy, Endpoint};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Sends in flight to one endpoint, at most.
@@ -28,8 +28,12 @@ pub const QUEUED_PER_STORE: usize = 1_024;
 pub const QUEUED_PER_ENDPOINT: usize = 256;
 /// Deliveries waiting in every queue together, at most (their bodies are held in memory).
 pub const QUEUED: usize = 4_096;
-/// A store's queue below this is refilled from the table; at or above it, claims skip the store.
-const LOW: usize = QUEUED_PER_STORE / 2;
+/// Claims skip a store with this many queued, and refill it once it has fewer.
+const STORE_LOW: usize = QUEUED_PER_STORE / 2;
+/// Claims skip an endpoint with this many queued, and refill it once it has fewer.
+const ENDPOINT_LOW: usize = QUEUED_PER_ENDPOINT / 2;
+/// Deliveries one claim takes for one endpoint, at most.
+const CLAIM_PER_ENDPOINT: usize = QUEUED_PER_ENDPOINT / 4;
 
 #[derive(Clone)]
 pub struct FairShare {
@@ -48,9 +52,10 @@ struct State {
     /// Per endpoint, how many of those are its.
     queued_endpoints: HashMap<Uuid, usize>,
     queued: usize,
-    /// Stores whose due deliveries the table may still hold (some overflowed or went back, or a
-    /// claim found some): their queue is refilled from there when it runs low.
-    refill: HashSet<Uuid>,
+    /// Per store, the endpoints whose due deliveries the table may still hold (some overflowed
+    /// or went back, or a claim took as many as it could): refilled from there when their
+    /// queues run low.
+    refill: HashMap<Uuid, HashSet<Uuid>>,
 }
 
 /// One send's place in its endpoint's and store's share; dropping it frees the place.
@@ -74,11 +79,11 @@ pub enum Admission {
 pub struct Next {
     /// The oldest queued delivery of the same store that now fits, with its place.
     pub start: Option<(Claimed, Share)>,
-    /// Queued deliveries that waited too long: to be given back to the table.
+    /// Queued deliveries of the store that waited too long: to be given back to the table.
     pub stale: Vec<Claimed>,
-    /// The store's queue runs low and the table may hold more of its deliveries: the dispatcher
-    /// should claim.
-    pub claim: bool,
+    /// The store's queue runs low and the table may hold more of its deliveries: the
+    /// dispatcher should claim.
+    pub wake_claims: bool,
 }
 
 impl State {
@@ -91,7 +96,7 @@ impl State {
         *self.stores.entry(endpoint.store_id).or_default() += 1;
     }
 
-    fn give_back(&mut self, endpoint: Uuid, store: Uuid) {
+    fn free_place(&mut self, endpoint: Uuid, store: Uuid) {
         decrement(&mut self.endpoints, endpoint);
         decrement(&mut self.stores, store);
     }
@@ -100,6 +105,62 @@ impl State {
     fn dequeued(&mut self, delivery: &Claimed) {
         self.queued -= 1;
         decrement(&mut self.queued_endpoints, delivery.endpoint.id);
+    }
+
+    fn in_queue(&self, store: Uuid) -> usize {
+        self.queues.get(&store).map_or(0, VecDeque::len)
+    }
+
+    /// The table may hold more of this endpoint's due deliveries.
+    fn mark_refill(&mut self, endpoint: &Endpoint) {
+        self.refill
+            .entry(endpoint.store_id)
+            .or_default()
+            .insert(endpoint.id);
+    }
+
+    /// Whether a claim now would take `endpoint`'s deliveries (it skips what `busy` names).
+    fn claimable(&self, store: Uuid, endpoint: Uuid) -> bool {
+        self.in_queue(store) < STORE_LOW
+            && self.queued_endpoints.get(&endpoint).copied().unwrap_or(0) < ENDPOINT_LOW
+    }
+
+    /// Whether a claim should run for `store`: one of its endpoints marked for refill is
+    /// claimable now (and is no longer marked: the claim marks it again if it finds more).
+    fn wants_refill(&mut self, store: Uuid) -> bool {
+        let Some(marked) = self.refill.remove(&store) else {
+            return false;
+        };
+        let (ready, waiting): (HashSet<Uuid>, HashSet<Uuid>) = marked
+            .into_iter()
+            .partition(|endpoint| self.claimable(store, *endpoint));
+        if !waiting.is_empty() {
+            self.refill.insert(store, waiting);
+        }
+        !ready.is_empty()
+    }
+
+    /// Takes out of `store`'s queue what has waited longer than `max_wait`, marking their
+    /// endpoints for refill (they go back to the table).
+    fn take_stale(&mut self, store: Uuid, now: Instant, max_wait: Duration) -> Vec<Claimed> {
+        let waited_too_long = |d: &Claimed| now.saturating_duration_since(d.leased_at) > max_wait;
+        let Some(queue) = self.queues.get_mut(&store) else {
+            return Vec::new();
+        };
+        if !queue.iter().any(waited_too_long) {
+            return Vec::new();
+        }
+        let (stale, kept): (Vec<Claimed>, Vec<Claimed>) =
+            queue.drain(..).partition(|d| waited_too_long(d));
+        queue.extend(kept);
+        if queue.is_empty() {
+            self.queues.remove(&store);
+        }
+        for delivery in &stale {
+            self.dequeued(delivery);
+            self.mark_refill(&delivery.endpoint);
+        }
+        stale
     }
 }
 
@@ -160,7 +221,7 @@ impl FairShare {
             || to_endpoint >= QUEUED_PER_ENDPOINT
             || state.queued >= QUEUED
         {
-            state.refill.insert(store);
+            state.mark_refill(&delivery.endpoint);
             return Admission::Spilled(delivery);
         }
         state.queued += 1;
@@ -169,9 +230,34 @@ impl FairShare {
         Admission::Queued
     }
 
-    /// A claim found deliveries of these stores in the table: it may hold more.
-    pub fn claimed_from(&self, stores: impl IntoIterator<Item = Uuid>) {
-        self.lock().refill.extend(stores);
+    /// A claim took `claimed` (`filled`: as many as it asked for). The table may hold more of
+    /// the endpoints it took as many of as it could, or of all of them when it was filled.
+    pub fn claimed(&self, claimed: &[Claimed], filled: bool) {
+        let mut per_endpoint: HashMap<Uuid, (usize, &Endpoint)> = HashMap::new();
+        for delivery in claimed {
+            per_endpoint
+                .entry(delivery.endpoint.id)
+                .or_insert((0, &delivery.endpoint))
+                .0 += 1;
+        }
+        let mut state = self.lock();
+        for (n, endpoint) in per_endpoint.into_values() {
+            if filled || n >= CLAIM_PER_ENDPOINT {
+                state.mark_refill(endpoint);
+            }
+        }
+    }
+
+    /// Takes out of every queue what has waited too long (a store whose sends all hang has no
+    /// send ending to do it): the deliveries to give back to the table.
+    pub fn take_stale(&self) -> Vec<Claimed> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let stores: Vec<Uuid> = state.queues.keys().copied().collect();
+        stores
+            .into_iter()
+            .flat_map(|store| state.take_stale(store, now, self.max_wait))
+            .collect()
     }
 
     /// Frees `share` and finds what its send slot goes to next: the oldest queued delivery of
@@ -179,24 +265,13 @@ impl FairShare {
     /// place starts at most one.
     pub fn finish(&self, mut share: Share) -> Next {
         share.state = None;
+        let store = share.store;
         let mut guard = self.lock();
         let state = &mut *guard;
-        state.give_back(share.endpoint, share.store);
-        let mut next = Next {
-            start: None,
-            stale: Vec::new(),
-            claim: false,
-        };
-        let store = share.store;
+        state.free_place(share.endpoint, store);
+        let stale = state.take_stale(store, Instant::now(), self.max_wait);
         let mut started = None;
         if let Some(queue) = state.queues.get_mut(&store) {
-            // Oldest first: those that waited too long are at the front.
-            while queue
-                .front()
-                .is_some_and(|d| d.leased_at.elapsed() > self.max_wait)
-            {
-                next.stale.extend(queue.pop_front());
-            }
             let (endpoints, stores) = (&state.endpoints, &state.stores);
             let found = queue
                 .iter()
@@ -206,23 +281,17 @@ impl FairShare {
                 state.queues.remove(&store);
             }
         }
-        for delivery in &next.stale {
-            state.dequeued(delivery);
-        }
-        if !next.stale.is_empty() {
-            state.refill.insert(store);
-        }
-        if let Some(delivery) = started {
+        let start = started.map(|delivery| {
             state.dequeued(&delivery);
             state.take(&delivery.endpoint);
             let place = self.share(&delivery.endpoint);
-            next.start = Some((delivery, place));
+            (delivery, place)
+        });
+        Next {
+            start,
+            stale,
+            wake_claims: state.wants_refill(store),
         }
-        let in_queue = state.queues.get(&store).map_or(0, VecDeque::len);
-        if in_queue < LOW {
-            next.claim = state.refill.remove(&store);
-        }
-        next
     }
 
     /// Empties every queue (the dispatcher is stopping): the deliveries to give back.
@@ -235,7 +304,7 @@ impl FairShare {
     }
 
     /// The endpoints and stores that have enough waiting here already: the next claim skips
-    /// them. A claim takes at most a quarter of an endpoint's queue.
+    /// them, and takes at most a quarter of an endpoint's queue of the others.
     pub fn busy(&self) -> Busy {
         let state = self.lock();
         let full = |map: &HashMap<Uuid, usize>, cap: usize| {
@@ -247,13 +316,13 @@ impl FairShare {
         let stores = state
             .queues
             .iter()
-            .filter(|(_, queue)| queue.len() >= LOW)
+            .filter(|(_, queue)| queue.len() >= STORE_LOW)
             .map(|(store, _)| *store)
             .collect();
         Busy {
-            endpoints: full(&state.queued_endpoints, QUEUED_PER_ENDPOINT / 2),
+            endpoints: full(&state.queued_endpoints, ENDPOINT_LOW),
             stores,
-            per_endpoint: (QUEUED_PER_ENDPOINT / 4) as i64,
+            per_endpoint: CLAIM_PER_ENDPOINT as i64,
         }
     }
 }
@@ -264,7 +333,7 @@ impl Drop for Share {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            state.give_back(self.endpoint, self.store);
+            state.free_place(self.endpoint, self.store);
         }
     }
 }
@@ -272,7 +341,6 @@ impl Drop for Share {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn endpoint(store: Uuid) -> Endpoint {
         Endpoint {
@@ -360,7 +428,7 @@ mod tests {
         let next = share.finish(held.pop().unwrap());
         let (d, place) = next.start.expect("a waiting delivery starts");
         assert_eq!(d.delivery, to_other_id);
-        assert!(!next.claim && next.stale.is_empty());
+        assert!(!next.wake_claims && next.stale.is_empty());
         // A send to the slow endpoint ends: its own waiting delivery takes the place.
         drop(place);
         let next = share.finish(held.remove(0));
@@ -399,38 +467,100 @@ mod tests {
             .map(|_| started(share.admit(delivery(&elsewhere))).unwrap())
             .collect();
         assert!(queued(&share.admit(delivery(&elsewhere))));
-        // Each finished send starts the next of its endpoint; once the queue runs low, one of
-        // them asks for a claim to refill it.
-        let mut claims = 0;
+        // Each finished send starts the next of its endpoint. The claims are woken only once
+        // the store's queue is below half and so is a spilled endpoint's part of it, and once
+        // for each mark.
+        let mut wakes = Vec::new();
         for _ in 0..QUEUED_PER_STORE {
             let next = share.finish(held.pop_front().unwrap());
-            claims += usize::from(next.claim);
+            if next.wake_claims {
+                let state = share.lock();
+                wakes.push((
+                    state.in_queue(store),
+                    state.claimable(store, endpoints[0].id),
+                ));
+            }
             held.push_back(next.start.expect("a waiting delivery starts").1);
         }
-        assert_eq!(claims, 1);
+        assert!(!wakes.is_empty() && wakes.len() <= 2, "{wakes:?}");
+        assert!(wakes.iter().all(|(in_queue, _)| *in_queue < STORE_LOW));
+        assert!(share.lock().refill.is_empty());
         assert!(!share.lock().queues.contains_key(&store));
-        // A claim finds more of the store's deliveries: the next finished send asks again.
         let next = share.finish(held.pop_front().unwrap());
-        assert!(next.start.is_none() && !next.claim);
-        share.claimed_from([store]);
-        assert!(share.finish(held.pop_front().unwrap()).claim);
+        assert!(next.start.is_none() && !next.wake_claims);
+        // A claim that took fewer than it could of an endpoint leaves no mark; one that took as
+        // many as it could does, and the next finished send wakes the claims.
+        share.claimed(&[delivery(&endpoints[1])], false);
+        assert!(!share.finish(held.pop_front().unwrap()).wake_claims);
+        let full: Vec<Claimed> = (0..CLAIM_PER_ENDPOINT)
+            .map(|_| delivery(&endpoints[1]))
+            .collect();
+        share.claimed(&full, false);
+        assert!(share.finish(held.pop_front().unwrap()).wake_claims);
+        share.claimed(&[delivery(&endpoints[2])], true);
+        assert!(share.finish(held.pop_front().unwrap()).wake_claims);
     }
 
     #[test]
-    fn deliveries_that_waited_too_long_are_given_back_not_started() {
-        let share = FairShare::new(Duration::ZERO);
+    fn a_spilled_endpoint_is_refilled_once_its_own_part_of_the_queue_runs_low() {
+        let share = shares();
         let to = endpoint(Uuid::new_v4());
+        let mut held: VecDeque<Share> = (0..PER_ENDPOINT)
+            .map(|_| started(share.admit(delivery(&to))).unwrap())
+            .collect();
+        for _ in 0..QUEUED_PER_ENDPOINT {
+            assert!(queued(&share.admit(delivery(&to))));
+        }
+        assert!(matches!(share.admit(delivery(&to)), Admission::Spilled(_)));
+        // The store's queue is below half at once, but a claim would skip the endpoint until
+        // its own part is: only then are the claims woken.
+        let mut woken_at = Vec::new();
+        for sent in 1..=QUEUED_PER_ENDPOINT {
+            let next = share.finish(held.pop_front().unwrap());
+            if next.wake_claims {
+                woken_at.push(QUEUED_PER_ENDPOINT - sent);
+            }
+            held.push_back(next.start.unwrap().1);
+        }
+        assert_eq!(woken_at, vec![ENDPOINT_LOW - 1]);
+        assert_eq!(share.busy().per_endpoint, CLAIM_PER_ENDPOINT as i64);
+    }
+
+    #[test]
+    fn deliveries_that_waited_too_long_are_given_back_not_started_wherever_they_are() {
+        let share = FairShare::new(Duration::from_secs(5));
+        let store = Uuid::new_v4();
+        let to = endpoint(store);
         let mut held: Vec<Share> = (0..PER_ENDPOINT)
             .map(|_| started(share.admit(delivery(&to))).unwrap())
             .collect();
-        assert!(queued(&share.admit(delivery(&to))));
-        assert!(queued(&share.admit(delivery(&to))));
-        std::thread::sleep(Duration::from_millis(2));
+        // Handed over after a wait: older than the one queued before it.
+        let mut old = delivery(&to);
+        old.leased_at = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        let old_id = old.delivery;
+        let fresh = delivery(&to);
+        let fresh_id = fresh.delivery;
+        assert!(queued(&share.admit(fresh)));
+        assert!(queued(&share.admit(old)));
         let next = share.finish(held.pop().unwrap());
-        assert!(next.start.is_none());
-        assert_eq!(next.stale.len(), 2);
+        assert_eq!(next.start.as_ref().unwrap().0.delivery, fresh_id);
+        assert_eq!(
+            next.stale.iter().map(|d| d.delivery).collect::<Vec<_>>(),
+            vec![old_id]
+        );
         // They go back to the table, from which a claim takes them again.
-        assert!(next.claim);
+        assert!(next.wake_claims);
         assert_eq!(share.lock().queued, 0);
+        // A store none of whose sends ends (they hang) is swept by the claims.
+        let other = endpoint(Uuid::new_v4());
+        let _hanging: Vec<Share> = (0..PER_ENDPOINT)
+            .map(|_| started(share.admit(delivery(&other))).unwrap())
+            .collect();
+        let mut old = delivery(&other);
+        old.leased_at = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        assert!(queued(&share.admit(old)));
+        assert!(queued(&share.admit(delivery(&other))));
+        assert_eq!(share.take_stale().len(), 1);
+        assert_eq!(share.lock().queued, 1);
     }
 }
