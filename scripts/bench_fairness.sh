@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One store's burst and another store's webhooks (release build, throw-away database, the local
+# Mosquitto): store B sends one event every 20 ms to one endpoint, first alone, then while store
+# A commits 3,000 events at once for 10 endpoints (30,000 deliveries). Prints B's
+# commit-to-delivery p50 / p99 both times, and how long A's deliveries took. Each store's
+# endpoints are on a receiver of their own (examples/webhook_sink.rs, answering 200 at once).
+# Usage: scripts/bench_fairness.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DB=printfarm_bench_fairness
+ADDR=127.0.0.1:18087
+SINK_A=127.0.0.1:18193
+SINK_B=127.0.0.1:18194
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" PF_LISTEN_ADDR=${ADDR} RUST_LOG=error
+export PF_WEBHOOK_ALLOW_HTTP=true PF_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8
+# The local broker is locked (scripts/services.sh); see bench_realtime.sh.
+export PF_MQTT_URL=mqtt://printfarm:bench-secret@127.0.0.1:1883
+PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+scripts/services.sh >/dev/null
+cargo build --release --quiet --bin printfarm --example webhook_sink
+"${PSQL[@]}" -c "drop database if exists ${DB} with (force)"
+target/release/printfarm serve & pids+=($!)
+target/release/examples/webhook_sink "${SINK_A}" >/dev/null & pids+=($!)
+target/release/examples/webhook_sink "${SINK_B}" >/dev/null & pids+=($!)
+for _ in $(seq 100); do curl -sf "http://${ADDR}/healthz" >/dev/null && break; sleep 0.1; done
+
+# A store with a Full Access key and `$2` endpoints on the receiver at `$3`: "storeId".
+store_with() {
+  local out store key
+  out=$(target/release/printfarm bootstrap --store-name "$1" --json)
+  store=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["storeId"])' "$out")
+  key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["apiKey"])' "$out")
+  for i in $(seq "$2"); do
+    curl -sf "http://${ADDR}/v1/webhooks" -H "authorization: ApiKey ${key}" \
+      -H "x-printago-storeid: ${store}" -H 'content-type: application/json' \
+      -d "{\"url\": \"http://$3/e${i}\"}" >/dev/null
+  done
+  echo "${store}"
+}
+A=$(store_with "Bench A" 10 "${SINK_A}")
+B=$(store_with "Bench B" 1 "${SINK_B}")
+
+# `$2` events of store `$1`, committed at once.
+events() {
+  "${PSQL[@]}" -d "${DB}" -c "
+    insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity)
+    select gen_random_uuid(), '$1', 'printer.updated', 'printer', gen_random_uuid(), 'UPDATE',
+           '{\"name\": \"bench\"}'::jsonb
+      from generate_series(1, $2)"
+}
+count() { curl -sf "http://$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'; }
+# Store B's 150 events, one every 20 ms; then waits for their deliveries.
+trickle() {
+  curl -sf -X POST "http://${SINK_B}/reset" >/dev/null
+  for _ in $(seq 150); do events "${B}" 1; sleep 0.02; done
+  for _ in $(seq 1200); do [[ $(count "${SINK_B}") -ge 150 ]] && break; sleep 0.1; done
+  curl -sf "http://${SINK_B}/stats" | python3 -c "
+import json,sys; s=json.load(sys.stdin)
+print(f\"{s['count']} deliveries, commit-to-delivery p50 {s['p50Ms']:.1f} ms, p99 {s['p99Ms']:.1f} ms, max {s['maxMs']:.0f} ms\")"
+}
+
+echo "== store B alone" >&2
+alone=$(trickle)
+echo "== store B while store A bursts" >&2
+curl -sf -X POST "http://${SINK_A}/reset" >/dev/null
+events "${A}" 3000 & burst_pid=$!
+during=$(trickle)
+wait "${burst_pid}"
+for _ in $(seq 1200); do [[ $(count "${SINK_A}") -ge 30000 ]] && break; sleep 0.1; done
+burst=$(curl -sf "http://${SINK_A}/stats" | python3 -c "
+import json,sys; s=json.load(sys.stdin)
+print(f\"{s['count']} deliveries in {(s['lastAt']-s['firstAt'])/1000:.1f} s, p99 {s['p99Ms']:.0f} ms\")")
+
+cat <<EOF2
+
+============ printfarm bench summary: one store's burst, another's webhooks ============
+machine: $(nproc) cores
+store B alone:              ${alone}
+store B during A's burst:   ${during}
+store A's burst:            ${burst}
+=========================================================================================
+EOF2
