@@ -141,9 +141,6 @@ pub struct ClaimedEvent {
     #[sqlx(flatten)]
     pub event: Event,
     pub deliveries: Json<Vec<HandedDelivery>>,
-    /// The part of the batch each store could have: a store that took all of it may have more
-    /// waiting.
-    pub store_part: i64,
 }
 
 /// A delivery created by the claim, leased to the caller, and where it goes.
@@ -160,34 +157,15 @@ pub struct HandedDelivery {
 /// fanned out, numbers them (`sequence`, from the one counter row, which the claim holds locked
 /// until it commits: claims are numbered one after another, so no sequence is handed out behind
 /// one already visible), and leases them for MQTT. Committed without waiting for the WAL
-/// flush: a claim lost in a database crash is claimed again (its events numbered again). Each
-/// store with unclaimed events gets an equal part of the batch, its oldest first.
+/// flush: a claim lost in a database crash is claimed again (its events numbered again). Oldest
+/// first.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
     sqlx::query_as(&format!(
-        "with recursive pending as (
-             -- The stores with unclaimed events, found by skipping through the index.
-             (select store_id from outbox where fanned_out_at is null
-               order by store_id limit 1)
-             union all
-             select (select o.store_id from outbox o
-                      where o.fanned_out_at is null and o.store_id > p.store_id
-                      order by o.store_id limit 1)
-               from pending p where p.store_id is not null),
-         per_store as (
-             select ceil($1::float8 / greatest(count(*), 1))::int8 as n
-               from pending where store_id is not null),
-         claimed as (
-             -- Each store's oldest, an equal part of the batch each: one store's backlog does
-             -- not hold up another's events, and each store's stay in order.
-             select c.id
-               from pending p cross join per_store s
-              cross join lateral (select id from outbox
-                                   where fanned_out_at is null and store_id = p.store_id
-                                   order by id limit s.n
-                                   for update skip locked) c
-              where p.store_id is not null),
+        "with claimed as (
+             select id from outbox where fanned_out_at is null
+             order by id limit $1 for update skip locked),
          counted as (
              update outbox_sequence set last = last + (select count(*) from claimed)
               where exists (select 1 from claimed)
@@ -228,8 +206,7 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
                from delivered d join webhook_endpoints e on e.id = d.endpoint_id
               where $7
               group by d.event_id)
-         select v.*, coalesce(h.deliveries, '[]') as deliveries,
-                (select n from per_store) as store_part
+         select v.*, coalesce(h.deliveries, '[]') as deliveries
            from events v
            left join handed h on h.event_id = v.event_id
           cross join (select count(*) from (

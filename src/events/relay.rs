@@ -25,7 +25,6 @@ use crate::webhooks::send;
 use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,8 +74,6 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// With `Mode::handoff`, the deliveries created, leased to this process.
     pub deliveries: Vec<Claimed>,
-    /// More events may be waiting: the batch is full, or a store took all of its part of it.
-    pub more: bool,
 }
 
 /// Claims a batch of new events, due for webhooks at `now` (the injectable clock), in one
@@ -98,21 +95,9 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
         handoff: mode.handoff,
     };
     let rows = outbox::claim_batch(pool, claim).await?;
-    let mut batch = Batch {
-        more: rows.len() as i64 >= claim.limit,
-        ..Batch::default()
-    };
-    let mut per_store: HashMap<crate::ids::StoreId, i64> = HashMap::new();
+    let mut batch = Batch::default();
     let leased_at = Instant::now();
-    for outbox::ClaimedEvent {
-        event,
-        deliveries,
-        store_part,
-    } in rows
-    {
-        let taken = per_store.entry(event.store_id).or_default();
-        *taken += 1;
-        batch.more |= *taken >= store_part;
+    for outbox::ClaimedEvent { event, deliveries } in rows {
         if !deliveries.0.is_empty() {
             // One body per event, shared by its deliveries (only the signatures differ).
             let body = send::body(&event.event_type, event.occurred_at, &event.payload);
@@ -265,7 +250,7 @@ pub async fn run(
                 if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
                     handoff.hand(pool_ref, batch.deliveries, now).await;
                 }
-                Ok(batch.more)
+                Ok(n as i64 >= mode.batch())
             }
         },
     );

@@ -296,58 +296,6 @@ async fn an_event_committed_late_is_not_skipped_by_after() {
     assert_eq!(next[0]["sequence"], seen + 1);
 }
 
-/// The relay takes each store's waiting events in turn: a burst of one store does not hold up
-/// another store's events, and each store's are still taken oldest first, each once.
-#[tokio::test]
-async fn a_stores_backlog_does_not_hold_up_another_stores_events() {
-    let app = TestApp::new().await;
-    let quiet = app.new_tenant("Quiet Farm").await;
-    for (store, events) in [(app.store_id, 1000), (quiet.store_id, 1)] {
-        sqlx::query(
-            "insert into outbox (event_id, store_id, type, entity_type, entity_id, entity)
-             select gen_random_uuid(), $1, 'printer.online', 'printer', gen_random_uuid(), '{}'
-               from generate_series(1, $2)",
-        )
-        .bind(store)
-        .bind(events)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    }
-    let mode = relay::Mode {
-        mqtt: false,
-        handoff: false,
-        broker_up: false,
-    };
-    let first = relay::claim_batch(app.pool(), app.now(), mode)
-        .await
-        .unwrap();
-    assert!(first.events.iter().any(|e| e.store_id == quiet.store_id));
-    assert!(first.more, "the busy store has more waiting");
-    let mut taken = first.events;
-    loop {
-        let batch = relay::claim_batch(app.pool(), app.now(), mode)
-            .await
-            .unwrap();
-        taken.extend(batch.events);
-        if !batch.more {
-            break;
-        }
-    }
-    let busy: Vec<i64> = taken
-        .iter()
-        .filter(|e| e.store_id == app.store_id)
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(busy.len(), 1000);
-    assert!(busy.windows(2).all(|w| w[0] < w[1]), "in order, each once");
-    assert_eq!(taken.len(), 1001);
-    let left = relay::claim_batch(app.pool(), app.now(), mode)
-        .await
-        .unwrap();
-    assert!(left.events.is_empty() && !left.more);
-}
-
 #[tokio::test]
 async fn events_can_be_read_back_after_a_sequence_by_permission() {
     let app = TestApp::new().await;
