@@ -9,19 +9,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DB=printfarm_bench_fairness
+RUST_LOG=error
 ADDR=127.0.0.1:18087
 SINK_A=127.0.0.1:18193
 SINK_B=127.0.0.1:18194
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" PF_LISTEN_ADDR=${ADDR} RUST_LOG=error
-export PF_WEBHOOK_ALLOW_HTTP=true PF_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8
-# The local broker is locked (scripts/services.sh); see bench_realtime.sh.
-export PF_MQTT_URL=mqtt://printfarm:bench-secret@127.0.0.1:1883
-PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-scripts/services.sh >/dev/null
+source scripts/bench_server.sh
 cargo build --release --quiet --bin printfarm --example webhook_sink
 "${PSQL[@]}" -c "drop database if exists ${DB} with (force)"
 target/release/printfarm serve & pids+=($!)

@@ -25,17 +25,7 @@ SINK=127.0.0.1:18181
 SIM_PRINTERS=${BENCH_SIM_PRINTERS:-1000}
 SIM_INTERVAL_MS=${BENCH_SIM_INTERVAL_MS:-100}
 SIM_SECS=${BENCH_SIM_SECS:-30}
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" PF_LISTEN_ADDR=${ADDR} RUST_LOG=warn
-export PF_WEBHOOK_ALLOW_HTTP=true PF_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8
-# The local broker is locked (scripts/services.sh): the server logs in with credentials of its
-# own choosing and answers the broker's plugin on its internal listener (127.0.0.1:8081).
-export PF_MQTT_URL=mqtt://printfarm:bench-secret@127.0.0.1:1883
-PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-scripts/services.sh >/dev/null
+source scripts/bench_server.sh
 cargo build --release --quiet --bin printfarm --example webhook_sink --example event_load
 "${PSQL[@]}" -c "drop database if exists ${DB} with (force)"
 target/release/printfarm serve & pids+=($!); server=$!
