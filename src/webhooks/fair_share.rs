@@ -4,8 +4,9 @@
 //! go out on time.
 //!
 //! A delivery over its share waits here, in its store's queue, and goes out as soon as a send of
-//! its store ends and it fits: the send that ended hands its slot straight to it. Waiting here
-//! rather than in the table keeps a store's order and costs no statement. What overflows the
+//! its store ends and it fits: the task of the send that ended sends it next (once it has a slot
+//! again: it gives its own back first, so that others waiting for one go before it). Waiting
+//! here rather than in the table keeps a store's order and costs no statement. What overflows the
 //! queue (`QUEUED_PER_STORE`, `QUEUED_PER_ENDPOINT`, `QUEUED`) or waits too long goes back to
 //! the table; the queue is then refilled from there by the dispatcher's claims, which it wakes
 //! when it runs low: below half for the store and for the endpoint whose deliveries went back.
@@ -47,7 +48,7 @@ pub struct FairShare {
 struct State {
     endpoints: HashMap<Uuid, usize>,
     stores: HashMap<Uuid, usize>,
-    /// Per store, the deliveries waiting for a share, oldest first.
+    /// Per store, the deliveries waiting for a share, in the order they came.
     queues: HashMap<Uuid, VecDeque<Claimed>>,
     /// Per endpoint, how many of those are its.
     queued_endpoints: HashMap<Uuid, usize>,
