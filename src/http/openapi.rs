@@ -132,15 +132,14 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
 /// Adds what the operation shares with its kind: the body problems of a public one; the
 /// permission, credentials, limits and error answers of an authenticated one.
 fn complete(op: &mut utoipa::openapi::path::Operation, has_path_params: bool) {
+    let has_body = op.request_body.is_some();
     if is_public(op) {
         // Declared with `security(())`: only what any body-taking operation can answer.
-        if op.request_body.is_some() {
-            let responses = &mut op.responses.responses;
+        if has_body {
             for (status, description) in BODY_PROBLEMS {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| RefOr::T(problem(status, description)));
+                add(op, status, description);
             }
+            add(op, UNAVAILABLE.0, UNAVAILABLE.1);
         }
         return;
     }
@@ -154,51 +153,50 @@ fn complete(op: &mut utoipa::openapi::path::Operation, has_path_params: bool) {
                 .build(),
         );
     }
-    let responses = &mut op.responses.responses;
-    for response in responses.values_mut() {
+    for response in op.responses.responses.values_mut() {
         if let RefOr::T(r) = response {
             add_rate_limit_headers(r);
         }
     }
-    let mut add = |status: &str, description: &str| {
-        responses
-            .entry(status.to_owned())
-            .or_insert_with(|| RefOr::T(problem(status, description)));
-    };
-    add("401", "Missing or invalid credentials or store id");
+    add(op, "401", "Missing or invalid credentials or store id");
     add(
+        op,
         "403",
         "The key lacks a permission, or the client IP is not allowed",
     );
-    add("429", "Rate limit exceeded (see `Retry-After`)");
-    add(
-        "503",
-        "Unavailable for now (a dependency down, the request timed out, a lock held \
-                 elsewhere): retry after `Retry-After`",
-    );
+    add(op, "429", "Rate limit exceeded (see `Retry-After`)");
+    add(op, UNAVAILABLE.0, UNAVAILABLE.1);
     // Only where they can happen: 404 names an object in the path, 422 a body field
     // (or, on a POST, an Idempotency-Key used for another request).
     if has_path_params {
-        add("404", "No such object in this store");
+        add(op, "404", "No such object in this store");
     }
-    if op.request_body.is_some() {
-        add("422", "A field is invalid (see `errors`)");
-        add("400", "The body is not valid JSON");
-        add("413", "The body is too large");
-        add("415", "The body is not application/json");
+    if has_body {
+        for (status, description) in BODY_PROBLEMS {
+            add(op, status, description);
+        }
     }
-    if op
+    let has_query = op
         .parameters
         .iter()
         .flatten()
-        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-    {
-        add("400", "A query parameter is invalid");
+        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
+    if has_query {
+        add(op, "400", "A query parameter is invalid");
         add(
+            op,
             "414",
             "The request target (path and query) is longer than 8 KiB",
         );
     }
+}
+
+/// Declares a problem answer, unless the operation declares that status itself.
+fn add(op: &mut utoipa::openapi::path::Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::T(problem(status, description)));
 }
 
 /// One requirement per credential scheme, each with the store id.
@@ -230,17 +228,20 @@ fn declare_retry_after(responses: &mut std::collections::BTreeMap<String, RefOr<
 }
 
 /// What any operation that takes a JSON body may answer, besides its own outcomes.
-const BODY_PROBLEMS: [(&str, &str); 5] = [
+const BODY_PROBLEMS: [(&str, &str); 4] = [
     ("400", "The body is not valid JSON"),
     ("413", "The body is too large"),
     ("415", "The body is not application/json"),
     ("422", "A field is invalid (see `errors`)"),
-    (
-        "503",
-        "Unavailable for now (a dependency down, the request timed out, a lock held \
-         elsewhere): retry after `Retry-After`",
-    ),
 ];
+
+/// What an operation that reads a body or needs credentials may answer when the server cannot
+/// serve it now.
+const UNAVAILABLE: (&str, &str) = (
+    "503",
+    "Unavailable for now (a dependency down, the request timed out, a lock held elsewhere): \
+     retry after `Retry-After`",
+);
 
 /// An operation that needs no credentials (`security(())`: one empty requirement).
 fn is_public(op: &utoipa::openapi::path::Operation) -> bool {
