@@ -247,33 +247,38 @@ impl Sender {
     /// statement: one release per delivery would take a connection each, and a burst of
     /// thousands for one store ran the pool dry.
     async fn start_all(&self, batch: Vec<Claimed>) {
-        let mut spilled = Vec::new();
-        let mut batch = batch.into_iter();
-        for delivery in batch.by_ref() {
-            // The slot first: a delivery waiting for one must not count against its share.
-            let Some(slot) = self.slot().await else {
-                spilled.push(delivery);
-                break;
-            };
-            self.start_or_queue(delivery, slot, &mut spilled);
-        }
-        spilled.extend(batch);
+        let spilled = self.start_each(batch, None).await;
         self.give_back(&spilled).await;
     }
 
-    /// Starts `delivery` in `slot` if it is within its share, else queues it (freeing the slot)
-    /// or, when its store's queue is full, adds it to `spilled`.
-    fn start_or_queue(
+    /// Takes a slot for each delivery in turn (`first` for the first, if given) and starts it
+    /// if it is within its share, else queues it (freeing the slot). Returns what is to go back
+    /// to the table: those whose store's queue is full, and all that could get no slot. The
+    /// slot first: a delivery waiting for one must not count against its share.
+    async fn start_each(
         &self,
-        delivery: Claimed,
-        slot: OwnedSemaphorePermit,
-        spilled: &mut Vec<Claimed>,
-    ) {
-        match self.shares.admit(delivery) {
-            Admission::Start(delivery, share) => self.send(delivery, slot, share),
-            Admission::Queued => {}
-            Admission::Spilled(delivery) => spilled.push(delivery),
+        deliveries: Vec<Claimed>,
+        mut first: Option<OwnedSemaphorePermit>,
+    ) -> Vec<Claimed> {
+        let mut spilled = Vec::new();
+        let mut deliveries = deliveries.into_iter();
+        for delivery in deliveries.by_ref() {
+            let slot = match first.take() {
+                Some(slot) => Some(slot),
+                None => self.slot().await,
+            };
+            let Some(slot) = slot else {
+                spilled.push(delivery);
+                break;
+            };
+            match self.shares.admit(delivery) {
+                Admission::Start(delivery, share) => self.send(delivery, slot, share),
+                Admission::Queued => {}
+                Admission::Spilled(delivery) => spilled.push(delivery),
+            }
         }
+        spilled.extend(deliveries);
+        spilled
     }
 
     async fn give_back(&self, deliveries: &[Claimed]) {
@@ -340,21 +345,7 @@ impl Sender {
             .await?;
         let n = claimed.len();
         self.shares.claimed(&claimed, n == room);
-        let mut first = Some(first);
-        let mut spilled = Vec::new();
-        let mut claimed = claimed.into_iter();
-        for delivery in claimed.by_ref() {
-            let slot = match first.take() {
-                Some(slot) => Some(slot),
-                None => self.slot().await,
-            };
-            let Some(slot) = slot else {
-                spilled.push(delivery);
-                break;
-            };
-            self.start_or_queue(delivery, slot, &mut spilled);
-        }
-        spilled.extend(claimed);
+        let spilled = self.start_each(claimed, Some(first)).await;
         self.give_back(&spilled).await;
         Ok(n == room && spilled.is_empty())
     }
