@@ -133,6 +133,8 @@ pub struct Claim {
     /// Return the deliveries created (leased to the caller) with each event; otherwise
     /// `NOTIFY pf_webhooks` wakes every dispatcher when there are any.
     pub handoff: bool,
+    /// Take each store's events in turn (events are waiting): see [`claim_batch`].
+    pub by_store: bool,
 }
 
 /// A claimed event, with the deliveries created for it when they were handed off.
@@ -157,15 +159,21 @@ pub struct HandedDelivery {
 /// fanned out, numbers them (`sequence`, from the one counter row, which the claim holds locked
 /// until it commits: claims are numbered one after another, so no sequence is handed out behind
 /// one already visible), and leases them for MQTT. Committed without waiting for the WAL
-/// flush: a claim lost in a database crash is claimed again (its events numbered again). Oldest
-/// first.
+/// flush: a claim lost in a database crash is claimed again (its events numbered again).
+///
+/// Which events: the oldest; or, `by_store`, each store with unclaimed events (up to `limit`
+/// stores, those waiting longest) gets an equal part of the batch, its oldest first, and what
+/// the stores leave goes to the oldest. Either way a store's events are taken in order.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
+    let claimed = if c.by_store {
+        CLAIMED_BY_STORE
+    } else {
+        CLAIMED_OLDEST
+    };
     sqlx::query_as(&format!(
-        "with claimed as (
-             select id from outbox where fanned_out_at is null
-             order by id limit $1 for update skip locked),
+        "with recursive {claimed},
          counted as (
              update outbox_sequence set last = last + (select count(*) from claimed)
               where exists (select 1 from claimed)
@@ -225,6 +233,50 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
     .fetch_all(db)
     .await
 }
+
+/// The claim's `claimed` step: the oldest unclaimed events, `$1` at most.
+const CLAIMED_OLDEST: &str = "claimed as (
+             select id from outbox where fanned_out_at is null and sequence is null
+             order by id limit $1 for update skip locked)";
+
+/// The claim's `claimed` step `by_store`. The reads by store cannot use the index by id
+/// (`outbox_unclaimed`, whose predicate they do not state), only `outbox_unclaimed_by_store`:
+/// through the index by id, a planner whose statistics predate a burst reads the whole burst
+/// to find a store's oldest events (migration 0024). Each read locks what it takes, rather
+/// than a last step locking the chosen ids: the planner, its statistics saying no event
+/// waits, found those ids by reading a whole partial index instead of the primary key.
+const CLAIMED_BY_STORE: &str = "pending (store_id, oldest, depth) as (
+             -- The stores with unclaimed events, skipping through the index, each with its
+             -- oldest; 10,000 at most (the rest wait for the oldest events' part or a later
+             -- claim).
+             (select store_id, id, 1 from outbox where fanned_out_at is null
+               order by store_id, id limit 1)
+             union all
+             select n.store_id, n.id, p.depth + 1
+               from pending p
+              cross join lateral (select o.store_id, o.id from outbox o
+                                   where o.fanned_out_at is null and o.store_id > p.store_id
+                                   order by o.store_id, o.id limit 1) n
+              where p.depth < 10000),
+         turns as (select store_id from pending order by oldest limit $1),
+         part as (select greatest($1 / greatest(count(*), 1), 1) as n from turns),
+         claimed as (
+             -- Each read locks what it takes. What the limit leaves of the oldest events'
+             -- part (taken by a store's part already, or beyond the batch) stays locked, but
+             -- unclaimed, until the claim commits.
+             select id from (
+                 select c.id, 0 as pass
+                   from turns t cross join part
+                  cross join lateral (select o.id from outbox o
+                                       where o.fanned_out_at is null and o.store_id = t.store_id
+                                       order by o.id limit part.n
+                                       for update skip locked) c
+                 union all
+                 select oldest.id, 1
+                   from (select id from outbox where fanned_out_at is null and sequence is null
+                          order by id limit $1
+                          for update skip locked) oldest) taken
+              group by id order by min(pass), id limit $1)";
 
 /// Hands events' MQTT leases back, for the re-publisher (of any replica) to take at once.
 pub async fn release(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<()> {

@@ -26,6 +26,7 @@ use crate::worker::{self, Pace, Wakeups};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -55,6 +56,9 @@ pub struct Mode {
     /// unleased, for the re-publisher to take once it is connected, rather than being leased,
     /// failed and handed back over and over while the broker is down.
     pub broker_up: bool,
+    /// Take each store's waiting events in turn rather than the oldest (`run` does while its
+    /// claims come back full): one store's burst does not hold up another store's events.
+    pub by_store: bool,
 }
 
 impl Mode {
@@ -93,6 +97,7 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
         mqtt: mode.mqtt,
         mqtt_lease_secs: if mode.broker_up { MQTT_LEASE_SECS } else { 0.0 },
         handoff: mode.handoff,
+        by_store: mode.by_store,
     };
     let rows = outbox::claim_batch(pool, claim).await?;
     let mut batch = Batch::default();
@@ -184,6 +189,7 @@ pub async fn relay_once(
         mqtt: broker.is_some(),
         handoff: false,
         broker_up: broker.is_some_and(Broker::is_connected),
+        by_store: false,
     };
     let batch = claim_batch(pool, now, mode).await?;
     if let Some(broker) = broker.filter(|_| mode.broker_up && !batch.events.is_empty()) {
@@ -212,10 +218,14 @@ pub async fn run(
         mqtt: broker.is_some(),
         handoff: handoff.is_some(),
         broker_up: false,
+        by_store: false,
     };
+    // The last claim came back full: events are waiting, so the next takes store by store.
+    let backlog = AtomicBool::new(false);
     let republish = Arc::new(Notify::new());
     let (queue, mut queued) = mpsc::channel::<Vec<Event>>(PUBLISH_QUEUE);
-    let (pool_ref, clock, handoff, republish_ref) = (&pool, &clock, &handoff, &republish);
+    let (pool_ref, clock, handoff, republish_ref, backlog) =
+        (&pool, &clock, &handoff, &republish, &backlog);
     let broker_ref = broker.as_ref();
     let claims = worker::run(
         "outbox",
@@ -235,6 +245,7 @@ pub async fn run(
                 let now = clock.now_utc();
                 let mode = Mode {
                     broker_up: broker_ref.is_some_and(Broker::is_connected),
+                    by_store: backlog.load(Ordering::Relaxed),
                     ..mode
                 };
                 let batch = claim_batch(pool_ref, now, mode).await?;
@@ -250,7 +261,9 @@ pub async fn run(
                 if let Some(handoff) = handoff.as_ref().filter(|_| !batch.deliveries.is_empty()) {
                     handoff.hand(pool_ref, batch.deliveries, now).await;
                 }
-                Ok(n as i64 >= mode.batch())
+                let full = n as i64 >= mode.batch();
+                backlog.store(full, Ordering::Relaxed);
+                Ok(full)
             }
         },
     );

@@ -296,6 +296,100 @@ async fn an_event_committed_late_is_not_skipped_by_after() {
     assert_eq!(next[0]["sequence"], seen + 1);
 }
 
+/// `count` events of `store`, committed at once.
+async fn waiting_events(app: &TestApp, store: printfarm::ids::StoreId, count: i32) {
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, entity)
+         select gen_random_uuid(), $1, 'printer.online', 'printer', gen_random_uuid(), '{}'
+           from generate_series(1, $2)",
+    )
+    .bind(store)
+    .bind(count)
+    .execute(app.pool())
+    .await
+    .unwrap();
+}
+
+/// Taken store by store, a store's backlog does not hold up other stores' events, the batch is
+/// still filled (what a store leaves goes to the oldest), and each store's events are taken in
+/// order, each once.
+#[tokio::test]
+async fn a_claim_by_store_gives_each_store_its_part_and_keeps_each_stores_order() {
+    let app = TestApp::new().await;
+    let quiet = app.new_tenant("Quiet Farm").await;
+    let steady = app.new_tenant("Steady Farm").await;
+    waiting_events(&app, app.store_id, 1000).await;
+    waiting_events(&app, quiet.store_id, 1).await;
+    waiting_events(&app, steady.store_id, 150).await;
+    let mode = relay::Mode {
+        mqtt: false,
+        handoff: false,
+        broker_up: false,
+        by_store: true,
+    };
+    let claim = || relay::claim_batch(app.pool(), app.now(), mode);
+    let first = claim().await.unwrap().events;
+    let of = |events: &[printfarm::db::outbox::Event], store| {
+        events
+            .iter()
+            .filter(|e| e.store_id == store)
+            .map(|e| e.id)
+            .collect::<Vec<i64>>()
+    };
+    assert_eq!(of(&first, quiet.store_id).len(), 1);
+    assert_eq!(of(&first, steady.store_id).len(), 150, "within its part");
+    assert_eq!(first.len(), 500, "the busy store fills the rest");
+    let mut taken = first;
+    loop {
+        let batch = claim().await.unwrap().events;
+        if batch.is_empty() {
+            break;
+        }
+        taken.extend(batch);
+    }
+    assert_eq!(taken.len(), 1151);
+    for store in [app.store_id, quiet.store_id, steady.store_id] {
+        let ids = of(&taken, store);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order, each once");
+    }
+}
+
+/// The running relay takes store by store once a claim comes back full: a store's one event,
+/// committed after another store's 3,000, is not numbered behind all of them.
+#[tokio::test]
+async fn the_relay_takes_store_by_store_while_events_wait() {
+    let app = TestApp::new().await;
+    let quiet = app.new_tenant("Quiet Farm").await;
+    waiting_events(&app, app.store_id, 3000).await;
+    waiting_events(&app, quiet.store_id, 1).await;
+    let _relay = app.spawn_relay();
+    for _ in 0..200 {
+        let waiting: i64 =
+            sqlx::query_scalar("select count(*) from outbox where fanned_out_at is null")
+                .fetch_one(app.pool())
+                .await
+                .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (quiet_sequence, last): (i64, i64) = sqlx::query_as(
+        "select (select sequence from outbox where store_id = $1),
+                (select max(sequence) from outbox)",
+    )
+    .bind(quiet.store_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    // The first claim takes the oldest 500, the second store by store: the quiet store's event
+    // is among the first 1,000 of the 3,001, not the last.
+    assert!(
+        quiet_sequence <= last - 2000,
+        "numbered {quiet_sequence} of {last}"
+    );
+}
+
 #[tokio::test]
 async fn events_can_be_read_back_after_a_sequence_by_permission() {
     let app = TestApp::new().await;

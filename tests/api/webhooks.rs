@@ -73,6 +73,7 @@ async fn claim_handed_off(app: &TestApp) -> relay::Batch {
         mqtt: false,
         handoff: true,
         broker_up: false,
+        by_store: false,
     };
     relay::claim_batch(app.pool(), app.now(), mode)
         .await
