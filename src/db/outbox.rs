@@ -204,7 +204,10 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
                          or split_part(v.type, '.', 1) || '.*' = any(e.event_types))
              on conflict (endpoint_id, event_id) do nothing
              returning id, endpoint_id, event_id),
-         handed as (
+         -- Materialized: once per claim. Inlined, a planner that expects one event (statistics
+         -- from before a burst) joined it by nested loop and built every event's deliveries
+         -- once per event: 0.7 s for a claim of 200 events to 10 endpoints.
+         handed as materialized (
              select d.event_id,
                     jsonb_agg(jsonb_build_object(
                         'delivery', d.id, 'id', e.id, 'storeId', e.store_id, 'url', e.url,
