@@ -161,9 +161,10 @@ pub struct HandedDelivery {
 /// one already visible), and leases them for MQTT. Committed without waiting for the WAL
 /// flush: a claim lost in a database crash is claimed again (its events numbered again).
 ///
-/// Which events: the oldest; or, `by_store`, each store with unclaimed events (up to `limit`
-/// stores, those waiting longest) gets an equal part of the batch, its oldest first, and what
-/// the stores leave goes to the oldest. Either way a store's events are taken in order.
+/// Which events: the oldest; or, `by_store`, half the batch is shared equally by the stores
+/// with unclaimed events (up to half a batch of stores, those waiting longest), each taking its
+/// oldest, and the rest goes to the oldest events of all. Either way a claim takes each store's
+/// events in order, oldest first, and skips only those another claim holds.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
@@ -242,16 +243,19 @@ const CLAIMED_OLDEST: &str = "claimed as (
              select id from outbox where fanned_out_at is null and sequence is null
              order by id limit $1 for update skip locked)";
 
-/// The claim's `claimed` step `by_store`. The reads by store cannot use the index by id
-/// (`outbox_unclaimed`, whose predicate they do not state), only `outbox_unclaimed_by_store`:
-/// through the index by id, a planner whose statistics predate a burst reads the whole burst
-/// to find a store's oldest events (migration 0024). Each read locks what it takes, rather
-/// than a last step locking the chosen ids: the planner, its statistics saying no event
-/// waits, found those ids by reading a whole partial index instead of the primary key.
+/// The claim's `claimed` step `by_store`: half the batch goes to the stores, an equal part
+/// each, and the rest to the oldest events of all. The reads by store cannot use the index by
+/// id (`outbox_unclaimed`, whose predicate they do not state), only
+/// `outbox_unclaimed_by_store`: through the index by id, a planner whose statistics predate a
+/// burst reads the whole burst to find a store's oldest events (migration 0024). Each read
+/// locks what it takes and takes only what is claimed: a row locked but left would let another
+/// replica's claim take the store's later events before it. Locking in the reads, rather than
+/// in a last step by id, also keeps that planner from finding the ids by reading a whole
+/// partial index instead of the primary key.
 const CLAIMED_BY_STORE: &str = "pending (store_id, oldest, depth) as (
              -- The stores with unclaimed events, skipping through the index, each with its
-             -- oldest; 10,000 at most (the rest wait for the oldest events' part or a later
-             -- claim).
+             -- oldest: the first 1,000 in store order (stores past them are served by the
+             -- oldest events' half of the batch).
              (select store_id, id, 1 from outbox where fanned_out_at is null
                order by store_id, id limit 1)
              union all
@@ -260,26 +264,24 @@ const CLAIMED_BY_STORE: &str = "pending (store_id, oldest, depth) as (
               cross join lateral (select o.store_id, o.id from outbox o
                                    where o.fanned_out_at is null and o.store_id > p.store_id
                                    order by o.store_id, o.id limit 1) n
-              where p.depth < 10000),
-         turns as (select store_id from pending order by oldest limit $1),
-         part as (select greatest($1 / greatest(count(*), 1), 1) as n from turns),
+              where p.depth < 1000),
+         turns as (select store_id from pending order by oldest limit $1 / 2),
+         part as (select greatest(($1 / 2) / greatest(count(*), 1), 1) as n from turns),
+         parts as materialized (
+             select c.id
+               from turns t cross join part
+              cross join lateral (select o.id from outbox o
+                                   where o.fanned_out_at is null and o.store_id = t.store_id
+                                   order by o.id limit part.n
+                                   for update skip locked) c),
          claimed as (
-             -- Each read locks what it takes. What the limit leaves of the oldest events'
-             -- part (taken by a store's part already, or beyond the batch) stays locked, but
-             -- unclaimed, until the claim commits.
-             select id from (
-                 select c.id, 0 as pass
-                   from turns t cross join part
-                  cross join lateral (select o.id from outbox o
-                                       where o.fanned_out_at is null and o.store_id = t.store_id
-                                       order by o.id limit part.n
-                                       for update skip locked) c
-                 union all
-                 select oldest.id, 1
-                   from (select id from outbox where fanned_out_at is null and sequence is null
-                          order by id limit $1
-                          for update skip locked) oldest) taken
-              group by id order by min(pass), id limit $1)";
+             select id from parts
+             union all
+             select id from (select id from outbox
+                              where fanned_out_at is null and sequence is null
+                                and id <> all(array(select id from parts))
+                              order by id limit $1 - (select count(*) from parts)
+                              for update skip locked) oldest)";
 
 /// Hands events' MQTT leases back, for the re-publisher (of any replica) to take at once.
 pub async fn release(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<()> {

@@ -245,7 +245,8 @@ pub async fn run(
                 let now = clock.now_utc();
                 let mode = Mode {
                     broker_up: broker_ref.is_some_and(Broker::is_connected),
-                    by_store: backlog.load(Ordering::Relaxed),
+                    // Taken back for the claim: one that fails falls back to the plain claim.
+                    by_store: backlog.swap(false, Ordering::Relaxed),
                     ..mode
                 };
                 let batch = claim_batch(pool_ref, now, mode).await?;

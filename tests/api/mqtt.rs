@@ -3,6 +3,7 @@
 use crate::broker::{drain, flood, next, subscribe, TestBroker};
 use crate::helpers::id;
 use crate::helpers::{new_tenant, TestApp};
+use printfarm::db::outbox;
 use printfarm::events::relay;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -329,16 +330,21 @@ async fn a_claim_by_store_gives_each_store_its_part_and_keeps_each_stores_order(
     };
     let claim = || relay::claim_batch(app.pool(), app.now(), mode);
     let first = claim().await.unwrap().events;
-    let of = |events: &[printfarm::db::outbox::Event], store| {
+    let of = |events: &[outbox::Event], store| {
         events
             .iter()
             .filter(|e| e.store_id == store)
             .map(|e| e.id)
             .collect::<Vec<i64>>()
     };
+    // Half the batch, 250, is shared by the three stores (83 each); the oldest fill the rest.
     assert_eq!(of(&first, quiet.store_id).len(), 1);
-    assert_eq!(of(&first, steady.store_id).len(), 150, "within its part");
-    assert_eq!(first.len(), 500, "the busy store fills the rest");
+    assert_eq!(of(&first, steady.store_id).len(), 83, "its part");
+    assert_eq!(
+        first.len(),
+        500,
+        "the oldest, the busy store's, fill the rest"
+    );
     let mut taken = first;
     loop {
         let batch = claim().await.unwrap().events;
@@ -354,6 +360,47 @@ async fn a_claim_by_store_gives_each_store_its_part_and_keeps_each_stores_order(
     }
 }
 
+/// Two claims by store at once (two replicas) each take only what they claim: what the first
+/// holds, the second skips, and it takes no store's later events past one left locked, so each
+/// store's claimed events stay its oldest.
+#[tokio::test]
+async fn concurrent_claims_by_store_leave_no_store_a_gap() {
+    let app = TestApp::new().await;
+    let steady = app.new_tenant("Steady Farm").await;
+    waiting_events(&app, app.store_id, 1000).await;
+    waiting_events(&app, steady.store_id, 150).await;
+    let claim = outbox::Claim {
+        limit: 500,
+        due: app.now(),
+        lease_secs: 0.0,
+        attempts: 0,
+        mqtt: false,
+        mqtt_lease_secs: 0.0,
+        handoff: false,
+        by_store: true,
+    };
+    let mut first = app.pool().begin().await.unwrap();
+    let held = outbox::claim_batch(&mut *first, claim).await.unwrap();
+    // The second chooses and locks its events while the first holds its own, then waits for
+    // the sequence counter, which the first holds until it commits.
+    let pool = app.pool().clone();
+    let second = tokio::spawn(async move { outbox::claim_batch(&pool, claim).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.commit().await.unwrap();
+    let second = second.await.unwrap();
+    assert_eq!(held.len() + second.len(), 1000);
+    let gaps: i64 = sqlx::query_scalar(
+        "select count(*) from outbox w
+          where w.fanned_out_at is null
+            and exists (select 1 from outbox c where c.store_id = w.store_id
+                           and c.fanned_out_at is not null and c.id > w.id)",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(gaps, 0, "an event left behind a later one of its store");
+}
+
 /// The running relay takes store by store once a claim comes back full: a store's one event,
 /// committed after another store's 3,000, is not numbered behind all of them.
 #[tokio::test]
@@ -363,17 +410,18 @@ async fn the_relay_takes_store_by_store_while_events_wait() {
     waiting_events(&app, app.store_id, 3000).await;
     waiting_events(&app, quiet.store_id, 1).await;
     let _relay = app.spawn_relay();
-    for _ in 0..200 {
-        let waiting: i64 =
-            sqlx::query_scalar("select count(*) from outbox where fanned_out_at is null")
-                .fetch_one(app.pool())
-                .await
-                .unwrap();
+    let mut waiting: i64 = -1;
+    for _ in 0..600 {
+        waiting = sqlx::query_scalar("select count(*) from outbox where fanned_out_at is null")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
         if waiting == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(waiting, 0, "the relay took every event within 30 s");
     let (quiet_sequence, last): (i64, i64) = sqlx::query_as(
         "select (select sequence from outbox where store_id = $1),
                 (select max(sequence) from outbox)",
