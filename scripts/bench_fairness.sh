@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One store's burst and another store's webhooks (release build, throw-away database, the local
 # Mosquitto): store B sends one event every 20 ms to one endpoint, first alone, then while store
-# A commits 3,000 events at once for 10 endpoints (30,000 deliveries). Prints B's
+# A commits 3,000 events (BURST) at once for 10 endpoints (30,000 deliveries). Prints B's
 # commit-to-delivery p50 / p99 both times, and how long A's deliveries took. Each store's
 # endpoints are on a receiver of their own (examples/webhook_sink.rs, answering 200 at once).
-# Usage: scripts/bench_fairness.sh
+# Usage: scripts/bench_fairness.sh   (BURST=10000 for a bigger burst of store A)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DB=printfarm_bench_fairness
+BURST=${BURST:-3000}
 RUST_LOG=error
 ADDR=127.0.0.1:18087
 SINK_A=127.0.0.1:18193
@@ -60,10 +61,10 @@ echo "== store B alone" >&2
 alone=$(trickle)
 echo "== store B while store A bursts" >&2
 curl -sf -X POST "http://${SINK_A}/reset" >/dev/null
-events "${A}" 3000 & burst_pid=$!
+events "${A}" "${BURST}" & burst_pid=$!
 during=$(trickle)
 wait "${burst_pid}"
-for _ in $(seq 1200); do [[ $(count "${SINK_A}") -ge 30000 ]] && break; sleep 0.1; done
+for _ in $(seq 1200); do [[ $(count "${SINK_A}") -ge $((BURST * 10)) ]] && break; sleep 0.1; done
 burst=$(curl -sf "http://${SINK_A}/stats" | python3 -c "
 import json,sys; s=json.load(sys.stdin)
 print(f\"{s['count']} deliveries in {(s['lastAt']-s['firstAt'])/1000:.1f} s, p99 {s['p99Ms']:.0f} ms\")")
