@@ -162,8 +162,9 @@ pub struct HandedDelivery {
 /// flush: a claim lost in a database crash is claimed again (its events numbered again).
 ///
 /// Which events: the oldest; or, `by_store`, half the batch is shared equally by the stores
-/// with unclaimed events (up to half a batch of stores, those waiting longest), each taking its
-/// oldest, and the rest goes to the oldest events of all. Either way a claim takes each store's
+/// with unclaimed events (of the first 1,000 found in store order, up to half a batch of
+/// stores, those waiting longest), each taking its oldest, and the rest (at least half) goes to
+/// the oldest events of all, so stores without a turn are still served. Either way a claim takes each store's
 /// events in order, oldest first, and skips only those another claim holds.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
@@ -245,9 +246,10 @@ const CLAIMED_OLDEST: &str = "claimed as (
 
 /// The claim's `claimed` step `by_store`: half the batch goes to the stores, an equal part
 /// each, and the rest to the oldest events of all. The reads by store cannot use the index by
-/// id (`outbox_unclaimed`, whose predicate they do not state), only
-/// `outbox_unclaimed_by_store`: through the index by id, a planner whose statistics predate a
-/// burst reads the whole burst to find a store's oldest events (migration 0024). Each read
+/// id (`outbox_unclaimed`, whose predicate they do not state): through it, a planner whose
+/// statistics predate a burst reads the whole burst to find a store's oldest events (migration
+/// 0024). `outbox_unclaimed_by_store` is then by far the cheapest (the primary key and the
+/// full index by store would walk events already fanned out). Each read
 /// locks what it takes and takes only what is claimed: a row locked but left would let another
 /// replica's claim take the store's later events before it. Locking in the reads, rather than
 /// in a last step by id, also keeps that planner from finding the ids by reading a whole

@@ -385,7 +385,21 @@ async fn concurrent_claims_by_store_leave_no_store_a_gap() {
     // the sequence counter, which the first holds until it commits.
     let pool = app.pool().clone();
     let second = tokio::spawn(async move { outbox::claim_batch(&pool, claim).await.unwrap() });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut waits: i64 = 0;
+    for _ in 0..100 {
+        waits = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if waits > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waits > 0, "the second claim waits for the counter");
     first.commit().await.unwrap();
     let second = second.await.unwrap();
     assert_eq!(held.len() + second.len(), 1000);
