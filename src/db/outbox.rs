@@ -164,8 +164,8 @@ pub struct HandedDelivery {
 /// Which events: the oldest; or, `by_store`, half the batch is shared equally by the stores
 /// with unclaimed events (of the first 1,000 found in store order, up to half a batch of
 /// stores, those waiting longest), each taking its oldest, and the rest (at least half) goes to
-/// the oldest events of all, so stores without a turn are still served. Either way a claim takes each store's
-/// events in order, oldest first, and skips only those another claim holds.
+/// the oldest events of all, so stores without a turn are still served. Either way a claim
+/// takes each store's events in order, oldest first, and skips only those another claim holds.
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
@@ -249,11 +249,11 @@ const CLAIMED_OLDEST: &str = "claimed as (
 /// id (`outbox_unclaimed`, whose predicate they do not state): through it, a planner whose
 /// statistics predate a burst reads the whole burst to find a store's oldest events (migration
 /// 0024). `outbox_unclaimed_by_store` is then by far the cheapest (the primary key and the
-/// full index by store would walk events already fanned out). Each read
-/// locks what it takes and takes only what is claimed: a row locked but left would let another
-/// replica's claim take the store's later events before it. Locking in the reads, rather than
-/// in a last step by id, also keeps that planner from finding the ids by reading a whole
-/// partial index instead of the primary key.
+/// full index by store would walk events already fanned out). Each read locks what it takes
+/// and takes only what is claimed: a row locked but left would let another replica's claim
+/// take the store's later events before it. Locking in the reads, rather than in a last step
+/// by id, also keeps that planner from finding the ids by reading a whole partial index
+/// instead of the primary key.
 const CLAIMED_BY_STORE: &str = "pending (store_id, oldest, depth) as (
              -- The stores with unclaimed events, skipping through the index, each with its
              -- oldest: the first 1,000 in store order (stores past them are served by the
