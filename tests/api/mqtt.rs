@@ -2,7 +2,7 @@
 
 use crate::broker::{drain, flood, next, subscribe, TestBroker};
 use crate::helpers::id;
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, eventually, new_tenant, TestApp};
 use printfarm::db::outbox;
 use printfarm::events::relay;
 use serde_json::{json, Value};
@@ -385,33 +385,23 @@ async fn concurrent_claims_by_store_leave_no_store_a_gap() {
     // the sequence counter, which the first holds until it commits.
     let pool = app.pool().clone();
     let second = tokio::spawn(async move { outbox::claim_batch(&pool, claim).await.unwrap() });
-    let mut waits: i64 = 0;
-    for _ in 0..100 {
-        waits = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-        if waits > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(waits > 0, "the second claim waits for the counter");
+    eventually("the second claim to wait for the counter", || async {
+        let sql = "select count(*) from pg_stat_activity
+                    where datname = current_database() and wait_event_type = 'Lock'";
+        (count(&app, sql).await > 0).then_some(())
+    })
+    .await;
     first.commit().await.unwrap();
     let second = second.await.unwrap();
     assert_eq!(held.len() + second.len(), 1000);
-    let gaps: i64 = sqlx::query_scalar(
+    let gaps = count(
+        &app,
         "select count(*) from outbox w
           where w.fanned_out_at is null
             and exists (select 1 from outbox c where c.store_id = w.store_id
                            and c.fanned_out_at is not null and c.id > w.id)",
     )
-    .fetch_one(app.pool())
-    .await
-    .unwrap();
+    .await;
     assert_eq!(gaps, 0, "an event left behind a later one of its store");
 }
 
@@ -424,18 +414,11 @@ async fn the_relay_takes_store_by_store_while_events_wait() {
     waiting_events(&app, app.store_id, 3000).await;
     waiting_events(&app, quiet.store_id, 1).await;
     let _relay = app.spawn_relay();
-    let mut waiting: i64 = -1;
-    for _ in 0..600 {
-        waiting = sqlx::query_scalar("select count(*) from outbox where fanned_out_at is null")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
-        if waiting == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(waiting, 0, "the relay took every event within 30 s");
+    eventually("the relay to take every event", || async {
+        let sql = "select count(*) from outbox where fanned_out_at is null";
+        (count(&app, sql).await == 0).then_some(())
+    })
+    .await;
     let (quiet_sequence, last): (i64, i64) = sqlx::query_as(
         "select (select sequence from outbox where store_id = $1),
                 (select max(sequence) from outbox)",
