@@ -38,19 +38,11 @@ store_with() {
 A=$(store_with "Bench A" 10 "${SINK_A}")
 B=$(store_with "Bench B" 1 "${SINK_B}")
 
-# `$2` events of store `$1`, committed at once.
-events() {
-  "${PSQL[@]}" -d "${DB}" -c "
-    insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity)
-    select gen_random_uuid(), '$1', 'printer.updated', 'printer', gen_random_uuid(), 'UPDATE',
-           '{\"name\": \"bench\"}'::jsonb
-      from generate_series(1, $2)"
-}
 count() { curl -sf "http://$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'; }
 # Store B's 150 events, one every 20 ms; then waits for their deliveries.
 trickle() {
   curl -sf -X POST "http://${SINK_B}/reset" >/dev/null
-  for _ in $(seq 150); do events "${B}" 1; sleep 0.02; done
+  for _ in $(seq 150); do insert_events "${B}" 1; sleep 0.02; done
   for _ in $(seq 1200); do [[ $(count "${SINK_B}") -ge 150 ]] && break; sleep 0.1; done
   curl -sf "http://${SINK_B}/stats" | python3 -c "
 import json,sys; s=json.load(sys.stdin)
@@ -61,7 +53,7 @@ echo "== store B alone" >&2
 alone=$(trickle)
 echo "== store B while store A bursts" >&2
 curl -sf -X POST "http://${SINK_A}/reset" >/dev/null
-events "${A}" "${BURST}" & burst_pid=$!
+insert_events "${A}" "${BURST}" & burst_pid=$!
 during=$(trickle)
 wait "${burst_pid}"
 for _ in $(seq 1200); do [[ $(count "${SINK_A}") -ge $((BURST * 10)) ]] && break; sleep 0.1; done

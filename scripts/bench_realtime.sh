@@ -49,11 +49,7 @@ burst_of() {
   local want=$1
   curl -sf -X POST "http://${SINK}/reset" >/dev/null
   local t0; t0=$(python3 -c 'import time; print(time.time() * 1000)')
-  "${PSQL[@]}" -d "${DB}" -c "
-    insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity)
-    select gen_random_uuid(), '${store}', 'printer.updated', 'printer', gen_random_uuid(),
-           'UPDATE', '{\"name\": \"bench\"}'::jsonb
-      from generate_series(1, 1000)"
+  insert_events "${store}" 1000
   for _ in $(seq 1200); do
     [[ $(stat | field count) -ge ${want} ]] && break
     sleep 0.1
