@@ -99,6 +99,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// The store holds as many of something as it may.
+    #[error("{0}")]
+    LimitReached(String),
     /// The entity's state does not allow the change (e.g. resuming a job that is not paused).
     #[error("{0}")]
     InvalidStateTransition(String),
@@ -185,6 +188,7 @@ pub enum ProblemCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    LimitReached,
     InvalidStateTransition,
     BadRequest,
     ValidationFailed,
@@ -221,6 +225,7 @@ impl WireName for ProblemCode {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
+            LimitReached => "limit_reached",
             InvalidStateTransition => "invalid_state_transition",
             BadRequest => "bad_request",
             ValidationFailed => "validation_failed",
@@ -255,7 +260,9 @@ impl ProblemCode {
             | ApiKeyRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | InvalidStateTransition | IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Conflict | LimitReached | InvalidStateTransition | IdempotencyKeyInUse => {
+                StatusCode::CONFLICT
+            }
             BadRequest => StatusCode::BAD_REQUEST,
             ValidationFailed | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -323,6 +330,7 @@ impl ApiError {
             NotFound => ProblemCode::NotFound,
             MethodNotAllowed => ProblemCode::MethodNotAllowed,
             Conflict(_) => ProblemCode::Conflict,
+            LimitReached(_) => ProblemCode::LimitReached,
             InvalidStateTransition(_) => ProblemCode::InvalidStateTransition,
             BadRequest(_) => ProblemCode::BadRequest,
             Validation(_) => ProblemCode::ValidationFailed,

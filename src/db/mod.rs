@@ -18,6 +18,7 @@ pub mod parts;
 pub mod print_jobs;
 pub mod printer_credentials;
 pub mod printers;
+pub mod quotas;
 pub mod sessions;
 pub mod skus;
 pub mod spools;

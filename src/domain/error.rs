@@ -11,6 +11,9 @@ pub enum DomainError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The store holds as many of something as it may (`domain::quotas`).
+    #[error("{0}")]
+    LimitReached(String),
     /// The entity's state does not allow the change (e.g. resuming a job that is not paused).
     #[error("{0}")]
     InvalidStateTransition(String),

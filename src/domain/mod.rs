@@ -18,6 +18,7 @@ pub mod print_jobs;
 pub mod printer_commands;
 pub mod printers;
 pub mod queue;
+pub mod quotas;
 pub mod roles;
 pub mod skus;
 pub mod spools;

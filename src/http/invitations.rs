@@ -13,6 +13,7 @@ use crate::domain::changes::{self, Author};
 use crate::domain::entity::EntityView;
 use crate::domain::grants;
 use crate::domain::members::Member;
+use crate::domain::quotas::{self, Counted};
 use crate::domain::roles::{self, StoreRoles};
 use crate::domain::validate::{self, Errors};
 use crate::domain::EntityType;
@@ -187,12 +188,13 @@ pub struct InvitationPath {
 ///
 /// Required permission: `user.invite`. You can invite only with permissions you hold. The
 /// token is mailed to them when SMTP is configured (`PF_SMTP_URL`); otherwise it is in this
-/// answer, once, to pass on. It works once, within 7 days. Someone already a member is `409`.
+/// answer, once, to pass on. It works once, within 7 days. Someone already a member is `409`;
+/// so is a store with 1,000 members and open invitations together (`limit_reached`).
 #[utoipa::path(post, path = "/v1/users/invite", tag = "Users and sessions", request_body = Invite,
     responses(
         (status = 201, description = "Invited", body = InvitationCreated,
             headers(("location" = String, description = "The invitation's URL"))),
-        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Already a member, or the store has 1,000 members and open invitations (`limit_reached`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,6 +228,7 @@ pub async fn invite(
     let token = new_token("pfi_");
     let now = state.now();
     let mut tx = state.pool.begin().await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats, now).await?;
     let row = db::insert(
         &mut *tx,
         NewInvitation {

@@ -62,6 +62,7 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::NotFound => ApiError::NotFound,
             DomainError::Conflict(why) => ApiError::Conflict(why),
+            DomainError::LimitReached(why) => ApiError::LimitReached(why),
             DomainError::InvalidStateTransition(why) => ApiError::InvalidStateTransition(why),
             DomainError::Invalid(errors) => ApiError::Validation(errors),
             DomainError::Database(e) => ApiError::from(e),

@@ -6,6 +6,7 @@ use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission, Role};
 use crate::db::custom_roles::{self, CustomRoleRow, Holder};
+use crate::domain::quotas::{self, Counted};
 use crate::domain::validate::{self, Errors};
 use crate::domain::{changes, roles, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
@@ -188,12 +189,12 @@ fn name_taken(err: &sqlx::Error) -> Option<ApiError> {
 /// Create a store role: a named set of permissions to give keys and members.
 ///
 /// Required permission: `permission.grant`. Only permissions you hold. Give it to a key or
-/// member by its `id` in their `roles`.
+/// member by its `id` in their `roles`. A store has at most 100 roles of its own.
 #[utoipa::path(post, path = "/v1/roles", tag = "Roles and permissions", request_body = CreateRole,
     responses(
         (status = 201, description = "Created", body = RoleView,
             headers(("location" = String, description = "The new role's URL"))),
-        (status = 409, description = "The store has a role of this name", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The store has a role of this name, or 100 roles of its own (`limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +212,8 @@ pub async fn create_role(
     let (name, permissions) = (name.unwrap_or_default(), permissions.unwrap_or_default());
     caller.ensure_can_grant(roles::granted_by(&permissions))?;
     let mut tx = state.pool.begin().await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::CustomRoles, state.now())
+        .await?;
     let row = custom_roles::insert(
         &mut *tx,
         caller.store_id,

@@ -96,7 +96,8 @@ fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
 
 /// The store's members.
 ///
-/// Required permission: `user.view`. At most 1,000, in the order they joined.
+/// Required permission: `user.view`. Every member, in the order they joined (a store has at
+/// most 1,000 members and open invitations together).
 #[utoipa::path(get, path = "/v1/users", tag = "Users and sessions",
     responses((status = 200, description = "The members", body = Vec<Member>)))]
 pub async fn list_users(

@@ -28,6 +28,7 @@ mod permissions;
 mod print_jobs;
 mod printer_commands;
 mod printers;
+mod quotas;
 mod rate_limits;
 mod receiver;
 mod replicas;

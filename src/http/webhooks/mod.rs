@@ -12,6 +12,7 @@ use crate::db::deliveries::{self as deliveries_db, AttemptRow, DeliveryRow};
 use crate::db::webhooks::{self as db, EndpointFields, EndpointRow};
 use crate::domain::changes;
 use crate::domain::events::{EventFilter, EventFilterSchema};
+use crate::domain::quotas::{self, Counted};
 use crate::domain::validate::Errors;
 use crate::domain::webhooks::EndpointView;
 use crate::error::{ApiError, ApiResult};
@@ -186,10 +187,12 @@ pub async fn list_webhooks(
 /// Add a webhook endpoint.
 ///
 /// Required permission: `integration.manage`. The URL must be `https` and resolve only to public
-/// addresses (operators can allow more). The response carries the signing secret, once.
+/// addresses (operators can allow more). The response carries the signing secret, once. A store
+/// has at most 50 endpoints (every event is delivered to each): the 51st is `409 limit_reached`.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "Webhooks", request_body = CreateWebhook,
     responses((status = 201, description = "Created", body = CreatedWebhook,
-        headers(("location" = String, description = "The endpoint's URL")))))]
+        headers(("location" = String, description = "The endpoint's URL"))),
+        (status = 409, description = "The store has 50 endpoints (`limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -206,6 +209,8 @@ pub async fn create_webhook(
     e.finish()?;
     let secret = signing::new_secret();
     let mut tx = state.pool.begin().await?;
+    let endpoints = Counted::WebhookEndpoints;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, endpoints, state.now()).await?;
     let view =
         EndpointView::from(db::insert_endpoint(&mut *tx, caller.store_id, fields, &secret).await?);
     changes::created(&mut tx, &caller, &view).await?;
