@@ -18,6 +18,9 @@ use std::time::Duration;
 
 /// The cookie's name.
 pub const COOKIE: &str = "pf_session";
+/// Sessions one user keeps at most: signing in ends the oldest beyond these, so a client that
+/// signs in over and over cannot pile up sessions (and `GET /v1/auth/sessions` lists them all).
+pub const MAX_PER_USER: i64 = 100;
 const PREFIX: &str = "pfs_";
 const RANDOM_LEN: usize = 43;
 /// `last_seen_at` is written at most this often per session (the idle lifetime is far longer).

@@ -162,13 +162,6 @@ pub async fn created_by_user(
     .await
 }
 
-pub async fn count(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select count(*) from api_keys where store_id = $1")
-        .bind(store)
-        .fetch_one(db)
-        .await
-}
-
 /// The fields the API may change; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct ApiKeyChanges {

@@ -3,60 +3,69 @@
 
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Postgres, Transaction};
 
 /// What a store's holdings are limited in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
-    /// Webhook endpoints: every event of the store is delivered to each.
+    /// API keys, active or not.
+    ApiKeys,
+    /// Webhook endpoints, enabled or not: every event is delivered to each enabled one.
     WebhookEndpoints,
     /// The store's own roles.
     CustomRoles,
-    /// Members and the invitations still open (each may become a member).
-    Seats,
+    /// Members, and the invitations still open at the given time (each may become a member).
+    Seats(DateTime<Utc>),
 }
 
 impl Counted {
     fn lock_name(self) -> &'static str {
         match self {
+            Counted::ApiKeys => "quota:api_keys:",
             Counted::WebhookEndpoints => "quota:webhook_endpoints:",
             Counted::CustomRoles => "quota:custom_roles:",
-            Counted::Seats => "quota:seats:",
-        }
-    }
-
-    fn count_sql(self) -> &'static str {
-        match self {
-            Counted::WebhookEndpoints => {
-                "select count(*) from webhook_endpoints where store_id = $1"
-            }
-            Counted::CustomRoles => "select count(*) from custom_roles where store_id = $1",
-            Counted::Seats => {
-                "select (select count(*) from memberships where store_id = $1)
-                      + (select count(*) from invitations where store_id = $1
-                           and accepted_at is null and revoked_at is null and expires_at > $2)"
-            }
+            Counted::Seats(_) => "quota:seats:",
         }
     }
 }
 
 /// Takes the store's lock for `what` until the transaction ends, then counts what the store
-/// holds at `now`. Every creation of `what` takes this lock before it counts, so the count
-/// stays true until it commits.
+/// holds. Every creation of `what` takes this lock before it counts, so the count stays true
+/// until it commits. (An advisory lock rather than the store's row: one per kind, so an
+/// invitation does not wait for a webhook being made.)
 pub async fn lock_and_count(
-    tx: &mut PgConnection,
+    tx: &mut Transaction<'_, Postgres>,
     store: StoreId,
     what: Counted,
-    now: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || $2::text, 0))")
         .bind(what.lock_name())
         .bind(store)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    sqlx::query_scalar(what.count_sql())
-        .bind(store)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
+    let (sql, now) = match what {
+        Counted::ApiKeys => ("select count(*) from api_keys where store_id = $1", None),
+        Counted::WebhookEndpoints => (
+            "select count(*) from webhook_endpoints where store_id = $1",
+            None,
+        ),
+        Counted::CustomRoles => (
+            "select count(*) from custom_roles where store_id = $1",
+            None,
+        ),
+        // The open invitations as `invitations::pending` lists them (`invitations_open`).
+        Counted::Seats(now) => (
+            "select (select count(*) from memberships where store_id = $1)
+                  + (select count(*) from invitations where store_id = $1
+                       and accepted_at is null and revoked_at is null and expires_at > $2)",
+            Some(now),
+        ),
+    };
+    let count = sqlx::query_scalar(sql).bind(store);
+    match now {
+        Some(now) => count.bind(now),
+        None => count,
+    }
+    .fetch_one(&mut **tx)
+    .await
 }

@@ -66,7 +66,8 @@ pub async fn touch(db: impl PgExecutor<'_>, id: SessionId, now: DateTime<Utc>) -
     Ok(())
 }
 
-/// The user's sessions, newest first.
+/// The user's sessions, newest first (at most `auth::session::MAX_PER_USER` are kept; the
+/// limit here is only a guard).
 pub async fn of_user(db: impl PgExecutor<'_>, user: UserId) -> sqlx::Result<Vec<SessionRow>> {
     sqlx::query_as(
         "select id, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent
@@ -75,6 +76,24 @@ pub async fn of_user(db: impl PgExecutor<'_>, user: UserId) -> sqlx::Result<Vec<
     .bind(user)
     .fetch_all(db)
     .await
+}
+
+/// Ends the user's sessions older than their newest `keep`: how many it ended.
+pub async fn end_all_but_newest(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    keep: i64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "delete from sessions where id in (
+             select id from sessions where user_id = $1
+             order by created_at desc, id desc offset $2)",
+    )
+    .bind(user)
+    .bind(keep)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Ends one of the user's sessions; false if the user has no such session.

@@ -228,7 +228,7 @@ pub async fn invite(
     let token = new_token("pfi_");
     let now = state.now();
     let mut tx = state.pool.begin().await?;
-    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats, now).await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats(now)).await?;
     let row = db::insert(
         &mut *tx,
         NewInvitation {

@@ -212,8 +212,7 @@ pub async fn create_role(
     let (name, permissions) = (name.unwrap_or_default(), permissions.unwrap_or_default());
     caller.ensure_can_grant(roles::granted_by(&permissions))?;
     let mut tx = state.pool.begin().await?;
-    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::CustomRoles, state.now())
-        .await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::CustomRoles).await?;
     let row = custom_roles::insert(
         &mut *tx,
         caller.store_id,

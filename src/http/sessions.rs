@@ -298,6 +298,7 @@ pub async fn login(
         },
     )
     .await?;
+    db::end_all_but_newest(&state.pool, user.id, session::MAX_PER_USER).await?;
     // Read once: where the sign-in is audited, and what the answer lists.
     let stores = users::memberships_of(&state.pool, user.id).await?;
     audit_in_stores(&state, user.id, ip, Verb::SignIn, &stores).await?;
@@ -429,7 +430,8 @@ pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> ApiRe
     Ok(response)
 }
 
-/// Your sessions, newest first (`current` marks this one).
+/// Your sessions, newest first (`current` marks this one). A user keeps at most 100: signing
+/// in ends the oldest beyond them.
 ///
 /// Needs a session.
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "Users and sessions", security(("session" = [])),

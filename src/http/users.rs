@@ -96,7 +96,7 @@ fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
 
 /// The store's members.
 ///
-/// Required permission: `user.view`. Every member, in the order they joined (a store has at
+/// Required permission: `user.view`. In the order they joined; at most 1,000 (a store has at
 /// most 1,000 members and open invitations together).
 #[utoipa::path(get, path = "/v1/users", tag = "Users and sessions",
     responses((status = 200, description = "The members", body = Vec<Member>)))]

@@ -1,10 +1,10 @@
-//! The limits on what a store holds: webhook endpoints (each event costs one delivery per
-//! endpoint), roles of its own, and members plus open invitations (their lists stay whole).
-//! Each is per store, counted when one is made, and holds under concurrent creations.
+//! The limits on what a store holds: API keys, webhook endpoints (each event costs one delivery
+//! per endpoint), roles of its own, and members plus open invitations (their lists are not
+//! paged). Each is per store, counted when one is made, and holds under concurrent creations.
 
 use crate::helpers::{count, id, new_tenant, Resp, TestApp};
 use futures_util::future::join_all;
-use printfarm::domain::quotas::{CUSTOM_ROLES, SEATS, WEBHOOK_ENDPOINTS};
+use printfarm::domain::quotas::{API_KEYS, CUSTOM_ROLES, SEATS, WEBHOOK_ENDPOINTS};
 use serde_json::json;
 
 async fn app() -> TestApp {
@@ -39,10 +39,22 @@ async fn create_endpoint(app: &TestApp) -> Resp {
         .await
 }
 
+fn thousands(n: i64) -> String {
+    let s = n.to_string();
+    if s.len() > 3 {
+        format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..])
+    } else {
+        s
+    }
+}
+
 fn assert_limit(res: &Resp, most: i64) {
     res.assert_problem(409, "limit_reached");
     let detail = res.json()["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains(&format!("at most {}", most)), "{detail}");
+    assert!(
+        detail.contains(&format!("at most {} ", thousands(most))),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -113,17 +125,19 @@ async fn a_store_has_at_most_its_roles_of_its_own() {
     };
     role("Last").await.assert(201);
     assert_limit(&role("One too many").await, CUSTOM_ROLES);
-    // The list holds every role: the built-in ones and all the store's.
-    let listed = app.get("/v1/roles").owner().send().await;
-    listed.assert(200);
-    let own = listed
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| !r["builtIn"].as_bool().unwrap_or(false))
-        .count();
-    assert_eq!(own as i64, CUSTOM_ROLES);
+    // Deleting one makes room for one.
+    let role_id: String =
+        sqlx::query_scalar("select id::text from custom_roles where store_id = $1 limit 1")
+            .bind(app.store_id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    app.delete(&format!("/v1/roles/{role_id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    role("One too many").await.assert(201);
 }
 
 #[tokio::test]
@@ -156,36 +170,88 @@ async fn members_and_open_invitations_together_are_limited() {
     .execute(app.pool())
     .await
     .unwrap();
-    invite("last@example.com").await.assert(201);
+    let last = invite("last@example.com").await;
+    last.assert(201);
     assert_limit(&invite("one-more@example.com").await, SEATS);
-    // Every member is listed.
-    let listed = app.get("/v1/users").owner().send().await;
-    listed.assert(200);
-    assert_eq!(listed.json().as_array().unwrap().len() as i64, SEATS - 2);
+    // Another store's members and invitations are its own.
+    let other = new_tenant(app.pool(), "Other farm", None).await;
+    app.post("/v1/users/invite")
+        .key(&other.key, other.store_id)
+        .json(&json!({"email": "elsewhere@example.com", "roles": ["viewer"]}))
+        .send()
+        .await
+        .assert(201);
+    // An invitation made while there was a seat is accepted with the store full.
+    let accepted = app
+        .post("/v1/invitations/accept")
+        .json(&json!({"token": last.json()["token"], "name": "Last", "password": "a long enough passphrase"}))
+        .send()
+        .await;
+    accepted.assert(201);
+    assert_limit(&invite("one-more@example.com").await, SEATS);
+    // Removing a member frees a seat.
+    let removed: String = sqlx::query_scalar(
+        "select user_id::text from memberships where store_id = $1 and not owner limit 1",
+    )
+    .bind(app.store_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    app.delete(&format!("/v1/users/{removed}"))
+        .owner()
+        .send()
+        .await
+        .assert(200);
+    invite("one-more@example.com").await.assert(201);
+    assert_limit(&invite("and-another@example.com").await, SEATS);
     // A revoked invitation frees its seat, and so does one that expired.
     app.delete(&format!("/v1/invitations/{}", id(&open.json())))
         .owner()
         .send()
         .await
         .assert(204);
-    invite("one-more@example.com").await.assert(201);
+    invite("yet-another@example.com").await.assert(201);
     assert_limit(&invite("and-another@example.com").await, SEATS);
     app.clock.advance_ms(8 * 24 * 3_600_000);
     invite("and-another@example.com").await.assert(201);
 }
 
+#[tokio::test]
+async fn a_store_has_at_most_its_api_keys() {
+    let app = app().await;
+    let held = count(
+        &app,
+        &format!(
+            "select count(*) from api_keys where store_id = '{}'",
+            app.store_id
+        ),
+    )
+    .await;
+    sqlx::query(
+        "insert into api_keys (id, store_id, key_id, name, digest)
+         select gen_random_uuid(), $1, 'pf_test_quota' || g, 'Filler', '\\x00'
+           from generate_series(1, $2) g",
+    )
+    .bind(app.store_id)
+    .bind(API_KEYS - 1 - held)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let key = || {
+        app.post("/v1/api-keys")
+            .owner()
+            .json(&json!({"name": "Integration", "roles": ["viewer"]}))
+            .send()
+    };
+    key().await.assert(201);
+    assert_limit(&key().await, API_KEYS);
+}
+
 #[test]
 fn the_document_states_each_limit_where_it_applies() {
     let doc: serde_json::Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
-    let thousands = |n: i64| {
-        let s = n.to_string();
-        if s.len() > 3 {
-            format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..])
-        } else {
-            s
-        }
-    };
     for (path, most) in [
+        ("/v1/api-keys", API_KEYS),
         ("/v1/webhooks", WEBHOOK_ENDPOINTS),
         ("/v1/roles", CUSTOM_ROLES),
         ("/v1/users/invite", SEATS),

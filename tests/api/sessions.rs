@@ -3,6 +3,7 @@
 
 use crate::helpers::{session_cookie, TestApp, OWNER_EMAIL, OWNER_PASSWORD, TEST_HOST};
 use axum::http::Method;
+use printfarm::auth::session;
 use serde_json::{json, Value};
 
 const OPERATOR_EMAIL: &str = "Operator@Example.com";
@@ -386,6 +387,52 @@ async fn a_user_lists_and_ends_their_own_sessions_only() {
         .send()
         .await
         .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn signing_in_ends_the_oldest_sessions_beyond_the_limit() {
+    let app = TestApp::new().await;
+    let first = app.owner_session().await;
+    let other = app
+        .add_user(OPERATOR_EMAIL, OPERATOR_PASSWORD, false, &["viewer"], &[])
+        .await;
+    let theirs = app.sign_in(OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
+    // The owner's sessions fill up to the limit, each newer than the first sign-in.
+    let owner: (uuid::Uuid,) = sqlx::query_as("select id from users where email = $1")
+        .bind(OWNER_EMAIL)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into sessions (id, user_id, digest, created_at, last_seen_at, expires_at)
+         select gen_random_uuid(), $1, decode(md5(g::text), 'hex'),
+                $2 + g * interval '1 millisecond', $2, $2 + interval '1 day'
+           from generate_series(1, $3 - 1) g",
+    )
+    .bind(owner.0)
+    .bind(app.now())
+    .bind(session::MAX_PER_USER)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    app.get("/v1/me").session(&first).send().await.assert(200);
+    app.clock.advance_ms(1_000);
+    let newest = app.owner_session().await;
+    let listed = app.get("/v1/auth/sessions").session(&newest).send().await;
+    listed.assert(200);
+    assert_eq!(
+        listed.json().as_array().unwrap().len() as i64,
+        session::MAX_PER_USER
+    );
+    // The oldest ended; another user's sessions are not counted or touched.
+    app.get("/v1/me")
+        .session(&first)
+        .send()
+        .await
+        .assert_problem(401, "invalid_session");
+    app.get("/v1/me").session(&theirs).send().await.assert(200);
+    let sql = format!("select count(*) from sessions where user_id = '{other}'");
+    assert_eq!(crate::helpers::count(&app, &sql).await, 1);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use crate::auth::issue::{issue, KeySpec};
 use crate::auth::{key_format, Caller, Permission, PermissionSet, RoleId};
 use crate::db::api_keys::{self as db, ApiKeyChanges, ApiKeyRow};
 use crate::domain::changes::{self, Verb};
+use crate::domain::quotas::{self, Counted};
 use crate::domain::roles::{self, StoreRoles};
 use crate::domain::validate::{self, Errors, IpRange};
 use crate::domain::{EntityType, EntityView};
@@ -237,8 +238,6 @@ impl EntityView for ApiKeyWithSecret {
     }
 }
 
-const MAX_KEYS_PER_STORE: i64 = 1_000;
-
 /// What a new key is given, validated and bounded by what the caller holds.
 struct Grant {
     name: String,
@@ -420,7 +419,7 @@ pub async fn list_api_keys(
 #[utoipa::path(post, path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
     responses((status = 201, description = "Created", body = ApiKeyWithSecret,
         headers(("location" = String, description = "The new key's URL"))),
-        (status = 409, description = "The store holds 1,000 keys already", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The store has 1,000 keys (`limit_reached`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -429,13 +428,8 @@ pub async fn create_api_key(
     caller.require(Permission::ApiKeyCreate)?;
     let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
     let grant = Grant::validate(&state, &caller, &store_roles, &body)?;
-    if db::count(&state.pool, caller.store_id).await? >= MAX_KEYS_PER_STORE {
-        return Err(ApiError::Conflict(format!(
-            "a store holds at most {MAX_KEYS_PER_STORE} API keys; delete unused ones first"
-        )));
-    }
-
     let mut tx = state.pool.begin().await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::ApiKeys).await?;
     let (row, plaintext) = issue(
         &mut *tx,
         &state.verifier.pepper,

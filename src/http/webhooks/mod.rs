@@ -209,8 +209,7 @@ pub async fn create_webhook(
     e.finish()?;
     let secret = signing::new_secret();
     let mut tx = state.pool.begin().await?;
-    let endpoints = Counted::WebhookEndpoints;
-    quotas::ensure_room_for_one(&mut tx, caller.store_id, endpoints, state.now()).await?;
+    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::WebhookEndpoints).await?;
     let view =
         EndpointView::from(db::insert_endpoint(&mut *tx, caller.store_id, fields, &secret).await?);
     changes::created(&mut tx, &caller, &view).await?;
