@@ -7,6 +7,7 @@ mod audit_logs;
 mod authentication;
 mod broker;
 mod catalog;
+mod claim_plans;
 mod connections;
 mod custom_roles;
 mod document;
