@@ -54,7 +54,7 @@ pub async fn ensure_room_for_one(
 }
 
 /// `1000` as `1,000`, as the documentation writes it.
-fn with_thousands(n: i64) -> String {
+pub fn with_thousands(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

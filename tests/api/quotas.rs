@@ -4,7 +4,7 @@
 
 use crate::helpers::{count, id, new_tenant, Resp, TestApp};
 use futures_util::future::join_all;
-use printfarm::domain::quotas::{API_KEYS, CUSTOM_ROLES, SEATS, WEBHOOK_ENDPOINTS};
+use printfarm::domain::quotas::{with_thousands, API_KEYS, CUSTOM_ROLES, SEATS, WEBHOOK_ENDPOINTS};
 use serde_json::json;
 
 async fn app() -> TestApp {
@@ -39,20 +39,11 @@ async fn create_endpoint(app: &TestApp) -> Resp {
         .await
 }
 
-fn thousands(n: i64) -> String {
-    let s = n.to_string();
-    if s.len() > 3 {
-        format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..])
-    } else {
-        s
-    }
-}
-
 fn assert_limit(res: &Resp, most: i64) {
     res.assert_problem(409, "limit_reached");
     let detail = res.json()["detail"].as_str().unwrap().to_owned();
     assert!(
-        detail.contains(&format!("at most {} ", thousands(most))),
+        detail.contains(&format!("at most {} ", with_thousands(most))),
         "{detail}"
     );
 }
@@ -260,7 +251,7 @@ fn the_document_states_each_limit_where_it_applies() {
             .as_str()
             .unwrap();
         assert!(
-            conflict.contains(&format!("{} ", thousands(most)))
+            conflict.contains(&format!("{} ", with_thousands(most)))
                 && conflict.contains("limit_reached"),
             "{path}: {conflict}"
         );
