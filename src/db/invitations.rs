@@ -73,6 +73,26 @@ pub async fn pending(
     .await
 }
 
+/// The store's invitation to `email` (whatever its case) still open at `now`, if any.
+pub async fn open_for_email(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    email: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<InvitationRow>> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from invitations
+         where store_id = $1 and lower(email) = lower($2)
+           and accepted_at is null and revoked_at is null and expires_at > $3
+         limit 1"
+    ))
+    .bind(store)
+    .bind(email)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
 /// Revokes one of the store's open invitations; the row, if there was one to revoke.
 pub async fn revoke(
     db: impl PgExecutor<'_>,

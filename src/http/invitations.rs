@@ -194,7 +194,7 @@ pub struct InvitationPath {
     responses(
         (status = 201, description = "Invited", body = InvitationCreated,
             headers(("location" = String, description = "The invitation's URL"))),
-        (status = 409, description = "Already a member, or the store has 1,000 members and open invitations (`limit_reached`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Already a member, an invitation to this email is already open, or the store has 1,000 members and open invitations (`limit_reached`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -229,6 +229,15 @@ pub async fn invite(
     let now = state.now();
     let mut tx = state.pool.begin().await?;
     quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats(now)).await?;
+    // Checked under the seats' lock, so two invitations to one email cannot both be made; a
+    // second would take a second seat and leave two tokens that each make the same member.
+    if let Some(open) = db::open_for_email(&mut *tx, caller.store_id, &email, now).await? {
+        return Err(ApiError::Conflict(format!(
+            "an invitation to this email is already open ({}); revoke it with \
+             DELETE /v1/invitations/{} to invite again",
+            open.id, open.id
+        )));
+    }
     let row = db::insert(
         &mut *tx,
         NewInvitation {

@@ -187,6 +187,42 @@ async fn without_smtp_the_token_is_shown_once_and_invitations_can_be_revoked() {
 }
 
 #[tokio::test]
+async fn an_email_has_one_open_invitation_at_a_time() {
+    let app = TestApp::new().await;
+    let invite = |email: String| {
+        app.post("/v1/users/invite")
+            .owner()
+            .json(&json!({"email": email, "roles": ["viewer"]}))
+            .send()
+    };
+    let first = invite(TEAMMATE.to_owned()).await.json();
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    // Again, in another case: a conflict naming the open one, and no second seat taken.
+    let again = invite(TEAMMATE.to_uppercase()).await;
+    again.assert_problem(409, "conflict");
+    assert!(
+        again.json()["detail"].as_str().unwrap().contains(&first_id),
+        "{}",
+        again.json()
+    );
+    let listed = app.get("/v1/invitations").owner().send().await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // Revoked, it may be made again...
+    app.delete(&format!("/v1/invitations/{first_id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    invite(TEAMMATE.to_owned()).await.assert(201);
+    // ...and so once it has expired. Another email was never held up.
+    invite("someone.else@example.com".to_owned())
+        .await
+        .assert(201);
+    app.clock.advance_ms(7 * 86_400 * 1000 + 1000);
+    invite(TEAMMATE.to_owned()).await.assert(201);
+}
+
+#[tokio::test]
 async fn someone_with_an_account_accepts_signed_in_as_it() {
     let app = TestApp::new().await;
     let other = app.new_tenant("Other Farm").await;
