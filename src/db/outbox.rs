@@ -169,12 +169,28 @@ pub struct HandedDelivery {
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
-    let claimed = if c.by_store {
+    sqlx::query_as(&claim_sql(c.by_store))
+        .bind(c.limit)
+        .bind(c.due)
+        .bind(c.lease_secs)
+        .bind(c.attempts)
+        .bind(c.mqtt)
+        .bind(c.mqtt_lease_secs)
+        .bind(c.handoff)
+        .fetch_all(db)
+        .await
+}
+
+/// The claim's statement (see [`claim_batch`]; public so a test can read its plan). Binds:
+/// `$1` limit, `$2` due, `$3` lease_secs, `$4` attempts, `$5` mqtt, `$6` mqtt_lease_secs,
+/// `$7` handoff.
+pub fn claim_sql(by_store: bool) -> String {
+    let claimed = if by_store {
         CLAIMED_BY_STORE
     } else {
         CLAIMED_OLDEST
     };
-    sqlx::query_as(&format!(
+    format!(
         "with recursive {claimed},
          counted as (
              update outbox_sequence set last = last + (select count(*) from claimed)
@@ -227,16 +243,7 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
                  where not $7 and exists (select 1 from delivered)) n) notified
           cross join (select set_config('synchronous_commit', 'off', true)) async_commit
           order by v.id"
-    ))
-    .bind(c.limit)
-    .bind(c.due)
-    .bind(c.lease_secs)
-    .bind(c.attempts)
-    .bind(c.mqtt)
-    .bind(c.mqtt_lease_secs)
-    .bind(c.handoff)
-    .fetch_all(db)
-    .await
+    )
 }
 
 /// The claim's `claimed` step: the oldest unclaimed events, `$1` at most.
