@@ -62,8 +62,17 @@ pub struct PrintableItem {
 pub struct BlockedItem {
     pub item_id: Uuid,
     pub order_id: Uuid,
-    /// `unknown_sku` (no SKU of the store has the item's code) or `sku_has_no_parts`.
-    pub reason: String,
+    pub reason: BlockReason,
+}
+
+/// Why an order item cannot be printed yet: `unknown_sku`, no SKU of the store has the item's
+/// `externalSku`; `sku_has_no_parts`, its SKU has no parts to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, utoipa::ToSchema)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum BlockReason {
+    UnknownSku,
+    SkuHasNoParts,
 }
 
 impl super::Fields for OrderFields {

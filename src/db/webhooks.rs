@@ -9,6 +9,16 @@ use uuid::Uuid;
 
 // The webhooks API reads deliveries and events through this module too.
 
+/// Why the dispatcher disabled an endpoint (a client never sets it): `gone`, the receiver
+/// answered `410 Gone`; `failing`, every attempt failed for five days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, utoipa::ToSchema)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    Gone,
+    Failing,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {
     pub id: Uuid,
@@ -17,7 +27,7 @@ pub struct EndpointRow {
     pub description: Option<String>,
     pub event_types: Vec<String>,
     pub enabled: bool,
-    pub disabled_reason: Option<String>,
+    pub disabled_reason: Option<DisabledReason>,
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<DateTime<Utc>>,

@@ -2,7 +2,7 @@
 //! them.
 
 use super::entity::{entity_view, stored_from_row};
-use crate::db::webhooks::EndpointRow;
+use crate::db::webhooks::{DisabledReason, EndpointRow};
 use crate::ids::StoreId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -70,8 +70,8 @@ pub struct EndpointView {
     #[schema(value_type = Vec<crate::domain::events::EventFilterSchema>)]
     pub event_types: Vec<String>,
     pub enabled: bool,
-    /// `gone` (the receiver answered 410), `failing` (five days of failures), or null.
-    pub disabled_reason: Option<String>,
+    /// Why the dispatcher disabled it; null while enabled or when a client disabled it.
+    pub disabled_reason: Option<DisabledReason>,
     /// Since when every attempt has failed.
     pub failing_since: Option<DateTime<Utc>>,
     /// Until when the previous secret still signs too (after a rotation).

@@ -270,12 +270,19 @@ async fn status_changes_follow_open_cancelled_closed() {
 async fn printing_expands_items_by_part_quantity_exactly_once() {
     let app = TestApp::new().await;
     let (sku, body, lid) = box_sku(&app).await;
+    post(
+        &app,
+        "/v1/skus",
+        json!({"sku": "EMPTY", "name": "Nothing yet"}),
+    )
+    .await;
     let order = post(
         &app,
         "/v1/orders",
         json!({"source": "etsy", "items": [{"skuId": sku, "quantity": 3},
                                            {"externalSku": "BOX", "quantity": 1},
-                                           {"externalSku": "NOPE", "quantity": 1}]}),
+                                           {"externalSku": "NOPE", "quantity": 1},
+                                           {"externalSku": "EMPTY", "quantity": 1}]}),
     )
     .await;
     let result = print(&app, json!({"priority": 70})).await;
@@ -302,8 +309,19 @@ async fn printing_expands_items_by_part_quantity_exactly_once() {
         ]
     );
     assert_eq!(result["processedItemIds"].as_array().unwrap().len(), 2);
-    assert_eq!(result["blockedItems"][0]["reason"], "unknown_sku");
-    assert_eq!(result["blockedItems"][0]["itemId"], order["items"][2]["id"]);
+    let blocked: Vec<(&Value, &Value)> = result["blockedItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (&b["itemId"], &b["reason"]))
+        .collect();
+    assert_eq!(
+        blocked,
+        [
+            (&order["items"][2]["id"], &json!("unknown_sku")),
+            (&order["items"][3]["id"], &json!("sku_has_no_parts"))
+        ]
+    );
     assert_eq!(result["hasMore"], false);
 
     // Twice, then two at once: never a duplicate job, one auto_printed event in all.
@@ -366,7 +384,12 @@ async fn printing_expands_items_by_part_quantity_exactly_once() {
     .await;
     let late = print(&app, json!({"orderIds": [id(&order)]})).await;
     assert_eq!(late["printJobs"].as_array().unwrap().len(), 1);
-    assert_eq!(late["blockedItems"], json!([]));
+    // The SKU without parts still blocks its item.
+    assert_eq!(
+        late["blockedItems"],
+        json!([{"orderId": id(&order), "itemId": order["items"][3]["id"],
+                "reason": "sku_has_no_parts"}])
+    );
 }
 
 #[tokio::test]

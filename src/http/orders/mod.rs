@@ -8,7 +8,7 @@ use super::print_jobs::QueueEnd;
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::orders::{self as db, NewItem, OrderFields, OrderRow, PrintableItem};
+use crate::db::orders::{self as db, BlockReason, NewItem, OrderFields, OrderRow, PrintableItem};
 use crate::db::print_jobs::{self as jobs_db, End, Link, NewJob};
 use crate::db::{parts, skus};
 use crate::domain::entity::Stored;
@@ -157,8 +157,7 @@ pub struct PrintOrders {
 pub struct BlockedItem {
     pub order_id: Uuid,
     pub item_id: Uuid,
-    /// `unknown_sku`: no SKU of the store has the item's `externalSku`; `sku_has_no_parts`.
-    pub reason: String,
+    pub reason: BlockReason,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
