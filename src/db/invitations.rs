@@ -2,6 +2,7 @@
 //! when it is accepted: then its token's digest names it (as a key id names a key).
 
 use crate::ids::{StoreId, UserId};
+use crate::list::{Field, Filter, Kind, Op, Operand, Spec, Value, CREATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -56,21 +57,46 @@ pub async fn insert(db: impl PgExecutor<'_>, i: NewInvitation<'_>) -> sqlx::Resu
     .await
 }
 
-/// The store's invitations still open at `now`, newest first (at most 1,000).
-pub async fn pending(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    now: DateTime<Utc>,
-) -> sqlx::Result<Vec<InvitationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from invitations
-         where store_id = $1 and accepted_at is null and revoked_at is null and expires_at > $2
-         order by created_at desc, id desc limit 1000"
-    ))
-    .bind(store)
-    .bind(now)
-    .fetch_all(db)
-    .await
+/// Invitations are listed by [`super::list`], within [`open_at`].
+impl super::Table for InvitationRow {
+    const NAME: &'static str = "invitations";
+}
+
+const EXPIRES_AT: Field = Field::new("expiresAt", "expires_at", Kind::Timestamp).sortable();
+const ACCEPTED_AT: Field = Field::new("acceptedAt", "accepted_at", Kind::Timestamp).nullable();
+const REVOKED_AT: Field = Field::new("revokedAt", "revoked_at", Kind::Timestamp).nullable();
+
+/// The fields `GET /v1/invitations` filters and sorts on.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("email", "email", Kind::Text).sortable(),
+        EXPIRES_AT,
+        CREATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: true,
+};
+
+/// The invitations still open at `now`: not accepted, not revoked, not expired (the predicate
+/// of the `invitations_open` index, and the expiry).
+pub fn open_at(now: DateTime<Utc>) -> Vec<Filter> {
+    vec![
+        Filter {
+            field: &ACCEPTED_AT,
+            op: Op::IsNull,
+            operand: Operand::Null(true),
+        },
+        Filter {
+            field: &REVOKED_AT,
+            op: Op::IsNull,
+            operand: Operand::Null(true),
+        },
+        Filter {
+            field: &EXPIRES_AT,
+            op: Op::Gt,
+            operand: Operand::One(Value::Timestamp(now)),
+        },
+    ]
 }
 
 /// The store's invitation to `email` (whatever its case) still open at `now`, if any.

@@ -53,7 +53,8 @@ pub async fn lock_and_count(
             "select count(*) from custom_roles where store_id = $1",
             None,
         ),
-        // The open invitations as `invitations::pending` lists them (`invitations_open`).
+        // The open invitations as `GET /v1/invitations` lists them (`invitations::open_at`, by
+        // the `invitations_open` index).
         Counted::Seats(now) => (
             "select (select count(*) from memberships where store_id = $1)
                   + (select count(*) from invitations where store_id = $1

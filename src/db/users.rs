@@ -3,6 +3,7 @@
 //! `(store_id, user_id)`.
 
 use crate::ids::{StoreId, UserId};
+use crate::list::{Field, Kind, Spec, CREATED_AT, UPDATED_AT};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -177,17 +178,24 @@ pub struct MemberRow {
 const MEMBER_COLUMNS: &str = "m.user_id, m.store_id, u.email, u.name, m.owner, m.roles,
      m.permissions, m.created_at, m.updated_at";
 
-/// The store's members, in the order they joined (at most 1,000).
-pub async fn members(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Vec<MemberRow>> {
-    sqlx::query_as(&format!(
-        "select {MEMBER_COLUMNS}, {} from memberships m join users u on u.id = m.user_id
-         where m.store_id = $1 order by m.created_at, m.user_id limit 1000",
-        super::custom_roles::role_permissions("m")
-    ))
-    .bind(store)
-    .fetch_all(db)
-    .await
+/// A store's members are listed from the `store_members` view (migration 0026), through
+/// [`super::list`]: a membership with its user's email and name, `id` being the user's.
+impl super::Table for MemberRow {
+    const NAME: &'static str = "store_members";
 }
+
+/// The fields `GET /v1/users` filters and sorts on.
+pub static LIST: Spec = Spec {
+    fields: &[
+        Field::new("email", "email", Kind::Text).sortable(),
+        Field::new("name", "name", Kind::Text).sortable(),
+        Field::new("owner", "owner", Kind::Bool),
+        CREATED_AT,
+        UPDATED_AT,
+    ],
+    default_sort: "createdAt",
+    default_descending: false,
+};
 
 /// One member of the store; `lock` takes the membership row for update.
 pub async fn member(

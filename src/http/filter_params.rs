@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 pub const LISTS: &[(&str, &Spec)] = &[
     ("/v1/api-keys", &crate::db::api_keys::LIST),
     ("/v1/audit-logs", &crate::db::audit::LIST),
+    ("/v1/invitations", &crate::db::invitations::LIST),
     ("/v1/materials", &crate::db::materials::LIST),
     ("/v1/materials/instances", &crate::db::spools::LIST),
     ("/v1/orders", &crate::db::orders::LIST),
@@ -27,6 +28,7 @@ pub const LISTS: &[(&str, &Spec)] = &[
     ("/v1/printer-commands", &crate::db::commands::LIST),
     ("/v1/printers", &crate::db::printers::LIST),
     ("/v1/skus", &crate::db::skus::LIST),
+    ("/v1/users", &crate::db::users::LIST),
     ("/v1/webhooks", &crate::db::webhooks::LIST),
     ("/v1/webhooks/{id}/deliveries", &crate::db::deliveries::LIST),
 ];

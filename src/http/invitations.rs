@@ -3,6 +3,7 @@
 //! digests, and are mailed when SMTP is configured, else shown once to the inviter.
 
 use super::extract::{ApiJson, ApiPath};
+use super::paging::{self, Page, PageParams};
 use super::respond::{Created, NoStore};
 use super::sessions::User;
 use crate::app::AppState;
@@ -20,7 +21,7 @@ use crate::domain::EntityType;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{StoreId, UserId};
 use crate::middleware::origin;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -301,18 +302,32 @@ fn invitation_mail(state: &AppState, store: &str, token: &str) -> String {
     )
 }
 
-/// The store's open invitations, newest first.
+/// The store's open invitations.
 ///
-/// Required permission: `user.view`. Accepted, revoked and expired ones are not listed.
+/// Required permission: `user.view`. Accepted, revoked and expired ones are not listed. Filter
+/// with the `field.op` query parameters; sort by `email`, `expiresAt` or `createdAt` (newest
+/// first by default).
 #[utoipa::path(get, path = "/v1/invitations", tag = "Users and sessions",
-    responses((status = 200, description = "The open invitations", body = Vec<Invitation>)))]
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((email|expiresAt|createdAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The open invitations", body = Vec<Invitation>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<Invitation>>> {
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
     caller.require(Permission::UserView)?;
-    let rows = db::pending(&state.pool, caller.store_id, state.now()).await?;
-    Ok(Json(rows.into_iter().map(Invitation::from).collect()))
+    let (list, rows, total) = paging::fetch_within::<InvitationRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &db::LIST,
+        db::open_at(state.now()),
+    )
+    .await?;
+    Ok(Page::new(rows, Invitation::from, "/v1/invitations", &list, total).into_response())
 }
 
 /// Revoke an open invitation: its token stops working.

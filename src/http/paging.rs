@@ -5,7 +5,7 @@
 use crate::db::list::Fetched;
 use crate::db::Table;
 use crate::error::ApiError;
-use crate::list::{cursor, ListQuery, Position, Spec};
+use crate::list::{cursor, Filter, ListQuery, Position, Spec};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -59,7 +59,20 @@ pub async fn fetch<R: Table>(
     raw_query: Option<&str>,
     spec: &'static Spec,
 ) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError> {
-    let list = parse(raw_query, spec)?;
+    fetch_within::<R>(pool, store, raw_query, spec, Vec::new()).await
+}
+
+/// [`fetch`], of only the rows `scope` also matches: filters the handler sets, AND-ed with the
+/// client's, on fields the client may not name and the `Link` does not carry.
+pub async fn fetch_within<R: Table>(
+    pool: &sqlx::PgPool,
+    store: crate::ids::StoreId,
+    raw_query: Option<&str>,
+    spec: &'static Spec,
+    scope: Vec<Filter>,
+) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError> {
+    let mut list = parse(raw_query, spec)?;
+    list.filters.extend(scope);
     let rows = crate::db::list::fetch_page::<R>(pool, store, &list).await?;
     let total = if list.count {
         Some(crate::db::list::count::<R>(pool, store, &list).await?)

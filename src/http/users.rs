@@ -3,6 +3,7 @@
 //! holds, and changes only members who hold no more than it does.
 
 use super::extract::{ApiJson, ApiPath};
+use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::{api_keys, users};
@@ -12,7 +13,8 @@ use crate::domain::roles::{granted_now, StoreRoles};
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ApiKeyId, UserId};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -96,17 +98,28 @@ fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
 
 /// The store's members.
 ///
-/// Required permission: `user.view`. In the order they joined; at most 1,000 (a store has at
-/// most 1,000 members and open invitations together).
+/// Required permission: `user.view`. Filter with the `field.op` query parameters; sort by
+/// `email`, `name`, `createdAt` (when they joined; the default) or `updatedAt`.
 #[utoipa::path(get, path = "/v1/users", tag = "Users and sessions",
-    responses((status = 200, description = "The members", body = Vec<Member>)))]
+    params(PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
+        pattern = r"^((email|name|createdAt|updatedAt)(:(asc|desc))?)?$")),
+    responses((status = 200, description = "The members", body = Vec<Member>,
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
+                ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<Member>>> {
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
     caller.require(Permission::UserView)?;
-    let rows = users::members(&state.pool, caller.store_id).await?;
-    Ok(Json(rows.into_iter().map(Member::from).collect()))
+    let (list, rows, total) = paging::fetch::<users::MemberRow>(
+        &state.pool,
+        caller.store_id,
+        query.as_deref(),
+        &users::LIST,
+    )
+    .await?;
+    Ok(Page::new(rows, Member::from, "/v1/users", &list, total).into_response())
 }
 
 /// One member.

@@ -840,3 +840,145 @@ async fn invite_as_admin(req: crate::helpers::Req<'_>, email: &str) -> String {
     res.assert(201);
     res.json()["token"].as_str().unwrap().to_owned()
 }
+
+/// The URL in a `Link: <…>; rel="next"` header.
+fn next_page(res: &crate::helpers::Resp) -> Option<String> {
+    res.header("link").map(|link| {
+        link.trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_owned()
+    })
+}
+
+#[tokio::test]
+async fn members_are_paged_filtered_and_sorted_like_every_list() {
+    let app = TestApp::new().await;
+    for name in ["carol", "alice", "bob"] {
+        app.add_user(
+            &format!("{name}@example.com"),
+            "a passphrase 123",
+            false,
+            &["viewer"],
+            &[],
+        )
+        .await;
+    }
+    // In the order they joined, two a page, by cursor.
+    let mut emails = Vec::new();
+    let mut next = Some("/v1/users?limit=2".to_owned());
+    let mut pages = 0;
+    while let Some(url) = next {
+        let res = app.get(&url).owner().send().await;
+        res.assert(200);
+        pages += 1;
+        let page = res.json();
+        assert!(page.as_array().unwrap().len() <= 2, "{page}");
+        emails.extend(page.as_array().unwrap().iter().map(|m| m["email"].clone()));
+        next = next_page(&res);
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(
+        emails,
+        [
+            json!("carol@example.com"),
+            json!("alice@example.com"),
+            json!("bob@example.com")
+        ]
+    );
+    // Filtered and sorted, with a count.
+    let res = app
+        .get("/v1/users?email.endsWith=@example.com&owner.eq=false&sort=email:desc&count=true")
+        .owner()
+        .send()
+        .await;
+    res.assert(200);
+    assert_eq!(res.header("x-total-count"), Some("3"));
+    let names: Vec<Value> = res
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 3);
+    assert_eq!(res.json()[0]["email"], "carol@example.com");
+    assert_eq!(res.json()[2]["email"], "alice@example.com");
+    // What a list refuses, it refuses here too.
+    app.get("/v1/users?password.eq=x")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+    app.get("/v1/users?limit=0")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn open_invitations_are_paged_and_ended_ones_stay_out() {
+    let app = TestApp::new().await;
+    let invite = |email: &'static str| {
+        app.post("/v1/users/invite")
+            .owner()
+            .json(&json!({"email": email}))
+            .send()
+    };
+    let mut ids = Vec::new();
+    for email in [
+        "d@example.com",
+        "b@example.com",
+        "a@example.com",
+        "c@example.com",
+    ] {
+        let res = invite(email).await;
+        res.assert(201);
+        ids.push(res.json()["id"].as_str().unwrap().to_owned());
+        app.clock.advance_ms(1000);
+    }
+    // One revoked, one expired: neither is listed nor counted.
+    app.delete(&format!("/v1/invitations/{}", ids[1]))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    app.clock.advance_ms(7 * 86_400 * 1000 - 3500);
+    // Newest first by default; by email on request, a page at a time, by offset.
+    let listed = app.get("/v1/invitations").owner().send().await.json();
+    let emails = |page: &Value| -> Vec<Value> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["email"].clone())
+            .collect()
+    };
+    assert_eq!(
+        emails(&listed),
+        [json!("c@example.com"), json!("a@example.com")],
+        "d@ expired, b@ revoked"
+    );
+    invite("e@example.com").await.assert(201);
+    let first = app
+        .get("/v1/invitations?sort=email:asc&limit=2&offset=0&count=true")
+        .owner()
+        .send()
+        .await;
+    first.assert(200);
+    assert_eq!(first.header("x-total-count"), Some("3"));
+    assert_eq!(
+        emails(&first.json()),
+        [json!("a@example.com"), json!("c@example.com")]
+    );
+    let rest = app.get(&next_page(&first).unwrap()).owner().send().await;
+    assert_eq!(emails(&rest.json()), [json!("e@example.com")]);
+    assert!(next_page(&rest).is_none());
+    // Whether an invitation is open is the list's to say, not a filter's.
+    app.get("/v1/invitations?revokedAt.isNull=false")
+        .owner()
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+}
