@@ -22,7 +22,9 @@ pub struct PrintJob {
     pub part_id: Uuid,
     pub name: String,
     pub state: JobState,
-    /// Copies of the part this job prints.
+    /// Copies of the part this job prints. A client asks for at most 10,000; a job
+    /// `POST /v1/orders/print` made may hold more (an item's quantity times its part's), and
+    /// keeps them until a client changes `quantity`.
     pub quantity: i32,
     /// 0–100; higher is more urgent.
     pub priority: i32,

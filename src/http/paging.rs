@@ -30,6 +30,17 @@ pub struct PageParams {
     count: Option<bool>,
 }
 
+/// For the few lists that are not paged (each is short and always whole): any query parameter
+/// is a `400`, not silently ignored, so a client filtering or paging there learns it cannot.
+pub fn refuse_parameters(raw_query: Option<&str>, whole: &str) -> Result<(), ApiError> {
+    match raw_query {
+        Some(query) if !query.is_empty() => Err(ApiError::BadRequest(format!(
+            "this list takes no query parameters: it is {whole}, whole, in one response"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parses the raw query string against a resource's list spec.
 pub fn parse(raw_query: Option<&str>, spec: &'static Spec) -> Result<ListQuery, ApiError> {
     let pairs: Vec<(String, String)> =

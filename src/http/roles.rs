@@ -2,6 +2,7 @@
 //! permission catalogue.
 
 use super::extract::{nullable, ApiJson, ApiPath};
+use super::paging;
 use super::respond::Created;
 use crate::app::AppState;
 use crate::auth::{Caller, Permission, Role};
@@ -10,7 +11,7 @@ use crate::domain::quotas::{self, Counted};
 use crate::domain::validate::{self, Errors};
 use crate::domain::{changes, roles, EntityType, EntityView};
 use crate::error::{ApiError, ApiResult};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -130,14 +131,20 @@ fn custom_id(id: &str) -> ApiResult<Option<Uuid>> {
 
 /// The built-in roles and the store's own, and what each grants.
 ///
-/// Required permission: `permission.view`.
+/// Required permission: `permission.view`. Not paged: every role in one response (a store has
+/// at most 100 of its own); a query parameter is a `400`.
 #[utoipa::path(get, path = "/v1/roles", tag = "Roles and permissions",
     responses((status = 200, description = "Every role: the built-in ones, then the store's", body = Vec<RoleView>)))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<RoleView>>> {
     caller.require(Permission::PermissionView)?;
+    paging::refuse_parameters(
+        query.as_deref(),
+        "the built-in roles and at most 100 of the store's",
+    )?;
     let mut roles: Vec<RoleView> = Role::ALL.iter().copied().map(view).collect();
     let custom = custom_roles::of_store(&state.pool, caller.store_id).await?;
     roles.extend(custom.into_iter().map(RoleView::from));
@@ -181,6 +188,21 @@ fn validated(
     )
 }
 
+/// A store role may not take a built-in role's name or id (in any case): `roles` and every
+/// list of roles would show two of that name, and one would not be the built-in.
+fn ensure_not_built_in(name: Option<&str>) -> ApiResult<()> {
+    let Some(name) = name else { return Ok(()) };
+    let built_in = Role::ALL
+        .iter()
+        .any(|r| r.name().eq_ignore_ascii_case(name) || r.id().eq_ignore_ascii_case(name));
+    if built_in {
+        return Err(ApiError::Conflict(format!(
+            "`{name}` names a built-in role: choose another name"
+        )));
+    }
+    Ok(())
+}
+
 fn name_taken(err: &sqlx::Error) -> Option<ApiError> {
     crate::db::is_unique_violation(err)
         .then(|| ApiError::Conflict("the store has a role of this name".to_owned()))
@@ -194,7 +216,7 @@ fn name_taken(err: &sqlx::Error) -> Option<ApiError> {
     responses(
         (status = 201, description = "Created", body = RoleView,
             headers(("location" = String, description = "The new role's URL"))),
-        (status = 409, description = "The store has a role of this name, or 100 roles of its own (`limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The store has a role of this name, the name is a built-in role's, or the store has 100 roles of its own (`limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,6 +231,7 @@ pub async fn create_role(
         Some(&body.permissions),
     );
     e.finish()?;
+    ensure_not_built_in(name.as_deref())?;
     let (name, permissions) = (name.unwrap_or_default(), permissions.unwrap_or_default());
     caller.ensure_can_grant(roles::granted_by(&permissions))?;
     let mut tx = state.pool.begin().await?;
@@ -242,7 +265,7 @@ pub async fn create_role(
     request_body = UpdateRole,
     responses(
         (status = 200, description = "The role, changed", body = RoleView),
-        (status = 409, description = "A built-in role, or a name the store has", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "A built-in role, a name the store has, or a built-in role's name", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn update_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,6 +286,7 @@ pub async fn update_role(
         body.permissions.as_deref(),
     );
     e.finish()?;
+    ensure_not_built_in(name.as_deref())?;
     let mut tx = state.pool.begin().await?;
     let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
         .await?

@@ -16,7 +16,7 @@ use crate::domain::EntityType;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::{SessionId, StoreId, UserId};
 use crate::middleware::origin;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -433,13 +433,15 @@ pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> ApiRe
 /// Your sessions, newest first (`current` marks this one). A user keeps at most 100: signing
 /// in ends the oldest beyond them.
 ///
-/// Needs a session.
+/// Needs a session. Not paged: every session in one response; a query parameter is a `400`.
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "Users and sessions", security(("session" = [])),
     responses((status = 200, description = "The sessions", body = Vec<Session>)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     signed_in: SignedIn,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<Session>>> {
+    super::paging::refuse_parameters(query.as_deref(), "your sessions (at most 100)")?;
     let now = state.now();
     let rows = db::of_user(&state.pool, signed_in.user).await?;
     Ok(Json(

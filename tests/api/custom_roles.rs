@@ -124,6 +124,23 @@ async fn a_store_role_grants_its_permissions_to_keys_and_members_and_a_change_re
         .send()
         .await
         .assert_problem(409, "conflict");
+    // Nor a built-in role's name or id, made or renamed to.
+    for name in ["store owner", "Operator", "part_manager"] {
+        let res = app
+            .post("/v1/roles")
+            .owner()
+            .json(&json!({"name": name, "permissions": []}))
+            .send()
+            .await;
+        res.assert_problem(409, "conflict");
+        assert!(res.json()["detail"].as_str().unwrap().contains("built-in"));
+    }
+    app.patch(&format!("/v1/roles/{id}"))
+        .owner()
+        .json(&json!({"name": "Admin"}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
 }
 
 #[tokio::test]

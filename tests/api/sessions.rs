@@ -345,6 +345,11 @@ async fn a_user_lists_and_ends_their_own_sessions_only() {
         .json();
     let sessions = sessions.as_array().unwrap();
     assert_eq!(sessions.len(), 2);
+    app.get("/v1/auth/sessions?sort=createdAt:asc")
+        .session(&laptop)
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
     let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1);
     let phone_id = sessions.iter().find(|s| s["current"] == false).unwrap()["id"]

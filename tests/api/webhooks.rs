@@ -383,6 +383,25 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
         .json();
     assert_eq!(got["enabled"], false);
     assert_eq!(got["disabledReason"], "failing");
+    // A disabled endpoint is sent nothing, so nothing is queued for it by hand either.
+    let failed = delivery(&app, &hook).await;
+    let resend = format!(
+        "/v1/webhooks/{hook}/deliveries/{}/resend",
+        failed["id"].as_str().unwrap()
+    );
+    for path in [format!("/v1/webhooks/{hook}/test"), resend.clone()] {
+        app.post(&path)
+            .owner()
+            .send()
+            .await
+            .assert_problem(409, "conflict");
+    }
+    app.post(&format!("/v1/webhooks/{hook}/recover"))
+        .owner()
+        .json(&json!({"since": "2020-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
     // Re-enabling clears the streak.
     let res = app
         .patch(&format!("/v1/webhooks/{hook}"))
@@ -392,6 +411,12 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
         .await;
     res.assert(200);
     assert!(res.json()["failingSince"].is_null() && res.json()["disabledReason"].is_null());
+    app.post(&format!("/v1/webhooks/{hook}/test"))
+        .owner()
+        .send()
+        .await
+        .assert(202);
+    app.post(&resend).owner().send().await.assert(202);
 }
 
 #[tokio::test]

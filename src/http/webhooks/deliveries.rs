@@ -96,16 +96,17 @@ pub struct DeliveryPath {
 /// Required permission: `integration.manage`. The test is shaped as every event is, carrying
 /// the endpoint (`sequence` 0: it is not in `GET /v1/events`), and goes to this endpoint
 /// whatever its `eventTypes`. Answers `202` with the queued delivery; its attempts appear in
-/// the delivery log.
+/// the delivery log. A disabled endpoint answers `409`.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "Webhooks", params(WebhookPath),
-    responses((status = 202, description = "Queued", body = Delivery)))]
+    responses((status = 202, description = "Queued", body = Delivery),
+        (status = 409, description = "The endpoint is disabled", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn test_webhook(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<WebhookPath>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
-    let endpoint = EndpointView::from(endpoint(&state, &caller, path.id).await?);
+    let endpoint = EndpointView::from(enabled_endpoint(&state, &caller, path.id).await?);
     let now = state.now();
     // Shaped as every event is, so a receiver tests the path real events take; it is in no
     // sequence (0) and never in `GET /v1/events`.
@@ -132,6 +133,20 @@ pub async fn test_webhook(
     .await?;
     notify(&state).await;
     Ok((StatusCode::ACCEPTED, Json(Delivery::new(delivery, &[]))).into_response())
+}
+
+/// The endpoint, if it is enabled: a disabled one is sent nothing, so what would be queued for
+/// it (a test, a resend, a recovery) is refused rather than left waiting unseen.
+async fn enabled_endpoint(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<EndpointRow> {
+    let endpoint = endpoint(state, caller, id).await?;
+    if !endpoint.enabled {
+        return Err(ApiError::Conflict(
+            "the endpoint is disabled and is sent nothing: enable it first \
+             (PATCH /v1/webhooks/{id} with {\"enabled\": true})"
+                .to_owned(),
+        ));
+    }
+    Ok(endpoint)
 }
 
 /// Wakes the dispatchers (on every replica).
@@ -176,16 +191,18 @@ pub async fn list_webhook_deliveries(
 
 /// Send a delivery again now, restarting its retry schedule.
 ///
-/// Required permission: `integration.manage`.
+/// Required permission: `integration.manage`. A disabled endpoint answers `409`.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/resend", tag = "Webhooks",
     params(DeliveryPath),
-    responses((status = 202, description = "Queued", body = Delivery)))]
+    responses((status = 202, description = "Queued", body = Delivery),
+        (status = 409, description = "The endpoint is disabled", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn resend_webhook_delivery(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<DeliveryPath>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
+    enabled_endpoint(&state, &caller, path.id).await?;
     let delivery =
         deliveries_db::get_delivery(&state.pool, caller.store_id, path.id, path.delivery_id)
             .await?
@@ -213,10 +230,12 @@ pub async fn resend_webhook_delivery(
 /// Re-send every event since a time to the endpoint (after an outage on the receiving side).
 ///
 /// Required permission: `integration.manage`. Respects the endpoint's event types; at most
-/// 10,000 events per call (call again with a later `since` for more).
+/// 10,000 events per call (call again with a later `since` for more). A disabled endpoint
+/// answers `409`: enable it first.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "Webhooks", params(WebhookPath),
     request_body = Recover,
-    responses((status = 202, description = "Queued", body = Recovered)))]
+    responses((status = 202, description = "Queued", body = Recovered),
+        (status = 409, description = "The endpoint is disabled", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn recover_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,7 +243,7 @@ pub async fn recover_webhook(
     ApiJson(body): ApiJson<Recover>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
-    let endpoint = endpoint(&state, &caller, path.id).await?;
+    let endpoint = enabled_endpoint(&state, &caller, path.id).await?;
     let events =
         crate::db::outbox::events_since(&state.pool, caller.store_id, body.since, MAX_RECOVER)
             .await?;
