@@ -59,8 +59,22 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 /// The name of the foreign key a statement violated, if that is what failed.
 pub fn violated_foreign_key(err: &sqlx::Error) -> Option<&str> {
+    violated(err, "23503")
+}
+
+/// The name of the unique index or constraint a statement violated, if that is what failed.
+pub fn violated_unique(err: &sqlx::Error) -> Option<&str> {
+    violated(err, "23505")
+}
+
+/// The name of the check constraint a statement violated, if that is what failed.
+pub fn violated_check(err: &sqlx::Error) -> Option<&str> {
+    violated(err, "23514")
+}
+
+fn violated<'e>(err: &'e sqlx::Error, code: &str) -> Option<&'e str> {
     match err {
-        sqlx::Error::Database(e) if e.code().as_deref() == Some("23503") => e.constraint(),
+        sqlx::Error::Database(e) if e.code().as_deref() == Some(code) => e.constraint(),
         _ => None,
     }
 }

@@ -11,6 +11,12 @@ pub const SPOOL_MATERIAL_FK: &str = "material_instances_store_id_material_id_fke
 
 pub const SPOOL_PRINTER_FK: &str = "material_instances_store_id_printer_id_fkey";
 
+/// A printer's slot holds one spool (migration 0027).
+pub const SPOOL_SLOT_TAKEN: &str = "material_instances_printer_slot";
+
+/// A slot is a printer's: a spool with no printer has none (migration 0027).
+pub const SPOOL_SLOT_NEEDS_PRINTER: &str = "material_instances_slot_needs_printer";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SpoolRow {
     pub id: Uuid,

@@ -25,7 +25,7 @@ pub struct Spool {
     pub remaining_grams: f64,
     /// The printer it is loaded in, if any.
     pub printer_id: Option<Uuid>,
-    /// AMS / tool slot in that printer (0–15).
+    /// AMS / tool slot in that printer (0–15); one spool a slot.
     pub slot: Option<i32>,
     pub location: Option<String>,
     pub lot: Option<String>,

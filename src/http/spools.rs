@@ -5,7 +5,10 @@ use super::extract::{nullable, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
-use crate::db::spools::{self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK};
+use crate::db::spools::{
+    self as db, SpoolFields, SpoolRow, SPOOL_MATERIAL_FK, SPOOL_PRINTER_FK,
+    SPOOL_SLOT_NEEDS_PRINTER, SPOOL_SLOT_TAKEN,
+};
 use crate::domain::spools::Spool;
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult};
@@ -39,6 +42,8 @@ pub struct CreateSpool {
     pub remaining_grams: Option<f64>,
     /// A printer of this store it is loaded in.
     pub printer_id: Option<Uuid>,
+    /// Its AMS / tool slot in that printer (0–15), which holds one spool; only with
+    /// `printerId`.
     #[schema(minimum = 0, maximum = 15)]
     pub slot: Option<i32>,
     #[schema(max_length = 100)]
@@ -62,6 +67,8 @@ pub struct UpdateSpool {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub printer_id: Option<Option<Uuid>>,
+    /// Its slot in its printer (one spool a slot). Unloading it (`printerId` null) frees the
+    /// slot.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 15)]
     pub slot: Option<Option<i32>>,
@@ -83,8 +90,17 @@ pub struct SpoolPath {
     pub id: Uuid,
 }
 
-/// References to another store's (or no) material or printer, and more left than there was.
+/// References to another store's (or no) material or printer, a slot taken or without a
+/// printer, and more left than there was.
 fn client_error(err: sqlx::Error) -> ApiError {
+    if crate::db::violated_unique(&err) == Some(SPOOL_SLOT_TAKEN) {
+        return ApiError::Conflict(
+            "another spool is in that slot of the printer: move or unload it first".to_owned(),
+        );
+    }
+    if crate::db::violated_check(&err) == Some(SPOOL_SLOT_NEEDS_PRINTER) {
+        return ApiError::invalid("/slot", "invalid_value", "a slot needs a printerId");
+    }
     match crate::db::violated_foreign_key(&err) {
         Some(SPOOL_MATERIAL_FK) => {
             return ApiError::invalid("/materialId", "not_found", "no such material in this store")
@@ -165,10 +181,11 @@ pub async fn list_spools(
 
 /// Add a spool.
 ///
-/// Required permission: `material.instance.create`.
+/// Required permission: `material.instance.create`. A slot another spool is in is `409`.
 #[utoipa::path(post, path = "/v1/materials/instances", tag = "Spools", request_body = CreateSpool,
     responses((status = 201, description = "Created", body = Spool,
-        headers(("location" = String, description = "The new spool's URL")))))]
+        headers(("location" = String, description = "The new spool's URL"))),
+        (status = 409, description = "Another spool is in that slot", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create_spool(
     State(state): State<AppState>,
     caller: Caller,
@@ -202,9 +219,10 @@ pub async fn get_spool(
 
 /// Change a spool: weigh it, load it into a printer, move it.
 ///
-/// Required permission: `material.instance.edit`.
+/// Required permission: `material.instance.edit`. A slot another spool is in is `409`.
 #[utoipa::path(patch, path = "/v1/materials/instances/{id}", tag = "Spools", params(SpoolPath), request_body = UpdateSpool,
-    responses((status = 200, description = "The updated spool", body = Spool)))]
+    responses((status = 200, description = "The updated spool", body = Spool),
+        (status = 409, description = "Another spool is in that slot", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn update_spool(
     State(state): State<AppState>,
     caller: Caller,

@@ -100,6 +100,55 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .json();
     assert_eq!(loaded.as_array().unwrap().len(), 1);
 
+    // A slot holds one spool, and is a printer's.
+    let spools = "/v1/materials/instances";
+    let second = json!({"materialId": material, "initialGrams": 500, "printerId": printer});
+    let mut in_slot = second.clone();
+    in_slot["slot"] = json!(2);
+    app.post(spools)
+        .owner()
+        .json(&in_slot)
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    let other = post(&app, spools, second).await;
+    let other = other["id"].as_str().unwrap();
+    app.patch(&format!("{spools}/{other}"))
+        .owner()
+        .json(&json!({"slot": 2}))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.post(spools)
+        .owner()
+        .json(&json!({"materialId": material, "initialGrams": 500, "slot": 3}))
+        .send()
+        .await
+        .assert_problem(422, "validation_failed");
+    // Unloading frees the slot for the other.
+    let res = app
+        .patch(&format!("{spools}/{id}"))
+        .owner()
+        .json(&json!({"printerId": null}))
+        .send()
+        .await;
+    res.assert(200);
+    assert!(res.json()["slot"].is_null());
+    let res = app
+        .patch(&format!("{spools}/{other}"))
+        .owner()
+        .json(&json!({"slot": 2}))
+        .send()
+        .await;
+    res.assert(200);
+    let res = app
+        .patch(&format!("{spools}/{id}"))
+        .owner()
+        .json(&json!({"printerId": printer, "slot": 1}))
+        .send()
+        .await;
+    res.assert(200);
+
     // Removing the printer unloads the spool instead of losing it.
     app.delete(&format!("/v1/printers/{printer}"))
         .owner()
@@ -112,7 +161,7 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .send()
         .await
         .json();
-    assert!(spool["printerId"].is_null());
+    assert!(spool["printerId"].is_null() && spool["slot"].is_null());
     assert_eq!(spool["remainingGrams"], 640.5);
 
     // A material with spools stays until they go.
@@ -122,11 +171,13 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .send()
         .await
         .assert_problem(409, "conflict");
-    app.delete(&format!("/v1/materials/instances/{id}"))
-        .owner()
-        .send()
-        .await
-        .assert(204);
+    for spool in [id.as_str(), other] {
+        app.delete(&format!("{spools}/{spool}"))
+            .owner()
+            .send()
+            .await
+            .assert(204);
+    }
     app.delete(&path).owner().send().await.assert(204);
     let types: Vec<String> = sqlx::query_scalar(
         "select distinct type from outbox where entity_type = 'materialInstance' order by 1",
