@@ -48,7 +48,10 @@ pub enum ApiError {
          `x-printago-storeid: <storeId>`"
     )]
     MissingCredentials,
-    #[error("no store id: send `x-printago-storeid: <storeId>` with the key")]
+    #[error(
+        "no store id: send `x-printago-storeid: <storeId>` with the key or session (`GET /v1/me` \
+         lists a session's stores)"
+    )]
     MissingStoreId,
     #[error("the store id is not a store id (a UUID)")]
     MalformedStoreId,

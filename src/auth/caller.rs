@@ -94,14 +94,29 @@ impl Caller {
         self.permissions.is_superset_of(PermissionSet::all())
     }
 
-    /// Refuses to hand out (or take control of) permissions the caller does not hold.
+    /// Refuses to hand out permissions the caller does not hold.
     pub fn ensure_can_grant(&self, requested: PermissionSet) -> Result<(), ApiError> {
-        let missing = requested.missing_from(self.permissions);
+        self.ensure_holds(requested, "you cannot grant permissions you do not hold")
+    }
+
+    /// Refuses to take control of `whose` (a key, a member), which holds `held`, unless the
+    /// caller holds all of it too.
+    pub fn ensure_can_control(&self, held: PermissionSet, whose: &str) -> Result<(), ApiError> {
+        self.ensure_holds(
+            held,
+            &format!(
+                "{whose} holds permissions you do not, so only someone holding them can change it"
+            ),
+        )
+    }
+
+    fn ensure_holds(&self, wanted: PermissionSet, refusal: &str) -> Result<(), ApiError> {
+        let missing = wanted.missing_from(self.permissions);
         if missing.is_empty() {
             return Ok(());
         }
         Err(ApiError::PrivilegeEscalation(format!(
-            "you cannot grant permissions you do not hold: {}",
+            "{refusal}: {}",
             missing
                 .iter()
                 .map(|p| p.as_str())

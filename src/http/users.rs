@@ -89,11 +89,14 @@ fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
         ));
     }
     if member.owner {
-        return Err(ApiError::PrivilegeEscalation(
-            "the owner's membership does not change: pass ownership on first".to_owned(),
+        // A conflict, as removing the owner is: what it needs is a transfer, not more rights.
+        return Err(ApiError::Conflict(
+            "the owner's membership does not change: pass ownership on first \
+             (POST /v1/users/{id}/transfer-ownership)"
+                .to_owned(),
         ));
     }
-    caller.ensure_can_grant(member.effective())
+    caller.ensure_can_control(member.effective(), "this member")
 }
 
 /// The store's members.
@@ -143,11 +146,13 @@ pub async fn get_user(
 ///
 /// Required permission: `user.edit`, and `permission.grant` to add to what they may do,
 /// `permission.revoke` to take from it. You can grant only permissions you hold, and change
-/// only members who hold no more than you; not yourself, and not the owner (unless you are).
+/// only members who hold no more than you; not yourself, and not the owner (`409`: pass
+/// ownership on first).
 /// Their sessions see the change on their next request.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "Users and sessions", params(UserPath),
     request_body = UpdateUser,
-    responses((status = 200, description = "The member, changed", body = Member)))]
+    responses((status = 200, description = "The member, changed", body = Member),
+        (status = 409, description = "The owner, whose membership does not change", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,

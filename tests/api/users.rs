@@ -436,9 +436,15 @@ async fn members_are_removed_with_their_keys_listed_and_ownership_passes_on() {
         .as_str()
         .unwrap()
         .to_owned();
-    // The owner is not removed, not even by a Full Access key.
+    // The owner is not removed or changed, not even by a Full Access key.
     app.delete(&format!("/v1/users/{owner_id}"))
         .owner()
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    app.patch(&format!("/v1/users/{owner_id}"))
+        .owner()
+        .json(&json!({"roles": ["viewer"]}))
         .send()
         .await
         .assert_problem(409, "conflict");

@@ -272,7 +272,9 @@ impl Grant {
         errors.finish()?;
         if body.full_access && !caller.holds_everything() {
             return Err(ApiError::PrivilegeEscalation(
-                "only the Store Owner can create Full Access keys".to_owned(),
+                "only a caller holding every permission (the Store Owner, a Full Access key) can \
+                 create Full Access keys"
+                    .to_owned(),
             ));
         }
         let effective = store_roles.effective(body.full_access, &roles, &permissions);
@@ -307,10 +309,12 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow, store_roles: &StoreRoles)
     }
     if row.full_access && !caller.holds_everything() {
         return Err(ApiError::PrivilegeEscalation(
-            "only the Store Owner can change a Full Access key".to_owned(),
+            "only a caller holding every permission (the Store Owner, a Full Access key) can \
+             change a Full Access key"
+                .to_owned(),
         ));
     }
-    caller.ensure_can_grant(held_by(row, store_roles))?;
+    caller.ensure_can_control(held_by(row, store_roles), "this key")?;
     let allowlist: Vec<IpNet> = row
         .ip_allowlist
         .iter()
