@@ -99,6 +99,12 @@ impl Errors {
         self.0.push(FieldError::new(pointer, code, message));
     }
 
+    /// Whether a problem was already found at `pointer` (so a further check need not add a
+    /// second for the same value).
+    pub fn found_at(&self, pointer: &str) -> bool {
+        self.0.iter().any(|error| error.pointer == pointer)
+    }
+
     pub fn finish(self) -> DomainResult<()> {
         if self.0.is_empty() {
             Ok(())

@@ -193,12 +193,32 @@ fn rejection(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     } else {
         (pointer, "invalid_value")
     };
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    let message = in_plain_words(message).unwrap_or(message).to_owned();
     ApiError::Validation(vec![FieldError::new(pointer, code, message)])
+}
+
+/// What a client should send, for the parsers' messages that name our types or their own
+/// internals ("expected struct CreatePrinter with 11 elements", "UUID parsing failed: …",
+/// chrono's "input contains invalid characters").
+fn in_plain_words(message: &str) -> Option<&'static str> {
+    const TIMESTAMP_ERRORS: [&str; 6] = [
+        "input contains invalid characters",
+        "premature end of input",
+        "trailing input",
+        "input is out of range",
+        "input is not enough for unique date and time",
+        "no possible date and time matching input",
+    ];
+    if message.contains("expected struct ") || message.contains("expected a map") {
+        Some("must be a JSON object")
+    } else if message.starts_with("UUID parsing failed") {
+        Some("must be a UUID")
+    } else if TIMESTAMP_ERRORS.contains(&message) {
+        Some("must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z")
+    } else {
+        None
+    }
 }
 
 fn field_in<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
@@ -283,6 +303,48 @@ mod tests {
         assert_eq!(
             pointer_of(r#"{"name":"a","ipAllowlist":["x",3]}"#),
             ("/ipAllowlist/1".into(), "invalid_value".into())
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Typed {
+        id: Option<uuid::Uuid>,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        inner: Option<Body>,
+    }
+
+    fn message_of(json: &str) -> String {
+        match parse_json::<Typed>(json.as_bytes()) {
+            Err(ApiError::Validation(errors)) => errors[0].message.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_name_what_to_send_not_our_types() {
+        assert_eq!(message_of("[]"), "must be a JSON object");
+        assert_eq!(message_of(r#"{"inner": []}"#), "must be a JSON object");
+        assert_eq!(message_of(r#"{"inner": "x"}"#), "must be a JSON object");
+        assert_eq!(message_of(r#"{"id": "nope"}"#), "must be a UUID");
+        assert_eq!(message_of(r#"{"id": "0190f3a1"}"#), "must be a UUID");
+        for at in [
+            "tomorrow",
+            "2026-01-31",
+            "2026-01-31T12:00:00Zjunk",
+            "2026-13-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                message_of(&format!(r#"{{"at": "{at}"}}"#)),
+                "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
+                "{at}"
+            );
+        }
+        // Messages already in plain words stay.
+        assert_eq!(
+            message_of(r#"{"id": 3}"#),
+            "invalid type: integer `3`, expected a formatted UUID string"
         );
     }
 

@@ -205,7 +205,7 @@ pub async fn invite(
     let store_roles = StoreRoles::load(&state.pool, caller.store_id).await?;
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
-    if !crate::mail::is_address(&email) {
+    if !e.found_at("/email") && !crate::mail::is_address(&email) {
         e.add(
             "/email",
             "invalid_value",

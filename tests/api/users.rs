@@ -220,6 +220,15 @@ async fn an_email_has_one_open_invitation_at_a_time() {
         .assert(201);
     app.clock.advance_ms(7 * 86_400 * 1000 + 1000);
     invite(TEAMMATE.to_owned()).await.assert(201);
+    // Not an address: one problem, where it is.
+    let res = invite("not-an-email".to_owned()).await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(
+        res.json()["errors"].as_array().unwrap().len(),
+        1,
+        "{}",
+        res.json()
+    );
 }
 
 #[tokio::test]
