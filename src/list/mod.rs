@@ -266,11 +266,22 @@ impl ListQuery {
         let mut sort = None;
         let mut filters = Vec::new();
         let mut carried = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for (key, raw) in pairs {
             // An empty text parameter (`sort=`, `cursor=`) means it was not given; an empty
             // number or boolean (`limit=`) is not one, as the document says, and is refused below.
             if raw.is_empty() && matches!(key.as_str(), "cursor" | "sort") {
                 continue;
+            }
+            // Paging and sorting take one value each; filters on one field may repeat (AND).
+            if matches!(
+                key.as_str(),
+                "limit" | "offset" | "cursor" | "count" | "sort"
+            ) {
+                if seen.contains(&key.as_str()) {
+                    return Err(bad(format!("{key} is given twice: give it once")));
+                }
+                seen.push(key);
             }
             // Characters, as the document's maxLength counts them.
             if raw.chars().count() > MAX_VALUE_LEN {
@@ -351,6 +362,11 @@ impl ListQuery {
 }
 
 fn parse_sort(raw: &str, spec: &'static Spec) -> Result<Sort, ApiError> {
+    if raw.contains(',') {
+        return Err(bad(
+            "sort takes one field: `field`, `field:asc` or `field:desc` (ties go by id)".to_owned(),
+        ));
+    }
     let (name, direction) = raw.split_once(':').unwrap_or((raw, "asc"));
     let field = spec.field(name).filter(|f| f.sortable).ok_or_else(|| {
         bad(format!(
@@ -544,6 +560,12 @@ mod tests {
         assert!(q(&[("offset", "5")]).unwrap().by_offset);
         let sorted = q(&[("sort", "name:desc")]).unwrap();
         assert!(sorted.sort.descending && sorted.sort.field.name == "name");
+        assert!(message(q(&[("sort", "name:asc,createdAt:desc")])).contains("one field"));
+        // Paging takes each parameter once; a filter's field may repeat.
+        assert!(message(q(&[("limit", "1"), ("limit", "5")])).contains("given twice"));
+        assert!(message(q(&[("sort", "name"), ("sort", "createdAt")])).contains("given twice"));
+        let both = q(&[("name.contains", "a"), ("name.contains", "b")]).unwrap();
+        assert_eq!(both.filters.len(), 2);
     }
 
     #[test]
