@@ -253,6 +253,23 @@ where
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on `Option<T>` patch fields that have
+/// no "none" (a name, a list, a flag): absent → `None` (leave it), a value → `Some(v)`, and
+/// `null` is refused rather than read as "leave it", which a client meaning "clear it" would
+/// not notice. Declare such a field `#[schema(nullable = false)]` too.
+pub fn present<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    match <Option<T> as serde::Deserialize>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "must not be null: leave the field out to keep its value",
+        )),
+    }
+}
+
 /// Path parameters; one that does not parse (say, a malformed id) names nothing that exists: 404.
 pub struct ApiPath<T>(pub T);
 

@@ -1,7 +1,7 @@
 //! `/v1/materials`: the filament types the farm stocks.
 
 use super::entity::{self, Found};
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -60,21 +60,25 @@ pub struct CreateMaterial {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"pricePer1000g": 17.5, "notes": "bought in bulk"}))]
 pub struct UpdateMaterial {
-    #[schema(schema_with = validate::optional_name_100)]
+    #[schema(schema_with = validate::name_100)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub brand: Option<Option<String>>,
     #[schema(
+        nullable = false,
         min_length = 1,
         max_length = 30,
         pattern = r"^[A-Za-z0-9+ _-]*[A-Za-z0-9+_-][A-Za-z0-9+ _-]*$"
     )]
+    #[serde(default, deserialize_with = "present")]
     pub r#type: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, pattern = r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
     pub color: Option<Option<String>>,
-    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[schema(nullable = false, max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[serde(default, deserialize_with = "present")]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]

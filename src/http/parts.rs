@@ -1,7 +1,7 @@
 //! `/v1/parts`: the parts library — printable files, what they need, and how long they take.
 
 use super::entity::{self, Found};
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -81,14 +81,20 @@ pub struct CreatePart {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"estimatedSeconds": 5100, "requiredPrinterTags": []}))]
 pub struct UpdatePart {
-    #[schema(schema_with = validate::optional_name_200)]
+    #[schema(schema_with = validate::name_200)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub r#type: Option<PartType>,
-    #[schema(max_items = 20, value_type = Option<Vec<FileUri>>)]
+    #[schema(nullable = false, max_items = 20, value_type = Option<Vec<FileUri>>)]
+    #[serde(default, deserialize_with = "present")]
     pub file_uris: Option<Vec<String>>,
-    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[schema(nullable = false, max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[serde(default, deserialize_with = "present")]
     pub required_printer_tags: Option<Vec<String>>,
-    #[schema(max_items = 16)]
+    #[schema(nullable = false, max_items = 16)]
+    #[serde(default, deserialize_with = "present")]
     pub materials: Option<Vec<PartMaterialView>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 2592000)]

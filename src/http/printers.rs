@@ -2,7 +2,7 @@
 //! state.
 
 use super::entity::{self, Found};
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -67,16 +67,26 @@ pub struct CreatePrinter {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"enabled": false, "notes": "nozzle swap"}))]
 pub struct UpdatePrinter {
-    #[schema(schema_with = validate::optional_name_100)]
+    #[schema(schema_with = validate::name_100)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub provider: Option<Provider>,
     /// As on create.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._:-]+$")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9._:-]+$"
+    )]
+    #[serde(default, deserialize_with = "present")]
     pub device_id: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub model: Option<Option<String>>,
-    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[schema(nullable = false, max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[serde(default, deserialize_with = "present")]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>, minimum = 0.1, maximum = 2.0)]
@@ -90,7 +100,11 @@ pub struct UpdatePrinter {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]
     pub notes: Option<Option<String>>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub enabled: Option<bool>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub continuous_print: Option<bool>,
 }
 

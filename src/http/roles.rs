@@ -1,7 +1,7 @@
 //! `/v1/roles` and `/v1/permissions/types`: the built-in roles, the store's own roles, and the
 //! permission catalogue.
 
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging;
 use super::respond::Created;
 use crate::app::AppState;
@@ -75,13 +75,15 @@ pub struct CreateRole {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"permissions": ["queue.view", "queue.manage"]}))]
 pub struct UpdateRole {
-    #[schema(schema_with = validate::optional_name_100)]
+    #[schema(schema_with = validate::name_100)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 500)]
     pub description: Option<Option<String>>,
     /// Replaces the role's permissions.
-    #[schema(value_type = Option<Vec<Permission>>)]
+    #[schema(nullable = false, value_type = Option<Vec<Permission>>)]
+    #[serde(default, deserialize_with = "present")]
     pub permissions: Option<Vec<String>>,
 }
 

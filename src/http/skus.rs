@@ -1,7 +1,7 @@
 //! `/v1/skus`: sellable products, each made of parts in quantities.
 
 use super::entity;
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -50,14 +50,22 @@ pub struct CreateSku {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Phone stand (orange)"}))]
 pub struct UpdateSku {
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._/-]+$")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9._/-]+$"
+    )]
+    #[serde(default, deserialize_with = "present")]
     pub sku: Option<String>,
-    #[schema(schema_with = validate::optional_name_200)]
+    #[schema(schema_with = validate::name_200)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]
     pub description: Option<Option<String>>,
-    #[schema(max_items = 50)]
+    #[schema(nullable = false, max_items = 50)]
+    #[serde(default, deserialize_with = "present")]
     pub parts: Option<Vec<LinkedPart>>,
 }
 

@@ -1,7 +1,7 @@
 //! `/v1/materials/instances`: spools of a material, how much is left, and where they are loaded.
 
 use super::entity;
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -59,10 +59,14 @@ pub struct CreateSpool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"remainingGrams": 612.5, "printerId": "0190f3a1-7c2e-7d4a-9b1e-3f5c8a2d6e04", "slot": 2}))]
 pub struct UpdateSpool {
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub material_id: Option<Uuid>,
-    #[schema(minimum = 1, maximum = 100000)]
+    #[schema(nullable = false, minimum = 1, maximum = 100000)]
+    #[serde(default, deserialize_with = "present")]
     pub initial_grams: Option<f64>,
-    #[schema(minimum = 0, maximum = 100000)]
+    #[schema(nullable = false, minimum = 0, maximum = 100000)]
+    #[serde(default, deserialize_with = "present")]
     pub remaining_grams: Option<f64>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]

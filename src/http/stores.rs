@@ -1,6 +1,6 @@
 //! `/v1/stores`: the caller's own store.
 
-use super::extract::ApiJson;
+use super::extract::{present, ApiJson};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
 use crate::db::stores::{self as db, StoreRow};
@@ -43,7 +43,8 @@ pub struct RateLimits {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Orange Prints Ltd"}))]
 pub struct UpdateStore {
-    #[schema(schema_with = validate::optional_name_200)]
+    #[schema(schema_with = validate::name_200)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 //! ownership on. Every grant is bounded by the granter: a caller gives only permissions it
 //! holds, and changes only members who hold no more than it does.
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use crate::app::AppState;
 use crate::auth::{Caller, Permission};
@@ -40,10 +40,12 @@ pub struct UserPath {
 #[schema(example = json!({"roles": ["operator"], "permissions": ["order.view"]}))]
 pub struct UpdateUser {
     /// Replaces the member's roles (built-in role ids, or the store's own roles' ids).
-    #[schema(value_type = Option<Vec<crate::auth::RoleId>>)]
+    #[schema(nullable = false, value_type = Option<Vec<crate::auth::RoleId>>)]
+    #[serde(default, deserialize_with = "present")]
     pub roles: Option<Vec<String>>,
     /// Replaces the member's direct permissions.
-    #[schema(value_type = Option<Vec<crate::auth::Permission>>)]
+    #[schema(nullable = false, value_type = Option<Vec<crate::auth::Permission>>)]
+    #[serde(default, deserialize_with = "present")]
     pub permissions: Option<Vec<String>>,
 }
 

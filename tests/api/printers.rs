@@ -455,3 +455,30 @@ async fn stats_are_empty_until_the_printer_reports() {
     assert_eq!(stats["online"], true);
     assert_eq!(stats["details"]["progress"], 42);
 }
+
+#[tokio::test]
+async fn null_clears_what_may_be_empty_and_is_refused_elsewhere() {
+    let app = TestApp::new().await;
+    let printer = create(&app, bambu("X1", "S1")).await;
+    let path = format!("/v1/printers/{}", printer["id"].as_str().unwrap());
+    let patch = |body: Value| app.patch(&path).owner().json(&body).send();
+    // A field with no "none" (a name, a list, a flag): null is a 422 at it, not a silent no-op.
+    for field in ["name", "tags", "enabled", "provider"] {
+        let res = patch(json!({ field: null })).await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["pointer"], format!("/{field}"));
+        assert!(
+            res.json()["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must not be null"),
+            "{}",
+            res.json()
+        );
+    }
+    // An optional one: null clears it.
+    let res = patch(json!({"model": null})).await;
+    res.assert(200);
+    assert!(res.json()["model"].is_null());
+    assert_eq!(res.json()["name"], "X1");
+}

@@ -1,6 +1,6 @@
 //! `/v1/api-keys` and `/v1/auth/test`: create, list, get, patch, delete and roll keys.
 
-use super::extract::{ApiJson, ApiPath, OptionalJson};
+use super::extract::{present, ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
 use super::respond::{Created, NoStore};
 use crate::app::AppState;
@@ -153,17 +153,23 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "shop integration (EU)", "active": true, "ipAllowlist": ["203.0.113.7", "2001:db8::/32"]}))]
 pub struct UpdateApiKey {
-    #[schema(schema_with = validate::optional_name_100)]
+    #[schema(schema_with = validate::name_100)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub active: Option<bool>,
     /// Replaces the roles. A Full Access key takes none.
-    #[schema(value_type = Option<Vec<RoleId>>)]
+    #[schema(nullable = false, value_type = Option<Vec<RoleId>>)]
+    #[serde(default, deserialize_with = "present")]
     pub roles: Option<Vec<String>>,
     /// Replaces the direct permissions. A Full Access key takes none.
-    #[schema(value_type = Option<Vec<Permission>>)]
+    #[schema(nullable = false, value_type = Option<Vec<Permission>>)]
+    #[serde(default, deserialize_with = "present")]
     pub permissions: Option<Vec<String>>,
     /// Replaces the allowlist (up to 100 entries; empty = any address).
-    #[schema(max_items = 100, value_type = Option<Vec<IpRange>>)]
+    #[schema(nullable = false, max_items = 100, value_type = Option<Vec<IpRange>>)]
+    #[serde(default, deserialize_with = "present")]
     pub ip_allowlist: Option<Vec<String>>,
 }
 

@@ -2,7 +2,7 @@
 //! unprocessed items into print jobs exactly once.
 
 use super::entity::{self, Found};
-use super::extract::{nullable, ApiJson, ApiPath};
+use super::extract::{nullable, present, ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
 use super::print_jobs::QueueEnd;
 use super::respond::Created;
@@ -122,6 +122,8 @@ pub struct UpdateOrder {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub order_number: Option<Option<String>>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub source: Option<OrderSource>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 200)]
@@ -129,7 +131,8 @@ pub struct UpdateOrder {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]
     pub notes: Option<Option<String>>,
-    #[schema(min_items = 1, max_items = 100, value_type = Option<Vec<OrderItemInput>>)]
+    #[schema(nullable = false, min_items = 1, max_items = 100, value_type = Option<Vec<OrderItemInput>>)]
+    #[serde(default, deserialize_with = "present")]
     pub items: Option<Vec<NewOrderItem>>,
 }
 

@@ -2,7 +2,7 @@
 //! through the state machine of `domain::queue`, and are edited by the key that made them
 //! (`job.edit.own`) or by anyone allowed to edit every job (`job.edit.all`).
 
-use super::extract::nullable;
+use super::extract::{nullable, present};
 use super::paging::PageParams;
 use crate::app::AppState;
 use crate::db::parts::PartRow;
@@ -93,18 +93,23 @@ pub struct CreatePrintJob {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"priority": 20, "notes": "customer waiting"}))]
 pub struct UpdatePrintJob {
-    #[schema(schema_with = validate::optional_name_200)]
+    #[schema(schema_with = validate::name_200)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     /// Only before the job starts printing.
-    #[schema(minimum = 1, maximum = 10000)]
+    #[schema(nullable = false, minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "present")]
     pub quantity: Option<i32>,
-    #[schema(minimum = 0, maximum = 100)]
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "present")]
     pub priority: Option<i32>,
     /// Only before the job starts printing.
-    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[schema(nullable = false, max_items = 20, value_type = Option<Vec<Tag>>)]
+    #[serde(default, deserialize_with = "present")]
     pub required_printer_tags: Option<Vec<String>>,
     /// Only before the job starts printing.
-    #[schema(max_items = 16)]
+    #[schema(nullable = false, max_items = 16)]
+    #[serde(default, deserialize_with = "present")]
     pub material_ids: Option<Vec<Uuid>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 2000)]
@@ -112,8 +117,11 @@ pub struct UpdatePrintJob {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub printer_id: Option<Option<Uuid>>,
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     pub state: Option<ForcedState>,
-    #[schema(max_length = 2000)]
+    #[schema(nullable = false, max_length = 2000)]
+    #[serde(default, deserialize_with = "present")]
     pub failure_reason: Option<String>,
 }
 

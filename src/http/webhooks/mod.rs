@@ -3,7 +3,7 @@
 //! audited but not published as events (like API keys); `webhook.disabled` is.
 
 use super::entity::{self, Found};
-use super::extract::{nullable, ApiJson, ApiPath, OptionalJson};
+use super::extract::{nullable, present, ApiJson, ApiPath, OptionalJson};
 use super::paging::{self, Page, PageParams};
 use super::respond::{Created, NoStore};
 use crate::app::AppState;
@@ -82,7 +82,9 @@ pub struct CreateWebhook {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"enabled": true, "eventTypes": ["job.succeeded", "job.failed"]}))]
 pub struct UpdateWebhook {
+    #[serde(default, deserialize_with = "present")]
     #[schema(
+        nullable = false,
         min_length = 1,
         max_length = 2000,
         pattern = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
@@ -92,8 +94,11 @@ pub struct UpdateWebhook {
     #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
     /// Event types or namespace wildcards; empty: all.
-    #[schema(max_items = 50, value_type = Option<Vec<EventFilterSchema>>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_items = 50, value_type = Option<Vec<EventFilterSchema>>)]
     pub event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 
