@@ -214,7 +214,7 @@ pub fn claim_sql(by_store: bool) -> String {
              insert into webhook_deliveries
                  (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
                   next_attempt_at, attempts)
-             select gen_random_uuid(), v.store_id, e.id, v.event_id, v.type, v.payload,
+             select uuid_v7(), v.store_id, e.id, v.event_id, v.type, v.payload,
                     v.occurred_at, $2 + make_interval(secs => $3), $4
                from events v
                join webhook_endpoints e on e.store_id = v.store_id and e.enabled

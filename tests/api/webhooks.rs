@@ -209,6 +209,9 @@ async fn events_are_delivered_signed_and_filtered_by_type() {
     assert!(body["timestamp"].is_string());
     let d = delivery(&app, &hook).await;
     assert_eq!(d["status"], "succeeded");
+    // Its id is a UUIDv7 like every other, though the relay makes it in SQL.
+    let id: uuid::Uuid = d["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 7, "{id}");
     assert_eq!(d["attemptLog"][0]["statusCode"], 200);
     assert!(d["attemptLog"][0]["errorClass"].is_null());
     // Standard Webhooks' own library agrees (scripts/verify_standard_webhooks.py, from PyPI).
