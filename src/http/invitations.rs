@@ -1,6 +1,6 @@
-//! Invitations (`POST /v1/users/invite`, `/v1/invitations…`) and password resets by email
-//! (`/v1/auth/password-reset…`). Tokens are single-use, expire, are stored only as keyed
-//! digests, and are mailed when SMTP is configured, else shown once to the inviter.
+//! Invitations (`POST /v1/users/invite`, `/v1/invitations…`). Tokens are single-use, expire,
+//! are stored only as keyed digests, and are mailed when SMTP is configured, else shown once to
+//! the inviter.
 
 use super::extract::{ApiJson, ApiPath};
 use super::paging::{self, Page, PageParams};
@@ -9,7 +9,7 @@ use super::sessions::User;
 use crate::app::AppState;
 use crate::auth::{session, Caller, Permission};
 use crate::db::invitations::{self as db, InvitationRow, NewInvitation};
-use crate::db::{sessions as sessions_db, users, CreatedBy};
+use crate::db::{users, CreatedBy};
 use crate::domain::changes::{self, Author};
 use crate::domain::entity::EntityView;
 use crate::domain::grants;
@@ -35,10 +35,6 @@ use uuid::Uuid;
 
 /// An invitation is good for this long.
 const INVITATION_DAYS: i64 = 7;
-/// A password reset is good for this long.
-const RESET_MINUTES: i64 = 60;
-/// Reset mails per account per 15 minutes, at most.
-const RESETS_PER_WINDOW: i64 = 3;
 
 /// The routes that act in a store (behind a key or a session).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -48,22 +44,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_invitation))
 }
 
-/// The routes that need no credentials: accepting, and resetting a password.
+/// The route that needs no credentials: accepting.
 pub fn public_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(accept_invitation))
-        .routes(routes!(request_password_reset))
-        .routes(routes!(reset_password))
+    OpenApiRouter::new().routes(routes!(accept_invitation))
 }
 
-fn new_token(prefix: &str) -> String {
+/// A new single-use token (an invitation's, a password reset's): `prefix` and 43 random
+/// letters and digits.
+pub(super) fn new_token(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
     )
 }
 
-fn well_formed(token: &str, prefix: &str) -> bool {
+/// Whether `token` has the shape [`new_token`] gives, so that no other is looked up.
+pub(super) fn well_formed(token: &str, prefix: &str) -> bool {
     token
         .strip_prefix(prefix)
         .is_some_and(|r| r.len() == 43 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -156,25 +152,6 @@ pub struct AcceptedInvitation {
     pub user: User,
     /// The membership the invitation made.
     pub member: Member,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"email": "teammate@example.com"}))]
-pub struct RequestPasswordReset {
-    #[schema(min_length = 3, max_length = 254)]
-    pub email: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"token": "pfr_3mQ8cXkR2vN7pL0aZ5tY1wE9sD4fG6hJ8kL2mN4bV7c", "newPassword": "a new long passphrase"}))]
-pub struct ResetPassword {
-    #[schema(min_length = 1, max_length = 100)]
-    pub token: String,
-    /// 10–200 characters.
-    #[schema(min_length = 10, max_length = 200)]
-    pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -500,117 +477,4 @@ pub async fn accept_invitation(
         }),
     )
         .into_response())
-}
-
-/// Ask for a password reset by email.
-///
-/// Needs no credentials. Always `202`, whether or not the email has an account (so it
-/// reveals none). With SMTP configured, an account's email gets a token that works once,
-/// within an hour (at most 3 mails per account per 15 minutes); without it, an operator resets
-/// passwords with `printfarm users reset-password`.
-#[utoipa::path(post, path = "/v1/auth/password-reset", tag = "Users and sessions", security(()),
-    request_body = RequestPasswordReset,
-    responses(
-        (status = 202, description = "If the email has an account, a reset is on its way")))]
-pub async fn request_password_reset(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<RequestPasswordReset>,
-) -> ApiResult<StatusCode> {
-    let mut e = Errors::default();
-    let email = e.email("/email", &body.email);
-    e.finish()?;
-    // Answered at once, the same for every email: the lookup and the mail happen afterwards, so
-    // neither the answer nor its timing tells whether the email has an account.
-    if state.mailer.is_some() {
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(error) = mail_reset(&state, &email).await {
-                tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
-            }
-        });
-    }
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// Mails a reset token to the account with `email`, if there is one (at most
-/// `RESETS_PER_WINDOW` per 15 minutes).
-async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
-    let (Some(mailer), Some(user)) = (&state.mailer, users::by_email(&state.pool, email).await?)
-    else {
-        return Ok(());
-    };
-    let now = state.now();
-    let subject = [format!("reset:{}", user.email.to_lowercase())];
-    let since = now - chrono::Duration::minutes(15);
-    let recent = sessions_db::failures_since(&state.pool, &subject, since).await?;
-    if recent
-        .first()
-        .is_some_and(|(_, count, _)| *count >= RESETS_PER_WINDOW)
-    {
-        return Ok(());
-    }
-    sessions_db::record_failure(&state.pool, &subject, now).await?;
-    let token = new_token("pfr_");
-    let digest = state.verifier.pepper.digest(&token);
-    let expires_at = now + chrono::Duration::minutes(RESET_MINUTES);
-    db::insert_reset(&state.pool, user.id, &digest, now, expires_at).await?;
-    let link = match &state.config.public_url {
-        Some(url) => format!("Reset it here: {url}/reset-password?token={token}\n"),
-        None => String::new(),
-    };
-    let text = format!(
-        "Someone asked to reset your printfarm password. If it was not you, ignore this.\n\n\
-         {link}Your reset token: {token}\n\nWith the API: POST /v1/auth/password-reset/confirm \
-         with {{\"token\": \"{token}\", \"newPassword\": \"...\"}}\nIt works once, within \
-         {RESET_MINUTES} minutes.\n"
-    );
-    mailer
-        .send(&user.email, "Your printfarm password", text)
-        .await
-}
-
-/// Set a new password with a reset token; every session of the account ends, and a sign-in
-/// throttle on the account (after failed guesses) is lifted.
-///
-/// Needs no credentials, only the token (it works once).
-#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "Users and sessions", security(()),
-    request_body = ResetPassword,
-    responses(
-        (status = 204, description = "The password is set; sign in with it"),
-        (status = 404, description = "No open reset has this token (used, expired or never made)", body = Problem, content_type = "application/problem+json")))]
-pub async fn reset_password(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<ResetPassword>,
-) -> ApiResult<StatusCode> {
-    let mut e = Errors::default();
-    e.new_password("/newPassword", &body.new_password);
-    e.finish()?;
-    if !well_formed(&body.token, "pfr_") {
-        return Err(ApiError::NotFound);
-    }
-    let digest = state.verifier.pepper.digest(&body.token);
-    // No hashing for a token that opens nothing: guessing must not tie up the hashing threads.
-    if !db::reset_is_open(&state.pool, &digest, state.now()).await? {
-        return Err(ApiError::NotFound);
-    }
-    let hash = state
-        .passwords
-        .hash(&body.new_password)
-        .await
-        .map_err(|_| ApiError::ServiceUnavailable)?;
-    let now = state.now();
-    let mut tx = state.pool.begin().await?;
-    let user = db::use_reset(&mut *tx, &digest, now)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    users::set_password(&mut *tx, user, &hash).await?;
-    sessions_db::delete_others(&mut *tx, user, None).await?;
-    db::end_resets(&mut *tx, user, now).await?;
-    // Whoever opened the mail may sign in at once: failed guesses at the old password (someone
-    // locking the account out) do not keep its owner out of the new one.
-    if let Some(row) = users::get(&mut *tx, user).await? {
-        sessions_db::clear_failures(&mut *tx, &sessions_db::account_subject(&row.email)).await?;
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }

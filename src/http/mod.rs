@@ -17,6 +17,7 @@ pub mod ops;
 pub mod orders;
 pub mod paging;
 pub mod parts;
+pub mod password_resets;
 pub mod print_jobs;
 pub mod printer_commands;
 pub mod printer_credentials;
@@ -67,6 +68,7 @@ pub fn public() -> OpenApiRouter<AppState> {
     ops::router()
         .merge(sessions::public_router())
         .merge(invitations::public_router())
+        .merge(password_resets::router())
 }
 
 /// The finished OpenAPI document.
