@@ -1,10 +1,12 @@
 -- A printer's slot (AMS tray, tool) holds one spool, and a slot means nothing without a printer.
 --
--- Spools already sharing a slot keep the one changed last there (the latest load is the likelier
--- truth); the others are left in their printer without a slot. A slot without a printer is
--- cleared.
-update material_instances set slot = null where printer_id is null and slot is not null;
-update material_instances m set slot = null
+-- Of spools already sharing a slot, the one changed last keeps it (no load time is kept; the
+-- last change is the likelier truth); the others are left in their printer without a slot. A
+-- slot without a printer is cleared. Each spool changed here gets a new `updated_at`, so a
+-- client syncing by `updatedAt` sees the change.
+update material_instances set slot = null, updated_at = now()
+ where printer_id is null and slot is not null;
+update material_instances m set slot = null, updated_at = now()
   from (select id, row_number() over (partition by store_id, printer_id, slot
                                       order by updated_at desc, id desc) as rank
           from material_instances

@@ -206,16 +206,25 @@ pub async fn invite(
     let token = new_token("pfi_");
     let now = state.now();
     let mut tx = state.pool.begin().await?;
-    quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats(now)).await?;
-    // Checked under the seats' lock, so two invitations to one email cannot both be made; a
-    // second would take a second seat and leave two tokens that each make the same member.
+    let room = quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::Seats(now)).await;
+    // Checked under the seats' lock (held even when the store is full), so two invitations to
+    // one email cannot both be made: a second would take a second seat and leave two tokens
+    // that each make the same member. Before the limit, which the open one already counts in.
     if let Some(open) = db::open_for_email(&mut *tx, caller.store_id, &email, now).await? {
+        // Its id only for who may list invitations.
+        let which = if caller.permissions.contains(Permission::UserView) {
+            format!(
+                " ({}); revoke it with DELETE /v1/invitations/{} to invite again",
+                open.id, open.id
+            )
+        } else {
+            String::new()
+        };
         return Err(ApiError::Conflict(format!(
-            "an invitation to this email is already open ({}); revoke it with \
-             DELETE /v1/invitations/{} to invite again",
-            open.id, open.id
+            "an invitation to this email is already open{which}"
         )));
     }
+    room?;
     let row = db::insert(
         &mut *tx,
         NewInvitation {
@@ -309,7 +318,7 @@ pub async fn list_invitations(
 
 /// Revoke an open invitation: its token stops working.
 ///
-/// Required permission: `user.invite`.
+/// Required permission: `user.invite`, and holding everything the invitation grants.
 #[utoipa::path(delete, path = "/v1/invitations/{id}", tag = "Users and sessions",
     params(InvitationPath),
     responses((status = 204, description = "Revoked")))]
@@ -323,6 +332,11 @@ pub async fn revoke_invitation(
     let row = db::revoke(&mut *tx, caller.store_id, path.id, state.now())
         .await?
         .ok_or(ApiError::NotFound)?;
+    // As with a member: only who holds all an invitation grants may undo it (rolled back if not).
+    let grants = StoreRoles::load(&mut *tx, caller.store_id)
+        .await?
+        .effective(false, &row.roles, &row.permissions);
+    caller.ensure_can_control(grants, "this invitation")?;
     changes::deleted(&mut tx, &caller, &Invitation::from(row)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

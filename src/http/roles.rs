@@ -136,7 +136,8 @@ fn custom_id(id: &str) -> ApiResult<Option<Uuid>> {
 /// Required permission: `permission.view`. Not paged: every role in one response (a store has
 /// at most 100 of its own); a query parameter is a `400`.
 #[utoipa::path(get, path = "/v1/roles", tag = "Roles and permissions",
-    responses((status = 200, description = "Every role: the built-in ones, then the store's", body = Vec<RoleView>)))]
+    responses((status = 200, description = "Every role: the built-in ones, then the store's", body = Vec<RoleView>),
+        (status = 400, description = "A query parameter was given (the list takes none)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
@@ -288,11 +289,15 @@ pub async fn update_role(
         body.permissions.as_deref(),
     );
     e.finish()?;
-    ensure_not_built_in(name.as_deref())?;
     let mut tx = state.pool.begin().await?;
     let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // A new name only: a role named so before the rule keeps its name through other changes.
+    ensure_not_built_in(
+        name.as_deref()
+            .filter(|n| !n.eq_ignore_ascii_case(&row.name)),
+    )?;
     let had = roles::granted(&row);
     caller.ensure_can_grant(had)?;
     ensure_can_manage_holders(&state, &caller, &mut tx, id).await?;
@@ -414,11 +419,17 @@ pub async fn delete_role(
 
 /// Every permission name, with its group and meaning.
 ///
-/// Required permission: `permission.view`.
+/// Required permission: `permission.view`. Not paged: the whole catalogue in one response; a
+/// query parameter is a `400`.
 #[utoipa::path(get, path = "/v1/permissions/types", tag = "Roles and permissions",
-    responses((status = 200, description = "The permission catalogue", body = Vec<PermissionType>)))]
-pub async fn list_permission_types(caller: Caller) -> ApiResult<Json<Vec<PermissionType>>> {
+    responses((status = 200, description = "The permission catalogue", body = Vec<PermissionType>),
+        (status = 400, description = "A query parameter was given (the list takes none)", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn list_permission_types(
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Vec<PermissionType>>> {
     caller.require(Permission::PermissionView)?;
+    paging::refuse_parameters(query.as_deref(), "the permission catalogue")?;
     Ok(Json(
         Permission::ALL
             .iter()

@@ -435,7 +435,8 @@ pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> ApiRe
 ///
 /// Needs a session. Not paged: every session in one response; a query parameter is a `400`.
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "Users and sessions", security(("session" = [])),
-    responses((status = 200, description = "The sessions", body = Vec<Session>)))]
+    responses((status = 200, description = "The sessions", body = Vec<Session>),
+        (status = 400, description = "A query parameter was given (the list takes none)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     signed_in: SignedIn,

@@ -157,6 +157,12 @@ fn fields(body: UpdateSpool, most_left: f64) -> ApiResult<SpoolFields> {
             .notes
             .map(|n| e.optional_text("/notes", n.as_deref(), 2000)),
     };
+    if matches!(
+        (fields.printer_id, fields.slot),
+        (Some(None), Some(Some(_)))
+    ) {
+        e.add("/slot", "invalid_value", "a slot needs a printerId");
+    }
     e.finish()?;
     Ok(fields)
 }
@@ -234,8 +240,13 @@ pub async fn update_spool(
     ApiJson(body): ApiJson<UpdateSpool>,
 ) -> ApiResult<Json<Spool>> {
     caller.require(Permission::MaterialInstanceEdit)?;
-    let fields = fields(body, MAX_GRAMS)?;
+    let mut fields = fields(body, MAX_GRAMS)?;
     let (mut tx, before) = entity::lock::<Spool>(&state.pool, caller.store_id, path.id).await?;
+    // Moved to another printer (or unloaded) without a slot named: in none, since the number
+    // it had was the old printer's.
+    if fields.printer_id.is_some_and(|p| p != before.printer_id) && fields.slot.is_none() {
+        fields.slot = Some(None);
+    }
     let row = crate::db::update::<SpoolRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(client_error)?

@@ -141,6 +141,18 @@ async fn a_store_role_grants_its_permissions_to_keys_and_members_and_a_change_re
         .send()
         .await
         .assert_problem(409, "conflict");
+    // One named so before the rule keeps its name through other changes.
+    sqlx::query("update custom_roles set name = 'Operator' where id = $1::uuid")
+        .bind(&id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.patch(&format!("/v1/roles/{id}"))
+        .owner()
+        .json(&json!({"name": "operator", "description": "the old one"}))
+        .send()
+        .await
+        .assert(200);
 }
 
 #[tokio::test]

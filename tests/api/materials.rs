@@ -125,6 +125,40 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .send()
         .await
         .assert_problem(422, "validation_failed");
+    app.patch(&format!("{spools}/{id}"))
+        .owner()
+        .json(&json!({"printerId": null, "slot": 2}))
+        .send()
+        .await
+        .assert_problem(422, "validation_failed");
+    // Moved to another printer without a slot named, it is in none there (its number was the
+    // old printer's, and may be taken in the new one).
+    let elsewhere = post(
+        &app,
+        "/v1/printers",
+        json!({"name": "X2", "provider": "bambu", "deviceId": "S2"}),
+    )
+    .await;
+    let elsewhere = elsewhere["id"].as_str().unwrap();
+    let third = post(
+        &app,
+        spools,
+        json!({"materialId": material, "initialGrams": 500, "printerId": elsewhere, "slot": 2}),
+    )
+    .await;
+    let res = app
+        .patch(&format!("{spools}/{}", third["id"].as_str().unwrap()))
+        .owner()
+        .json(&json!({"printerId": printer}))
+        .send()
+        .await;
+    res.assert(200);
+    assert!(res.json()["slot"].is_null(), "{}", res.json());
+    app.delete(&format!("{spools}/{}", third["id"].as_str().unwrap()))
+        .owner()
+        .send()
+        .await
+        .assert(204);
     // Unloading frees the slot for the other.
     let res = app
         .patch(&format!("{spools}/{id}"))

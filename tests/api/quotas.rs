@@ -164,6 +164,13 @@ async fn members_and_open_invitations_together_are_limited() {
     let last = invite("last@example.com").await;
     last.assert(201);
     assert_limit(&invite("one-more@example.com").await, SEATS);
+    // Inviting an email again, full or not, is about the invitation it already has.
+    let again = invite("last@example.com").await;
+    again.assert_problem(409, "conflict");
+    assert!(again.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already open"));
     // Another store's members and invitations are its own.
     let other = new_tenant(app.pool(), "Other farm", None).await;
     app.post("/v1/users/invite")

@@ -20,11 +20,13 @@ async fn roles_list_the_five_built_ins_with_the_spec_matrix() {
         ["store_owner", "admin", "operator", "viewer", "part_manager"]
     );
     // Not paged: always whole, so a paging or filtering parameter is refused, not ignored.
-    app.get("/v1/roles?limit=1")
-        .owner()
-        .send()
-        .await
-        .assert_problem(400, "bad_request");
+    for list in ["/v1/roles?limit=1", "/v1/permissions/types?sort=name"] {
+        app.get(list)
+            .owner()
+            .send()
+            .await
+            .assert_problem(400, "bad_request");
+    }
     let viewer = app.get("/v1/roles/viewer").owner().send().await.json();
     let perms: Vec<&str> = viewer["permissions"]
         .as_array()

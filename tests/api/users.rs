@@ -220,6 +220,43 @@ async fn an_email_has_one_open_invitation_at_a_time() {
         .assert(201);
     app.clock.advance_ms(7 * 86_400 * 1000 + 1000);
     invite(TEAMMATE.to_owned()).await.assert(201);
+    // Who may invite but not list invitations learns that one is open, not its id; and
+    // cannot revoke one granting more than it holds.
+    let (_, inviter) = app
+        .create_key(json!({"name": "inviter", "permissions": ["user.invite"]}))
+        .await;
+    let res = app
+        .post("/v1/users/invite")
+        .with_key(&inviter)
+        .json(&json!({"email": TEAMMATE}))
+        .send()
+        .await;
+    res.assert_problem(409, "conflict");
+    let detail = res.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("already open") && !detail.contains("/v1/invitations/"),
+        "{detail}"
+    );
+    let open = app.get("/v1/invitations").owner().send().await.json();
+    let viewer_invite = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["email"] == TEAMMATE)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("/v1/invitations/{viewer_invite}"))
+        .with_key(&inviter)
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    assert_eq!(
+        app.get("/v1/invitations").owner().send().await.json(),
+        open,
+        "still open"
+    );
     // Not an address: one problem, where it is.
     let res = invite("not-an-email".to_owned()).await;
     res.assert_problem(422, "validation_failed");
