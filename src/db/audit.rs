@@ -86,14 +86,14 @@ pub async fn purge_before(
 pub static LIST: Spec = Spec {
     fields: &[
         CREATED_AT,
-        Field::new("actorType", "actor_type", Kind::Text),
+        Field::new("actorType", "actor_type", Kind::Name),
         Field::new("apiKeyId", "api_key_id", Kind::Uuid).nullable(),
         Field::new("keyId", "key_id", Kind::Text).nullable(),
         Field::new("userId", "user_id", Kind::Uuid).nullable(),
         Field::new("clientIp", "client_ip", Kind::Text).nullable(),
         Field::new("requestId", "request_id", Kind::Text).nullable(),
-        Field::new("action", "action", Kind::Text),
-        Field::new("entityType", "entity_type", Kind::Text),
+        Field::new("action", "action", Kind::Name),
+        Field::new("entityType", "entity_type", Kind::Name),
         Field::new("entityId", "entity_id", Kind::Uuid),
     ],
     default_sort: "createdAt",

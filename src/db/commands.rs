@@ -145,7 +145,7 @@ pub static LIST: Spec = Spec {
     fields: &[
         Field::new("printerId", "printer_id", Kind::Uuid),
         Field::new("command", "command", Kind::Text),
-        Field::new("status", "status", Kind::Text),
+        Field::new("status", "status", Kind::Name),
         CREATED_AT,
     ],
     default_sort: "createdAt",

@@ -403,8 +403,8 @@ pub async fn purge_orphaned(
 pub static LIST: Spec = Spec {
     fields: &[
         Field::new("endpointId", "endpoint_id", Kind::Uuid),
-        Field::new("status", "status", Kind::Text),
-        Field::new("eventType", "event_type", Kind::Text),
+        Field::new("status", "status", Kind::Name),
+        Field::new("eventType", "event_type", Kind::Name),
         Field::new("eventId", "event_id", Kind::Uuid),
         CREATED_AT,
         UPDATED_AT,

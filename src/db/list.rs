@@ -103,7 +103,7 @@ pub struct Fetched<T> {
 fn read_key(row: &PgRow, field: &Field) -> sqlx::Result<Value> {
     let column = field.column;
     Ok(match field.kind {
-        Kind::Text => Value::Text(row.try_get(column)?),
+        Kind::Text | Kind::Name => Value::Text(row.try_get(column)?),
         Kind::Uuid => Value::Uuid(row.try_get(column)?),
         Kind::Bool => Value::Bool(row.try_get(column)?),
         Kind::Timestamp => Value::Timestamp(row.try_get(column)?),

@@ -285,8 +285,8 @@ impl super::Table for OrderRow {
 /// What the list endpoint filters and sorts on: API names and their columns.
 pub static LIST: Spec = Spec {
     fields: &[
-        Field::new("status", "status", Kind::Text),
-        Field::new("source", "source", Kind::Text),
+        Field::new("status", "status", Kind::Name),
+        Field::new("source", "source", Kind::Name),
         Field::new("orderNumber", "order_number", Kind::Text).nullable(),
         Field::new("customerName", "customer_name", Kind::Text).nullable(),
         CREATED_AT,

@@ -116,7 +116,7 @@ impl super::Table for PartRow {
 pub static LIST: Spec = Spec {
     fields: &[
         Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("type", "part_type", Kind::Text),
+        Field::new("type", "part_type", Kind::Name),
         Field::new("estimatedSeconds", "estimated_seconds", Kind::Integer).nullable(),
         CREATED_AT,
         UPDATED_AT,

@@ -336,7 +336,7 @@ pub static LIST: Spec = Spec {
     fields: &[
         Field::new("queuePosition", "queue_position", Kind::Integer).sortable(),
         Field::new("priority", "priority", Kind::Integer).sortable(),
-        Field::new("state", "state", Kind::Text),
+        Field::new("state", "state", Kind::Name),
         Field::new("name", "name", Kind::Text),
         Field::new("partId", "part_id", Kind::Uuid),
         Field::new("printerId", "printer_id", Kind::Uuid).nullable(),

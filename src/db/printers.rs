@@ -163,7 +163,7 @@ impl super::Table for PrinterRow {
 pub static LIST: Spec = Spec {
     fields: &[
         Field::new("name", "name", Kind::Text).sortable(),
-        Field::new("provider", "provider", Kind::Text),
+        Field::new("provider", "provider", Kind::Name),
         Field::new("deviceId", "device_id", Kind::Text),
         Field::new("model", "model", Kind::Text).nullable(),
         Field::new("location", "location", Kind::Text).nullable(),

@@ -247,7 +247,7 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
              (,[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9:.]+([Zz]|[+-][0-9]{2}:[0-9]{2}))*$",
         )),
         (Op::In | Op::NotIn, _) => text(),
-        (_, Kind::Text) => text(),
+        (_, Kind::Text | Kind::Name) => text(),
         (_, Kind::Uuid) => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
@@ -258,5 +258,22 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
         (_, Kind::Integer) => ObjectBuilder::new()
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A field holds a closed set of names exactly when `CLOSED` gives its enum: then it takes
+    /// only whole comparisons, and each value is checked against the enum.
+    #[test]
+    fn the_closed_fields_are_the_name_fields() {
+        for (path, spec) in LISTS {
+            for field in spec.fields {
+                let closed = closed_names(spec, field.name).is_some();
+                assert_eq!(closed, field.kind == Kind::Name, "{path}: {}", field.name);
+            }
+        }
     }
 }

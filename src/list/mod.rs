@@ -17,6 +17,10 @@ const MAX_FILTERS: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
+    /// Text that holds one of a closed set of names (a state, a kind): compared whole, so only
+    /// `eq`, `ne`, `in` and `notIn` (the values are checked against the set where the list is
+    /// parsed, `http::filter_params::CLOSED`).
+    Name,
     Uuid,
     Bool,
     Timestamp,
@@ -180,8 +184,8 @@ impl Value {
     pub fn parse(kind: Kind, raw: &str) -> Option<Value> {
         Some(match kind {
             // PostgreSQL text cannot hold NUL: refused here too, for values inside cursors.
-            Kind::Text if raw.contains('\0') => return None,
-            Kind::Text => Value::Text(raw.to_owned()),
+            Kind::Text | Kind::Name if raw.contains('\0') => return None,
+            Kind::Text | Kind::Name => Value::Text(raw.to_owned()),
             Kind::Uuid => Value::Uuid(Uuid::parse_str(raw).ok()?),
             Kind::Bool => Value::Bool(match raw {
                 "true" => true,
