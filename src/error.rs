@@ -98,6 +98,10 @@ pub enum ApiError {
     ManagedKey(String),
     #[error("not found")]
     NotFound,
+    /// A single-use token (an invitation's, a password reset's) that opens nothing: its holder
+    /// is told why it may be, which names nothing of any store.
+    #[error("no open {0} has this token: it was used, revoked or expired, or never made")]
+    TokenNotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -330,7 +334,7 @@ impl ApiError {
             IpNotAllowed => ProblemCode::IpNotAllowed,
             PrivilegeEscalation(_) => ProblemCode::PrivilegeEscalation,
             ManagedKey(_) => ProblemCode::ManagedKey,
-            NotFound => ProblemCode::NotFound,
+            NotFound | TokenNotFound(_) => ProblemCode::NotFound,
             MethodNotAllowed => ProblemCode::MethodNotAllowed,
             Conflict(_) => ProblemCode::Conflict,
             LimitReached(_) => ProblemCode::LimitReached,

@@ -129,12 +129,12 @@ pub async fn reset_password(
     e.new_password("/newPassword", &body.new_password);
     e.finish()?;
     if !well_formed(&body.token, "pfr_") {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::TokenNotFound("password reset"));
     }
     let digest = state.verifier.pepper.digest(&body.token);
     // No hashing for a token that opens nothing: guessing must not tie up the hashing threads.
     if !db::reset_is_open(&state.pool, &digest, state.now()).await? {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::TokenNotFound("password reset"));
     }
     let hash = state
         .passwords
@@ -145,7 +145,7 @@ pub async fn reset_password(
     let mut tx = state.pool.begin().await?;
     let user = db::use_reset(&mut *tx, &digest, now)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::TokenNotFound("password reset"))?;
     users::set_password(&mut *tx, user, &hash).await?;
     sessions_db::delete_others(&mut *tx, user, None).await?;
     db::end_resets(&mut *tx, user, now).await?;

@@ -152,11 +152,14 @@ async fn without_smtp_the_token_is_shown_once_and_invitations_can_be_revoked() {
         .send()
         .await
         .assert_problem(404, "not_found");
-    app.post("/v1/invitations/accept")
+    let res = app
+        .post("/v1/invitations/accept")
         .json(&json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD}))
         .send()
-        .await
-        .assert_problem(404, "not_found");
+        .await;
+    res.assert_problem(404, "not_found");
+    let detail = res.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("used, revoked or expired"), "{detail}");
     assert_eq!(
         app.get("/v1/invitations").owner().send().await.json(),
         json!([])
