@@ -69,7 +69,7 @@ const REVOKED_AT: Field = Field::new("revokedAt", "revoked_at", Kind::Timestamp)
 /// The fields `GET /v1/invitations` filters and sorts on.
 pub static LIST: Spec = Spec {
     fields: &[
-        Field::new("email", "email", Kind::Text).sortable(),
+        Field::new("email", "email", Kind::Email).sortable(),
         EXPIRES_AT,
         CREATED_AT,
     ],

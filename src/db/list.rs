@@ -30,8 +30,27 @@ fn like_escaped(value: &Value) -> Value {
     }
 }
 
+/// A value compared with an email column: folded to lower case as the column is.
+fn push_folded(q: &mut QueryBuilder<'_, Postgres>, value: &Value, folded: bool) {
+    if folded {
+        q.push("lower(");
+        push_value(q, value);
+        q.push(")");
+    } else {
+        push_value(q, value);
+    }
+}
+
 fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
-    let column = filter.field.column;
+    // Emails are equal whatever their case (`contains` and the like already ignore it).
+    let folded = filter.field.kind == Kind::Email
+        && matches!(filter.op, Op::Eq | Op::Ne | Op::In | Op::NotIn);
+    let column = if folded {
+        format!("lower({})", filter.field.column)
+    } else {
+        filter.field.column.to_owned()
+    };
+    let column = column.as_str();
     q.push(" and ");
     match (&filter.operand, filter.op) {
         (Operand::Null(is_null), _) => {
@@ -51,7 +70,7 @@ fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
                 if i > 0 {
                     q.push(", ");
                 }
-                push_value(q, value);
+                push_folded(q, value, folded);
             }
             q.push(if op == Op::NotIn { "))" } else { ")" });
         }
@@ -78,7 +97,7 @@ fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
                 _ => " <= ",
             };
             q.push(column).push(operator);
-            push_value(q, value);
+            push_folded(q, value, folded);
         }
     }
 }
@@ -103,7 +122,7 @@ pub struct Fetched<T> {
 fn read_key(row: &PgRow, field: &Field) -> sqlx::Result<Value> {
     let column = field.column;
     Ok(match field.kind {
-        Kind::Text | Kind::Name => Value::Text(row.try_get(column)?),
+        Kind::Text | Kind::Email | Kind::Name => Value::Text(row.try_get(column)?),
         Kind::Uuid => Value::Uuid(row.try_get(column)?),
         Kind::Bool => Value::Bool(row.try_get(column)?),
         Kind::Timestamp => Value::Timestamp(row.try_get(column)?),

@@ -187,7 +187,7 @@ impl super::Table for MemberRow {
 /// The fields `GET /v1/users` filters and sorts on.
 pub static LIST: Spec = Spec {
     fields: &[
-        Field::new("email", "email", Kind::Text).sortable(),
+        Field::new("email", "email", Kind::Email).sortable(),
         Field::new("name", "name", Kind::Text).sortable(),
         Field::new("owner", "owner", Kind::Bool),
         CREATED_AT,

@@ -247,7 +247,7 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
              (,[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9:.]+([Zz]|[+-][0-9]{2}:[0-9]{2}))*$",
         )),
         (Op::In | Op::NotIn, _) => text(),
-        (_, Kind::Text | Kind::Name) => text(),
+        (_, Kind::Text | Kind::Email | Kind::Name) => text(),
         (_, Kind::Uuid) => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),

@@ -17,6 +17,8 @@ const MAX_FILTERS: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
+    /// An email address: text, compared whatever its case (as addresses are unique).
+    Email,
     /// Text that holds one of a closed set of names (a state, a kind): compared whole, so only
     /// `eq`, `ne`, `in` and `notIn` (the values are checked against the set where the list is
     /// parsed, `http::filter_params::CLOSED`).
@@ -160,10 +162,13 @@ impl Op {
     pub fn applies_to(self, field: &Field) -> bool {
         match self {
             Op::Eq | Op::Ne => true,
-            Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
-                matches!(field.kind, Kind::Text | Kind::Timestamp | Kind::Integer)
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => matches!(
+                field.kind,
+                Kind::Text | Kind::Email | Kind::Timestamp | Kind::Integer
+            ),
+            Op::Contains | Op::StartsWith | Op::EndsWith => {
+                matches!(field.kind, Kind::Text | Kind::Email)
             }
-            Op::Contains | Op::StartsWith | Op::EndsWith => field.kind == Kind::Text,
             Op::In | Op::NotIn => field.kind != Kind::Bool,
             Op::IsNull => field.nullable,
         }
@@ -184,8 +189,8 @@ impl Value {
     pub fn parse(kind: Kind, raw: &str) -> Option<Value> {
         Some(match kind {
             // PostgreSQL text cannot hold NUL: refused here too, for values inside cursors.
-            Kind::Text | Kind::Name if raw.contains('\0') => return None,
-            Kind::Text | Kind::Name => Value::Text(raw.to_owned()),
+            Kind::Text | Kind::Email | Kind::Name if raw.contains('\0') => return None,
+            Kind::Text | Kind::Email | Kind::Name => Value::Text(raw.to_owned()),
             Kind::Uuid => Value::Uuid(Uuid::parse_str(raw).ok()?),
             Kind::Bool => Value::Bool(match raw {
                 "true" => true,

@@ -960,6 +960,14 @@ async fn members_are_paged_filtered_and_sorted_like_every_list() {
     assert_eq!(names.len(), 3);
     assert_eq!(res.json()[0]["email"], "carol@example.com");
     assert_eq!(res.json()[2]["email"], "alice@example.com");
+    // An email is found whatever its case, as it is unique.
+    let found = app
+        .get("/v1/users?email.eq=CAROL@Example.com")
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
     // What a list refuses, it refuses here too.
     app.get("/v1/users?password.eq=x")
         .owner()
@@ -1030,6 +1038,13 @@ async fn open_invitations_are_paged_and_ended_ones_stay_out() {
     let rest = app.get(&next_page(&first).unwrap()).owner().send().await;
     assert_eq!(emails(&rest.json()), [json!("e@example.com")]);
     assert!(next_page(&rest).is_none());
+    let found = app
+        .get("/v1/invitations?email.in=A@EXAMPLE.COM,c@example.com&email.ne=C@example.COM")
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(emails(&found), [json!("a@example.com")]);
     // Whether an invitation is open is the list's to say, not a filter's.
     app.get("/v1/invitations?revokedAt.isNull=false")
         .owner()
