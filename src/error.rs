@@ -99,8 +99,8 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     /// A single-use token (an invitation's, a password reset's) that opens nothing: its holder
-    /// is told why it may be, which names nothing of any store.
-    #[error("no open {0} has this token: it was used, revoked or expired, or never made")]
+    /// is told why that may be, which names nothing of any store or account.
+    #[error("{0}")]
     TokenNotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,

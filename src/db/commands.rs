@@ -144,7 +144,7 @@ pub async fn set_status(
 pub static LIST: Spec = Spec {
     fields: &[
         Field::new("printerId", "printer_id", Kind::Uuid),
-        Field::new("command", "command", Kind::Text),
+        Field::new("command", "command", Kind::Name),
         Field::new("status", "status", Kind::Name),
         CREATED_AT,
     ],

@@ -111,6 +111,22 @@ pub enum Command {
     },
 }
 
+/// A command's name, as a command's `command` holds it: what the commands list filters on.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandName {
+    Pause,
+    Resume,
+    Stop,
+    SetTemperature,
+    LedControl,
+    HomeAxis,
+    MoveAxis,
+    SetFan,
+    LoadFilament,
+    UnloadFilament,
+}
+
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {

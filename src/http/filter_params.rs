@@ -64,6 +64,11 @@ pub static CLOSED: &[ClosedField] = &[
         names::<crate::domain::printer_commands::CommandStatus>,
     ),
     closed(
+        &crate::db::commands::LIST,
+        "command",
+        names::<crate::domain::printer_commands::CommandName>,
+    ),
+    closed(
         &crate::db::deliveries::LIST,
         "status",
         names::<crate::domain::webhooks::DeliveryStatus>,
@@ -205,7 +210,7 @@ fn parameter(field: &Field, op: Op, closed: Option<&(String, Vec<String>)>) -> P
 
 fn description(field: &Field, op: Op) -> String {
     let name = field.name;
-    match op {
+    let compared = match op {
         Op::Eq => format!("`{name}` equals"),
         Op::Ne => format!("`{name}` differs from"),
         Op::Gt => format!("`{name}` is greater than"),
@@ -224,6 +229,11 @@ fn description(field: &Field, op: Op) -> String {
              {MAX_VALUE_LEN} characters in all)"
         ),
         Op::IsNull => format!("`true`: `{name}` is null; `false`: it is set"),
+    };
+    if field.kind == Kind::Email && matches!(op, Op::Eq | Op::Ne | Op::In | Op::NotIn) {
+        compared + " (case-insensitive)"
+    } else {
+        compared
     }
 }
 
@@ -264,6 +274,25 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The commands list's enum names exactly the commands a printer is sent (as serde reads
+    /// them: an unknown one's error lists every variant).
+    #[test]
+    fn command_names_are_the_commands() {
+        use crate::domain::printer_commands::{Command, CommandName};
+        let (_, names) = names::<CommandName>();
+        let err = serde_json::from_value::<Command>(serde_json::json!({"command": "nope"}))
+            .unwrap_err()
+            .to_string();
+        let expected: Vec<String> = err
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_default()
+            .split(", ")
+            .map(|n| n.trim_matches('`').to_owned())
+            .collect();
+        assert_eq!(names, expected, "{err}");
+    }
 
     /// A field holds a closed set of names exactly when `CLOSED` gives its enum: then it takes
     /// only whole comparisons, and each value is checked against the enum.

@@ -35,6 +35,9 @@ use uuid::Uuid;
 
 /// An invitation is good for this long.
 const INVITATION_DAYS: i64 = 7;
+/// What a token that opens no invitation is told.
+const NO_OPEN_INVITATION: &str =
+    "no open invitation has this token: it was used, revoked or expired, or never made";
 
 /// The routes that act in a store (behind a key or a session).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -365,12 +368,12 @@ pub async fn accept_invitation(
     let ip: IpAddr = ip.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0 .0);
     let now = state.now();
     if !well_formed(&body.token, "pfi_") {
-        return Err(ApiError::TokenNotFound("invitation"));
+        return Err(ApiError::TokenNotFound(NO_OPEN_INVITATION));
     }
     let digest = state.verifier.pepper.digest(&body.token);
     let open = db::open_by_digest(&state.pool, &digest, now)
         .await?
-        .ok_or(ApiError::TokenNotFound("invitation"))?;
+        .ok_or(ApiError::TokenNotFound(NO_OPEN_INVITATION))?;
     let signed_in = match session::presented(&headers) {
         Some(token) => {
             if !origin::trusted(&headers, &state.config.cors_origins) {
@@ -441,7 +444,7 @@ pub async fn accept_invitation(
     // Single use: whoever takes it first; a second acceptance finds nothing.
     let invitation = db::accept(&mut *tx, &digest, user.id, now)
         .await?
-        .ok_or(ApiError::TokenNotFound("invitation"))?;
+        .ok_or(ApiError::TokenNotFound(NO_OPEN_INVITATION))?;
     let store = invitation.store_id;
     let (by_key, by_user) = (invitation.invited_by_key_id, invitation.invited_by_user_id);
     let may = grants::inviter_may_grant(&mut tx, store, by_key, by_user, now).await?;

@@ -25,7 +25,7 @@ unknown value as \"other\" rather than an error.",
         license(name = "Apache-2.0")
     ),
     components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage,
-        crate::domain::orders::OrderPrintRun)),
+        crate::domain::orders::OrderPrintRun, crate::domain::printer_commands::CommandName)),
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Users and sessions", description = "People signing in to a dashboard: sessions, who am I, passwords"),

@@ -18,6 +18,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 const RESET_MINUTES: i64 = 60;
 /// Reset mails per account per 15 minutes, at most.
 const RESETS_PER_WINDOW: i64 = 3;
+/// What a token that opens no reset is told.
+const NO_OPEN_RESET: &str = "no open password reset has this token: it was used or expired \
+     (setting a password ends the account's others), or never made";
 
 /// The routes, which need no credentials.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -129,12 +132,12 @@ pub async fn reset_password(
     e.new_password("/newPassword", &body.new_password);
     e.finish()?;
     if !well_formed(&body.token, "pfr_") {
-        return Err(ApiError::TokenNotFound("password reset"));
+        return Err(ApiError::TokenNotFound(NO_OPEN_RESET));
     }
     let digest = state.verifier.pepper.digest(&body.token);
     // No hashing for a token that opens nothing: guessing must not tie up the hashing threads.
     if !db::reset_is_open(&state.pool, &digest, state.now()).await? {
-        return Err(ApiError::TokenNotFound("password reset"));
+        return Err(ApiError::TokenNotFound(NO_OPEN_RESET));
     }
     let hash = state
         .passwords
@@ -145,7 +148,7 @@ pub async fn reset_password(
     let mut tx = state.pool.begin().await?;
     let user = db::use_reset(&mut *tx, &digest, now)
         .await?
-        .ok_or(ApiError::TokenNotFound("password reset"))?;
+        .ok_or(ApiError::TokenNotFound(NO_OPEN_RESET))?;
     users::set_password(&mut *tx, user, &hash).await?;
     sessions_db::delete_others(&mut *tx, user, None).await?;
     db::end_resets(&mut *tx, user, now).await?;

@@ -17,7 +17,8 @@ const MAX_FILTERS: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
-    /// An email address: text, compared whatever its case (as addresses are unique).
+    /// An email address: text, equal whatever its case (as addresses are unique); not ordered
+    /// by `gt` and the like.
     Email,
     /// Text that holds one of a closed set of names (a state, a kind): compared whole, so only
     /// `eq`, `ne`, `in` and `notIn` (the values are checked against the set where the list is
@@ -162,10 +163,9 @@ impl Op {
     pub fn applies_to(self, field: &Field) -> bool {
         match self {
             Op::Eq | Op::Ne => true,
-            Op::Gt | Op::Gte | Op::Lt | Op::Lte => matches!(
-                field.kind,
-                Kind::Text | Kind::Email | Kind::Timestamp | Kind::Integer
-            ),
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+                matches!(field.kind, Kind::Text | Kind::Timestamp | Kind::Integer)
+            }
             Op::Contains | Op::StartsWith | Op::EndsWith => {
                 matches!(field.kind, Kind::Text | Kind::Email)
             }
@@ -491,6 +491,8 @@ mod tests {
                 sortable: false,
                 nullable: true,
             },
+            Field::new("state", "state", Kind::Name),
+            Field::new("email", "email", Kind::Email),
         ],
         default_sort: "createdAt",
         default_descending: false,
@@ -555,6 +557,32 @@ mod tests {
         assert!(message(q(&[("active.contains", "t")])).ends_with("takes: eq, ne"));
         assert!(message(q(&[("active.eq", "yes")])).contains("not a valid value"));
         assert!(message(q(&[("createdAt.gt", "yesterday")])).contains("not a valid value"));
+    }
+
+    #[test]
+    fn names_and_emails_take_only_the_comparisons_that_mean_something() {
+        for refused in [
+            "state.gt",
+            "state.contains",
+            "state.startsWith",
+            "email.gt",
+            "email.lte",
+        ] {
+            assert!(
+                message(q(&[(refused, "x")])).contains("does not apply"),
+                "{refused}"
+            );
+        }
+        for taken in [
+            "state.eq",
+            "state.ne",
+            "state.in",
+            "state.notIn",
+            "email.eq",
+            "email.contains",
+        ] {
+            assert!(q(&[(taken, "x")]).is_ok(), "{taken}");
+        }
     }
 
     #[test]

@@ -1045,6 +1045,30 @@ async fn open_invitations_are_paged_and_ended_ones_stay_out() {
         .await
         .json();
     assert_eq!(emails(&found), [json!("a@example.com")]);
+    // An address kept as it was typed is found and left out whatever the case asked with.
+    invite("Mixed@Example.COM").await.assert(201);
+    for (query, wanted) in [
+        (
+            "email.eq=mixed@example.com",
+            vec![json!("Mixed@Example.COM")],
+        ),
+        (
+            "email.notIn=MIXED@example.com&sort=email:asc",
+            vec![
+                json!("a@example.com"),
+                json!("c@example.com"),
+                json!("e@example.com"),
+            ],
+        ),
+    ] {
+        let found = app
+            .get(&format!("/v1/invitations?{query}"))
+            .owner()
+            .send()
+            .await
+            .json();
+        assert_eq!(emails(&found), wanted, "{query}");
+    }
     // Whether an invitation is open is the list's to say, not a filter's.
     app.get("/v1/invitations?revokedAt.isNull=false")
         .owner()
