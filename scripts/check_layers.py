@@ -5,7 +5,9 @@ Reads every `.rs` file under src/ with its comments and string literals blanked 
 the top-level modules it reaches (`crate::x`, `use crate::{x, y::z}` over any number of lines,
 `super::…` climbing to the crate root), and checks them against the table below. SQL
 (`sqlx::query*`, `query_as`, `query_scalar`, `QueryBuilder`, `raw_sql`) may only appear under
-src/db/. Prints each offending line and exits 1; prints `check_layers: ok` otherwise.
+src/db/. No file under src/ is over MAX_LINES lines (issue 9: a module that grows that far has a
+second job; split it). Prints each offending line and exits 1; prints `check_layers: ok`
+otherwise.
 
 `src/main.rs` reaches the library as `printfarm::…`: it is the top layer and is not checked.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
+MAX_LINES = 600
 
 WORKERS = {"events", "webhooks", "commands", "telemetry"}
 LEAVES = {
@@ -169,9 +172,12 @@ def main() -> int:
     problems = []
     for file in sorted(SRC.rglob("*.rs")):
         rel = file.relative_to(SRC).as_posix()
+        text = file.read_text()
+        lines = text.count("\n")
+        if lines > MAX_LINES:
+            problems.append(f"src/{rel} has {lines} lines, over {MAX_LINES}: split it")
         if rel in ("main.rs", "lib.rs"):
             continue
-        text = file.read_text()
         code = blank_comments_and_strings(text)
 
         def line_of(offset: int) -> str:
@@ -187,7 +193,8 @@ def main() -> int:
             for m in SQL.finditer(code):
                 problems.append(f"SQL belongs in src/db/: {line_of(m.start())}")
     if problems:
-        print("check_layers: the layering in docs/ARCHITECTURE.md is broken", file=sys.stderr)
+        print("check_layers: the layering in docs/ARCHITECTURE.md, or a file's size, is broken",
+              file=sys.stderr)
         for problem in problems:
             print("  " + problem, file=sys.stderr)
         return 1
