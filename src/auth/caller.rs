@@ -94,6 +94,18 @@ impl Caller {
         self.permissions.is_superset_of(PermissionSet::all())
     }
 
+    /// Refuses `doing` (making or changing a Full Access key) to a caller not holding every
+    /// permission.
+    pub fn ensure_holds_everything(&self, doing: &str) -> Result<(), ApiError> {
+        if self.holds_everything() {
+            return Ok(());
+        }
+        Err(ApiError::PrivilegeEscalation(format!(
+            "only a caller holding every permission (the Store Owner, a Full Access key) can \
+             {doing}"
+        )))
+    }
+
     /// Refuses to hand out permissions the caller does not hold.
     pub fn ensure_can_grant(&self, requested: PermissionSet) -> Result<(), ApiError> {
         self.ensure_holds(requested, "you cannot grant permissions you do not hold")

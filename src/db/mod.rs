@@ -54,7 +54,7 @@ impl CreatedBy {
 
 /// Maps a unique-constraint violation to a client-facing conflict.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
+    violated_unique(err).is_some()
 }
 
 /// The name of the foreign key a statement violated, if that is what failed.

@@ -169,7 +169,7 @@ pub struct HandedDelivery {
 pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<ClaimedEvent>> {
     // Across stores by design: the relay serves every store; each event carries its store_id
     // and its deliveries go only to that store's endpoints.
-    sqlx::query_as(&claim_sql(c.by_store))
+    sqlx::query_as(claim_sql(c.by_store))
         .bind(c.limit)
         .bind(c.due)
         .bind(c.lease_secs)
@@ -183,13 +183,20 @@ pub async fn claim_batch(db: impl PgExecutor<'_>, c: Claim) -> sqlx::Result<Vec<
 
 /// The claim's statement (see [`claim_batch`]; public so a test can read its plan). Binds:
 /// `$1` limit, `$2` due, `$3` lease_secs, `$4` attempts, `$5` mqtt, `$6` mqtt_lease_secs,
-/// `$7` handoff.
-pub fn claim_sql(by_store: bool) -> String {
-    let claimed = if by_store {
-        CLAIMED_BY_STORE
+/// `$7` handoff. Built once per way (the relay claims many times a second).
+pub fn claim_sql(by_store: bool) -> &'static str {
+    static BUILT: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [oldest, by_store_sql] =
+        BUILT.get_or_init(|| [build_claim(CLAIMED_OLDEST), build_claim(CLAIMED_BY_STORE)]);
+    if by_store {
+        by_store_sql
     } else {
-        CLAIMED_OLDEST
-    };
+        oldest
+    }
+}
+
+/// The claim with its `claimed` step.
+fn build_claim(claimed: &str) -> String {
     format!(
         "with recursive {claimed},
          counted as (

@@ -102,8 +102,19 @@ fn client_error(err: sqlx::Error) -> ApiError {
             "another spool is in that slot of the printer: move or unload it first".to_owned(),
         );
     }
-    if crate::db::violated_check(&err) == Some(SPOOL_SLOT_NEEDS_PRINTER) {
-        return ApiError::invalid("/slot", "invalid_value", "a slot needs a printerId");
+    match crate::db::violated_check(&err) {
+        Some(SPOOL_SLOT_NEEDS_PRINTER) => {
+            return ApiError::invalid("/slot", "invalid_value", "a slot needs a printerId")
+        }
+        // The table's other check: what is left is at most what there was.
+        Some(_) => {
+            return ApiError::invalid(
+                "/remainingGrams",
+                "out_of_range",
+                "must be between 0 and initialGrams",
+            )
+        }
+        None => {}
     }
     match crate::db::violated_foreign_key(&err) {
         Some(SPOOL_MATERIAL_FK) => {
@@ -113,13 +124,6 @@ fn client_error(err: sqlx::Error) -> ApiError {
             return ApiError::invalid("/printerId", "not_found", "no such printer in this store")
         }
         _ => {}
-    }
-    if matches!(&err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23514")) {
-        return ApiError::invalid(
-            "/remainingGrams",
-            "out_of_range",
-            "must be between 0 and initialGrams",
-        );
     }
     err.into()
 }

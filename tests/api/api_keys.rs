@@ -60,13 +60,7 @@ async fn walk(
         for key in res.json().as_array().unwrap() {
             names.push(key["name"].as_str().unwrap().to_owned());
         }
-        next = res.header("link").map(|l| {
-            l.trim_start_matches('<')
-                .split('>')
-                .next()
-                .unwrap()
-                .to_owned()
-        });
+        next = res.next_page();
         if let Some(body) = between_pages(pages) {
             app.create_key(body).await;
         }

@@ -18,6 +18,13 @@ fn nodes(plan: &Value) -> Vec<&Value> {
     all
 }
 
+/// `keys` of a node (EXPLAIN gives each a run's average) added up over all its runs.
+fn over_runs(node: &Value, keys: &[&str]) -> i64 {
+    let count = |key: &str| node[key].as_f64().unwrap_or(0.0);
+    let per_run: f64 = keys.iter().map(|k| count(k)).sum();
+    (per_run * count("Actual Loops")) as i64
+}
+
 /// The rows a scan of a table or index read, over all its runs; none for other nodes.
 fn rows_read(node: &Value) -> i64 {
     let scan = node["Node Type"]
@@ -26,19 +33,14 @@ fn rows_read(node: &Value) -> i64 {
     if !scan || node["Relation Name"].is_null() {
         return 0;
     }
-    let count = |key: &str| node[key].as_f64().unwrap_or(0.0);
-    let per_run = count("Actual Rows")
-        + count("Rows Removed by Filter")
-        + count("Rows Removed by Index Recheck");
-    (per_run * count("Actual Loops")) as i64
-}
-
-/// The rows a node read and dropped over all its runs, by the filters named (EXPLAIN gives
-/// each a run's average).
-fn dropped(node: &Value, filters: &[&str]) -> i64 {
-    let count = |key: &str| node[key].as_f64().unwrap_or(0.0);
-    let per_run: f64 = filters.iter().map(|f| count(f)).sum();
-    (per_run * count("Actual Loops")) as i64
+    over_runs(
+        node,
+        &[
+            "Actual Rows",
+            "Rows Removed by Filter",
+            "Rows Removed by Index Recheck",
+        ],
+    )
 }
 
 /// The plan as lines, one a node: what it does, how often it ran, what it kept and dropped.
@@ -119,7 +121,7 @@ async fn a_claim_reads_each_due_delivery_at_most_once_with_statistics_from_befor
     let discarded: i64 = all
         .iter()
         .map(|n| {
-            dropped(
+            over_runs(
                 n,
                 &["Rows Removed by Join Filter", "Rows Removed by Filter"],
             )
@@ -223,7 +225,7 @@ async fn a_relay_claim_reads_each_waiting_event_at_most_once_with_statistics_fro
             );
             let discarded: i64 = all
                 .iter()
-                .map(|n| dropped(n, &["Rows Removed by Join Filter"]))
+                .map(|n| over_runs(n, &["Rows Removed by Join Filter"]))
                 .sum();
             assert!(
                 discarded < LIMIT * LIMIT,

@@ -678,6 +678,17 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The URL of a `Link: <…>; rel="next"` header, if there is more.
+    pub fn next_page(&self) -> Option<String> {
+        self.header("link").map(|link| {
+            link.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+    }
+
     /// The problem `code` of an error response.
     pub fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or_default().to_owned()

@@ -896,17 +896,6 @@ async fn invite_as_admin(req: crate::helpers::Req<'_>, email: &str) -> String {
     res.json()["token"].as_str().unwrap().to_owned()
 }
 
-/// The URL in a `Link: <…>; rel="next"` header.
-fn next_page(res: &crate::helpers::Resp) -> Option<String> {
-    res.header("link").map(|link| {
-        link.trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap()
-            .to_owned()
-    })
-}
-
 #[tokio::test]
 async fn members_are_paged_filtered_and_sorted_like_every_list() {
     let app = TestApp::new().await;
@@ -931,7 +920,7 @@ async fn members_are_paged_filtered_and_sorted_like_every_list() {
         let page = res.json();
         assert!(page.as_array().unwrap().len() <= 2, "{page}");
         emails.extend(page.as_array().unwrap().iter().map(|m| m["email"].clone()));
-        next = next_page(&res);
+        next = res.next_page();
     }
     assert_eq!(pages, 2);
     assert_eq!(
@@ -1035,9 +1024,9 @@ async fn open_invitations_are_paged_and_ended_ones_stay_out() {
         emails(&first.json()),
         [json!("a@example.com"), json!("c@example.com")]
     );
-    let rest = app.get(&next_page(&first).unwrap()).owner().send().await;
+    let rest = app.get(&first.next_page().unwrap()).owner().send().await;
     assert_eq!(emails(&rest.json()), [json!("e@example.com")]);
-    assert!(next_page(&rest).is_none());
+    assert!(rest.next_page().is_none());
     let found = app
         .get("/v1/invitations?email.in=A@EXAMPLE.COM,c@example.com&email.ne=C@example.COM")
         .owner()

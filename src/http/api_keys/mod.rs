@@ -276,12 +276,8 @@ impl Grant {
             errors.add("/expiresAt", "in_past", "must be in the future");
         }
         errors.finish()?;
-        if body.full_access && !caller.holds_everything() {
-            return Err(ApiError::PrivilegeEscalation(
-                "only a caller holding every permission (the Store Owner, a Full Access key) can \
-                 create Full Access keys"
-                    .to_owned(),
-            ));
+        if body.full_access {
+            caller.ensure_holds_everything("create Full Access keys")?;
         }
         let effective = store_roles.effective(body.full_access, &roles, &permissions);
         caller.ensure_can_grant(effective)?;
@@ -313,12 +309,8 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow, store_roles: &StoreRoles)
     if let Some(owner) = &row.managed_by {
         return Err(ApiError::ManagedKey(owner.clone()));
     }
-    if row.full_access && !caller.holds_everything() {
-        return Err(ApiError::PrivilegeEscalation(
-            "only a caller holding every permission (the Store Owner, a Full Access key) can \
-             change a Full Access key"
-                .to_owned(),
-        ));
+    if row.full_access {
+        caller.ensure_holds_everything("change a Full Access key")?;
     }
     caller.ensure_can_control(held_by(row, store_roles), "this key")?;
     let allowlist: Vec<IpNet> = row
