@@ -129,7 +129,7 @@ pub async fn holder_grants(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<HolderGrant>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select 'key'::text as holder, id as holder_id, full_access as everything, roles,
                 permissions
            from api_keys where store_id = $1 and $2 = any(roles)
@@ -138,9 +138,9 @@ pub async fn holder_grants(
            from memberships where store_id = $1 and $2 = any(roles)
          union all
          select 'invitation', id, false, roles, permissions
-           from invitations where store_id = $1 and $2 = any(roles)
-            and accepted_at is null and revoked_at is null and expires_at > $3",
-    )
+           from invitations where store_id = $1 and $2 = any(roles) and {}",
+        super::invitations::open_at_param(3)
+    ))
     .bind(store)
     .bind(id.to_string())
     .bind(now)

@@ -99,6 +99,13 @@ pub fn open_at(now: DateTime<Utc>) -> Vec<Filter> {
     ]
 }
 
+/// The condition of an invitation still open at the time bound as parameter `$now`: not
+/// accepted, not revoked (the `invitations_open` index's predicate), not expired. Every read of
+/// open invitations states it through here; the list states it as [`open_at`].
+pub fn open_at_param(now: u8) -> String {
+    format!("accepted_at is null and revoked_at is null and expires_at > ${now}")
+}
+
 /// The store's invitation to `email` (whatever its case) still open at `now`, if any.
 pub async fn open_for_email(
     db: impl PgExecutor<'_>,
@@ -108,9 +115,9 @@ pub async fn open_for_email(
 ) -> sqlx::Result<Option<InvitationRow>> {
     sqlx::query_as(&format!(
         "select {COLUMNS} from invitations
-         where store_id = $1 and lower(email) = lower($2)
-           and accepted_at is null and revoked_at is null and expires_at > $3
-         limit 1"
+         where store_id = $1 and lower(email) = lower($2) and {}
+         limit 1",
+        open_at_param(3)
     ))
     .bind(store)
     .bind(email)
@@ -149,8 +156,9 @@ pub async fn accept(
 ) -> sqlx::Result<Option<InvitationRow>> {
     sqlx::query_as(&format!(
         "update invitations set accepted_at = $3, accepted_by_user_id = $2
-         where digest = $1 and accepted_at is null and revoked_at is null and expires_at > $3
-         returning {COLUMNS}"
+         where digest = $1 and {}
+         returning {COLUMNS}",
+        open_at_param(3)
     ))
     .bind(digest)
     .bind(user)
@@ -166,8 +174,8 @@ pub async fn open_by_digest(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<InvitationRow>> {
     sqlx::query_as(&format!(
-        "select {COLUMNS} from invitations
-         where digest = $1 and accepted_at is null and revoked_at is null and expires_at > $2"
+        "select {COLUMNS} from invitations where digest = $1 and {}",
+        open_at_param(2)
     ))
     .bind(digest)
     .bind(now)

@@ -43,26 +43,23 @@ pub async fn lock_and_count(
         .bind(store)
         .execute(&mut **tx)
         .await?;
+    let count_of = |table: &str| format!("select count(*) from {table} where store_id = $1");
     let (sql, now) = match what {
-        Counted::ApiKeys => ("select count(*) from api_keys where store_id = $1", None),
-        Counted::WebhookEndpoints => (
-            "select count(*) from webhook_endpoints where store_id = $1",
-            None,
-        ),
-        Counted::CustomRoles => (
-            "select count(*) from custom_roles where store_id = $1",
-            None,
-        ),
+        Counted::ApiKeys => (count_of("api_keys"), None),
+        Counted::WebhookEndpoints => (count_of("webhook_endpoints"), None),
+        Counted::CustomRoles => (count_of("custom_roles"), None),
         // The open invitations as `GET /v1/invitations` lists them (`invitations::open_at`, by
         // the `invitations_open` index).
         Counted::Seats(now) => (
-            "select (select count(*) from memberships where store_id = $1)
-                  + (select count(*) from invitations where store_id = $1
-                       and accepted_at is null and revoked_at is null and expires_at > $2)",
+            format!(
+                "select (select count(*) from memberships where store_id = $1)
+                      + (select count(*) from invitations where store_id = $1 and {})",
+                super::invitations::open_at_param(2)
+            ),
             Some(now),
         ),
     };
-    let count = sqlx::query_scalar(sql).bind(store);
+    let count = sqlx::query_scalar(&sql).bind(store);
     match now {
         Some(now) => count.bind(now),
         None => count,
