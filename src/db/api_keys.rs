@@ -200,15 +200,6 @@ pub async fn update(
     q.build_query_as().fetch_optional(db).await
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: ApiKeyId) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from api_keys where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Replaces the secret; the old digest stays valid until `previous_valid_until` (None = now).
 pub async fn roll(
     db: impl PgExecutor<'_>,

@@ -33,6 +33,10 @@ pub struct CustomRoleRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl super::Table for CustomRoleRow {
+    const NAME: &'static str = "custom_roles";
+}
+
 /// The store's roles, oldest first (at most 1,000).
 pub async fn of_store(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Vec<CustomRoleRow>> {
     sqlx::query_as(
@@ -40,22 +44,6 @@ pub async fn of_store(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<V
     )
     .bind(store)
     .fetch_all(db)
-    .await
-}
-
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    id: Uuid,
-    lock: bool,
-) -> sqlx::Result<Option<CustomRoleRow>> {
-    let lock = if lock { " for update" } else { "" };
-    sqlx::query_as(&format!(
-        "select * from custom_roles where store_id = $1 and id = $2{lock}"
-    ))
-    .bind(store)
-    .bind(id)
-    .fetch_optional(db)
     .await
 }
 
@@ -146,13 +134,4 @@ pub async fn holder_grants(
     .bind(now)
     .fetch_all(db)
     .await
-}
-
-pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from custom_roles where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }

@@ -212,6 +212,24 @@ pub async fn delete<R: Table>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Those of `ids` that name rows of this store, locked until the transaction ends. Locked in id
+/// order, so concurrent batches over overlapping ids cannot deadlock.
+pub async fn lock_many<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<R>> {
+    let sql = format!(
+        "select * from {} where store_id = $1 and id = any($2) order by id for update",
+        R::NAME
+    );
+    sqlx::query_as(&sql)
+        .bind(store)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
 /// Which of `ids` name rows of this store.
 pub async fn existing<R: Table>(
     db: impl PgExecutor<'_>,

@@ -136,22 +136,6 @@ pub async fn insert(
     .await
 }
 
-/// Locks those of `ids` that belong to the store, in id order so concurrent batches cannot
-/// deadlock.
-pub async fn lock_many(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    ids: &[Uuid],
-) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(
-        "select * from print_jobs where store_id = $1 and id = any($2) order by id for update",
-    )
-    .bind(store)
-    .bind(ids)
-    .fetch_all(db)
-    .await
-}
-
 /// The order's jobs that have not started, locked: cancelling the order cancels them.
 pub async fn lock_unstarted_of_order(
     db: impl PgExecutor<'_>,

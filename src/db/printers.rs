@@ -59,31 +59,6 @@ impl super::Fields for PrinterFields {
     }
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, store: StoreId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("delete from printers where store_id = $1 and id = $2")
-        .bind(store)
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Locks those of `ids` that belong to the store (in id order, so concurrent batches cannot
-/// deadlock) and returns them.
-pub async fn lock_many(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    ids: &[Uuid],
-) -> sqlx::Result<Vec<PrinterRow>> {
-    sqlx::query_as(
-        "select * from printers where store_id = $1 and id = any($2) order by id for update",
-    )
-    .bind(store)
-    .bind(ids)
-    .fetch_all(db)
-    .await
-}
-
 pub async fn set_ready(
     db: impl PgExecutor<'_>,
     store: StoreId,

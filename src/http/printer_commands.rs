@@ -78,7 +78,9 @@ pub async fn send_printer_commands(
         return Err(ApiError::Validation(errors));
     }
     let mut tx = state.pool.begin().await?;
-    let printers = printers_db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
+    let printers =
+        crate::db::lock_many::<printers_db::PrinterRow>(&mut *tx, caller.store_id, &body.ids)
+            .await?;
     let ids: Vec<PrinterId> = printers.iter().map(|p| PrinterId(p.id)).collect();
     let author = Author::from(&caller);
     let commands = commands::record(

@@ -368,7 +368,7 @@ pub async fn confirm_printers_ready(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let found = db::lock_many(&mut *tx, caller.store_id, &body.ids).await?;
+    let found = crate::db::lock_many::<PrinterRow>(&mut *tx, caller.store_id, &body.ids).await?;
     let mut updated = Vec::new();
     for row in found {
         updated.push(row.id);

@@ -170,7 +170,7 @@ pub async fn get_role(
             .map(view)
             .map(Json)
             .ok_or(ApiError::NotFound),
-        Some(id) => custom_roles::get(&state.pool, caller.store_id, id, false)
+        Some(id) => crate::db::get::<CustomRoleRow>(&state.pool, caller.store_id, id)
             .await?
             .map(RoleView::from)
             .map(Json)
@@ -290,7 +290,7 @@ pub async fn update_role(
     );
     e.finish()?;
     let mut tx = state.pool.begin().await?;
-    let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
+    let row = crate::db::get_for_update::<CustomRoleRow>(&mut *tx, caller.store_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     // A new name only: a role named so before the rule keeps its name through other changes.
@@ -394,7 +394,7 @@ pub async fn delete_role(
         ));
     };
     let mut tx = state.pool.begin().await?;
-    let row = custom_roles::get(&mut *tx, caller.store_id, id, true)
+    let row = crate::db::get_for_update::<CustomRoleRow>(&mut *tx, caller.store_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     caller.ensure_can_grant(roles::granted(&row))?;
@@ -411,7 +411,7 @@ pub async fn delete_role(
              role: take it from them (or revoke the invitations) first"
         )));
     }
-    custom_roles::delete(&mut *tx, caller.store_id, id).await?;
+    crate::db::delete::<CustomRoleRow>(&mut *tx, caller.store_id, id).await?;
     changes::deleted(&mut tx, &caller, &RoleView::from(row)).await?;
     tx.commit().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)

@@ -370,8 +370,29 @@ async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Rec
         let now = clock.now_utc();
         if let Some(failures) = retried("write", || record::write(&pool, &batch, now)).await {
             retried("disable", || record::disable_due(&pool, &failures, now)).await;
+        } else {
+            record_one_by_one(&pool, &batch, now).await;
         }
         batch.clear();
+    }
+}
+
+/// After a batch failed to write: each outcome on its own, once, so that whatever made the
+/// batch fail (one outcome the database refuses) costs only the outcomes that carry it, not
+/// every store's outcomes that happened to be recorded with it.
+async fn record_one_by_one(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) {
+    for outcome in batch.chunks(1) {
+        let written = match record::write(pool, outcome, now).await {
+            Ok(failures) => record::disable_due(pool, &failures, now).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                delivery = %outcome[0].delivery,
+                "a webhook attempt not recorded; its lease will send it again"
+            );
+        }
     }
 }
 

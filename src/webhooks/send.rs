@@ -162,8 +162,15 @@ async fn read_start(mut response: reqwest::Response) -> Option<String> {
         }
     }
     kept.truncate(RESPONSE_KEEP);
-    let text = String::from_utf8_lossy(&kept);
-    (!text.is_empty()).then(|| text.into_owned())
+    let text = storable(&String::from_utf8_lossy(&kept));
+    (!text.is_empty()).then_some(text)
+}
+
+/// `text` with each NUL character replaced by U+FFFD: PostgreSQL cannot store NUL in `text`, and
+/// a receiver's answer (or an error naming what it sent) may hold one. One such value would
+/// fail the write of every outcome recorded with it, whatever their store.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// The error class of a failed request.
@@ -192,5 +199,5 @@ fn error_chain(error: &reqwest::Error) -> String {
         text.push_str(&e.to_string());
         source = e.source();
     }
-    text.chars().take(RESPONSE_KEEP).collect()
+    storable(&text.chars().take(RESPONSE_KEEP).collect::<String>())
 }

@@ -23,7 +23,7 @@ pub struct Receiver {
 
 impl Receiver {
     /// Starts on a free port (or `port`), answering `/ok` 200, `/slow` 200 after 20 ms, `/gone`
-    /// 410, `/fail` 500, `/busy` 503 with `Retry-After: 120`, and `/redirect` 302 to `/ok`.
+    /// 410, `/nul` 200 with a NUL in its body, `/fail` 500, `/busy` 503 with `Retry-After: 120`, and `/redirect` 302 to `/ok`.
     pub async fn start_on(port: u16) -> Receiver {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -76,6 +76,7 @@ async fn record(
             StatusCode::OK.into_response()
         }
         "gone" => StatusCode::GONE.into_response(),
+        "nul" => (StatusCode::OK, "ok\0then").into_response(),
         "busy" => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "120")]).into_response(),
         "redirect" => (
             StatusCode::FOUND,

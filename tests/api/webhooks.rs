@@ -325,6 +325,27 @@ async fn failures_are_retried_on_the_schedule_then_given_up() {
 }
 
 #[tokio::test]
+async fn an_answer_holding_a_nul_character_is_recorded_with_the_others() {
+    // PostgreSQL cannot store NUL in text: kept as it came, one such answer failed the write of
+    // every outcome recorded with it, any store's, and those deliveries went out again.
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (nul, _) = endpoint(&app, json!({"url": receiver.url("nul")})).await;
+    let (ok, _) = endpoint(&app, json!({"url": receiver.url("ok")})).await;
+    printer(&app, "p1").await;
+    let d = dispatcher(&app);
+    assert_eq!(deliver(&app, &d).await, 2);
+    let got = delivery(&app, &nul).await;
+    assert_eq!(got["status"], "succeeded");
+    assert_eq!(got["attemptLog"][0]["responseBody"], "ok\u{FFFD}then");
+    assert_eq!(delivery(&app, &ok).await["status"], "succeeded");
+    // Nothing is left to send again once the leases lapse.
+    app.clock.advance_ms(3_600_000);
+    assert_eq!(d.dispatch_once().await.unwrap(), 0);
+    assert_eq!((receiver.count("nul"), receiver.count("ok")), (1, 1));
+}
+
+#[tokio::test]
 async fn gone_disables_the_endpoint_and_says_so() {
     let app = local_app().await;
     let receiver = Receiver::start().await;

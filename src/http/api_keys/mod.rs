@@ -547,7 +547,7 @@ pub async fn delete_api_key(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::ApiKeyDelete)?;
     let (mut tx, row, _) = lock_for_change(&state, &caller, path.id).await?;
-    if !db::delete(&mut *tx, caller.store_id, path.id).await? {
+    if !crate::db::delete::<ApiKeyRow>(&mut *tx, caller.store_id, path.id.0).await? {
         return Err(ApiError::NotFound);
     }
     changes::deleted(&mut tx, &caller, &ApiKey::from_row(row.clone(), &state)).await?;

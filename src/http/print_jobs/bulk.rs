@@ -44,7 +44,7 @@ async fn bulk(
     bulk_ids(&body)?;
     let ids = body.print_job_ids.as_slice();
     let mut tx = state.pool.begin().await?;
-    let found = db::lock_many(&mut *tx, caller.store_id, ids).await?;
+    let found = crate::db::lock_many::<JobRow>(&mut *tx, caller.store_id, ids).await?;
     let mut run = Run {
         caller,
         action,
