@@ -294,7 +294,9 @@ pub async fn unlink(
         .await
 }
 
-/// The job a printer is working on (assigned, printing or paused; the latest changed), locked.
+/// The job a printer's reports are about, locked: the one it is printing (or has paused), else
+/// the first in queue order of those assigned to it. A printer may have several jobs assigned
+/// while it prints one; its reports are about the one it prints until that ends.
 pub async fn active_on_printer_for_update(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -303,7 +305,7 @@ pub async fn active_on_printer_for_update(
     sqlx::query_as(
         "select * from print_jobs where store_id = $1 and printer_id = $2
            and state in ('assigned', 'printing', 'paused')
-         order by updated_at desc limit 1 for update",
+         order by state = 'assigned', queue_position, id limit 1 for update",
     )
     .bind(store)
     .bind(printer)

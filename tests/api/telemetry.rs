@@ -604,6 +604,46 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
 }
 
 #[tokio::test]
+async fn reports_are_about_the_job_printing_not_one_assigned_next() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    let (printer, first, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
+    let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
+    publish(&broker, &topic, &running.to_string()).await;
+    eventually("the first job to start", || async {
+        (job_state(&app, &first).await == "printing").then_some(())
+    })
+    .await;
+    // Two more lined up behind it, the later one changed last.
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Next", "type": "3mf"})).await);
+    let mut next = Vec::new();
+    for _ in 0..2 {
+        let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+        app.patch(&format!("/v1/print-jobs/{job}"))
+            .owner()
+            .json(&json!({"printerId": printer}))
+            .send()
+            .await
+            .assert(200);
+        next.push(job);
+    }
+    let finish = json!({"print": {"gcode_state": "FINISH", "mc_percent": 100}});
+    publish(&broker, &topic, &finish.to_string()).await;
+    eventually("the first job to succeed", || async {
+        (job_state(&app, &first).await == "completed").then_some(())
+    })
+    .await;
+    // The next print is the first lined up.
+    publish(&broker, &topic, &running.to_string()).await;
+    eventually("the next job to start", || async {
+        (job_state(&app, &next[0]).await == "printing").then_some(())
+    })
+    .await;
+    assert_eq!(job_state(&app, &next[1]).await, "assigned");
+}
+
+#[tokio::test]
 async fn a_print_that_fails_while_preparing_fails_its_job() {
     let broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
