@@ -104,6 +104,65 @@ pub async fn upsert_delivery(
     .await
 }
 
+/// What [`requeue_since`] queued: how many deliveries, and the sequence of the last event it
+/// took (where a call cut short by its limit continues).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Requeued {
+    pub deliveries: i64,
+    pub last_sequence: Option<i64>,
+}
+
+/// Queues to `endpoint`, due at `due`, the store's events of `types` (`None`: all) since `since`
+/// with a sequence above `after`: at most `limit`, in sequence order. Deliveries those events
+/// already have are made pending again, as [`upsert_delivery`] does. One statement, so the
+/// limit counts the events the endpoint wants, not every event of the store.
+#[allow(clippy::too_many_arguments)]
+pub async fn requeue_since(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    endpoint: Uuid,
+    since: DateTime<Utc>,
+    after: i64,
+    types: Option<&[String]>,
+    limit: i64,
+    due: DateTime<Utc>,
+) -> sqlx::Result<Requeued> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "with chosen as (
+                 select {}
+                 from outbox o
+                 where o.store_id = $1 and o.sequence > $3 and o.occurred_at >= $2
+                   and ($4::text[] is null or o.type = any($4))
+                 order by o.sequence limit $5),
+             queued as (
+                 insert into webhook_deliveries
+                     (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
+                      next_attempt_at)
+                 select uuid_v7(), $1, $6, c.event_id, c.type, c.payload, c.occurred_at, $7
+                 from chosen c
+                 on conflict (endpoint_id, event_id) do update
+                     set status = 'pending', attempts = 0,
+                         next_attempt_at = excluded.next_attempt_at, updated_at = now()
+                 returning 1)
+             select (select count(*) from queued) as deliveries,
+                    (select max(sequence) from chosen) as last_sequence",
+            super::outbox::EVENT_COLUMNS
+        )
+    });
+    sqlx::query_as(sql)
+        .bind(store)
+        .bind(since)
+        .bind(after)
+        .bind(types)
+        .bind(limit)
+        .bind(endpoint)
+        .bind(due)
+        .fetch_one(db)
+        .await
+}
+
 pub async fn get_delivery(
     db: impl PgExecutor<'_>,
     store: StoreId,

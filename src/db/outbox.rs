@@ -400,24 +400,3 @@ pub async fn events_after(
     .fetch_all(db)
     .await
 }
-
-/// The store's events since `since` that the relay has taken (the rest it fans out itself),
-/// for re-sending to an endpoint (at most `limit`), oldest first.
-pub async fn events_since(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    since: DateTime<Utc>,
-    limit: i64,
-) -> sqlx::Result<Vec<Event>> {
-    sqlx::query_as(&format!(
-        "select {EVENT_COLUMNS}
-         from outbox o
-         where o.store_id = $1 and o.occurred_at >= $2 and o.sequence is not null
-         order by o.id limit $3"
-    ))
-    .bind(store)
-    .bind(since)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}

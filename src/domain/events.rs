@@ -196,6 +196,24 @@ impl EventFilter {
                 .any(|f| f.matches(event))
     }
 
+    /// The names of the event types an endpoint subscribed to `filters` wants; `None` for all
+    /// of them (no filters). A stored filter the catalogue no longer knows matches its own name
+    /// only, as in [`EventFilter::any_matches`].
+    pub fn types_wanted(filters: &[String]) -> Option<Vec<String>> {
+        if filters.is_empty() {
+            return None;
+        }
+        let known = EventType::ALL
+            .iter()
+            .filter(|e| EventFilter::any_matches(filters, e.as_str()))
+            .map(|e| e.as_str().to_owned());
+        let unknown = filters
+            .iter()
+            .filter(|f| EventFilter::parse(f).is_none())
+            .cloned();
+        Some(known.chain(unknown).collect())
+    }
+
     pub fn matches(&self, event: EventType) -> bool {
         match self {
             EventFilter::Exactly(e) => *e == event,
@@ -242,6 +260,28 @@ impl utoipa::ToSchema for EventFilterSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_types_wanted_are_those_the_filters_match() {
+        assert_eq!(EventFilter::types_wanted(&[]), None);
+        let filters = ["job.*".to_owned(), "order.created".to_owned()];
+        let wanted = EventFilter::types_wanted(&filters).unwrap();
+        for event in EventType::ALL {
+            assert_eq!(
+                wanted.iter().any(|w| w == event.as_str()),
+                EventFilter::any_matches(&filters, event.as_str()),
+                "{}",
+                event.as_str()
+            );
+        }
+        assert!(wanted.iter().any(|w| w == "job.succeeded"));
+        assert!(wanted
+            .iter()
+            .all(|w| w.starts_with("job.") || w == "order.created"));
+        // A filter stored before the catalogue dropped its type still names that type alone.
+        let old = ["gone.event".to_owned()];
+        assert_eq!(EventFilter::types_wanted(&old).unwrap(), ["gone.event"]);
+    }
 
     #[test]
     fn names_are_unique_and_round_trip() {

@@ -592,6 +592,70 @@ async fn rotation_signs_with_both_secrets_and_resend_and_recover_send_again() {
     assert_eq!(receiver.count("ok") as u64, 2 + queued);
 }
 
+/// Adds `n` events of `event_type` to the store's outbox as the relay leaves them: sequenced
+/// and fanned out.
+async fn taken_events(app: &TestApp, event_type: &str, n: i64) {
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity,
+                             sequence, fanned_out_at)
+         select gen_random_uuid(), $1, $2, split_part($2, '.', 1), gen_random_uuid(), 'INSERT',
+                '{}', (select last from outbox_sequence for update) + g, now()
+         from generate_series(1, $3) g",
+    )
+    .bind(app.store_id)
+    .bind(event_type)
+    .bind(n)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("update outbox_sequence set last = last + $1")
+        .bind(n)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn recover_counts_only_the_events_the_endpoint_wants_and_says_where_to_go_on() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": "http://127.0.0.1:9/a", "eventTypes": ["order.*"]}),
+    )
+    .await;
+    // More events the endpoint does not want than one call takes, then more it does.
+    taken_events(&app, "printer.updated", 10_000).await;
+    taken_events(&app, "order.created", 10_002).await;
+    let recover = |after: Value| {
+        let body = json!({"since": "2020-01-01T00:00:00Z", "after": after});
+        let path = format!("/v1/webhooks/{hook}/recover");
+        let app = &app;
+        async move { app.post(&path).owner().json(&body).send().await }
+    };
+    let res = recover(Value::Null).await;
+    res.assert(202);
+    assert_eq!(res.json()["deliveries"], 10_000);
+    let next = res.json()["next"].as_i64().expect("a place to go on from");
+    let res = recover(json!(next)).await;
+    res.assert(202);
+    assert_eq!(res.json()["deliveries"], 2);
+    assert!(res.json()["next"].is_null());
+    let (queued, types): (i64, Vec<String>) = sqlx::query_as(
+        "select count(*), array_agg(distinct event_type) from webhook_deliveries
+         where endpoint_id = $1::uuid and status = 'pending'",
+    )
+    .bind(&hook)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!((queued, types), (10_002, vec!["order.created".to_owned()]));
+    recover(json!(-1))
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
 #[tokio::test]
 async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
     let app = local_app().await;

@@ -10,13 +10,21 @@ use serde_json::json;
 pub struct Recover {
     /// Re-send every event since this time (events are kept `PF_EVENT_RETENTION_DAYS`).
     pub since: DateTime<Utc>,
+    /// Only events after this `sequence`: a previous call's `next`, to continue where it
+    /// stopped (with the same `since`).
+    #[schema(minimum = 0)]
+    pub after: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recovered {
     /// Deliveries queued (at most 10,000 per call).
-    pub deliveries: usize,
+    #[schema(minimum = 0)]
+    pub deliveries: i64,
+    /// When the call stopped at 10,000: the `sequence` of the last event queued, to pass as
+    /// `after` (with the same `since`) for the rest. `null` when every event was queued.
+    pub next: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,9 +237,9 @@ pub async fn resend_webhook_delivery(
 
 /// Re-send every event since a time to the endpoint (after an outage on the receiving side).
 ///
-/// Required permission: `integration.manage`. Respects the endpoint's event types; at most
-/// 10,000 events per call (call again with a later `since` for more). A disabled endpoint
-/// answers `409`: enable it first.
+/// Required permission: `integration.manage`. Re-sends the events of the endpoint's event types,
+/// oldest first: at most 10,000 per call, and then `next` says where the next call continues.
+/// A disabled endpoint answers `409`: enable it first.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "Webhooks", params(WebhookPath),
     request_body = Recover,
     responses((status = 202, description = "Queued", body = Recovered),
@@ -243,31 +251,33 @@ pub async fn recover_webhook(
     ApiJson(body): ApiJson<Recover>,
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationManage)?;
-    let endpoint = enabled_endpoint(&state, &caller, path.id).await?;
-    let events =
-        crate::db::outbox::events_since(&state.pool, caller.store_id, body.since, MAX_RECOVER)
-            .await?;
-    let now = state.now();
-    let mut tx = state.pool.begin().await?;
-    let wanted = |e: &&crate::db::outbox::Event| {
-        EventFilter::any_matches(&endpoint.event_types, &e.event_type)
-    };
-    let mut queued = 0;
-    for event in events.iter().filter(wanted) {
-        deliveries_db::upsert_delivery(
-            &mut *tx,
-            caller.store_id,
-            endpoint.id,
-            event.event_id,
-            &event.event_type,
-            &event.payload,
-            event.occurred_at,
-            now,
-        )
-        .await?;
-        queued += 1;
+    let after = body.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid(
+            "/after",
+            "out_of_range",
+            "must be 0 or more",
+        ));
     }
-    tx.commit().await?;
+    let endpoint = enabled_endpoint(&state, &caller, path.id).await?;
+    let types = EventFilter::types_wanted(&endpoint.event_types);
+    let requeued = deliveries_db::requeue_since(
+        &state.pool,
+        caller.store_id,
+        endpoint.id,
+        body.since,
+        after,
+        types.as_deref(),
+        MAX_RECOVER,
+        state.now(),
+    )
+    .await?;
     notify(&state).await;
-    Ok((StatusCode::ACCEPTED, Json(Recovered { deliveries: queued })).into_response())
+    let recovered = Recovered {
+        deliveries: requeued.deliveries,
+        next: requeued
+            .last_sequence
+            .filter(|_| requeued.deliveries == MAX_RECOVER),
+    };
+    Ok((StatusCode::ACCEPTED, Json(recovered)).into_response())
 }
