@@ -12,7 +12,7 @@
 //! its lease keeps the delivery from being sent again; a crash only means it is sent again once
 //! the lease lapses (at least once).
 
-use super::fair_share::{Admission, FairShare, Share};
+use super::fair_share::{Admission, FairShare, Share, MAX_IN_FLIGHT};
 use super::record;
 pub use super::send::Claimed;
 use super::send::{self, Outcome, SEND_TIMEOUT};
@@ -33,9 +33,7 @@ pub use crate::db::deliveries::Endpoint;
 
 /// Deliveries claimed at once.
 const BATCH: i64 = 256;
-/// Sends in flight at once (also the idle connections kept per host, so that a busy endpoint
-/// does not reconnect for every batch).
-const MAX_IN_FLIGHT: usize = 256;
+
 /// Outcomes written per statement, at most.
 const RECORD_BATCH: usize = 512;
 /// How long the recorder waits for more outcomes before writing.
@@ -120,6 +118,8 @@ impl Dispatcher {
             .no_proxy()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
+            // As many idle connections per host as sends in flight, so that a busy endpoint does
+            // not reconnect for every batch.
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("printfarm-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;

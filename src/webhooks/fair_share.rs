@@ -18,6 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Sends in flight in all, at most (the dispatcher's send slots).
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Of those, the ones only a store with fewer than `LIGHT` sends in flight may take: however
+/// many stores have endpoints that never answer, their sends hold at most the rest, and a store
+/// with a few deliveries finds a slot at once.
+const RESERVED: usize = 64;
+/// A store with fewer sends than this in flight may take a reserved slot.
+const LIGHT: usize = 4;
 /// Sends in flight to one endpoint, at most.
 pub const PER_ENDPOINT: usize = 16;
 /// Sends in flight for one store, at most (a quarter of the dispatcher's).
@@ -48,6 +56,8 @@ pub struct FairShare {
 struct State {
     endpoints: HashMap<Uuid, usize>,
     stores: HashMap<Uuid, usize>,
+    /// Sends in flight in all.
+    in_flight: usize,
     /// Per store, the deliveries waiting for a share, in the order they came.
     queues: HashMap<Uuid, VecDeque<Claimed>>,
     /// Per endpoint, how many of those are its.
@@ -89,17 +99,19 @@ pub struct Next {
 
 impl State {
     fn fits(&self, endpoint: &Endpoint) -> bool {
-        fits(&self.endpoints, &self.stores, endpoint)
+        fits(&self.endpoints, &self.stores, self.in_flight, endpoint)
     }
 
     fn take(&mut self, endpoint: &Endpoint) {
         *self.endpoints.entry(endpoint.id).or_default() += 1;
         *self.stores.entry(endpoint.store_id).or_default() += 1;
+        self.in_flight += 1;
     }
 
     fn free_place(&mut self, endpoint: Uuid, store: Uuid) {
         decrement(&mut self.endpoints, endpoint);
         decrement(&mut self.stores, store);
+        self.in_flight -= 1;
     }
 
     /// Counts `delivery` out of the queues (it has been taken from its store's).
@@ -166,14 +178,18 @@ impl State {
 }
 
 /// Whether a send to `endpoint` is within its endpoint's and its store's share, given the sends
-/// in flight per endpoint and per store.
+/// in flight per endpoint, per store and in all: a store with `LIGHT` or more in flight only
+/// while the unreserved slots are not all taken.
 fn fits(
     endpoints: &HashMap<Uuid, usize>,
     stores: &HashMap<Uuid, usize>,
+    in_flight: usize,
     endpoint: &Endpoint,
 ) -> bool {
+    let of_store = stores.get(&endpoint.store_id).copied().unwrap_or(0);
     endpoints.get(&endpoint.id).copied().unwrap_or(0) < PER_ENDPOINT
-        && stores.get(&endpoint.store_id).copied().unwrap_or(0) < PER_STORE
+        && of_store < PER_STORE
+        && (of_store < LIGHT || in_flight < MAX_IN_FLIGHT - RESERVED)
 }
 
 fn decrement(counts: &mut HashMap<Uuid, usize>, id: Uuid) {
@@ -273,10 +289,10 @@ impl FairShare {
         let stale = state.take_stale(store, Instant::now(), self.max_wait);
         let mut started = None;
         if let Some(queue) = state.queues.get_mut(&store) {
-            let (endpoints, stores) = (&state.endpoints, &state.stores);
+            let (endpoints, stores, in_flight) = (&state.endpoints, &state.stores, state.in_flight);
             let found = queue
                 .iter()
-                .position(|d| fits(endpoints, stores, &d.endpoint));
+                .position(|d| fits(endpoints, stores, in_flight, &d.endpoint));
             started = found.and_then(|at| queue.remove(at));
             if queue.is_empty() {
                 state.queues.remove(&store);
@@ -406,6 +422,47 @@ mod tests {
         let state = share.lock();
         assert!(state.endpoints.is_empty() && state.stores.is_empty());
         assert!(state.queued_endpoints.is_empty() && state.queued == 0);
+    }
+
+    #[test]
+    fn stores_with_many_sends_leave_the_reserved_slots_to_stores_with_few() {
+        let share = shares();
+        // Stores whose endpoints never answer, each filling its share, until they hold every
+        // slot but the reserved.
+        let fill = |store: Uuid| -> Vec<Share> {
+            (0..PER_STORE / PER_ENDPOINT)
+                .flat_map(|_| {
+                    let hanging = endpoint(store);
+                    (0..PER_ENDPOINT).map(move |_| delivery(&hanging))
+                })
+                .filter_map(|d| started(share.admit(d)))
+                .collect()
+        };
+        let mut held: Vec<Share> = (0..(MAX_IN_FLIGHT - RESERVED) / PER_STORE)
+            .flat_map(|_| fill(Uuid::new_v4()))
+            .collect();
+        assert_eq!(held.len(), MAX_IN_FLIGHT - RESERVED);
+        // One more such store gets a few sends, then waits; so does every other store.
+        let (late, other) = (Uuid::new_v4(), endpoint(Uuid::new_v4()));
+        let late_held = fill(late);
+        assert_eq!(late_held.len(), LIGHT);
+        let few: Vec<Share> = (0..LIGHT)
+            .map(|_| started(share.admit(delivery(&other))).unwrap())
+            .collect();
+        assert!(queued(&share.admit(delivery(&other))));
+        // A heavy store's send that ends starts nothing of its own while the rest are taken...
+        assert!(queued(&share.admit(delivery(&endpoint(late)))));
+        let heavy = held.pop().unwrap();
+        let store = heavy.store;
+        assert!(share.lock().queues.contains_key(&late));
+        assert!(
+            share.finish(heavy).start.is_none(),
+            "{store} started another"
+        );
+        // ...while a light store's that ends starts its next at once.
+        let mut few = few;
+        assert!(share.finish(few.pop().unwrap()).start.is_some());
+        drop(late_held);
     }
 
     #[test]

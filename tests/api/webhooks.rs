@@ -1133,3 +1133,59 @@ async fn a_hanging_endpoint_does_not_delay_another_stores_deliveries() {
     .await;
     assert_eq!(waiting, 300);
 }
+
+#[tokio::test]
+async fn stores_whose_receivers_all_hang_leave_sends_for_everyone_else() {
+    // Each hanging store fills its share of the sends (four endpoints, each at its own share);
+    // four such stores held every send the dispatcher had, and another store's deliveries
+    // waited for one of theirs to time out.
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let hang = hanging_endpoint().await;
+    let _stop = run_relay_and_dispatcher(&app);
+    for s in 0..4 {
+        let store = app.new_tenant(&format!("Hanging {s}")).await;
+        for _ in 0..4 {
+            app.post("/v1/webhooks")
+                .key(&store.key, store.store_id)
+                .json(&json!({"url": hang}))
+                .send()
+                .await
+                .assert(201);
+        }
+        for i in 0..20 {
+            app.post("/v1/printers")
+                .key(&store.key, store.store_id)
+                .json(&json!({"name": "p", "provider": "generic", "deviceId": format!("h{s}-{i}")}))
+                .send()
+                .await
+                .assert(201);
+        }
+    }
+    let healthy = app.new_tenant("Healthy Farm").await;
+    app.post("/v1/webhooks")
+        .key(&healthy.key, healthy.store_id)
+        .json(&json!({"url": receiver.url("ok")}))
+        .send()
+        .await
+        .assert(201);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        app.post("/v1/printers")
+            .key(&healthy.key, healthy.store_id)
+            .json(&json!({"name": "ok", "provider": "generic", "deviceId": format!("ok-{i}")}))
+            .send()
+            .await
+            .assert(201);
+        eventually("the healthy delivery", || async {
+            (receiver.count("ok") == i + 1).then_some(())
+        })
+        .await;
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the healthy deliveries took {:?}",
+        started.elapsed()
+    );
+}
