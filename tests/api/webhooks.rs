@@ -396,8 +396,23 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
         .await
         .json();
     assert!(got["failingSince"].is_string() && got["enabled"] == true);
-    app.clock.advance_ms(5 * 86_400_000 + 1000);
-    printer(&app, "p2").await;
+    let streak = got["failingSince"].clone();
+    // Failing all the while: the first delivery's retries, then new events, 10 hours apart.
+    for step in 1..=11 {
+        app.clock.advance_ms(10 * 3_600_000);
+        printer(&app, &format!("p{}", step + 1)).await;
+        deliver(&app, &d).await;
+        let got = app
+            .get(&format!("/v1/webhooks/{hook}"))
+            .owner()
+            .send()
+            .await
+            .json();
+        assert_eq!(got["enabled"], true, "disabled after {} hours", step * 10);
+        assert_eq!(got["failingSince"], streak);
+    }
+    app.clock.advance_ms(10 * 3_600_000 + 1000);
+    printer(&app, "last").await;
     deliver(&app, &d).await;
     let got = app
         .get(&format!("/v1/webhooks/{hook}"))
@@ -441,6 +456,40 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
         .await
         .assert(202);
     app.post(&resend).owner().send().await.assert(202);
+}
+
+#[tokio::test]
+async fn a_failure_after_a_day_without_one_starts_a_new_streak() {
+    // An endpoint that failed once long ago and was sent nothing since has not been failing
+    // for five days: its next failure is retried, not the end of it.
+    let app = local_app().await;
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&app, json!({"url": receiver.url("fail")})).await;
+    let d = dispatcher(&app);
+    let failing_since = || async {
+        let got = app
+            .get(&format!("/v1/webhooks/{hook}"))
+            .owner()
+            .send()
+            .await
+            .json();
+        assert_eq!(got["enabled"], true);
+        got["failingSince"].as_str().map(str::to_owned)
+    };
+    printer(&app, "p1").await;
+    deliver(&app, &d).await;
+    let first = failing_since().await.unwrap();
+    // Its retries are given up after about 28 hours; a week passes with no events.
+    app.clock.advance_ms(7 * 86_400_000);
+    while d.dispatch_once().await.unwrap() > 0 {}
+    printer(&app, "p2").await;
+    deliver(&app, &d).await;
+    let second = failing_since().await.unwrap();
+    assert!(
+        second > first,
+        "the streak from {first} went on at {second}"
+    );
+    assert_eq!(delivery(&app, &hook).await["status"], "pending");
 }
 
 #[tokio::test]
