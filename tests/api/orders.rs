@@ -412,6 +412,47 @@ async fn concurrent_prints_of_fresh_orders_never_duplicate() {
 }
 
 #[tokio::test]
+async fn an_item_whose_sku_loses_its_parts_while_it_prints_is_not_marked_processed() {
+    let app = TestApp::new().await;
+    let (sku, _, _) = box_sku(&app).await;
+    let order = post(
+        &app,
+        "/v1/orders",
+        json!({"items": [{"skuId": sku, "quantity": 1}]}),
+    )
+    .await;
+    let item = order["items"][0]["id"].as_str().unwrap().to_owned();
+    // Another transaction holds the item while the print finds it printable, and takes the
+    // SKU's parts away before the print reads them.
+    let mut other = app.pool().begin().await.unwrap();
+    sqlx::query("select 1 from order_items where id = $1::uuid for update")
+        .bind(&item)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let take_parts = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("delete from sku_parts where sku_id = $1::uuid")
+            .bind(&sku)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+    };
+    let (printed, ()) = tokio::join!(print(&app, json!({})), take_parts);
+    assert_eq!(printed["printJobs"], json!([]));
+    assert_eq!(printed["processedItemIds"], json!([]));
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from order_items where processed_at is null"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn print_filters_by_order_and_sku_and_can_go_to_the_front() {
     let app = TestApp::new().await;
     let (sku, _, _) = box_sku(&app).await;

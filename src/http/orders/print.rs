@@ -40,7 +40,6 @@ pub async fn print_orders(
     let has_more = printable.len() as i64 > PRINT_BATCH_ITEMS;
     printable.truncate(PRINT_BATCH_ITEMS as usize);
     let blocked = db::blocked(&mut *tx, store, orders, skus, MAX_BLOCKED_REPORTED).await?;
-    let touched = Touched::read(&mut tx, store, &printable).await?;
     let planned = plan(
         &mut tx,
         store,
@@ -49,6 +48,12 @@ pub async fn print_orders(
         CreatedBy::from(&caller),
     )
     .await?;
+    // An item whose SKU lost its parts after it was found printable (a change that committed
+    // in between) makes no job: it is not marked processed, so the next call prints it or
+    // reports it blocked.
+    let producing: HashSet<Uuid> = planned.iter().filter_map(|j| j.order_item_id).collect();
+    printable.retain(|item| producing.contains(&item.item_id));
+    let touched = Touched::read(&mut tx, store, &printable).await?;
     let created = enqueue_all(&mut tx, &author, planned, body.position).await?;
     let processed: Vec<Uuid> = printable.iter().map(|i| i.item_id).collect();
     db::mark_processed(&mut *tx, store, &processed).await?;
