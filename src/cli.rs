@@ -40,7 +40,7 @@ where
 }
 
 fn pepper(config: &Config) -> anyhow::Result<Pepper> {
-    config.check_pepper()?;
+    config.check_secrets()?;
     Ok(Pepper::new(config.key_pepper.as_bytes()))
 }
 

@@ -11,6 +11,9 @@ use std::time::Duration;
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/printfarm";
 pub const DEV_PEPPER: &str = "printfarm-development-pepper-do-not-use-in-production";
 
+/// The server's own MQTT password is at least this long in production.
+const MIN_MQTT_SECRET: usize = 16;
+
 #[derive(Clone)]
 pub struct Config {
     /// `development` or `production`; production refuses unsafe defaults.
@@ -314,13 +317,30 @@ impl Config {
         self.key_pepper == DEV_PEPPER
     }
 
-    /// Refuses the development pepper in production; warns about it elsewhere.
-    pub fn check_pepper(&self) -> anyhow::Result<()> {
+    /// Refuses the development pepper and a short MQTT password in production; warns about
+    /// them elsewhere.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
         if self.uses_dev_pepper() {
             if self.is_production() {
                 bail!("PF_KEY_PEPPER is the development default; set a secret value when PF_ENV=production");
             }
             tracing::warn!("PF_KEY_PEPPER is not set: using the development pepper (never do this in production)");
+        }
+        let mqtt_secret = self.mqtt.as_ref().and_then(|m| m.credentials.as_ref());
+        // The broker lets the server's login in from any address, however many failed logins
+        // came from there (others' must not lock the server out), so only its length bounds
+        // guessing. An empty password is no login at all.
+        if let Some((_, secret)) = mqtt_secret.filter(|(_, s)| !s.is_empty()) {
+            if secret.chars().count() < MIN_MQTT_SECRET {
+                if self.is_production() {
+                    bail!(
+                        "PF_MQTT_URL: the server's MQTT password must be at least \
+                         {MIN_MQTT_SECRET} characters when PF_ENV=production (e.g. \
+                         `openssl rand -hex 24`)"
+                    );
+                }
+                tracing::warn!("PF_MQTT_URL: the server's MQTT password is short (fine locally, refused in production)");
+            }
         }
         Ok(())
     }
@@ -435,18 +455,25 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_the_development_pepper() {
+    fn production_refuses_the_development_pepper_and_a_short_mqtt_password() {
         assert!(config(&[("PF_ENV", "production")])
             .unwrap()
-            .check_pepper()
+            .check_secrets()
             .is_err());
-        assert!(
-            config(&[("PF_ENV", "production"), ("PF_KEY_PEPPER", "s3cret")])
-                .unwrap()
-                .check_pepper()
-                .is_ok()
-        );
-        assert!(config(&[]).unwrap().check_pepper().is_ok());
+        let production = [("PF_ENV", "production"), ("PF_KEY_PEPPER", "s3cret")];
+        assert!(config(&production).unwrap().check_secrets().is_ok());
+        assert!(config(&[]).unwrap().check_secrets().is_ok());
+        let with_mqtt = |url: &'static str| {
+            let mut vars = production.to_vec();
+            vars.push(("PF_MQTT_URL", url));
+            config(&vars).unwrap().check_secrets()
+        };
+        let err = with_mqtt("mqtt://printfarm:CHANGE-ME@127.0.0.1:1883").unwrap_err();
+        assert!(format!("{err:#}").contains("PF_MQTT_URL"));
+        assert!(with_mqtt("mqtt://printfarm:0123456789abcdef@127.0.0.1:1883").is_ok());
+        assert!(with_mqtt("mqtt://127.0.0.1:1883").is_ok());
+        let development = config(&[("PF_MQTT_URL", "mqtt://printfarm:change-me@127.0.0.1:1883")]);
+        assert!(development.unwrap().check_secrets().is_ok());
         assert!(
             config(&[("PF_ENV", "prod")]).is_err(),
             "a misspelt environment is an error"

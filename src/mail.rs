@@ -7,7 +7,7 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
-/// How long one message may take to hand over.
+/// How long one message may take to hand over, from connecting to the server's last answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -53,9 +53,12 @@ impl Mailer {
             .subject(subject)
             .body(body)
             .context("the message could not be built")?;
-        self.transport
-            .send(message)
+        // The transport's own timeout bounds only the connection (lettre's async transport sets
+        // none on the conversation): a server that accepts and then stalls must not hold an
+        // invitation's request, or a reset's task, for ever.
+        tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message))
             .await
+            .map_err(|_| anyhow::anyhow!("the SMTP server did not answer within {SEND_TIMEOUT:?}"))?
             .context("the SMTP server did not take the message")?;
         Ok(())
     }

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 /// `printfarm serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    config.check_pepper()?;
+    config.check_secrets()?;
     let database = crate::db::open(
         &config.database_url,
         config.embedded_db_dir.as_deref(),

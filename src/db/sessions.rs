@@ -147,6 +147,35 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// Records an attempt of `subject` at `now` if fewer than `limit` were recorded after `since`;
+/// says whether it was. Attempts made at once are counted one after another (a lock on the
+/// subject until the insert commits), so no more than `limit` pass, and at least one does.
+pub async fn record_within_limit(
+    pool: &sqlx::PgPool,
+    subject: &str,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('attempts:' || $1, 0))")
+        .bind(subject)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query(
+        "insert into sign_in_failures (subject, failed_at) select $1, $2
+         where (select count(*) from sign_in_failures where subject = $1 and failed_at > $3) < $4",
+    )
+    .bind(subject)
+    .bind(now)
+    .bind(since)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Takes back one failure per subject recorded at `at` (an attempt that turned out not to be
 /// one: refused before its password was checked, or successful).
 pub async fn forget_failure(

@@ -261,7 +261,14 @@ pub async fn invite(
             let subject = format!("You are invited to {}", caller.store_name);
             if let Err(error) = mailer.send(&email, &subject, body).await {
                 tracing::warn!(error = format!("{error:#}"), "invitation not mailed");
-                db::revoke(&state.pool, caller.store_id, invitation.id, now).await?;
+                // Recorded as a revocation is, so the audit log and subscribers that saw it made
+                // see it go.
+                let mut tx = state.pool.begin().await?;
+                if let Some(row) = db::revoke(&mut *tx, caller.store_id, invitation.id, now).await?
+                {
+                    changes::deleted(&mut tx, &caller, &Invitation::from(row)).await?;
+                }
+                tx.commit().await?;
                 return Err(ApiError::ServiceUnavailable);
             }
             true

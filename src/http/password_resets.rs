@@ -86,16 +86,13 @@ async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let now = state.now();
-    let subject = [format!("reset:{}", user.email.to_lowercase())];
+    let subject = format!("reset:{}", user.email.to_lowercase());
     let since = now - chrono::Duration::minutes(15);
-    let recent = sessions_db::failures_since(&state.pool, &subject, since).await?;
-    if recent
-        .first()
-        .is_some_and(|(_, count, _)| *count >= RESETS_PER_WINDOW)
+    if !sessions_db::record_within_limit(&state.pool, &subject, since, now, RESETS_PER_WINDOW)
+        .await?
     {
         return Ok(());
     }
-    sessions_db::record_failure(&state.pool, &subject, now).await?;
     let token = new_token("pfr_");
     let digest = state.verifier.pepper.digest(&token);
     let expires_at = now + chrono::Duration::minutes(RESET_MINUTES);

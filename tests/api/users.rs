@@ -1,7 +1,7 @@
 //! Members of a store: invitations (mailed through a real SMTP server), the users API,
 //! ownership, password resets, and every grant bounded by the granter.
 
-use crate::helpers::{TestApp, OWNER_EMAIL, OWNER_PASSWORD};
+use crate::helpers::{count, TestApp, OWNER_EMAIL, OWNER_PASSWORD};
 use crate::smtp::{token_in, SmtpSink};
 use serde_json::{json, Value};
 
@@ -1064,4 +1064,67 @@ async fn open_invitations_are_paged_and_ended_ones_stay_out() {
         .send()
         .await
         .assert_problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn an_invitation_a_stalled_mail_server_never_takes_is_revoked_and_says_so() {
+    // A server that accepts the connection and never answers: the mail gives up in 10 s.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = TestApp::with_config(&[
+        ("PF_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("PF_SMTP_FROM", "Farm <farm@example.com>"),
+        ("PF_PUBLIC_URL", "https://dash.example/"),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    app.post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": "stalled@example.com", "roles": ["viewer"]}))
+        .send()
+        .await
+        .assert_problem(503, "service_unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Nothing is left open, and the audit log says it went.
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from invitations where revoked_at is null"
+        )
+        .await,
+        0
+    );
+    let res = app
+        .get("/v1/audit-logs?entityType.eq=invitation&action.eq=delete")
+        .owner()
+        .send()
+        .await;
+    res.assert(200);
+    assert_eq!(res.json().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn resets_asked_for_at_once_mail_at_most_three() {
+    let (app, smtp) = app_with_mail().await;
+    app.owner_session().await;
+    let ask = || {
+        app.post("/v1/auth/password-reset")
+            .json(&json!({"email": OWNER_EMAIL}))
+            .send()
+    };
+    let asked = futures_util::future::join_all((0..12).map(|_| ask())).await;
+    for res in &asked {
+        res.assert(202);
+    }
+    for _ in 0..3 {
+        smtp.next().await;
+    }
+    assert!(smtp.nothing_within(1000).await, "a fourth reset was mailed");
+    assert_eq!(count(&app, "select count(*) from password_resets").await, 3);
 }
