@@ -278,6 +278,17 @@ impl MosquittoPlugin for Plugin {
             return Err(Error::Auth);
         }
         let clientid = client.get_id().unwrap_or_default();
+        // The broker keeps one session per client id and hands it to whoever connects with it
+        // last: a login under another name (another store's printer, say) must not take a
+        // connected client's id and drop it. The same name may (a client reconnecting before
+        // its old connection is noticed gone).
+        let held_by_another = self
+            .clients
+            .get(&clientid)
+            .is_some_and(|c| c.departed.is_none() && c.username != username);
+        if held_by_another {
+            return Err(Error::Auth);
+        }
         let request = AuthRequest {
             clientid: &clientid,
             username,

@@ -628,6 +628,50 @@ async fn reissuing_a_printers_credential_drops_that_printer_only() {
 }
 
 #[tokio::test]
+async fn a_connected_clients_id_cannot_be_taken_under_another_login() {
+    // Moonraker connects as its host name by default: `mainsailos` on many a farm.
+    let (app, broker) = locked().await;
+    let (_, user, password) = printer_with_credential(&app, "klipper", "first").await;
+    let (code, conn) = connect(&broker, "mainsailos", Some((&user, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (_client, mut events) = conn.unwrap();
+    // Another store's printer, with a good credential of its own, under the same client id.
+    let other = app.new_tenant("Other Farm").await;
+    let printer = app
+        .post("/v1/printers")
+        .key(&other.key, other.store_id)
+        .json(&json!({"name": "second", "provider": "klipper", "deviceId": "second"}))
+        .send()
+        .await;
+    printer.assert(201);
+    let printer = printer.json()["id"].as_str().unwrap().to_owned();
+    let issued = app
+        .post(&format!("/v1/printers/{printer}/mqtt-credentials"))
+        .key(&other.key, other.store_id)
+        .json(&json!({}))
+        .send()
+        .await;
+    issued.assert(201);
+    let (other_user, other_password) = (
+        issued.json()["username"].as_str().unwrap().to_owned(),
+        issued.json()["password"].as_str().unwrap().to_owned(),
+    );
+    let (code, _) = connect(&broker, "mainsailos", Some((&other_user, &other_password))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    assert_still_connected(&mut events, "another login tried its client id").await;
+    // Under its own id the other printer gets in; and the first may reconnect as itself.
+    let (code, _) = connect(
+        &broker,
+        "mainsailos-2",
+        Some((&other_user, &other_password)),
+    )
+    .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (code, _) = connect(&broker, "mainsailos", Some((&user, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+}
+
+#[tokio::test]
 async fn octoprints_progress_arrives_although_its_plugin_publishes_it_retained() {
     let (app, broker) = locked().await;
     app.spawn_bridge();
