@@ -75,6 +75,38 @@ pub async fn loaded_spool_for_update(
     .await
 }
 
+/// The spools loaded in a printer, locked in id order.
+pub async fn lock_loaded_in(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: PrinterId,
+) -> sqlx::Result<Vec<SpoolRow>> {
+    sqlx::query_as(
+        "select * from material_instances where store_id = $1 and printer_id = $2
+         order by id for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_all(db)
+    .await
+}
+
+/// Takes a spool out of its printer (and slot).
+pub async fn unload(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    spool: Uuid,
+) -> sqlx::Result<SpoolRow> {
+    sqlx::query_as(
+        "update material_instances set printer_id = null, slot = null, updated_at = now()
+          where store_id = $1 and id = $2 returning *",
+    )
+    .bind(store)
+    .bind(spool)
+    .fetch_one(db)
+    .await
+}
+
 /// Takes `grams` off a spool (never below 0).
 pub async fn take_grams(
     db: impl PgExecutor<'_>,

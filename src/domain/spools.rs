@@ -55,6 +55,21 @@ impl From<SpoolRow> for Spool {
 
 entity_view!(Spool, MaterialInstance);
 
+/// Takes every spool out of a printer about to be deleted, recording each change (the schema's
+/// `on delete set null` would unload them without a word to subscribers or the audit log).
+pub async fn unload_all(
+    tx: &mut PgConnection,
+    author: &Author,
+    printer: PrinterId,
+) -> DomainResult<()> {
+    for row in db::lock_loaded_in(&mut *tx, author.store_id, printer).await? {
+        let before = Spool::from(row);
+        let after = Spool::from(db::unload(&mut *tx, author.store_id, before.id).await?);
+        changes::updated(tx, author, &before, &after).await?;
+    }
+    Ok(())
+}
+
 /// Takes a completed job's grams (per copy × copies) off the spool loaded in its printer (the
 /// lowest slot), recording the spool's change and `material.usage_recorded`. Nothing happens
 /// when the job has no estimate or the printer no spool.

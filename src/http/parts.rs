@@ -147,11 +147,13 @@ async fn materials(
     values: &[PartMaterialView],
 ) -> ApiResult<Vec<(Uuid, Option<f64>)>> {
     if values.len() > MAX_MATERIALS {
+        // Nothing more is checked of a list this long (one problem, not one per entry).
         e.add(
             "/materials",
             "too_many",
             format!("at most {MAX_MATERIALS} materials"),
         );
+        return Ok(Vec::new());
     }
     for (i, m) in values.iter().enumerate() {
         e.in_range(&format!("/materials/{i}/grams"), m.grams, 0.0..=100_000.0);

@@ -10,7 +10,7 @@ use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::domain::printers::{BuildVolume, Printer, PrinterStatus, Provider};
 use crate::domain::validate::{self, Errors, Tag};
-use crate::domain::{changes, print_jobs, Author};
+use crate::domain::{changes, print_jobs, spools, Author};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::PrinterId;
 use crate::wire::WireName;
@@ -323,7 +323,8 @@ pub async fn update_printer(
 }
 
 /// Remove a printer. A printer with a job assigned to it or printing on it cannot be removed
-/// (`409`); its finished jobs stay, no longer linked.
+/// (`409`); its finished jobs stay, no longer linked, and its spools are unloaded (each emits
+/// `materialInstance.updated`).
 ///
 /// Required permission: `printer.delete`.
 #[utoipa::path(delete, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath),
@@ -345,6 +346,7 @@ pub async fn delete_printer(
     let author = Author::from(&caller);
     let link = Link::Printer(PrinterId(path.id));
     print_jobs::unlink_jobs(&mut tx, &author, link).await?;
+    spools::unload_all(&mut tx, &author, PrinterId(path.id)).await?;
     entity::deleted(tx, &caller, before, None).await
 }
 

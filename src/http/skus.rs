@@ -98,7 +98,9 @@ async fn parts(
     values: &[LinkedPart],
 ) -> ApiResult<Vec<(Uuid, i32)>> {
     if values.len() > MAX_PARTS {
+        // Nothing more is checked of a list this long (one problem, not one per entry).
         e.add("/parts", "too_many", format!("at most {MAX_PARTS} parts"));
+        return Ok(Vec::new());
     }
     for (i, p) in values.iter().enumerate() {
         e.in_range(&format!("/parts/{i}/quantity"), Some(p.quantity), 1..=1000);

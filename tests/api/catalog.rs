@@ -197,6 +197,36 @@ async fn invalid_parts_and_skus_are_422() {
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["pointer"], pointer, "{body}");
     }
+    // A list over its limit is one problem, not one per entry of it.
+    let unknown =
+        |n: usize| -> Vec<String> { (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect() };
+    let parts: Vec<Value> = unknown(500)
+        .into_iter()
+        .map(|p| json!({"partId": p, "quantity": 1}))
+        .collect();
+    let materials: Vec<Value> = unknown(500)
+        .into_iter()
+        .map(|m| json!({"materialId": m}))
+        .collect();
+    for (path, body, pointer) in [
+        (
+            "/v1/skus",
+            json!({"sku": "S", "name": "s", "parts": parts}),
+            "/parts",
+        ),
+        (
+            "/v1/parts",
+            json!({"name": "p", "type": "stl", "materials": materials}),
+            "/materials",
+        ),
+    ] {
+        let res = app.post(path).owner().json(&body).send().await;
+        res.assert_problem(422, "validation_failed");
+        let errors = res.json()["errors"].clone();
+        assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+        assert_eq!(errors[0]["pointer"], pointer);
+        assert_eq!(errors[0]["code"], "too_many");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `/v1/materials` and `/v1/materials/instances` (spools).
 
-use crate::helpers::{new_tenant, TestApp};
+use crate::helpers::{count, new_tenant, TestApp};
 use serde_json::{json, Value};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> Value {
@@ -183,7 +183,17 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .await;
     res.assert(200);
 
-    // Removing the printer unloads the spool instead of losing it.
+    // Removing the printer unloads the spool instead of losing it, and says so.
+    let changes = format!(
+        "select count(*) from outbox where entity_id = '{id}' and type = 'materialInstance.updated'"
+    );
+    let changed_before = count(&app, &changes).await;
+    let loaded = app
+        .get(&format!("/v1/materials/instances/{id}"))
+        .owner()
+        .send()
+        .await
+        .json();
     app.delete(&format!("/v1/printers/{printer}"))
         .owner()
         .send()
@@ -197,6 +207,8 @@ async fn spools_track_grams_and_where_they_are_loaded() {
         .json();
     assert!(spool["printerId"].is_null() && spool["slot"].is_null());
     assert_eq!(spool["remainingGrams"], 640.5);
+    assert_ne!(spool["updatedAt"], loaded["updatedAt"]);
+    assert_eq!(count(&app, &changes).await, changed_before + 1);
 
     // A material with spools stays until they go.
     let path = format!("/v1/materials/{material}");
