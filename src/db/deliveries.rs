@@ -359,14 +359,15 @@ pub async fn record_attempts(db: impl PgExecutor<'_>, a: Attempts<'_>) -> sqlx::
              -- A delivery whose endpoint was deleted meanwhile has nothing left to log against.
              join webhook_deliveries wd on wd.id = t.d),
          -- A success ends a streak. A failure starts one, or continues it if the last was
-         -- within a day (the longest gap between retries is 10 h); `last_failed_at` is written
-         -- at most hourly, so a failing endpoint is not updated with every batch.
+         -- within two days (retries come at most 11 h apart, or 24 h with `Retry-After`);
+         -- `last_failed_at` is written at most hourly, so a failing endpoint is not updated
+         -- with every batch.
          health as (
              update webhook_endpoints e
                 set failing_since = case
                         when not t.failing then null
                         when e.failing_since is null or e.last_failed_at is null
-                             or e.last_failed_at < $9 - interval '1 day' then $9
+                             or e.last_failed_at < $9 - interval '2 days' then $9
                         else e.failing_since end,
                     last_failed_at = case when t.failing then $9 else e.last_failed_at end
                from unnest($10::uuid[], $11::bool[]) as t(id, failing)

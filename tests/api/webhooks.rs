@@ -479,7 +479,8 @@ async fn a_failure_after_a_day_without_one_starts_a_new_streak() {
     printer(&app, "p1").await;
     deliver(&app, &d).await;
     let first = failing_since().await.unwrap();
-    // Its retries are given up after about 28 hours; a week passes with no events.
+    // Its retries are given up after about 28 hours; a week passes with no events (a failure
+    // two days or more after the last starts a new streak).
     app.clock.advance_ms(7 * 86_400_000);
     while d.dispatch_once().await.unwrap() > 0 {}
     printer(&app, "p2").await;

@@ -20,9 +20,11 @@ use uuid::Uuid;
 
 /// Sends in flight in all, at most (the dispatcher's send slots).
 pub const MAX_IN_FLIGHT: usize = 256;
-/// Of those, the ones only a store with fewer than `LIGHT` sends in flight may take: however
-/// many stores have endpoints that never answer, their sends hold at most the rest, and a store
-/// with a few deliveries finds a slot at once.
+/// Of those, the ones only a store with fewer than `LIGHT` sends in flight may take: stores
+/// with more (stores whose endpoints never answer, say) hold at most the rest together, and a
+/// store with a few deliveries finds a slot at once unless many stores hang at once (three at
+/// their share and sixteen more at `LIGHT` fill every slot; then the send timeout bounds the
+/// wait).
 const RESERVED: usize = 64;
 /// A store with fewer sends than this in flight may take a reserved slot.
 const LIGHT: usize = 4;
