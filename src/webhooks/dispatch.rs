@@ -367,44 +367,61 @@ async fn record_all(pool: PgPool, clock: Arc<dyn Clock>, mut recorded: mpsc::Rec
                 n = recorded.recv_many(&mut batch, room) => if n == 0 { break },
             }
         }
-        let now = clock.now_utc();
-        if let Some(failures) = retried("write", || record::write(&pool, &batch, now)).await {
-            retried("disable", || record::disable_due(&pool, &failures, now)).await;
-        } else {
-            record_one_by_one(&pool, &batch, now).await;
-        }
+        record_batch(&pool, &batch, clock.now_utc()).await;
         batch.clear();
     }
 }
 
-/// After a batch failed to write: each outcome on its own, once, so that whatever made the
-/// batch fail (one outcome the database refuses) costs only the outcomes that carry it, not
-/// every store's outcomes that happened to be recorded with it.
-async fn record_one_by_one(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) {
-    for outcome in batch.chunks(1) {
-        let written = match record::write(pool, outcome, now).await {
-            Ok(failures) => record::disable_due(pool, &failures, now).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = written {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                delivery = %outcome[0].delivery,
-                "a webhook attempt not recorded; its lease will send it again"
-            );
+/// Records one batch of outcomes as the running dispatcher does: written together (a step
+/// that fails is tried three times); should the database refuse the batch itself, each outcome
+/// is then written on its own, so that one it cannot store costs only that outcome, not every
+/// store's outcomes that happened to be recorded with it. What is not written is sent again
+/// once its lease lapses.
+pub async fn record_batch(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) {
+    match retried("write", || record::write(pool, batch, now)).await {
+        Ok(failures) => {
+            let _ = retried("disable", || record::disable_due(pool, &failures, now)).await;
         }
+        // Not when the database is away: one write per outcome would only add to its load.
+        Err(error) if batch.len() > 1 && refused_by_database(&error) => {
+            for outcome in batch.chunks(1) {
+                let written = match record::write(pool, outcome, now).await {
+                    Ok(failures) => record::disable_due(pool, &failures, now).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = written {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        delivery = %outcome[0].delivery,
+                        "a webhook attempt not recorded; its lease will send it again"
+                    );
+                }
+            }
+        }
+        Err(_) => {}
     }
 }
 
-/// Runs `step` up to three times; its value, or `None` (logged) if every try failed.
-async fn retried<T, F, Fut>(what: &'static str, step: F) -> Option<T>
+/// Whether the database answered and refused (rather than could not be reached or timed out).
+fn refused_by_database(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::Database(_))
+        )
+    })
+}
+
+/// Runs `step` up to three times; its value, or the last error (logged) if every try failed.
+async fn retried<T, F, Fut>(what: &'static str, step: F) -> anyhow::Result<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    for attempt in 1..=3u64 {
+    let mut attempt = 1u64;
+    loop {
         match step().await {
-            Ok(value) => return Some(value),
+            Ok(value) => return Ok(value),
             Err(error) if attempt < 3 => {
                 tracing::debug!(
                     error = format!("{error:#}"),
@@ -412,6 +429,7 @@ where
                     "recording attempts; retrying"
                 );
                 tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                attempt += 1;
             }
             Err(error) => {
                 tracing::warn!(
@@ -421,8 +439,8 @@ where
                 );
                 metrics::counter!("printfarm_worker_errors_total", "worker" => "webhook-record")
                     .increment(1);
+                return Err(error);
             }
         }
     }
-    None
 }

@@ -346,6 +346,42 @@ async fn an_answer_holding_a_nul_character_is_recorded_with_the_others() {
 }
 
 #[tokio::test]
+async fn an_outcome_the_database_refuses_costs_only_itself() {
+    // Two endpoints' deliveries, recorded in one batch; one outcome holds what PostgreSQL cannot
+    // store (as a receiver's NUL did before answers were cleaned).
+    let app = local_app().await;
+    let (first, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/a"})).await;
+    let (second, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/b"})).await;
+    printer(&app, "p1").await;
+    let claimed = claim_handed_off(&app).await.deliveries;
+    assert_eq!(claimed.len(), 2);
+    let outcomes: Vec<_> = claimed
+        .iter()
+        .map(|c| printfarm::webhooks::send::Outcome {
+            delivery: c.delivery,
+            endpoint: c.endpoint.id,
+            attempts: c.attempts,
+            attempted_at: app.now(),
+            status_code: Some(200),
+            latency_ms: 1,
+            error_class: None,
+            response: Some(if c.endpoint.id.to_string() == first {
+                "cannot\0store".to_owned()
+            } else {
+                "ok".to_owned()
+            }),
+            retry_after: None,
+        })
+        .collect();
+    dispatch::record_batch(app.pool(), &outcomes, app.now()).await;
+    assert_eq!(delivery(&app, &second).await["status"], "succeeded");
+    // The refused one stays leased, to be sent again.
+    let refused = delivery(&app, &first).await;
+    assert_eq!(refused["status"], "pending");
+    assert_eq!(refused["attemptLog"], json!([]));
+}
+
+#[tokio::test]
 async fn gone_disables_the_endpoint_and_says_so() {
     let app = local_app().await;
     let receiver = Receiver::start().await;
