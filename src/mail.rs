@@ -7,8 +7,10 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
-/// How long one message may take to hand over, from connecting to the server's last answer.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one message may take to hand over, from connecting to the server's last answer:
+/// room for a server that scans what it takes, within the API's request timeout (30 s by
+/// default) for the invitation that waits for it.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Clone)]
 pub struct Mailer {

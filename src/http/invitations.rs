@@ -254,24 +254,34 @@ pub async fn invite(
     changes::created(&mut tx, &caller, &invitation).await?;
     tx.commit().await?;
     // Mailed after the commit (no transaction held across SMTP); one that cannot be mailed is
-    // revoked again, so that no invitation nobody was told of stays open.
-    let emailed = match &state.mailer {
+    // revoked again, so that no invitation nobody was told of stays open. In a task of its own,
+    // so that a request cut short (its timeout, the client gone) still revokes it.
+    let emailed = match state.mailer.clone() {
         Some(mailer) => {
             let body = invitation_mail(&state, &caller.store_name, &token);
             let subject = format!("You are invited to {}", caller.store_name);
-            if let Err(error) = mailer.send(&email, &subject, body).await {
+            let (state, author, id) = (state.clone(), Author::from(&caller), invitation.id);
+            let to = email.clone();
+            let mailed = tokio::spawn(async move {
+                let Err(error) = mailer.send(&to, &subject, body).await else {
+                    return Ok(true);
+                };
                 tracing::warn!(error = format!("{error:#}"), "invitation not mailed");
-                // Recorded as a revocation is, so the audit log and subscribers that saw it made
-                // see it go.
+                // Recorded as a revocation is, so the audit log and subscribers that saw it
+                // made see it go.
                 let mut tx = state.pool.begin().await?;
-                if let Some(row) = db::revoke(&mut *tx, caller.store_id, invitation.id, now).await?
-                {
-                    changes::deleted(&mut tx, &caller, &Invitation::from(row)).await?;
+                if let Some(row) = db::revoke(&mut *tx, author.store_id, id, now).await? {
+                    changes::deleted(&mut tx, author, &Invitation::from(row)).await?;
                 }
                 tx.commit().await?;
-                return Err(ApiError::ServiceUnavailable);
+                Ok::<bool, sqlx::Error>(false)
+            });
+            match mailed.await {
+                Ok(Ok(true)) => true,
+                Ok(Ok(false)) => return Err(ApiError::ServiceUnavailable),
+                Ok(Err(error)) => return Err(error.into()),
+                Err(_) => return Err(ApiError::ServiceUnavailable),
             }
-            true
         }
         None => false,
     };
