@@ -31,6 +31,11 @@ const RECHECK_BATCH: usize = 200;
 /// (A will delayed longer, an MQTT 5 will-delay over this, is refused; a will published in this
 /// window is checked against the access the client had when it left.)
 const WILL_GRACE: Duration = Duration::from_secs(30);
+/// Client ids one printer's login may hold connected at once: its connection, and one more for
+/// a reconnect under a new id before the old connection is noticed gone. (A printer login may
+/// choose any id, and a connected client's id is refused to other logins: without a bound, one
+/// store could hold common ids such as `mainsailos` against every other.)
+const IDS_PER_PRINTER: usize = 2;
 
 #[derive(Debug)]
 pub struct Plugin {
@@ -287,6 +292,14 @@ impl MosquittoPlugin for Plugin {
             .get(&clientid)
             .is_some_and(|c| c.departed.is_none() && c.username != username);
         if held_by_another {
+            return Err(Error::Auth);
+        }
+        let other_ids_held = self
+            .clients
+            .iter()
+            .filter(|(id, c)| **id != clientid && c.departed.is_none() && c.username == username)
+            .count();
+        if username.starts_with("printer:") && other_ids_held >= IDS_PER_PRINTER {
             return Err(Error::Auth);
         }
         let request = AuthRequest {

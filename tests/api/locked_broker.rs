@@ -667,8 +667,14 @@ async fn a_connected_clients_id_cannot_be_taken_under_another_login() {
     )
     .await;
     assert_eq!(code, ConnectReturnCode::Success);
-    let (code, _) = connect(&broker, "mainsailos", Some((&user, &password))).await;
+    let (code, conn) = connect(&broker, "mainsailos", Some((&user, &password))).await;
     assert_eq!(code, ConnectReturnCode::Success);
+    // One printer's login holds two ids at most, so no store can hold every common one.
+    let (code, spare) = connect(&broker, "octoprint", Some((&user, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (code, _) = connect(&broker, "fluiddpi", Some((&user, &password))).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+    drop((conn, spare));
 }
 
 #[tokio::test]
