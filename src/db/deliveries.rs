@@ -104,18 +104,22 @@ pub async fn upsert_delivery(
     .await
 }
 
-/// What [`requeue_since`] queued: how many deliveries, and the sequence of the last event it
-/// took (where a call cut short by its limit continues).
+/// What [`requeue_since`] did: how many deliveries it queued and the sequence of the last
+/// event it queued; how many events it read and the sequence of the last (where a call cut
+/// short by either limit continues).
 #[derive(Debug, sqlx::FromRow)]
 pub struct Requeued {
     pub deliveries: i64,
-    pub last_sequence: Option<i64>,
+    pub last_queued: Option<i64>,
+    pub read: i64,
+    pub last_read: Option<i64>,
 }
 
 /// Queues to `endpoint`, due at `due`, the store's events of `types` (`None`: all) since `since`
-/// with a sequence above `after`: at most `limit`, in sequence order. Deliveries those events
-/// already have are made pending again, as [`upsert_delivery`] does. One statement, so the
-/// limit counts the events the endpoint wants, not every event of the store.
+/// with a sequence above `after`, in sequence order: at most `limit` of them, among the first
+/// `read_limit` events since `since` (so that an endpoint wanting a rare type does not have the
+/// whole retention read in one statement). Deliveries those events already have are made
+/// pending again, as [`upsert_delivery`] does.
 #[allow(clippy::too_many_arguments)]
 pub async fn requeue_since(
     db: impl PgExecutor<'_>,
@@ -124,18 +128,24 @@ pub async fn requeue_since(
     since: DateTime<Utc>,
     after: i64,
     types: Option<&[String]>,
-    limit: i64,
+    (limit, read_limit): (i64, i64),
     due: DateTime<Utc>,
 ) -> sqlx::Result<Requeued> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
-            "with chosen as (
-                 select {}
+            "with read as (
+                 select o.id, o.sequence, o.type
                  from outbox o
                  where o.store_id = $1 and o.sequence > $3 and o.occurred_at >= $2
-                   and ($4::text[] is null or o.type = any($4))
-                 order by o.sequence limit $5),
+                 order by o.sequence limit $8),
+             wanted as (
+                 select r.id from read r
+                 where $4::text[] is null or r.type = any($4)
+                 order by r.sequence limit $5),
+             chosen as (
+                 select {}
+                 from outbox o join wanted w on w.id = o.id),
              queued as (
                  insert into webhook_deliveries
                      (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at,
@@ -147,7 +157,9 @@ pub async fn requeue_since(
                          next_attempt_at = excluded.next_attempt_at, updated_at = now()
                  returning 1)
              select (select count(*) from queued) as deliveries,
-                    (select max(sequence) from chosen) as last_sequence",
+                    (select max(sequence) from chosen) as last_queued,
+                    (select count(*) from read) as read,
+                    (select max(sequence) from read) as last_read",
             super::outbox::EVENT_COLUMNS
         )
     });
@@ -159,6 +171,7 @@ pub async fn requeue_since(
         .bind(limit)
         .bind(endpoint)
         .bind(due)
+        .bind(read_limit)
         .fetch_one(db)
         .await
 }

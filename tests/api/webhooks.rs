@@ -743,6 +743,30 @@ async fn recover_counts_only_the_events_the_endpoint_wants_and_says_where_to_go_
 }
 
 #[tokio::test]
+async fn recover_reads_a_bounded_run_of_events_and_says_where_to_go_on() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": "http://127.0.0.1:9/a", "eventTypes": ["order.*"]}),
+    )
+    .await;
+    // More events than one call reads, none of them wanted, then one that is.
+    taken_events(&app, "printer.updated", 100_001).await;
+    taken_events(&app, "order.created", 1).await;
+    let path = format!("/v1/webhooks/{hook}/recover");
+    let body = json!({"since": "2020-01-01T00:00:00Z"});
+    let res = app.post(&path).owner().json(&body).send().await;
+    res.assert(202);
+    assert_eq!(res.json()["deliveries"], 0);
+    let next = res.json()["next"].as_i64().expect("a place to go on from");
+    let body = json!({"since": "2020-01-01T00:00:00Z", "after": next});
+    let res = app.post(&path).owner().json(&body).send().await;
+    res.assert(202);
+    assert_eq!(res.json()["deliveries"], 1);
+    assert!(res.json()["next"].is_null());
+}
+
+#[tokio::test]
 async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
     let app = local_app().await;
     let (hook, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/a"})).await;

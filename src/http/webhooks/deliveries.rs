@@ -22,8 +22,9 @@ pub struct Recovered {
     /// Deliveries queued (at most 10,000 per call).
     #[schema(minimum = 0)]
     pub deliveries: i64,
-    /// When the call stopped at 10,000: the `sequence` of the last event queued, to pass as
-    /// `after` (with the same `since`) for the rest. `null` when every event was queued.
+    /// When the call stopped at a limit (10,000 queued, or 100,000 events read): the
+    /// `sequence` of the last event it took, to pass as `after` (with the same `since`) for the
+    /// rest. `null` when every event was queued.
     pub next: Option<i64>,
 }
 
@@ -238,8 +239,9 @@ pub async fn resend_webhook_delivery(
 /// Re-send every event since a time to the endpoint (after an outage on the receiving side).
 ///
 /// Required permission: `integration.manage`. Re-sends the events of the endpoint's event types,
-/// oldest first: at most 10,000 per call, and then `next` says where the next call continues.
-/// A disabled endpoint answers `409`: enable it first.
+/// oldest first: at most 10,000 per call, among at most 100,000 events read; when either limit
+/// stops a call, `next` says where the next continues. A disabled endpoint answers `409`:
+/// enable it first.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "Webhooks", params(WebhookPath),
     request_body = Recover,
     responses((status = 202, description = "Queued", body = Recovered),
@@ -268,16 +270,21 @@ pub async fn recover_webhook(
         body.since,
         after,
         types.as_deref(),
-        MAX_RECOVER,
+        (MAX_RECOVER, MAX_RECOVER_READ),
         state.now(),
     )
     .await?;
     notify(&state).await;
+    let next = if requeued.deliveries == MAX_RECOVER {
+        requeued.last_queued
+    } else if requeued.read == MAX_RECOVER_READ {
+        requeued.last_read
+    } else {
+        None
+    };
     let recovered = Recovered {
         deliveries: requeued.deliveries,
-        next: requeued
-            .last_sequence
-            .filter(|_| requeued.deliveries == MAX_RECOVER),
+        next,
     };
     Ok((StatusCode::ACCEPTED, Json(recovered)).into_response())
 }
