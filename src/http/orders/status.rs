@@ -78,7 +78,9 @@ pub async fn close_order(
 
 /// Reopen a cancelled or closed order.
 ///
-/// Required permission: `order.edit`. Its unprocessed items become printable again. An open
+/// Required permission: `order.edit`. Its unprocessed items become printable again; items
+/// already made into jobs stay processed (`orders/print` does not make them again), and jobs
+/// cancelled with the order go back to the queue with `PATCH /v1/print-jobs/retry`. An open
 /// order answers `409 invalid_state_transition`.
 #[utoipa::path(post, path = "/v1/orders/{id}/reopen", tag = "Orders", params(OrderPath),
     responses((status = 200, description = "The reopened order", body = Order),
