@@ -36,6 +36,10 @@ const WILL_GRACE: Duration = Duration::from_secs(30);
 /// choose any id, and a connected client's id is refused to other logins: without a bound, one
 /// store could hold common ids such as `mainsailos` against every other.)
 const IDS_PER_PRINTER: usize = 2;
+/// The largest message a client other than the server may publish. Printers' reports are a few
+/// kilobytes; the server reads every report on one connection, and a message larger than it
+/// accepts (1 MiB) would end that connection, and every store's reports with it.
+const MAX_PUBLISHED: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub struct Plugin {
@@ -354,6 +358,9 @@ impl MosquittoPlugin for Plugin {
         let id = client.get_id().unwrap_or_default();
         let will = matches!(ask, Ask::Publish | Ask::PublishRetained);
         match self.clients.get(&id) {
+            Some(c) if will && !c.login.is_superuser && msg.payload.len() > MAX_PUBLISHED => {
+                Err(Error::AclDenied)
+            }
             Some(c) if c.departed.is_some() && !will => Err(Error::AclDenied),
             Some(c) if c.login.may(ask, msg.topic) => Ok(Success),
             _ => Err(Error::AclDenied),

@@ -333,6 +333,46 @@ async fn forged_reports_change_nothing_and_a_printer_reports_only_as_itself() {
 }
 
 #[tokio::test]
+async fn an_oversized_report_is_dropped_and_the_reports_after_it_arrive() {
+    // The server reads every store's reports on one connection, which a message over its
+    // packet limit (1 MiB) would end, losing the reports behind it.
+    let (app, broker) = locked().await;
+    app.spawn_bridge();
+    let store = app.store_id;
+    let (x, user, password) = printer_with_credential(&app, "bambu", "01S00A0000000BG").await;
+    let mut options = MqttOptions::new("big-reports", "127.0.0.1", broker.port);
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    let (code, conn) = connect_with(options, Some((&user, &password))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let (client, mut events) = conn.unwrap();
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let report = format!("printers/{store}/device/01S00A0000000BG/report");
+    let huge = format!(
+        "{{\"print\": {{\"gcode_state\": \"IDLE\", \"pad\": \"{}\"}}}}",
+        "x".repeat(1_200_000)
+    );
+    client
+        .publish(&report, QoS::AtLeastOnce, false, huge.into_bytes())
+        .await
+        .unwrap();
+    let printing = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 5}}).to_string();
+    client
+        .publish(&report, QoS::AtLeastOnce, false, printing.into_bytes())
+        .await
+        .unwrap();
+    eventually("the report after the oversized one", || async {
+        let stats = app
+            .get(&format!("/v1/printers/{x}/stats"))
+            .owner()
+            .send()
+            .await
+            .json();
+        (stats["status"] == "printing").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn revoking_a_key_disconnects_its_client_within_a_second_or_two() {
     let (app, broker) = locked().await;
     let store = app.store_id.to_string();
