@@ -379,24 +379,46 @@ pub async fn purge_published(
     super::delete_slice(db, sql, retention_secs, limit).await
 }
 
-/// The store's events after sequence number `after` about these entity types, in sequence
-/// order (at most `limit`): `GET /v1/events`. Only events the relay has taken have one.
-pub async fn events_after(
+/// Where a read of the store's events after `after` may stop: the sequence of the
+/// `read_limit`-th event after it, if there are that many (else the read may go to the end).
+/// Only events the relay has taken have a sequence.
+pub async fn read_bound(
     db: impl PgExecutor<'_>,
     store: StoreId,
     after: i64,
+    read_limit: i64,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "select o.sequence from outbox o where o.store_id = $1 and o.sequence > $2
+         order by o.sequence offset $3 - 1 limit 1",
+    )
+    .bind(store)
+    .bind(after)
+    .bind(read_limit)
+    .fetch_optional(db)
+    .await
+}
+
+/// The store's events after sequence number `after` and up to `until` (if given) about these
+/// entity types, in sequence order (at most `limit`): `GET /v1/events`.
+pub async fn events_after(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    (after, until): (i64, Option<i64>),
     entity_types: &[&str],
     limit: i64,
 ) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(&format!(
         "select {EVENT_COLUMNS}
-         from outbox o where o.store_id = $1 and o.sequence > $2 and o.entity_type = any($3)
+         from outbox o where o.store_id = $1 and o.sequence > $2
+           and ($5::bigint is null or o.sequence <= $5) and o.entity_type = any($3)
          order by o.sequence limit $4"
     ))
     .bind(store)
     .bind(after)
     .bind(entity_types)
     .bind(limit)
+    .bind(until)
     .fetch_all(db)
     .await
 }

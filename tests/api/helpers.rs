@@ -731,3 +731,28 @@ where
 pub async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(app.pool()).await.unwrap()
 }
+
+/// Adds `n` events of `event_type` to the store's outbox as the relay leaves them: sequenced
+/// and fanned out.
+pub async fn taken_events(app: &TestApp, event_type: &str, n: i64) {
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity,
+                             sequence, fanned_out_at)
+         select gen_random_uuid(), $1, $2, split_part($2, '.', 1), gen_random_uuid(), 'INSERT',
+                '{}', (select last from outbox_sequence for update) + g, now()
+         from generate_series(1, $3) g",
+    )
+    .bind(app.store_id)
+    .bind(event_type)
+    .bind(n)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("update outbox_sequence set last = last + $1")
+        .bind(n)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}

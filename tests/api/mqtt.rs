@@ -436,6 +436,37 @@ async fn the_relay_takes_store_by_store_while_events_wait() {
 }
 
 #[tokio::test]
+async fn a_page_of_events_looks_through_a_bounded_run_and_says_where_to_go_on() {
+    let app = TestApp::new().await;
+    // More of the store's events than a page looks through, none of them this key's to see,
+    // then one that is.
+    crate::helpers::taken_events(&app, "printer.updated", 10_001).await;
+    crate::helpers::taken_events(&app, "part.created", 1).await;
+    let parts_only = app.key_with(&[], &["part.view"]).await;
+    let res = app.get("/v1/events").with_key(&parts_only).send().await;
+    res.assert(200);
+    assert_eq!(res.json(), json!([]));
+    let link = res.header("link").expect("a next page").to_owned();
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = app.get(&next).with_key(&parts_only).send().await;
+    res.assert(200);
+    assert_eq!(res.json().as_array().unwrap().len(), 1);
+    assert_eq!(res.json()[0]["type"], "part.created");
+    assert!(res.header("link").is_none());
+    // A key that may see no events at all is answered without a look.
+    let nothing = app.key_with(&[], &["printer.ready"]).await;
+    let res = app.get("/v1/events").with_key(&nothing).send().await;
+    res.assert(200);
+    assert_eq!(res.json(), json!([]));
+    assert!(res.header("link").is_none());
+}
+
+#[tokio::test]
 async fn events_can_be_read_back_after_a_sequence_by_permission() {
     let app = TestApp::new().await;
     let printer = post(

@@ -1,7 +1,7 @@
 //! Webhooks against a real local receiver: signed deliveries, the retry schedule on a manual
 //! clock, 410, Retry-After, redirects, the SSRF guard, rotation, resend and recovery.
 
-use crate::helpers::{count, eventually, new_tenant, TestApp};
+use crate::helpers::{count, eventually, new_tenant, taken_events, TestApp};
 use crate::receiver::Receiver;
 use printfarm::events::relay;
 use printfarm::rate_limit::Clock;
@@ -676,31 +676,6 @@ async fn rotation_signs_with_both_secrets_and_resend_and_recover_send_again() {
     assert!(queued >= 1);
     d.dispatch_once().await.unwrap();
     assert_eq!(receiver.count("ok") as u64, 2 + queued);
-}
-
-/// Adds `n` events of `event_type` to the store's outbox as the relay leaves them: sequenced
-/// and fanned out.
-async fn taken_events(app: &TestApp, event_type: &str, n: i64) {
-    let mut tx = app.pool().begin().await.unwrap();
-    sqlx::query(
-        "insert into outbox (event_id, store_id, type, entity_type, entity_id, action, entity,
-                             sequence, fanned_out_at)
-         select gen_random_uuid(), $1, $2, split_part($2, '.', 1), gen_random_uuid(), 'INSERT',
-                '{}', (select last from outbox_sequence for update) + g, now()
-         from generate_series(1, $3) g",
-    )
-    .bind(app.store_id)
-    .bind(event_type)
-    .bind(n)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("update outbox_sequence set last = last + $1")
-        .bind(n)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
