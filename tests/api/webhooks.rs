@@ -749,6 +749,16 @@ async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
         .send()
         .await
         .assert_problem(401, "unauthorized");
+    // Deliveries are sorted by when they were made only (no index follows every attempt).
+    let deliveries = format!("/v1/webhooks/{hook}/deliveries");
+    for (sort, status) in [("createdAt:asc", 200), ("updatedAt:desc", 400)] {
+        let res = app
+            .get(&format!("{deliveries}?sort={sort}"))
+            .owner()
+            .send()
+            .await;
+        res.assert(status);
+    }
     let viewer = app.key_with(&["viewer"], &[]).await;
     app.get("/v1/webhooks")
         .with_key(&viewer)

@@ -168,7 +168,7 @@ async fn notify(state: &AppState) {
 /// Required permission: `integration.view`. Filter with the `field.op` query parameters.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "Webhooks",
     params(WebhookPath, PageParams, ("sort" = Option<String>, Query, description = "`field:asc|desc`",
-        pattern = r"^((createdAt|updatedAt)(:(asc|desc))?)?$")),
+        pattern = r"^(createdAt(:(asc|desc))?)?$")),
     responses((status = 200, description = "The deliveries", body = Vec<Delivery>,
         headers(("link" = String, description = "`<…>; rel=\"next\"` when more rows exist"),
                 ("x-total-count" = i64, description = "Matching rows, with `count=true`")))))]
