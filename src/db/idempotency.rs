@@ -62,6 +62,28 @@ pub async fn claim(
     Ok(claimed.is_some())
 }
 
+/// Keeps `key` locked for another `lock_secs` while its request still runs (it has no answer
+/// yet).
+pub async fn extend(
+    db: impl PgExecutor<'_>,
+    owner: Owner,
+    key: &str,
+    lock_secs: f64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update idempotency_keys set locked_until = now() + make_interval(secs => $4)
+          where store_id = $1 and principal_id = $2 and idempotency_key = $3
+            and status is null",
+    )
+    .bind(owner.store.0)
+    .bind(owner.principal)
+    .bind(key)
+    .bind(lock_secs)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// What is kept under `key`.
 pub async fn kept(
     db: impl PgExecutor<'_>,

@@ -72,7 +72,24 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     let request = Request::from_parts(parts, Body::from(body));
     let state = state.clone();
     let finished = tokio::spawn(async move {
-        let response = next.run(request).await;
+        // The lock is renewed while the work runs: the request's timeout ends the answer, not
+        // the work, which may outlive the lock waiting on a row, and a retry must not start
+        // the same work beside it.
+        let response = {
+            let work = next.run(request);
+            tokio::pin!(work);
+            let renew = std::time::Duration::from_secs_f64(lock_secs / 3.0);
+            loop {
+                tokio::select! {
+                    response = &mut work => break response,
+                    _ = tokio::time::sleep(renew) => {
+                        if let Err(error) = db::extend(&state.pool, owner, &key, lock_secs).await {
+                            tracing::warn!(%error, "an idempotency key's lock was not renewed");
+                        }
+                    }
+                }
+            }
+        };
         finish(&state, owner, &key, response).await
     });
     match finished.await {
@@ -97,11 +114,12 @@ async fn finish(
         return Ok(response);
     }
     let (mut answer_parts, answer_body) = response.into_parts();
-    let answer_body = axum::body::to_bytes(answer_body, MAX_KEPT_BODY)
+    // Whole, however large: the work is done and its answer is the client's. (Our handlers
+    // build their answers in memory.) Only what fits `MAX_KEPT_BODY` is kept.
+    let answer_body = axum::body::to_bytes(answer_body, usize::MAX)
         .await
-        .map_err(|_| {
-            ApiError::Internal(anyhow::anyhow!("an answer too large to keep")).into_response()
-        })?;
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!(error)).into_response())?;
+    let too_large = answer_body.len() > MAX_KEPT_BODY;
     let carries_secret = answer_parts
         .headers
         .get(header::CACHE_CONTROL)
@@ -122,7 +140,7 @@ async fn finish(
         status: status.as_u16() as i16,
         content_type: content_type.as_deref(),
         location: location.as_deref(),
-        body: (!carries_secret).then_some(&answer_body[..]),
+        body: (!carries_secret && !too_large).then_some(&answer_body[..]),
     };
     // A lost answer would let a retry do the work again: worth a few tries.
     let mut kept = db::keep(&state.pool, owner, key, answer()).await;
@@ -189,8 +207,8 @@ async fn earlier_answer(state: &AppState, owner: Owner, key: &str, digest: &[u8]
     let mut response = match kept.body {
         Some(body) => (status, body).into_response(),
         None => ApiError::Conflict(format!(
-            "the request with this Idempotency-Key was done ({}); its answer carried a secret, \
-             which is never kept{}",
+            "the request with this Idempotency-Key was done ({}); its answer was not kept (it \
+             carried a secret, or was over 8 MiB){}",
             status.as_u16(),
             kept.location
                 .as_deref()

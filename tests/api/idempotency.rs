@@ -279,3 +279,27 @@ async fn an_answer_carrying_a_secret_is_never_kept() {
         .unwrap()
         .ends_with(&id(&first.json())));
 }
+
+#[tokio::test]
+async fn a_key_stays_held_while_its_request_runs_past_the_lock() {
+    let app = TestApp::new().await;
+    let key_id: uuid::Uuid = sqlx::query_scalar("select id from api_keys where store_id = $1")
+        .bind(app.store_id.0)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let owner = printfarm::db::idempotency::Owner {
+        store: app.store_id,
+        principal: key_id,
+    };
+    let digest = [1u8; 32];
+    let claim =
+        || printfarm::db::idempotency::claim(app.pool(), owner, "long", &digest, 1.0, 86_400.0);
+    assert!(claim().await.unwrap());
+    // Renewed while the request runs: its lock would have lapsed, and a repeat taken it.
+    printfarm::db::idempotency::extend(app.pool(), owner, "long", 60.0)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!claim().await.unwrap());
+}
