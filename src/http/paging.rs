@@ -25,6 +25,7 @@ pub struct PageParams {
     #[param(minimum = 0, maximum = 1000000)]
     offset: Option<i64>,
     /// Keyset position from a previous page's `Link` header; stable while rows are added.
+    #[param(max_length = 4096)]
     cursor: Option<String>,
     /// `true` adds the number of matching rows in `X-Total-Count`.
     count: Option<bool>,

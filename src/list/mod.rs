@@ -95,6 +95,9 @@ impl Field {
 pub const MAX_IN_VALUES: usize = 100;
 /// Longest value a filter or other list parameter takes.
 pub const MAX_VALUE_LEN: usize = 1000;
+/// Longest cursor taken: one holds the last row's sort value, and a name of 200 four-byte
+/// characters makes one of about 1,200.
+pub const MAX_CURSOR_LEN: usize = 4096;
 
 /// The timestamps every entity has, sortable.
 pub const CREATED_AT: Field = Field::new("createdAt", "created_at", Kind::Timestamp).sortable();
@@ -293,10 +296,13 @@ impl ListQuery {
                 seen.push(key);
             }
             // Characters, as the document's maxLength counts them.
-            if raw.chars().count() > MAX_VALUE_LEN {
-                return Err(bad(format!(
-                    "{key} is longer than {MAX_VALUE_LEN} characters"
-                )));
+            let max = if key == "cursor" {
+                MAX_CURSOR_LEN
+            } else {
+                MAX_VALUE_LEN
+            };
+            if raw.chars().count() > max {
+                return Err(bad(format!("{key} is longer than {max} characters")));
             }
             match key.as_str() {
                 "limit" => {

@@ -276,3 +276,25 @@ async fn built_in_roles_decide_catalog_access() {
         .await
         .assert_problem(403, "insufficient_permissions");
 }
+
+#[tokio::test]
+async fn paging_by_name_goes_past_the_longest_name() {
+    let app = TestApp::new().await;
+    // 200 four-byte characters: a cursor holding it is over 1,000 characters long.
+    let longest = "\u{1F5A8}".repeat(200);
+    for name in [longest.as_str(), "A"] {
+        post(&app, "/v1/parts", json!({"name": name, "type": "stl"})).await;
+    }
+    let first = app
+        .get("/v1/parts?sort=name:desc&limit=1")
+        .owner()
+        .send()
+        .await;
+    first.assert(200);
+    assert_eq!(first.json()[0]["name"], longest.as_str());
+    let next = first.next_page().expect("a next page");
+    assert!(next.len() > 1000, "{}", next.len());
+    let second = app.get(&next).owner().send().await;
+    second.assert(200);
+    assert_eq!(second.json()[0]["name"], "A");
+}
