@@ -35,11 +35,7 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
         d.hour.remaining,
         secs_ceil(d.hour.reset_ms)
     );
-    let tighter: &WindowState = if d.hour.remaining < d.minute.remaining {
-        &d.hour
-    } else {
-        &d.minute
-    };
+    let tighter = tighter(d);
     set(headers, "ratelimit", state);
     set(headers, "x-ratelimit-limit", tighter.limit.to_string());
     set(
@@ -52,4 +48,58 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
         "x-ratelimit-reset",
         secs_ceil(tighter.reset_ms).to_string(),
     );
+}
+
+/// The window the legacy headers describe: the one with fewer requests left, and on a tie the
+/// one that frees up later (both spent: the hour, which blocks longer).
+fn tighter(d: &Decision) -> &WindowState {
+    let hour_first = (d.hour.remaining, std::cmp::Reverse(d.hour.reset_ms))
+        < (d.minute.remaining, std::cmp::Reverse(d.minute.reset_ms));
+    if hour_first {
+        &d.hour
+    } else {
+        &d.minute
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(remaining: u32, reset_ms: u64) -> WindowState {
+        WindowState {
+            limit: 60,
+            remaining,
+            reset_ms,
+        }
+    }
+
+    #[test]
+    fn the_legacy_headers_describe_the_window_that_binds() {
+        let decision = |minute, hour| Decision {
+            allowed: true,
+            minute,
+            hour,
+            retry_after_ms: 0,
+        };
+        // Fewer left in the hour: the hour.
+        assert_eq!(
+            tighter(&decision(window(5, 10_000), window(2, 900_000))).reset_ms,
+            900_000
+        );
+        // Fewer left in the minute: the minute.
+        assert_eq!(
+            tighter(&decision(window(1, 10_000), window(2, 900_000))).reset_ms,
+            10_000
+        );
+        // Both spent: the one that frees up later, whichever it is.
+        assert_eq!(
+            tighter(&decision(window(0, 10_000), window(0, 900_000))).reset_ms,
+            900_000
+        );
+        assert_eq!(
+            tighter(&decision(window(0, 50_000), window(0, 20_000))).reset_ms,
+            50_000
+        );
+    }
 }
