@@ -213,7 +213,7 @@ impl Bridge {
             }
             Kind::MoonrakerResponse | Kind::GenericResponse => tracked.state.clone(),
         };
-        let mut next = next;
+        let mut next = next.within_range();
         next.online = online;
         if !online {
             next.status = PrinterStatus::Offline.as_str().into();

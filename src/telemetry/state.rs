@@ -39,6 +39,27 @@ pub struct PrinterState {
     pub alerts: Vec<Alert>,
 }
 
+impl PrinterState {
+    /// The state without values no printer can have (a report's `mc_percent` of 250, a nozzle
+    /// at 1e308 °C): taken as not reported, rather than stored and sent to every subscriber.
+    pub fn within_range(mut self) -> PrinterState {
+        let temperature = |t: Option<f64>| t.filter(|t| (-100.0..=1_000.0).contains(t));
+        self.nozzle_temp = temperature(self.nozzle_temp);
+        self.nozzle_target = temperature(self.nozzle_target);
+        self.bed_temp = temperature(self.bed_temp);
+        self.bed_target = temperature(self.bed_target);
+        self.chamber_temp = temperature(self.chamber_temp);
+        self.progress = self.progress.filter(|p| (0.0..=100.0).contains(p));
+        // A year of printing at most.
+        self.remaining_seconds = self
+            .remaining_seconds
+            .filter(|s| (0..=366 * 86_400).contains(s));
+        self.layer = self.layer.filter(|l| *l >= 0);
+        self.total_layers = self.total_layers.filter(|l| *l >= 0);
+        self
+    }
+}
+
 fn num(v: &Value, path: &[&str]) -> Option<f64> {
     let mut at = v;
     for key in path {
@@ -224,5 +245,29 @@ pub fn generic(report: &Value) -> PrinterState {
         total_layers: num(report, &["totalLayers"]).map(|l| l as i64),
         current_job: text(report, &["currentJob"]),
         alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_no_printer_can_have_are_taken_as_not_reported() {
+        let state = generic(&json!({
+            "state": "printing", "progress": -50, "nozzleTemp": 1e308, "bedTemp": 60,
+            "remainingSeconds": -5, "layer": -1, "totalLayers": 200
+        }))
+        .within_range();
+        assert_eq!(state.progress, None);
+        assert_eq!(state.nozzle_temp, None);
+        assert_eq!(state.bed_temp, Some(60.0));
+        assert_eq!(state.remaining_seconds, None);
+        assert_eq!((state.layer, state.total_layers), (None, Some(200)));
+        let bambu = bambu(&json!({"print": {"gcode_state": "RUNNING", "mc_percent": 250}}));
+        assert_eq!(bambu.within_range().progress, None);
+        let fine = generic(&json!({"state": "printing", "progress": 42.5})).within_range();
+        assert_eq!(fine.progress, Some(42.5));
     }
 }
