@@ -134,6 +134,11 @@ impl Bridge {
             return Ok(());
         };
         if !self.printers.contains_key(&key) {
+            // A printer reporting under a new device id (its `deviceId` was changed) is no
+            // longer tracked under the old one, which would otherwise fall silent and mark the
+            // printer offline while it reports.
+            self.printers
+                .retain(|old, t| t.printer_id != printer_id || *old == key);
             // Start from what was last written (another replica, or before a restart), so a
             // printer that was already online or printing does not announce it again.
             let stored: Option<Value> = printers_db::state(&self.pool, StoreId(store), printer_id)

@@ -541,6 +541,49 @@ async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, Str
 }
 
 #[tokio::test]
+async fn a_printer_whose_device_id_changes_is_not_marked_offline_under_the_old_one() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_OFFLINE_SECS", "1")]).await;
+    app.spawn_bridge();
+    let store = app.store_id;
+    let ender = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "old-id"}),
+    )
+    .await);
+    let report = |device: &'static str| {
+        let broker = &broker;
+        async move {
+            publish(
+                broker,
+                &format!("printers/{store}/{device}/status"),
+                &json!({"state": "idle"}).to_string(),
+            )
+            .await
+        }
+    };
+    report("old-id").await;
+    eventually("online under the old id", || async {
+        (stats(&app, &ender).await["online"] == true).then_some(())
+    })
+    .await;
+    app.patch(&format!("/v1/printers/{ender}"))
+        .owner()
+        .json(&json!({"deviceId": "new-id"}))
+        .send()
+        .await
+        .assert(200);
+    // Reporting under the new id, more often than it would be called silent.
+    for _ in 0..8 {
+        report("new-id").await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(stats(&app, &ender).await["online"], true);
+    assert_eq!(events(&app, "printer.offline").await, 0);
+}
+
+#[tokio::test]
 async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
     let broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
