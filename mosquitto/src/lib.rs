@@ -34,7 +34,8 @@ const WILL_GRACE: Duration = Duration::from_secs(30);
 /// Client ids one printer's login may hold connected at once: its connection, and one more for
 /// a reconnect under a new id before the old connection is noticed gone. (A printer login may
 /// choose any id, and a connected client's id is refused to other logins: without a bound, one
-/// store could hold common ids such as `mainsailos` against every other.)
+/// printer's login could hold every common id, `mainsailos` and the like, against every other
+/// store. A store with many printers can still hold two ids a printer.)
 const IDS_PER_PRINTER: usize = 2;
 /// The largest message a client other than the server may publish. Printers' reports are a few
 /// kilobytes; the server reads every report on one connection, and a message larger than it

@@ -117,7 +117,7 @@ pub struct Requeued {
 
 /// Queues to `endpoint`, due at `due`, the store's events of `types` (`None`: all) since `since`
 /// with a sequence above `after`, in sequence order: at most `limit` of them, among the first
-/// `read_limit` events since `since` (so that an endpoint wanting a rare type does not have the
+/// `read_limit` events after `after` (so that neither a rare type nor a recent `since` has the
 /// whole retention read in one statement). Deliveries those events already have are made
 /// pending again, as [`upsert_delivery`] does.
 #[allow(clippy::too_many_arguments)]
@@ -135,13 +135,13 @@ pub async fn requeue_since(
     let sql = SQL.get_or_init(|| {
         format!(
             "with read as (
-                 select o.id, o.sequence, o.type
+                 select o.id, o.sequence, o.type, o.occurred_at
                  from outbox o
-                 where o.store_id = $1 and o.sequence > $3 and o.occurred_at >= $2
+                 where o.store_id = $1 and o.sequence > $3
                  order by o.sequence limit $8),
              wanted as (
                  select r.id from read r
-                 where $4::text[] is null or r.type = any($4)
+                 where r.occurred_at >= $2 and ($4::text[] is null or r.type = any($4))
                  order by r.sequence limit $5),
              chosen as (
                  select {}

@@ -399,26 +399,28 @@ pub async fn read_bound(
     .await
 }
 
-/// The store's events after sequence number `after` and up to `until` (if given) about these
-/// entity types, in sequence order (at most `limit`): `GET /v1/events`.
+/// The store's events after sequence number `after` about these entity types, in sequence
+/// order (at most `limit`), among the first `read_limit` of its events after `after` (read
+/// only as far as needed): `GET /v1/events`.
 pub async fn events_after(
     db: impl PgExecutor<'_>,
     store: StoreId,
-    (after, until): (i64, Option<i64>),
+    after: i64,
     entity_types: &[&str],
-    limit: i64,
+    (limit, read_limit): (i64, i64),
 ) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(&format!(
         "select {EVENT_COLUMNS}
-         from outbox o where o.store_id = $1 and o.sequence > $2
-           and ($5::bigint is null or o.sequence <= $5) and o.entity_type = any($3)
+         from (select * from outbox o where o.store_id = $1 and o.sequence > $2
+               order by o.sequence limit $5) o
+         where o.entity_type = any($3)
          order by o.sequence limit $4"
     ))
     .bind(store)
     .bind(after)
     .bind(entity_types)
     .bind(limit)
-    .bind(until)
+    .bind(read_limit)
     .fetch_all(db)
     .await
 }

@@ -95,20 +95,20 @@ pub async fn list_events(
     }
     // A key that sees few of the store's events must not have the whole retention read for
     // one page: a page reads at most `MAX_READ` events, and says where the next goes on.
-    let until = outbox::read_bound(&state.pool, caller.store_id, after, MAX_READ).await?;
     let mut rows = outbox::events_after(
         &state.pool,
         caller.store_id,
-        (after, until),
+        after,
         &visible,
-        limit + 1,
+        (limit + 1, MAX_READ),
     )
     .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = match rows.last().filter(|_| more) {
         Some(last) => last.sequence,
-        None => until,
+        // A short page: the end of the events, or of what a page reads.
+        None => outbox::read_bound(&state.pool, caller.store_id, after, MAX_READ).await?,
     }
     .map(|last| format!("</v1/events?after={last}&limit={limit}>; rel=\"next\""));
     // Served as published: the very payload MQTT and webhooks carry.

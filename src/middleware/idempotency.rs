@@ -75,21 +75,21 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         // The lock is renewed while the work runs: the request's timeout ends the answer, not
         // the work, which may outlive the lock waiting on a row, and a retry must not start
         // the same work beside it.
-        let response = {
-            let work = next.run(request);
-            tokio::pin!(work);
-            let renew = std::time::Duration::from_secs_f64(lock_secs / 3.0);
-            loop {
-                tokio::select! {
-                    response = &mut work => break response,
-                    _ = tokio::time::sleep(renew) => {
-                        if let Err(error) = db::extend(&state.pool, owner, &key, lock_secs).await {
-                            tracing::warn!(%error, "an idempotency key's lock was not renewed");
-                        }
+        // On a task of its own, so that the work is never paused while a renewal waits.
+        let renewal = tokio::spawn({
+            let (pool, key) = (state.pool.clone(), key.clone());
+            let every = std::time::Duration::from_secs_f64(lock_secs / 3.0);
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(error) = db::extend(&pool, owner, &key, lock_secs).await {
+                        tracing::warn!(%error, "an idempotency key's lock was not renewed");
                     }
                 }
             }
-        };
+        });
+        let response = next.run(request).await;
+        renewal.abort();
         finish(&state, owner, &key, response).await
     });
     match finished.await {

@@ -382,7 +382,8 @@ pub async fn record_batch(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) 
         Ok(failures) => {
             let _ = retried("disable", || record::disable_due(pool, &failures, now)).await;
         }
-        // Not when the database is away: one write per outcome would only add to its load.
+        // Only when it refused what it was given: were it away or overloaded, one write per
+        // outcome would only add to its load.
         Err(error) if batch.len() > 1 && refused_by_database(&error) => {
             for outcome in batch.chunks(1) {
                 let written = match record::write(pool, outcome, now).await {
@@ -402,14 +403,17 @@ pub async fn record_batch(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) 
     }
 }
 
-/// Whether the database answered and refused (rather than could not be reached or timed out).
+/// Whether the database refused what it was given: a data exception or an integrity
+/// violation (SQLSTATE classes 22 and 23), not a timeout, a lost connection or an overload.
 fn refused_by_database(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<sqlx::Error>(),
-            Some(sqlx::Error::Database(_))
-        )
-    })
+    error
+        .chain()
+        .any(|e| match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+            _ => false,
+        })
 }
 
 /// Runs `step` up to three times; its value, or the last error (logged) if every try failed.

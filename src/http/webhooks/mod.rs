@@ -33,7 +33,8 @@ pub use deliveries::{Attempt, Delivery, Recover, Recovered};
 
 const MAX_EVENT_TYPES: usize = 50;
 const MAX_RECOVER: i64 = 10_000;
-/// Events one `recover` reads at most, of those since its `since`.
+/// Events one `recover` reads at most (after its `after`, whether or not they are since its
+/// `since`).
 const MAX_RECOVER_READ: i64 = 100_000;
 const DEFAULT_OVERLAP_SECS: i64 = 86_400;
 const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
