@@ -379,6 +379,18 @@ pub async fn purge_published(
     super::delete_slice(db, sql, retention_secs, limit).await
 }
 
+/// A read-only transaction whose statements all see one snapshot: a page of events and where
+/// it ends, agreeing on which events there were.
+pub async fn snapshot(
+    pool: &sqlx::PgPool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Where a read of the store's events after `after` may stop: the sequence of the
 /// `read_limit`-th event after it, if there are that many (else the read may go to the end).
 /// Only events the relay has taken have a sequence.

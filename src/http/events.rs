@@ -12,11 +12,11 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The store's events one page looks through at most, whatever the key may see of them.
 const MAX_READ: i64 = 10_000;
-use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -95,8 +95,11 @@ pub async fn list_events(
     }
     // A key that sees few of the store's events must not have the whole retention read for
     // one page: a page reads at most `MAX_READ` events, and says where the next goes on.
+    // One snapshot for the page and where it ends: an event taken between the two reads must
+    // not fall inside a `next` the page never showed.
+    let mut tx = outbox::snapshot(&state.pool).await?;
     let mut rows = outbox::events_after(
-        &state.pool,
+        &mut *tx,
         caller.store_id,
         after,
         &visible,
@@ -108,9 +111,10 @@ pub async fn list_events(
     let next = match rows.last().filter(|_| more) {
         Some(last) => last.sequence,
         // A short page: the end of the events, or of what a page reads.
-        None => outbox::read_bound(&state.pool, caller.store_id, after, MAX_READ).await?,
+        None => outbox::read_bound(&mut *tx, caller.store_id, after, MAX_READ).await?,
     }
     .map(|last| format!("</v1/events?after={last}&limit={limit}>; rel=\"next\""));
+    tx.commit().await?;
     // Served as published: the very payload MQTT and webhooks carry.
     let events: Vec<serde_json::Value> = rows.into_iter().map(|row| row.payload).collect();
     let mut response = Json(events).into_response();
