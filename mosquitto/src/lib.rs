@@ -299,13 +299,17 @@ impl MosquittoPlugin for Plugin {
         if held_by_another {
             return Err(Error::Auth);
         }
-        let other_ids_held = self
-            .clients
-            .iter()
-            .filter(|(id, c)| **id != clientid && c.departed.is_none() && c.username == username)
-            .count();
-        if username.starts_with("printer:") && other_ids_held >= IDS_PER_PRINTER {
-            return Err(Error::Auth);
+        if username.starts_with("printer:") {
+            let other_ids_held = self
+                .clients
+                .iter()
+                .filter(|(id, c)| {
+                    **id != clientid && c.departed.is_none() && c.username == username
+                })
+                .count();
+            if other_ids_held >= IDS_PER_PRINTER {
+                return Err(Error::Auth);
+            }
         }
         let request = AuthRequest {
             clientid: &clientid,

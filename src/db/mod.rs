@@ -72,6 +72,28 @@ pub fn violated_check(err: &sqlx::Error) -> Option<&str> {
     violated(err, "23514")
 }
 
+/// Whether the database refused the data a statement gave it (a data exception or an
+/// integrity violation, SQLSTATE classes 22 and 23) rather than failing to run it (a timeout,
+/// a lost connection, an overload).
+pub fn refused_data(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        _ => false,
+    }
+}
+
+/// Takes the lock named `name` until the transaction ends (an advisory lock on the name's
+/// hash): whoever takes the same name waits for it.
+pub async fn lock_named(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(name)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 fn violated<'e>(err: &'e sqlx::Error, code: &str) -> Option<&'e str> {
     match err {
         sqlx::Error::Database(e) if e.code().as_deref() == Some(code) => e.constraint(),

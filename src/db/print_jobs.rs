@@ -84,12 +84,7 @@ pub enum End {
 pub async fn position_at(tx: &mut PgConnection, store: StoreId, end: End) -> sqlx::Result<i64> {
     let sql = match end {
         End::Front => {
-            sqlx::query(
-                "select pg_advisory_xact_lock(hashtextextended('queue-front:' || $1::text, 0))",
-            )
-            .bind(store)
-            .execute(&mut *tx)
-            .await?;
+            super::lock_named(&mut *tx, &format!("queue-front:{store}")).await?;
             "select coalesce(min(queue_position), 1) - 1 from print_jobs where store_id = $1"
         }
         End::Back => {

@@ -38,11 +38,7 @@ pub async fn lock_and_count(
     store: StoreId,
     what: Counted,
 ) -> sqlx::Result<i64> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || $2::text, 0))")
-        .bind(what.lock_name())
-        .bind(store)
-        .execute(&mut **tx)
-        .await?;
+    super::lock_named(&mut **tx, &format!("{}{store}", what.lock_name())).await?;
     let count_of = |table: &str| format!("select count(*) from {table} where store_id = $1");
     let (sql, now) = match what {
         Counted::ApiKeys => (count_of("api_keys"), None),

@@ -158,10 +158,7 @@ pub async fn record_within_limit(
     limit: i64,
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('attempts:' || $1, 0))")
-        .bind(subject)
-        .execute(&mut *tx)
-        .await?;
+    super::lock_named(&mut *tx, &format!("attempts:{subject}")).await?;
     let done = sqlx::query(
         "insert into sign_in_failures (subject, failed_at) select $1, $2
          where (select count(*) from sign_in_failures where subject = $1 and failed_at > $3) < $4",

@@ -384,13 +384,9 @@ pub async fn record_batch(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) 
         }
         // Only when it refused what it was given: were it away or overloaded, one write per
         // outcome would only add to its load.
-        Err(error) if batch.len() > 1 && refused_by_database(&error) => {
+        Err(error) if batch.len() > 1 && refused_data(&error) => {
             for outcome in batch.chunks(1) {
-                let written = match record::write(pool, outcome, now).await {
-                    Ok(failures) => record::disable_due(pool, &failures, now).await,
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = written {
+                if let Err(error) = record::record(pool, outcome, now).await {
                     tracing::warn!(
                         error = format!("{error:#}"),
                         delivery = %outcome[0].delivery,
@@ -403,17 +399,12 @@ pub async fn record_batch(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) 
     }
 }
 
-/// Whether the database refused what it was given: a data exception or an integrity
-/// violation (SQLSTATE classes 22 and 23), not a timeout, a lost connection or an overload.
-fn refused_by_database(error: &anyhow::Error) -> bool {
+/// Whether the database refused the data of the failed step ([`crate::db::refused_data`]).
+fn refused_data(error: &anyhow::Error) -> bool {
     error
         .chain()
-        .any(|e| match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(db)) => db
-                .code()
-                .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
-            _ => false,
-        })
+        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .any(crate::db::refused_data)
 }
 
 /// Runs `step` up to three times; its value, or the last error (logged) if every try failed.
