@@ -139,20 +139,25 @@ async fn concurrent_repeats_do_the_work_once() {
     assert_eq!(materials(&app).await, 1);
 }
 
-#[tokio::test]
-async fn a_repeat_while_the_first_runs_is_409() {
-    let app = TestApp::new().await;
-    let body = json!({"name": "PLA", "type": "PLA"});
-    // The first request holds the key (as it does while it runs).
+/// Whom the owner key's idempotency keys belong to.
+async fn owner_key(app: &TestApp) -> printfarm::db::idempotency::Owner {
     let key_id: uuid::Uuid = sqlx::query_scalar("select id from api_keys where store_id = $1")
         .bind(app.store_id.0)
         .fetch_one(app.pool())
         .await
         .unwrap();
-    let owner = printfarm::db::idempotency::Owner {
+    printfarm::db::idempotency::Owner {
         store: app.store_id,
         principal: key_id,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_runs_is_409() {
+    let app = TestApp::new().await;
+    let body = json!({"name": "PLA", "type": "PLA"});
+    // The first request holds the key (as it does while it runs).
+    let owner = owner_key(&app).await;
     // The digest the middleware computes for this request.
     let digest = {
         use sha2::Digest;
@@ -283,15 +288,7 @@ async fn an_answer_carrying_a_secret_is_never_kept() {
 #[tokio::test]
 async fn a_key_stays_held_while_its_request_runs_past_the_lock() {
     let app = TestApp::new().await;
-    let key_id: uuid::Uuid = sqlx::query_scalar("select id from api_keys where store_id = $1")
-        .bind(app.store_id.0)
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    let owner = printfarm::db::idempotency::Owner {
-        store: app.store_id,
-        principal: key_id,
-    };
+    let owner = owner_key(&app).await;
     let digest = [1u8; 32];
     let claim =
         || printfarm::db::idempotency::claim(app.pool(), owner, "long", &digest, 1.0, 86_400.0);
