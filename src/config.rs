@@ -284,6 +284,8 @@ impl Config {
                 offline_after: Duration::from_secs(
                     number("PF_TELEMETRY_OFFLINE_SECS", 60)?.clamp(1, 86_400),
                 ),
+                urgent_burst: TelemetrySettings::URGENT_BURST,
+                urgent_refill: TelemetrySettings::URGENT_REFILL,
             },
             mqtt_share_group,
             internal_listen_addr,
@@ -362,6 +364,17 @@ pub struct TelemetrySettings {
     pub write_interval: Duration,
     /// A printer silent this long is offline.
     pub offline_after: Duration,
+    /// Changes that are announced at once (status, reachability, alerts) a printer may make in
+    /// a burst, and how often it earns one more. Past it, they wait for the sweep, coalesced:
+    /// a printer flapping its alerts costs its events and writes, not everyone's telemetry.
+    pub urgent_burst: u32,
+    pub urgent_refill: Duration,
+}
+
+impl TelemetrySettings {
+    /// 20 at once, then one every 3 s: a print makes about six status changes.
+    pub const URGENT_BURST: u32 = 20;
+    pub const URGENT_REFILL: Duration = Duration::from_secs(3);
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! on change, but at once when the printer's status, reachability or alerts change. Those
 //! changes also become events (`printer.online|offline`, `printer.hms_error|hms_warning`) and
 //! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
+//! Each printer has a budget for such changes (`Settings::urgent_burst`); past it they wait for
+//! the sweep, announced together against what was last announced, because the bridge is one
+//! loop for every store's printers and a flapping printer must not take it over.
 
 use super::parse::{self, Kind, Source};
 use super::state::{self, Alert, PrinterState};
@@ -17,9 +20,11 @@ use crate::domain::{changes, spools, Author, EventType};
 use crate::ids::{PrinterId, StoreId};
 use crate::mqtt::{Broker, Inbound, Message};
 use crate::wire::WireName;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +47,10 @@ struct Tracked {
     /// Report bytes merged since the report's size was last checked.
     merged: usize,
     state: PrinterState,
+    /// The state whose changes were announced (events, jobs moved); behind `state` while the
+    /// printer is over its budget for urgent changes.
+    announced: PrinterState,
+    urgent_budget: DefaultDirectRateLimiter,
     last_seen: Instant,
     written: Option<PrinterState>,
     written_at: Option<Instant>,
@@ -98,6 +107,14 @@ impl Bridge {
         }
     }
 
+    fn urgent_budget(&self) -> DefaultDirectRateLimiter {
+        let burst = NonZeroU32::new(self.settings.urgent_burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(self.settings.urgent_refill)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+            .allow_burst(burst);
+        RateLimiter::direct(quota)
+    }
+
     async fn printer_for(&mut self, key: &DeviceKey) -> anyhow::Result<Option<PrinterId>> {
         if let Some((id, at)) = self.lookups.get(key) {
             if at.elapsed() < LOOKUP_TTL {
@@ -152,6 +169,7 @@ impl Bridge {
                 online: field("online").and_then(|v| v.as_bool()).unwrap_or(false),
                 ..PrinterState::default()
             };
+            let urgent_budget = self.urgent_budget();
             self.printers.insert(
                 key.clone(),
                 Tracked {
@@ -159,7 +177,9 @@ impl Bridge {
                     store: StoreId(store),
                     report: json!({}),
                     merged: 0,
+                    announced: state.clone(),
                     state,
+                    urgent_budget,
                     last_seen: Instant::now(),
                     written: None,
                     written_at: None,
@@ -226,16 +246,22 @@ impl Bridge {
         self.apply(&key, next).await
     }
 
-    /// Moves a printer to `next`: events and job changes for what changed, then the write.
+    /// Moves a printer to `next`: events and job changes for what changed since they were last
+    /// announced (while the printer's budget allows), then the write.
     async fn apply(&mut self, key: &DeviceKey, next: PrinterState) -> anyhow::Result<()> {
         let Some(tracked) = self.printers.get(key) else {
             return Ok(());
         };
-        let previous = tracked.state.clone();
+        let previous = tracked.announced.clone();
         let (printer_id, store) = (tracked.printer_id, tracked.store);
-        let urgent = previous.status != next.status
-            || previous.online != next.online
-            || previous.alerts != next.alerts;
+        let urgent = announces(&previous, &next);
+        if urgent && tracked.urgent_budget.check().is_err() {
+            metrics::counter!("printfarm_telemetry_urgent_deferred_total").increment(1);
+            if let Some(tracked) = self.printers.get_mut(key) {
+                tracked.state = next;
+            }
+            return self.write_if_due(key, false).await;
+        }
         if urgent {
             let mut tx = self.pool.begin().await?;
             let author = Author::telemetry(store);
@@ -263,8 +289,15 @@ impl Bridge {
             tx.commit().await?;
         }
         if let Some(tracked) = self.printers.get_mut(key) {
+            tracked.announced = next.clone();
             tracked.state = next;
         }
+        self.write_if_due(key, urgent).await
+    }
+
+    /// Writes the printer's state if it changed: at once after an announced change, else once
+    /// the write interval has passed.
+    async fn write_if_due(&mut self, key: &DeviceKey, urgent: bool) -> anyhow::Result<()> {
         let due = self.printers.get(key).is_some_and(|t| {
             t.written.as_ref() != Some(&t.state)
                 && (urgent
@@ -307,7 +340,8 @@ impl Bridge {
         Ok(())
     }
 
-    /// Marks silent printers offline and flushes coalesced writes that have come due.
+    /// Marks silent printers offline, announces what printers over their budget changed meanwhile
+    /// (as their budget allows) and flushes coalesced writes that have come due.
     pub async fn sweep(&mut self) -> anyhow::Result<()> {
         let silent: Vec<DeviceKey> = self
             .printers
@@ -320,6 +354,19 @@ impl Bridge {
                 let mut next = t.state.clone();
                 next.online = false;
                 next.status = PrinterStatus::Offline.as_str().into();
+                if let Err(error) = self.apply(&key, next).await {
+                    self.forget_if_gone(&key, &error);
+                }
+            }
+        }
+        let unannounced: Vec<DeviceKey> = self
+            .printers
+            .iter()
+            .filter(|(_, t)| announces(&t.announced, &t.state))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in unannounced {
+            if let Some(next) = self.printers.get(&key).map(|t| t.state.clone()) {
                 if let Err(error) = self.apply(&key, next).await {
                     self.forget_if_gone(&key, &error);
                 }
@@ -357,6 +404,14 @@ impl Bridge {
             tracing::warn!(error = format!("{error:#}"), "telemetry state not written");
         }
     }
+}
+
+/// Whether going from `previous` to `next` is announced (events, the job moved) and written at
+/// once: a change of status, reachability or alerts.
+fn announces(previous: &PrinterState, next: &PrinterState) -> bool {
+    previous.status != next.status
+        || previous.online != next.online
+        || previous.alerts != next.alerts
 }
 
 /// Moves the printer's current job along with the printer's reported status.

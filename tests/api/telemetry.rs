@@ -419,6 +419,8 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
     let settings = printfarm::telemetry::bridge::Settings {
         write_interval: Duration::from_secs(5),
         offline_after: Duration::from_secs(60),
+        urgent_burst: 20,
+        urgent_refill: Duration::from_secs(3),
     };
     let topic = format!("printers/{}/ender/status", app.store_id);
     for _ in 0..2 {
@@ -781,4 +783,82 @@ async fn a_retained_report_is_old_news_and_moves_nothing() {
         (status().await == "printing").then_some(())
     })
     .await;
+}
+
+/// Status, reachability and alert changes are announced at once only within a printer's budget:
+/// a printer flapping its alerts gets a few events, not one a message, and a change it makes
+/// while over budget waits for the sweep, where it still moves the job the right way.
+#[tokio::test]
+async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
+    let app = TestApp::new().await;
+    let flapper = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Flapper", "provider": "generic", "deviceId": "flapper"}),
+    )
+    .await);
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
+    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({"printerId": flapper}))
+        .send()
+        .await
+        .assert(200);
+    post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Steady", "provider": "generic", "deviceId": "steady"}),
+    )
+    .await;
+    // No broker needed to feed the bridge directly (it publishes nothing while disconnected).
+    let broker = printfarm::mqtt::Broker::start(
+        printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
+        "unused".into(),
+        None,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let refill = Duration::from_secs(2);
+    let settings = printfarm::telemetry::bridge::Settings {
+        write_interval: Duration::from_secs(5),
+        offline_after: Duration::from_secs(60),
+        urgent_burst: 5,
+        urgent_refill: refill,
+    };
+    let mut bridge =
+        printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker, settings);
+    let store = app.store_id;
+    let mut report = async |device: &str, body: Value| {
+        let topic = format!("printers/{store}/{device}/status");
+        bridge
+            .handle(&topic, body.to_string().as_bytes())
+            .await
+            .unwrap()
+    };
+    report("flapper", json!({"state": "printing"})).await;
+    assert_eq!(job_state(&app, &job).await, "printing");
+    for round in 0..100 {
+        let errors = if round % 2 == 0 {
+            json!([{"code": "NOZZLE_CLOG"}])
+        } else {
+            json!([])
+        };
+        report("flapper", json!({"errors": errors})).await;
+    }
+    let flapped = events(&app, "printer.hms_error").await;
+    assert!(
+        (2..=6).contains(&flapped),
+        "{flapped} alerts announced for 50 appearances"
+    );
+    // Another printer's changes are its own budget's.
+    report("steady", json!({"state": "idle"})).await;
+    assert_eq!(events(&app, "printer.online").await, 2);
+
+    // Over budget, the print's end waits, and is then announced against what was announced.
+    report("flapper", json!({"state": "completed", "errors": []})).await;
+    assert_eq!(job_state(&app, &job).await, "printing");
+    tokio::time::sleep(refill + Duration::from_millis(100)).await;
+    bridge.sweep().await.unwrap();
+    assert_eq!(job_state(&app, &job).await, "completed");
+    assert_eq!(events(&app, "job.succeeded").await, 1);
 }
