@@ -11,7 +11,7 @@ use crate::domain::printer_commands::CommandStatus;
 use crate::domain::printer_commands::{set_status, Command};
 use crate::domain::Author;
 use crate::ids::{CommandId, PrinterId, StoreId};
-use crate::mqtt::{Broker, Message};
+use crate::mqtt::{Broker, Message, PublishError};
 use crate::wire::WireName;
 use crate::worker::{self, Pace, Wakeups};
 use sqlx::PgPool;
@@ -67,11 +67,27 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
             Err(why) => refused.push((p.command.id, why)),
         }
     }
-    if let Err(error) = broker.publish_confirmed(messages).await {
-        // Hand the batch back at once (a dead process's lease lapses by itself).
-        db::release(pool, &sent).await?;
-        return Err(error.into());
+    // Message by message: a command the broker took must not be sent again because another in
+    // its batch was not (a relative move would run twice).
+    let outcomes = broker.publish_each(messages).await;
+    let mut again = Vec::new();
+    let mut failure = None;
+    let mut taken = Vec::with_capacity(sent.len());
+    for (id, outcome) in sent.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => taken.push(id),
+            Err(PublishError::TooLarge) => refused.push((id, "too large for an MQTT message")),
+            Err(error) => {
+                again.push(id);
+                failure.get_or_insert(error);
+            }
+        }
     }
+    if !again.is_empty() {
+        // Hand those back at once (a dead process's lease lapses by itself).
+        db::release(pool, &again).await?;
+    }
+    let sent = taken;
     let handled = sent.len() + refused.len();
     let mut tx = pool.begin().await?;
     let outcomes = sent
@@ -90,7 +106,10 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
         }
     }
     tx.commit().await?;
-    Ok(handled)
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(handled),
+    }
 }
 
 /// Records a printer's answer to a command it was sent: `acknowledged`, or `failed` with why.

@@ -74,9 +74,10 @@ pub enum Command {
         light: Light,
         mode: LightMode,
     },
-    /// Home these axes (all of x, y, z when empty).
+    /// Home these axes, each named once (all of x, y, z when empty).
     HomeAxis {
         #[serde(default)]
+        #[schema(max_items = 4)]
         axes: Vec<Axis>,
     },
     /// Move one axis by -300..300 mm (not 0), optionally at 1–30000 mm/min.
@@ -185,11 +186,24 @@ impl Command {
                 slot.and_then(|s| range("slot", f64::from(s), 0.0, 15.0)),
                 temperature.and_then(|t| range("temperature", t, 150.0, 300.0)),
             ],
+            Command::HomeAxis { axes } => {
+                // Each axis once, so a command (and its event) stays a few bytes.
+                let repeated = axes
+                    .iter()
+                    .enumerate()
+                    .any(|(n, axis)| axes[..n].contains(axis));
+                vec![repeated.then(|| {
+                    FieldError::new(
+                        "/command/axes",
+                        "invalid_value",
+                        "name each axis at most once",
+                    )
+                })]
+            }
             Command::Pause {}
             | Command::Resume {}
             | Command::Stop {}
-            | Command::LedControl { .. }
-            | Command::HomeAxis { .. } => vec![],
+            | Command::LedControl { .. } => vec![],
         };
         checks.into_iter().flatten().collect()
     }

@@ -18,7 +18,7 @@
 
 use super::payload::{self, Event};
 use crate::db::{deliveries, outbox};
-use crate::mqtt::{Broker, Message};
+use crate::mqtt::{Broker, Message, PublishError};
 use crate::rate_limit::Clock;
 use crate::webhooks::dispatch::{self, Claimed, Handoff};
 use crate::webhooks::send;
@@ -122,11 +122,12 @@ pub async fn claim_batch(pool: &PgPool, now: DateTime<Utc>, mode: Mode) -> anyho
     Ok(batch)
 }
 
-/// Publishes `events` (leased to this process) and marks them published once the broker has
-/// acknowledged every one; on failure, hands the lease back at once (were this process to die
-/// instead, the lease would lapse), for the re-publisher.
+/// Publishes `events` (leased to this process) and marks published those the broker
+/// acknowledged; hands the others' lease back at once (were this process to die instead, the
+/// lease would lapse), for the re-publisher. An event too large for an MQTT packet is marked
+/// published unsent: it would never fit, and held back it would hold up the events after it
+/// (webhooks and `GET /v1/events` still carry it).
 pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow::Result<()> {
-    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     let messages = events
         .iter()
         .map(|event| Message {
@@ -135,12 +136,31 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
             retain: false,
         })
         .collect();
-    if let Err(error) = broker.publish_confirmed(messages).await {
-        release(pool, &ids).await?;
-        return Err(error.into());
+    let outcomes = broker.publish_each(messages).await;
+    let (mut done, mut again) = (Vec::new(), Vec::new());
+    let mut failure = None;
+    for (event, outcome) in events.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => done.push(event.id),
+            Err(PublishError::TooLarge) => {
+                tracing::warn!(event.id = %event.event_id, event.kind = %event.event_type,
+                    "event too large for MQTT; not published there");
+                metrics::counter!("printfarm_mqtt_messages_too_large_total").increment(1);
+                done.push(event.id);
+            }
+            Err(error) => {
+                again.push(event.id);
+                failure.get_or_insert(error);
+            }
+        }
     }
-    metrics::counter!("printfarm_mqtt_messages_out_total").increment(ids.len() as u64);
-    mark_published(pool, &ids).await
+    release(pool, &again).await?;
+    metrics::counter!("printfarm_mqtt_messages_out_total").increment(done.len() as u64);
+    mark_published(pool, &done).await?;
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 /// Hands events' MQTT leases back, for the re-publisher (of any replica) to take at once.
@@ -154,6 +174,9 @@ async fn release(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
 /// Losing this commit in a crash means publishing again (at least once): no need to wait for
 /// the WAL flush.
 async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     outbox::mark_published(pool, ids).await?;
     Ok(())
 }

@@ -139,6 +139,16 @@ pub enum PublishError {
     Disconnected,
     #[error("the broker did not acknowledge in time")]
     Timeout,
+    /// Larger than the connection's packet limit: never sent (rumqttc would end the session
+    /// over it, and every later attempt would too).
+    #[error("the message is larger than an MQTT packet may be (1 MiB)")]
+    TooLarge,
+}
+
+/// Whether `message` fits in one packet of the connection (topic and payload, with room for the
+/// headers).
+pub fn fits(message: &Message) -> bool {
+    message.topic.len() + message.payload.len() + 16 <= MAX_PACKET
 }
 
 impl Broker {
@@ -165,6 +175,9 @@ impl Broker {
     /// id a confirmed publish is waiting for): for state that the next update supersedes, such
     /// as retained printer stats. Dropped when disconnected.
     pub fn publish_unconfirmed(&self, message: Message) {
+        if !fits(&message) {
+            return;
+        }
         if let Some(session) = self.current() {
             let _ = session.client.try_publish(
                 message.topic,
@@ -186,19 +199,37 @@ impl Broker {
     /// Publishes every message with QoS 1 and returns once the broker has acknowledged all of
     /// them; any failure means some may not have arrived and the batch should be sent again.
     pub async fn publish_confirmed(&self, messages: Vec<Message>) -> Result<(), PublishError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let session = self.current().ok_or(PublishError::Disconnected)?;
+        self.publish_each(messages).await.into_iter().collect()
+    }
+
+    /// Publishes every message with QoS 1 and says, message by message, whether the broker
+    /// acknowledged it (within `ACK_TIMEOUT` of the batch's start): for senders that must not
+    /// send again what already arrived. A message too large for a packet is never sent.
+    pub async fn publish_each(&self, messages: Vec<Message>) -> Vec<Result<(), PublishError>> {
         let mut acks = Vec::with_capacity(messages.len());
+        let Some(session) = self.current() else {
+            return messages
+                .iter()
+                .map(|_| Err(PublishError::Disconnected))
+                .collect();
+        };
         {
             let _ordered = session.order.lock().await;
+            let mut connected = true;
             for message in messages {
+                if !fits(&message) {
+                    acks.push(Err(PublishError::TooLarge));
+                    continue;
+                }
+                if !connected {
+                    acks.push(Err(PublishError::Disconnected));
+                    continue;
+                }
                 let (tx, rx) = oneshot::channel();
                 if let Ok(mut w) = session.waiters.lock() {
                     w.unassigned.push_back(tx);
                 }
-                session
+                let published = session
                     .client
                     .publish(
                         message.topic,
@@ -206,20 +237,29 @@ impl Broker {
                         message.retain,
                         message.payload,
                     )
-                    .await
-                    .map_err(|_| PublishError::Disconnected)?;
-                acks.push(rx);
+                    .await;
+                // A publish the client refused has no acknowledgement to wait for: its waiter
+                // stays queued until the session ends, which is what the refusal means.
+                connected = published.is_ok();
+                acks.push(match published {
+                    Ok(()) => Ok(rx),
+                    Err(_) => Err(PublishError::Disconnected),
+                });
             }
         }
-        let all = async {
-            for ack in acks {
-                ack.await.map_err(|_| PublishError::Disconnected)?;
-            }
-            Ok(())
-        };
-        tokio::time::timeout(ACK_TIMEOUT, all)
-            .await
-            .map_err(|_| PublishError::Timeout)?
+        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
+        let mut outcomes = Vec::with_capacity(acks.len());
+        for ack in acks {
+            outcomes.push(match ack {
+                Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(PublishError::Disconnected),
+                    Err(_) => Err(PublishError::Timeout),
+                },
+                Err(error) => Err(error),
+            });
+        }
+        outcomes
     }
 
     async fn run(

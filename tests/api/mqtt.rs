@@ -531,3 +531,33 @@ async fn events_can_be_read_back_after_a_sequence_by_permission() {
         .await
         .assert_problem(400, "bad_request");
 }
+
+/// An event too large for an MQTT packet is not published there, and neither ends the
+/// server's broker session nor holds up the events after it.
+#[tokio::test]
+async fn an_event_too_large_for_mqtt_does_not_hold_up_the_others() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[]).await;
+    let mut rx = subscribe(&broker, &format!("stores/{}/#", app.store_id)).await;
+    sqlx::query(
+        "insert into outbox (event_id, store_id, type, entity_type, entity_id, entity)
+         values (gen_random_uuid(), $1, 'printer.online', 'printer', gen_random_uuid(),
+                 jsonb_build_object('notes', repeat('x', 1100000)))",
+    )
+    .bind(app.store_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    post(&app, "/v1/parts", json!({"name": "Part", "type": "stl"})).await;
+    relay::relay_once(app.pool(), app.state.broker.as_ref(), app.now())
+        .await
+        .unwrap();
+    let received = drain(&mut rx, 1000).await;
+    let types: Vec<&str> = received
+        .iter()
+        .map(|m| m.1["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["part.created"]);
+    assert_eq!(unpublished(&app).await, 0);
+    assert!(app.state.broker.as_ref().unwrap().is_connected());
+}

@@ -117,6 +117,11 @@ async fn invalid_commands_are_422_with_pointers() {
             "/command/slot",
         ),
         (json!({"command": "pause", "force": true}), "/command"),
+        // Each axis once: a command (and its event) stays small.
+        (
+            json!({"command": "home-axis", "axes": ["x", "y", "x"]}),
+            "/command/axes",
+        ),
     ] {
         let res = send(&app, &[&p], command.clone()).await;
         res.assert_problem(422, "validation_failed");

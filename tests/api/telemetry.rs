@@ -862,3 +862,89 @@ async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
     assert_eq!(job_state(&app, &job).await, "completed");
     assert_eq!(events(&app, "job.succeeded").await, 1);
 }
+
+/// Benchmark (`scripts/bench_telemetry_flap.sh`): how long the bridge takes over 50 printers'
+/// 200 status changes, alone, and mixed with one printer flapping its alerts 2,000 times, with
+/// no budget and with the default one. Ratios against the first, in the same run.
+#[tokio::test]
+#[ignore = "a benchmark: scripts/bench_telemetry_flap.sh"]
+async fn bench_a_flapping_printer_beside_healthy_ones() {
+    use printfarm::telemetry::bridge::{Bridge, Settings};
+    let app = TestApp::with_config(&[UNLIMITED]).await;
+    let broker = printfarm::mqtt::Broker::start(
+        printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
+        "unused".into(),
+        None,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let store = app.store_id;
+    let settings = |urgent_burst| Settings {
+        write_interval: Duration::from_secs(5),
+        offline_after: Duration::from_secs(600),
+        urgent_burst,
+        urgent_refill: Duration::from_secs(3),
+    };
+    let mut run = async |label: &str, urgent_burst: u32, flaps: usize| {
+        // Printers of their own each run, so each starts from a fresh state and budget.
+        let mut healthy = Vec::new();
+        for n in 0..50 {
+            let device = format!("{label}-{n}");
+            post(
+                &app,
+                "/v1/printers",
+                json!({"name": &device, "provider": "generic", "deviceId": &device}),
+            )
+            .await;
+            healthy.push(device);
+        }
+        let flapper = format!("{label}-flapper");
+        post(
+            &app,
+            "/v1/printers",
+            json!({"name": &flapper, "provider": "generic", "deviceId": &flapper}),
+        )
+        .await;
+        let mut bridge = Bridge::new(app.pool().clone(), broker.clone(), settings(urgent_burst));
+        let mut messages = Vec::new();
+        for round in 0..4 {
+            let state = if round % 2 == 0 { "printing" } else { "idle" };
+            for device in &healthy {
+                messages.push((device.clone(), json!({ "state": state })));
+            }
+        }
+        let every = flaps / messages.len().max(1);
+        let mut mixed = Vec::new();
+        for (n, message) in messages.into_iter().enumerate() {
+            mixed.push(message);
+            for f in 0..every {
+                let errors = if (n * every + f) % 2 == 0 {
+                    json!([{"code": "NOZZLE_CLOG"}])
+                } else {
+                    json!([])
+                };
+                mixed.push((flapper.clone(), json!({ "errors": errors })));
+            }
+        }
+        let started = std::time::Instant::now();
+        for (device, body) in mixed {
+            let topic = format!("printers/{store}/{device}/status");
+            bridge
+                .handle(&topic, body.to_string().as_bytes())
+                .await
+                .unwrap();
+        }
+        started.elapsed()
+    };
+    for round in 1..=2 {
+        let alone = run(&format!("alone{round}"), u32::MAX, 0).await;
+        let unbudgeted = run(&format!("unbudgeted{round}"), u32::MAX, 2_000).await;
+        let budgeted = run(&format!("budgeted{round}"), Settings::URGENT_BURST, 2_000).await;
+        let ratio = |d: Duration| d.as_secs_f64() / alone.as_secs_f64();
+        println!(
+            "round {round}: 200 changes alone {alone:?}; with 2,000 flaps, no budget {unbudgeted:?} ({:.1}x), \
+             default budget {budgeted:?} ({:.1}x)",
+            ratio(unbudgeted),
+            ratio(budgeted)
+        );
+    }
+}
