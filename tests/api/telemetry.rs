@@ -884,7 +884,7 @@ async fn bench_a_flapping_printer_beside_healthy_ones() {
         urgent_burst,
         urgent_refill: Duration::from_secs(3),
     };
-    let mut run = async |label: &str, urgent_burst: u32, flaps: usize| {
+    let run = async |label: &str, urgent_burst: u32, flaps: usize| {
         // Printers of their own each run, so each starts from a fresh state and budget.
         let mut healthy = Vec::new();
         for n in 0..50 {
@@ -917,7 +917,7 @@ async fn bench_a_flapping_printer_beside_healthy_ones() {
         for (n, message) in messages.into_iter().enumerate() {
             mixed.push(message);
             for f in 0..every {
-                let errors = if (n * every + f) % 2 == 0 {
+                let errors = if (n * every + f).is_multiple_of(2) {
                     json!([{"code": "NOZZLE_CLOG"}])
                 } else {
                     json!([])
