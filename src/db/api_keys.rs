@@ -170,6 +170,8 @@ pub struct ApiKeyChanges {
     pub roles: Option<Vec<String>>,
     pub permissions: Option<Vec<String>>,
     pub ip_allowlist: Option<Vec<String>>,
+    /// The member the key is now made for (`None` keeps whom it was made for).
+    pub made_for: Option<UserId>,
 }
 
 pub async fn update(
@@ -194,6 +196,9 @@ pub async fn update(
     if let Some(allowlist) = changes.ip_allowlist {
         q.push(", ip_allowlist = ").push_bind(allowlist);
     }
+    if let Some(member) = changes.made_for {
+        q.push(", created_by_user_id = ").push_bind(member);
+    }
     q.push(" where store_id = ").push_bind(store);
     q.push(" and id = ").push_bind(id);
     q.push(" returning *");
@@ -201,18 +206,21 @@ pub async fn update(
 }
 
 /// Replaces the secret; the old digest stays valid until `previous_valid_until` (None = now).
+/// With `made_for`, the key is from now on made for that member.
 pub async fn roll(
     db: impl PgExecutor<'_>,
     store: StoreId,
     id: ApiKeyId,
     new_digest: &[u8],
     previous_valid_until: Option<DateTime<Utc>>,
+    made_for: Option<UserId>,
 ) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(
         "update api_keys
          set previous_digest = case when $4::timestamptz is null then null else digest end,
              previous_valid_until = $4,
              digest = $3,
+             created_by_user_id = coalesce($5, created_by_user_id),
              rolled_at = now(),
              updated_at = now()
          where store_id = $1 and id = $2
@@ -222,6 +230,7 @@ pub async fn roll(
     .bind(id)
     .bind(new_digest)
     .bind(previous_valid_until)
+    .bind(made_for)
     .fetch_optional(db)
     .await
 }

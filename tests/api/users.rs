@@ -1129,3 +1129,81 @@ async fn resets_asked_for_at_once_mail_at_most_three() {
     assert!(smtp.nothing_within(1000).await, "a fourth reset was mailed");
     assert_eq!(count(&app, "select count(*) from password_resets").await, 3);
 }
+
+/// A member who rolls a key, or grants it roles, holds it from then on: it follows them as a
+/// key they made would, so it is no way back once they are removed.
+#[tokio::test]
+async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
+    let app = TestApp::new().await;
+    let make = |name: &'static str, roles: Value| {
+        let app = &app;
+        async move {
+            let made = app
+                .post("/v1/api-keys")
+                .owner()
+                .json(&json!({"name": name, "roles": roles}))
+                .send()
+                .await;
+            made.assert(201);
+            assert_eq!(made.json()["createdByUserId"], Value::Null);
+            made.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let integration = make("integration", json!(["admin"])).await;
+    let viewer = make("viewer", json!(["viewer"])).await;
+    let renamed = make("renamed", json!(["viewer"])).await;
+    let (admin, session) = app
+        .member_session("admin@example.com", &["admin"], &[])
+        .await;
+    let rolled = app
+        .post(&format!("/v1/api-keys/{integration}/roll"))
+        .session(&session)
+        .json(&json!({"graceSeconds": 0}))
+        .send()
+        .await;
+    rolled.assert(200);
+    assert_eq!(rolled.json()["createdByUserId"], json!(admin));
+    let rolled_secret = rolled.json()["key"].as_str().unwrap().to_owned();
+    let granted = app
+        .patch(&format!("/v1/api-keys/{viewer}"))
+        .session(&session)
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await;
+    granted.assert(200);
+    assert_eq!(granted.json()["createdByUserId"], json!(admin));
+    // A name alone changes no grant, and whom the key is made for stays.
+    let kept = app
+        .patch(&format!("/v1/api-keys/{renamed}"))
+        .session(&session)
+        .json(&json!({"name": "renamed by the admin"}))
+        .send()
+        .await;
+    kept.assert(200);
+    assert_eq!(kept.json()["createdByUserId"], Value::Null);
+    app.get("/v1/users")
+        .with_key(&rolled_secret)
+        .send()
+        .await
+        .assert(200);
+    let removed = app
+        .delete(&format!("/v1/users/{admin}"))
+        .owner()
+        .send()
+        .await;
+    removed.assert(200);
+    let named: Vec<String> = removed.json()["apiKeysCreated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(named.contains(&integration), "{named:?}");
+    assert!(named.contains(&viewer), "{named:?}");
+    assert!(!named.contains(&renamed), "{named:?}");
+    app.get("/v1/printers")
+        .with_key(&rolled_secret)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+}

@@ -18,6 +18,9 @@ fn old_secret_until(
 /// Replace a key's secret. The key keeps its id; the old secret works for `graceSeconds` more.
 ///
 /// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
+/// A member who rolls a key (signed in, or with a key made for them) is from then on the one the
+/// key is made for (`createdByUserId`): they hold its secret, so it does no more than they may,
+/// and nothing once they leave.
 #[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = Option<RollApiKey>, description = "Optional; an empty body (or `null`) takes the defaults"),
     responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
 pub async fn roll_api_key(
@@ -45,6 +48,7 @@ pub async fn roll_api_key(
         path.id,
         &digest,
         previous_valid_until,
+        caller.acting_for,
     )
     .await?
     .ok_or(ApiError::NotFound)?;
