@@ -26,11 +26,20 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, s: NewSession<'_>) -> sqlx::Result<SessionRow> {
+/// Starts a session, if the user's password is still `verified_hash` (the one the sign-in
+/// checked): a sign-in that checked the old password while it was being changed must not start
+/// a session after the change ended every other. The user's row is share-locked, so a change
+/// under way is waited for and then seen.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    s: NewSession<'_>,
+    verified_hash: &str,
+) -> sqlx::Result<Option<SessionRow>> {
     sqlx::query_as(
         "insert into sessions (id, user_id, digest, created_at, last_seen_at, expires_at,
                                client_ip, user_agent)
-         values ($1, $2, $3, $4, $4, $5, $6, $7)
+         select $1, $2, $3, $4, $4, $5, $6, $7
+           from users where id = $2 and password_hash = $8 for share
          returning id, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent",
     )
     .bind(s.id)
@@ -40,7 +49,8 @@ pub async fn insert(db: impl PgExecutor<'_>, s: NewSession<'_>) -> sqlx::Result<
     .bind(s.expires_at)
     .bind(s.client_ip)
     .bind(s.user_agent)
-    .fetch_one(db)
+    .bind(verified_hash)
+    .fetch_optional(db)
     .await
 }
 

@@ -296,8 +296,11 @@ pub async fn login(
             client_ip: &ip.to_string(),
             user_agent: user_agent.as_deref(),
         },
+        &user.password_hash,
     )
-    .await?;
+    .await?
+    // The password changed while this sign-in checked the old one.
+    .ok_or(ApiError::InvalidCredentials)?;
     db::end_all_but_newest(&state.pool, user.id, session::MAX_PER_USER).await?;
     // Read once: where the sign-in is audited, and what the answer lists.
     let stores = users::memberships_of(&state.pool, user.id).await?;

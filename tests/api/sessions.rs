@@ -814,3 +814,43 @@ async fn a_server_without_a_broker_gives_no_dashboard_credentials() {
         .await
         .assert_problem(409, "conflict");
 }
+
+/// A sign-in that checked the old password while it was being changed starts no session: the
+/// change ends every session, and one begun in that moment would survive it.
+#[tokio::test]
+async fn a_sign_in_racing_a_password_change_starts_no_session() {
+    let app = TestApp::new().await;
+    let user = app
+        .add_user(OPERATOR_EMAIL, OPERATOR_PASSWORD, false, &["operator"], &[])
+        .await;
+    // A change under way: the new password written and the sessions ended, not yet committed.
+    let mut change = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "update users set password_hash = 'changed', password_changed_at = now() where id = $1",
+    )
+    .bind(user)
+    .execute(&mut *change)
+    .await
+    .unwrap();
+    sqlx::query("delete from sessions where user_id = $1")
+        .bind(user)
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    let app = std::sync::Arc::new(app);
+    let sign_in = tokio::spawn({
+        let app = app.clone();
+        async move { login(&app, OPERATOR_EMAIL, OPERATOR_PASSWORD).await }
+    });
+    // The sign-in reads the old password (the change is not committed) and checks it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    change.commit().await.unwrap();
+    let res = sign_in.await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("select count(*) from sessions where user_id = $1")
+        .bind(user)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "a session outlived the change");
+    res.assert_problem(401, "invalid_credentials");
+}
