@@ -151,6 +151,19 @@ impl Caller {
         ))
     }
 
+    /// A key limited to some addresses, or that expires, cannot make a member or widen one's
+    /// grant: a member signs in from anywhere, for as long as they are one, so that would lift
+    /// the key's own restriction.
+    pub fn ensure_unrestricted(&self, doing: &str) -> Result<(), ApiError> {
+        if self.ip_allowlist.is_empty() && self.expires_at.is_none() {
+            return Ok(());
+        }
+        Err(ApiError::PrivilegeEscalation(format!(
+            "a key limited to some addresses, or that expires, cannot {doing}: a member signs in \
+             from anywhere, for as long as they are one"
+        )))
+    }
+
     /// A key that expires cannot take control of (change, delete or roll) one that outlives it.
     pub fn ensure_outlives(&self, other_expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
         match (self.expires_at, other_expires_at) {

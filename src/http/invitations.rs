@@ -167,7 +167,8 @@ pub struct InvitationPath {
 /// Invite someone to the store: they become a member with these roles and permissions when
 /// they accept.
 ///
-/// Required permission: `user.invite`. You can invite only with permissions you hold. The
+/// Required permission: `user.invite`. You can invite only with permissions you hold, and not
+/// with a key limited to some addresses or that expires (`403 privilege_escalation`). The
 /// token is mailed to them when SMTP is configured (`PF_SMTP_URL`); otherwise it is in this
 /// answer, once, to pass on. It works once, within 7 days. Someone already a member is `409`;
 /// so is a store with 1,000 members and open invitations together (`limit_reached`).
@@ -196,6 +197,7 @@ pub async fn invite(
     let direct = e.permissions("/permissions", &body.permissions);
     e.finish()?;
     caller.ensure_can_grant(store_roles.effective(false, &roles, &direct))?;
+    caller.ensure_unrestricted("invite members")?;
     if let Some(user) = users::by_email(&state.pool, &email).await? {
         if users::membership_in(&state.pool, caller.store_id, user.id)
             .await?

@@ -85,7 +85,8 @@ async fn member(
 /// Refuses to manage a member who holds something the caller does not (the owner, above
 /// all), or the caller themself.
 fn ensure_can_manage(caller: &Caller, member: &Member) -> ApiResult<()> {
-    if caller.user() == Some(member.id) {
+    // A key made for the member acts for them: it too is them.
+    if caller.user() == Some(member.id) || caller.acting_for == Some(member.id) {
         return Err(ApiError::PrivilegeEscalation(
             "you cannot change your own membership".to_owned(),
         ));
@@ -148,8 +149,9 @@ pub async fn get_user(
 ///
 /// Required permission: `user.edit`, and `permission.grant` to add to what they may do,
 /// `permission.revoke` to take from it. You can grant only permissions you hold, and change
-/// only members who hold no more than you; not yourself, and not the owner (`409`: pass
-/// ownership on first).
+/// only members who hold no more than you; not yourself (nor with a key made for you), and not
+/// the owner (`409`: pass ownership on first). A key limited to some addresses, or that
+/// expires, cannot widen a member's grant (`403 privilege_escalation`).
 /// Their sessions see the change on their next request.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "Users and sessions", params(UserPath),
     request_body = UpdateUser,
@@ -184,6 +186,7 @@ pub async fn update_user(
     );
     if !will.missing_from(had).is_empty() {
         caller.require(Permission::PermissionGrant)?;
+        caller.ensure_unrestricted("widen a member's grant")?;
     }
     if !had.missing_from(will).is_empty() {
         caller.require(Permission::PermissionRevoke)?;

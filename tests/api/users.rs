@@ -1207,3 +1207,66 @@ async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
         .await
         .assert_problem(403, "insufficient_permissions");
 }
+
+/// A key that expires (or is limited to some addresses) cannot make a member, or widen one:
+/// members sign in from anywhere, for good. A key made for a member cannot change them either.
+#[tokio::test]
+async fn a_restricted_key_makes_no_unrestricted_member_and_a_members_key_is_them() {
+    let app = TestApp::new().await;
+    let expiring = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "for an hour", "roles": ["admin"],
+            "expiresAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
+        .send()
+        .await;
+    expiring.assert(201);
+    let expiring = expiring.json()["key"].as_str().unwrap().to_owned();
+    app.post("/v1/users/invite")
+        .with_key(&expiring)
+        .json(&json!({"email": "someone@example.com", "roles": ["viewer"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    let (member, session) = app
+        .member_session("member@example.com", &["operator"], &[])
+        .await;
+    app.patch(&format!("/v1/users/{member}"))
+        .with_key(&expiring)
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    // Narrowing lifts nothing.
+    app.patch(&format!("/v1/users/{member}"))
+        .with_key(&expiring)
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .assert(200);
+    app.patch(&format!("/v1/users/{member}"))
+        .owner()
+        .json(&json!({"roles": ["admin"]}))
+        .send()
+        .await
+        .assert(200);
+    let theirs = app
+        .post("/v1/api-keys")
+        .session(&session)
+        .json(&json!({"name": "the member's", "roles": ["admin"]}))
+        .send()
+        .await;
+    theirs.assert(201);
+    let theirs = theirs.json()["key"].as_str().unwrap().to_owned();
+    app.patch(&format!("/v1/users/{member}"))
+        .with_key(&theirs)
+        .json(&json!({"permissions": ["printer.view"]}))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.delete(&format!("/v1/users/{member}"))
+        .with_key(&theirs)
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+}
