@@ -298,7 +298,8 @@ pub struct Problem {
     /// Stable, snake_case error code.
     pub code: ProblemCode,
     pub request_id: String,
-    /// With `validation_failed`: every problem, each with a JSON pointer into the body.
+    /// With `validation_failed`: every problem (the first 100), each with a JSON pointer into
+    /// the body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
     /// With `insufficient_permissions`: the permissions the request needed and the caller lacks.

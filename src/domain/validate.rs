@@ -91,12 +91,19 @@ impl utoipa::PartialSchema for Tag {
 
 impl utoipa::ToSchema for Tag {}
 
+/// The most problems one answer lists: a body of a megabyte can hold a hundred thousand bad
+/// entries, and an answer must not be many times the request.
+pub const MAX_PROBLEMS: usize = 100;
+
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
 
 impl Errors {
+    /// Adds a problem, unless `MAX_PROBLEMS` are already listed.
     pub fn add(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(pointer, code, message));
+        if self.0.len() < MAX_PROBLEMS {
+            self.0.push(FieldError::new(pointer, code, message));
+        }
     }
 
     /// Whether a problem was already found at `pointer` (so a further check need not add a
@@ -189,7 +196,9 @@ impl Errors {
     /// characters, trimmed and deduplicated.
     pub fn tags(&mut self, pointer: &str, values: &[String]) -> Vec<String> {
         if values.len() > MAX_TAGS {
+            // Nothing more is checked of a list this long (one problem, not one per entry).
             self.add(pointer, "too_many", format!("at most {MAX_TAGS} tags"));
+            return Vec::new();
         }
         let mut out: Vec<String> = Vec::new();
         for (i, sent) in values.iter().enumerate() {

@@ -121,6 +121,7 @@ fn file_uris(e: &mut Errors, values: &[String]) -> Vec<String> {
             "too_many",
             format!("at most {MAX_FILES} files"),
         );
+        return Vec::new();
     }
     for (i, v) in values.iter().enumerate() {
         let ok = v.len() <= 2000

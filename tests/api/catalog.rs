@@ -227,6 +227,34 @@ async fn invalid_parts_and_skus_are_422() {
         assert_eq!(errors[0]["pointer"], pointer);
         assert_eq!(errors[0]["code"], "too_many");
     }
+    for (path, body, pointer) in [
+        (
+            "/v1/materials",
+            json!({"name": "m", "type": "PLA", "tags": vec![""; 500]}),
+            "/tags",
+        ),
+        (
+            "/v1/parts",
+            json!({"name": "p", "type": "stl", "fileUris": vec!["nope"; 500]}),
+            "/fileUris",
+        ),
+    ] {
+        let res = app.post(path).owner().json(&body).send().await;
+        res.assert_problem(422, "validation_failed");
+        let errors = res.json()["errors"].clone();
+        assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+        assert_eq!(errors[0]["pointer"], pointer);
+        assert_eq!(errors[0]["code"], "too_many");
+    }
+    // A list without a count of its own lists at most 100 problems.
+    let res = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "k", "permissions": vec!["no.such"; 5000]}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"].as_array().unwrap().len(), 100);
 }
 
 #[tokio::test]
