@@ -115,15 +115,16 @@ impl<T: Serialize> Page<T> {
             has_more,
             last_key,
         } = fetched;
+        let next_offset = match list.position {
+            Position::Offset(o) => o,
+            Position::After { .. } => 0,
+        } + list.limit;
         let next = if !has_more {
             None
-        } else if list.by_offset {
-            let offset = match list.position {
-                Position::Offset(o) => o,
-                Position::After { .. } => 0,
-            };
-            Some(("offset", (offset + list.limit).to_string()))
+        } else if list.by_offset && next_offset <= crate::list::MAX_OFFSET {
+            Some(("offset", next_offset.to_string()))
         } else {
+            // Past the deepest offset a request may ask for, paging goes on by cursor.
             last_key.map(|(value, id)| ("cursor", cursor::encode(list.sort, &value, id)))
         };
         let next = next.map(|(key, value)| {
@@ -160,5 +161,47 @@ impl<T: Serialize> IntoResponse for Page<T> {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next_link(query: &str) -> Option<String> {
+        let list = parse(Some(query), &crate::db::printers::LIST).unwrap();
+        let fetched = Fetched {
+            rows: vec![1, 2],
+            has_more: true,
+            last_key: Some((crate::list::Value::Text("Ender".into()), uuid::Uuid::nil())),
+        };
+        Page::new(fetched, |n: i32| n, "/v1/printers", &list, None).next
+    }
+
+    #[test]
+    fn offset_paging_goes_on_by_cursor_past_the_deepest_offset() {
+        let near = next_link("offset=999998&limit=2&sort=name:asc").unwrap();
+        assert!(near.contains("offset=1000000"), "{near}");
+        let past = next_link("offset=999999&limit=2&sort=name:asc").unwrap();
+        assert!(
+            past.contains("cursor=") && !past.contains("offset="),
+            "{past}"
+        );
+        // The cursor link is one the list accepts.
+        let query = past
+            .trim_start_matches("</v1/printers?")
+            .split('>')
+            .next()
+            .unwrap();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let cursor = &pairs.iter().find(|(k, _)| k == "cursor").unwrap().1;
+        let query = format!("sort=name:asc&limit=2&cursor={}", urlencode(cursor));
+        assert!(parse(Some(&query), &crate::db::printers::LIST).is_ok());
+    }
+
+    fn urlencode(value: &str) -> String {
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
-const MAX_OFFSET: i64 = 1_000_000;
+pub const MAX_OFFSET: i64 = 1_000_000;
 const MAX_FILTERS: usize = 20;
 
 /// How a field's values are typed (and so which operators apply).
@@ -258,7 +258,8 @@ pub struct ListQuery {
     pub count: bool,
     pub filters: Vec<Filter>,
     pub sort: Sort,
-    /// Whether the client paged by offset (then `Link` does too); otherwise by cursor.
+    /// Whether the client paged by offset (then `Link` does too, up to `MAX_OFFSET`); otherwise
+    /// by cursor.
     pub by_offset: bool,
     /// The client's filter and sort parameters, to carry into the `Link` header.
     pub carried: Vec<(String, String)>,
