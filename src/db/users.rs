@@ -247,8 +247,11 @@ pub async fn remove(db: impl PgExecutor<'_>, store: StoreId, user: UserId) -> sq
     Ok(done.rows_affected() == 1)
 }
 
-/// The store's owner user, if it has one (locking the row).
-pub async fn owner_of(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<Option<UserId>> {
+/// The store's owner user, if it has one, under the store's owner lock until the transaction
+/// ends: while there is none, there is no row to lock, and two callers must not both find none
+/// and both make one.
+pub async fn owner_of(db: &mut sqlx::PgConnection, store: StoreId) -> sqlx::Result<Option<UserId>> {
+    super::lock_named(&mut *db, &format!("owner:{store}")).await?;
     sqlx::query_scalar("select user_id from memberships where store_id = $1 and owner for update")
         .bind(store)
         .fetch_optional(db)

@@ -1270,3 +1270,44 @@ async fn a_restricted_key_makes_no_unrestricted_member_and_a_members_key_is_them
         .await
         .assert_problem(403, "privilege_escalation");
 }
+
+/// Two keys making a store's first owner at once: one does, the other is told the store has
+/// one (not a 500 from the one-owner index).
+#[tokio::test]
+async fn first_owners_made_at_once_make_one() {
+    let app = TestApp::new().await;
+    let mut members = Vec::new();
+    for n in 0..6 {
+        members.push(
+            app.add_user(
+                &format!("m{n}@example.com"),
+                "a member passphrase",
+                false,
+                &["viewer"],
+                &[],
+            )
+            .await,
+        );
+    }
+    let transfer = |m: &printfarm::ids::UserId| {
+        app.post(&format!("/v1/users/{m}/transfer-ownership"))
+            .owner()
+            .send()
+    };
+    let answers = tokio::join!(
+        transfer(&members[0]),
+        transfer(&members[1]),
+        transfer(&members[2]),
+        transfer(&members[3]),
+        transfer(&members[4]),
+        transfer(&members[5])
+    );
+    let mut statuses: Vec<u16> = [
+        answers.0, answers.1, answers.2, answers.3, answers.4, answers.5,
+    ]
+    .iter()
+    .map(|a| a.status.as_u16())
+    .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 403, 403, 403, 403, 403], "{statuses:?}");
+}
