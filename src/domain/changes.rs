@@ -54,7 +54,10 @@ pub enum Verb {
     Roll,
     /// A person signed in (entity: the user).
     SignIn,
-    /// A sign-in to a known account failed: a wrong password, or throttled.
+    /// A sign-in to a known account failed: a wrong password. Sign-ins refused while the
+    /// account or address is throttled are not recorded (each would write to every store of
+    /// the account: a flood of guesses must not become a flood of writes); they are counted in
+    /// `printfarm_sign_ins_total`.
     SignInFailed,
 }
 

@@ -123,6 +123,7 @@ async fn mail_reset(state: &AppState, email: &str) -> anyhow::Result<()> {
         (status = 404, description = "No open reset has this token (used, expired or never made)", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     State(state): State<AppState>,
+    ip: Option<axum::Extension<crate::middleware::ClientIp>>,
     ApiJson(body): ApiJson<ResetPassword>,
 ) -> ApiResult<StatusCode> {
     let mut e = Errors::default();
@@ -149,6 +150,8 @@ pub async fn reset_password(
     users::set_password(&mut *tx, user, &hash).await?;
     sessions_db::delete_others(&mut *tx, user, None).await?;
     db::end_resets(&mut *tx, user, now).await?;
+    super::sessions::audit_password_set(&mut tx, user, super::sessions::client_ip(ip.as_deref()))
+        .await?;
     // Whoever opened the mail may sign in at once: failed guesses at the old password (someone
     // locking the account out) do not keep its owner out of the new one.
     if let Some(row) = users::get(&mut *tx, user).await? {

@@ -193,7 +193,29 @@ fn password_error(e: PasswordError) -> ApiError {
     }
 }
 
-fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
+/// Records in each of the user's stores that they set a new password (its value redacted).
+pub(super) async fn audit_password_set(
+    tx: &mut sqlx::PgConnection,
+    user: UserId,
+    ip: IpAddr,
+) -> sqlx::Result<()> {
+    let actor = Actor::user(user, ip);
+    for store in users::memberships_of(&mut *tx, user).await? {
+        audit::record(
+            &mut *tx,
+            store.store_id,
+            &actor,
+            Verb::Update.as_str(),
+            EntityType::User.as_str(),
+            user.0,
+            serde_json::json!({"password": {"from": audit::REDACTED, "to": audit::REDACTED}}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
     headers_ip.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0)
 }
 
@@ -528,19 +550,7 @@ pub async fn change_password(
     users::set_password(&mut *tx, user.id, &hash).await?;
     let ended = db::delete_others(&mut *tx, user.id, Some(signed_in.session)).await?;
     crate::db::invitations::end_resets(&mut *tx, user.id, now).await?;
-    let actor = Actor::user(user.id, signed_in.client_ip);
-    for store in users::memberships_of(&mut *tx, user.id).await? {
-        audit::record(
-            &mut *tx,
-            store.store_id,
-            &actor,
-            Verb::Update.as_str(),
-            EntityType::User.as_str(),
-            user.id.0,
-            serde_json::json!({"password": {"from": audit::REDACTED, "to": audit::REDACTED}}),
-        )
-        .await?;
-    }
+    audit_password_set(&mut tx, user.id, signed_in.client_ip).await?;
     tx.commit().await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)

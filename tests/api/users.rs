@@ -599,6 +599,15 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
         .await
         .assert_problem(422, "validation_failed");
     confirm(&token, "a reset passphrase").await.assert(204);
+    // Recorded as the user's own change, the password redacted.
+    let recorded: i64 = sqlx::query_scalar(
+        "select count(*) from audit_logs where entity_type = 'user' and action = 'update'
+            and actor_type = 'user' and changes -> 'password' ->> 'to' = '[redacted]'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
     confirm(&token, "another passphrase")
         .await
         .assert_problem(404, "not_found");
