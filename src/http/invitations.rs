@@ -465,19 +465,6 @@ pub async fn accept_invitation(
         .await?
         .ok_or(ApiError::TokenNotFound(NO_OPEN_INVITATION))?;
     let store = invitation.store_id;
-    let (by_key, by_user) = (invitation.invited_by_key_id, invitation.invited_by_user_id);
-    let may = grants::inviter_may_grant(&mut tx, store, by_key, by_user, now).await?;
-    let wanted = StoreRoles::load(&mut *tx, store).await?.effective(
-        false,
-        &invitation.roles,
-        &invitation.permissions,
-    );
-    if !may.is_superset_of(wanted) {
-        return Err(ApiError::Conflict(
-            "whoever made this invitation may no longer grant what it asks for: ask for a new one"
-                .to_owned(),
-        ));
-    }
     let added = users::add_membership(
         &mut *tx,
         users::NewMembership {
@@ -495,6 +482,21 @@ pub async fn accept_invitation(
         }
     }
     added?;
+    // Checked only now: the new membership's trigger has taken the store's share lock on its
+    // roles, so a role changed meanwhile is seen as it now is (as every other grant checks).
+    let (by_key, by_user) = (invitation.invited_by_key_id, invitation.invited_by_user_id);
+    let may = grants::inviter_may_grant(&mut tx, store, by_key, by_user, now).await?;
+    let wanted = StoreRoles::load(&mut *tx, store).await?.effective(
+        false,
+        &invitation.roles,
+        &invitation.permissions,
+    );
+    if !may.is_superset_of(wanted) {
+        return Err(ApiError::Conflict(
+            "whoever made this invitation may no longer grant what it asks for: ask for a new one"
+                .to_owned(),
+        ));
+    }
     let member: Member = users::member(&mut *tx, invitation.store_id, user.id, false)
         .await?
         .map(Member::from)

@@ -452,3 +452,41 @@ async fn a_role_widened_while_it_is_being_assigned_is_checked_again() {
         .await
         .assert_problem(403, "privilege_escalation");
 }
+
+/// An invitation accepted while its role gains a permission the inviter lacks is refused: the
+/// check waits for the role's change and judges the role as it then is.
+#[tokio::test]
+async fn an_invitation_accepted_while_its_role_widens_is_refused() {
+    let app = TestApp::new().await;
+    let floor = create_role(
+        &app,
+        json!({"name": "Floor", "permissions": ["queue.view"]}),
+    )
+    .await;
+    let floor = floor["id"].as_str().unwrap().to_owned();
+    let inviter = app.key_with(&[], &["user.invite", "queue.view"]).await;
+    let invited = app
+        .post("/v1/users/invite")
+        .with_key(&inviter)
+        .json(&json!({"email": "new@example.com", "roles": [floor]}))
+        .send()
+        .await;
+    invited.assert(201);
+    let token = invited.json()["token"].as_str().unwrap().to_owned();
+    let mut tx = app.pool().begin().await.unwrap();
+    sqlx::query(
+        "update custom_roles set permissions = array_append(permissions, 'printer.delete')
+          where id = $1::uuid",
+    )
+    .bind(&floor)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let accept = app
+        .post("/v1/invitations/accept")
+        .json(&json!({"token": token, "name": "New", "password": "a new member passphrase"}))
+        .send();
+    committed_later(&app, tx, accept)
+        .await
+        .assert_problem(409, "conflict");
+}
