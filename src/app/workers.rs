@@ -68,13 +68,11 @@ impl AppState {
         if let Some(bridge) = self.telemetry_bridge(shutdown.clone()) {
             tracker.spawn(bridge);
         }
-        if let Some(broker) = self.broker.clone() {
-            tracker.spawn(crate::commands::delivery::run(
-                self.pool.clone(),
-                broker,
-                shutdown.clone(),
-            ));
-        }
+        tracker.spawn(crate::commands::delivery::run(
+            self.pool.clone(),
+            self.broker.clone(),
+            shutdown.clone(),
+        ));
         tracker.spawn(crate::audit::run_purge(
             self.pool.clone(),
             self.config.audit_retention,

@@ -20,13 +20,16 @@ use tokio_util::sync::CancellationToken;
 
 const BATCH: i64 = 100;
 const POLL: Duration = Duration::from_millis(250);
+/// Without a broker there is only expiry to do.
+const WITHOUT_BROKER_POLL: Duration = Duration::from_secs(10);
 const LEASE_SECS: f64 = 30.0;
 /// A command not delivered this long after it was sent (the broker was away) fails instead:
 /// a pause or a temperature meant for then must not reach a printer hours later.
 pub const EXPIRE_AFTER: Duration = Duration::from_secs(300);
 
-/// Publishes one batch; returns how many commands it handled.
-pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usize> {
+/// Publishes one batch; returns how many commands it handled. Without a broker (none is
+/// configured) nothing is sent, but commands past `EXPIRE_AFTER` still fail as expired.
+pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Result<usize> {
     let pending = db::lease_pending(pool, BATCH, LEASE_SECS).await?;
     if pending.is_empty() {
         return Ok(0);
@@ -69,18 +72,26 @@ pub async fn deliver_once(pool: &PgPool, broker: &Broker) -> anyhow::Result<usiz
     }
     // Message by message: a command the broker took must not be sent again because another in
     // its batch was not (a relative move would run twice).
-    let outcomes = broker.publish_each(messages).await;
+    let outcomes = match broker {
+        Some(broker) => broker.publish_each(messages).await,
+        None => Vec::new(),
+    };
+    let mut outcomes = outcomes.into_iter();
     let mut again = Vec::new();
     let mut failure = None;
     let mut taken = Vec::with_capacity(sent.len());
-    for (id, outcome) in sent.into_iter().zip(outcomes) {
-        match outcome {
-            Ok(()) => taken.push(id),
-            Err(PublishError::TooLarge) => refused.push((id, "too large for an MQTT message")),
-            Err(error) => {
+    for id in sent {
+        match outcomes.next() {
+            Some(Ok(())) => taken.push(id),
+            Some(Err(PublishError::TooLarge)) => {
+                refused.push((id, "too large for an MQTT message"))
+            }
+            Some(Err(error)) => {
                 again.push(id);
                 failure.get_or_insert(error);
             }
+            // No broker: it waits (and expires).
+            None => again.push(id),
         }
     }
     if !again.is_empty() {
@@ -139,18 +150,23 @@ pub async fn answer(
     Ok(())
 }
 
-/// Runs until `shutdown`, polling for pending commands.
-pub async fn run(pool: PgPool, broker: Broker, shutdown: CancellationToken) {
+/// Runs until `shutdown`, polling for pending commands (without a broker, only to expire them).
+pub async fn run(pool: PgPool, broker: Option<Broker>, shutdown: CancellationToken) {
     let wakeups = Wakeups {
         channel: None,
         local: None,
     };
+    let poll = if broker.is_some() {
+        POLL
+    } else {
+        WITHOUT_BROKER_POLL
+    };
     let pace = Pace {
-        poll: POLL,
-        retry: POLL * 4,
+        poll,
+        retry: poll * 4,
     };
     worker::run("commands", &pool, wakeups, pace, shutdown, || async {
-        Ok(deliver_once(&pool, &broker).await? >= BATCH as usize)
+        Ok(deliver_once(&pool, broker.as_ref()).await? >= BATCH as usize)
     })
     .await;
 }

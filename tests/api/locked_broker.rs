@@ -591,7 +591,7 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
     let token = tokio_util::sync::CancellationToken::new();
     tokio::spawn(printfarm::commands::delivery::run(
         app.pool().clone(),
-        app.state.broker.clone().unwrap(),
+        app.state.broker.clone(),
         token.clone(),
     ));
     let _stop = token.drop_guard();

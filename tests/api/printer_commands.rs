@@ -175,3 +175,49 @@ async fn only_printer_control_may_send_and_only_to_own_printers() {
         .await;
     assert_eq!(theirs.header("x-total-count"), Some("0"));
 }
+
+/// Without a broker nothing is sent, but a command not sent within 5 minutes still fails as
+/// expired, as every answer's `delivery` note says.
+#[tokio::test]
+async fn without_a_broker_commands_still_expire() {
+    let app = TestApp::new().await;
+    let p = printer(&app, "A").await;
+    send(&app, &[&p], json!({"command": "pause"}))
+        .await
+        .assert(202);
+    send(&app, &[&p], json!({"command": "resume"}))
+        .await
+        .assert(202);
+    sqlx::query(
+        "update printer_commands set created_at = now() - interval '6 minutes'
+          where command = 'pause'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    printfarm::commands::delivery::deliver_once(app.pool(), None)
+        .await
+        .unwrap();
+    let listed = app.get("/v1/printer-commands").owner().send().await.json();
+    let status = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["command"] == name)
+            .map(|c| (c["status"].clone(), c["error"].clone()))
+            .unwrap()
+    };
+    assert_eq!(status("pause").0, "failed");
+    assert!(status("pause").1.as_str().unwrap().starts_with("expired"));
+    assert_eq!(status("resume").0, "pending");
+    // The one still waiting is not held by a lease: a broker's worker takes it at once.
+    let leased: i64 = sqlx::query_scalar(
+        "select count(*) from printer_commands
+          where status = 'pending' and delivery_lease_until is not null",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(leased, 0);
+}

@@ -297,7 +297,7 @@ async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
     let token = tokio_util::sync::CancellationToken::new();
     tokio::spawn(printfarm::commands::delivery::run(
         app.pool().clone(),
-        app.state.broker.clone().unwrap(),
+        app.state.broker.clone(),
         token.clone(),
     ));
     let _stop = token.drop_guard();
@@ -460,7 +460,7 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     let handle = app.state.broker.clone().unwrap();
     broker.stop();
     assert!(
-        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
             .await
             .is_err()
     );
@@ -476,7 +476,7 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     let mut requests =
         subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
     assert_eq!(
-        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
             .await
             .unwrap(),
         1
@@ -504,7 +504,7 @@ async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriv
         subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
     let handle = app.state.broker.clone().unwrap();
     assert_eq!(
-        printfarm::commands::delivery::deliver_once(app.pool(), &handle)
+        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
             .await
             .unwrap(),
         1
