@@ -308,8 +308,8 @@ pub async fn update_part(
     entity::updated(tx, &caller, before, row).await
 }
 
-/// Remove a part. A part that a SKU is made of, or that print jobs in the queue print, cannot be
-/// removed (`409`).
+/// Remove a part. A part that a SKU is made of, or that any print job prints (in the queue or
+/// finished, until the job is deleted), cannot be removed (`409`).
 ///
 /// Required permission: `part.delete`.
 #[utoipa::path(delete, path = "/v1/parts/{id}", tag = "Parts", params(PartPath),
