@@ -9,6 +9,7 @@ use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::domain::materials::Material;
 use crate::domain::validate::{self, Errors, Tag};
 use crate::error::{ApiResult, Problem};
+use crate::list::{Filter, Op, Operand, Value};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -195,10 +196,40 @@ pub async fn list_materials(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Permission::MaterialView)?;
+    let mut list = paging::parse(query.as_deref(), &db::LIST)?;
+    for filter in &mut list.filters {
+        stored_form(filter);
+    }
     let (list, rows, total) =
-        paging::fetch::<MaterialRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST)
-            .await?;
+        paging::fetch_list::<MaterialRow>(&state.pool, caller.store_id, list).await?;
     Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
+}
+
+/// A filter on `type` or `color` in the form those are stored in (upper case, colours with
+/// their alpha), so that `type.eq=pla` finds what was created as `pla`.
+fn stored_form(filter: &mut Filter) {
+    let whole = matches!(filter.op, Op::Eq | Op::Ne | Op::In);
+    let normalise = |text: &mut String| match filter.field.name {
+        "type" => *text = text.to_uppercase(),
+        "color" => {
+            *text = text.to_uppercase();
+            if whole && text.len() == 7 && text.starts_with('#') {
+                text.push_str("FF");
+            }
+        }
+        _ => {}
+    };
+    match &mut filter.operand {
+        Operand::One(Value::Text(text)) => normalise(text),
+        Operand::Many(values) => {
+            for value in values {
+                if let Value::Text(text) = value {
+                    normalise(text);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Add a material.

@@ -85,6 +85,16 @@ pub async fn fetch_within<R: Table>(
 ) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError> {
     let mut list = parse(raw_query, spec)?;
     list.filters.extend(scope);
+    fetch_list(pool, store, list).await
+}
+
+/// [`fetch`] of a list request already parsed (and, say, its filter values normalised as the
+/// stored values are).
+pub async fn fetch_list<R: Table>(
+    pool: &sqlx::PgPool,
+    store: crate::ids::StoreId,
+    list: ListQuery,
+) -> Result<(ListQuery, Fetched<R>, Option<i64>), ApiError> {
     let rows = crate::db::list::fetch_page::<R>(pool, store, &list).await?;
     let total = if list.count {
         Some(crate::db::list::count::<R>(pool, store, &list).await?)

@@ -44,6 +44,21 @@ async fn materials_are_normalised_listed_changed_and_deleted() {
         .send()
         .await;
     assert_eq!(listed.header("x-total-count"), Some("1"));
+    // Filters take the values as they were sent, too.
+    for query in [
+        "type.eq=pla",
+        "type.in=pla,abs",
+        "color.eq=%23ff8800",
+        "color.eq=%23ff8800ff",
+        "color.startsWith=%23ff88",
+    ] {
+        let listed = app
+            .get(&format!("/v1/materials?{query}&count=true"))
+            .owner()
+            .send()
+            .await;
+        assert_eq!(listed.header("x-total-count"), Some("1"), "{query}");
+    }
     let id = m["id"].as_str().unwrap();
     let res = app
         .patch(&format!("/v1/materials/{id}"))
