@@ -388,9 +388,15 @@ pub async fn reset_password(
             .await?
             .with_context(|| format!("no user has the email {email:?}"))?;
         let mut tx = pool.begin().await?;
-        db::users::set_password(&mut *tx, user.id, &hash).await?;
-        let ended = db::sessions::delete_others(&mut *tx, user.id, None).await?;
-        db::invitations::end_resets(&mut *tx, user.id, chrono::Utc::now()).await?;
+        let ended = crate::domain::accounts::set_password(
+            &mut tx,
+            user.id,
+            &hash,
+            None,
+            &Actor::operator(),
+            chrono::Utc::now(),
+        )
+        .await?;
         let account = db::sessions::account_subject(&user.email);
         db::sessions::clear_failures(&mut *tx, &account).await?;
         tx.commit().await?;

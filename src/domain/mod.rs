@@ -3,6 +3,7 @@
 //! operations both sides perform (a job's state change, planning jobs from orders, recording a
 //! spool's usage). It knows SQL only through `db` and nothing of HTTP.
 
+pub mod accounts;
 pub mod changes;
 pub mod entity;
 pub mod error;

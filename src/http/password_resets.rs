@@ -4,8 +4,10 @@
 use super::extract::ApiJson;
 use super::invitations::{new_token, well_formed};
 use crate::app::AppState;
+use crate::audit::Actor;
 use crate::db::invitations as db;
 use crate::db::{sessions as sessions_db, users};
+use crate::domain::accounts;
 use crate::domain::validate::Errors;
 use crate::error::{ApiError, ApiResult, Problem};
 use axum::extract::State;
@@ -147,11 +149,8 @@ pub async fn reset_password(
     let user = db::use_reset(&mut *tx, &digest, now)
         .await?
         .ok_or(ApiError::TokenNotFound(NO_OPEN_RESET))?;
-    users::set_password(&mut *tx, user, &hash).await?;
-    sessions_db::delete_others(&mut *tx, user, None).await?;
-    db::end_resets(&mut *tx, user, now).await?;
-    super::sessions::audit_password_set(&mut tx, user, super::sessions::client_ip(ip.as_deref()))
-        .await?;
+    let actor = Actor::user(user, super::sessions::client_ip(ip.as_deref()));
+    accounts::set_password(&mut tx, user, &hash, None, &actor, now).await?;
     // Whoever opened the mail may sign in at once: failed guesses at the old password (someone
     // locking the account out) do not keep its owner out of the new one.
     if let Some(row) = users::get(&mut *tx, user).await? {

@@ -10,6 +10,7 @@ use crate::auth::permissions;
 use crate::auth::session::{self, SignedIn};
 use crate::db::sessions::{self as db, NewSession, SessionRow};
 use crate::db::users::{self, MembershipInStore, UserRow};
+use crate::domain::accounts;
 use crate::domain::changes::Verb;
 use crate::domain::validate::Errors;
 use crate::domain::EntityType;
@@ -191,28 +192,6 @@ fn password_error(e: PasswordError) -> ApiError {
         PasswordError::Busy => ApiError::ServiceUnavailable,
         PasswordError::Failed(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
-}
-
-/// Records in each of the user's stores that they set a new password (its value redacted).
-pub(super) async fn audit_password_set(
-    tx: &mut sqlx::PgConnection,
-    user: UserId,
-    ip: IpAddr,
-) -> sqlx::Result<()> {
-    let actor = Actor::user(user, ip);
-    for store in users::memberships_of(&mut *tx, user).await? {
-        audit::record(
-            &mut *tx,
-            store.store_id,
-            &actor,
-            Verb::Update.as_str(),
-            EntityType::User.as_str(),
-            user.0,
-            serde_json::json!({"password": {"from": audit::REDACTED, "to": audit::REDACTED}}),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 pub(super) fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
@@ -547,10 +526,15 @@ pub async fn change_password(
         .await
         .map_err(password_error)?;
     let mut tx = state.pool.begin().await?;
-    users::set_password(&mut *tx, user.id, &hash).await?;
-    let ended = db::delete_others(&mut *tx, user.id, Some(signed_in.session)).await?;
-    crate::db::invitations::end_resets(&mut *tx, user.id, now).await?;
-    audit_password_set(&mut tx, user.id, signed_in.client_ip).await?;
+    let ended = accounts::set_password(
+        &mut tx,
+        user.id,
+        &hash,
+        Some(signed_in.session),
+        &Actor::user(user.id, signed_in.client_ip),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)

@@ -627,6 +627,14 @@ async fn a_password_is_reset_by_mail_or_by_the_operator() {
         .unwrap()
         .unwrap();
     app.sign_in(OWNER_EMAIL, &generated).await;
+    let by_operator: i64 = sqlx::query_scalar(
+        "select count(*) from audit_logs where entity_type = 'user' and action = 'update'
+            and actor_type = 'operator' and changes ? 'password'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(by_operator, 1);
     assert!(
         printfarm::cli::reset_password(&app.state.config, "nobody@example.com", None)
             .await
