@@ -170,7 +170,8 @@ pub struct ApiKeyChanges {
     pub roles: Option<Vec<String>>,
     pub permissions: Option<Vec<String>>,
     pub ip_allowlist: Option<Vec<String>>,
-    /// The member the key is now made for (`None` keeps whom it was made for).
+    /// The member the key is made for from now on, if it was made for none (`None` keeps
+    /// whom it was made for).
     pub made_for: Option<UserId>,
 }
 
@@ -197,7 +198,9 @@ pub async fn update(
         q.push(", ip_allowlist = ").push_bind(allowlist);
     }
     if let Some(member) = changes.made_for {
-        q.push(", created_by_user_id = ").push_bind(member);
+        q.push(", created_by_user_id = coalesce(created_by_user_id, ")
+            .push_bind(member)
+            .push(")");
     }
     q.push(" where store_id = ").push_bind(store);
     q.push(" and id = ").push_bind(id);

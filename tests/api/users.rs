@@ -1198,6 +1198,42 @@ async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
         .await;
     kept.assert(200);
     assert_eq!(kept.json()["createdByUserId"], Value::Null);
+    // A key made for another member stays theirs when edited; rolled, it changes hands, and
+    // the secret they hold ends at once, whatever the grace asked for.
+    let (other, other_session) = app
+        .member_session("other@example.com", &["admin"], &[])
+        .await;
+    let others = app
+        .post("/v1/api-keys")
+        .session(&other_session)
+        .json(&json!({"name": "other's", "roles": ["viewer"]}))
+        .send()
+        .await;
+    others.assert(201);
+    let others_secret = others.json()["key"].as_str().unwrap().to_owned();
+    let others = others.json()["id"].as_str().unwrap().to_owned();
+    let edited = app
+        .patch(&format!("/v1/api-keys/{others}"))
+        .session(&session)
+        .json(&json!({"roles": ["operator"]}))
+        .send()
+        .await;
+    edited.assert(200);
+    assert_eq!(edited.json()["createdByUserId"], json!(other));
+    let taken = app
+        .post(&format!("/v1/api-keys/{others}/roll"))
+        .session(&session)
+        .json(&json!({"graceSeconds": 3600}))
+        .send()
+        .await;
+    taken.assert(200);
+    assert_eq!(taken.json()["createdByUserId"], json!(admin));
+    assert!(taken.json()["previousSecretValidUntil"].is_null());
+    app.get("/v1/printers")
+        .with_key(&others_secret)
+        .send()
+        .await
+        .assert(401);
     app.get("/v1/users")
         .with_key(&rolled_secret)
         .send()

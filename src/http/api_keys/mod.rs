@@ -344,9 +344,10 @@ fn key_changes(
         roles: roles.map(|r| store_roles.check(&mut errors, "/roles", r)),
         permissions: permissions.map(|p| errors.permissions("/permissions", p)),
         ip_allowlist: None,
-        // Whoever grants a key roles or permissions is the member it is made for from then on:
-        // its grant is theirs (and a member could otherwise give an unbound key their rights,
-        // and keep them after they leave).
+        // Whoever grants roles or permissions to a key made for no member is the member it is
+        // made for from then on: its grant is theirs (a member could otherwise give such a key
+        // their rights, and keep them after they leave). A key made for a member stays theirs,
+        // bounded by what they may do, whoever edits it.
         made_for: (roles.is_some() || permissions.is_some())
             .then_some(caller.acting_for)
             .flatten(),
@@ -495,9 +496,9 @@ pub async fn get_api_key(
 ///
 /// Required permission: `apiKey.edit`. Managed keys answer `403 managed_key`; keys holding
 /// permissions the caller lacks, and grants beyond the caller's own, `403 privilege_escalation`;
-/// roles or permissions for a Full Access key, `409 conflict`. A member who sets a key's roles or
-/// permissions (signed in, or with a key made for them) is from then on the one it is made for
-/// (`createdByUserId`).
+/// roles or permissions for a Full Access key, `409 conflict`. A member who sets the roles or
+/// permissions of a key made for no member (signed in, or with a key made for them) is from then
+/// on the one it is made for (`createdByUserId`).
 #[utoipa::path(patch, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath), request_body = UpdateApiKey,
     responses((status = 200, description = "The updated key", body = ApiKey),
         (status = 409, description = "Roles or permissions for a Full Access key", body = Problem, content_type = "application/problem+json")))]

@@ -20,7 +20,8 @@ fn old_secret_until(
 /// Required permission: `apiKey.edit`. The response holds the new full key, shown this once.
 /// A member who rolls a key (signed in, or with a key made for them) is from then on the one the
 /// key is made for (`createdByUserId`): they hold its secret, so it does no more than they may,
-/// and nothing once they leave.
+/// and nothing once they leave. A key made for another member changes hands with no grace: its
+/// old secret ends at once.
 #[utoipa::path(post, path = "/v1/api-keys/{id}/roll", tag = "API keys", params(KeyPath), request_body(content = Option<RollApiKey>, description = "Optional; an empty body (or `null`) takes the defaults"),
     responses((status = 200, description = "The key with its new secret", body = ApiKeyWithSecret)))]
 pub async fn roll_api_key(
@@ -39,7 +40,16 @@ pub async fn roll_api_key(
         ));
     }
     let (mut tx, row, _) = lock_for_change(&state, &caller, path.id).await?;
-    let previous_valid_until = old_secret_until(state.now(), grace, row.expires_at);
+    // A key made for another member changes hands: its old secret, which they may hold, ends
+    // now rather than work on under the new member's grant.
+    let changes_hands = caller.acting_for.is_some()
+        && row.created_by_user_id.is_some()
+        && row.created_by_user_id != caller.acting_for;
+    let previous_valid_until = if changes_hands {
+        None
+    } else {
+        old_secret_until(state.now(), grace, row.expires_at)
+    };
     let plaintext = key_format::with_new_secret(&row.key_id);
     let digest = state.verifier.pepper.digest(plaintext.expose());
     let rolled = db::roll(
