@@ -263,7 +263,9 @@ pub async fn create_role(
 /// Only a role whose permissions you all hold, and only to permissions you hold; and only if you
 /// could change each holder: `apiKey.edit` for keys, `user.edit` for members, `user.invite` for
 /// open invitations, and holding all they hold. Not a role you hold yourself (or, for a key
-/// made for a member, that member holds): `403 privilege_escalation`.
+/// made for a member, that member holds): `403 privilege_escalation`. Nor, with a key limited to
+/// some addresses or that expires, to more permissions while members or open invitations hold
+/// it.
 #[utoipa::path(patch, path = "/v1/roles/{id}", tag = "Roles and permissions", params(RolePath),
     request_body = UpdateRole,
     responses(
@@ -300,10 +302,13 @@ pub async fn update_role(
     )?;
     let had = roles::granted(&row);
     caller.ensure_can_grant(had)?;
-    ensure_can_manage_holders(&state, &caller, &mut tx, id).await?;
+    let held_by_people = ensure_can_manage_holders(&state, &caller, &mut tx, id).await?;
     let permissions = permissions.unwrap_or_else(|| row.permissions.clone());
     let will = roles::granted_by(&permissions);
     caller.ensure_can_grant(will)?;
+    if held_by_people && !will.missing_from(had).is_empty() {
+        caller.ensure_unrestricted("widen a role members or open invitations hold")?;
+    }
     if !had.missing_from(will).is_empty() {
         caller.require(Permission::PermissionRevoke)?;
     }
@@ -331,16 +336,17 @@ pub async fn update_role(
 /// Changing a role changes every key, member and open invitation holding it: only a caller who
 /// could change each of them may (`apiKey.edit` for keys, `user.edit` for members,
 /// `user.invite` for invitations, and holding all they hold), and not one who holds it: nobody
-/// changes their own grant, through a role no more than directly.
+/// changes their own grant, through a role no more than directly. Says whether people (members
+/// or open invitations) hold it.
 async fn ensure_can_manage_holders(
     state: &AppState,
     caller: &Caller,
     tx: &mut sqlx::PgConnection,
     id: Uuid,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let holders = custom_roles::holder_grants(&mut *tx, caller.store_id, id, state.now()).await?;
     if holders.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let store_roles = roles::StoreRoles::load(&mut *tx, caller.store_id).await?;
     let mut held = crate::auth::PermissionSet::EMPTY;
@@ -371,7 +377,10 @@ async fn ensure_can_manage_holders(
             &holder.permissions,
         ));
     }
-    caller.ensure_can_grant(held)
+    caller.ensure_can_grant(held)?;
+    Ok(holders
+        .iter()
+        .any(|h| matches!(h.holder, Holder::Member | Holder::Invitation)))
 }
 
 /// Delete a store role nobody holds. Built-in roles cannot be deleted (`409`); neither can a

@@ -490,3 +490,44 @@ async fn an_invitation_accepted_while_its_role_widens_is_refused() {
         .await
         .assert_problem(409, "conflict");
 }
+
+/// A key that expires cannot widen a role a member holds (the member signs in from anywhere, for
+/// good); a role only keys hold, it may.
+#[tokio::test]
+async fn a_restricted_key_widens_no_role_a_member_holds() {
+    let app = TestApp::new().await;
+    let held = create_role(&app, json!({"name": "Held", "permissions": ["queue.view"]})).await;
+    let held = held["id"].as_str().unwrap().to_owned();
+    let free = create_role(&app, json!({"name": "Free", "permissions": ["queue.view"]})).await;
+    let free = free["id"].as_str().unwrap().to_owned();
+    app.add_user(
+        "holder@example.com",
+        "holder passphrase",
+        false,
+        &[held.as_str()],
+        &[],
+    )
+    .await;
+    let expiring = app
+        .post("/v1/api-keys")
+        .owner()
+        .json(&json!({"name": "for an hour", "roles": ["admin"],
+            "expiresAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
+        .send()
+        .await;
+    expiring.assert(201);
+    let expiring = expiring.json()["key"].as_str().unwrap().to_owned();
+    let widen = json!({"permissions": ["queue.view", "printer.view"]});
+    app.patch(&format!("/v1/roles/{held}"))
+        .with_key(&expiring)
+        .json(&widen)
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.patch(&format!("/v1/roles/{free}"))
+        .with_key(&expiring)
+        .json(&widen)
+        .send()
+        .await
+        .assert(200);
+}
