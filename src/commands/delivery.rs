@@ -94,10 +94,6 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
             None => again.push(id),
         }
     }
-    if !again.is_empty() {
-        // Hand those back at once (a dead process's lease lapses by itself).
-        db::release(pool, &again).await?;
-    }
     let sent = taken;
     let handled = sent.len() + refused.len();
     let mut tx = pool.begin().await?;
@@ -117,6 +113,11 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
         }
     }
     tx.commit().await?;
+    // Only once those the broker took are marked: an error here must not leave them pending.
+    if !again.is_empty() {
+        // Hand these back at once (a dead process's lease lapses by itself).
+        db::release(pool, &again).await?;
+    }
     match failure {
         Some(error) => Err(error.into()),
         None => Ok(handled),

@@ -6,10 +6,10 @@
 //!
 //! * the deliveries go to this process's dispatcher, already leased to it, with no claim round
 //!   trip (without a dispatcher here, any dispatcher claims them on `NOTIFY pf_webhooks`);
-//! * the events go to the MQTT publisher, which marks them published once the broker has
-//!   acknowledged every message. A publish that fails hands its lease back, and the
-//!   re-publisher takes the events again, as it does any lease that lapsed because its
-//!   publisher died.
+//! * the events go to the MQTT publisher, which marks each published once the broker has
+//!   acknowledged it (one too large for a packet, unsent). The others' leases are handed back,
+//!   and the re-publisher takes those events again, as it does any lease that lapsed because
+//!   its publisher died.
 //!
 //! A crash rolls the claim back or lets a lease lapse: at least once, never lost. A single
 //! consumer of new rows means MQTT and webhooks never skip each other's locked rows, and the

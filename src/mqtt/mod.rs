@@ -196,14 +196,8 @@ impl Broker {
         self.session.lock().ok().and_then(|s| s.clone())
     }
 
-    /// Publishes every message with QoS 1 and returns once the broker has acknowledged all of
-    /// them; any failure means some may not have arrived and the batch should be sent again.
-    pub async fn publish_confirmed(&self, messages: Vec<Message>) -> Result<(), PublishError> {
-        self.publish_each(messages).await.into_iter().collect()
-    }
-
     /// Publishes every message with QoS 1 and says, message by message, whether the broker
-    /// acknowledged it (within `ACK_TIMEOUT` of the batch's start): for senders that must not
+    /// acknowledged it (within `ACK_TIMEOUT` of the last one's publish): for senders that must not
     /// send again what already arrived. A message too large for a packet is never sent.
     pub async fn publish_each(&self, messages: Vec<Message>) -> Vec<Result<(), PublishError>> {
         let mut acks = Vec::with_capacity(messages.len());
