@@ -205,19 +205,23 @@ pub async fn list_materials(
     Ok(Page::new(rows, Material::from, "/v1/materials", &list, total).into_response())
 }
 
-/// A filter on `type` or `color` in the form those are stored in (upper case, colours with
-/// their alpha), so that `type.eq=pla` finds what was created as `pla`.
+/// A filter on `type` or `color` in the form those are stored in (trimmed and upper case,
+/// colours with their alpha), so that `type.eq=pla` finds what was created as `pla`. Part of a
+/// value (`contains`, `startsWith`, …) is only upper-cased.
 fn stored_form(filter: &mut Filter) {
-    let whole = matches!(filter.op, Op::Eq | Op::Ne | Op::In);
-    let normalise = |text: &mut String| match filter.field.name {
-        "type" => *text = text.to_uppercase(),
-        "color" => {
-            *text = text.to_uppercase();
-            if whole && text.len() == 7 && text.starts_with('#') {
-                text.push_str("FF");
-            }
+    let whole = matches!(filter.op, Op::Eq | Op::Ne | Op::In | Op::NotIn);
+    let field = filter.field.name;
+    let normalise = |text: &mut String| {
+        // Checked as on a write, but a value no material can have is left to match nothing.
+        let stored = match field {
+            "type" if whole => Some(material_type(&mut Errors::default(), text)),
+            "color" if whole => color(&mut Errors::default(), Some(text)),
+            "type" | "color" => Some(text.to_uppercase()),
+            _ => None,
+        };
+        if let Some(stored) = stored {
+            *text = stored;
         }
-        _ => {}
     };
     match &mut filter.operand {
         Operand::One(Value::Text(text)) => normalise(text),

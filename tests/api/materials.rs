@@ -51,6 +51,7 @@ async fn materials_are_normalised_listed_changed_and_deleted() {
         "color.eq=%23ff8800",
         "color.eq=%23ff8800ff",
         "color.startsWith=%23ff88",
+        "type.eq=%20pla%20",
     ] {
         let listed = app
             .get(&format!("/v1/materials?{query}&count=true"))
@@ -59,6 +60,12 @@ async fn materials_are_normalised_listed_changed_and_deleted() {
             .await;
         assert_eq!(listed.header("x-total-count"), Some("1"), "{query}");
     }
+    let others = app
+        .get("/v1/materials?color.notIn=%23ff8800&count=true")
+        .owner()
+        .send()
+        .await;
+    assert_eq!(others.header("x-total-count"), Some("1"), "the PETG only");
     let id = m["id"].as_str().unwrap();
     let res = app
         .patch(&format!("/v1/materials/{id}"))
