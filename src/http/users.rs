@@ -295,7 +295,7 @@ async fn first_owner(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     new: Member,
 ) -> ApiResult<Member> {
-    if users::owner_of(&mut *tx, caller.store_id).await?.is_some() {
+    if users::owner_of(&mut tx, caller.store_id).await?.is_some() {
         return Err(ApiError::SessionRequired);
     }
     if !caller.holds_everything() {
