@@ -50,6 +50,9 @@ struct Tracked {
     /// The state whose changes were announced (events, jobs moved); behind `state` while the
     /// printer is over its budget for urgent changes.
     announced: PrinterState,
+    /// The statuses it reported since, in order (the latest last): a print that ended while
+    /// over budget still moves its job step by step.
+    steps: Vec<String>,
     urgent_budget: DefaultDirectRateLimiter,
     last_seen: Instant,
     written: Option<PrinterState>,
@@ -178,6 +181,7 @@ impl Bridge {
                     report: json!({}),
                     merged: 0,
                     announced: state.clone(),
+                    steps: Vec::new(),
                     state,
                     urgent_budget,
                     last_seen: Instant::now(),
@@ -254,10 +258,12 @@ impl Bridge {
         };
         let previous = tracked.announced.clone();
         let (printer_id, store) = (tracked.printer_id, tracked.store);
-        let urgent = announces(&previous, &next);
+        let steps = with_step(tracked.steps.clone(), &previous.status, &next.status);
+        let urgent = announces(&previous, &next) || !steps.is_empty();
         if urgent && tracked.urgent_budget.check().is_err() {
             metrics::counter!("printfarm_telemetry_urgent_deferred_total").increment(1);
             if let Some(tracked) = self.printers.get_mut(key) {
+                tracked.steps = steps;
                 tracked.state = next;
             }
             return self.write_if_due(key, false).await;
@@ -283,13 +289,20 @@ impl Bridge {
                 let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
                 changes::event(&mut tx, &author, event, printer_id.0, &body).await?;
             }
-            if previous.status != next.status {
-                follow_job(&mut tx, &author, printer_id, &previous.status, &next).await?;
+            let mut was = previous.status.clone();
+            for step in steps {
+                let at = PrinterState {
+                    status: step.clone(),
+                    ..next.clone()
+                };
+                follow_job(&mut tx, &author, printer_id, &was, &at).await?;
+                was = step;
             }
             tx.commit().await?;
         }
         if let Some(tracked) = self.printers.get_mut(key) {
             tracked.announced = next.clone();
+            tracked.steps.clear();
             tracked.state = next;
         }
         self.write_if_due(key, urgent).await
@@ -362,7 +375,7 @@ impl Bridge {
         let unannounced: Vec<DeviceKey> = self
             .printers
             .iter()
-            .filter(|(_, t)| announces(&t.announced, &t.state))
+            .filter(|(_, t)| announces(&t.announced, &t.state) || !t.steps.is_empty())
             .map(|(k, _)| k.clone())
             .collect();
         for key in unannounced {
@@ -404,6 +417,21 @@ impl Bridge {
             tracing::warn!(error = format!("{error:#}"), "telemetry state not written");
         }
     }
+}
+
+/// The most statuses kept while a printer is over budget; past it the oldest go.
+const MAX_STEPS: usize = 8;
+
+/// `steps` (the statuses since `announced`) with `next` added, unless it is where they are.
+fn with_step(mut steps: Vec<String>, announced: &str, next: &str) -> Vec<String> {
+    let at = steps.last().map_or(announced, String::as_str);
+    if at != next {
+        if steps.len() == MAX_STEPS {
+            steps.remove(0);
+        }
+        steps.push(next.to_owned());
+    }
+    steps
 }
 
 /// Whether going from `previous` to `next` is announced (events, the job moved) and written at
@@ -471,4 +499,35 @@ async fn follow_job(
         spools::record_usage(tx, author, printer, &after).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_keep_the_order_a_printer_went_through() {
+        let mut steps = Vec::new();
+        for status in ["printing", "failed", "failed", "idle"] {
+            steps = with_step(steps, "printing", status);
+        }
+        assert_eq!(steps, ["failed", "idle"]);
+        // Back where it was announced is a step too: a pause and a resume both happened.
+        let steps = with_step(
+            with_step(Vec::new(), "printing", "paused"),
+            "printing",
+            "printing",
+        );
+        assert_eq!(steps, ["paused", "printing"]);
+        let mut steps = Vec::new();
+        for n in 0..20 {
+            steps = with_step(
+                steps,
+                "idle",
+                if n % 2 == 0 { "printing" } else { "paused" },
+            );
+        }
+        assert_eq!(steps.len(), MAX_STEPS);
+        assert_eq!(steps.last().unwrap(), "paused");
+    }
 }
