@@ -111,17 +111,22 @@ pub enum BulkAction {
 
 impl BulkAction {
     /// The state the action moves a job into from `from`, or `None` if it cannot apply there.
-    /// `Clear` and `MoveToQueueFront` keep the state; they only apply to finished and queued jobs.
+    /// Each applies only where its name says: pause a printing job, resume a paused one, retry
+    /// a failed or cancelled one (the state machine allows more, such as an assigned job
+    /// starting, which is the printer's to report). `Clear` and `MoveToQueueFront` keep the
+    /// state; they only apply to finished and queued jobs.
     pub fn target(self, from: JobState) -> Option<JobState> {
-        let to = match self {
-            BulkAction::Pause => JobState::Paused,
-            BulkAction::Resume => JobState::Printing,
-            BulkAction::Cancel => JobState::Cancelled,
-            BulkAction::Retry => JobState::Queued,
-            BulkAction::Clear => return from.is_terminal().then_some(from),
-            BulkAction::MoveToQueueFront => return (from == JobState::Queued).then_some(from),
+        use JobState::*;
+        let to = match (self, from) {
+            (BulkAction::Pause, Printing) => Paused,
+            (BulkAction::Resume, Paused) => Printing,
+            (BulkAction::Cancel, _) if from.can_become(Cancelled) => Cancelled,
+            (BulkAction::Retry, Failed | Cancelled) => Queued,
+            (BulkAction::Clear, _) if from.is_terminal() => from,
+            (BulkAction::MoveToQueueFront, Queued) => from,
+            _ => return None,
         };
-        from.can_become(to).then_some(to)
+        Some(to)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -188,6 +193,10 @@ mod tests {
         assert_eq!(BulkAction::Cancel.target(Completed), None);
         assert_eq!(BulkAction::Retry.target(Failed), Some(Queued));
         assert_eq!(BulkAction::Retry.target(Completed), None);
+        // Only where the name says, though the state machine allows more.
+        assert_eq!(BulkAction::Resume.target(Assigned), None);
+        assert_eq!(BulkAction::Retry.target(Assigned), None);
+        assert_eq!(BulkAction::Pause.target(Assigned), None);
         assert_eq!(BulkAction::Clear.target(Completed), Some(Completed));
         assert_eq!(BulkAction::Clear.target(Printing), None);
         assert_eq!(BulkAction::MoveToQueueFront.target(Queued), Some(Queued));

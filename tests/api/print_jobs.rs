@@ -376,6 +376,54 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
         .send()
         .await
         .assert(200);
+    // Resume and retry act only on paused and on failed or cancelled jobs: an assigned job
+    // neither starts nor leaves its printer by them.
+    for action in ["resume", "retry"] {
+        let res = app
+            .patch(&format!("/v1/print-jobs/{action}"))
+            .owner()
+            .json(&json!({ "printJobIds": [job] }))
+            .send()
+            .await;
+        res.assert(200);
+        assert_eq!(
+            res.json()["results"][0]["outcome"],
+            "invalid_state_transition",
+            "{action}"
+        );
+    }
+    // A second job on the same printer cannot be set printing while the first prints.
+    let second = self::job(&app, &part).await;
+    app.patch(&format!("/v1/print-jobs/{second}"))
+        .owner()
+        .json(&json!({ "printerId": ams }))
+        .send()
+        .await
+        .assert(200);
+    force(&app, &second, "printing").await;
+    // Nor can a state set by hand skip the printer's tags.
+    let res = app
+        .patch(&path)
+        .owner()
+        .json(&json!({ "requiredPrinterTags": ["ams", "hardened-nozzle"], "state": "printing" }))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    app.patch(&path)
+        .owner()
+        .json(&json!({ "state": "printing" }))
+        .send()
+        .await
+        .assert_problem(409, "conflict");
+    force(&app, &second, "cancelled").await;
+    // A cancelled job is not handed back to the queue by clearing its printer: that is `retry`.
+    let res = app
+        .patch(&format!("/v1/print-jobs/{second}"))
+        .owner()
+        .json(&json!({ "printerId": null }))
+        .send()
+        .await;
+    res.assert_problem(409, "invalid_state_transition");
     // Once assigned, new required tags must still fit the printer.
     let res = app
         .patch(&path)

@@ -48,6 +48,30 @@ fn illegal(from: JobState, to: JobState) -> ApiError {
     ApiError::InvalidStateTransition(format!("a {from} job cannot become {to}"))
 }
 
+/// An assigned job set to print (or paused) by hand must not join another job its printer is
+/// at: a printer prints one job at a time, and its reports follow that one.
+async fn ensure_printer_free(
+    tx: &mut PgConnection,
+    store: StoreId,
+    job: &PrintJob,
+) -> ApiResult<()> {
+    let Some(printer) = job.printer_id else {
+        return Ok(());
+    };
+    // The printer's printing or paused job if it has one (locked, so two such changes at once
+    // are taken one after the other).
+    let busy = db::active_on_printer_for_update(&mut *tx, store, PrinterId(printer)).await?;
+    match busy {
+        Some(other) if other.id != job.id && other.state != JobState::Assigned.as_str() => {
+            Err(ApiError::Conflict(format!(
+                "the printer is already at job {}: finish or cancel that one first",
+                other.id
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Edits need `job.edit.all`, or `job.edit.own` for jobs this key created.
 fn require_edit(caller: &Caller, row: &JobRow) -> ApiResult<()> {
     let own = row.is_created_by(CreatedBy::from(caller));
@@ -201,7 +225,19 @@ impl Edit {
             (None, Some(Some(printer))) => Some((JobState::Assigned, Some(PrinterId(printer)))),
             // Handing back a job that is already queued changes nothing.
             (None, Some(None)) if current == JobState::Queued => None,
-            (None, Some(None)) => Some((JobState::Queued, None)),
+            (None, Some(None)) if current == JobState::Assigned => Some((JobState::Queued, None)),
+            // Only an assigned job is handed back: a finished one goes back to the queue by
+            // `retry` (with its own permission), a printing one by the printer or `state`.
+            (None, Some(None)) => {
+                return Err(ApiError::InvalidStateTransition(format!(
+                    "a {current} job has no printer to hand back{}",
+                    if current.is_terminal() {
+                        ": to print it again, retry it (PATCH /v1/print-jobs/retry)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
             (None, None) => None,
         };
         let reason = self.failure_reason.as_deref();
@@ -209,6 +245,11 @@ impl Edit {
             Some((to, printer)) if !(to == JobState::Assigned && current == JobState::Assigned) => {
                 if !current.can_become(to) {
                     return Err(illegal(current, to));
+                }
+                if current == JobState::Assigned
+                    && matches!(to, JobState::Printing | JobState::Paused)
+                {
+                    ensure_printer_free(tx, store, &before).await?;
                 }
                 Ok(jobs::transition(tx, author, before, to, printer, reason).await?)
             }
@@ -260,8 +301,15 @@ impl Edit {
             );
         }
         let retagged = edited.required_printer_tags != before.required_printer_tags;
-        let untouched = self.state.is_none() && self.printer_id.is_none();
-        if current != JobState::Assigned || !untouched || !retagged {
+        // Still on its printer afterwards: no other printer asked for, and not handed back.
+        let stays = self.printer_id.is_none()
+            && self.state.map(JobState::from).is_none_or(|to| {
+                matches!(
+                    to,
+                    JobState::Assigned | JobState::Printing | JobState::Paused
+                )
+            });
+        if current != JobState::Assigned || !stays || !retagged {
             return Ok(());
         }
         let Some(id) = before.printer_id else {
