@@ -56,6 +56,7 @@ catalogue! {
     PrinterOffline = "printer.offline", Printer, DOMAIN, "A printer went silent or said it is offline.";
     PrinterHmsError = "printer.hms_error", Printer, DOMAIN, "A printer raised an error alert.";
     PrinterHmsWarning = "printer.hms_warning", Printer, DOMAIN, "A printer raised a warning alert.";
+    PrinterContinuousPrintDisabled = "printer.continuous_print_disabled", Printer, DOMAIN, "A printer's continuous printing was turned off.";
     PrinterCommandCreated = "printerCommand.created", PrinterCommand, C, "A command was recorded for a printer.";
     PrinterCommandUpdated = "printerCommand.updated", PrinterCommand, U, "A command's delivery status changed.";
     MaterialCreated = "material.created", Material, C, "A material was added.";

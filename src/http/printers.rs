@@ -10,7 +10,7 @@ use crate::db::print_jobs::Link;
 use crate::db::printers::{self as db, PrinterFields, PrinterRow};
 use crate::domain::printers::{BuildVolume, Printer, PrinterStatus, Provider};
 use crate::domain::validate::{self, Errors, Tag};
-use crate::domain::{changes, print_jobs, spools, Author};
+use crate::domain::{changes, print_jobs, spools, Author, EventType};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ids::PrinterId;
 use crate::wire::WireName;
@@ -302,7 +302,8 @@ pub async fn get_printer(
 
 /// Change a printer.
 ///
-/// Required permission: `printer.edit`.
+/// Required permission: `printer.edit`. Turning `continuousPrint` off also emits
+/// `printer.continuous_print_disabled`.
 #[utoipa::path(patch, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath), request_body = UpdatePrinter,
     responses((status = 200, description = "The updated printer", body = Printer),
         (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
@@ -319,7 +320,14 @@ pub async fn update_printer(
         .await
         .map_err(conflict_on_duplicate)?
         .ok_or(ApiError::NotFound)?;
-    entity::updated(tx, &caller, before, row).await
+    let after = Printer::from(row);
+    changes::updated(&mut tx, &caller, &before, &after).await?;
+    if before.continuous_print && !after.continuous_print {
+        let event = EventType::PrinterContinuousPrintDisabled;
+        changes::event(&mut tx, &caller, event, after.id, &after).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(after))
 }
 
 /// Remove a printer. A printer with a job assigned to it or printing on it cannot be removed

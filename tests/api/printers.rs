@@ -482,3 +482,30 @@ async fn null_clears_what_may_be_empty_and_is_refused_elsewhere() {
     assert!(res.json()["model"].is_null());
     assert_eq!(res.json()["name"], "X1");
 }
+
+/// Turning continuous printing off is a domain event of its own; turning it on, or off again,
+/// is not.
+#[tokio::test]
+async fn turning_continuous_printing_off_is_announced() {
+    let app = TestApp::new().await;
+    let printer = create(&app, bambu("A", "SERIAL1")).await;
+    let id = printer["id"].as_str().unwrap().to_owned();
+    for on in [true, false, false, true] {
+        app.patch(&format!("/v1/printers/{id}"))
+            .owner()
+            .json(&json!({ "continuousPrint": on }))
+            .send()
+            .await
+            .assert(200);
+    }
+    let disabled: Vec<Value> = sqlx::query_scalar(
+        "select entity from outbox where entity_id = $1::uuid
+            and type = 'printer.continuous_print_disabled'",
+    )
+    .bind(&id)
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0]["continuousPrint"], false);
+}
