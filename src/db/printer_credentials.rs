@@ -77,18 +77,20 @@ pub async fn for_logins(
 }
 
 /// Revokes the printer's credential; says whether it had one.
+/// Deletes the printer's credential; returns the row deleted (the one a re-issue at the same
+/// moment may just have replaced: what is recorded must be what went).
 pub async fn delete(
     db: impl PgExecutor<'_>,
     store: StoreId,
     printer: PrinterId,
-) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query("delete from printer_credentials where store_id = $1 and printer_id = $2")
-            .bind(store)
-            .bind(printer)
-            .execute(db)
-            .await?;
-    Ok(done.rows_affected() == 1)
+) -> sqlx::Result<Option<CredentialRow>> {
+    sqlx::query_as(
+        "delete from printer_credentials where store_id = $1 and printer_id = $2 returning *",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_optional(db)
+    .await
 }
 
 /// What the broker needs to log a printer in. By printer id alone: the username names the

@@ -157,10 +157,9 @@ pub async fn revoke_printer_credential(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::PrinterConfig)?;
     let mut tx = state.pool.begin().await?;
-    let before = db::get(&mut *tx, caller.store_id, PrinterId(path.id))
+    let before = db::delete(&mut *tx, caller.store_id, PrinterId(path.id))
         .await
         .found()?;
-    db::delete(&mut *tx, caller.store_id, PrinterId(path.id)).await?;
     changes::deleted(&mut tx, &caller, &PrinterCredential::from(before)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
