@@ -104,10 +104,14 @@ async fn serve(config: Config, pool: sqlx::PgPool) -> anyhow::Result<()> {
     let (_, started) = tokio::join!(served, shutdown_started);
 
     tracker.close();
+    state.request_work.close();
     let left =
         (started + config.shutdown_timeout).saturating_duration_since(tokio::time::Instant::now());
-    if tokio::time::timeout(left, tracker.wait()).await.is_err() {
-        tracing::warn!("background workers did not stop within the shutdown deadline");
+    let stopped = async { tokio::join!(tracker.wait(), state.request_work.wait()) };
+    if tokio::time::timeout(left, stopped).await.is_err() {
+        tracing::warn!(
+            "background workers or request work did not stop within the shutdown deadline"
+        );
     }
     // A worker cut off at the deadline may still hold a connection: `run` closes the pool
     // without waiting long for it.

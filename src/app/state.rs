@@ -29,6 +29,9 @@ pub struct Inner {
     pub health_pool: PgPool,
     /// Each store's requests in progress, capped (`PF_STORE_MAX_IN_FLIGHT`).
     pub store_in_flight: Arc<StoreInFlight>,
+    /// Request work running on tasks of its own (idempotent requests), which a shutdown waits
+    /// for as it does for the requests themselves.
+    pub request_work: tokio_util::task::TaskTracker,
     pub verifier: Verifier,
     pub rate_limiter: RateLimiter,
     pub auth_failures: AuthFailureGuard,
@@ -122,6 +125,7 @@ impl AppState {
             metrics: metrics_handle(),
             health_pool: crate::db::health_pool(&pool),
             store_in_flight: StoreInFlight::new(config.store_max_in_flight),
+            request_work: tokio_util::task::TaskTracker::new(),
             pool,
             config,
         })))

@@ -16,13 +16,15 @@
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db::idempotency::{self as db, Answer, Owner, KEPT_SECS};
-use crate::error::ApiError;
+use crate::error::{ApiError, REQUEST_CONTEXT};
+use crate::rate_limit::in_flight::HeldPlace;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 pub const HEADER: &str = "idempotency-key";
 /// Says that an answer is a kept one, not a new one.
@@ -71,7 +73,14 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     // committed handler and its kept answer, or a retry would do the work twice.
     let request = Request::from_parts(parts, Body::from(body));
     let state = state.clone();
-    let finished = tokio::spawn(async move {
+    // The task keeps what the request had: its store's place among requests in progress (so a
+    // client that hangs up frees it only when the work ends), its id for problems and the
+    // audit log, and its log span. Tracked, so a shutdown waits for it.
+    let place = request.extensions().get::<HeldPlace>().cloned();
+    let context = REQUEST_CONTEXT.try_with(Clone::clone).ok();
+    let span = tracing::Span::current();
+    let tracker = state.request_work.clone();
+    let work = async move {
         // The lock is renewed while the work runs: the request's timeout ends the answer, not
         // the work, which may outlive the lock waiting on a row, and a retry must not start
         // the same work beside it.
@@ -90,8 +99,17 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         });
         let response = next.run(request).await;
         renewal.abort();
-        finish(&state, owner, &key, response).await
-    });
+        let answer = finish(&state, owner, &key, response).await;
+        drop(place);
+        answer
+    };
+    let work = async move {
+        match context {
+            Some(context) => REQUEST_CONTEXT.scope(context, work).await,
+            None => work.await,
+        }
+    };
+    let finished = tracker.spawn(work.instrument(span));
     match finished.await {
         Ok(answer) => answer,
         Err(_) => Err(ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()),

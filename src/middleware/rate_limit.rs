@@ -5,16 +5,18 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ids::StoreId;
+use crate::rate_limit::in_flight::HeldPlace;
 use crate::rate_limit::{headers, secs_ceil, RateSubject};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a request waits for the counter store before it is served uncounted.
 const COUNTER_TIMEOUT: Duration = Duration::from_millis(250);
 
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(RateSubject {
         id: key,
         quota,
@@ -34,14 +36,14 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(error, "rate limiter unavailable; request not counted");
-            let _in_flight = enter(&state, store).await;
+            let _in_flight = enter(&state, store, &mut req).await;
             let mut response = next.run(req).await;
             headers::apply_policy(response.headers_mut(), quota);
             return response;
         }
     };
     let mut response = if decision.allowed {
-        let _in_flight = enter(&state, store).await;
+        let _in_flight = enter(&state, store, &mut req).await;
         next.run(req).await
     } else {
         metrics::counter!("printfarm_rate_limit_rejections_total").increment(1);
@@ -54,13 +56,11 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     response
 }
 
-/// A place among the store's requests in progress (a user's own routes name no store).
-async fn enter(
-    state: &AppState,
-    store: Option<StoreId>,
-) -> Option<crate::rate_limit::in_flight::InFlight> {
-    match store {
-        Some(store) => Some(state.store_in_flight.enter(store).await),
-        None => None,
-    }
+/// A place among the store's requests in progress (a user's own routes name no store), also
+/// left in the request for work that outlives it.
+async fn enter(state: &AppState, store: Option<StoreId>, req: &mut Request) -> Option<HeldPlace> {
+    let store = store?;
+    let place = HeldPlace(Arc::new(state.store_in_flight.enter(store).await));
+    req.extensions_mut().insert(place.clone());
+    Some(place)
 }

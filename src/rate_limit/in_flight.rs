@@ -13,6 +13,12 @@ pub struct StoreInFlight {
     stores: Mutex<HashMap<StoreId, Arc<Semaphore>>>,
 }
 
+/// A request's place, in the request's extensions: work that may outlive the request's own
+/// future (the idempotency layer runs a handler on a task of its own, which a client hanging
+/// up does not end) holds a clone, so the place is given back only when that work ends.
+#[derive(Clone)]
+pub struct HeldPlace(pub Arc<InFlight>);
+
 /// A request's place; dropping it lets the store's next request in.
 pub struct InFlight {
     _permit: OwnedSemaphorePermit,

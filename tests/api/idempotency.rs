@@ -300,3 +300,51 @@ async fn a_key_stays_held_while_its_request_runs_past_the_lock() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(!claim().await.unwrap());
 }
+
+/// The work of an idempotent request runs on a task of its own, and keeps what the request had:
+/// its store's place among requests in progress (a client that hangs up does not free it while
+/// the work runs), and its request id (in problems and the audit log).
+#[tokio::test]
+async fn idempotent_work_keeps_its_stores_place_and_its_request_id() {
+    let app = TestApp::with_config(&[("PF_STORE_MAX_IN_FLIGHT", "1")]).await;
+    let refused = create_material(&app, "k-bad", json!({"bogus": 1})).await;
+    refused.assert_problem(422, "validation_failed");
+    let request_id = refused.header("x-request-id").unwrap().to_owned();
+    assert_eq!(refused.json()["requestId"], request_id.as_str());
+    let made = create_material(&app, "k-good", json!({"name": "PLA", "type": "PLA"})).await;
+    made.assert(201);
+    let audited: Option<String> = sqlx::query_scalar(
+        "select request_id from audit_logs where entity_type = 'material' and action = 'create'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited.as_deref(), made.header("x-request-id"));
+
+    // A role's creation waits on the store's role count, held here.
+    let mut held = app.pool().begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("quota:custom_roles:{}", app.store_id))
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let wait = std::time::Duration::from_millis(400);
+    let create_role = app
+        .post("/v1/roles")
+        .owner()
+        .header("idempotency-key", "k-role")
+        .json(&json!({"name": "Floor", "permissions": []}))
+        .send();
+    assert!(
+        tokio::time::timeout(wait, create_role).await.is_err(),
+        "the client gives up"
+    );
+    let next = app.get("/v1/printers").owner().send();
+    assert!(
+        tokio::time::timeout(wait, next).await.is_err(),
+        "served beside the store's one request in progress"
+    );
+    held.commit().await.unwrap();
+    app.get("/v1/printers").owner().send().await.assert(200);
+    assert_eq!(count(&app, "select count(*) from custom_roles").await, 1);
+}
