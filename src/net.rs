@@ -11,6 +11,18 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The unit one client is limited as: the address itself for IPv4, its /64 for IPv6 (the block
+/// one subscriber usually holds, so that a host cannot pass a limit by changing addresses).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match normalize(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or range, strictly: no surrounding spaces,
 /// no leading zeros in a dotted quad or a prefix length (what the documented pattern allows).
 /// Mapped IPv6 is normalised, and host bits are cleared so `10.1.2.3/8` means `10.0.0.0/8`.

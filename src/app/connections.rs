@@ -153,6 +153,8 @@ impl OpenConnections {
                 .increment(1);
             return None;
         }
+        // An IPv6 peer is counted with its /64: one host can have any number of addresses there.
+        let peer = crate::net::client_block(peer);
         if counted {
             let from_peer = counts.per_peer.entry(peer).or_default();
             if *from_peer >= limits.max_per_peer {
@@ -241,5 +243,25 @@ mod tests {
         assert!(open
             .admit("::ffff:192.0.2.9".parse().unwrap(), &limits)
             .is_none());
+    }
+
+    #[test]
+    fn ipv6_peers_count_with_their_64() {
+        let open = OpenConnections::default();
+        let limits = limits(10, 2);
+        let _a = open
+            .admit("2001:db8:1:2::1".parse().unwrap(), &limits)
+            .unwrap();
+        let _b = open
+            .admit("2001:db8:1:2::2".parse().unwrap(), &limits)
+            .unwrap();
+        assert!(
+            open.admit("2001:db8:1:2:ffff::3".parse().unwrap(), &limits)
+                .is_none(),
+            "a third address of the same /64"
+        );
+        assert!(open
+            .admit("2001:db8:1:3::1".parse().unwrap(), &limits)
+            .is_some());
     }
 }

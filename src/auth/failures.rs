@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ impl AuthFailureGuard {
 
     /// Seconds the address must still wait, if it is blocked.
     pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
-        let ip = bucket(ip);
+        let ip = crate::net::client_block(ip);
         let until = *self.blocked_until.get(&ip)?;
         let now = Instant::now();
         if until > now {
@@ -53,7 +53,7 @@ impl AuthFailureGuard {
 
     /// Counts one failure; returns the wait if this failure exhausted the address's budget.
     pub fn record_failure(&self, ip: IpAddr) -> Option<u64> {
-        let ip = bucket(ip);
+        let ip = crate::net::client_block(ip);
         if self.limiter.len() >= MAX_TRACKED && self.purge_throttled() >= MAX_TRACKED {
             return Some(FULL_TABLE_WAIT_SECS);
         }
@@ -92,17 +92,6 @@ impl AuthFailureGuard {
 
     pub fn tracked(&self) -> usize {
         self.limiter.len()
-    }
-}
-
-/// The unit an address is limited as: itself for IPv4, its /64 for IPv6.
-fn bucket(ip: IpAddr) -> IpAddr {
-    match crate::net::normalize(ip) {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
     }
 }
 
