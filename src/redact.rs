@@ -1,11 +1,26 @@
 //! Redaction of secrets for messages and logs.
 
-/// The URL with any password replaced by `***`, for messages and logs.
+/// Query parameters that carry a secret (libpq and sqlx take `?password=`; others their own).
+const SECRET_PARAMS: &[&str] = &["password", "pass", "sslpassword", "secret", "token"];
+
+/// The URL with any password replaced by `***`, for messages and logs: the one before the host,
+/// and any in the query (`?password=…`).
 pub fn mask_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
+            }
+            let secret = |name: &str| SECRET_PARAMS.iter().any(|s| name.eq_ignore_ascii_case(s));
+            if u.query_pairs().any(|(name, _)| secret(&name)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(name, value)| {
+                        let value = if secret(&name) { "***".into() } else { value };
+                        (name.into_owned(), value.into_owned())
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
@@ -25,5 +40,9 @@ mod tests {
         );
         assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
         assert_eq!(mask_url("not a url"), "<unparseable URL>");
+        assert_eq!(
+            mask_url("postgres://app@db/printfarm?sslmode=require&password=S3cret"),
+            "postgres://app@db/printfarm?sslmode=require&password=***"
+        );
     }
 }
