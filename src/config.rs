@@ -241,7 +241,11 @@ impl Config {
             auth_failures_per_minute: small("PF_AUTH_FAILURES_PER_MINUTE", 30)?.max(1),
             redis_url: get("PF_REDIS_URL"),
             redis_prefix: parse("PF_REDIS_PREFIX", "printfarm"),
-            request_timeout: Duration::from_secs(number("PF_REQUEST_TIMEOUT_SECS", 30)?.max(1)),
+            // Bounded: PostgreSQL takes the statement timeout derived from it in a 32-bit field, and
+            // a value past that would have every connection refused.
+            request_timeout: Duration::from_secs(
+                number("PF_REQUEST_TIMEOUT_SECS", 30)?.clamp(1, 3600),
+            ),
             db_max_connections,
             db_acquire_timeout: Duration::from_millis(
                 number("PF_DB_ACQUIRE_TIMEOUT_MS", 1000)?.clamp(100, 60_000),
@@ -259,10 +263,16 @@ impl Config {
             },
             body_limit_bytes: usize::try_from(number("PF_BODY_LIMIT_BYTES", 1024 * 1024)?)
                 .context("PF_BODY_LIMIT_BYTES is too large")?,
-            key_cache_ttl: Duration::from_secs(number("PF_KEY_CACHE_TTL_SECS", 60)?.max(1)),
+            key_cache_ttl: Duration::from_secs(
+                number("PF_KEY_CACHE_TTL_SECS", 60)?.clamp(1, 86_400),
+            ),
             key_cache_capacity: number("PF_KEY_CACHE_CAPACITY", 100_000)?.max(1),
-            usage_flush_interval: Duration::from_secs(number("PF_USAGE_FLUSH_SECS", 10)?.max(1)),
-            shutdown_timeout: Duration::from_secs(number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?),
+            usage_flush_interval: Duration::from_secs(
+                number("PF_USAGE_FLUSH_SECS", 10)?.clamp(1, 3600),
+            ),
+            shutdown_timeout: Duration::from_secs(
+                number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?.min(3600),
+            ),
             audit_retention: Duration::from_secs(
                 number("PF_AUDIT_RETENTION_DAYS", 90)?.clamp(1, 36_500) * 86_400,
             ),
