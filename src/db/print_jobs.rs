@@ -289,6 +289,22 @@ pub async fn unlink(
         .await
 }
 
+/// The job a printer is printing or has paused, if any (read, not locked).
+pub async fn at_work_on_printer(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: PrinterId,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "select id from print_jobs where store_id = $1 and printer_id = $2
+           and state in ('printing', 'paused') limit 1",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_optional(db)
+    .await
+}
+
 /// The job a printer's reports are about, locked: the one it is printing (or has paused), else
 /// the first in queue order of those assigned to it. A printer may have several jobs assigned
 /// while it prints one; its reports are about the one it prints until that ends.

@@ -76,7 +76,6 @@ pub async fn for_logins(
     .await
 }
 
-/// Revokes the printer's credential; says whether it had one.
 /// Deletes the printer's credential; returns the row deleted (the one a re-issue at the same
 /// moment may just have replaced: what is recorded must be what went).
 pub async fn delete(

@@ -154,9 +154,11 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
             }
         }
     }
-    release(pool, &again).await?;
+    // Those the broker took first: an error handing back the others must not leave them to be
+    // published again.
     metrics::counter!("printfarm_mqtt_messages_out_total").increment(done.len() as u64);
     mark_published(pool, &done).await?;
+    release(pool, &again).await?;
     match failure {
         Some(error) => Err(error.into()),
         None => Ok(()),

@@ -52,7 +52,7 @@ struct Tracked {
     announced: PrinterState,
     /// The statuses it reported since, in order (the latest last): a print that ended while
     /// over budget still moves its job step by step.
-    steps: Vec<String>,
+    steps: Vec<PrinterState>,
     urgent_budget: DefaultDirectRateLimiter,
     last_seen: Instant,
     written: Option<PrinterState>,
@@ -258,7 +258,7 @@ impl Bridge {
         };
         let previous = tracked.announced.clone();
         let (printer_id, store) = (tracked.printer_id, tracked.store);
-        let steps = with_step(tracked.steps.clone(), &previous.status, &next.status);
+        let steps = with_step(tracked.steps.clone(), &previous.status, &next);
         let urgent = announces(&previous, &next) || !steps.is_empty();
         if urgent && tracked.urgent_budget.check().is_err() {
             metrics::counter!("printfarm_telemetry_urgent_deferred_total").increment(1);
@@ -291,12 +291,8 @@ impl Bridge {
             }
             let mut was = previous.status.clone();
             for step in steps {
-                let at = PrinterState {
-                    status: step.clone(),
-                    ..next.clone()
-                };
-                follow_job(&mut tx, &author, printer_id, &was, &at).await?;
-                was = step;
+                follow_job(&mut tx, &author, printer_id, &was, &step).await?;
+                was = step.status;
             }
             tx.commit().await?;
         }
@@ -422,14 +418,22 @@ impl Bridge {
 /// The most statuses kept while a printer is over budget; past it the oldest go.
 const MAX_STEPS: usize = 8;
 
-/// `steps` (the statuses since `announced`) with `next` added, unless it is where they are.
-fn with_step(mut steps: Vec<String>, announced: &str, next: &str) -> Vec<String> {
-    let at = steps.last().map_or(announced, String::as_str);
-    if at != next {
+/// `steps` (the states of each status since the `announced` one, as last reported in it) with
+/// `next` added: a step of its own if its status differs from the last, else that step's
+/// latest report (a failure's alerts may follow its status).
+fn with_step(
+    mut steps: Vec<PrinterState>,
+    announced: &str,
+    next: &PrinterState,
+) -> Vec<PrinterState> {
+    let at = steps.last().map_or(announced, |step| step.status.as_str());
+    if at != next.status {
         if steps.len() == MAX_STEPS {
             steps.remove(0);
         }
-        steps.push(next.to_owned());
+        steps.push(next.clone());
+    } else if let Some(last) = steps.last_mut() {
+        *last = next.clone();
     }
     steps
 }
@@ -505,29 +509,49 @@ async fn follow_job(
 mod tests {
     use super::*;
 
+    fn at(status: &str) -> PrinterState {
+        PrinterState {
+            status: status.to_owned(),
+            ..PrinterState::default()
+        }
+    }
+
+    fn statuses(steps: &[PrinterState]) -> Vec<&str> {
+        steps.iter().map(|s| s.status.as_str()).collect()
+    }
+
     #[test]
     fn steps_keep_the_order_a_printer_went_through() {
         let mut steps = Vec::new();
         for status in ["printing", "failed", "failed", "idle"] {
-            steps = with_step(steps, "printing", status);
+            steps = with_step(steps, "printing", &at(status));
         }
-        assert_eq!(steps, ["failed", "idle"]);
+        assert_eq!(statuses(&steps), ["failed", "idle"]);
         // Back where it was announced is a step too: a pause and a resume both happened.
         let steps = with_step(
-            with_step(Vec::new(), "printing", "paused"),
+            with_step(Vec::new(), "printing", &at("paused")),
             "printing",
-            "printing",
+            &at("printing"),
         );
-        assert_eq!(steps, ["paused", "printing"]);
+        assert_eq!(statuses(&steps), ["paused", "printing"]);
         let mut steps = Vec::new();
         for n in 0..20 {
-            steps = with_step(
-                steps,
-                "idle",
-                if n % 2 == 0 { "printing" } else { "paused" },
-            );
+            let status = if n % 2 == 0 { "printing" } else { "paused" };
+            steps = with_step(steps, "idle", &at(status));
         }
         assert_eq!(steps.len(), MAX_STEPS);
-        assert_eq!(steps.last().unwrap(), "paused");
+        assert_eq!(steps.last().unwrap().status, "paused");
+        // A step keeps its latest report: the alerts a failure came with.
+        let mut failed = at("failed");
+        failed.alerts.push(Alert {
+            code: "HOTEND_FAULT".into(),
+            severity: "error",
+        });
+        let steps = with_step(
+            with_step(Vec::new(), "printing", &at("failed")),
+            "printing",
+            &failed,
+        );
+        assert_eq!(steps, [failed]);
     }
 }

@@ -868,6 +868,16 @@ async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
     tokio::time::sleep(refill + Duration::from_millis(100)).await;
     bridge.sweep().await.unwrap();
     assert_eq!(job_state(&app, &job).await, "failed");
+    let failed = app
+        .get(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(
+        failed["failureReason"], "HOTEND_FAULT",
+        "the failure's own alert"
+    );
     assert_eq!(events(&app, "job.failed").await, 1);
     assert_eq!(events(&app, "job.cancelled").await, 0);
 }

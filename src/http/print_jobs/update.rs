@@ -58,16 +58,14 @@ async fn ensure_printer_free(
     let Some(printer) = job.printer_id else {
         return Ok(());
     };
-    // The printer's printing or paused job if it has one (locked, so two such changes at once
-    // are taken one after the other).
-    let busy = db::active_on_printer_for_update(&mut *tx, store, PrinterId(printer)).await?;
-    match busy {
-        Some(other) if other.id != job.id && other.state != JobState::Assigned.as_str() => {
-            Err(ApiError::Conflict(format!(
-                "the printer is already at job {}: finish or cancel that one first",
-                other.id
-            )))
-        }
+    // The printer's row is locked, not its jobs: two such changes at once are taken one after
+    // the other, and the printer's reports (which lock its jobs, one after another) are not
+    // waited on while this job's lock is held.
+    crate::db::get_for_update::<PrinterRow>(&mut *tx, store, printer).await?;
+    match db::at_work_on_printer(&mut *tx, store, PrinterId(printer)).await? {
+        Some(other) if other != job.id => Err(ApiError::Conflict(format!(
+            "the printer is already at job {other}: finish or cancel that one first"
+        ))),
         _ => Ok(()),
     }
 }
