@@ -508,15 +508,7 @@ async fn a_restricted_key_widens_no_role_a_member_holds() {
         &[],
     )
     .await;
-    let expiring = app
-        .post("/v1/api-keys")
-        .owner()
-        .json(&json!({"name": "for an hour", "roles": ["admin"],
-            "expiresAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
-        .send()
-        .await;
-    expiring.assert(201);
-    let expiring = expiring.json()["key"].as_str().unwrap().to_owned();
+    let expiring = app.expiring_admin_key().await;
     let widen = json!({"permissions": ["queue.view", "printer.view"]});
     app.patch(&format!("/v1/roles/{held}"))
         .with_key(&expiring)

@@ -501,6 +501,17 @@ impl TestApp {
         .await
         .1
     }
+
+    /// An admin key that expires in an hour: the secret.
+    pub async fn expiring_admin_key(&self) -> String {
+        let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+        self.create_key(
+            serde_json::json!({"name": "for an hour", "roles": ["admin"],
+            "expiresAt": expires_at.to_rfc3339()}),
+        )
+        .await
+        .1
+    }
 }
 
 pub async fn new_tenant(pool: &PgPool, name: &str, managed_by: Option<&str>) -> Tenant {

@@ -669,7 +669,7 @@ async fn a_members_keys_do_no_more_than_the_member_may_now() {
     made.assert(201);
     assert_eq!(made.json()["createdByUserId"], json!(admin));
     let grandchild = made.json()["key"].as_str().unwrap().to_owned();
-    let grandchild_id = made.json()["id"].clone();
+    let grandchild_id = made.json()["id"].as_str().unwrap().to_owned();
     // Demoted: the key they made is demoted with them, and cannot undo it.
     app.patch(&format!("/v1/users/{admin}"))
         .owner()
@@ -701,18 +701,7 @@ async fn a_members_keys_do_no_more_than_the_member_may_now() {
         .await
         .assert(200);
     // Removed: the keys can do nothing (until someone revokes them), and the answer names both.
-    let removed = app
-        .delete(&format!("/v1/users/{admin}"))
-        .owner()
-        .send()
-        .await;
-    removed.assert(200);
-    let named: Vec<Value> = removed.json()["apiKeysCreated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].clone())
-        .collect();
+    let named = remove_member(&app, &admin.to_string()).await;
     assert!(named.contains(&grandchild_id), "{named:?}");
     assert_eq!(named.len(), 2, "{named:?}");
     for key in [&key, &grandchild] {
@@ -1239,18 +1228,7 @@ async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
         .send()
         .await
         .assert(200);
-    let removed = app
-        .delete(&format!("/v1/users/{admin}"))
-        .owner()
-        .send()
-        .await;
-    removed.assert(200);
-    let named: Vec<String> = removed.json()["apiKeysCreated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap().to_owned())
-        .collect();
+    let named = remove_member(&app, &admin.to_string()).await;
     assert!(named.contains(&integration), "{named:?}");
     assert!(named.contains(&viewer), "{named:?}");
     assert!(!named.contains(&renamed), "{named:?}");
@@ -1266,15 +1244,7 @@ async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
 #[tokio::test]
 async fn a_restricted_key_makes_no_unrestricted_member_and_a_members_key_is_them() {
     let app = TestApp::new().await;
-    let expiring = app
-        .post("/v1/api-keys")
-        .owner()
-        .json(&json!({"name": "for an hour", "roles": ["admin"],
-            "expiresAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
-        .send()
-        .await;
-    expiring.assert(201);
-    let expiring = expiring.json()["key"].as_str().unwrap().to_owned();
+    let expiring = app.expiring_admin_key().await;
     app.post("/v1/users/invite")
         .with_key(&expiring)
         .json(&json!({"email": "someone@example.com", "roles": ["viewer"]}))
@@ -1363,4 +1333,20 @@ async fn first_owners_made_at_once_make_one() {
     .collect();
     statuses.sort();
     assert_eq!(statuses, [200, 403, 403, 403, 403, 403], "{statuses:?}");
+}
+
+/// Removes the member (by the owner key); the ids of the keys the answer names as theirs.
+async fn remove_member(app: &TestApp, member: &str) -> Vec<String> {
+    let removed = app
+        .delete(&format!("/v1/users/{member}"))
+        .owner()
+        .send()
+        .await;
+    removed.assert(200);
+    removed.json()["apiKeysCreated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
 }
