@@ -22,7 +22,7 @@ pub fn request(
         )),
         "klipper" => Ok((
             format!("printers/{store}/{device}/moonraker/api/request"),
-            moonraker(id, command),
+            moonraker(id, command)?,
         )),
         "generic" => Ok((
             format!("printers/{store}/{device}/command"),
@@ -106,8 +106,35 @@ fn bambu(id: Uuid, command: &Command) -> Value {
     }
 }
 
-fn moonraker(id: Uuid, command: &Command) -> Value {
+/// Klipper answers `ok` to G-code it does not know, so a command it cannot carry out is
+/// refused here rather than acknowledged while nothing happens.
+fn moonraker(id: Uuid, command: &Command) -> Result<Value, &'static str> {
     let (method, params) = match command {
+        Command::SetTemperature {
+            target: Heater::Chamber,
+            ..
+        } => {
+            return Err("Klipper has no standard chamber heater command (M141): \
+                 set it with the printer's own macro");
+        }
+        // Klipper's M106 reads only S: every other fan has a name of its printer's config.
+        Command::SetFan {
+            fan: Fan::Aux | Fan::Chamber,
+            ..
+        } => {
+            return Err("Klipper's M106 drives only the part-cooling fan; \
+                 other fans are named in the printer's config (SET_FAN_SPEED)");
+        }
+        Command::SetFan {
+            fan: Fan::Part,
+            speed_percent,
+        } => {
+            let pwm = (speed_percent / 100.0 * 255.0).round().clamp(0.0, 255.0);
+            (
+                "printer.gcode.script",
+                json!({"script": format!("M106 S{pwm}")}),
+            )
+        }
         Command::Pause {} => ("printer.print.pause", json!({})),
         Command::Resume {} => ("printer.print.resume", json!({})),
         Command::Stop {} => ("printer.print.cancel", json!({})),
@@ -133,7 +160,7 @@ fn moonraker(id: Uuid, command: &Command) -> Value {
             json!({"script": gcode(other).unwrap_or_default().trim_end()}),
         ),
     };
-    json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id})
+    Ok(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}))
 }
 
 #[cfg(test)]
@@ -204,6 +231,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body["params"]["script"], "G28");
+        // Klipper's M106 has no fan index, and it has no chamber heater command: a command it
+        // would answer `ok` to and not carry out is refused.
+        let klipper = |command: &Command| request(Uuid::max(), "klipper", "voron", id(), command);
+        let part = klipper(&Command::SetFan {
+            fan: Fan::Part,
+            speed_percent: 50.0,
+        })
+        .unwrap();
+        assert_eq!(part.1["params"]["script"], "M106 S128");
+        assert!(klipper(&Command::SetFan {
+            fan: Fan::Aux,
+            speed_percent: 50.0,
+        })
+        .is_err());
+        assert!(klipper(&Command::SetTemperature {
+            target: Heater::Chamber,
+            temperature: 40.0,
+        })
+        .is_err());
     }
 
     #[test]

@@ -330,6 +330,21 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_bambu_print_is_a_cancel_and_the_chamber_is_read_from_ctc() {
+        // What a Bambu printer reports when its print is stopped (print_error 0x0300400C).
+        let report = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044,
+            "device": {"ctc": {"info": {"temp": (45u64 << 16) | 38}}}}});
+        let s = bambu(&report);
+        assert_eq!(s.status, "idle");
+        assert!(s.alerts.is_empty(), "{:?}", s.alerts);
+        assert_eq!(s.chamber_temp, Some(38.0));
+        // Any other error is a failure, with its code.
+        let s = bambu(&json!({"print": {"gcode_state": "FAILED", "print_error": 0x0700_8001u64}}));
+        assert_eq!(s.status, "failed");
+        assert_eq!(s.alerts[0].code, "PRINT_ERROR_07008001");
+    }
+
+    #[test]
     fn moonraker_status_normalises() {
         let mut report = json!({});
         merge(

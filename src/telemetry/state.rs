@@ -73,10 +73,20 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
     .filter(|f| f.is_finite())
 }
 
+/// The `print_error` a Bambu printer reports with `FAILED` when its print was stopped (at the
+/// printer, or by a command): a cancel, not a failure.
+const BAMBU_TASK_CANCELLED: u64 = 0x0300_400C;
+
 /// Bambu `push_status` (under `print`), merged.
 pub fn bambu(report: &Value) -> PrinterState {
     let p = report.get("print").unwrap_or(&Value::Null);
+    let print_error = num(p, &["print_error"])
+        .filter(|c| *c > 0.0)
+        .map(|c| c as u64);
+    let cancelled = print_error == Some(BAMBU_TASK_CANCELLED);
     let status = match text(p, &["gcode_state"]).as_deref() {
+        // Stopped: idle, as the other vendors report a cancelled print (its job is cancelled).
+        Some("FAILED") if cancelled => PrinterStatus::Idle,
         Some("RUNNING") => PrinterStatus::Printing,
         Some("PREPARE" | "SLICING") => PrinterStatus::Preparing,
         Some("PAUSE") => PrinterStatus::Paused,
@@ -112,9 +122,9 @@ pub fn bambu(report: &Value) -> PrinterState {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(code) = num(p, &["print_error"]).filter(|c| *c != 0.0) {
+    if let Some(code) = print_error.filter(|_| !cancelled) {
         alerts.push(Alert {
-            code: format!("PRINT_ERROR_{:08X}", code as u64),
+            code: format!("PRINT_ERROR_{code:08X}"),
             severity: "error",
         });
     }
@@ -125,7 +135,11 @@ pub fn bambu(report: &Value) -> PrinterState {
         nozzle_target: num(p, &["nozzle_target_temper"]),
         bed_temp: num(p, &["bed_temper"]),
         bed_target: num(p, &["bed_target_temper"]),
-        chamber_temp: num(p, &["chamber_temper"]),
+        // Newer firmware (X1, H2) reports the chamber in `device.ctc`: the current temperature
+        // in the low 16 bits, the target in the high.
+        chamber_temp: num(p, &["chamber_temper"]).or_else(|| {
+            num(p, &["device", "ctc", "info", "temp"]).map(|t| (t as u64 & 0xFFFF) as f64)
+        }),
         progress: num(p, &["mc_percent"]),
         remaining_seconds: num(p, &["mc_remaining_time"]).map(|m| (m * 60.0) as i64),
         layer: num(p, &["layer_num"]).map(|l| l as i64),

@@ -627,7 +627,7 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000011").await;
     // The printer still says how its previous print ended: failed, then finished.
     for old_news in ["FAILED", "FINISH"] {
-        let report = json!({"print": {"gcode_state": old_news, "print_error": 50348044}});
+        let report = json!({"print": {"gcode_state": old_news, "print_error": 117473281}});
         publish(&broker, &topic, &report.to_string()).await;
     }
     // A report that does move it proves the two before were read (in order) and ignored.
@@ -640,7 +640,7 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
     assert_eq!(events(&app, "job.failed").await, 0);
     assert_eq!(events(&app, "job.succeeded").await, 0);
     // Once it has started, a failure is the job's.
-    let failed = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044}});
+    let failed = json!({"print": {"gcode_state": "FAILED", "print_error": 117473281}});
     publish(&broker, &topic, &failed.to_string()).await;
     eventually("the job to fail", || async {
         (job_state(&app, &job).await == "failed").then_some(())
@@ -695,7 +695,7 @@ async fn a_print_that_fails_while_preparing_fails_its_job() {
     app.spawn_bridge();
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000012").await;
     for state in ["PREPARE", "FAILED"] {
-        let report = json!({"print": {"gcode_state": state, "print_error": 50348044}});
+        let report = json!({"print": {"gcode_state": state, "print_error": 117473281}});
         publish(&broker, &topic, &report.to_string()).await;
     }
     eventually("the job to fail", || async {
@@ -966,4 +966,28 @@ async fn bench_a_flapping_printer_beside_healthy_ones() {
             ratio(budgeted)
         );
     }
+}
+
+/// A Bambu printer reports a stopped print as `FAILED` with `print_error` 0x0300400C ("task
+/// cancelled"): its job is cancelled, not failed, and no error alert is raised.
+#[tokio::test]
+async fn a_stopped_bambu_print_cancels_its_job() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
+    let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 40}});
+    publish(&broker, &topic, &running.to_string()).await;
+    eventually("the job to start", || async {
+        (job_state(&app, &job).await == "printing").then_some(())
+    })
+    .await;
+    let stopped = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044}});
+    publish(&broker, &topic, &stopped.to_string()).await;
+    eventually("the job to be cancelled", || async {
+        (job_state(&app, &job).await == "cancelled").then_some(())
+    })
+    .await;
+    assert_eq!(events(&app, "job.failed").await, 0);
+    assert_eq!(events(&app, "printer.hms_error").await, 0);
 }
