@@ -50,8 +50,8 @@ struct Tracked {
     /// The state whose changes were announced (events, jobs moved); behind `state` while the
     /// printer is over its budget for urgent changes.
     announced: PrinterState,
-    /// The statuses it reported since, in order (the latest last): a print that ended while
-    /// over budget still moves its job step by step.
+    /// What it reported since, one state per status in order (the latest last, each as last
+    /// reported in it): a print that ended while over budget still moves its job step by step.
     steps: Vec<PrinterState>,
     urgent_budget: DefaultDirectRateLimiter,
     last_seen: Instant,
