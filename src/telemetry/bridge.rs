@@ -189,6 +189,13 @@ impl Bridge {
                     written_at: None,
                 },
             );
+            if provider == "klipper" {
+                self.broker.publish_unconfirmed(Message {
+                    topic: format!("printers/{store}/{}/moonraker/api/request", key.2),
+                    payload: state::klipper_status_query().to_string().into_bytes(),
+                    retain: false,
+                });
+            }
         }
         let Some(tracked) = self.printers.get_mut(&key) else {
             return Ok(());
@@ -240,7 +247,14 @@ impl Bridge {
                 online = state.online;
                 state
             }
-            Kind::MoonrakerResponse | Kind::GenericResponse => tracked.state.clone(),
+            Kind::MoonrakerResponse => match state::klipper_status_answer(&body) {
+                Some(status) => {
+                    parse::merge(&mut tracked.report, status);
+                    state::klipper(&tracked.report)
+                }
+                None => tracked.state.clone(),
+            },
+            Kind::GenericResponse => tracked.state.clone(),
         };
         let mut next = next.within_range();
         next.online = online;

@@ -149,6 +149,36 @@ pub fn bambu(report: &Value) -> PrinterState {
     }
 }
 
+/// The JSON-RPC id of the status query the bridge sends a Klipper printer it starts following
+/// (not a command's id: its answer is a report, not an acknowledgement).
+pub const KLIPPER_STATUS_QUERY: &str = "printfarm-status";
+
+/// The Moonraker request for the status objects `klipper` reads: Moonraker pushes them whole
+/// only when Klipper starts, then only what changes, so a bridge that starts later asks.
+pub fn klipper_status_query() -> Value {
+    let objects: serde_json::Map<String, Value> = [
+        "print_stats",
+        "extruder",
+        "heater_bed",
+        "display_status",
+        "virtual_sdcard",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), Value::Null))
+    .collect();
+    serde_json::json!({"jsonrpc": "2.0", "method": "printer.objects.query",
+        "params": {"objects": objects}, "id": KLIPPER_STATUS_QUERY})
+}
+
+/// The status in Moonraker's answer to `klipper_status_query`, as a status report.
+pub fn klipper_status_answer(body: &Value) -> Option<Value> {
+    if body.get("id")?.as_str()? != KLIPPER_STATUS_QUERY {
+        return None;
+    }
+    let status = body.get("result")?.get("status")?.as_object()?;
+    Some(serde_json::json!({ "status": status }))
+}
+
 /// Moonraker status objects, merged (`{"status": {…}}` or the objects themselves).
 pub fn klipper(report: &Value) -> PrinterState {
     let s = report.get("status").unwrap_or(report);

@@ -991,3 +991,50 @@ async fn a_stopped_bambu_print_cancels_its_job() {
     assert_eq!(events(&app, "job.failed").await, 0);
     assert_eq!(events(&app, "printer.hms_error").await, 0);
 }
+
+/// Moonraker pushes Klipper's whole status only when Klipper starts: a bridge that starts
+/// following a printer later asks for it, and reads the answer as a report.
+#[tokio::test]
+async fn a_klipper_printer_is_asked_for_its_whole_status() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    let voron = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Voron", "provider": "klipper", "deviceId": "voron"}),
+    )
+    .await);
+    let store = app.store_id;
+    let mut requests = subscribe(
+        &broker,
+        &format!("printers/{store}/voron/moonraker/api/request"),
+    )
+    .await;
+    // Only a temperature changed: no print state in it.
+    publish(
+        &broker,
+        &format!("printers/{store}/voron/klipper/status"),
+        &json!({"eventtime": 1.0, "status": {"extruder": {"temperature": 24.5}}}).to_string(),
+    )
+    .await;
+    let (_, query, _) = next(&mut requests, 5).await;
+    assert_eq!(query["method"], "printer.objects.query");
+    assert!(query["params"]["objects"]["print_stats"].is_null());
+    publish(
+        &broker,
+        &format!("printers/{store}/voron/moonraker/api/response"),
+        &json!({"jsonrpc": "2.0", "id": query["id"], "result": {"eventtime": 2.0, "status": {
+            "print_stats": {"state": "standby", "filename": ""},
+            "heater_bed": {"temperature": 22.0, "target": 0}}}})
+        .to_string(),
+    )
+    .await;
+    let s = eventually("the status from the answer", || async {
+        let s = stats(&app, &voron).await;
+        (s["status"] == "idle").then_some(s)
+    })
+    .await;
+    assert_eq!(s["details"]["bedTemp"], 22.0);
+    assert_eq!(s["details"]["nozzleTemp"], 24.5);
+}
