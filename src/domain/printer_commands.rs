@@ -64,7 +64,8 @@ pub enum Command {
     Pause {},
     Resume {},
     Stop {},
-    /// Nozzle 0–300 °C, bed 0–120 °C, chamber 0–65 °C (0 turns the heater off).
+    /// Nozzle 0–300 °C, bed 0–120 °C, chamber 0–65 °C (0 turns the heater off). Klipper
+    /// printers have no standard chamber command: theirs fails, saying so.
     SetTemperature {
         target: Heater,
         #[schema(minimum = 0, maximum = 300)]
@@ -89,7 +90,8 @@ pub enum Command {
         #[schema(minimum = 1, maximum = 30000)]
         feedrate_mm_per_min: Option<f64>,
     },
-    /// Run a fan at 0–100 %.
+    /// Run a fan at 0–100 %. Klipper printers drive only the part fan this way: `aux` and
+    /// `chamber` fail for them, saying so.
     #[serde(rename_all = "camelCase")]
     SetFan {
         fan: Fan,

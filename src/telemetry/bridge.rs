@@ -249,7 +249,7 @@ impl Bridge {
             }
             Kind::MoonrakerResponse => match state::klipper_status_answer(&body) {
                 Some(status) => {
-                    parse::merge(&mut tracked.report, status);
+                    parse::merge_under(&mut tracked.report, status);
                     state::klipper(&tracked.report)
                 }
                 None => tracked.state.clone(),
@@ -495,6 +495,10 @@ async fn follow_job(
         // Idle in the middle of a print: it was stopped (at the printer, or by a command). An
         // assigned job waits for an idle printer, so that is left alone.
         ("idle", JobState::Printing | JobState::Paused) => JobState::Cancelled,
+        // Stopped while preparing it (a Bambu print stopped then reports as idle).
+        ("idle", JobState::Assigned) if was == PrinterStatus::Preparing.as_str() => {
+            JobState::Cancelled
+        }
         _ => return Ok(()),
     };
     if before.state == to || !before.state.can_become(to) {

@@ -124,6 +124,25 @@ pub fn merge(into: &mut Value, delta: Value) {
     }
 }
 
+/// Fills in what `into` lacks from `base`, keeping every value `into` already has: for a
+/// snapshot that may be older than the deltas merged since it was asked for.
+pub fn merge_under(into: &mut Value, base: Value) {
+    match (into, base) {
+        (Value::Object(have), Value::Object(base)) => {
+            for (key, value) in base {
+                match have.get_mut(&key) {
+                    Some(existing) => merge_under(existing, value),
+                    None => {
+                        have.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot @ Value::Null, value) => *slot = value,
+        _ => {}
+    }
+}
+
 /// The most an accumulated report may hold (serialised) before it is started afresh.
 const MAX_REPORT_BYTES: usize = 256 * 1024;
 /// How much report input may be merged between two checks of the accumulated size.
@@ -327,6 +346,21 @@ mod tests {
         assert_eq!(s.alerts[0].severity, "error");
         assert_eq!(s.alerts[0].code, "HMS_0300_0200_0001_0001");
         assert_eq!(s.alerts[1].severity, "warning");
+    }
+
+    #[test]
+    fn a_snapshot_fills_in_only_what_the_deltas_left_out() {
+        let mut report = json!({"status": {"extruder": {"temperature": 30.0}}});
+        merge_under(
+            &mut report,
+            json!({"status": {"extruder": {"temperature": 20.0, "target": 0},
+                "print_stats": {"state": "standby"}}}),
+        );
+        assert_eq!(
+            report,
+            json!({"status": {"extruder": {"temperature": 30.0, "target": 0},
+                "print_stats": {"state": "standby"}}})
+        );
     }
 
     #[test]

@@ -136,10 +136,11 @@ pub fn bambu(report: &Value) -> PrinterState {
         bed_temp: num(p, &["bed_temper"]),
         bed_target: num(p, &["bed_target_temper"]),
         // Newer firmware (X1, H2) reports the chamber in `device.ctc`: the current temperature
-        // in the low 16 bits, the target in the high.
-        chamber_temp: num(p, &["chamber_temper"]).or_else(|| {
-            num(p, &["device", "ctc", "info", "temp"]).map(|t| (t as u64 & 0xFFFF) as f64)
-        }),
+        // in the low 16 bits, the target in the high. Read
+        // first (`chamber_temper` may hold a placeholder on those).
+        chamber_temp: num(p, &["device", "ctc", "info", "temp"])
+            .map(|t| (t as u64 & 0xFFFF) as f64)
+            .or_else(|| num(p, &["chamber_temper"])),
         progress: num(p, &["mc_percent"]),
         remaining_seconds: num(p, &["mc_remaining_time"]).map(|m| (m * 60.0) as i64),
         layer: num(p, &["layer_num"]).map(|l| l as i64),
@@ -153,21 +154,19 @@ pub fn bambu(report: &Value) -> PrinterState {
 /// (not a command's id: its answer is a report, not an acknowledgement).
 pub const KLIPPER_STATUS_QUERY: &str = "printfarm-status";
 
-/// The Moonraker request for the status objects `klipper` reads: Moonraker pushes them whole
-/// only when Klipper starts, then only what changes, so a bridge that starts later asks.
+/// The Moonraker request for the status fields `klipper` reads: Moonraker pushes them whole
+/// only when Klipper starts, then only what changes, so a bridge that starts later asks. Only
+/// fields the documented `status_objects` push are asked for: one asked for but never pushed
+/// would stay at its first value (hence no `display_status`, which `klipper` prefers, and no
+/// layers or message).
 pub fn klipper_status_query() -> Value {
-    let objects: serde_json::Map<String, Value> = [
-        "print_stats",
-        "extruder",
-        "heater_bed",
-        "display_status",
-        "virtual_sdcard",
-    ]
-    .into_iter()
-    .map(|name| (name.to_owned(), Value::Null))
-    .collect();
     serde_json::json!({"jsonrpc": "2.0", "method": "printer.objects.query",
-        "params": {"objects": objects}, "id": KLIPPER_STATUS_QUERY})
+        "params": {"objects": {
+            "print_stats": ["state", "filename"],
+            "extruder": ["temperature", "target"],
+            "heater_bed": ["temperature", "target"],
+            "virtual_sdcard": ["progress"]}},
+        "id": KLIPPER_STATUS_QUERY})
 }
 
 /// The status in Moonraker's answer to `klipper_status_query`, as a status report.

@@ -990,6 +990,18 @@ async fn a_stopped_bambu_print_cancels_its_job() {
     .await;
     assert_eq!(events(&app, "job.failed").await, 0);
     assert_eq!(events(&app, "printer.hms_error").await, 0);
+    // Stopped while still preparing the next: that job is cancelled too, not left assigned.
+    let (_, next_job, next_topic) = assigned_bambu_job(&app, "01S00A000000014").await;
+    for report in [
+        json!({"print": {"gcode_state": "PREPARE"}}),
+        json!({"print": {"gcode_state": "FAILED", "print_error": 50348044}}),
+    ] {
+        publish(&broker, &next_topic, &report.to_string()).await;
+    }
+    eventually("the job being prepared to be cancelled", || async {
+        (job_state(&app, &next_job).await == "cancelled").then_some(())
+    })
+    .await;
 }
 
 /// Moonraker pushes Klipper's whole status only when Klipper starts: a bridge that starts
@@ -1020,7 +1032,10 @@ async fn a_klipper_printer_is_asked_for_its_whole_status() {
     .await;
     let (_, query, _) = next(&mut requests, 5).await;
     assert_eq!(query["method"], "printer.objects.query");
-    assert!(query["params"]["objects"]["print_stats"].is_null());
+    assert_eq!(
+        query["params"]["objects"]["print_stats"],
+        json!(["state", "filename"])
+    );
     publish(
         &broker,
         &format!("printers/{store}/voron/moonraker/api/response"),
