@@ -136,8 +136,8 @@ pub fn bambu(report: &Value) -> PrinterState {
         bed_temp: num(p, &["bed_temper"]),
         bed_target: num(p, &["bed_target_temper"]),
         // Newer firmware (X1, H2) reports the chamber in `device.ctc`: the current temperature
-        // in the low 16 bits, the target in the high. Read
-        // first (`chamber_temper` may hold a placeholder on those).
+        // in the low 16 bits, the target in the high. Read first: `chamber_temper` may hold a
+        // placeholder there.
         chamber_temp: num(p, &["device", "ctc", "info", "temp"])
             .map(|t| (t as u64 & 0xFFFF) as f64)
             .or_else(|| num(p, &["chamber_temper"])),
