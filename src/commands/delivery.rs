@@ -11,7 +11,7 @@ use crate::domain::printer_commands::CommandStatus;
 use crate::domain::printer_commands::{set_status, Command};
 use crate::domain::Author;
 use crate::ids::{CommandId, PrinterId, StoreId};
-use crate::mqtt::{Broker, Message, PublishError};
+use crate::mqtt::{Broker, Message, Outcomes};
 use crate::wire::WireName;
 use crate::worker::{self, Pace, Wakeups};
 use sqlx::PgPool;
@@ -72,29 +72,22 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
     }
     // Message by message: a command the broker took must not be sent again because another in
     // its batch was not (a relative move would run twice).
-    let outcomes = match broker {
+    // Without a broker nothing is answered: every command waits (and expires).
+    let answers = match broker {
         Some(broker) => broker.publish_each(messages).await,
         None => Vec::new(),
     };
-    let mut outcomes = outcomes.into_iter();
-    let mut again = Vec::new();
-    let mut failure = None;
-    let mut taken = Vec::with_capacity(sent.len());
-    for id in sent {
-        match outcomes.next() {
-            Some(Ok(())) => taken.push(id),
-            Some(Err(PublishError::TooLarge)) => {
-                refused.push((id, "too large for an MQTT message"))
-            }
-            Some(Err(error)) => {
-                again.push(id);
-                failure.get_or_insert(error);
-            }
-            // No broker: it waits (and expires).
-            None => again.push(id),
-        }
-    }
-    let sent = taken;
+    let Outcomes {
+        taken: sent,
+        too_large,
+        again,
+        failure,
+    } = Outcomes::sort(sent, answers);
+    refused.extend(
+        too_large
+            .into_iter()
+            .map(|id| (id, "too large for an MQTT message")),
+    );
     let handled = sent.len() + refused.len();
     let mut tx = pool.begin().await?;
     let outcomes = sent

@@ -18,7 +18,7 @@
 
 use super::payload::{self, Event};
 use crate::db::{deliveries, outbox};
-use crate::mqtt::{Broker, Message, PublishError};
+use crate::mqtt::{Broker, Message, Outcomes};
 use crate::rate_limit::Clock;
 use crate::webhooks::dispatch::{self, Claimed, Handoff};
 use crate::webhooks::send;
@@ -136,30 +136,25 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
             retain: false,
         })
         .collect();
-    let outcomes = broker.publish_each(messages).await;
-    let (mut done, mut again) = (Vec::new(), Vec::new());
-    let mut failure = None;
-    for (event, outcome) in events.iter().zip(outcomes) {
-        match outcome {
-            Ok(()) => done.push(event.id),
-            Err(PublishError::TooLarge) => {
-                tracing::warn!(event.id = %event.event_id, event.kind = %event.event_type,
-                    "event too large for MQTT; not published there");
-                metrics::counter!("printfarm_mqtt_messages_too_large_total").increment(1);
-                done.push(event.id);
-            }
-            Err(error) => {
-                again.push(event.id);
-                failure.get_or_insert(error);
-            }
-        }
+    let outcomes = Outcomes::sort(events, broker.publish_each(messages).await);
+    for event in &outcomes.too_large {
+        tracing::warn!(event.id = %event.event_id, event.kind = %event.event_type,
+            "event too large for MQTT; not published there");
+        metrics::counter!("printfarm_mqtt_messages_too_large_total").increment(1);
     }
+    let done: Vec<i64> = outcomes
+        .taken
+        .iter()
+        .chain(&outcomes.too_large)
+        .map(|e| e.id)
+        .collect();
+    let again: Vec<i64> = outcomes.again.iter().map(|e| e.id).collect();
     // Those the broker took first: an error handing back the others must not leave them to be
     // published again.
-    metrics::counter!("printfarm_mqtt_messages_out_total").increment(done.len() as u64);
+    metrics::counter!("printfarm_mqtt_messages_out_total").increment(outcomes.taken.len() as u64);
     mark_published(pool, &done).await?;
     release(pool, &again).await?;
-    match failure {
+    match outcomes.failure {
         Some(error) => Err(error.into()),
         None => Ok(()),
     }

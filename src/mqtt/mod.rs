@@ -145,6 +145,48 @@ pub enum PublishError {
     TooLarge,
 }
 
+/// What became of a batch of messages, by the item each was for.
+#[derive(Debug)]
+pub struct Outcomes<T> {
+    /// Acknowledged by the broker.
+    pub taken: Vec<T>,
+    /// Too large for a packet: never sent, and never will be.
+    pub too_large: Vec<T>,
+    /// Not known to have arrived: to send again.
+    pub again: Vec<T>,
+    /// Why the first of `again` failed (none when there was no broker to fail).
+    pub failure: Option<PublishError>,
+}
+
+impl<T> Outcomes<T> {
+    /// Sorts `items` by `publish_each`'s answers, in order; an item with no answer (no broker
+    /// was asked) is to send again.
+    pub fn sort(
+        items: impl IntoIterator<Item = T>,
+        answers: Vec<Result<(), PublishError>>,
+    ) -> Self {
+        let mut sorted = Outcomes {
+            taken: Vec::new(),
+            too_large: Vec::new(),
+            again: Vec::new(),
+            failure: None,
+        };
+        let mut answers = answers.into_iter();
+        for item in items {
+            match answers.next() {
+                Some(Ok(())) => sorted.taken.push(item),
+                Some(Err(PublishError::TooLarge)) => sorted.too_large.push(item),
+                Some(Err(error)) => {
+                    sorted.again.push(item);
+                    sorted.failure.get_or_insert(error);
+                }
+                None => sorted.again.push(item),
+            }
+        }
+        sorted
+    }
+}
+
 /// Whether `message` fits in one packet of the connection (topic and payload, with room for the
 /// headers).
 pub fn fits(message: &Message) -> bool {
@@ -408,5 +450,22 @@ mod tests {
         assert!(format!("{err:#}").contains("PF_MQTT_CA_FILE"), "{err:#}");
         assert!(BrokerAddress::parse("ws://x", None).is_err());
         assert!(BrokerAddress::parse("not a url", None).is_err());
+    }
+
+    #[test]
+    fn outcomes_sort_items_by_their_answers() {
+        let sorted = Outcomes::sort(
+            ["a", "b", "c", "d"],
+            vec![
+                Ok(()),
+                Err(PublishError::TooLarge),
+                Err(PublishError::Timeout),
+            ],
+        );
+        assert_eq!(sorted.taken, ["a"]);
+        assert_eq!(sorted.too_large, ["b"]);
+        // No answer (no broker asked) is to send again, but is no failure.
+        assert_eq!(sorted.again, ["c", "d"]);
+        assert!(matches!(sorted.failure, Some(PublishError::Timeout)));
     }
 }
