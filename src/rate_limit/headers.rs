@@ -82,24 +82,18 @@ mod tests {
             hour,
             retry_after_ms: 0,
         };
-        // Fewer left in the hour: the hour.
-        assert_eq!(
-            tighter(&decision(window(5, 10_000), window(2, 900_000))).reset_ms,
-            900_000
-        );
-        // Fewer left in the minute: the minute.
-        assert_eq!(
-            tighter(&decision(window(1, 10_000), window(2, 900_000))).reset_ms,
-            10_000
-        );
-        // Both spent: the one that frees up later, whichever it is.
-        assert_eq!(
-            tighter(&decision(window(0, 10_000), window(0, 900_000))).reset_ms,
-            900_000
-        );
-        assert_eq!(
-            tighter(&decision(window(0, 50_000), window(0, 20_000))).reset_ms,
-            50_000
-        );
+        // (minute window, hour window, the reset the headers give)
+        let cases = [
+            // Fewer left in the hour: the hour.
+            (window(5, 10_000), window(2, 900_000), 900_000),
+            // Fewer left in the minute: the minute.
+            (window(1, 10_000), window(2, 900_000), 10_000),
+            // Both spent: the one that frees up later, whichever it is.
+            (window(0, 10_000), window(0, 900_000), 900_000),
+            (window(0, 50_000), window(0, 20_000), 50_000),
+        ];
+        for (minute, hour, reset_ms) in cases {
+            assert_eq!(tighter(&decision(minute, hour)).reset_ms, reset_ms);
+        }
     }
 }

@@ -637,14 +637,27 @@ pub fn id(v: &Value) -> String {
 
 /// A print job's `state`, as the API reports it.
 pub async fn job_state(app: &TestApp, job: &str) -> String {
+    print_job(app, job).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A print job as the API shows it.
+pub async fn print_job(app: &TestApp, job: &str) -> Value {
     app.get(&format!("/v1/print-jobs/{job}"))
         .owner()
         .send()
         .await
-        .json()["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        .json()
+}
+
+/// Waits until the job is in `state` (telemetry moves jobs in the background).
+pub async fn job_reaches(app: &TestApp, job: &str, state: &str) {
+    eventually(&format!("job {job} to be {state}"), || async {
+        (job_state(app, job).await == state).then_some(())
+    })
+    .await
 }
 
 pub struct Resp {

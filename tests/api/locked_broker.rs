@@ -2,7 +2,7 @@
 //! no anonymous access, every CONNECT, SUBSCRIBE, PUBLISH and delivery decided by the server.
 
 use crate::broker::TestBroker;
-use crate::helpers::job_state;
+use crate::helpers::job_reaches;
 use crate::helpers::{eventually, TestApp};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -567,14 +567,8 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
         .send()
         .await
         .assert(200);
-    eventually("printing", || async {
-        (job_state(&app, &job).await == "printing").then_some(())
-    })
-    .await;
-    eventually("completed", || async {
-        (job_state(&app, &job).await == "completed").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "printing").await;
+    job_reaches(&app, &job, "completed").await;
     // The state is written just after the job moves.
     eventually("the final state", || async {
         let stats = app

@@ -1,6 +1,6 @@
 //! `/v1/print-jobs`: the queue, its state machine, bulk operations and who may edit which job.
 
-use crate::helpers::id;
+use crate::helpers::{id, print_job};
 use crate::helpers::{new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -296,12 +296,7 @@ async fn every_state_change_follows_the_state_machine() {
             .await;
         res.assert(200);
     }
-    let failed = app
-        .get(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .send()
-        .await
-        .json();
+    let failed = print_job(&app, &job).await;
     assert_eq!(failed["failureReason"], "nozzle clog");
     assert!(failed["startedAt"].is_string() && failed["finishedAt"].is_string());
     assert_eq!(

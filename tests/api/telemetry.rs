@@ -3,7 +3,7 @@
 
 use crate::broker::{drain, next, publish, subscribe, TestBroker};
 use crate::helpers::{eventually, TestApp};
-use crate::helpers::{id, job_state};
+use crate::helpers::{id, job_reaches, job_state, print_job};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -85,10 +85,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
         .to_string(),
     )
     .await;
-    eventually("the job to start", || async {
-        (job_state(&app, &job).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "printing").await;
     assert_eq!(events(&app, "job.started").await, 1);
     assert_eq!(events(&app, "printer.online").await, 1);
     // The state is written just after the job moves.
@@ -116,10 +113,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
         &json!({"print": {"gcode_state": "FINISH", "mc_percent": 100}}).to_string(),
     )
     .await;
-    eventually("the job to complete", || async {
-        (job_state(&app, &job).await == "completed").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "completed").await;
     assert_eq!(events(&app, "job.succeeded").await, 1);
     assert_eq!(events(&app, "material.usage_recorded").await, 1);
     let s = stats(&app, &printer).await;
@@ -600,10 +594,7 @@ async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
     .await;
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
     publish(&broker, &topic, &running.to_string()).await;
-    eventually("the job to start", || async {
-        (job_state(&app, &job).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "printing").await;
     assert_eq!(events(&app, "job.cancelled").await, 0);
     // Stopped at the printer: it reports idle with the job still printing.
     publish(
@@ -612,10 +603,7 @@ async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
         &json!({"print": {"gcode_state": "IDLE"}}).to_string(),
     )
     .await;
-    eventually("the job to be cancelled", || async {
-        (job_state(&app, &job).await == "cancelled").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "cancelled").await;
     assert_eq!(events(&app, "job.cancelled").await, 1);
 }
 
@@ -633,19 +621,13 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
     // A report that does move it proves the two before were read (in order) and ignored.
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 1}});
     publish(&broker, &topic, &running.to_string()).await;
-    eventually("the job to start", || async {
-        (job_state(&app, &job).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "printing").await;
     assert_eq!(events(&app, "job.failed").await, 0);
     assert_eq!(events(&app, "job.succeeded").await, 0);
     // Once it has started, a failure is the job's.
     let failed = json!({"print": {"gcode_state": "FAILED", "print_error": 117473281}});
     publish(&broker, &topic, &failed.to_string()).await;
-    eventually("the job to fail", || async {
-        (job_state(&app, &job).await == "failed").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "failed").await;
 }
 
 #[tokio::test]
@@ -656,10 +638,7 @@ async fn reports_are_about_the_job_printing_not_one_assigned_next() {
     let (printer, first, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
     publish(&broker, &topic, &running.to_string()).await;
-    eventually("the first job to start", || async {
-        (job_state(&app, &first).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &first, "printing").await;
     // Two more lined up behind it, the later one changed last.
     let part = id(&post(&app, "/v1/parts", json!({"name": "Next", "type": "3mf"})).await);
     let mut next = Vec::new();
@@ -675,16 +654,10 @@ async fn reports_are_about_the_job_printing_not_one_assigned_next() {
     }
     let finish = json!({"print": {"gcode_state": "FINISH", "mc_percent": 100}});
     publish(&broker, &topic, &finish.to_string()).await;
-    eventually("the first job to succeed", || async {
-        (job_state(&app, &first).await == "completed").then_some(())
-    })
-    .await;
+    job_reaches(&app, &first, "completed").await;
     // The next print is the first lined up.
     publish(&broker, &topic, &running.to_string()).await;
-    eventually("the next job to start", || async {
-        (job_state(&app, &next[0]).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &next[0], "printing").await;
     assert_eq!(job_state(&app, &next[1]).await, "assigned");
 }
 
@@ -698,10 +671,7 @@ async fn a_print_that_fails_while_preparing_fails_its_job() {
         let report = json!({"print": {"gcode_state": state, "print_error": 117473281}});
         publish(&broker, &topic, &report.to_string()).await;
     }
-    eventually("the job to fail", || async {
-        (job_state(&app, &job).await == "failed").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "failed").await;
 }
 
 #[tokio::test]
@@ -868,12 +838,7 @@ async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
     tokio::time::sleep(refill + Duration::from_millis(100)).await;
     bridge.sweep().await.unwrap();
     assert_eq!(job_state(&app, &job).await, "failed");
-    let failed = app
-        .get(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .send()
-        .await
-        .json();
+    let failed = print_job(&app, &job).await;
     assert_eq!(
         failed["failureReason"], "HOTEND_FAULT",
         "the failure's own alert"
@@ -978,16 +943,10 @@ async fn a_stopped_bambu_print_cancels_its_job() {
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 40}});
     publish(&broker, &topic, &running.to_string()).await;
-    eventually("the job to start", || async {
-        (job_state(&app, &job).await == "printing").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "printing").await;
     let stopped = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044}});
     publish(&broker, &topic, &stopped.to_string()).await;
-    eventually("the job to be cancelled", || async {
-        (job_state(&app, &job).await == "cancelled").then_some(())
-    })
-    .await;
+    job_reaches(&app, &job, "cancelled").await;
     assert_eq!(events(&app, "job.failed").await, 0);
     assert_eq!(events(&app, "printer.hms_error").await, 0);
     // Stopped while still preparing the next: that job is cancelled too, not left assigned.
@@ -998,10 +957,7 @@ async fn a_stopped_bambu_print_cancels_its_job() {
     ] {
         publish(&broker, &next_topic, &report.to_string()).await;
     }
-    eventually("the job being prepared to be cancelled", || async {
-        (job_state(&app, &next_job).await == "cancelled").then_some(())
-    })
-    .await;
+    job_reaches(&app, &next_job, "cancelled").await;
 }
 
 /// Moonraker pushes Klipper's whole status only when Klipper starts: a bridge that starts
