@@ -10,6 +10,14 @@ use std::time::Duration;
 /// These tests poll the API while printers report: more than 60 requests a minute.
 const UNLIMITED: (&str, &str) = ("PF_RATE_LIMIT_PER_MINUTE", "100000");
 
+/// A broker, and an app whose telemetry bridge reads it.
+async fn bridged() -> (TestBroker, TestApp) {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    app.spawn_bridge();
+    (broker, app)
+}
+
 async fn post(app: &TestApp, path: &str, body: Value) -> Value {
     let res = app.post(path).owner().json(&body).send().await;
     res.assert(201);
@@ -34,9 +42,7 @@ async fn stats(app: &TestApp, printer: &str) -> Value {
 
 #[tokio::test]
 async fn a_bambu_print_runs_to_completion_from_its_reports() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let printer = id(&post(
         &app,
         "/v1/printers",
@@ -285,9 +291,7 @@ async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart(
 
 #[tokio::test]
 async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let token = tokio_util::sync::CancellationToken::new();
     tokio::spawn(printfarm::commands::delivery::run(
         app.pool().clone(),
@@ -581,9 +585,7 @@ async fn a_printer_whose_device_id_changes_is_not_marked_offline_under_the_old_o
 
 #[tokio::test]
 async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000009").await;
     // Idle while only assigned: the job waits for it, untouched.
     publish(
@@ -609,9 +611,7 @@ async fn a_printer_that_goes_idle_mid_print_cancels_its_job() {
 
 #[tokio::test]
 async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000011").await;
     // The printer still says how its previous print ended: failed, then finished.
     for old_news in ["FAILED", "FINISH"] {
@@ -632,9 +632,7 @@ async fn how_the_last_print_ended_does_not_end_a_job_just_assigned() {
 
 #[tokio::test]
 async fn reports_are_about_the_job_printing_not_one_assigned_next() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let (printer, first, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
     publish(&broker, &topic, &running.to_string()).await;
@@ -663,9 +661,7 @@ async fn reports_are_about_the_job_printing_not_one_assigned_next() {
 
 #[tokio::test]
 async fn a_print_that_fails_while_preparing_fails_its_job() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000012").await;
     for state in ["PREPARE", "FAILED"] {
         let report = json!({"print": {"gcode_state": state, "print_error": 117473281}});
@@ -937,9 +933,7 @@ async fn bench_a_flapping_printer_beside_healthy_ones() {
 /// cancelled"): its job is cancelled, not failed, and no error alert is raised.
 #[tokio::test]
 async fn a_stopped_bambu_print_cancels_its_job() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let (_, job, topic) = assigned_bambu_job(&app, "01S00A000000013").await;
     let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 40}});
     publish(&broker, &topic, &running.to_string()).await;
@@ -964,9 +958,7 @@ async fn a_stopped_bambu_print_cancels_its_job() {
 /// following a printer later asks for it, and reads the answer as a report.
 #[tokio::test]
 async fn a_klipper_printer_is_asked_for_its_whole_status() {
-    let broker = TestBroker::start();
-    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    app.spawn_bridge();
+    let (broker, app) = bridged().await;
     let voron = id(&post(
         &app,
         "/v1/printers",
