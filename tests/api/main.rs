@@ -18,6 +18,7 @@ mod hostile;
 mod idempotency;
 mod isolation;
 mod list_filters;
+mod list_sorts;
 mod locked_broker;
 mod materials;
 mod mqtt;
