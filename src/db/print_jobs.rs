@@ -147,6 +147,23 @@ pub async fn lock_unstarted_of_order(
     .await
 }
 
+/// The jobs assigned to a printer that have not started, locked in queue order: a printer that
+/// stops fitting them hands them back.
+pub async fn lock_assigned_to_printer(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    printer: PrinterId,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(
+        "select * from print_jobs where store_id = $1 and printer_id = $2
+           and state = 'assigned' order by queue_position, id for update",
+    )
+    .bind(store)
+    .bind(printer)
+    .fetch_all(db)
+    .await
+}
+
 impl super::Fields for JobFields {
     fn columns(self, columns: &mut super::Columns) {
         columns

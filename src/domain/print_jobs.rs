@@ -4,6 +4,7 @@
 use super::changes::{self, Author};
 use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
+use super::printers::Printer;
 use super::queue::JobState;
 use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
 use crate::ids::{PrintJobId, PrinterId, StoreId};
@@ -135,6 +136,29 @@ pub async fn unlink_jobs(tx: &mut PgConnection, author: &Author, link: Link) -> 
             .await?
             .into();
         changes::updated(tx, author, &before, &after).await?;
+    }
+    Ok(())
+}
+
+/// Hands back to the queue the jobs assigned to `printer` (locked by the caller) that it no
+/// longer fits: all of them when it is disabled, else those requiring a tag it lost. A job it
+/// has started stays: the printer's own reports end that one.
+pub async fn release_unfit(
+    tx: &mut PgConnection,
+    author: &Author,
+    printer: &Printer,
+) -> DomainResult<()> {
+    let id = PrinterId(printer.id);
+    for row in db::lock_assigned_to_printer(&mut *tx, author.store_id, id).await? {
+        let job = PrintJob::from(row);
+        let fits = printer.enabled
+            && job
+                .required_printer_tags
+                .iter()
+                .all(|tag| printer.tags.contains(tag));
+        if !fits {
+            transition(tx, author, job, JobState::Queued, None, None).await?;
+        }
     }
     Ok(())
 }

@@ -303,7 +303,8 @@ pub async fn get_printer(
 /// Change a printer.
 ///
 /// Required permission: `printer.edit`. Turning `continuousPrint` off also emits
-/// `printer.continuous_print_disabled`.
+/// `printer.continuous_print_disabled`. Disabling the printer, or taking away a tag a job
+/// assigned to it requires, hands those jobs (assigned, not started) back to the queue.
 #[utoipa::path(patch, path = "/v1/printers/{id}", tag = "Printers", params(PrinterPath), request_body = UpdatePrinter,
     responses((status = 200, description = "The updated printer", body = Printer),
         (status = 409, description = "Another printer has this provider and deviceId", body = Problem, content_type = "application/problem+json")))]
@@ -322,6 +323,9 @@ pub async fn update_printer(
         .ok_or(ApiError::NotFound)?;
     let after = Printer::from(row);
     changes::updated(&mut tx, &caller, &before, &after).await?;
+    if !after.enabled || after.tags != before.tags {
+        print_jobs::release_unfit(&mut tx, &Author::from(&caller), &after).await?;
+    }
     if before.continuous_print && !after.continuous_print {
         let event = EventType::PrinterContinuousPrintDisabled;
         changes::event(&mut tx, &caller, event, after.id, &after).await?;

@@ -1,6 +1,6 @@
 //! `/v1/print-jobs`: the queue, its state machine, bulk operations and who may edit which job.
 
-use crate::helpers::{id, print_job};
+use crate::helpers::{id, job_state, print_job};
 use crate::helpers::{new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -742,4 +742,66 @@ async fn deleting_a_printer_unlinks_its_finished_jobs_with_an_event() {
     .unwrap();
     assert_eq!(changes["printerId"]["to"], Value::Null);
     assert_eq!(changes["printerId"]["from"], printer.as_str());
+}
+
+/// A printer that stops fitting the jobs assigned to it (disabled, or a required tag taken
+/// away) hands them back to the queue with an event each; a job it fits, or one it is
+/// printing, stays.
+#[tokio::test]
+async fn a_printer_that_stops_fitting_hands_back_its_assigned_jobs() {
+    let app = TestApp::new().await;
+    let (part, _) = part(&app).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "P", "provider": "bambu", "deviceId": "P", "tags": ["ams", "hardened", "spare"]}),
+    )
+    .await);
+    let tagged = id(&post(
+        &app,
+        "/v1/print-jobs",
+        json!({"partId": part, "requiredPrinterTags": ["ams", "hardened"]}),
+    )
+    .await);
+    let plain = job(&app, &part).await;
+    let printing = job(&app, &part).await;
+    for job in [&tagged, &plain, &printing] {
+        app.patch(&format!("/v1/print-jobs/{job}"))
+            .owner()
+            .json(&json!({ "printerId": printer }))
+            .send()
+            .await
+            .assert(200);
+    }
+    force(&app, &printing, "printing").await;
+    let change = |body: Value| {
+        let app = &app;
+        let path = format!("/v1/printers/{printer}");
+        async move {
+            app.patch(&path)
+                .owner()
+                .json(&body)
+                .send()
+                .await
+                .assert(200);
+        }
+    };
+    // Renaming the printer, or dropping a tag no job needs, leaves every job where it is.
+    change(json!({"name": "P renamed", "tags": ["ams", "hardened"]})).await;
+    assert_eq!(job_state(&app, &tagged).await, "assigned");
+    assert_eq!(job_state(&app, &plain).await, "assigned");
+    change(json!({"tags": ["ams"]})).await;
+    let released = print_job(&app, &tagged).await;
+    assert_eq!(released["state"], "queued");
+    assert!(released["printerId"].is_null());
+    assert_eq!(job_state(&app, &plain).await, "assigned");
+    change(json!({"enabled": false})).await;
+    assert_eq!(job_state(&app, &plain).await, "queued");
+    let still = print_job(&app, &printing).await;
+    assert_eq!(still["state"], "printing");
+    assert_eq!(still["printerId"], printer.as_str());
+    assert_eq!(
+        outbox_types(&app, &tagged).await.last().map(String::as_str),
+        Some("printJob.updated")
+    );
 }
