@@ -336,16 +336,18 @@ pub async fn run(
         || async { Ok(republish_once(pool_ref, broker.as_ref()).await? >= BATCH as usize) },
     );
     let upkeep = async {
-        let mut last_purge = Instant::now();
+        // The first purge comes at start: a server restarted more often than hourly still
+        // keeps to the retention.
+        let mut next_purge = Instant::now();
         loop {
+            record_lag(&pool).await;
+            if Instant::now() >= next_purge {
+                next_purge = Instant::now() + PURGE_EVERY;
+                purge(&pool, retention).await;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-            record_lag(&pool).await;
-            if last_purge.elapsed() >= PURGE_EVERY {
-                last_purge = Instant::now();
-                purge(&pool, retention).await;
             }
         }
     };

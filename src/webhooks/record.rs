@@ -151,7 +151,9 @@ async fn disable(
     }
     for endpoint in disabled {
         tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
-        let view = EndpointView::from(endpoint.clone());
+        // The event reaches the store's other endpoints too: never a secret in this one's URL.
+        let mut view = EndpointView::from(endpoint.clone());
+        view.url = crate::redact::mask_url(&view.url);
         let author = Author::telemetry(endpoint.store_id);
         changes::event(tx, &author, EventType::WebhookDisabled, view.id, &view).await?;
     }

@@ -385,7 +385,9 @@ async fn an_outcome_the_database_refuses_costs_only_itself() {
 async fn gone_disables_the_endpoint_and_says_so() {
     let app = local_app().await;
     let receiver = Receiver::start().await;
-    let (hook, _) = endpoint(&app, json!({"url": receiver.url("gone")})).await;
+    // A secret in its URL never reaches the store's other endpoints with the event.
+    let url = format!("{}?token=s3cret", receiver.url("gone"));
+    let (hook, _) = endpoint(&app, json!({ "url": url })).await;
     printer(&app, "p1").await;
     printer(&app, "p2").await;
     let d = dispatcher(&app);
@@ -404,6 +406,12 @@ async fn gone_disables_the_endpoint_and_says_so() {
     )
     .await;
     assert_eq!(events, 1);
+    let announced: String =
+        sqlx::query_scalar("select entity ->> 'url' from outbox where type = 'webhook.disabled'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(announced, format!("{}?token=***", receiver.url("gone")));
     // Nothing more is sent to it.
     app.clock.advance_ms(3_600_000);
     printer(&app, "p3").await;
@@ -415,6 +423,47 @@ async fn gone_disables_the_endpoint_and_says_so() {
     )
     .await;
     assert_eq!(pending, 0);
+}
+
+/// A client disabling an endpoint fails what it still had pending, as the dispatcher does;
+/// `recover` sends those events again once it is enabled.
+#[tokio::test]
+async fn disabling_an_endpoint_fails_its_pending_deliveries() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/a"})).await;
+    let (other, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/b"})).await;
+    printer(&app, "p1").await;
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
+    assert_eq!(delivery(&app, &hook).await["status"], "pending");
+    let path = format!("/v1/webhooks/{hook}");
+    for enabled in [false, false] {
+        app.patch(&path)
+            .owner()
+            .json(&json!({ "enabled": enabled }))
+            .send()
+            .await
+            .assert(200);
+    }
+    assert_eq!(delivery(&app, &hook).await["status"], "failed");
+    assert_eq!(delivery(&app, &other).await["status"], "pending");
+    app.patch(&path)
+        .owner()
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .assert(200);
+    // A `since` before any event (even before PostgreSQL's first year) recovers them all.
+    let res = app
+        .post(&format!("{path}/recover"))
+        .owner()
+        .json(&json!({"since": "-10000-01-01T00:00:00Z"}))
+        .send()
+        .await;
+    res.assert(202);
+    assert_eq!(res.json()["deliveries"], 1);
+    assert_eq!(delivery(&app, &hook).await["status"], "pending");
 }
 
 #[tokio::test]
@@ -1014,6 +1063,29 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
         count(&app, "select count(*) from webhook_deliveries").await,
         0
     );
+}
+
+/// The running relay purges as it starts, not only once it has run an hour: a server restarted
+/// more often still keeps to the retention.
+#[tokio::test]
+async fn the_relay_purges_as_it_starts() {
+    let app = local_app().await;
+    sqlx::query(
+        "insert into webhook_deliveries
+             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, created_at)
+         values (gen_random_uuid(), $1, gen_random_uuid(), gen_random_uuid(), 'printer.created',
+                 '{}', now(), now() - interval '2 minutes')",
+    )
+    .bind(app.store_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let _running = run_relay_and_dispatcher(&app);
+    eventually("the orphaned delivery to be purged", || async {
+        let left = count(&app, "select count(*) from webhook_deliveries").await;
+        (left == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

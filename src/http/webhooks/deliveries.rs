@@ -267,7 +267,9 @@ pub async fn recover_webhook(
         &state.pool,
         caller.store_id,
         endpoint.id,
-        body.since,
+        // No event is older than the epoch; PostgreSQL refuses the years chrono reads beyond
+        // its range (before 4713 BC).
+        body.since.max(DateTime::UNIX_EPOCH),
         after,
         types.as_deref(),
         (MAX_RECOVER, MAX_RECOVER_READ),

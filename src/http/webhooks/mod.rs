@@ -80,7 +80,8 @@ pub struct CreateWebhook {
     pub enabled: Option<bool>,
 }
 
-/// Fields to change; `enabled: true` re-enables a disabled endpoint and clears its failures.
+/// Fields to change; `enabled: true` re-enables a disabled endpoint and clears its failures;
+/// `enabled: false` stops its deliveries, failing those still pending (`recover` resends them).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"enabled": true, "eventTypes": ["job.succeeded", "job.failed"]}))]
@@ -276,6 +277,10 @@ pub async fn update_webhook(
     let row = crate::db::update::<EndpointRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
+    if before.enabled && !row.enabled {
+        // As when the dispatcher disables it: nothing waits unseen; `recover` resends.
+        deliveries_db::fail_pending(&mut *tx, &[row.id]).await?;
+    }
     entity::updated(tx, &caller, before, row).await
 }
 
