@@ -5,7 +5,7 @@
 
 use super::webhooks::EndpointRow;
 use crate::ids::StoreId;
-use crate::list::{Field, Kind, Spec, CREATED_AT};
+use crate::list::{Field, Filter, Kind, Op, Operand, Spec, CREATED_AT};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -485,10 +485,21 @@ pub async fn purge_orphaned(
     super::delete_slice(db, sql, retention_secs, limit).await
 }
 
+const ENDPOINT_ID: Field = Field::new("endpointId", "endpoint_id", Kind::Uuid);
+
+/// The list's scope: one endpoint's deliveries (set by the handler, never carried in `Link`).
+pub fn of_endpoint(endpoint: Uuid) -> Vec<Filter> {
+    vec![Filter {
+        field: &ENDPOINT_ID,
+        op: Op::Eq,
+        operand: Operand::One(crate::list::Value::Uuid(endpoint)),
+    }]
+}
+
 /// What the list endpoint filters and sorts on: API names and their columns.
 pub static LIST: Spec = Spec {
     fields: &[
-        Field::new("endpointId", "endpoint_id", Kind::Uuid),
+        ENDPOINT_ID,
         Field::new("status", "status", Kind::Name),
         Field::new("eventType", "event_type", Kind::Name),
         Field::new("eventId", "event_id", Kind::Uuid),

@@ -1065,6 +1065,41 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
     );
 }
 
+/// The delivery log pages to its end by the `Link` it answers, however many pages, and never
+/// shows another endpoint's deliveries.
+#[tokio::test]
+async fn the_delivery_log_pages_to_its_end_by_link() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/a"})).await;
+    let (other, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/b"})).await;
+    for endpoint in [&hook, &other] {
+        sqlx::query(
+            "insert into webhook_deliveries
+                 (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at)
+             select gen_random_uuid(), $1, $2::uuid, gen_random_uuid(), 'printer.created', '{}',
+                    now()
+               from generate_series(1, 30)",
+        )
+        .bind(app.store_id)
+        .bind(endpoint)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    }
+    let mut next = Some(format!("/v1/webhooks/{hook}/deliveries?limit=1"));
+    let mut seen = std::collections::HashSet::new();
+    while let Some(url) = next {
+        let res = app.get(&url).owner().send().await;
+        res.assert(200);
+        for d in res.json().as_array().unwrap() {
+            assert_eq!(d["endpointId"], hook.as_str());
+            assert!(seen.insert(d["id"].as_str().unwrap().to_owned()));
+        }
+        next = res.next_page();
+    }
+    assert_eq!(seen.len(), 30);
+}
+
 /// The running relay purges as it starts, not only once it has run an hour: a server restarted
 /// more often still keeps to the retention.
 #[tokio::test]

@@ -180,16 +180,12 @@ pub async fn list_webhook_deliveries(
 ) -> ApiResult<Response> {
     caller.require(Permission::IntegrationView)?;
     endpoint(&state, &caller, path.id).await?;
-    // Scoped to the endpoint by a filter, AND-ed with whatever the client asked.
-    let scoped = match query.as_deref() {
-        Some(q) if !q.is_empty() => format!("endpointId.eq={}&{q}", path.id),
-        _ => format!("endpointId.eq={}", path.id),
-    };
-    let (list, page, total) = paging::fetch::<DeliveryRow>(
+    let (list, page, total) = paging::fetch_within::<DeliveryRow>(
         &state.pool,
         caller.store_id,
-        Some(&scoped),
+        query.as_deref(),
         &deliveries_db::LIST,
+        deliveries_db::of_endpoint(path.id),
     )
     .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|d| d.id).collect();
