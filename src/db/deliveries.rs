@@ -19,6 +19,8 @@ pub struct DeliveryRow {
     pub endpoint_id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
+    /// Null when read by the list, which leaves it out.
+    #[sqlx(default)]
     pub payload: Value,
     pub occurred_at: DateTime<Utc>,
     pub status: String,
@@ -62,6 +64,8 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
+    /// Null when read by the list, which leaves it out.
+    #[sqlx(default)]
     pub payload: Value,
     pub occurred_at: DateTime<Utc>,
     /// Attempts so far, the coming one included.
@@ -192,16 +196,26 @@ pub async fn get_delivery(
     .await
 }
 
-/// The attempts of these deliveries, oldest first.
+/// Attempts shown per delivery: the latest (a resend starts the schedule again, so a delivery's
+/// attempts have no bound of their own).
+pub const ATTEMPTS_SHOWN: i64 = 20;
+
+/// The latest [`ATTEMPTS_SHOWN`] attempts of each of these deliveries, oldest first.
 pub async fn attempts(
     db: impl PgExecutor<'_>,
     deliveries: &[Uuid],
 ) -> sqlx::Result<Vec<AttemptRow>> {
     // No store filter: the caller passes deliveries it has read for its store.
-    sqlx::query_as("select * from webhook_attempts where delivery_id = any($1) order by id")
-        .bind(deliveries)
-        .fetch_all(db)
-        .await
+    sqlx::query_as(
+        "select * from (
+             select a.*, row_number() over (partition by delivery_id order by id desc) as latest
+               from webhook_attempts a where delivery_id = any($1)) a
+          where latest <= $2 order by id",
+    )
+    .bind(deliveries)
+    .bind(ATTEMPTS_SHOWN)
+    .fetch_all(db)
+    .await
 }
 
 /// Wakes the dispatchers (on every replica): deliveries are due.
@@ -514,4 +528,8 @@ pub static LIST: Spec = Spec {
 
 impl super::Table for DeliveryRow {
     const NAME: &'static str = "webhook_deliveries";
+    // Not the payload: the log does not show it, and a page holds up to a thousand.
+    const LISTED: &'static str = "id, store_id, endpoint_id, event_id, event_type, occurred_at,
+        status, attempts, next_attempt_at, last_attempt_at, last_status_code, created_at,
+        updated_at";
 }

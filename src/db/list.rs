@@ -145,8 +145,8 @@ pub async fn fetch_page<T: Table>(
     } else {
         " asc"
     };
-    let mut q = QueryBuilder::new("select * from ");
-    q.push(T::NAME);
+    let mut q = QueryBuilder::new("select ");
+    q.push(T::LISTED).push(" from ").push(T::NAME);
     push_scope(&mut q, store, list);
     if let Position::After { value, id } = &list.position {
         q.push(" and (").push(column).push(", id)");

@@ -190,6 +190,9 @@ pub async fn update<R: Table>(
 pub trait Table: for<'r> FromRow<'r, PgRow> + Send + Unpin {
     /// The table's name: a trusted, static identifier.
     const NAME: &'static str;
+    /// The columns a list page reads: all, unless a column is too big to read a thousand at a
+    /// time and the list does not show it.
+    const LISTED: &'static str = "*";
 }
 
 /// One row of this store by id.

@@ -275,7 +275,11 @@ pub async fn run(
                     if let Err(full) = queue.try_send(batch.events) {
                         // The publisher is behind (a slow broker): the re-publisher takes these.
                         let ids: Vec<i64> = full.into_inner().iter().map(|e| e.id).collect();
-                        release(pool_ref, &ids).await?;
+                        // Unreleased, they go to the re-publisher when their lease lapses; the
+                        // deliveries of this claim are handed on either way.
+                        if let Err(error) = release(pool_ref, &ids).await {
+                            tracing::warn!(%error, events = ids.len(), "could not release MQTT leases");
+                        }
                         republish_ref.notify_one();
                     }
                 }

@@ -1098,6 +1098,38 @@ async fn the_delivery_log_pages_to_its_end_by_link() {
         next = res.next_page();
     }
     assert_eq!(seen.len(), 30);
+    // A delivery resent many times shows its latest attempts only, oldest first.
+    sqlx::query(
+        "insert into webhook_attempts (delivery_id, attempted_at, status_code, latency_ms)
+         select d.id, now(), 500 + n, 1
+           from (select id from webhook_deliveries where endpoint_id = $1::uuid limit 1) d,
+                generate_series(1, 25) n",
+    )
+    .bind(&hook)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let res = app
+        .get(&format!("/v1/webhooks/{hook}/deliveries?limit=1000"))
+        .owner()
+        .send()
+        .await;
+    res.assert(200);
+    let attempted = res
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["attemptLog"] != json!([]))
+        .cloned()
+        .unwrap();
+    let codes: Vec<i64> = attempted["attemptLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["statusCode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, (506..=525).collect::<Vec<_>>());
 }
 
 /// The running relay purges as it starts, not only once it has run an hour: a server restarted

@@ -56,6 +56,7 @@ pub struct Delivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<i32>,
+    /// The latest 20 attempts, oldest first (`attempts` counts those of the current schedule).
     pub attempt_log: Vec<Attempt>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
