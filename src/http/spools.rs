@@ -251,11 +251,35 @@ pub async fn update_spool(
     if fields.printer_id.is_some_and(|p| p != before.printer_id) && fields.slot.is_none() {
         fields.slot = Some(None);
     }
+    left_within_initial(&fields, &before)?;
     let row = crate::db::update::<SpoolRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(client_error)?
         .ok_or(ApiError::NotFound)?;
     entity::updated(tx, &caller, before, row).await
+}
+
+/// What is left stays at most what there was, named at the field the client sent (the table
+/// checks it too, but cannot say which).
+fn left_within_initial(fields: &SpoolFields, before: &Spool) -> ApiResult<()> {
+    let initial = fields.initial_grams.unwrap_or(before.initial_grams);
+    let remaining = fields.remaining_grams.unwrap_or(before.remaining_grams);
+    if remaining <= initial {
+        return Ok(());
+    }
+    Err(if fields.remaining_grams.is_some() {
+        ApiError::invalid(
+            "/remainingGrams",
+            "out_of_range",
+            format!("must be at most initialGrams ({initial})"),
+        )
+    } else {
+        ApiError::invalid(
+            "/initialGrams",
+            "out_of_range",
+            format!("must be at least remainingGrams ({remaining})"),
+        )
+    })
 }
 
 /// Remove a spool.

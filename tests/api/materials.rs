@@ -390,17 +390,20 @@ async fn invalid_materials_and_spools_are_422() {
         json!({"materialId": m, "initialGrams": 100}),
     )
     .await;
-    let res = app
-        .patch(&format!(
-            "/v1/materials/instances/{}",
-            spool["id"].as_str().unwrap()
-        ))
-        .owner()
-        .json(&json!({"remainingGrams": 150}))
-        .send()
-        .await;
-    res.assert_problem(422, "validation_failed");
-    assert_eq!(res.json()["errors"][0]["pointer"], "/remainingGrams");
+    // The error names the field sent: more left than there was, or less than is left.
+    let path = format!("/v1/materials/instances/{}", spool["id"].as_str().unwrap());
+    for (body, pointer) in [
+        (json!({"remainingGrams": 150}), "/remainingGrams"),
+        (json!({"initialGrams": 50}), "/initialGrams"),
+        (
+            json!({"initialGrams": 50, "remainingGrams": 60}),
+            "/remainingGrams",
+        ),
+    ] {
+        let res = app.patch(&path).owner().json(&body).send().await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["pointer"], pointer, "{body}");
+    }
 }
 
 #[tokio::test]
