@@ -59,18 +59,22 @@ impl super::Fields for SpoolFields {
     }
 }
 
-/// The spool loaded in a printer (the lowest slot, then the oldest), locked.
+/// The spool loaded in a printer that a job of `materials` printed from (the lowest slot, then
+/// the oldest), locked: one of those materials, or any when `materials` is empty.
 pub async fn loaded_spool_for_update(
     db: impl PgExecutor<'_>,
     store: StoreId,
     printer: PrinterId,
+    materials: &[Uuid],
 ) -> sqlx::Result<Option<SpoolRow>> {
     sqlx::query_as(
         "select * from material_instances where store_id = $1 and printer_id = $2
+           and (cardinality($3::uuid[]) = 0 or material_id = any($3))
          order by slot nulls last, id limit 1 for update",
     )
     .bind(store)
     .bind(printer)
+    .bind(materials)
     .fetch_optional(db)
     .await
 }

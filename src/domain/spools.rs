@@ -70,9 +70,10 @@ pub async fn unload_all(
     Ok(())
 }
 
-/// Takes a completed job's grams (per copy × copies) off the spool loaded in its printer (the
-/// lowest slot), recording the spool's change and `material.usage_recorded`. Nothing happens
-/// when the job has no estimate or the printer no spool.
+/// Takes a completed job's grams (per copy × copies) off a spool loaded in its printer (the
+/// lowest slot of those of the job's materials; of any spool when the job names none), recording the spool's change and `material.usage_recorded`. Nothing happens when
+/// the job has no estimate or the printer no such spool: charging a spool of another material
+/// would make both wrong.
 pub async fn record_usage(
     tx: &mut PgConnection,
     author: &Author,
@@ -83,7 +84,9 @@ pub async fn record_usage(
     if grams <= 0.0 {
         return Ok(());
     }
-    let Some(spool) = db::loaded_spool_for_update(&mut *tx, author.store_id, printer).await? else {
+    let Some(spool) =
+        db::loaded_spool_for_update(&mut *tx, author.store_id, printer, &job.material_ids).await?
+    else {
         return Ok(());
     };
     let before = Spool::from(spool);

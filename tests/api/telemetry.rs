@@ -50,10 +50,23 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
     )
     .await);
     let material = id(&post(&app, "/v1/materials", json!({"name": "PLA", "type": "PLA"})).await);
+    // The job prints PLA: the PETG in the lower slot is not charged for it.
+    let petg = id(&post(
+        &app,
+        "/v1/materials",
+        json!({"name": "PETG", "type": "PETG"}),
+    )
+    .await);
+    let other = id(&post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": petg, "initialGrams": 1000, "printerId": printer, "slot": 0}),
+    )
+    .await);
     let spool = id(&post(
         &app,
         "/v1/materials/instances",
-        json!({"materialId": material, "initialGrams": 1000, "printerId": printer, "slot": 0}),
+        json!({"materialId": material, "initialGrams": 1000, "printerId": printer, "slot": 1}),
     )
     .await);
     let part = id(&post(
@@ -65,7 +78,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
     let job = id(&post(
         &app,
         "/v1/print-jobs",
-        json!({"partId": part, "quantity": 2}),
+        json!({"partId": part, "quantity": 2, "materialIds": [material]}),
     )
     .await);
     app.patch(&format!("/v1/print-jobs/{job}"))
@@ -131,6 +144,13 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
         .await
         .json();
     assert_eq!(spool["remainingGrams"], 975.0);
+    let other = app
+        .get(&format!("/v1/materials/instances/{other}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(other["remainingGrams"], 1000.0);
 
     // HMS alerts become events by severity.
     publish(
