@@ -249,16 +249,23 @@ pub async fn blocked(
         .await
 }
 
+/// Marks items expanded into jobs; their orders, changed with them, are stamped updated.
 pub async fn mark_processed(
     db: impl PgExecutor<'_>,
     store: StoreId,
     items: &[Uuid],
 ) -> sqlx::Result<()> {
-    sqlx::query("update order_items set processed_at = now() where store_id = $1 and id = any($2)")
-        .bind(store)
-        .bind(items)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "with items as (
+             update order_items set processed_at = now()
+              where store_id = $1 and id = any($2) returning order_id)
+         update orders set updated_at = now()
+          where store_id = $1 and id in (select order_id from items)",
+    )
+    .bind(store)
+    .bind(items)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -323,6 +323,14 @@ async fn printing_expands_items_by_part_quantity_exactly_once() {
         ]
     );
     assert_eq!(result["hasMore"], false);
+    // The order changed with its items: its change says when.
+    let printed: Value = sqlx::query_scalar(
+        "select entity from outbox where type = 'order.updated' order by id desc limit 1",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert!(printed["updatedAt"].as_str() > order["updatedAt"].as_str());
 
     // Twice, then two at once: never a duplicate job, one auto_printed event in all.
     assert_eq!(print(&app, json!({})).await["printJobs"], json!([]));
