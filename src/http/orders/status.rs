@@ -60,8 +60,9 @@ pub async fn cancel_order(
 
 /// Close (fulfil) an open order.
 ///
-/// Required permission: `order.edit`. Emits `order.closed`. A cancelled or closed order answers
-/// `409 invalid_state_transition`.
+/// Required permission: `order.edit`. Emits `order.closed`. Jobs made for it stay as they are,
+/// queued ones too (it may have been fulfilled from stock while they wait): cancel those no
+/// longer wanted. A cancelled or closed order answers `409 invalid_state_transition`.
 #[utoipa::path(post, path = "/v1/orders/{id}/close", tag = "Orders", params(OrderPath),
     responses((status = 200, description = "The closed order", body = Order),
         (status = 409, description = "The order is not open", body = Problem, content_type = "application/problem+json")))]

@@ -1,6 +1,6 @@
-//! Every field a list sorts by has an index that serves the page's query, `where store_id = $1
-//! [and <parent> = $2] order by <field>, id`: without one, a page of a large store's list sorts
-//! the whole store first.
+//! The indexes a large store needs. Every field a list sorts by has one that serves the page's
+//! query, `where store_id = $1 [and <parent> = $2] order by <field>, id`: without one, a page of
+//! a large store's list sorts the whole store first. Every foreign key has one too.
 
 use crate::helpers::TestApp;
 use printfarm::http::filter_params::LISTS;
@@ -53,4 +53,42 @@ async fn every_sortable_field_has_an_index_in_the_order_a_page_reads() {
         }
     }
     assert!(missing.is_empty(), "sorted without an index: {missing:#?}");
+}
+
+/// Every foreign key has an index leading with its columns (or with them but the store, for
+/// keys on a uuid that is unique across stores): deleting the row it points at, and the cascade
+/// a store's deletion makes, find the rows that point at it without reading the whole table.
+#[tokio::test]
+async fn every_foreign_key_has_an_index() {
+    let app = TestApp::new().await;
+    let unindexed: Vec<String> = sqlx::query_scalar(
+        "with keys as (
+             select c.conrelid, c.conname, c.conkey,
+                    array(select k from unnest(c.conkey) k
+                           where k <> (select attnum from pg_attribute
+                                        where attrelid = c.conrelid and attname = 'store_id'))
+                        as without_store
+               from pg_constraint c
+              where c.contype = 'f' and c.connamespace = 'public'::regnamespace),
+         indexes as (
+             select indrelid, string_to_array(indkey::text, ' ')::int2[] as columns from pg_index)
+         select k.conrelid::regclass::text || ' ' || k.conname
+           from keys k
+          where not exists (
+                select 1 from indexes i
+                 where i.indrelid = k.conrelid
+                   and ((i.columns[1:cardinality(k.conkey)] @> k.conkey
+                         and i.columns[1:cardinality(k.conkey)] <@ k.conkey)
+                     or (cardinality(k.without_store) > 0
+                         and i.columns[1:cardinality(k.without_store)] @> k.without_store
+                         and i.columns[1:cardinality(k.without_store)] <@ k.without_store)))
+          order by 1",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert!(
+        unindexed.is_empty(),
+        "foreign keys without an index: {unindexed:#?}"
+    );
 }
