@@ -28,6 +28,16 @@ async fn job(app: &TestApp, part: &str) -> String {
     id(&post(app, "/v1/print-jobs", json!({"partId": part})).await)
 }
 
+/// Assigns a job to a printer (which it fits).
+async fn assign(app: &TestApp, job: &str, printer: &str) {
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+}
+
 /// Puts a job straight into `state`, as the printer (telemetry) or a long history would have.
 async fn force(app: &TestApp, job: &str, state: &str) {
     sqlx::query("update print_jobs set state = $2 where id = $1::uuid")
@@ -365,12 +375,7 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
     assert_eq!(res.json()["state"], "queued");
     assert!(res.json()["printerId"].is_null());
     // A printer with a job assigned cannot be deleted; nor can a part with jobs.
-    app.patch(&path)
-        .owner()
-        .json(&json!({ "printerId": ams }))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &job, &ams).await;
     // Resume and retry act only on paused and on failed or cancelled jobs: an assigned job
     // neither starts nor leaves its printer by them.
     for action in ["resume", "retry"] {
@@ -389,12 +394,7 @@ async fn assigning_a_printer_checks_its_tags_and_can_be_undone() {
     }
     // A second job on the same printer cannot be set printing while the first prints.
     let second = self::job(&app, &part).await;
-    app.patch(&format!("/v1/print-jobs/{second}"))
-        .owner()
-        .json(&json!({ "printerId": ams }))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &second, &ams).await;
     force(&app, &second, "printing").await;
     // Nor can a state set by hand skip the printer's tags.
     let res = app
@@ -714,12 +714,7 @@ async fn deleting_a_printer_unlinks_its_finished_jobs_with_an_event() {
     )
     .await);
     let job = job(&app, &part).await;
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({ "printerId": printer }))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &job, &printer).await;
     force(&app, &job, "completed").await;
     app.delete(&format!("/v1/printers/{printer}"))
         .owner()
@@ -766,12 +761,7 @@ async fn a_printer_that_stops_fitting_hands_back_its_assigned_jobs() {
     let plain = job(&app, &part).await;
     let printing = job(&app, &part).await;
     for job in [&tagged, &plain, &printing] {
-        app.patch(&format!("/v1/print-jobs/{job}"))
-            .owner()
-            .json(&json!({ "printerId": printer }))
-            .send()
-            .await
-            .assert(200);
+        assign(&app, job, &printer).await;
     }
     force(&app, &printing, "printing").await;
     let change = |body: Value| {

@@ -88,6 +88,20 @@ async fn deliver(app: &TestApp, d: &Dispatcher) -> usize {
     d.dispatch_once().await.unwrap()
 }
 
+/// A delivery, two minutes old, whose endpoint was deleted as the claim created it.
+async fn orphaned_delivery(app: &TestApp) {
+    sqlx::query(
+        "insert into webhook_deliveries
+             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, created_at)
+         values (gen_random_uuid(), $1, gen_random_uuid(), gen_random_uuid(), 'printer.created',
+                 '{}', now(), now() - interval '2 minutes')",
+    )
+    .bind(app.store_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+}
+
 async fn delivery(app: &TestApp, endpoint: &str) -> Value {
     let res = app
         .get(&format!("/v1/webhooks/{endpoint}/deliveries"))
@@ -1048,16 +1062,7 @@ async fn finished_deliveries_are_purged_with_their_attempts_after_the_retention(
         (0, 0)
     );
     // A delivery whose endpoint was deleted as it was created goes with the next purge.
-    sqlx::query(
-        "insert into webhook_deliveries
-             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, created_at)
-         values (gen_random_uuid(), $1, gen_random_uuid(), gen_random_uuid(), 'printer.created',
-                 '{}', now(), now() - interval '2 minutes')",
-    )
-    .bind(app.store_id)
-    .execute(app.pool())
-    .await
-    .unwrap();
+    orphaned_delivery(&app).await;
     relay::purge(app.pool(), retention).await;
     assert_eq!(
         count(&app, "select count(*) from webhook_deliveries").await,
@@ -1137,16 +1142,7 @@ async fn the_delivery_log_pages_to_its_end_by_link() {
 #[tokio::test]
 async fn the_relay_purges_as_it_starts() {
     let app = local_app().await;
-    sqlx::query(
-        "insert into webhook_deliveries
-             (id, store_id, endpoint_id, event_id, event_type, payload, occurred_at, created_at)
-         values (gen_random_uuid(), $1, gen_random_uuid(), gen_random_uuid(), 'printer.created',
-                 '{}', now(), now() - interval '2 minutes')",
-    )
-    .bind(app.store_id)
-    .execute(app.pool())
-    .await
-    .unwrap();
+    orphaned_delivery(&app).await;
     let _running = run_relay_and_dispatcher(&app);
     eventually("the orphaned delivery to be purged", || async {
         let left = count(&app, "select count(*) from webhook_deliveries").await;
