@@ -636,6 +636,16 @@ pub fn id(v: &Value) -> String {
 }
 
 /// A print job's `state`, as the API reports it.
+/// Assigns a job to a printer (which it fits).
+pub async fn assign(app: &TestApp, job: &str, printer: &str) {
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&serde_json::json!({ "printerId": printer }))
+        .send()
+        .await
+        .assert(200);
+}
+
 pub async fn job_state(app: &TestApp, job: &str) -> String {
     print_job(app, job).await["state"]
         .as_str()

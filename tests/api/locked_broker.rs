@@ -2,7 +2,7 @@
 //! no anonymous access, every CONNECT, SUBSCRIBE, PUBLISH and delivery decided by the server.
 
 use crate::broker::TestBroker;
-use crate::helpers::job_reaches;
+use crate::helpers::{assign, job_reaches};
 use crate::helpers::{eventually, TestApp};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -561,12 +561,7 @@ async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_
     let part = post(&app, "/v1/parts", json!({"name": "Cube", "type": "stl"})).await;
     let job = post(&app, "/v1/print-jobs", json!({"partId": part["id"]})).await;
     let job = job["id"].as_str().unwrap().to_owned();
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({ "printerId": printer }))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &job, &printer).await;
     job_reaches(&app, &job, "printing").await;
     job_reaches(&app, &job, "completed").await;
     // The state is written just after the job moves.

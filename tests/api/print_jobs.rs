@@ -1,6 +1,6 @@
 //! `/v1/print-jobs`: the queue, its state machine, bulk operations and who may edit which job.
 
-use crate::helpers::{id, job_state, print_job};
+use crate::helpers::{assign, id, job_state, print_job};
 use crate::helpers::{new_tenant, TestApp};
 use serde_json::{json, Value};
 
@@ -26,16 +26,6 @@ async fn part(app: &TestApp) -> (String, String) {
 
 async fn job(app: &TestApp, part: &str) -> String {
     id(&post(app, "/v1/print-jobs", json!({"partId": part})).await)
-}
-
-/// Assigns a job to a printer (which it fits).
-async fn assign(app: &TestApp, job: &str, printer: &str) {
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({ "printerId": printer }))
-        .send()
-        .await
-        .assert(200);
 }
 
 /// Puts a job straight into `state`, as the printer (telemetry) or a long history would have.

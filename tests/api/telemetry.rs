@@ -2,8 +2,8 @@
 //! state (coalesced writes, retained stats), events, job progress and spool usage.
 
 use crate::broker::{drain, next, publish, subscribe, TestBroker};
+use crate::helpers::{assign, id, job_reaches, job_state, print_job};
 use crate::helpers::{eventually, TestApp};
-use crate::helpers::{id, job_reaches, job_state, print_job};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -81,12 +81,7 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
         json!({"partId": part, "quantity": 2, "materialIds": [material]}),
     )
     .await);
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({ "printerId": printer }))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &job, &printer).await;
     let mut retained = subscribe(
         &broker,
         &format!("stores/{}/printer-stats/{printer}", app.store_id),
@@ -550,12 +545,7 @@ async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, Str
     .await);
     let part = id(&post(app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
     let job = id(&post(app, "/v1/print-jobs", json!({"partId": part})).await);
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({"printerId": printer}))
-        .send()
-        .await
-        .assert(200);
+    assign(app, &job, &printer).await;
     let topic = format!("printers/{}/device/{serial}/report", app.store_id);
     (printer, job, topic)
 }
@@ -662,12 +652,7 @@ async fn reports_are_about_the_job_printing_not_one_assigned_next() {
     let mut next = Vec::new();
     for _ in 0..2 {
         let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
-        app.patch(&format!("/v1/print-jobs/{job}"))
-            .owner()
-            .json(&json!({"printerId": printer}))
-            .send()
-            .await
-            .assert(200);
+        assign(&app, &job, &printer).await;
         next.push(job);
     }
     let finish = json!({"print": {"gcode_state": "FINISH", "mc_percent": 100}});
@@ -785,12 +770,7 @@ async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
     .await);
     let part = id(&post(&app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
     let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
-    app.patch(&format!("/v1/print-jobs/{job}"))
-        .owner()
-        .json(&json!({"printerId": flapper}))
-        .send()
-        .await
-        .assert(200);
+    assign(&app, &job, &flapper).await;
     post(
         &app,
         "/v1/printers",
