@@ -173,9 +173,10 @@ const CANDIDATES: &str = "
       and ($3::uuid[] is null or s.id = any($3))";
 
 /// Locks and returns up to `limit` printable items, oldest order first. The orders are locked
-/// first (shared), then their items (exclusive): the order in which editing and deleting an
-/// order lock them, so the two cannot deadlock. A concurrent call waits for the item locks and
-/// then sees the items processed, so no item is ever expanded twice.
+/// first, then their items: the order in which editing and deleting an order lock them, so the
+/// two cannot deadlock. The orders' lock is the one stamping them updated takes (a shared one
+/// would deadlock two calls each waiting to stamp); a concurrent call waits for it and then
+/// sees the items processed, so no item is ever expanded twice.
 pub async fn printable(
     tx: &mut PgConnection,
     store: StoreId,
@@ -197,7 +198,7 @@ pub async fn printable(
                              where sp.store_id = s.store_id and sp.sku_id = s.id))
          order by o.created_at, o.id
          limit $4
-         for share",
+         for no key update",
     )
     .bind(store)
     .bind(orders)

@@ -6,6 +6,7 @@ use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::printers::Printer;
 use super::queue::JobState;
+use super::spools::{self, JobUsage};
 use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
 use crate::ids::{PrintJobId, PrinterId, StoreId};
 use chrono::{DateTime, Utc};
@@ -100,8 +101,8 @@ pub async fn enqueue(
     Ok(job)
 }
 
-/// Moves a locked job to `to` (checked by the caller) and records the change from `before` and
-/// the domain event the move emits.
+/// Moves a locked job to `to` (checked by the caller) and records the change from `before`, the
+/// domain event the move emits and, when it completes on a printer, the material it used.
 pub async fn transition(
     tx: &mut PgConnection,
     author: &Author,
@@ -123,6 +124,15 @@ pub async fn transition(
     changes::updated(tx, author, &before, &after).await?;
     if let Some(event) = to.event_on_entry(before.state) {
         changes::event(tx, author, event, after.id, &after).await?;
+    }
+    // Completed on a printer, whether the printer said so or a person did: its spool is charged.
+    if let (JobState::Completed, Some(printer)) = (to, after.printer_id) {
+        let usage = JobUsage {
+            job: after.id,
+            grams: after.estimated_grams.unwrap_or(0.0) * f64::from(after.quantity),
+            materials: &after.material_ids,
+        };
+        spools::record_usage(tx, author, PrinterId(printer), &usage).await?;
     }
     Ok(after)
 }

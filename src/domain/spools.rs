@@ -5,7 +5,6 @@ use super::changes::{self, Author};
 use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::events::EventType;
-use super::print_jobs::PrintJob;
 use crate::db::spools::{self as db, SpoolRow};
 use crate::ids::{PrinterId, StoreId};
 use chrono::{DateTime, Utc};
@@ -78,14 +77,14 @@ pub async fn record_usage(
     tx: &mut PgConnection,
     author: &Author,
     printer: PrinterId,
-    job: &PrintJob,
+    job: &JobUsage<'_>,
 ) -> DomainResult<()> {
-    let grams = job.estimated_grams.unwrap_or(0.0) * f64::from(job.quantity);
+    let grams = job.grams;
     if grams <= 0.0 {
         return Ok(());
     }
     let Some(spool) =
-        db::loaded_spool_for_update(&mut *tx, author.store_id, printer, &job.material_ids).await?
+        db::loaded_spool_for_update(&mut *tx, author.store_id, printer, job.materials).await?
     else {
         return Ok(());
     };
@@ -94,7 +93,7 @@ pub async fn record_usage(
     changes::updated(tx, author, &before, &after).await?;
     let usage = Usage {
         printer_id: printer.0,
-        print_job_id: job.id,
+        print_job_id: job.job,
         spool_id: after.id,
         material_id: after.material_id,
         grams,
@@ -108,6 +107,13 @@ pub async fn record_usage(
     )
     .await?;
     Ok(())
+}
+
+/// What a completed job used: its grams (per copy × copies) of its materials.
+pub struct JobUsage<'a> {
+    pub job: Uuid,
+    pub grams: f64,
+    pub materials: &'a [Uuid],
 }
 
 /// What `material.usage_recorded` carries.

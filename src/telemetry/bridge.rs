@@ -16,7 +16,7 @@ use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
 use crate::domain::printers::PrinterStatus;
 use crate::domain::queue::JobState;
-use crate::domain::{changes, spools, Author, EventType};
+use crate::domain::{changes, Author, EventType};
 use crate::ids::{PrinterId, StoreId};
 use crate::mqtt::{Broker, Inbound, Message};
 use crate::wire::WireName;
@@ -516,10 +516,8 @@ async fn follow_job(
             codes.join(", ")
         }
     });
-    let after = transition(tx, author, before, to, Some(printer), reason.as_deref()).await?;
-    if to == JobState::Completed {
-        spools::record_usage(tx, author, printer, &after).await?;
-    }
+    // Completing it charges the printer's spool (the transition does).
+    transition(tx, author, before, to, Some(printer), reason.as_deref()).await?;
     Ok(())
 }
 

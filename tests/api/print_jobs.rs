@@ -785,3 +785,48 @@ async fn a_printer_that_stops_fitting_hands_back_its_assigned_jobs() {
         Some("printJob.updated")
     );
 }
+
+/// A job completed by hand on a printer charges the printer's spool of its material, as when
+/// the printer reports the finish: a printer with no telemetry keeps its stock right too.
+#[tokio::test]
+async fn completing_a_job_by_hand_charges_the_printers_spool() {
+    let app = TestApp::new().await;
+    let (part, pla) = part(&app).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "P", "provider": "generic", "deviceId": "P", "tags": ["ams"]}),
+    )
+    .await);
+    let spool = id(&post(
+        &app,
+        "/v1/materials/instances",
+        json!({"materialId": pla, "initialGrams": 1000, "printerId": printer, "slot": 0}),
+    )
+    .await);
+    let job = id(&post(
+        &app,
+        "/v1/print-jobs",
+        json!({"partId": part, "quantity": 2, "materialIds": [pla]}),
+    )
+    .await);
+    assign(&app, &job, &printer).await;
+    force(&app, &job, "printing").await;
+    app.patch(&format!("/v1/print-jobs/{job}"))
+        .owner()
+        .json(&json!({"state": "completed"}))
+        .send()
+        .await
+        .assert(200);
+    let left = app
+        .get(&format!("/v1/materials/instances/{spool}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    assert_eq!(left["remainingGrams"], 975.0);
+    assert_eq!(
+        outbox_types(&app, &spool).await.last().map(String::as_str),
+        Some("material.usage_recorded")
+    );
+}

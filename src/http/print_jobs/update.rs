@@ -89,7 +89,8 @@ fn require_edit(caller: &Caller, row: &JobRow) -> ApiResult<()> {
 ///
 /// Required permission: `job.edit.all`, or `job.edit.own` for jobs the calling key created;
 /// forcing `state` also needs `queue.override`. Illegal state changes answer `409
-/// invalid_state_transition`.
+/// invalid_state_transition`. A job set `completed` on a printer charges the spool loaded in it,
+/// as when the printer reports the finish (`material.usage_recorded`).
 #[utoipa::path(patch, path = "/v1/print-jobs/{id}", tag = "Print jobs", params(PrintJobPath),
     request_body = UpdatePrintJob,
     responses((status = 200, description = "The updated job", body = PrintJob),
