@@ -175,6 +175,22 @@ impl Caller {
         }
     }
 
+    /// A caller can take control of an existing key — directly, or through a role it holds —
+    /// only if it could have created it: its stored allowlist within the caller's, and not
+    /// outliving the caller.
+    pub fn ensure_can_reach_key(
+        &self,
+        stored_allowlist: &[String],
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), ApiError> {
+        let allowlist: Vec<IpNet> = stored_allowlist
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect();
+        self.ensure_can_allow(&allowlist)?;
+        self.ensure_outlives(expires_at)
+    }
+
     /// A key that expires cannot create one that outlives it; without a requested expiry the
     /// new key inherits the caller's.
     pub fn cap_expiry(

@@ -107,6 +107,10 @@ pub struct HolderGrant {
     pub everything: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
+    /// A key's address allowlist (empty for people, who sign in from anywhere).
+    pub ip_allowlist: Vec<String>,
+    /// When a key expires (none for people).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What each of the store's keys, members and open invitations (at `now`) holding the role
@@ -119,13 +123,13 @@ pub async fn holder_grants(
 ) -> sqlx::Result<Vec<HolderGrant>> {
     sqlx::query_as(&format!(
         "select 'key'::text as holder, id as holder_id, full_access as everything, roles,
-                permissions
+                permissions, ip_allowlist, expires_at
            from api_keys where store_id = $1 and $2 = any(roles)
          union all
-         select 'member', user_id, owner, roles, permissions
+         select 'member', user_id, owner, roles, permissions, '{{}}'::text[], null::timestamptz
            from memberships where store_id = $1 and $2 = any(roles)
          union all
-         select 'invitation', id, false, roles, permissions
+         select 'invitation', id, false, roles, permissions, '{{}}'::text[], null::timestamptz
            from invitations where store_id = $1 and $2 = any(roles) and {}",
         super::invitations::open_at_param(3)
     ))

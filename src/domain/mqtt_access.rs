@@ -26,7 +26,8 @@ pub fn api_client_key_id(client_id: &str) -> Option<&str> {
 }
 
 /// The topic filters an API key may subscribe to in its store: everything under the store
-/// for Full Access; otherwise the printer stats with `printer.view`, and each entity type's
+/// for Full Access; otherwise the printer stats with `printer.stats` (as `GET
+/// /v1/printers/{id}/stats` asks), and each entity type's
 /// events with that type's view permission (the same table as `GET /v1/events`).
 pub fn api_client_filters(
     store: StoreId,
@@ -37,7 +38,7 @@ pub fn api_client_filters(
         return vec![format!("stores/{store}/#")];
     }
     let mut filters = Vec::new();
-    if permissions.contains(Permission::PrinterView) {
+    if permissions.contains(Permission::PrinterStats) {
         filters.push(format!("stores/{store}/printer-stats/#"));
     }
     for entity in EntityType::ALL {
@@ -247,5 +248,10 @@ mod tests {
             .iter()
             .any(|f| f.contains("apiKey") || f.contains("webhookEndpoint")));
         assert!(api_client_filters(store, false, PermissionSet::EMPTY).is_empty());
+        let stats = format!("stores/{store}/printer-stats/#");
+        let view_only = PermissionSet::from_iter([Permission::PrinterView]);
+        assert!(!api_client_filters(store, false, view_only).contains(&stats));
+        let stats_only = PermissionSet::from_iter([Permission::PrinterStats]);
+        assert_eq!(api_client_filters(store, false, stats_only), vec![stats]);
     }
 }

@@ -261,8 +261,9 @@ pub async fn create_role(
 ///
 /// Required permission: `permission.grant`, and `permission.revoke` to take permissions away.
 /// Only a role whose permissions you all hold, and only to permissions you hold; and only if you
-/// could change each holder: `apiKey.edit` for keys, `user.edit` for members, `user.invite` for
-/// open invitations, and holding all they hold. Not a role you hold yourself (or, for a key
+/// could change each holder: `apiKey.edit` for keys (and, from a key limited to some addresses
+/// or that expires, only keys within its addresses that expire no later), `user.edit` for
+/// members, `user.invite` for open invitations, and holding all they hold. Not a role you hold yourself (or, for a key
 /// made for a member, that member holds): `403 privilege_escalation`. Nor, with a key limited to
 /// some addresses or that expires, to more permissions while members or open invitations hold
 /// it.
@@ -335,7 +336,8 @@ pub async fn update_role(
 
 /// Changing a role changes every key, member and open invitation holding it: only a caller who
 /// could change each of them may (`apiKey.edit` for keys, `user.edit` for members,
-/// `user.invite` for invitations, and holding all they hold), and not one who holds it: nobody
+/// `user.invite` for invitations, and holding all they hold; for a key, also its allowlist and
+/// expiry, as for changing the key itself), and not one who holds it: nobody
 /// changes their own grant, through a role no more than directly. Says whether people (members
 /// or open invitations) hold it.
 async fn ensure_can_manage_holders(
@@ -371,6 +373,11 @@ async fn ensure_can_manage_holders(
             Holder::Member => Permission::UserEdit,
             Holder::Invitation => Permission::UserInvite,
         })?;
+        if holder.holder == Holder::Key {
+            // As for changing the key itself: a caller held to some addresses or a deadline
+            // cannot reach, through a role, a key that is free of them.
+            caller.ensure_can_reach_key(&holder.ip_allowlist, holder.expires_at)?;
+        }
         held = held.union(store_roles.effective(
             holder.everything,
             &holder.roles,

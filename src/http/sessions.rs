@@ -194,6 +194,24 @@ fn password_error(e: PasswordError) -> ApiError {
     }
 }
 
+/// Checks a password whose guess was already counted against `subjects`. A password that
+/// could not be checked (the hashing queue is full) was not a guess, so the count is taken back.
+async fn verify_counted(
+    state: &AppState,
+    subjects: &[String],
+    now: DateTime<Utc>,
+    password: &str,
+    stored: Option<&str>,
+) -> ApiResult<bool> {
+    match state.passwords.verify(password, stored).await {
+        Ok(matches) => Ok(matches),
+        Err(e) => {
+            db::forget_failure(&state.pool, subjects, now).await?;
+            Err(password_error(e))
+        }
+    }
+}
+
 pub(super) fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpAddr {
     headers_ip.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0)
 }
@@ -249,13 +267,7 @@ pub async fn login(
     }
     let user = users::by_email(&state.pool, &email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let matches = match state.passwords.verify(&body.password, stored).await {
-        Ok(matches) => matches,
-        Err(e) => {
-            db::forget_failure(&state.pool, &subjects, now).await?;
-            return Err(password_error(e));
-        }
-    };
+    let matches = verify_counted(&state, &subjects, now, &body.password, stored).await?;
     let user = match user {
         Some(user) if matches => user,
         known => {
@@ -507,11 +519,14 @@ pub async fn change_password(
         db::forget_failure(&state.pool, &account, now).await?;
         return Err(throttled);
     }
-    let matches = state
-        .passwords
-        .verify(&body.current_password, Some(&user.password_hash))
-        .await
-        .map_err(password_error)?;
+    let matches = verify_counted(
+        &state,
+        &account,
+        now,
+        &body.current_password,
+        Some(&user.password_hash),
+    )
+    .await?;
     if !matches {
         return Err(ApiError::invalid(
             "/currentPassword",

@@ -523,3 +523,60 @@ async fn a_restricted_key_widens_no_role_a_member_holds() {
         .await
         .assert(200);
 }
+
+/// Changing a role changes the keys that hold it, so a key held to some addresses or a deadline
+/// may change a role only as far as it could change each of those keys itself.
+#[tokio::test]
+async fn a_restricted_key_reaches_no_freer_key_through_its_role() {
+    let app = TestApp::new().await;
+    let role = create_role(&app, json!({"name": "Bots", "permissions": ["queue.view"]})).await;
+    let role = role["id"].as_str().unwrap().to_owned();
+    let (_, office) = app
+        .create_key(json!({"name": "office", "roles": ["admin"], "ipAllowlist": ["10.0.0.0/8"]}))
+        .await;
+    let expiring = app.expiring_admin_key().await;
+    let widen = |to: &str| json!({"permissions": ["queue.view", to]});
+    let path = format!("/v1/roles/{role}");
+
+    // A key free of both limits holds the role: neither restricted key may change it.
+    let (free_id, _) = app
+        .create_key(json!({"name": "anywhere, for ever", "roles": [role.as_str()]}))
+        .await;
+    app.patch(&path)
+        .with_key(&office)
+        .peer("10.1.1.1")
+        .json(&widen("printer.view"))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+    app.patch(&path)
+        .with_key(&expiring)
+        .json(&widen("printer.view"))
+        .send()
+        .await
+        .assert_problem(403, "privilege_escalation");
+
+    // Held only by a key inside the office's addresses that expires first: both may.
+    app.delete(&format!("/v1/api-keys/{free_id}"))
+        .owner()
+        .send()
+        .await
+        .assert(204);
+    let soon = (app.state.now() + chrono::Duration::minutes(5)).to_rfc3339();
+    app.create_key(json!({"name": "office bot", "roles": [role.as_str()],
+        "ipAllowlist": ["10.2.0.0/16"], "expiresAt": soon}))
+        .await;
+    app.patch(&path)
+        .with_key(&office)
+        .peer("10.1.1.1")
+        .json(&widen("printer.view"))
+        .send()
+        .await
+        .assert(200);
+    app.patch(&path)
+        .with_key(&expiring)
+        .json(&widen("order.view"))
+        .send()
+        .await
+        .assert(200);
+}

@@ -313,13 +313,7 @@ fn ensure_can_change(caller: &Caller, row: &ApiKeyRow, store_roles: &StoreRoles)
         caller.ensure_holds_everything("change a Full Access key")?;
     }
     caller.ensure_can_control(held_by(row, store_roles), "this key")?;
-    let allowlist: Vec<IpNet> = row
-        .ip_allowlist
-        .iter()
-        .filter_map(|net| net.parse().ok())
-        .collect();
-    caller.ensure_can_allow(&allowlist)?;
-    caller.ensure_outlives(row.expires_at)
+    caller.ensure_can_reach_key(&row.ip_allowlist, row.expires_at)
 }
 
 async fn load(state: &AppState, caller: &Caller, id: ApiKeyId) -> ApiResult<ApiKeyRow> {
