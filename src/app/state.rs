@@ -19,6 +19,9 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
+/// Password resets looked up and mailed at once, at most.
+const BACKGROUND_MAILS: usize = 4;
+
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -37,6 +40,9 @@ pub struct Inner {
     pub auth_failures: AuthFailureGuard,
     /// Sends invitations and password resets (`PF_SMTP_URL`).
     pub mailer: Option<crate::mail::Mailer>,
+    /// Mail work done after the answer (password resets), a few at once: past them, more is
+    /// dropped rather than queued, so a flood cannot tie up the pool's connections.
+    pub background_mail: Arc<tokio::sync::Semaphore>,
     /// Hashes and checks people's passwords, a few at once, off the async threads.
     pub passwords: Passwords,
     pub usage: Arc<UsageRecorder>,
@@ -119,6 +125,7 @@ impl AppState {
             auth_failures: AuthFailureGuard::new(config.auth_failures_per_minute),
             passwords: Passwords::default(),
             mailer,
+            background_mail: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_MAILS)),
             usage: Arc::new(UsageRecorder::default()),
             clock,
             openapi_json: super::router::openapi_document(),

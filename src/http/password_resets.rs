@@ -53,30 +53,50 @@ pub struct ResetPassword {
 /// Ask for a password reset by email.
 ///
 /// Needs no credentials. Always `202`, whether or not the email has an account (so it
-/// reveals none). With SMTP configured, an account's email gets a token that works once,
+/// reveals none), but `429` when the client's address has asked too often (each request counts
+/// against the budget for failed sign-ins, `PF_AUTH_FAILURES_PER_MINUTE`). With SMTP configured, an account's email gets a token that works once,
 /// within an hour (at most 3 mails per account per 15 minutes); without it, an operator resets
 /// passwords with `printfarm users reset-password`.
 #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "Users and sessions", security(()),
     request_body = RequestPasswordReset,
     responses(
-        (status = 202, description = "If the email has an account, a reset is on its way")))]
+        (status = 202, description = "If the email has an account, a reset is on its way"),
+        (status = 429, description = "Too many requests from this address: wait `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub async fn request_password_reset(
     State(state): State<AppState>,
+    ip: Option<axum::Extension<crate::middleware::ClientIp>>,
     ApiJson(body): ApiJson<RequestPasswordReset>,
 ) -> ApiResult<StatusCode> {
+    let ip = super::sessions::client_ip(ip.as_deref());
+    // Anyone may ask, so each ask spends the address's budget for unauthenticated attempts,
+    // before any database work.
+    let wait = state
+        .auth_failures
+        .blocked(ip)
+        .or_else(|| state.auth_failures.record_failure(ip));
+    if let Some(retry_after_secs) = wait {
+        return Err(ApiError::TooManyAuthFailures { retry_after_secs });
+    }
     let mut e = Errors::default();
     let email = e.email("/email", &body.email);
     e.finish()?;
     // Answered at once, the same for every email: the lookup and the mail happen afterwards, so
     // neither the answer nor its timing tells whether the email has an account.
-    if state.mailer.is_some() {
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(error) = mail_reset(&state, &email).await {
-                tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
-            }
-        });
+    if state.mailer.is_none() {
+        return Ok(StatusCode::ACCEPTED);
     }
+    let Ok(slot) = state.background_mail.clone().try_acquire_owned() else {
+        metrics::counter!("printfarm_password_resets_dropped_total").increment(1);
+        tracing::warn!("password reset dropped: too many are being mailed at once");
+        return Ok(StatusCode::ACCEPTED);
+    };
+    let worker = state.clone();
+    state.request_work.spawn(async move {
+        let _slot = slot;
+        if let Err(error) = mail_reset(&worker, &email).await {
+            tracing::warn!(error = format!("{error:#}"), "password reset not mailed");
+        }
+    });
     Ok(StatusCode::ACCEPTED)
 }
 

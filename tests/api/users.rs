@@ -1136,6 +1136,39 @@ async fn resets_asked_for_at_once_mail_at_most_three() {
     assert_eq!(count(&app, "select count(*) from password_resets").await, 3);
 }
 
+/// Anyone may ask for a reset, so an address that asks too often is told to wait (before any
+/// database work); another address is not.
+#[tokio::test]
+async fn an_address_that_asks_for_resets_too_often_is_told_to_wait() {
+    let app = TestApp::new().await;
+    let ask = |from: &'static str| {
+        app.post("/v1/auth/password-reset")
+            .peer(from)
+            .json(&json!({"email": "nobody@example.com"}))
+            .send()
+    };
+    let mut refused = None;
+    for _ in 0..100 {
+        let res = ask("198.51.100.9").await;
+        if res.status == 429 {
+            refused = Some(res);
+            break;
+        }
+        res.assert(202);
+    }
+    let refused = refused.expect("a hundred resets from one address were all accepted");
+    refused.assert_problem(429, "too_many_auth_failures");
+    assert!(
+        refused
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    ask("198.51.100.10").await.assert(202);
+}
+
 /// A member who rolls a key, or grants it roles, holds it from then on: it follows them as a
 /// key they made would, so it is no way back once they are removed.
 #[tokio::test]
