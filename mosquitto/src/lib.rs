@@ -14,11 +14,13 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod access;
+mod clients;
 
 pub use access::{Ask, Login, Rule};
+use clients::{Clients, Connection, LoginRef};
 use mosquitto_plugin::*;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,11 +47,10 @@ const MAX_PUBLISHED: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct Plugin {
     server: Server,
-    clients: HashMap<String, Connected>,
+    clients: Clients,
     last_recheck: Instant,
     /// The recheck under way on its own thread: it answers with the logins to end.
     recheck: Option<Receiver<Vec<LoginRef>>>,
-    logins: u64,
 }
 
 /// The server's internal listener.
@@ -69,24 +70,6 @@ impl std::fmt::Debug for Server {
             .finish_non_exhaustive()
     }
 }
-
-/// A logged-in client: its login, and how many of its connections are open (a client that
-/// reconnects under the same id takes the old connection over, which closes after the new
-/// login).
-#[derive(Debug)]
-struct Connected {
-    username: String,
-    login: Login,
-    /// Which login this is, so an answer about an older one cannot end a newer.
-    login_no: u64,
-    connections: u32,
-    /// Set when its last connection closed: it may then only publish (its will) until the
-    /// grace is over, and is neither rechecked nor counted as connected.
-    departed: Option<Instant>,
-}
-
-/// One login of one client id.
-type LoginRef = (String, u64);
 
 #[derive(Serialize)]
 struct AuthRequest<'a> {
@@ -176,8 +159,7 @@ impl Plugin {
             .map_or(0, |d| d.as_secs() as i64);
         let expired: Vec<LoginRef> = self
             .clients
-            .iter()
-            .filter(|(_, c)| c.departed.is_none())
+            .connected()
             .filter(|(_, c)| c.login.expire_at.is_some_and(|at| at <= now))
             .map(|(id, c)| (id.clone(), c.login_no))
             .collect();
@@ -206,8 +188,7 @@ impl Plugin {
         }
         let snapshot: Vec<Snapshot> = self
             .clients
-            .iter()
-            .filter(|(_, c)| c.departed.is_none())
+            .connected()
             .map(|(id, c)| Snapshot {
                 clientid: id.clone(),
                 login_no: c.login_no,
@@ -232,13 +213,9 @@ impl Plugin {
 
     /// Disconnects these logins, if they are still the clients' current ones.
     fn end(&mut self, logins: Vec<LoginRef>) {
-        for (id, login_no) in logins {
-            if self
-                .clients
-                .get(&id)
-                .is_some_and(|c| c.login_no == login_no)
-            {
-                self.clients.remove(&id);
+        for login in logins {
+            if self.clients.end(&login) {
+                let id = login.0;
                 mosquitto_info!("printfarm: disconnecting {id}: its access ended");
                 let _ = mosquitto_calls::kick_client_by_clientid(&id, false);
             }
@@ -267,10 +244,9 @@ impl MosquittoPlugin for Plugin {
                 secret: opts.get("secret").map(|s| (*s).to_owned()),
                 agent,
             },
-            clients: HashMap::new(),
+            clients: Clients::default(),
             last_recheck: Instant::now(),
             recheck: None,
-            logins: 0,
         }
     }
 
@@ -292,24 +268,13 @@ impl MosquittoPlugin for Plugin {
         // last: a login under another name (another store's printer, say) must not take a
         // connected client's id and drop it. The same name may (a client reconnecting before
         // its old connection is noticed gone).
-        let held_by_another = self
-            .clients
-            .get(&clientid)
-            .is_some_and(|c| c.departed.is_none() && c.username != username);
-        if held_by_another {
+        if self.clients.held_by_another(&clientid, username) {
             return Err(Error::Auth);
         }
-        if username.starts_with("printer:") {
-            let other_ids_held = self
-                .clients
-                .iter()
-                .filter(|(id, c)| {
-                    **id != clientid && c.departed.is_none() && c.username == username
-                })
-                .count();
-            if other_ids_held >= IDS_PER_PRINTER {
-                return Err(Error::Auth);
-            }
+        if username.starts_with("printer:")
+            && self.clients.other_ids_held(&clientid, username) >= IDS_PER_PRINTER
+        {
+            return Err(Error::Auth);
         }
         let request = AuthRequest {
             clientid: &clientid,
@@ -325,22 +290,8 @@ impl MosquittoPlugin for Plugin {
             .post::<_, Login>("/internal/mqtt/auth", &request)
         {
             Some(login) if login.allowed() => {
-                let connections = self
-                    .clients
-                    .get(&clientid)
-                    .filter(|c| c.departed.is_none())
-                    .map_or(0, |c| c.connections);
-                self.logins += 1;
-                self.clients.insert(
-                    clientid,
-                    Connected {
-                        username: username.to_owned(),
-                        login,
-                        login_no: self.logins,
-                        connections: connections + 1,
-                        departed: None,
-                    },
-                );
+                self.clients
+                    .log_in(clientid, connection_of(client), username, login);
                 Ok(Success)
             }
             _ => Err(Error::Auth),
@@ -376,8 +327,8 @@ impl MosquittoPlugin for Plugin {
         self.apply_recheck();
         if self.last_recheck.elapsed() >= RECHECK {
             self.last_recheck = Instant::now();
-            self.clients
-                .retain(|_, c| c.departed.is_none_or(|at| at.elapsed() < WILL_GRACE));
+            // Kept a while after leaving, for their wills (see WILL_GRACE).
+            self.clients.forget_departed(WILL_GRACE);
             self.end_expired();
             self.start_recheck();
         }
@@ -385,14 +336,17 @@ impl MosquittoPlugin for Plugin {
 
     fn on_disconnect(&mut self, client: &dyn MosquittoClientContext, _reason: i32) {
         let id = client.get_id().unwrap_or_default();
-        if let Some(c) = self.clients.get_mut(&id) {
-            c.connections = c.connections.saturating_sub(1);
-            if c.connections == 0 {
-                // Kept a while for its will (see WILL_GRACE); on_tick forgets it.
-                c.departed = Some(Instant::now());
-            }
-        }
+        self.clients.disconnect(&id, connection_of(client));
     }
+}
+
+/// The connection behind a callback: the address of the broker's record of it, the same from
+/// CONNECT to disconnect and never another open connection's.
+fn connection_of(client: &dyn MosquittoClientContext) -> Connection {
+    let concrete = (client as *const dyn MosquittoClientContext).cast::<MosquittoClient>();
+    // SAFETY: mosquitto-plugin (pinned to 2.1.3 in Cargo.toml) hands every callback a
+    // `&MosquittoClient`, so the trait object's data pointer is one; only its field is read.
+    unsafe { (*concrete).client as usize }
 }
 
 create_dynamic_library!(Plugin);
