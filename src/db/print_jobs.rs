@@ -147,8 +147,9 @@ pub async fn lock_unstarted_of_order(
     .await
 }
 
-/// The jobs assigned to a printer that have not started, locked in queue order: a printer that
-/// stops fitting them hands them back.
+/// The jobs assigned to a printer that have not started, locked in id order (as `lock_many`
+/// locks jobs, so the two cannot wait on each other): a printer that stops fitting them hands
+/// them back.
 pub async fn lock_assigned_to_printer(
     db: impl PgExecutor<'_>,
     store: StoreId,
@@ -156,7 +157,7 @@ pub async fn lock_assigned_to_printer(
 ) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as(
         "select * from print_jobs where store_id = $1 and printer_id = $2
-           and state = 'assigned' order by queue_position, id for update",
+           and state = 'assigned' order by id for update",
     )
     .bind(store)
     .bind(printer)

@@ -303,10 +303,22 @@ impl Bridge {
                 let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
                 changes::event(&mut tx, &author, event, printer_id.0, &body).await?;
             }
-            let mut was = previous.status.clone();
-            for step in steps {
-                follow_job(&mut tx, &author, printer_id, &was, &step).await?;
-                was = step.status;
+            // The printer is locked before its job, as every change involving both does: a job
+            // started by hand checks under the same lock that the printer is free.
+            let printer_kept = !steps.is_empty()
+                && crate::db::get_for_update::<printers_db::PrinterRow>(
+                    &mut *tx,
+                    store,
+                    printer_id.0,
+                )
+                .await?
+                .is_some();
+            if printer_kept {
+                let mut was = previous.status.clone();
+                for step in steps {
+                    follow_job(&mut tx, &author, printer_id, &was, &step).await?;
+                    was = step.status;
+                }
             }
             tx.commit().await?;
         }

@@ -830,3 +830,64 @@ async fn completing_a_job_by_hand_charges_the_printers_spool() {
         Some("material.usage_recorded")
     );
 }
+
+/// A job's edits lock its printers before the job, as a printer's edits lock the printer before
+/// the jobs it hands back: the two, sent at once, never wait on each other (a deadlock would
+/// answer 503 after a second).
+#[tokio::test]
+async fn a_job_and_its_printer_edited_at_once_never_deadlock() {
+    let app = TestApp::new().await;
+    app.unlimited_owner().await;
+    let (part, _) = part(&app).await;
+    let printer = |name: &'static str| {
+        let app = &app;
+        async move {
+            id(&post(
+                app,
+                "/v1/printers",
+                json!({"name": name, "provider": "bambu", "deviceId": name, "tags": ["ams"]}),
+            )
+            .await)
+        }
+    };
+    let (first, second) = (printer("P1").await, printer("P2").await);
+    let edited = job(&app, &part).await;
+    let moving = job(&app, &part).await;
+    assign(&app, &edited, &first).await;
+    assign(&app, &moving, &first).await;
+    let patch = |path: String, body: Value| {
+        let app = &app;
+        async move { app.patch(&path).owner().json(&body).send().await.status }
+    };
+    for round in 0..25 {
+        let tags = if round % 2 == 0 {
+            json!(["ams"])
+        } else {
+            json!([])
+        };
+        let to = if round % 2 == 0 { &second } else { &first };
+        let statuses = futures_util::future::join4(
+            patch(
+                format!("/v1/print-jobs/{edited}"),
+                json!({"requiredPrinterTags": tags}),
+            ),
+            patch(
+                format!("/v1/printers/{first}"),
+                json!({"tags": ["ams", format!("r{round}")]}),
+            ),
+            patch(format!("/v1/print-jobs/{moving}"), json!({"printerId": to})),
+            patch(
+                format!("/v1/printers/{second}"),
+                json!({"tags": ["ams", format!("r{round}")]}),
+            ),
+        )
+        .await;
+        let statuses = [statuses.0, statuses.1, statuses.2, statuses.3];
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}"
+        );
+    }
+    assert_eq!(job_state(&app, &edited).await, "assigned");
+    assert_eq!(print_job(&app, &moving).await["printerId"], json!(second));
+}

@@ -89,7 +89,7 @@ pub struct CreatePrintJob {
 /// Fields to change. `printerId` assigns a queued job to a printer (`assigned`), moves an
 /// assigned one to another printer, or with `null` hands it back to the queue. `state` forces a
 /// state (needs `queue.override`) along the state machine; `failureReason` goes with `failed`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"priority": 20, "notes": "customer waiting"}))]
 pub struct UpdatePrintJob {

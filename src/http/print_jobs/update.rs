@@ -58,10 +58,9 @@ async fn ensure_printer_free(
     let Some(printer) = job.printer_id else {
         return Ok(());
     };
-    // The printer's row is locked, not its jobs: two such changes at once are taken one after
-    // the other, and the printer's reports (which lock its jobs, one after another) are not
-    // waited on while this job's lock is held.
-    crate::db::get_for_update::<PrinterRow>(&mut *tx, store, printer).await?;
+    // The printer's row is locked (before the job, by `try_update`): two such changes at once
+    // are taken one after the other, and the printer's reports, which lock it too before its
+    // job, see this one's outcome.
     match db::at_work_on_printer(&mut *tx, store, PrinterId(printer)).await? {
         Some(other) if other != job.id => Err(ApiError::Conflict(format!(
             "the printer is already at job {other}: finish or cancel that one first"
@@ -107,17 +106,56 @@ pub async fn update_print_job(
     if body.state.is_some() {
         caller.require(Permission::QueueOverride)?;
     }
+    for _ in 0..ATTEMPTS {
+        if let Some(after) = try_update(&state, &caller, path.id, body.clone()).await? {
+            return Ok(Json(after));
+        }
+    }
+    Err(ApiError::Conflict(
+        "the job kept moving between printers while this change waited: send it again".to_owned(),
+    ))
+}
+
+/// How often an edit is tried again when its job moved to another printer while it waited.
+const ATTEMPTS: usize = 3;
+
+/// One try at the edit; `None` when the job moved to another printer before it was locked.
+///
+/// Printers are locked before the job (the job's printer, and the one asked for, in id order),
+/// as every other change that involves both does: a printer's `PATCH` locks the printer, then
+/// the jobs it hands back; the printer's reports, the printer and then its job. Locking the job
+/// first would deadlock with them.
+async fn try_update(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    body: UpdatePrintJob,
+) -> ApiResult<Option<PrintJob>> {
     let mut tx = state.pool.begin().await?;
-    let edit = Edit::validate(&mut tx, caller.store_id, body).await?;
-    let row = crate::db::get_for_update::<JobRow>(&mut *tx, caller.store_id, path.id)
+    let store = caller.store_id;
+    let seen = crate::db::get::<JobRow>(&mut *tx, store, id)
         .await
         .found()?;
-    require_edit(&caller, &row)?;
+    let mut printers: Vec<Uuid> = [seen.printer_id, body.printer_id.flatten()]
+        .into_iter()
+        .flatten()
+        .collect();
+    printers.sort_unstable();
+    printers.dedup();
+    crate::db::lock_many::<PrinterRow>(&mut *tx, store, &printers).await?;
+    let edit = Edit::validate(&mut tx, store, body).await?;
+    let row = crate::db::get_for_update::<JobRow>(&mut *tx, store, id)
+        .await
+        .found()?;
+    if row.printer_id != seen.printer_id {
+        return Ok(None);
+    }
+    require_edit(caller, &row)?;
     let before = PrintJob::from(row);
-    let author = Author::from(&caller);
+    let author = Author::from(caller);
     let after = edit.apply(&mut tx, &author, before).await?;
     tx.commit().await?;
-    Ok(Json(after))
+    Ok(Some(after))
 }
 
 /// A validated `PATCH`: the fields to write, then where the job moves (if anywhere).
