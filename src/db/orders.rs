@@ -224,6 +224,27 @@ pub async fn printable(
         .await
 }
 
+/// Whether the filter still finds a printable item. Asked after a call marked its items
+/// processed, for its `hasMore`: a call that waited on another's orders may find few items and
+/// still leave many.
+pub async fn any_printable(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    orders: Option<&[Uuid]>,
+    skus: Option<&[Uuid]>,
+) -> sqlx::Result<bool> {
+    let sql = format!(
+        "select exists (select 1 {CANDIDATES}
+           and exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id))"
+    );
+    sqlx::query_scalar(&sql)
+        .bind(store)
+        .bind(orders)
+        .bind(skus)
+        .fetch_one(db)
+        .await
+}
+
 /// Up to `limit` items the same filter finds but cannot print, with the reason.
 pub async fn blocked(
     db: impl PgExecutor<'_>,

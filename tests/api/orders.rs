@@ -602,3 +602,45 @@ async fn large_orders_print_in_batches_and_in_large_jobs() {
     assert_eq!(second["printJobs"][0]["quantity"], 11_000);
     assert_eq!(second["hasMore"], false);
 }
+
+/// Calls made at once split the work between them, and none says `hasMore: false` while
+/// printable items remain: a client that prints "until hasMore is false" prints everything.
+#[tokio::test]
+async fn no_call_made_at_once_says_there_is_no_more_while_items_remain() {
+    let app = TestApp::new().await;
+    app.unlimited_owner().await;
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Clip", "type": "stl"})).await);
+    let sku = id(&post(
+        &app,
+        "/v1/skus",
+        json!({"sku": "CLIP", "name": "Clip", "parts": [{"partId": part, "quantity": 1}]}),
+    )
+    .await);
+    const ORDERS: usize = 250;
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(25) {
+        futures_util::future::join_all(chunk.iter().map(|_| {
+            post(
+                &app,
+                "/v1/orders",
+                json!({"items": [{"skuId": sku, "quantity": 1}]}),
+            )
+        }))
+        .await;
+    }
+    let unprocessed = "select count(*) from order_items where processed_at is null";
+    let mut jobs = 0;
+    loop {
+        let results = futures_util::future::join_all((0..4).map(|_| print(&app, json!({})))).await;
+        let left = count(&app, unprocessed).await;
+        for result in &results {
+            jobs += result["printJobs"].as_array().unwrap().len();
+            if result["hasMore"] == false {
+                assert_eq!(left, 0, "hasMore was false with {left} items left");
+            }
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(jobs, ORDERS);
+}

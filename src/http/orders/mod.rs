@@ -172,7 +172,8 @@ pub struct PrintOrdersResult {
     pub processed_item_ids: Vec<Uuid>,
     /// Up to 100 matching items that could not be printed yet.
     pub blocked_items: Vec<BlockedItem>,
-    /// More printable items remain: call again.
+    /// More printable items remain (or a call made at the same time is still printing some):
+    /// call again. `false` only once the filter finds none.
     pub has_more: bool,
 }
 

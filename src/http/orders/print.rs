@@ -36,9 +36,7 @@ pub async fn print_orders(
     let (store, author) = (caller.store_id, Author::from(&caller));
 
     let mut tx = state.pool.begin().await?;
-    let mut printable = db::printable(&mut tx, store, orders, skus, PRINT_BATCH_ITEMS + 1).await?;
-    let has_more = printable.len() as i64 > PRINT_BATCH_ITEMS;
-    printable.truncate(PRINT_BATCH_ITEMS as usize);
+    let mut printable = db::printable(&mut tx, store, orders, skus, PRINT_BATCH_ITEMS).await?;
     let blocked = db::blocked(&mut *tx, store, orders, skus, MAX_BLOCKED_REPORTED).await?;
     let planned = plan(
         &mut tx,
@@ -57,6 +55,7 @@ pub async fn print_orders(
     let created = enqueue_all(&mut tx, &author, planned, body.position).await?;
     let processed: Vec<Uuid> = printable.iter().map(|i| i.item_id).collect();
     db::mark_processed(&mut *tx, store, &processed).await?;
+    let has_more = db::any_printable(&mut *tx, store, orders, skus).await?;
     touched.record(&mut tx, &author).await?;
     if !created.is_empty() {
         let run = OrderPrintRun {
