@@ -174,6 +174,26 @@ impl<T: Serialize> IntoResponse for Page<T> {
     }
 }
 
+/// A page's child rows (an order's items, a part's materials) grouped by their parent's id
+/// once, so that each parent's view takes its own rather than scanning every row: a page of a
+/// thousand orders of a hundred items each would otherwise compare 10⁸ times.
+pub struct ByParent<T>(std::collections::HashMap<uuid::Uuid, Vec<T>>);
+
+impl<T> ByParent<T> {
+    pub fn new(rows: Vec<T>, parent: impl Fn(&T) -> uuid::Uuid) -> Self {
+        let mut grouped: std::collections::HashMap<uuid::Uuid, Vec<T>> = Default::default();
+        for row in rows {
+            grouped.entry(parent(&row)).or_default().push(row);
+        }
+        ByParent(grouped)
+    }
+
+    /// The rows of one parent, in the order they came.
+    pub fn of(&self, parent: uuid::Uuid) -> &[T] {
+        self.0.get(&parent).map_or(&[], Vec::as_slice)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +233,15 @@ mod tests {
 
     fn urlencode(value: &str) -> String {
         url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    }
+
+    #[test]
+    fn each_parent_takes_its_own_rows_in_order() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let rows = vec![(a, 1), (b, 2), (a, 3), (b, 4), (a, 5)];
+        let grouped = ByParent::new(rows, |r| r.0);
+        assert_eq!(grouped.of(a), &[(a, 1), (a, 3), (a, 5)]);
+        assert_eq!(grouped.of(b), &[(b, 2), (b, 4)]);
+        assert!(grouped.of(uuid::Uuid::from_u128(3)).is_empty());
     }
 }

@@ -240,9 +240,13 @@ pub async fn list_parts(
         paging::fetch::<PartRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST).await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let materials = db::part_materials(&state.pool, caller.store_id, &ids).await?;
+    let materials = paging::ByParent::new(materials, |m| m.part_id);
     Ok(Page::new(
         page,
-        |r| Part::new(r, &materials),
+        |r| {
+            let id = r.id;
+            Part::new(r, materials.of(id))
+        },
         "/v1/parts",
         &list,
         total,

@@ -173,7 +173,12 @@ pub async fn list_skus(
         paging::fetch::<SkuRow>(&state.pool, caller.store_id, query.as_deref(), &db::LIST).await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let links = db::sku_parts(&state.pool, caller.store_id, &ids).await?;
-    Ok(Page::new(page, |r| Sku::new(r, &links), "/v1/skus", &list, total).into_response())
+    let links = paging::ByParent::new(links, |l| l.sku_id);
+    let view = |r: SkuRow| {
+        let id = r.id;
+        Sku::new(r, links.of(id))
+    };
+    Ok(Page::new(page, view, "/v1/skus", &list, total).into_response())
 }
 
 /// Add a SKU.

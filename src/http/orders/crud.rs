@@ -116,7 +116,12 @@ pub async fn list_orders(
             .await?;
     let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
     let items = db::items(&state.pool, caller.store_id, &ids).await?;
-    Ok(Page::new(page, |r| Order::new(r, &items), "/v1/orders", &list, total).into_response())
+    let items = paging::ByParent::new(items, |i| i.order_id);
+    let view = |r: OrderRow| {
+        let id = r.id;
+        Order::new(r, items.of(id))
+    };
+    Ok(Page::new(page, view, "/v1/orders", &list, total).into_response())
 }
 
 /// Add an order.
