@@ -147,6 +147,22 @@ pub async fn lock_unstarted_of_order(
     .await
 }
 
+/// Whether a job that has not finished names the material: it is still to be printed in it.
+pub async fn unfinished_need_material(
+    db: impl PgExecutor<'_>,
+    store: StoreId,
+    material: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from print_jobs where store_id = $1 and $2 = any(material_ids)
+           and state in ('queued', 'assigned', 'printing', 'paused'))",
+    )
+    .bind(store)
+    .bind(material)
+    .fetch_one(db)
+    .await
+}
+
 /// The jobs assigned to a printer that have not started, locked in id order (as `lock_many`
 /// locks jobs, so the two cannot wait on each other): a printer that stops fitting them hands
 /// them back.

@@ -8,7 +8,7 @@ use crate::auth::{Caller, Permission};
 use crate::db::materials::{self as db, MaterialFields, MaterialRow};
 use crate::domain::materials::Material;
 use crate::domain::validate::{self, Errors, Tag};
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::list::{Filter, Op, Operand, Value};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -288,19 +288,26 @@ pub async fn update_material(
     entity::updated(tx, &caller, before, row).await
 }
 
-/// Remove a material. One still used by spools or parts cannot be removed (`409`).
+/// Remove a material. One still used by spools or parts, or named by a print job that has not
+/// finished, cannot be removed (`409`).
 ///
 /// Required permission: `material.delete`.
 #[utoipa::path(delete, path = "/v1/materials/{id}", tag = "Materials", params(MaterialPath),
     responses((status = 204, description = "Deleted"),
-        (status = 409, description = "Spools or parts still use the material", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Spools, parts or unfinished print jobs still use the material", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_material(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<MaterialPath>,
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::MaterialDelete)?;
-    let (tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    let (mut tx, before) = entity::lock::<Material>(&state.pool, caller.store_id, path.id).await?;
+    if crate::db::print_jobs::unfinished_need_material(&mut *tx, caller.store_id, path.id).await? {
+        return Err(ApiError::Conflict(
+            "print jobs that have not finished name the material; finish, cancel or edit them first"
+                .to_owned(),
+        ));
+    }
     let in_use = "the material is still used by spools or parts; remove those first";
     entity::deleted(tx, &caller, before, Some(in_use)).await
 }

@@ -460,3 +460,38 @@ async fn built_in_roles_decide_material_access() {
         .await
         .assert_problem(403, "insufficient_permissions");
 }
+
+/// A job still to be printed in a material keeps it: deleting it answers 409 until the job
+/// has finished (or been cancelled); a finished job's history does not hold it.
+#[tokio::test]
+async fn a_material_an_unfinished_job_needs_is_not_deleted() {
+    let app = TestApp::new().await;
+    let material = pla(&app).await;
+    let part = post(&app, "/v1/parts", json!({"name": "Hook", "type": "stl"})).await;
+    let job = post(
+        &app,
+        "/v1/print-jobs",
+        json!({"partId": part["id"], "materialIds": [material]}),
+    )
+    .await;
+    let delete = || {
+        app.delete(&format!("/v1/materials/{material}"))
+            .owner()
+            .send()
+    };
+    delete().await.assert_problem(409, "conflict");
+    app.patch(&format!("/v1/print-jobs/{}", job["id"].as_str().unwrap()))
+        .owner()
+        .json(&json!({"state": "cancelled"}))
+        .send()
+        .await
+        .assert(200);
+    delete().await.assert(204);
+    // Gone, it can no longer be named.
+    app.post("/v1/print-jobs")
+        .owner()
+        .json(&json!({"partId": part["id"], "materialIds": [material]}))
+        .send()
+        .await
+        .assert_problem(422, "validation_failed");
+}

@@ -218,8 +218,10 @@ async fn materials(
         );
         return Ok(None);
     }
+    // Held, as a material named by an unfinished job cannot be deleted (checked under the
+    // deletion's lock).
     let found =
-        crate::db::existing::<crate::db::materials::MaterialRow>(&mut *tx, store, ids).await?;
+        crate::db::existing_held::<crate::db::materials::MaterialRow>(&mut *tx, store, ids).await?;
     e.references(|i| format!("/materialIds/{i}"), ids, &found, "material");
     let mut unique: Vec<Uuid> = Vec::with_capacity(ids.len());
     for id in ids {
