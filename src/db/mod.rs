@@ -256,31 +256,33 @@ pub async fn lock_many<R: Table>(
 }
 
 /// Which of `ids` name rows of this store.
-/// As `existing`, and holds the rows (`for key share`) until the transaction ends, so none can
-/// be deleted before what refers to them commits; a deletion that locked first is waited for.
-pub async fn existing_held<R: Table>(
-    db: impl PgExecutor<'_>,
-    store: crate::ids::StoreId,
-    ids: &[Uuid],
-) -> sqlx::Result<Vec<Uuid>> {
-    let sql = format!(
-        "select id from {} where store_id = $1 and id = any($2) for key share",
-        R::NAME
-    );
-    sqlx::query_scalar(&sql)
-        .bind(store)
-        .bind(ids)
-        .fetch_all(db)
-        .await
-}
-
 pub async fn existing<R: Table>(
     db: impl PgExecutor<'_>,
     store: crate::ids::StoreId,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
+    existing_ids::<R>(db, store, ids, "").await
+}
+
+/// As `existing`, and holds the rows (`for key share`, in id order) until the transaction
+/// ends, so none can be deleted before what refers to them commits; a deletion that locked
+/// first is waited for.
+pub async fn existing_held<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    existing_ids::<R>(db, store, ids, "order by id for key share").await
+}
+
+async fn existing_ids<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+    then: &str,
+) -> sqlx::Result<Vec<Uuid>> {
     let sql = format!(
-        "select id from {} where store_id = $1 and id = any($2)",
+        "select id from {} where store_id = $1 and id = any($2) {then}",
         R::NAME
     );
     sqlx::query_scalar(&sql)
