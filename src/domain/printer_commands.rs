@@ -54,6 +54,25 @@ pub enum Fan {
     Chamber,
 }
 
+/// -300..300 mm but not 0, as the document says it: below zero or above it.
+fn nonzero_distance() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let side = |min: Option<f64>, max: Option<f64>| {
+        let builder = ObjectBuilder::new().schema_type(Type::Number);
+        match (min, max) {
+            (Some(min), None) => builder.exclusive_minimum(Some(min)).maximum(Some(300.0)),
+            _ => builder.minimum(Some(-300.0)).exclusive_maximum(max),
+        }
+    };
+    utoipa::openapi::schema::Schema::OneOf(
+        OneOfBuilder::new()
+            .item(side(None, Some(0.0)))
+            .item(side(Some(0.0), None))
+            .description(Some("Millimetres, -300 to 300, not 0."))
+            .build(),
+    )
+}
+
 /// A printer command and its arguments, tagged by `command`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 // Multi-word fields are renamed per variant: utoipa does not read `rename_all_fields`, and the
@@ -85,7 +104,7 @@ pub enum Command {
     #[serde(rename_all = "camelCase")]
     MoveAxis {
         axis: Axis,
-        #[schema(minimum = -300, maximum = 300)]
+        #[schema(schema_with = nonzero_distance)]
         distance_mm: f64,
         #[schema(minimum = 1, maximum = 30000)]
         feedrate_mm_per_min: Option<f64>,

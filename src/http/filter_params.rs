@@ -237,6 +237,19 @@ fn description(field: &Field, op: Op) -> String {
     }
 }
 
+/// A UUID as the filters read one: hyphenated, or 32 hex digits.
+const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\
+                    |[0-9a-fA-F]{32}";
+/// An RFC 3339 date-time, field by field in range.
+const TIMESTAMP: &str = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]\
+                         ([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?\
+                         ([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
+
+/// A pattern for a comma-separated list of `item`s.
+fn list_of(item: &str) -> String {
+    format!("^({item})(,({item}))*$")
+}
+
 fn schema(kind: Kind, op: Op) -> ObjectBuilder {
     let text = || {
         ObjectBuilder::new()
@@ -245,17 +258,9 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
     };
     match (op, kind) {
         (Op::IsNull, _) => ObjectBuilder::new().schema_type(Type::Boolean),
-        (Op::In | Op::NotIn, Kind::Uuid) => text().pattern(Some(
-            "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\
-             (,[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})*$",
-        )),
-        (Op::In | Op::NotIn, Kind::Integer) => {
-            text().pattern(Some("^-?[0-9]{1,18}(,-?[0-9]{1,18})*$"))
-        }
-        (Op::In | Op::NotIn, Kind::Timestamp) => text().pattern(Some(
-            "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9:.]+([Zz]|[+-][0-9]{2}:[0-9]{2})\
-             (,[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9:.]+([Zz]|[+-][0-9]{2}:[0-9]{2}))*$",
-        )),
+        (Op::In | Op::NotIn, Kind::Uuid) => text().pattern(Some(list_of(UUID))),
+        (Op::In | Op::NotIn, Kind::Integer) => text().pattern(Some(list_of("-?[0-9]{1,18}"))),
+        (Op::In | Op::NotIn, Kind::Timestamp) => text().pattern(Some(list_of(TIMESTAMP))),
         (Op::In | Op::NotIn, _) => text(),
         (_, Kind::Text | Kind::Email | Kind::Name) => text(),
         (_, Kind::Uuid) => ObjectBuilder::new()
@@ -292,6 +297,36 @@ mod tests {
             .map(|n| n.trim_matches('`').to_owned())
             .collect();
         assert_eq!(names, expected, "{err}");
+    }
+
+    /// What the documented pattern of an `in` list admits, the list reads: a client generated
+    /// from the document never sends a value the server refuses as malformed.
+    #[test]
+    fn in_list_patterns_admit_only_what_the_filters_read() {
+        use crate::list::Value;
+        let cases = [
+            (Kind::Uuid, "01a23537-34bc-739e-be2b-7b915d7b7ba2", true),
+            (Kind::Uuid, "01A2353734BC739EBE2B7B915D7B7BA2", true),
+            (Kind::Uuid, "000000000000-0000-0000-000000000000", false),
+            (Kind::Uuid, "01a2353734bc-739e-be2b-7b915d7b7ba2", false),
+            (Kind::Timestamp, "2026-12-02T05:40:28Z", true),
+            (Kind::Timestamp, "2026-12-02t05:40:28.123456+05:30", true),
+            (Kind::Timestamp, "0000-00-00T0Z", false),
+            (Kind::Timestamp, "2026-13-02T05:40:28Z", false),
+            (Kind::Timestamp, "2026-12-02T24:00:00Z", false),
+            (Kind::Integer, "-9223372036854775", true),
+        ];
+        for (kind, value, admitted) in cases {
+            let pattern = list_of(match kind {
+                Kind::Uuid => UUID,
+                Kind::Timestamp => TIMESTAMP,
+                _ => "-?[0-9]{1,18}",
+            });
+            let regex = regex::Regex::new(&pattern).unwrap();
+            let listed = format!("{value},{value}");
+            assert_eq!(regex.is_match(&listed), admitted, "{value}");
+            assert_eq!(Value::parse(kind, value).is_some(), admitted, "{value}");
+        }
     }
 
     /// A field holds a closed set of names exactly when `CLOSED` gives its enum: then it takes

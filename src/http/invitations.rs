@@ -72,7 +72,7 @@ pub(super) fn well_formed(token: &str, prefix: &str) -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"email": "teammate@example.com", "roles": ["operator"], "permissions": []}))]
 pub struct Invite {
-    #[schema(min_length = 3, max_length = 254)]
+    #[schema(schema_with = crate::domain::validate::email_schema)]
     pub email: String,
     #[serde(default)]
     #[schema(value_type = Vec<crate::auth::RoleId>)]

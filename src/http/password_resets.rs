@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"email": "teammate@example.com"}))]
 pub struct RequestPasswordReset {
-    #[schema(min_length = 3, max_length = 254)]
+    #[schema(schema_with = crate::domain::validate::email_schema)]
     pub email: String,
 }
 

@@ -55,7 +55,7 @@ pub fn signed_in_router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"email": "owner@example.com", "password": "correct horse battery staple"}))]
 pub struct Login {
-    #[schema(min_length = 3, max_length = 254)]
+    #[schema(schema_with = crate::domain::validate::email_schema)]
     pub email: String,
     #[schema(min_length = 1, max_length = 200)]
     pub password: String,
