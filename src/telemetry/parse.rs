@@ -88,8 +88,11 @@ pub fn answer(kind: &Kind, body: &Value) -> Option<(CommandId, Option<String>)> 
                 .find(|s| s.get("sequence_id").is_some() && s.get("result").is_some())?;
             let id = section.get("sequence_id")?.as_str()?.parse().ok()?;
             let result = section.get("result")?.as_str()?;
-            let error = (!result.eq_ignore_ascii_case("success"))
-                .then(|| text(section, &["reason"]).unwrap_or_else(|| result.to_owned()));
+            let error = (!result.eq_ignore_ascii_case("success")).then(|| {
+                text(section, &["reason"])
+                    .or_else(|| text(section, &["result"]))
+                    .unwrap_or_else(|| "the printer refused the command".into())
+            });
             Some((id, error))
         }
         Kind::MoonrakerResponse => {
@@ -212,14 +215,20 @@ pub fn octoprint_update(report: &mut Value, tail: &str, payload: &Value) {
     merge(report, Value::Object(delta));
 }
 
+/// A string a printer sent, as stored: at most 200 characters, without NULs (PostgreSQL text
+/// and JSON cannot hold them, and one would lose the whole report); none if nothing is left.
 pub(super) fn text(v: &Value, path: &[&str]) -> Option<String> {
     let mut at = v;
     for key in path {
         at = at.get(key)?;
     }
-    at.as_str()
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(200).collect())
+    let kept: String = at
+        .as_str()?
+        .chars()
+        .filter(|c| *c != '\0')
+        .take(200)
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 #[cfg(test)]
@@ -227,6 +236,36 @@ mod tests {
     use super::*;
     use crate::telemetry::state::*;
     use serde_json::json;
+
+    #[test]
+    fn a_refusal_is_stored_short_and_without_nuls() {
+        let id = CommandId(uuid::Uuid::nil());
+        let refusal = |section: Value| {
+            answer(&Kind::BambuReport, &json!({ "print": section }))
+                .unwrap()
+                .1
+                .unwrap()
+        };
+        let long = "X".repeat(200_000);
+        let base = json!({"sequence_id": id.0.to_string(), "command": "pause"});
+        let with = |extra: Value| {
+            let mut section = base.clone();
+            section
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            section
+        };
+        assert_eq!(refusal(with(json!({"result": long}))).chars().count(), 200);
+        assert_eq!(
+            refusal(with(json!({"result": "fail", "reason": "bad\u{0}x"}))),
+            "badx"
+        );
+        assert_eq!(
+            refusal(with(json!({"result": "\u{0}"}))),
+            "the printer refused the command"
+        );
+    }
 
     const STORE: &str = "01a20000-0000-7000-8000-000000000001";
 
