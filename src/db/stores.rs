@@ -29,6 +29,17 @@ pub async fn get(db: impl PgExecutor<'_>, id: StoreId) -> sqlx::Result<Option<St
         .await
 }
 
+/// The store, locked until the transaction ends: a change records what it changed from.
+pub async fn get_for_update(
+    db: impl PgExecutor<'_>,
+    id: StoreId,
+) -> sqlx::Result<Option<StoreRow>> {
+    sqlx::query_as("select * from stores where id = $1 for no key update")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
 pub async fn rename(
     db: impl PgExecutor<'_>,
     id: StoreId,

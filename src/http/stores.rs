@@ -104,7 +104,7 @@ pub async fn update_store(
         .map(|n| errors.name("/name", n, NAME_MAX));
     errors.finish()?;
     let mut tx = state.pool.begin().await?;
-    let before = db::get(&mut *tx, caller.store_id)
+    let before = db::get_for_update(&mut *tx, caller.store_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let Some(name) = name else {

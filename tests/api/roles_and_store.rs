@@ -155,3 +155,37 @@ async fn renaming_the_store_needs_organization_edit_and_a_valid_name() {
         "Renamed Farm"
     );
 }
+
+/// Renames sent at once are taken one after the other: each recorded change starts from the
+/// name the one before it left.
+#[tokio::test]
+async fn renames_at_once_each_record_what_they_changed_from() {
+    let app = TestApp::new().await;
+    app.unlimited_owner().await;
+    let rename = |name: String| {
+        let app = &app;
+        async move {
+            app.patch("/v1/stores")
+                .owner()
+                .json(&json!({ "name": name }))
+                .send()
+                .await
+                .assert(200);
+        }
+    };
+    for round in 0..10 {
+        futures_util::future::join(rename(format!("B{round}")), rename(format!("C{round}"))).await;
+    }
+    let changes: Vec<serde_json::Value> = sqlx::query_scalar(
+        "select changes from audit_logs where entity_type = 'store' and action = 'update'
+           and store_id = $1 order by id",
+    )
+    .bind(app.store_id)
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(changes.len(), 20);
+    for pair in changes.windows(2) {
+        assert_eq!(pair[1]["name"]["from"], pair[0]["name"]["to"], "{pair:?}");
+    }
+}
