@@ -70,19 +70,24 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
             Err(why) => refused.push((p.command.id, why)),
         }
     }
-    // Message by message: a command the broker took must not be sent again because another in
-    // its batch was not (a relative move would run twice).
+    // Message by message: a command the broker took (or may have taken) must not be sent again
+    // because another in its batch was not (a relative move would run twice).
     // Without a broker nothing is answered: every command waits (and expires).
     let answers = match broker {
         Some(broker) => broker.publish_each(messages).await,
         None => Vec::new(),
     };
     let Outcomes {
-        taken: sent,
+        taken,
         too_large,
         again,
+        unconfirmed,
         failure,
     } = Outcomes::sort(sent, answers);
+    // A command the broker may have taken counts as sent, and is never sent again: the
+    // printer's answer (or its silence) says the rest. At most once, as a relative move or an
+    // extrusion must not run twice.
+    let sent: Vec<uuid::Uuid> = taken.into_iter().chain(unconfirmed).collect();
     refused.extend(
         too_large
             .into_iter()

@@ -148,7 +148,14 @@ pub async fn publish(pool: &PgPool, broker: &Broker, events: &[Event]) -> anyhow
         .chain(&outcomes.too_large)
         .map(|e| e.id)
         .collect();
-    let again: Vec<i64> = outcomes.again.iter().map(|e| e.id).collect();
+    // An event that may have arrived is published again all the same: subscribers tell a
+    // repeat by its id.
+    let again: Vec<i64> = outcomes
+        .again
+        .iter()
+        .chain(&outcomes.unconfirmed)
+        .map(|e| e.id)
+        .collect();
     // Those the broker took first: an error handing back the others must not leave them to be
     // published again.
     metrics::counter!("printfarm_mqtt_messages_out_total").increment(outcomes.taken.len() as u64);

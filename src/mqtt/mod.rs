@@ -137,8 +137,12 @@ pub struct Broker {
 pub enum PublishError {
     #[error("not connected to the broker")]
     Disconnected,
+    /// Handed to the connection, but not acknowledged in time: it may have arrived.
     #[error("the broker did not acknowledge in time")]
     Timeout,
+    /// Handed to the connection, which ended before the acknowledgement: it may have arrived.
+    #[error("the connection ended before the broker acknowledged")]
+    Unconfirmed,
     /// Larger than the connection's packet limit: never sent (rumqttc would end the session
     /// over it, and every later attempt would too).
     #[error("the message is larger than an MQTT packet may be (1 MiB)")]
@@ -152,9 +156,14 @@ pub struct Outcomes<T> {
     pub taken: Vec<T>,
     /// Too large for a packet: never sent, and never will be.
     pub too_large: Vec<T>,
-    /// Not known to have arrived: to send again.
+    /// Never handed to a connection: safe to send again.
     pub again: Vec<T>,
-    /// Why the first of `again` failed (none when there was no broker to fail).
+    /// Handed to the connection but not acknowledged: they may have arrived. To send again
+    /// where a duplicate is harmless (events, which carry their id), never where it is not (a
+    /// printer command: a relative move would run twice).
+    pub unconfirmed: Vec<T>,
+    /// Why the first of `again` or `unconfirmed` failed (none when there was no broker to
+    /// fail).
     pub failure: Option<PublishError>,
 }
 
@@ -169,6 +178,7 @@ impl<T> Outcomes<T> {
             taken: Vec::new(),
             too_large: Vec::new(),
             again: Vec::new(),
+            unconfirmed: Vec::new(),
             failure: None,
         };
         let mut answers = answers.into_iter();
@@ -177,7 +187,12 @@ impl<T> Outcomes<T> {
                 Some(Ok(())) => sorted.taken.push(item),
                 Some(Err(PublishError::TooLarge)) => sorted.too_large.push(item),
                 Some(Err(error)) => {
-                    sorted.again.push(item);
+                    match error {
+                        PublishError::Timeout | PublishError::Unconfirmed => {
+                            sorted.unconfirmed.push(item)
+                        }
+                        _ => sorted.again.push(item),
+                    }
                     sorted.failure.get_or_insert(error);
                 }
                 None => sorted.again.push(item),
@@ -289,7 +304,7 @@ impl Broker {
             outcomes.push(match ack {
                 Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(PublishError::Disconnected),
+                    Ok(Err(_)) => Err(PublishError::Unconfirmed),
                     Err(_) => Err(PublishError::Timeout),
                 },
                 Err(error) => Err(error),
@@ -455,17 +470,21 @@ mod tests {
     #[test]
     fn outcomes_sort_items_by_their_answers() {
         let sorted = Outcomes::sort(
-            ["a", "b", "c", "d"],
+            ["a", "b", "c", "d", "e", "f"],
             vec![
                 Ok(()),
                 Err(PublishError::TooLarge),
                 Err(PublishError::Timeout),
+                Err(PublishError::Disconnected),
+                Err(PublishError::Unconfirmed),
             ],
         );
         assert_eq!(sorted.taken, ["a"]);
         assert_eq!(sorted.too_large, ["b"]);
-        // No answer (no broker asked) is to send again, but is no failure.
-        assert_eq!(sorted.again, ["c", "d"]);
+        // Handed over but not acknowledged: it may have arrived.
+        assert_eq!(sorted.unconfirmed, ["c", "e"]);
+        // Never handed over, or no answer (no broker asked): to send again.
+        assert_eq!(sorted.again, ["d", "f"]);
         assert!(matches!(sorted.failure, Some(PublishError::Timeout)));
     }
 }
