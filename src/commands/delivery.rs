@@ -95,14 +95,18 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
     );
     let handled = sent.len() + refused.len();
     let mut tx = pool.begin().await?;
-    let outcomes = sent
+    let mut outcomes: Vec<_> = sent
         .into_iter()
         .map(|id| (id, CommandStatus::Sent, None))
         .chain(
             refused
                 .into_iter()
                 .map(|(id, why)| (id, CommandStatus::Failed, Some(why))),
-        );
+        )
+        .collect();
+    // Locked in id order, as every batch of rows is, so two replicas marking overlapping
+    // batches (one's lease lapsed) cannot wait on each other.
+    outcomes.sort_by_key(|(id, _, _)| *id);
     for (id, status, why) in outcomes {
         // Still pending: the printer may already have answered (and that answer stands).
         if let Some(row) = db::pending_for_update(&mut *tx, id).await? {
