@@ -142,7 +142,7 @@ async fn try_update(
         .collect();
     printers.sort_unstable();
     printers.dedup();
-    crate::db::lock_many::<PrinterRow>(&mut *tx, store, &printers).await?;
+    crate::db::printers::lock_for_change(&mut *tx, store, &printers).await?;
     let edit = Edit::validate(&mut tx, store, body).await?;
     let row = crate::db::get_for_update::<JobRow>(&mut *tx, store, id)
         .await
