@@ -1,6 +1,6 @@
-//! Delivers recorded printer commands: leases pending ones (`SKIP LOCKED`; a lapsed lease is
-//! taken again), publishes each to its printer's request topic, and marks it `sent` once the
-//! broker has it (`failed` at once if
+//! Delivers recorded printer commands, at most once: leases pending ones (`SKIP LOCKED`; a
+//! lapsed lease is taken again), notes them handed over, publishes each to its printer's request
+//! topic, and marks it `sent` once the broker has it or may have it (`failed` at once if
 //! the printer's provider takes no commands). The printer's answer, read by the telemetry
 //! bridge, moves it to `acknowledged` or `failed` (`answer`). Each status change is recorded
 //! (`printerCommand.updated`).
@@ -39,7 +39,14 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
     let mut refused = Vec::new();
     let expired_before = chrono::Utc::now()
         - chrono::TimeDelta::from_std(EXPIRE_AFTER).unwrap_or(chrono::TimeDelta::MAX);
+    // Handed to the broker by a delivery that stopped before marking them: they may have
+    // arrived, so they count as sent and are not published again.
+    let mut handed_before = Vec::new();
     for p in pending {
+        if p.command.handed_at.is_some() {
+            handed_before.push(p.command.id);
+            continue;
+        }
         if p.command.created_at < expired_before {
             refused.push((
                 p.command.id,
@@ -74,8 +81,11 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
     // because another in its batch was not (a relative move would run twice).
     // Without a broker nothing is answered: every command waits (and expires).
     let answers = match broker {
-        Some(broker) => broker.publish_each(messages).await,
-        None => Vec::new(),
+        Some(broker) if !messages.is_empty() => {
+            db::mark_handed(pool, &sent).await?;
+            broker.publish_each(messages).await
+        }
+        _ => Vec::new(),
     };
     let Outcomes {
         taken,
@@ -87,7 +97,11 @@ pub async fn deliver_once(pool: &PgPool, broker: Option<&Broker>) -> anyhow::Res
     // A command the broker may have taken counts as sent, and is never sent again: the
     // printer's answer (or its silence) says the rest. At most once, as a relative move or an
     // extrusion must not run twice.
-    let sent: Vec<uuid::Uuid> = taken.into_iter().chain(unconfirmed).collect();
+    let sent: Vec<uuid::Uuid> = taken
+        .into_iter()
+        .chain(unconfirmed)
+        .chain(handed_before)
+        .collect();
     refused.extend(
         too_large
             .into_iter()

@@ -19,6 +19,9 @@ pub struct CommandRow {
     pub user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When a delivery handed it to the broker connection (not shown by the API).
+    #[sqlx(default)]
+    pub handed_at: Option<DateTime<Utc>>,
 }
 
 impl super::Table for CommandRow {
@@ -83,12 +86,30 @@ pub async fn lease_pending(
     .await
 }
 
-/// Hands leased commands back at once (by id alone: ids this worker leased itself).
-pub async fn release(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query("update printer_commands set delivery_lease_until = null where id = any($1)")
+/// Notes that leased commands are about to be handed to the broker connection (by id alone:
+/// ids this worker leased itself). Committed before publishing, so that a delivery that stops
+/// before marking them `sent` leaves word that they may have arrived.
+pub async fn mark_handed(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("update printer_commands set handed_at = clock_timestamp() where id = any($1)")
         .bind(ids)
         .execute(db)
         .await?;
+    Ok(())
+}
+
+/// Hands leased commands that never reached the broker connection back at once (by id alone:
+/// ids this worker leased itself).
+pub async fn release(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query(
+        "update printer_commands set delivery_lease_until = null, handed_at = null
+          where id = any($1)",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

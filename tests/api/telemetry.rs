@@ -503,6 +503,42 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     assert_eq!(status, "sent");
 }
 
+/// A delivery that stopped after handing a command to the broker (a crash before marking it
+/// `sent`) may have reached the printer: the next delivery marks it sent and never publishes it
+/// again, as a relative move must not run twice.
+#[tokio::test]
+async fn a_command_handed_to_the_broker_before_a_crash_is_never_sent_again() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    command_for_a_generic_printer(&app, "home-axis").await;
+    // Handed over by a delivery whose lease has since lapsed.
+    sqlx::query(
+        "update printer_commands set handed_at = now() - interval '1 minute',
+                delivery_lease_until = now() - interval '1 second'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let mut requests =
+        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    let handle = app.state.broker.clone().unwrap();
+    assert_eq!(
+        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
+            .await
+            .unwrap(),
+        1
+    );
+    let status: String = sqlx::query_scalar("select status from printer_commands")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "sent");
+    assert!(
+        drain(&mut requests, 500).await.is_empty(),
+        "published again"
+    );
+}
+
 #[tokio::test]
 async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriving_late() {
     let broker = TestBroker::start();
