@@ -854,3 +854,47 @@ async fn a_sign_in_racing_a_password_change_starts_no_session() {
     assert_eq!(sessions, 0, "a session outlived the change");
     res.assert_problem(401, "invalid_credentials");
 }
+
+/// A person's requests count against each store's limits separately: using up the minute in
+/// one store leaves them their minute in another.
+#[tokio::test]
+async fn a_persons_work_in_one_store_does_not_throttle_them_in_another() {
+    let app = TestApp::new().await;
+    let token = app.owner_session().await;
+    let other = app.new_tenant("Other Farm").await;
+    sqlx::query(
+        "insert into memberships (store_id, user_id, roles)
+         select $1, id, '{viewer}' from users where email = $2",
+    )
+    .bind(other.store_id)
+    .bind(OWNER_EMAIL)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let in_store = |store: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.get("/v1/printers")
+                .header("cookie", &format!("pf_session={token}"))
+                .header("host", TEST_HOST)
+                .header("x-printago-storeid", &store)
+                .send()
+                .await
+        }
+    };
+    let mine = app.store_id.to_string();
+    let mut refused = None;
+    for _ in 0..200 {
+        let res = in_store(mine.clone()).await;
+        if res.status == 429 {
+            refused = Some(res);
+            break;
+        }
+        res.assert(200);
+    }
+    refused
+        .expect("the store's minute never ran out")
+        .assert_problem(429, "rate_limit_exceeded");
+    in_store(other.store_id.to_string()).await.assert(200);
+}
