@@ -24,6 +24,8 @@ pub struct AuthFailureGuard {
     clock: DefaultClock,
     started: Instant,
     last_purge_ms: AtomicU64,
+    /// `MAX_TRACKED`, smaller in tests.
+    max_tracked: usize,
 }
 
 impl AuthFailureGuard {
@@ -35,6 +37,7 @@ impl AuthFailureGuard {
             clock: DefaultClock::default(),
             started: Instant::now(),
             last_purge_ms: AtomicU64::new(0),
+            max_tracked: MAX_TRACKED,
         }
     }
 
@@ -54,7 +57,11 @@ impl AuthFailureGuard {
     /// Counts one failure; returns the wait if this failure exhausted the address's budget.
     pub fn record_failure(&self, ip: IpAddr) -> Option<u64> {
         let ip = crate::net::client_block(ip);
-        if self.limiter.len() >= MAX_TRACKED && self.purge_throttled() >= MAX_TRACKED {
+        if self.limiter.len() >= self.max_tracked && self.purge_throttled() >= self.max_tracked {
+            // Blocked like any address that ran dry, so that its next tries are refused before
+            // the database too.
+            let wait = Duration::from_secs(FULL_TABLE_WAIT_SECS);
+            self.blocked_until.insert(ip, Instant::now() + wait);
             return Some(FULL_TABLE_WAIT_SECS);
         }
         match self.limiter.check_key(&ip) {
@@ -118,6 +125,20 @@ mod tests {
         assert!((1..=20).contains(&wait));
         assert!(guard.blocked(bad).is_some());
         assert_eq!(guard.blocked(other), None);
+    }
+
+    #[test]
+    fn while_the_table_is_full_a_new_address_is_blocked_before_the_database() {
+        let mut guard = AuthFailureGuard::new(30);
+        guard.max_tracked = 2;
+        for host in 1..=2 {
+            let ip: IpAddr = format!("192.0.2.{host}").parse().unwrap();
+            assert_eq!(guard.record_failure(ip), None);
+        }
+        let new: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(guard.record_failure(new), Some(FULL_TABLE_WAIT_SECS));
+        // Refused from now on without another lookup.
+        assert!(guard.blocked(new).is_some());
     }
 
     #[test]
