@@ -55,26 +55,6 @@ impl Caller {
         }
     }
 
-    /// Whose requests count together against the rate limits: a key's own, or a signed-in
-    /// person's in this store (their own counter in each store, with that store's quota, so
-    /// their work in one store never throttles them in another).
-    pub fn rate_counter(&self) -> uuid::Uuid {
-        use sha2::{Digest, Sha256};
-        match &self.principal {
-            Principal::Key { id, .. } => id.0,
-            Principal::User { id, .. } => {
-                let digest = Sha256::new()
-                    .chain_update(b"rate counter of a person in a store")
-                    .chain_update(id.0.as_bytes())
-                    .chain_update(self.store_id.0.as_bytes())
-                    .finalize();
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(&digest[..16]);
-                uuid::Uuid::from_bytes(bytes)
-            }
-        }
-    }
-
     /// The calling key, if a key is calling.
     pub fn api_key(&self) -> Option<ApiKeyId> {
         match &self.principal {

@@ -62,7 +62,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 }
             }
             req.extensions_mut().insert(RateSubject {
-                id: caller.rate_counter(),
+                id: caller.principal_id(),
                 quota: caller.quota,
                 store: Some(caller.store_id),
             });
