@@ -1,5 +1,6 @@
-//! In-process counters: one short deque of accepted timestamps per key (at most the hour
-//! quota long), sharded by `DashMap`. Keys idle for an hour are evicted by `purge_idle`.
+//! In-process counters: one short deque of accepted timestamps per key (at most the largest
+//! hour quota it was checked under long: a timestamp is only added when the hour had room),
+//! sharded by `DashMap`. Keys idle for an hour are evicted by `purge_idle`.
 
 use super::window::{decide, Decision, Quota, HOUR_MS};
 use super::Clock;
@@ -28,10 +29,8 @@ impl MemoryLimiter {
         while accepted.front().is_some_and(|&t| t + HOUR_MS <= now) {
             accepted.pop_front();
         }
-        // Keep the deque bounded even if an operator lowers the hour quota.
-        while accepted.len() > quota.per_hour as usize {
-            accepted.pop_front();
-        }
+        // Trimmed by age only: one counter may be checked under different quotas (a person
+        // in stores with different limits), and each must see every request of the hour.
         let decision = decide(accepted.make_contiguous(), now, quota);
         if decision.allowed {
             accepted.push_back(now);
@@ -54,6 +53,26 @@ impl MemoryLimiter {
 mod tests {
     use super::*;
     use crate::rate_limit::ManualClock;
+
+    #[test]
+    fn a_smaller_quota_checked_meanwhile_does_not_forget_requests() {
+        let clock = ManualClock::new(1_000_000);
+        let limiter = MemoryLimiter::new(Arc::new(clock.clone()));
+        let large = Quota {
+            per_minute: 10_000,
+            per_hour: 3_000,
+        };
+        let small = Quota {
+            per_minute: 60,
+            per_hour: 600,
+        };
+        let key = Uuid::now_v7();
+        for _ in 0..3_000 {
+            assert!(limiter.check(key, large).allowed);
+        }
+        assert!(!limiter.check(key, small).allowed);
+        assert!(!limiter.check(key, large).allowed, "the hour is still full");
+    }
 
     #[test]
     fn idle_keys_are_evicted_after_an_hour() {
