@@ -25,10 +25,11 @@ pub enum Refused {
     Scheme,
     #[error("the URL must not carry credentials")]
     Credentials,
-    #[error("the host does not resolve")]
+    /// Said as `Blocked` is: two answers would tell a tenant which internal names exist.
+    #[error("the host does not resolve to a public address")]
     Unresolvable,
     /// The address stays out of the message: tenants see it, and it would map internal names.
-    #[error("the host resolves to a non-public address")]
+    #[error("the host does not resolve to a public address")]
     Blocked(IpAddr),
 }
 
@@ -243,6 +244,11 @@ mod tests {
         assert_eq!(
             policy.check_url("https://[64:ff9b::7f00:1]/x"),
             Err(Refused::Blocked(ip("64:ff9b::7f00:1")))
+        );
+        // A name that does not resolve and one that resolves inside are told apart by nothing.
+        assert_eq!(
+            Refused::Unresolvable.to_string(),
+            Refused::Blocked(ip("10.0.0.1")).to_string()
         );
         assert_eq!(
             policy.check_url("https://u:p@hooks.example.com/"),
