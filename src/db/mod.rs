@@ -244,8 +244,27 @@ pub async fn lock_many<R: Table>(
     store: crate::ids::StoreId,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<R>> {
+    locked_rows::<R>(db, store, ids, "for update").await
+}
+
+/// As `lock_many`, against changes to the rows only (`for no key update`): rows that merely
+/// refer to them (a command or a spool naming a printer) are still written meanwhile.
+pub async fn lock_many_for_change<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<R>> {
+    locked_rows::<R>(db, store, ids, "for no key update").await
+}
+
+async fn locked_rows<R: Table>(
+    db: impl PgExecutor<'_>,
+    store: crate::ids::StoreId,
+    ids: &[Uuid],
+    lock: &str,
+) -> sqlx::Result<Vec<R>> {
     let sql = format!(
-        "select * from {} where store_id = $1 and id = any($2) order by id for update",
+        "select * from {} where store_id = $1 and id = any($2) order by id {lock}",
         R::NAME
     );
     sqlx::query_as(&sql)

@@ -172,6 +172,10 @@ const CANDIDATES: &str = "
       and ($2::uuid[] is null or oi.order_id = any($2))
       and ($3::uuid[] is null or s.id = any($3))";
 
+/// Of a candidate item: its SKU has parts to print.
+const SKU_HAS_PARTS: &str =
+    "exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id)";
+
 /// Locks and returns up to `limit` printable items, oldest order first. The orders are locked
 /// first, then their items: the order in which editing and deleting an order lock them, so the
 /// two cannot deadlock. The orders' lock is the one stamping them updated takes (a shared one
@@ -209,7 +213,7 @@ pub async fn printable(
     let sql = format!(
         "select oi.id as item_id, oi.order_id, s.id as sku_id, oi.quantity {CANDIDATES}
            and oi.order_id = any($5)
-           and exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id)
+           and {SKU_HAS_PARTS}
          order by o.created_at, o.id, oi.position
          limit $4
          for update of oi"
@@ -233,10 +237,7 @@ pub async fn any_printable(
     orders: Option<&[Uuid]>,
     skus: Option<&[Uuid]>,
 ) -> sqlx::Result<bool> {
-    let sql = format!(
-        "select exists (select 1 {CANDIDATES}
-           and exists (select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id))"
-    );
+    let sql = format!("select exists (select 1 {CANDIDATES} and {SKU_HAS_PARTS})");
     sqlx::query_scalar(&sql)
         .bind(store)
         .bind(orders)
@@ -257,8 +258,7 @@ pub async fn blocked(
         "select oi.id as item_id, oi.order_id,
                 case when s.id is null then 'unknown_sku' else 'sku_has_no_parts' end as reason
          {CANDIDATES}
-           and (s.id is null or not exists (
-                select 1 from sku_parts sp where sp.store_id = s.store_id and sp.sku_id = s.id))
+           and (s.id is null or not {SKU_HAS_PARTS})
          order by o.created_at, o.id, oi.position
          limit $4"
     );

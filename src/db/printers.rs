@@ -59,25 +59,6 @@ impl super::Fields for PrinterFields {
     }
 }
 
-/// The printers among `ids`, locked against each other's changes until the transaction ends,
-/// in id order: a printer before its jobs (see ARCHITECTURE.md, "Lock order"). `for no key
-/// update`, so rows that only refer to a printer (a command, a spool loaded in it) are still
-/// written meanwhile.
-pub async fn lock_for_change(
-    db: impl PgExecutor<'_>,
-    store: StoreId,
-    ids: &[Uuid],
-) -> sqlx::Result<Vec<PrinterRow>> {
-    sqlx::query_as(
-        "select * from printers where store_id = $1 and id = any($2)
-         order by id for no key update",
-    )
-    .bind(store)
-    .bind(ids)
-    .fetch_all(db)
-    .await
-}
-
 pub async fn set_ready(
     db: impl PgExecutor<'_>,
     store: StoreId,

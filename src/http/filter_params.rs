@@ -245,6 +245,9 @@ const TIMESTAMP: &str = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]\
                          ([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?\
                          ([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
 
+/// An integer as the filters read one (an `i64`, kept short of its edges).
+const INTEGER: &str = "-?[0-9]{1,18}";
+
 /// A pattern for a comma-separated list of `item`s.
 fn list_of(item: &str) -> String {
     format!("^({item})(,({item}))*$")
@@ -259,7 +262,7 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
     match (op, kind) {
         (Op::IsNull, _) => ObjectBuilder::new().schema_type(Type::Boolean),
         (Op::In | Op::NotIn, Kind::Uuid) => text().pattern(Some(list_of(UUID))),
-        (Op::In | Op::NotIn, Kind::Integer) => text().pattern(Some(list_of("-?[0-9]{1,18}"))),
+        (Op::In | Op::NotIn, Kind::Integer) => text().pattern(Some(list_of(INTEGER))),
         (Op::In | Op::NotIn, Kind::Timestamp) => text().pattern(Some(list_of(TIMESTAMP))),
         (Op::In | Op::NotIn, _) => text(),
         (_, Kind::Text | Kind::Email | Kind::Name) => text(),
@@ -320,7 +323,7 @@ mod tests {
             let pattern = list_of(match kind {
                 Kind::Uuid => UUID,
                 Kind::Timestamp => TIMESTAMP,
-                _ => "-?[0-9]{1,18}",
+                _ => INTEGER,
             });
             let regex = regex::Regex::new(&pattern).unwrap();
             let listed = format!("{value},{value}");

@@ -306,9 +306,13 @@ impl Bridge {
             // The printer is locked before its job, as every change involving both does: a job
             // started by hand checks under the same lock that the printer is free.
             let printer_kept = !steps.is_empty()
-                && !printers_db::lock_for_change(&mut *tx, store, &[printer_id.0])
-                    .await?
-                    .is_empty();
+                && !crate::db::lock_many_for_change::<printers_db::PrinterRow>(
+                    &mut *tx,
+                    store,
+                    &[printer_id.0],
+                )
+                .await?
+                .is_empty();
             if printer_kept {
                 let mut was = previous.status.clone();
                 for step in steps {

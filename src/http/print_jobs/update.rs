@@ -142,7 +142,8 @@ async fn try_update(
         .collect();
     printers.sort_unstable();
     printers.dedup();
-    crate::db::printers::lock_for_change(&mut *tx, store, &printers).await?;
+    // A printer before its jobs (ARCHITECTURE.md, "Lock order").
+    crate::db::lock_many_for_change::<PrinterRow>(&mut *tx, store, &printers).await?;
     let edit = Edit::validate(&mut tx, store, body).await?;
     let row = crate::db::get_for_update::<JobRow>(&mut *tx, store, id)
         .await
