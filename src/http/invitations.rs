@@ -338,6 +338,24 @@ pub async fn list_invitations(
     Ok(Page::new(rows, Invitation::from, "/v1/invitations", &list, total).into_response())
 }
 
+/// The name a new account is made with, checked with its password (a new account needs both).
+fn new_account_name(body: &AcceptInvitation) -> ApiResult<String> {
+    let mut e = Errors::default();
+    let name = match &body.name {
+        Some(name) => e.name("/name", name, 200),
+        None => {
+            e.add("/name", "required", "a new account needs a name");
+            String::new()
+        }
+    };
+    match &body.password {
+        Some(password) => e.new_password("/password", password),
+        None => e.add("/password", "required", "a new account needs a password"),
+    }
+    e.finish()?;
+    Ok(name)
+}
+
 /// Revoke an open invitation: its token stops working.
 ///
 /// Required permission: `user.invite`, and holding everything the invitation grants.
@@ -398,15 +416,14 @@ pub async fn accept_invitation(
             if !origin::trusted(&headers, &state.config.cors_origins) {
                 return Err(ApiError::CrossOrigin);
             }
-            let row = session::find(
-                &state.pool,
-                &state.verifier.pepper,
-                token,
-                now,
-                &state.config.sessions,
-            )
-            .await?;
-            Some(row.user_id)
+            let settings = &state.config.sessions;
+            match session::find(&state.pool, &state.verifier.pepper, token, now, settings).await {
+                Ok(row) => Some(row.user_id),
+                // A cookie left from a session that has ended is no one's: accepted as if
+                // signed out, rather than refused until the browser drops the cookie.
+                Err(ApiError::InvalidSession) => None,
+                Err(e) => return Err(e),
+            }
         }
         None => None,
     };
@@ -420,19 +437,7 @@ pub async fn accept_invitation(
             ))
         }
         None => {
-            let mut e = Errors::default();
-            let name = match &body.name {
-                Some(name) => e.name("/name", name, 200),
-                None => {
-                    e.add("/name", "required", "a new account needs a name");
-                    String::new()
-                }
-            };
-            match &body.password {
-                Some(password) => e.new_password("/password", password),
-                None => e.add("/password", "required", "a new account needs a password"),
-            }
-            e.finish()?;
+            let name = new_account_name(&body)?;
             let hash = state
                 .passwords
                 .hash(body.password.as_deref().unwrap_or_default())

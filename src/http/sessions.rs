@@ -223,7 +223,9 @@ pub(super) fn client_ip(headers_ip: Option<&crate::middleware::ClientIp>) -> IpA
 /// the user's stores, and an `Origin` of this site (or of `PF_CORS_ORIGINS`) with anything
 /// that changes something. A wrong email and a wrong password get the same answer. After 10
 /// failures for one account, or 30 from one address (an IPv6 /64), within 15 minutes,
-/// sign-ins are refused (`429`) until the oldest is 15 minutes old.
+/// sign-ins are refused (`429`) until the oldest is 15 minutes old. Failed sign-ins also spend
+/// the address's budget for unauthenticated attempts (`PF_AUTH_FAILURES_PER_MINUTE`, as bad
+/// keys do); past it, `429` comes before any check.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "Users and sessions", security(()),
     request_body = Login,
     responses(
@@ -240,6 +242,11 @@ pub async fn login(
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Response> {
     let ip = client_ip(ip.as_deref());
+    // An address that ran out of attempts is refused before any database work; the per-account
+    // and per-address windows below are kept in the database so that replicas share them.
+    if let Some(retry_after_secs) = state.auth_failures.blocked(ip) {
+        return Err(ApiError::TooManyAuthFailures { retry_after_secs });
+    }
     // A page of another site must not sign its visitor in to an account of its choosing.
     if headers.contains_key(header::ORIGIN)
         && !origin::trusted(&headers, &state.config.cors_origins)
@@ -262,6 +269,7 @@ pub async fn login(
     // guesses all count against the limit; taken back if it is refused or succeeds.
     db::record_failure(&state.pool, &subjects, now).await?;
     if let Err(throttled) = throttle(&state, &subjects, now).await {
+        state.auth_failures.record_failure(ip);
         db::forget_failure(&state.pool, &subjects, now).await?;
         return Err(throttled);
     }
@@ -271,13 +279,15 @@ pub async fn login(
     let user = match user {
         Some(user) if matches => user,
         known => {
+            state.auth_failures.record_failure(ip);
             if let Some(known) = known {
-                // Audited off the request, so a known account answers as fast as an unknown one.
-                let state = state.clone();
-                tokio::spawn(async move {
+                // Audited off the request, so a known account answers as fast as an unknown one;
+                // tracked, so that a graceful shutdown waits for it.
+                let worker = state.clone();
+                state.request_work.spawn(async move {
                     let audited = async {
-                        let stores = users::memberships_of(&state.pool, known.id).await?;
-                        audit_in_stores(&state, known.id, ip, Verb::SignInFailed, &stores).await
+                        let stores = users::memberships_of(&worker.pool, known.id).await?;
+                        audit_in_stores(&worker, known.id, ip, Verb::SignInFailed, &stores).await
                     }
                     .await;
                     if let Err(error) = audited {

@@ -523,6 +523,31 @@ async fn repeated_failures_throttle_the_account_until_the_window_passes() {
         .assert_problem(429, "too_many_auth_failures");
 }
 
+/// Past `PF_AUTH_FAILURES_PER_MINUTE`, an address's sign-ins are refused before the database:
+/// a flood of guesses costs the database nothing once the address has run dry.
+#[tokio::test]
+async fn an_address_out_of_attempts_is_refused_before_the_database() {
+    let app = TestApp::with_config(&[("PF_AUTH_FAILURES_PER_MINUTE", "3")]).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let res = login(&app, &format!("nobody{i}@example.com"), "guess").await;
+        statuses.push(res.status.as_u16());
+        if res.status.as_u16() == 429 {
+            res.assert_problem(429, "too_many_auth_failures");
+            let wait: u64 = res.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+    }
+    // Far below the database's 30 an address: only the in-memory budget refuses these.
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429, 429, 429]);
+    let reached: i64 =
+        sqlx::query_scalar("select count(*) from sign_in_failures where subject like 'address:%'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(reached, 4, "only the checked attempts reach the database");
+}
+
 #[tokio::test]
 async fn a_session_needs_a_store_it_belongs_to_and_keys_and_sessions_keep_to_their_routes() {
     let app = TestApp::new().await;

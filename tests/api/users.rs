@@ -271,6 +271,33 @@ async fn an_email_has_one_open_invitation_at_a_time() {
     );
 }
 
+/// A browser still holding the cookie of a session that has ended accepts as if signed out: it
+/// makes the new account, instead of being told its session is invalid.
+#[tokio::test]
+async fn an_ended_session_in_the_browser_does_not_stop_a_new_account() {
+    let app = TestApp::new().await;
+    let ended = app.owner_session().await;
+    app.clock.advance_ms(9 * 3600 * 1000); // past the 8 h idle limit
+    let token = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": TEAMMATE, "roles": ["viewer"]}))
+        .send()
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD});
+    app.post("/v1/invitations/accept")
+        .session(&ended)
+        .json(&body)
+        .send()
+        .await
+        .assert(201);
+    app.sign_in(TEAMMATE, TEAMMATE_PASSWORD).await;
+}
+
 #[tokio::test]
 async fn someone_with_an_account_accepts_signed_in_as_it() {
     let app = TestApp::new().await;
