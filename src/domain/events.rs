@@ -117,6 +117,23 @@ impl EventType {
     pub fn view_permission(self) -> Option<Permission> {
         self.entity_type().view_permission()
     }
+
+    /// The OpenAPI schema of what the event carries in `data.entities`: the entity's view, but
+    /// for the domain events that carry a record of what happened instead.
+    pub fn payload_schema(self) -> Option<Cow<'static, str>> {
+        use super::{printers, spools};
+        use utoipa::ToSchema;
+        match self {
+            EventType::PrinterOnline | EventType::PrinterOffline => {
+                Some(printers::PrinterConnectivity::name())
+            }
+            EventType::PrinterHmsError | EventType::PrinterHmsWarning => {
+                Some(printers::PrinterAlert::name())
+            }
+            EventType::MaterialUsageRecorded => Some(spools::SpoolUsage::name()),
+            _ => self.entity_type().view_schema(),
+        }
+    }
 }
 
 impl std::fmt::Display for EventType {

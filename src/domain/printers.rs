@@ -125,3 +125,25 @@ impl From<PrinterRow> for Printer {
 entity_view!(Printer, Printer);
 
 stored_from_row!(Printer, PrinterRow);
+
+/// What `printer.online` and `printer.offline` carry. Only that the printer came or went: what
+/// it reports (temperatures, progress, its job) needs `printer.stats`, which these events'
+/// readers (`printer.view`) may not hold.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrinterConnectivity {
+    pub printer_id: Uuid,
+    pub online: bool,
+}
+
+/// What `printer.hms_error` and `printer.hms_warning` carry: the alert that was raised.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrinterAlert {
+    pub printer_id: Uuid,
+    /// The printer's code for it, e.g. `HMS_0300_0100_0001_0001` (Bambu), `PRINT_ERROR_0300400C`,
+    /// `FILAMENT_RUNOUT`.
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: String,
+}

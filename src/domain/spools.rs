@@ -91,7 +91,7 @@ pub async fn record_usage(
     let before = Spool::from(spool);
     let after = Spool::from(db::take_grams(&mut *tx, author.store_id, before.id, grams).await?);
     changes::updated(tx, author, &before, &after).await?;
-    let usage = Usage {
+    let usage = SpoolUsage {
         printer_id: printer.0,
         print_job_id: job.job,
         spool_id: after.id,
@@ -116,15 +116,15 @@ pub struct JobUsage<'a> {
     pub materials: &'a [Uuid],
 }
 
-/// What `material.usage_recorded` carries.
-#[derive(Debug, Serialize)]
+/// What `material.usage_recorded` carries: the grams a completed job took off a spool.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Usage {
-    printer_id: Uuid,
-    print_job_id: Uuid,
-    spool_id: Uuid,
-    material_id: Uuid,
-    grams: f64,
+pub struct SpoolUsage {
+    pub printer_id: Uuid,
+    pub print_job_id: Uuid,
+    pub spool_id: Uuid,
+    pub material_id: Uuid,
+    pub grams: f64,
 }
 
 stored_from_row!(Spool, SpoolRow);

@@ -25,7 +25,9 @@ unknown value as \"other\" rather than an error.",
         license(name = "Apache-2.0")
     ),
     components(schemas(Problem, FieldError, crate::domain::EventType, super::events::WebhookMessage,
-        crate::domain::orders::OrderPrintRun, crate::domain::printer_commands::CommandName)),
+        crate::domain::orders::OrderPrintRun, crate::domain::printer_commands::CommandName,
+        crate::domain::printers::PrinterConnectivity, crate::domain::printers::PrinterAlert,
+        crate::domain::spools::SpoolUsage)),
     tags(
         (name = "API keys", description = "Keys, their permissions, rolling and revocation"),
         (name = "Users and sessions", description = "People signing in to a dashboard: sessions, who am I, passwords"),
@@ -456,7 +458,7 @@ fn message_schema(event: crate::domain::EventType) -> serde_json::Value {
         "type": {"const": event.as_str()},
         "entityType": {"const": entity.as_str()},
     }});
-    if let Some(schema) = entity.view_schema() {
+    if let Some(schema) = event.payload_schema() {
         data["properties"]["entities"] = json!({"type": "object", "additionalProperties": {
             "$ref": format!("#/components/schemas/{schema}")}});
     }

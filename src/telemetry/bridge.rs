@@ -14,7 +14,7 @@ use super::state::{self, Alert, PrinterState};
 pub use crate::config::TelemetrySettings as Settings;
 use crate::db::{print_jobs as jobs_db, printers as printers_db};
 use crate::domain::print_jobs::{transition, PrintJob};
-use crate::domain::printers::PrinterStatus;
+use crate::domain::printers::{PrinterAlert, PrinterConnectivity, PrinterStatus};
 use crate::domain::queue::JobState;
 use crate::domain::{changes, Author, EventType};
 use crate::ids::{PrinterId, StoreId};
@@ -285,12 +285,15 @@ impl Bridge {
         if urgent {
             let mut tx = self.pool.begin().await?;
             let author = Author::telemetry(store);
-            let about = json!({"printerId": printer_id, "state": &next});
             if next.online != previous.online {
                 let event = if next.online {
                     EventType::PrinterOnline
                 } else {
                     EventType::PrinterOffline
+                };
+                let about = PrinterConnectivity {
+                    printer_id: printer_id.0,
+                    online: next.online,
                 };
                 changes::event(&mut tx, &author, event, printer_id.0, &about).await?;
             }
@@ -300,8 +303,12 @@ impl Bridge {
                 } else {
                     EventType::PrinterHmsWarning
                 };
-                let body = json!({"printerId": printer_id, "code": alert.code, "severity": alert.severity});
-                changes::event(&mut tx, &author, event, printer_id.0, &body).await?;
+                let raised = PrinterAlert {
+                    printer_id: printer_id.0,
+                    code: alert.code.clone(),
+                    severity: alert.severity.to_owned(),
+                };
+                changes::event(&mut tx, &author, event, printer_id.0, &raised).await?;
             }
             // The printer is locked before its job, as every change involving both does: a job
             // started by hand checks under the same lock that the printer is free.

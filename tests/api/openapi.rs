@@ -160,6 +160,40 @@ fn every_webhook_names_its_event_and_the_schema_of_its_entity() {
             "{event}: {name} is not in the document"
         );
     }
+    // Domain events that carry a record of what happened, not the entity's view, say so
+    // (the telemetry and usage tests check the bodies against these fields).
+    for (event, schema, fields) in [
+        (
+            "printer.online",
+            "PrinterConnectivity",
+            &["online", "printerId"][..],
+        ),
+        (
+            "printer.hms_error",
+            "PrinterAlert",
+            &["code", "printerId", "severity"],
+        ),
+        (
+            "material.usage_recorded",
+            "SpoolUsage",
+            &["grams", "materialId", "printJobId", "printerId", "spoolId"],
+        ),
+    ] {
+        let data = &webhooks[event]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["allOf"][1]["properties"]["data"];
+        assert_eq!(
+            data["properties"]["entities"]["additionalProperties"]["$ref"],
+            format!("#/components/schemas/{schema}")
+        );
+        let mut required: Vec<&str> = schemas[schema]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        required.sort();
+        assert_eq!(required, fields, "{schema}");
+    }
 }
 
 /// Every documented field is camelCase (SPEC §6), so the document names the fields the server

@@ -829,6 +829,18 @@ async fn completing_a_job_by_hand_charges_the_printers_spool() {
         outbox_types(&app, &spool).await.last().map(String::as_str),
         Some("material.usage_recorded")
     );
+    let usage: Value = sqlx::query_scalar(
+        "select entity from outbox where type = 'material.usage_recorded' and entity_id = $1::uuid",
+    )
+    .bind(&spool)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        usage,
+        json!({"printerId": printer, "printJobId": job, "spoolId": spool, "materialId": pla,
+               "grams": 25.0})
+    );
 }
 
 /// A job's edits lock its printers before the job, as a printer's edits lock the printer before

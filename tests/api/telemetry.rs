@@ -102,6 +102,20 @@ async fn a_bambu_print_runs_to_completion_from_its_reports() {
     job_reaches(&app, &job, "printing").await;
     assert_eq!(events(&app, "job.started").await, 1);
     assert_eq!(events(&app, "printer.online").await, 1);
+    // A reader of printers learns that the printer came online, not what it reports: that
+    // needs `printer.stats`.
+    let _relay = app.spawn_relay();
+    let viewer = app.key_with(&[], &["printer.view"]).await;
+    let online = eventually("the printer.online event", || async {
+        let listed = app.get("/v1/events").with_key(&viewer).send().await.json();
+        let listed = listed.as_array().cloned().unwrap_or_default();
+        listed.into_iter().find(|e| e["type"] == "printer.online")
+    })
+    .await;
+    assert_eq!(
+        online["entities"][printer.as_str()],
+        json!({"printerId": printer, "online": true})
+    );
     // The state is written just after the job moves.
     let s = eventually("the printing state", || async {
         let s = stats(&app, &printer).await;
