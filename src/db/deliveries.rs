@@ -227,23 +227,56 @@ pub async fn notify_dispatchers(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
 }
 
 /// The claim's statement: `$1` now, `$2` the limit, `$3` the lease in seconds, `$4` and `$5`
-/// the busy endpoints and stores, `$6` the most per endpoint. Public for the test that checks
-/// its plan (`tests/api/claim_plans.rs`).
-pub const CLAIM: &str = "with candidates as materialized (
-     -- The oldest due deliveries of endpoints and stores not busy, at most $6 per
-     -- endpoint: one endpoint's backlog does not fill the claim. Oldest first.
-     select id, next_attempt_at from (
-         select d.id, d.next_attempt_at,
-                row_number() over (partition by d.endpoint_id
-                                   order by d.next_attempt_at, d.id) as nth
-           from (select d.id, d.endpoint_id, d.next_attempt_at
-                   from webhook_deliveries d
-                   join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
-                  where d.status = 'pending' and d.next_attempt_at <= $1
-                    and d.endpoint_id <> all($4) and d.store_id <> all($5)
-                  order by d.next_attempt_at limit $2 * 8) d) ranked
-      where nth <= $6
-      order by next_attempt_at),
+/// the busy endpoints and stores, `$6` the most per endpoint. Public for the tests that check
+/// its plan and its fairness (`tests/api/claim_plans.rs`).
+pub const CLAIM: &str = "with recursive oldest_due as materialized (
+     -- The oldest due deliveries of endpoints and stores not busy, each numbered within its
+     -- endpoint.
+     select d.id, d.endpoint_id, d.next_attempt_at,
+            row_number() over (partition by d.endpoint_id
+                               order by d.next_attempt_at, d.id) as nth
+       from (select d.id, d.endpoint_id, d.next_attempt_at
+               from webhook_deliveries d
+               join webhook_endpoints e on e.id = d.endpoint_id and e.enabled
+              where d.status = 'pending' and d.next_attempt_at <= $1
+                and d.endpoint_id <> all($4) and d.store_id <> all($5)
+              order by d.next_attempt_at limit $2 * 8) d),
+ waiting (endpoint_id, oldest, depth) as (
+     -- When one endpoint's backlog filled its share of that window, the endpoints whose due
+     -- deliveries are younger than the window would wait for the whole backlog: the endpoints
+     -- with deliveries pending, each with its oldest, skipping through the index by endpoint
+     -- (the first 1,000).
+     (select endpoint_id, next_attempt_at, 1 from webhook_deliveries
+       where status = 'pending' and exists (select 1 from oldest_due where nth > $6)
+       order by endpoint_id, next_attempt_at limit 1)
+     union all
+     select n.endpoint_id, n.next_attempt_at, w.depth + 1
+       from waiting w
+      cross join lateral (select d.endpoint_id, d.next_attempt_at from webhook_deliveries d
+                           where d.status = 'pending' and d.endpoint_id > w.endpoint_id
+                           order by d.endpoint_id, d.next_attempt_at limit 1) n
+      where w.depth < 1000),
+ beside as (
+     -- Those endpoints' oldest due deliveries, up to $6 each; not of endpoints the window
+     -- holds already (they have their turn there).
+     select d.id, d.next_attempt_at, d.nth
+       from waiting w
+       join webhook_endpoints e on e.id = w.endpoint_id and e.enabled
+            and e.id <> all($4) and e.store_id <> all($5)
+      cross join lateral (select d.id, d.next_attempt_at,
+                                 row_number() over (order by d.next_attempt_at, d.id) as nth
+                            from webhook_deliveries d
+                           where d.endpoint_id = w.endpoint_id and d.status = 'pending'
+                             and d.next_attempt_at <= $1
+                           order by d.next_attempt_at, d.id limit $6) d
+      where w.oldest <= $1 and w.endpoint_id <> all(array(select endpoint_id from oldest_due))),
+ candidates as materialized (
+     -- At most $6 per endpoint, taken in turns: each endpoint's oldest first, then each one's
+     -- second, so that no backlog fills the claim.
+     select id, nth, next_attempt_at from oldest_due where nth <= $6
+     union all
+     select id, nth, next_attempt_at from beside
+      order by nth, next_attempt_at),
  due as (
      -- Each candidate locked by its primary key, then checked again: another
      -- dispatcher may have claimed it. `offset 0` keeps the checks out of the locking

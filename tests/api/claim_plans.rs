@@ -235,3 +235,66 @@ async fn a_relay_claim_reads_each_waiting_event_at_most_once_with_statistics_fro
         }
     }
 }
+
+/// One store's endpoint with a large backlog due (a `recover`, say) does not keep another
+/// store's due delivery out of the claim until the backlog drains: the claim finds the other
+/// endpoint beside the backlog, and takes the two in turns.
+#[tokio::test]
+async fn another_stores_due_delivery_is_claimed_beside_one_endpoints_backlog() {
+    let app = TestApp::new().await;
+    let other = app.new_tenant("Other Farm").await;
+    let pool = app.pool();
+    const LIMIT: i64 = 16;
+    const PER_ENDPOINT: i64 = 64;
+    let endpoint = |store: uuid::Uuid, url: &'static str| async move {
+        sqlx::query_scalar::<_, uuid::Uuid>(
+            "insert into webhook_endpoints (id, store_id, url, secret)
+             values (gen_random_uuid(), $1, $2, 'whsec_x') returning id",
+        )
+        .bind(store)
+        .bind(url)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let busy_one = endpoint(app.store_id.0, "https://example.com/backlog").await;
+    let quiet_one = endpoint(other.store_id.0, "https://example.com/quiet").await;
+    // The backlog, due an hour ago: far more than the claim's window (8 × LIMIT).
+    let now = app.now();
+    let due = |endpoint: uuid::Uuid, count: i64, ago: &'static str| async move {
+        sqlx::query(
+            "insert into webhook_deliveries (id, store_id, endpoint_id, event_id, event_type,
+                                             payload, occurred_at, status, attempts,
+                                             next_attempt_at)
+             select gen_random_uuid(), e.store_id, e.id, gen_random_uuid(), 'printer.updated',
+                    '{}', $3, 'pending', 1, $3 - $4::interval + g * interval '1 ms'
+               from webhook_endpoints e, generate_series(1, $2) g where e.id = $1",
+        )
+        .bind(endpoint)
+        .bind(count)
+        .bind(now)
+        .bind(ago)
+        .execute(pool)
+        .await
+        .unwrap();
+    };
+    due(busy_one, 2_000, "1 hour").await;
+    due(quiet_one, 1, "1 minute").await;
+    let busy = printfarm::db::deliveries::Busy {
+        endpoints: vec![],
+        stores: vec![],
+        per_endpoint: PER_ENDPOINT,
+    };
+    let claimed = printfarm::db::deliveries::claim(pool, app.now(), LIMIT, 60.0, &busy)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), LIMIT as usize);
+    let quiet = claimed
+        .iter()
+        .filter(|d| d.endpoint.id == quiet_one)
+        .count();
+    assert_eq!(
+        quiet, 1,
+        "the quiet endpoint's delivery waits behind the backlog"
+    );
+}
