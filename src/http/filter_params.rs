@@ -248,9 +248,10 @@ const TIMESTAMP: &str = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]\
 /// An integer as the filters read one (an `i64`, kept short of its edges).
 const INTEGER: &str = "-?[0-9]{1,18}";
 
-/// A pattern for a comma-separated list of `item`s.
+/// A pattern for a comma-separated list of `item`s, as many as a filter takes.
 fn list_of(item: &str) -> String {
-    format!("^({item})(,({item}))*$")
+    let more = MAX_IN_VALUES - 1;
+    format!("^({item})(,({item})){{0,{more}}}$")
 }
 
 fn schema(kind: Kind, op: Op) -> ObjectBuilder {
@@ -264,7 +265,7 @@ fn schema(kind: Kind, op: Op) -> ObjectBuilder {
         (Op::In | Op::NotIn, Kind::Uuid) => text().pattern(Some(list_of(UUID))),
         (Op::In | Op::NotIn, Kind::Integer) => text().pattern(Some(list_of(INTEGER))),
         (Op::In | Op::NotIn, Kind::Timestamp) => text().pattern(Some(list_of(TIMESTAMP))),
-        (Op::In | Op::NotIn, _) => text(),
+        (Op::In | Op::NotIn, _) => text().pattern(Some(list_of("[^,]*"))),
         (_, Kind::Text | Kind::Email | Kind::Name) => text(),
         (_, Kind::Uuid) => ObjectBuilder::new()
             .schema_type(Type::String)
@@ -329,6 +330,18 @@ mod tests {
             let listed = format!("{value},{value}");
             assert_eq!(regex.is_match(&listed), admitted, "{value}");
             assert_eq!(Value::parse(kind, value).is_some(), admitted, "{value}");
+        }
+        // As many values as a filter takes, and not one more.
+        for item in [UUID, TIMESTAMP, INTEGER, "[^,]*"] {
+            let regex = regex::Regex::new(&list_of(item)).unwrap();
+            let value = match item {
+                UUID => "01a23537-34bc-739e-be2b-7b915d7b7ba2",
+                TIMESTAMP => "2026-12-02T05:40:28Z",
+                _ => "7",
+            };
+            let most = vec![value; MAX_IN_VALUES].join(",");
+            assert!(regex.is_match(&most), "{item}");
+            assert!(!regex.is_match(&format!("{most},{value}")), "{item}");
         }
     }
 

@@ -101,6 +101,7 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
 
     super::filter_params::add(&mut doc);
     super::sdk_names::add(&mut doc);
+    close_command_variants(&mut doc);
     doc.servers = Some(vec![
         utoipa::openapi::server::ServerBuilder::new()
             .url("/")
@@ -129,6 +130,37 @@ pub fn finalize(mut doc: OpenApi) -> OpenApi {
         }
     }
     doc
+}
+
+/// Says what utoipa cannot read from the derives of `Command`: it drops an enum's
+/// `deny_unknown_fields`, so each command's schema (named by `sdk_names`) is closed here, and
+/// it has no `uniqueItems` for a list, so `home-axis` says here that its axes are named once.
+/// The server refuses both, and a client generated from the document should too.
+fn close_command_variants(doc: &mut OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::OneOf(commands))) = components.schemas.get("Command") else {
+        return;
+    };
+    let variants: Vec<String> = commands
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            RefOr::Ref(r) => r.ref_location.rsplit('/').next().map(str::to_owned),
+            RefOr::T(_) => None,
+        })
+        .collect();
+    for name in variants {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) else {
+            continue;
+        };
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        if let Some(RefOr::T(Schema::Array(axes))) = object.properties.get_mut("axes") {
+            axes.unique_items = true;
+        }
+    }
 }
 
 /// Adds what the operation shares with its kind: the body problems of a public one; the

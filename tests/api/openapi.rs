@@ -229,3 +229,66 @@ fn every_documented_property_is_camel_case() {
     walk(&doc["components"]["schemas"], "", &mut bad);
     assert!(bad.is_empty(), "not camelCase: {bad:?}");
 }
+
+/// The server refuses unknown fields in every request body, so every object a request body
+/// holds says `additionalProperties: false`: a generated client or a fuzzer that adds a field
+/// learns from the document that it is refused. (utoipa drops an enum's
+/// `deny_unknown_fields`; the printer commands are closed after generation.)
+#[test]
+fn every_request_body_object_is_closed() {
+    fn walk(
+        schema: &Value,
+        schemas: &Value,
+        at: &str,
+        seen: &mut Vec<String>,
+        open: &mut Vec<String>,
+    ) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            if !seen.contains(&name.to_owned()) {
+                seen.push(name.to_owned());
+                walk(&schemas[name], schemas, name, seen, open);
+            }
+            return;
+        }
+        if let Some(props) = schema["properties"].as_object() {
+            if schema["additionalProperties"] != Value::Bool(false) {
+                open.push(at.to_owned());
+            }
+            for (name, prop) in props {
+                walk(prop, schemas, &format!("{at}.{name}"), seen, open);
+            }
+        }
+        for key in ["oneOf", "anyOf", "allOf"] {
+            for (i, item) in schema[key].as_array().into_iter().flatten().enumerate() {
+                walk(item, schemas, &format!("{at}/{key}/{i}"), seen, open);
+            }
+        }
+        if schema["items"].is_object() {
+            walk(&schema["items"], schemas, &format!("{at}[]"), seen, open);
+        }
+    }
+    let doc: Value = serde_json::from_str(&printfarm::http::openapi_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let (mut seen, mut open) = (Vec::new(), Vec::new());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            if body.is_object() {
+                walk(
+                    body,
+                    schemas,
+                    &format!("{method} {path}"),
+                    &mut seen,
+                    &mut open,
+                );
+            }
+        }
+    }
+    assert!(seen.contains(&"PauseCommand".to_owned()), "{seen:?}");
+    assert_eq!(open, Vec::<String>::new(), "open request objects");
+    assert_eq!(
+        schemas["HomeAxisCommand"]["properties"]["axes"]["uniqueItems"],
+        true
+    );
+}

@@ -138,6 +138,21 @@ async fn bad_orders_are_422_and_other_stores_and_roles_are_refused() {
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["pointer"], pointer, "{body}");
     }
+    // Too many items is one problem: the items of a list that long are not checked one by one.
+    let too_many: Vec<Value> = (0..101)
+        .map(|_| json!({"skuId": uuid::Uuid::now_v7(), "quantity": 0}))
+        .collect();
+    let res = app
+        .post("/v1/orders")
+        .owner()
+        .json(&json!({"items": too_many}))
+        .send()
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(
+        res.json()["errors"],
+        json!([{"pointer": "/items", "code": "invalid_length", "message": "1 to 100 items"}])
+    );
     app.post("/v1/orders")
         .owner()
         .json(&json!({"source": "fax", "items": [{"skuId": sku, "quantity": 1}]}))

@@ -9,11 +9,14 @@ async fn items(
     values: &[NewOrderItem],
 ) -> ApiResult<Vec<NewItem>> {
     if values.is_empty() || values.len() > MAX_ITEMS {
+        // Nothing more is checked of a list this long (one problem, not one per entry, and no
+        // lookup of thousands of SKUs for an answer that is a refusal anyway).
         e.add(
             "/items",
             "invalid_length",
             format!("1 to {MAX_ITEMS} items"),
         );
+        return Ok(Vec::new());
     }
     let mut out = Vec::with_capacity(values.len());
     for (i, item) in values.iter().enumerate() {
