@@ -278,16 +278,7 @@ async fn an_ended_session_in_the_browser_does_not_stop_a_new_account() {
     let app = TestApp::new().await;
     let ended = app.owner_session().await;
     app.clock.advance_ms(9 * 3600 * 1000); // past the 8 h idle limit
-    let token = app
-        .post("/v1/users/invite")
-        .owner()
-        .json(&json!({"email": TEAMMATE, "roles": ["viewer"]}))
-        .send()
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = invite_viewer(&app, TEAMMATE).await;
     let body = json!({"token": token, "name": "Sam", "password": TEAMMATE_PASSWORD});
     app.post("/v1/invitations/accept")
         .session(&ended)
@@ -311,16 +302,7 @@ async fn someone_with_an_account_accepts_signed_in_as_it() {
         &[],
     )
     .await;
-    let token = app
-        .post("/v1/users/invite")
-        .owner()
-        .json(&json!({"email": TEAMMATE, "roles": ["viewer"]}))
-        .send()
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = invite_viewer(&app, TEAMMATE).await;
     let body = json!({"token": token});
     app.post("/v1/invitations/accept")
         .json(&body)
@@ -917,6 +899,18 @@ async fn an_invitation_outlives_no_more_than_its_inviters_authority() {
         .await
         .assert(204);
     accept(by_key).await.assert_problem(409, "conflict");
+}
+
+/// Invites `email` as a viewer, by the owner; the token (no mail is configured).
+async fn invite_viewer(app: &TestApp, email: &str) -> String {
+    let res = app
+        .post("/v1/users/invite")
+        .owner()
+        .json(&json!({"email": email, "roles": ["viewer"]}))
+        .send()
+        .await;
+    res.assert(201);
+    res.json()["token"].as_str().unwrap().to_owned()
 }
 
 /// Invites `email` as an admin; the token (no mail is configured).
