@@ -14,6 +14,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod access;
+mod broker;
 mod clients;
 
 pub use access::{Ask, Login, Rule};
@@ -344,9 +345,7 @@ impl MosquittoPlugin for Plugin {
 /// CONNECT to disconnect and never another open connection's.
 fn connection_of(client: &dyn MosquittoClientContext) -> Connection {
     let concrete = (client as *const dyn MosquittoClientContext).cast::<MosquittoClient>();
-    // SAFETY: mosquitto-plugin (pinned to 2.1.3 in Cargo.toml) hands every callback a
-    // `&MosquittoClient`, so the trait object's data pointer is one; only its field is read.
+    // SAFETY: the callbacks in `broker` hand every call a `&MosquittoClient`, so the trait
+    // object's data pointer is one; only its field is read.
     unsafe { (*concrete).client as usize }
 }
-
-create_dynamic_library!(Plugin);

@@ -844,3 +844,61 @@ async fn a_signed_in_users_dashboard_subscribes_with_a_short_lived_credential() 
     let (code, _) = connect_ws(&broker, &client_id, Some((&username, &password))).await;
     assert_ne!(code, ConnectReturnCode::Success);
 }
+
+/// Sends `connect` (a whole CONNECT packet) on a new connection; the CONNACK's reason code, or
+/// `None` when the broker closed the connection without one.
+async fn raw_connect(broker: &TestBroker, connect: &[u8]) -> Option<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", broker.port))
+        .await
+        .unwrap();
+    stream.write_all(connect).await.unwrap();
+    let mut ack = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack)).await;
+    match read.expect("an answer in time") {
+        Ok(_) if ack[0] == 0x20 => Some(ack[3]),
+        _ => None,
+    }
+}
+
+/// MQTT 5's extended authentication (an authentication method in the CONNECT) is refused: no
+/// way in skips the server's check of a username and password.
+#[tokio::test]
+async fn a_client_naming_an_authentication_method_is_refused() {
+    let (_app, broker) = locked().await;
+    #[rustfmt::skip]
+    let packet = [
+        0x10, 20,                                     // CONNECT, remaining length
+        0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, // MQTT 5, clean start, keep-alive
+        4, 0x15, 0, 1, b'x',                          // authentication method "x"
+        0, 3, b's', b'p', b'y',                       // client id, no username or password
+    ];
+    let code = raw_connect(&broker, &packet).await;
+    assert!(
+        matches!(code, Some(c) if c >= 0x80) || code.is_none(),
+        "{code:?}"
+    );
+}
+
+/// A password that is not UTF-8 (MQTT passwords are bytes) is refused, and the broker goes on
+/// serving everyone else.
+#[tokio::test]
+async fn a_password_that_is_not_utf8_is_refused_and_the_broker_stays_up() {
+    let (_app, broker) = locked().await;
+    #[rustfmt::skip]
+    let packet = [
+        0x10, 21,                                     // CONNECT, remaining length
+        0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60, // MQTT 3.1.1, username + password
+        0, 3, b'b', b'a', b'd',                       // client id
+        0, 1, b'x',                                   // username
+        0, 1, 0xFF,                                   // password: one byte, not UTF-8
+    ];
+    assert_eq!(
+        raw_connect(&broker, &packet).await,
+        Some(5),
+        "not authorised"
+    );
+    // Still answering: a client without credentials is told no, not left unanswered.
+    let (code, _) = connect(&broker, "after", None).await;
+    assert_ne!(code, ConnectReturnCode::Success);
+}
