@@ -84,14 +84,19 @@ pub fn dashboard_client_id(credential: uuid::Uuid) -> String {
     format!("dashboard_{}", credential.simple())
 }
 
-/// The dashboard credential a `dashboard:{credentialId}` username names.
+/// The dashboard credential a `dashboard:{credentialId}` username names, spelt as
+/// [`dashboard_username`] spells it.
 pub fn dashboard_of_username(username: &str) -> Option<uuid::Uuid> {
-    username.strip_prefix("dashboard:")?.parse().ok()
+    let id = username.strip_prefix("dashboard:")?.parse().ok()?;
+    (dashboard_username(id) == username).then_some(id)
 }
 
-/// The printer a `printer:{printerId}` username names.
+/// The printer a `printer:{printerId}` username names, spelt as [`printer_username`] spells it:
+/// one printer has one username, so the broker's count of the client ids a printer holds is
+/// not escaped by writing its id in capitals, without dashes or in braces.
 pub fn printer_of_username(username: &str) -> Option<PrinterId> {
-    username.strip_prefix("printer:")?.parse().ok()
+    let id = username.strip_prefix("printer:")?.parse().ok()?;
+    (printer_username(id) == username).then_some(id)
 }
 
 /// What a printer may do on the broker: publish its own reports (and its answers to
@@ -159,6 +164,29 @@ impl PrinterTopics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printer_or_dashboard_has_one_username() {
+        let id = uuid::Uuid::parse_str("01a23537-34bc-739e-be2b-7b915d7b7ba2").unwrap();
+        let printer = printer_username(PrinterId(id));
+        assert_eq!(printer_of_username(&printer), Some(PrinterId(id)));
+        let dashboard = dashboard_username(id);
+        assert_eq!(dashboard_of_username(&dashboard), Some(id));
+        let upper = id.to_string().to_uppercase();
+        let other_spellings = [
+            upper.clone(),
+            id.simple().to_string(),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+        ];
+        for spelling in other_spellings {
+            assert_eq!(printer_of_username(&format!("printer:{spelling}")), None);
+            assert_eq!(
+                dashboard_of_username(&format!("dashboard:{spelling}")),
+                None
+            );
+        }
+    }
 
     #[test]
     fn a_changed_grant_changes_the_fingerprint() {

@@ -4,9 +4,10 @@
 use super::window::{Decision, Quota, WindowState, HOUR_MS, MINUTE_MS};
 use super::Clock;
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// KEYS[1] = the key's set; ARGV = now, minute ms, hour ms, minute limit, hour limit, member.
@@ -61,12 +62,24 @@ impl RedisLimiter {
     /// `prefix` namespaces the keys (one deployment, or one test, per prefix).
     pub async fn connect(url: &str, prefix: String, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("invalid PF_REDIS_URL")?;
-        let conn = ConnectionManager::new(client).await.with_context(|| {
-            format!(
-                "cannot connect to Redis at {}",
-                crate::redact::mask_url(url)
-            )
-        })?;
+        // The library's defaults wait up to a minute between reconnects (and for ever on a
+        // connect or an answer): a Redis back within seconds would leave every request waiting
+        // on the reconnect, uncounted, for a minute or two. At most a second between tries,
+        // and a second for each connect and answer; at start-up, four tries in all.
+        let config = ConnectionManagerConfig::new()
+            .set_factor(2)
+            .set_max_delay(1_000)
+            .set_number_of_retries(3)
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to Redis at {}",
+                    crate::redact::mask_url(url)
+                )
+            })?;
         Ok(Self {
             clock,
             conn,

@@ -248,3 +248,24 @@ async fn two_instances_in_memory_each_count_alone() {
     }
     assert_eq!(accepted, 120);
 }
+
+/// A Redis that does not answer is given up on within seconds at start-up (four tries, a
+/// second apart at most), not after the minutes the client library's defaults would wait.
+#[tokio::test]
+async fn an_unreachable_redis_is_given_up_on_within_seconds() {
+    let url = format!("redis://127.0.0.1:{}", crate::broker::free_port());
+    let clock = std::sync::Arc::new(printfarm::rate_limit::clock::SystemClock);
+    let started = std::time::Instant::now();
+    let connected = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        printfarm::rate_limit::redis::RedisLimiter::connect(&url, "unreachable".into(), clock),
+    )
+    .await
+    .expect("an answer within 30 s");
+    assert!(connected.is_err());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
