@@ -83,6 +83,9 @@ pub async fn serve(
             drop(slot);
         });
     }
+    // Closed before the drain: a new connection is refused at once (a proxy tries another
+    // replica), rather than left in the backlog unanswered until the drain ends.
+    drop(listener);
     let drained = tokio::time::timeout(drain, async {
         while connections.join_next().await.is_some() {}
     })

@@ -168,3 +168,37 @@ async fn oversized_targets_and_headers_get_a_problem_not_a_bare_status() {
         );
     }
 }
+
+/// Once shutdown begins, new connections are refused at once (a proxy tries another replica)
+/// while the open ones drain, rather than accepted into the backlog and left unanswered.
+#[tokio::test]
+async fn a_draining_server_refuses_new_connections() {
+    let app = TestApp::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(300),
+        ..ConnectionLimits::from_config(&app.state.config)
+    };
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(connections::serve(
+        listener,
+        app.router.clone(),
+        limits,
+        shutdown.clone(),
+        Duration::from_secs(3),
+    ));
+    // Holds the drain open.
+    let mut slow = TcpStream::connect(address).await.unwrap();
+    slow.write_all(PARTIAL_HEADERS).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!server.is_finished(), "still draining the slow connection");
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "a new connection was accepted while draining"
+    );
+    drop(slow);
+    server.await.unwrap();
+}
