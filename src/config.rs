@@ -165,6 +165,11 @@ impl Config {
         if !internal_listen_addr.ip().is_loopback() && internal_secret.is_none() {
             bail!("PF_INTERNAL_LISTEN_ADDR is not a loopback address: set PF_INTERNAL_SECRET too");
         }
+        let log_format_json = match parse("PF_LOG_FORMAT", "text").as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("PF_LOG_FORMAT must be text or json, got {other:?}"),
+        };
         let mqtt_share_group = parse("PF_MQTT_SHARE_GROUP", "printfarm");
         if mqtt_share_group.is_empty()
             || !mqtt_share_group
@@ -271,12 +276,13 @@ impl Config {
                 number("PF_USAGE_FLUSH_SECS", 10)?.clamp(1, 3600),
             ),
             shutdown_timeout: Duration::from_secs(
-                number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?.min(3600),
+                // At least a second: with none, requests under way are cut off at SIGTERM.
+                number("PF_SHUTDOWN_TIMEOUT_SECS", 30)?.clamp(1, 3600),
             ),
             audit_retention: Duration::from_secs(
                 number("PF_AUDIT_RETENTION_DAYS", 90)?.clamp(1, 36_500) * 86_400,
             ),
-            log_format_json: parse("PF_LOG_FORMAT", "text") == "json",
+            log_format_json,
             mqtt: get("PF_MQTT_URL")
                 .filter(|u| !u.trim().is_empty())
                 .map(|u| {
@@ -352,6 +358,18 @@ impl Config {
                     );
                 }
                 tracing::warn!("PF_MQTT_URL: the server's MQTT password is short (fine locally, refused in production)");
+            }
+        }
+        // It guards `/internal/mqtt/auth`, which answers whether a credential is good and
+        // counts no failures: only its length bounds guessing.
+        if let Some(secret) = &self.internal_secret {
+            if secret.chars().count() < MIN_MQTT_SECRET {
+                if self.is_production() {
+                    bail!(
+                        "PF_INTERNAL_SECRET must be at least {MIN_MQTT_SECRET} characters when                          PF_ENV=production (e.g. `openssl rand -hex 24`)"
+                    );
+                }
+                tracing::warn!("PF_INTERNAL_SECRET is short (fine locally, refused in production)");
             }
         }
         Ok(())
@@ -475,6 +493,10 @@ mod tests {
         assert!(format!("{err:#}").contains("PF_TRUSTED_PROXIES"));
         let err = config(&[("PF_LISTEN_ADDR", "nowhere")]).unwrap_err();
         assert!(format!("{err:#}").contains("PF_LISTEN_ADDR"));
+        let err = config(&[("PF_LOG_FORMAT", "JSON")]).unwrap_err();
+        assert!(format!("{err:#}").contains("PF_LOG_FORMAT"));
+        let zero = config(&[("PF_SHUTDOWN_TIMEOUT_SECS", "0")]).unwrap();
+        assert_eq!(zero.shutdown_timeout, Duration::from_secs(1));
     }
 
     #[test]
@@ -491,6 +513,13 @@ mod tests {
             vars.push(("PF_MQTT_URL", url));
             config(&vars).unwrap().check_secrets()
         };
+        let mut short_internal = production.to_vec();
+        short_internal.push(("PF_INTERNAL_SECRET", "broker-token"));
+        let err = config(&short_internal)
+            .unwrap()
+            .check_secrets()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("PF_INTERNAL_SECRET"));
         let err = with_mqtt("mqtt://printfarm:CHANGE-ME@127.0.0.1:1883").unwrap_err();
         assert!(format!("{err:#}").contains("PF_MQTT_URL"));
         assert!(with_mqtt("mqtt://printfarm:0123456789abcdef@127.0.0.1:1883").is_ok());

@@ -84,8 +84,9 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         // The lock is renewed while the work runs: the request's timeout ends the answer, not
         // the work, which may outlive the lock waiting on a row, and a retry must not start
         // the same work beside it.
-        // On a task of its own, so that the work is never paused while a renewal waits.
-        let renewal = tokio::spawn({
+        // On a task of its own, so that the work is never paused while a renewal waits; ended
+        // when the work ends, a handler's panic included (the key then lapses in `lock_secs`).
+        let renewal = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
             let (pool, key) = (state.pool.clone(), key.clone());
             let every = std::time::Duration::from_secs_f64(lock_secs / 3.0);
             async move {
@@ -96,9 +97,9 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
                     }
                 }
             }
-        });
+        }));
         let response = next.run(request).await;
-        renewal.abort();
+        drop(renewal);
         let answer = finish(&state, owner, &key, response).await;
         drop(place);
         answer
