@@ -51,7 +51,7 @@ pub struct Plugin {
     clients: Clients,
     last_recheck: Instant,
     /// The recheck under way on its own thread: it answers with the logins to end.
-    recheck: Option<Receiver<Vec<LoginRef>>>,
+    recheck: Option<Receiver<Recheck>>,
 }
 
 /// The server's internal listener.
@@ -107,25 +107,40 @@ struct CheckResponse {
     drop: Vec<String>,
 }
 
+/// What a recheck found: the logins to end, and why any batch went unanswered (logged on the
+/// broker's own thread: Mosquitto's logging is not for other threads).
+struct Recheck {
+    gone: Vec<LoginRef>,
+    failures: Vec<String>,
+}
+
 impl Server {
+    /// Logs a failure on the broker's thread; the recheck's thread uses [`Server::call`].
     fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Option<R> {
+        self.call(path, body)
+            .map_err(|error| mosquitto_warn!("printfarm: {error}"))
+            .ok()
+    }
+
+    fn call<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, String> {
         let mut request = self.agent.post(format!("{}{path}", self.url));
         if let Some(secret) = &self.secret {
             request = request.header("authorization", format!("Bearer {secret}"));
         }
-        match request.send_json(body) {
-            Ok(mut response) => response.body_mut().read_json().ok(),
-            Err(error) => {
-                mosquitto_warn!("printfarm: {path} failed: {error}");
-                None
-            }
-        }
+        let mut response = request
+            .send_json(body)
+            .map_err(|error| format!("{path} failed: {error}"))?;
+        response
+            .body_mut()
+            .read_json()
+            .map_err(|error| format!("{path} answered what it should not: {error}"))
     }
 
     /// Which of `clients` lost their access. Unanswered batches keep their clients for now (a
     /// restarting server must not drop everyone).
-    fn lost_access(&self, clients: &[Snapshot]) -> Vec<LoginRef> {
+    fn lost_access(&self, clients: &[Snapshot]) -> Recheck {
         let mut gone = Vec::new();
+        let mut failures = Vec::new();
         for chunk in clients.chunks(RECHECK_BATCH) {
             let request = CheckRequest {
                 clients: chunk
@@ -137,9 +152,12 @@ impl Server {
                     })
                     .collect(),
             };
-            let Some(answer) = self.post::<_, CheckResponse>("/internal/mqtt/check", &request)
-            else {
-                continue;
+            let answer = match self.call::<_, CheckResponse>("/internal/mqtt/check", &request) {
+                Ok(answer) => answer,
+                Err(error) => {
+                    failures.push(error);
+                    continue;
+                }
             };
             gone.extend(
                 chunk
@@ -148,7 +166,7 @@ impl Server {
                     .map(|c| (c.clientid.clone(), c.login_no)),
             );
         }
-        gone
+        Recheck { gone, failures }
     }
 }
 
@@ -173,9 +191,12 @@ impl Plugin {
             return;
         };
         match answer.try_recv() {
-            Ok(gone) => {
+            Ok(found) => {
                 self.recheck = None;
-                self.end(gone);
+                for failure in found.failures {
+                    mosquitto_warn!("printfarm: {failure}");
+                }
+                self.end(found.gone);
             }
             Err(TryRecvError::Disconnected) => self.recheck = None,
             Err(TryRecvError::Empty) => {}
