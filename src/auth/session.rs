@@ -137,17 +137,51 @@ pub async fn find(
     Ok(row)
 }
 
-/// Deletes sessions that have ended and failed sign-ins older than a day; how many rows went.
+/// Rows a purge deletes per statement: each statement stays short, however much piled up.
+const PURGE_BATCH: i64 = 10_000;
+
+/// Deletes sessions that have ended, expired dashboard credentials and failed sign-ins older
+/// than a day; how many rows went. Each is purged whatever became of the others, so one that
+/// fails does not leave the others' tables growing; the first error is returned.
 pub async fn purge(
     pool: &PgPool,
     now: DateTime<Utc>,
     settings: &SessionSettings,
 ) -> sqlx::Result<u64> {
     let idle = chrono::Duration::from_std(settings.idle).unwrap_or(chrono::Duration::MAX);
-    let sessions = db::purge_ended(pool, now, now - idle).await?;
-    let dashboards = crate::db::dashboard_credentials::purge_expired(pool, now).await?;
-    let failures = db::purge_failures_before(pool, now - chrono::Duration::days(1)).await?;
-    Ok(sessions + failures + dashboards)
+    let day_ago = now - chrono::Duration::days(1);
+    let purged = [
+        in_batches(|batch| db::purge_ended(pool, now, now - idle, batch)).await,
+        crate::db::dashboard_credentials::purge_expired(pool, now).await,
+        in_batches(|batch| db::purge_failures_before(pool, day_ago, batch)).await,
+    ];
+    let mut total = 0;
+    let mut first_error = None;
+    for result in purged {
+        match result {
+            Ok(rows) => total += rows,
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(total), Err)
+}
+
+/// Runs `step` (deleting at most its argument's rows) until a batch comes back short.
+async fn in_batches<F, Fut>(mut step: F) -> sqlx::Result<u64>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let deleted = step(PURGE_BATCH).await?;
+        total += deleted;
+        if deleted < PURGE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -130,17 +130,22 @@ pub async fn delete_others(
     Ok(done.rows_affected())
 }
 
-/// Sessions past their absolute end, or idle since before `idle_cutoff`.
+/// Up to `batch` sessions past their absolute end, or idle since before `idle_cutoff`.
 pub async fn purge_ended(
     db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
     idle_cutoff: DateTime<Utc>,
+    batch: i64,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query("delete from sessions where expires_at <= $1 or last_seen_at < $2")
-        .bind(now)
-        .bind(idle_cutoff)
-        .execute(db)
-        .await?;
+    let done = sqlx::query(
+        "delete from sessions where id in
+             (select id from sessions where expires_at <= $1 or last_seen_at < $2 limit $3)",
+    )
+    .bind(now)
+    .bind(idle_cutoff)
+    .bind(batch)
+    .execute(db)
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -232,13 +237,19 @@ pub async fn clear_failures(db: impl PgExecutor<'_>, subject: &str) -> sqlx::Res
     Ok(())
 }
 
+/// Up to `batch` failed sign-ins from `cutoff` or before (the table has no key: by row).
 pub async fn purge_failures_before(
     db: impl PgExecutor<'_>,
     cutoff: DateTime<Utc>,
+    batch: i64,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query("delete from sign_in_failures where failed_at <= $1")
-        .bind(cutoff)
-        .execute(db)
-        .await?;
+    let done = sqlx::query(
+        "delete from sign_in_failures where ctid = any(array(
+             select ctid from sign_in_failures where failed_at <= $1 limit $2))",
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .execute(db)
+    .await?;
     Ok(done.rows_affected())
 }

@@ -879,3 +879,36 @@ async fn a_sign_in_racing_a_password_change_starts_no_session() {
     assert_eq!(sessions, 0, "a session outlived the change");
     res.assert_problem(401, "invalid_credentials");
 }
+
+/// The upkeep purges ended sessions and day-old failed sign-ins in batches, however many piled
+/// up (a flood of failed sign-ins from many addresses), and keeps what is still needed.
+#[tokio::test]
+async fn the_upkeep_purges_a_pile_of_old_failures_in_batches() {
+    let app = TestApp::new().await;
+    let now = app.now();
+    sqlx::query(
+        "insert into sign_in_failures (subject, failed_at)
+         select 'address:10.0.' || (g % 250) || '.' || (g / 250 % 250), $1 - interval '2 days'
+           from generate_series(1, 25000) g",
+    )
+    .bind(now)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into sign_in_failures (subject, failed_at) values ('address:10.9.9.9', $1)",
+    )
+    .bind(now)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let purged = session::purge(app.pool(), now, &app.state.config.sessions)
+        .await
+        .unwrap();
+    assert_eq!(purged, 25_000);
+    let left: Vec<String> = sqlx::query_scalar("select subject from sign_in_failures")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, ["address:10.9.9.9"]);
+}
