@@ -17,7 +17,7 @@ use mosquitto_plugin::{
     mosquitto_plugin_event_MOSQ_EVT_DISCONNECT as DISCONNECT,
     mosquitto_plugin_event_MOSQ_EVT_TICK as TICK, mosquitto_plugin_id_t, AccessLevel,
     AclCheckAccessLevel, Error, MOSQ_FUNC_generic_callback, MosquittoClient, MosquittoMessage,
-    MosquittoOpt, MosquittoPlugin, Success,
+    MosquittoOpt, Success,
 };
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -181,10 +181,17 @@ unsafe extern "C" fn on_acl_check(_: c_int, event: *mut c_void, userdata: *mut c
 }
 
 unsafe extern "C" fn on_tick(_: c_int, _event: *mut c_void, userdata: *mut c_void) -> c_int {
-    answer(userdata, Error::Unknown, |plugin| {
-        plugin.on_tick(0, 0, 0, 0);
+    let mut ended = Vec::new();
+    let rc = answer(userdata, Error::Unknown, |plugin| {
+        ended = plugin.tick();
         Ok(Success)
-    })
+    });
+    // Kicked once the plugin is no longer borrowed: Mosquitto may report the disconnect (to
+    // `on_disconnect`) before the kick returns.
+    for id in ended {
+        let _ = mosquitto_plugin::mosquitto_calls::kick_client_by_clientid(&id, false);
+    }
+    rc
 }
 
 unsafe extern "C" fn on_disconnect(_: c_int, event: *mut c_void, userdata: *mut c_void) -> c_int {

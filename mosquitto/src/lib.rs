@@ -171,8 +171,8 @@ impl Server {
 }
 
 impl Plugin {
-    /// Ends the logins whose time is up.
-    fn end_expired(&mut self) {
+    /// Ends the logins whose time is up: the client ids to disconnect.
+    fn end_expired(&mut self) -> Vec<String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -182,13 +182,13 @@ impl Plugin {
             .filter(|(_, c)| c.login.expire_at.is_some_and(|at| at <= now))
             .map(|(id, c)| (id.clone(), c.login_no))
             .collect();
-        self.end(expired);
+        self.end(expired)
     }
 
-    /// Applies the recheck's answer, once it has come.
-    fn apply_recheck(&mut self) {
+    /// Applies the recheck's answer, once it has come: the client ids to disconnect.
+    fn apply_recheck(&mut self) -> Vec<String> {
         let Some(answer) = &self.recheck else {
-            return;
+            return Vec::new();
         };
         match answer.try_recv() {
             Ok(found) => {
@@ -196,10 +196,13 @@ impl Plugin {
                 for failure in found.failures {
                     mosquitto_warn!("printfarm: {failure}");
                 }
-                self.end(found.gone);
+                self.end(found.gone)
             }
-            Err(TryRecvError::Disconnected) => self.recheck = None,
-            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => {
+                self.recheck = None;
+                Vec::new()
+            }
+            Err(TryRecvError::Empty) => Vec::new(),
         }
     }
 
@@ -233,19 +236,24 @@ impl Plugin {
         }
     }
 
-    /// Disconnects these logins, if they are still the clients' current ones.
-    fn end(&mut self, logins: Vec<LoginRef>) {
+    /// Ends these logins, if they are still the clients' current ones: the client ids to
+    /// disconnect. (Disconnected by the caller once it no longer holds the plugin: Mosquitto
+    /// may report each disconnect back to the plugin before the kick returns.)
+    fn end(&mut self, logins: Vec<LoginRef>) -> Vec<String> {
+        let mut ended = Vec::new();
         for login in logins {
             if self.clients.end(&login) {
                 let id = login.0;
                 mosquitto_info!("printfarm: disconnecting {id}: its access ended");
-                let _ = mosquitto_calls::kick_client_by_clientid(&id, false);
+                ended.push(id);
             }
         }
+        ended
     }
 }
 
-impl MosquittoPlugin for Plugin {
+/// What the broker's callbacks (`broker`) ask of the plugin.
+impl Plugin {
     fn init(opts: MosquittoOpt) -> Self {
         let timeout = opts
             .get("timeout_ms")
@@ -345,15 +353,17 @@ impl MosquittoPlugin for Plugin {
         }
     }
 
-    fn on_tick(&mut self, _: i64, _: i64, _: i32, _: i32) {
-        self.apply_recheck();
+    /// The periodic work: the client ids whose access ended, to disconnect.
+    fn tick(&mut self) -> Vec<String> {
+        let mut ended = self.apply_recheck();
         if self.last_recheck.elapsed() >= RECHECK {
             self.last_recheck = Instant::now();
             // Kept a while after leaving, for their wills (see WILL_GRACE).
             self.clients.forget_departed(WILL_GRACE);
-            self.end_expired();
+            ended.extend(self.end_expired());
             self.start_recheck();
         }
+        ended
     }
 
     fn on_disconnect(&mut self, client: &dyn MosquittoClientContext, _reason: i32) {
