@@ -94,13 +94,21 @@ async fn one_peer_cannot_hold_more_than_its_share_of_connections() {
     assert!(answer.contains("ok"));
 }
 
-#[tokio::test]
-async fn a_slow_client_cannot_hold_shutdown_past_its_deadline() {
+/// A server with `drain` to shut down in, and a client holding a connection open with headers it
+/// never finishes: the server's address, its shutdown, the server, and that client.
+async fn serving_a_slow_client(
+    drain: Duration,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    TcpStream,
+) {
     let app = TestApp::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let limits = ConnectionLimits {
-        // Far longer than the drain deadline below.
+        // Far longer than any drain deadline here.
         header_read_timeout: Duration::from_secs(300),
         ..ConnectionLimits::from_config(&app.state.config)
     };
@@ -110,11 +118,17 @@ async fn a_slow_client_cannot_hold_shutdown_past_its_deadline() {
         app.router.clone(),
         limits,
         shutdown.clone(),
-        Duration::from_millis(500),
+        drain,
     ));
     let mut slow = TcpStream::connect(address).await.unwrap();
     slow.write_all(PARTIAL_HEADERS).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    (address, shutdown, server, slow)
+}
+
+#[tokio::test]
+async fn a_slow_client_cannot_hold_shutdown_past_its_deadline() {
+    let (_, shutdown, server, mut slow) = serving_a_slow_client(Duration::from_millis(500)).await;
     let started = Instant::now();
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), server)
@@ -173,25 +187,7 @@ async fn oversized_targets_and_headers_get_a_problem_not_a_bare_status() {
 /// while the open ones drain, rather than accepted into the backlog and left unanswered.
 #[tokio::test]
 async fn a_draining_server_refuses_new_connections() {
-    let app = TestApp::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_secs(300),
-        ..ConnectionLimits::from_config(&app.state.config)
-    };
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(connections::serve(
-        listener,
-        app.router.clone(),
-        limits,
-        shutdown.clone(),
-        Duration::from_secs(3),
-    ));
-    // Holds the drain open.
-    let mut slow = TcpStream::connect(address).await.unwrap();
-    slow.write_all(PARTIAL_HEADERS).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (address, shutdown, server, slow) = serving_a_slow_client(Duration::from_secs(3)).await;
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!server.is_finished(), "still draining the slow connection");
