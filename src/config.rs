@@ -366,7 +366,8 @@ impl Config {
             if secret.chars().count() < MIN_MQTT_SECRET {
                 if self.is_production() {
                     bail!(
-                        "PF_INTERNAL_SECRET must be at least {MIN_MQTT_SECRET} characters when                          PF_ENV=production (e.g. `openssl rand -hex 24`)"
+                        "PF_INTERNAL_SECRET must be at least {MIN_MQTT_SECRET} characters when \
+                         PF_ENV=production (e.g. `openssl rand -hex 24`)"
                     );
                 }
                 tracing::warn!("PF_INTERNAL_SECRET is short (fine locally, refused in production)");

@@ -19,13 +19,17 @@ use mosquitto_plugin::{
     AclCheckAccessLevel, Error, MOSQ_FUNC_generic_callback, MosquittoClient, MosquittoMessage,
     MosquittoOpt, Success,
 };
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// What Mosquitto keeps for the plugin between calls (its `userdata`).
+/// What Mosquitto keeps for the plugin between calls (its `userdata`). Only ever shared: the
+/// plugin is borrowed through its cell, because Mosquitto can call back into the plugin while a
+/// call is under way (a log line the plugin writes is a `$SYS` message whose delivery is
+/// checked at once); such a nested call is refused rather than given the plugin twice.
 struct Registered {
     identifier: *mut mosquitto_plugin_id_t,
-    plugin: Plugin,
+    plugin: RefCell<Plugin>,
 }
 
 type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) -> c_int;
@@ -58,7 +62,10 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
     let Ok(plugin) = catch_unwind(AssertUnwindSafe(|| Plugin::init(opts))) else {
         return Error::Unknown.into();
     };
-    let registered = Box::into_raw(Box::new(Registered { identifier, plugin }));
+    let registered = Box::into_raw(Box::new(Registered {
+        identifier,
+        plugin: RefCell::new(plugin),
+    }));
     *userdata = registered.cast();
     for (event, callback) in EVENTS {
         let callback: MOSQ_FUNC_generic_callback = Some(callback);
@@ -122,15 +129,18 @@ unsafe fn text<'a>(ptr: *const c_char) -> Option<&'a str> {
         .flatten()
 }
 
-/// Runs one of the plugin's answers with its state; a panic answers `refused` instead of
-/// unwinding into the broker.
+/// Runs one of the plugin's answers with its state; a panic, or a call made while another is
+/// under way, answers `refused` instead.
 unsafe fn answer(
     userdata: *mut c_void,
     refused: Error,
     decide: impl FnOnce(&mut Plugin) -> Result<Success, Error>,
 ) -> c_int {
-    let registered = &mut *userdata.cast::<Registered>();
-    match catch_unwind(AssertUnwindSafe(|| decide(&mut registered.plugin))) {
+    let registered = &*userdata.cast::<Registered>();
+    let Ok(mut plugin) = registered.plugin.try_borrow_mut() else {
+        return refused.into();
+    };
+    match catch_unwind(AssertUnwindSafe(|| decide(&mut plugin))) {
         Ok(Ok(success)) => success.into(),
         Ok(Err(error)) => error.into(),
         Err(_) => refused.into(),

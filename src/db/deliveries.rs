@@ -242,12 +242,12 @@ pub const CLAIM: &str = "with recursive oldest_due as materialized (
                 and d.endpoint_id <> all($4) and d.store_id <> all($5)
               order by d.next_attempt_at limit $2 * 8) d),
  waiting (endpoint_id, oldest, depth) as (
-     -- When one endpoint's backlog filled its share of that window, the endpoints whose due
-     -- deliveries are younger than the window would wait for the whole backlog: the endpoints
-     -- with deliveries pending, each with its oldest, skipping through the index by endpoint
-     -- (the first 1,000).
+     -- When the window is full, there are due deliveries younger than it, and their
+     -- endpoints would wait for a backlog (one endpoint's, or one store's across its
+     -- endpoints) to drain below the window: the endpoints with deliveries pending, each with
+     -- its oldest, skipping through the index by endpoint (the first 1,000 in id order).
      (select endpoint_id, next_attempt_at, 1 from webhook_deliveries
-       where status = 'pending' and exists (select 1 from oldest_due where nth > $6)
+       where status = 'pending' and (select count(*) from oldest_due) >= $2 * 8
        order by endpoint_id, next_attempt_at limit 1)
      union all
      select n.endpoint_id, n.next_attempt_at, w.depth + 1

@@ -268,10 +268,13 @@ pub async fn login(
     // Counted as a failure before the password is checked, so that a burst of concurrent
     // guesses all count against the limit; taken back if it is refused or succeeds.
     db::record_failure(&state.pool, &subjects, now).await?;
-    if let Err(throttled) = throttle(&state, &subjects, now).await {
-        state.auth_failures.record_failure(ip);
+    if let Err(refused) = throttle(&state, &subjects, now).await {
+        // A database that failed to answer is no attempt of the address's.
+        if matches!(refused, ApiError::TooManySignInFailures { .. }) {
+            state.auth_failures.record_failure(ip);
+        }
         db::forget_failure(&state.pool, &subjects, now).await?;
-        return Err(throttled);
+        return Err(refused);
     }
     let user = users::by_email(&state.pool, &email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());

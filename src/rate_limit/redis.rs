@@ -64,8 +64,9 @@ impl RedisLimiter {
         let client = redis::Client::open(url).context("invalid PF_REDIS_URL")?;
         // The library's defaults wait up to a minute between reconnects (and for ever on a
         // connect or an answer): a Redis back within seconds would leave every request waiting
-        // on the reconnect, uncounted, for a minute or two. At most a second between tries,
-        // and a second for each connect and answer; at start-up, four tries in all.
+        // on the reconnect, uncounted, for a minute or two. Here tries are 1–2 s apart (the
+        // retry library's 1 s least delay, with jitter), each connect and answer has a second,
+        // and start-up gives up after four tries.
         let config = ConnectionManagerConfig::new()
             .set_factor(2)
             .set_max_delay(1_000)

@@ -236,17 +236,23 @@ async fn a_relay_claim_reads_each_waiting_event_at_most_once_with_statistics_fro
     }
 }
 
-/// One store's endpoint with a large backlog due (a `recover`, say) does not keep another
-/// store's due delivery out of the claim until the backlog drains: the claim finds the other
-/// endpoint beside the backlog, and takes the two in turns.
+/// One store's large backlog due (a `recover`, say), on one endpoint or spread over several,
+/// does not keep another store's due delivery out of the claim until the backlog drains: the
+/// claim finds the other endpoint beside the backlog, and takes the endpoints in turns.
 #[tokio::test]
 async fn another_stores_due_delivery_is_claimed_beside_one_endpoints_backlog() {
+    for backlog_endpoints in [1, 4] {
+        claims_the_quiet_store_beside(backlog_endpoints).await;
+    }
+}
+
+async fn claims_the_quiet_store_beside(backlog_endpoints: usize) {
     let app = TestApp::new().await;
     let other = app.new_tenant("Other Farm").await;
     let pool = app.pool();
     const LIMIT: i64 = 16;
     const PER_ENDPOINT: i64 = 64;
-    let endpoint = |store: uuid::Uuid, url: &'static str| async move {
+    let endpoint = |store: uuid::Uuid, url: String| async move {
         sqlx::query_scalar::<_, uuid::Uuid>(
             "insert into webhook_endpoints (id, store_id, url, secret)
              values (gen_random_uuid(), $1, $2, 'whsec_x') returning id",
@@ -257,9 +263,9 @@ async fn another_stores_due_delivery_is_claimed_beside_one_endpoints_backlog() {
         .await
         .unwrap()
     };
-    let busy_one = endpoint(app.store_id.0, "https://example.com/backlog").await;
-    let quiet_one = endpoint(other.store_id.0, "https://example.com/quiet").await;
-    // The backlog, due an hour ago: far more than the claim's window (8 × LIMIT).
+    let quiet_one = endpoint(other.store_id.0, "https://example.com/quiet".into()).await;
+    // The backlog, due an hour ago: far more than the claim's window (8 × LIMIT), and, spread
+    // over four endpoints, under the most a claim takes of each in that window.
     let now = app.now();
     let due = |endpoint: uuid::Uuid, count: i64, ago: &'static str| async move {
         sqlx::query(
@@ -278,7 +284,10 @@ async fn another_stores_due_delivery_is_claimed_beside_one_endpoints_backlog() {
         .await
         .unwrap();
     };
-    due(busy_one, 2_000, "1 hour").await;
+    for n in 0..backlog_endpoints {
+        let busy_one = endpoint(app.store_id.0, format!("https://example.com/backlog/{n}")).await;
+        due(busy_one, 2_000 / backlog_endpoints as i64, "1 hour").await;
+    }
     due(quiet_one, 1, "1 minute").await;
     let busy = printfarm::db::deliveries::Busy {
         endpoints: vec![],
@@ -295,6 +304,6 @@ async fn another_stores_due_delivery_is_claimed_beside_one_endpoints_backlog() {
         .count();
     assert_eq!(
         quiet, 1,
-        "the quiet endpoint's delivery waits behind the backlog"
+        "with the backlog on {backlog_endpoints} endpoints, the quiet endpoint's delivery waits"
     );
 }
