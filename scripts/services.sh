@@ -40,9 +40,11 @@ fi
 cd "$(dirname "$0")/.."
 plugin="$PWD/target/release/libprintfarm_mosquitto.so"
 conf="$PWD/target/printfarm-mosquitto.conf"
+plugin_rebuilt=""
 if [ ! -f "$plugin" ] || [ -n "$(find mosquitto topics -newer "$plugin" -name '*.rs' 2>/dev/null | head -n1)" ]; then
   echo "building the Mosquitto plugin"
   cargo build --release -q -p printfarm-mosquitto
+  plugin_rebuilt=1
 fi
 mkdir -p target
 cat > "$conf.new" <<CONF
@@ -60,8 +62,9 @@ socket_domain ipv4
 protocol websockets
 CONF
 ours() { pgrep -f "mosquitto .*-c $conf" >/dev/null 2>&1; }
-if ours && ! cmp -s "$conf.new" "$conf"; then
-  echo "restarting Mosquitto with its new configuration"
+# A running broker keeps the plugin it loaded at start: a rebuilt plugin needs a restart too.
+if ours && { [ -n "$plugin_rebuilt" ] || ! cmp -s "$conf.new" "$conf"; }; then
+  echo "restarting Mosquitto with its new configuration or plugin"
   pkill -f "mosquitto .*-c $conf" || true
   for _ in $(seq 1 50); do ours || break; sleep 0.1; done
 fi
