@@ -479,18 +479,19 @@ async fn command_for_a_generic_printer(app: &TestApp, command: &str) {
         .assert(202);
 }
 
+/// One run of command delivery through the app's broker connection: how many it handled.
+async fn deliver_once(app: &TestApp) -> anyhow::Result<usize> {
+    let handle = app.state.broker.clone().unwrap();
+    printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle)).await
+}
+
 #[tokio::test]
 async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     let mut broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
     command_for_a_generic_printer(&app, "home-axis").await;
-    let handle = app.state.broker.clone().unwrap();
     broker.stop();
-    assert!(
-        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
-            .await
-            .is_err()
-    );
+    assert!(deliver_once(&app).await.is_err());
     // Still pending, and handed back rather than leased away.
     let (status, leased): (String, bool) =
         sqlx::query_as("select status, delivery_lease_until is not null from printer_commands")
@@ -502,12 +503,7 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     app.broker_connected().await;
     let mut requests =
         subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
-    assert_eq!(
-        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let (_, request, _) = next(&mut requests, 5).await;
     assert_eq!(request["command"]["command"], "home-axis");
     let status: String = sqlx::query_scalar("select status from printer_commands")
@@ -535,13 +531,7 @@ async fn a_command_handed_to_the_broker_before_a_crash_is_never_sent_again() {
     .unwrap();
     let mut requests =
         subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
-    let handle = app.state.broker.clone().unwrap();
-    assert_eq!(
-        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let status: String = sqlx::query_scalar("select status from printer_commands")
         .fetch_one(app.pool())
         .await
@@ -565,13 +555,7 @@ async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriv
         .unwrap();
     let mut requests =
         subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
-    let handle = app.state.broker.clone().unwrap();
-    assert_eq!(
-        printfarm::commands::delivery::deliver_once(app.pool(), Some(&handle))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let (status, error): (String, Option<String>) =
         sqlx::query_as("select status, error from printer_commands")
             .fetch_one(app.pool())
