@@ -41,41 +41,29 @@ def claim_statement(source):
     return found.group(1).replace('\\"', '"')
 
 
+def endpoints(group, store, count, each, due):
+    """`count` endpoints of the `store`-th store (0 or 1), each with `each` deliveries pending,
+    the first due at now `due` (an SQL interval expression), 1 ms apart."""
+    return f"""
+        insert into webhook_endpoints (id, store_id, url, secret)
+        select gen_random_uuid(), (select id from stores order by name limit 1 offset {store}),
+               'https://example.com/{group}/' || g, 'whsec_x'
+          from generate_series(1, {count}) g;
+        insert into webhook_deliveries (id, store_id, endpoint_id, event_id, event_type, payload,
+                                        occurred_at, status, attempts, next_attempt_at)
+        select gen_random_uuid(), e.store_id, e.id, gen_random_uuid(), 'printer.updated', '{{}}',
+               now(), 'pending', 1, now() {due} + g * interval '1 ms'
+          from webhook_endpoints e, generate_series(1, {each}) g
+         where e.url like 'https://example.com/{group}/%';
+    """
+
+
 SEED = {
-    "backlog": """
-        insert into webhook_endpoints (id, store_id, url, secret)
-        select gen_random_uuid(), s.id, 'https://example.com/' || g, 'whsec_x'
-          from stores s, generate_series(1, 502) g;
-        with e as (select id, store_id, row_number() over (order by id) n from webhook_endpoints)
-        insert into webhook_deliveries (id, store_id, endpoint_id, event_id, event_type, payload,
-                                        occurred_at, status, attempts, next_attempt_at)
-        select gen_random_uuid(), e.store_id, e.id, gen_random_uuid(), 'printer.updated', '{}',
-               now(), 'pending', 1,
-               case when e.n = 1 then now() - interval '1 hour' + g * interval '1 ms'
-                    when e.n = 2 then now() - interval '1 minute'
-                    else now() + interval '1 hour' end
-          from e cross join lateral generate_series(1, case when e.n = 1 then 30000 else 1 end) g;
-    """,
-    "spread": """
-        insert into webhook_endpoints (id, store_id, url, secret)
-        select gen_random_uuid(), s.id, 'https://example.com/' || g, 'whsec_x'
-          from stores s, generate_series(1, 200) g;
-        insert into webhook_deliveries (id, store_id, endpoint_id, event_id, event_type, payload,
-                                        occurred_at, status, attempts, next_attempt_at)
-        select gen_random_uuid(), e.store_id, e.id, gen_random_uuid(), 'printer.updated', '{}',
-               now(), 'pending', 1, now() - interval '1 minute' + g * interval '1 ms'
-          from webhook_endpoints e, generate_series(1, 20) g;
-    """,
-    "quiet": """
-        insert into webhook_endpoints (id, store_id, url, secret)
-        select gen_random_uuid(), s.id, 'https://example.com/' || g, 'whsec_x'
-          from stores s, generate_series(1, 10) g;
-        insert into webhook_deliveries (id, store_id, endpoint_id, event_id, event_type, payload,
-                                        occurred_at, status, attempts, next_attempt_at)
-        select gen_random_uuid(), e.store_id, e.id, gen_random_uuid(), 'printer.updated', '{}',
-               now(), 'pending', 1, now() - interval '1 minute' + g * interval '1 ms'
-          from webhook_endpoints e, generate_series(1, 2) g;
-    """,
+    "backlog": endpoints("backlog", 0, 1, 30000, "- interval '1 hour'")
+    + endpoints("other-store", 1, 1, 1, "- interval '1 minute'")
+    + endpoints("retry-later", 0, 500, 1, "+ interval '1 hour'"),
+    "spread": endpoints("spread", 0, 200, 20, "- interval '1 minute'"),
+    "quiet": endpoints("quiet", 0, 10, 2, "- interval '1 minute'"),
 }
 
 
