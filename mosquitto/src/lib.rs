@@ -11,8 +11,6 @@
 //! default `http://127.0.0.1:8081`), `secret` (its `PF_INTERNAL_SECRET`, if set) and
 //! `timeout_ms` (per call, default 2000). Anything the server does not answer is refused.
 
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 mod access;
 mod broker;
 mod clients;
@@ -282,7 +280,7 @@ impl Plugin {
 
     fn username_password(
         &mut self,
-        client: &dyn MosquittoClientContext,
+        client: &MosquittoClient,
         username: Option<&str>,
         password: Option<&str>,
     ) -> Result<Success, Error> {
@@ -330,7 +328,7 @@ impl Plugin {
 
     fn acl_check(
         &mut self,
-        client: &dyn MosquittoClientContext,
+        client: &MosquittoClient,
         level: AclCheckAccessLevel,
         msg: MosquittoMessage,
     ) -> Result<Success, Error> {
@@ -366,7 +364,7 @@ impl Plugin {
         ended
     }
 
-    fn on_disconnect(&mut self, client: &dyn MosquittoClientContext, _reason: i32) {
+    fn on_disconnect(&mut self, client: &MosquittoClient, _reason: i32) {
         let id = client.get_id().unwrap_or_default();
         self.clients.disconnect(&id, connection_of(client));
     }
@@ -374,9 +372,6 @@ impl Plugin {
 
 /// The connection behind a callback: the address of the broker's record of it, the same from
 /// CONNECT to disconnect and never another open connection's.
-fn connection_of(client: &dyn MosquittoClientContext) -> Connection {
-    let concrete = (client as *const dyn MosquittoClientContext).cast::<MosquittoClient>();
-    // SAFETY: the callbacks in `broker` hand every call a `&MosquittoClient`, so the trait
-    // object's data pointer is one; only its field is read.
-    unsafe { (*concrete).client as usize }
+fn connection_of(client: &MosquittoClient) -> Connection {
+    client.client as usize
 }
