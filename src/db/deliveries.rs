@@ -269,6 +269,8 @@ pub const CLAIM: &str = "with recursive oldest_due as materialized (
                            where d.endpoint_id = w.endpoint_id and d.status = 'pending'
                              and d.next_attempt_at <= $1
                            order by d.next_attempt_at, d.id limit $6) d
+      -- An array, worked out once: as `not exists`, a planner with statistics from before a
+      -- burst read the due deliveries again for each endpoint (tests/api/claim_plans.rs).
       where w.oldest <= $1 and w.endpoint_id <> all(array(select endpoint_id from oldest_due))),
  candidates as materialized (
      -- At most $6 per endpoint, taken in turns: each endpoint's oldest first, then each one's
