@@ -479,6 +479,14 @@ async fn command_for_a_generic_printer(app: &TestApp, command: &str) {
         .assert(202);
 }
 
+/// What the generic printer `ender` is sent, as it would read it.
+async fn ender_commands(
+    broker: &TestBroker,
+    app: &TestApp,
+) -> tokio::sync::mpsc::UnboundedReceiver<crate::broker::Received> {
+    subscribe(broker, &format!("printers/{}/ender/command", app.store_id)).await
+}
+
 /// One run of command delivery through the app's broker connection: how many it handled.
 async fn deliver_once(app: &TestApp) -> anyhow::Result<usize> {
     let handle = app.state.broker.clone().unwrap();
@@ -501,8 +509,7 @@ async fn a_command_waits_out_a_broker_outage_and_is_then_delivered() {
     assert_eq!((status.as_str(), leased), ("pending", false));
     broker.restart();
     app.broker_connected().await;
-    let mut requests =
-        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    let mut requests = ender_commands(&broker, &app).await;
     assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let (_, request, _) = next(&mut requests, 5).await;
     assert_eq!(request["command"]["command"], "home-axis");
@@ -529,8 +536,7 @@ async fn a_command_handed_to_the_broker_before_a_crash_is_never_sent_again() {
     .execute(app.pool())
     .await
     .unwrap();
-    let mut requests =
-        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    let mut requests = ender_commands(&broker, &app).await;
     assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let status: String = sqlx::query_scalar("select status from printer_commands")
         .fetch_one(app.pool())
@@ -553,8 +559,7 @@ async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriv
         .execute(app.pool())
         .await
         .unwrap();
-    let mut requests =
-        subscribe(&broker, &format!("printers/{}/ender/command", app.store_id)).await;
+    let mut requests = ender_commands(&broker, &app).await;
     assert_eq!(deliver_once(&app).await.unwrap(), 1);
     let (status, error): (String, Option<String>) =
         sqlx::query_as("select status, error from printer_commands")
