@@ -164,14 +164,7 @@ impl Bridge {
             let stored: Option<Value> = printers_db::state(&self.pool, StoreId(store), printer_id)
                 .await?
                 .map(|row| row.state);
-            let field = |name: &str| stored.as_ref().and_then(|s| s.get(name).cloned());
-            let state = PrinterState {
-                status: field("status")
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| PrinterStatus::Unknown.as_str().into()),
-                online: field("online").and_then(|v| v.as_bool()).unwrap_or(false),
-                ..PrinterState::default()
-            };
+            let state = PrinterState::from_stored(stored.as_ref());
             let urgent_budget = self.urgent_budget();
             self.printers.insert(
                 key.clone(),
@@ -215,7 +208,9 @@ impl Bridge {
                 return Ok(());
             }
         }
-        if parse::limit_report(&mut tracked.report, &mut tracked.merged, payload.len()) {
+        // The topic counts too: OctoPrint's names a key of the report.
+        let incoming = payload.len().saturating_add(topic.len());
+        if parse::limit_report(&mut tracked.report, &mut tracked.merged, incoming) {
             tracing::warn!(printer.id = %printer_id, "printer report grew past its cap; started afresh");
             metrics::counter!("printfarm_telemetry_reports_reset_total").increment(1);
         }
@@ -242,10 +237,9 @@ impl Bridge {
                 state::octoprint(&tracked.report)
             }
             Kind::Generic => {
+                online = body.get("online").and_then(Value::as_bool) != Some(false);
                 parse::merge(&mut tracked.report, body);
-                let state = state::generic(&tracked.report);
-                online = state.online;
-                state
+                state::generic(&tracked.report)
             }
             Kind::MoonrakerResponse => match state::klipper_status_answer(&body) {
                 Some(status) => {
@@ -257,9 +251,16 @@ impl Bridge {
             Kind::GenericResponse => tracked.state.clone(),
         };
         let mut next = next.within_range();
+        if !state::names_status(&kind, &tracked.report) {
+            next = next.keeping_status_of(&tracked.state);
+        }
         next.online = online;
         if !online {
             next.status = PrinterStatus::Offline.as_str().into();
+        } else if next.status == PrinterStatus::Offline.as_str() {
+            // Back online (a connection status after its will): what it is doing is not known
+            // until it reports it.
+            next.status = PrinterStatus::Unknown.as_str().into();
         }
         self.apply(&key, next).await
     }

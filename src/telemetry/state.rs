@@ -1,7 +1,7 @@
 //! Each vendor's merged report normalised into one `PrinterState`: Bambu, Klipper (Moonraker),
 //! OctoPrint and the generic format. Free of I/O.
 
-use super::parse::text;
+use super::parse::{text, Kind};
 use crate::domain::printers::PrinterStatus;
 use crate::wire::WireName;
 use serde::Serialize;
@@ -54,9 +54,80 @@ impl PrinterState {
         self.remaining_seconds = self
             .remaining_seconds
             .filter(|s| (0..=366 * 86_400).contains(s));
-        self.layer = self.layer.filter(|l| *l >= 0);
-        self.total_layers = self.total_layers.filter(|l| *l >= 0);
+        // A million layers: a 10-metre print at 10 µm.
+        self.layer = self.layer.filter(|l| (0..=1_000_000).contains(l));
+        self.total_layers = self.total_layers.filter(|l| (0..=1_000_000).contains(l));
         self
+    }
+
+    /// What the bridge last wrote for a printer (`printer_states.state`), as far as it decides
+    /// what is news: a bridge that starts (after a restart, or taking over from another replica)
+    /// announces neither the printer's reachability nor its standing alerts again.
+    pub fn from_stored(stored: Option<&Value>) -> PrinterState {
+        let field = |name: &str| stored.and_then(|s| s.get(name));
+        let alerts = field("alerts")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| {
+                        Some(Alert {
+                            code: text(a, &["code"])?,
+                            severity: severity(a.get("severity")),
+                        })
+                    })
+                    .take(MAX_ALERTS)
+                    .collect()
+            })
+            .unwrap_or_default();
+        PrinterState {
+            status: field("status")
+                .and_then(Value::as_str)
+                .map_or_else(|| PrinterStatus::Unknown.as_str().into(), str::to_owned),
+            online: field("online").and_then(Value::as_bool).unwrap_or(false),
+            alerts,
+            ..PrinterState::default()
+        }
+    }
+
+    /// The state `next` (normalised from a merged report that does not name the printer's
+    /// status) keeping the status and alerts known before it: a bridge that starts mid-print
+    /// hears a temperature or a partial delta first, and reading that silence as `idle` or
+    /// `unknown` would end, or lose track of, the job being printed.
+    pub fn keeping_status_of(mut self, known: &PrinterState) -> PrinterState {
+        self.status = if known.status == PrinterStatus::Offline.as_str() {
+            // The printer is reporting again: whatever it is doing, it is not offline.
+            PrinterStatus::Unknown.as_str().into()
+        } else {
+            known.status.clone()
+        };
+        self.alerts = known.alerts.clone();
+        self
+    }
+}
+
+/// The most alerts kept of one report.
+const MAX_ALERTS: usize = 50;
+
+/// An alert's severity as reported: `warning`, else `error`.
+fn severity(reported: Option<&Value>) -> &'static str {
+    match reported.and_then(Value::as_str) {
+        Some("warning") => "warning",
+        _ => "error",
+    }
+}
+
+/// Whether a vendor's merged report names the printer's status (even one printfarm does not
+/// know, which is `unknown`). Reports that carry none (connection statuses, answers) are read
+/// against the state known already, so they name it.
+pub fn names_status(kind: &Kind, report: &Value) -> bool {
+    let has = |pointer: &str| report.pointer(pointer).is_some();
+    match kind {
+        Kind::BambuReport => has("/print/gcode_state"),
+        Kind::KlipperStatus | Kind::MoonrakerResponse => {
+            has("/status/print_stats/state") || has("/print_stats/state")
+        }
+        Kind::OctoPrint(_) | Kind::Generic => has("/state"),
+        Kind::MoonrakerServer | Kind::GenericResponse => true,
     }
 }
 
@@ -118,7 +189,7 @@ pub fn bambu(report: &Value) -> PrinterState {
                         severity: if level <= 2 { "error" } else { "warning" },
                     })
                 })
-                .take(50)
+                .take(MAX_ALERTS)
                 .collect()
         })
         .unwrap_or_default();
@@ -218,7 +289,7 @@ pub fn klipper(report: &Value) -> PrinterState {
 }
 
 pub fn octoprint(report: &Value) -> PrinterState {
-    let status = text(report, &["state"]).unwrap_or_else(|| "idle".into());
+    let status = text(report, &["state"]).unwrap_or_else(|| PrinterStatus::Unknown.as_str().into());
     let mut alerts = Vec::new();
     if status == "failed" {
         alerts.push(Alert {
@@ -251,17 +322,15 @@ pub fn generic(report: &Value) -> PrinterState {
         .map(|list| {
             list.iter()
                 .filter_map(|e| {
-                    let code = e.get("code")?.as_str()?;
-                    let severity = match e.get("severity").and_then(Value::as_str) {
-                        Some("warning") => "warning",
-                        _ => "error",
-                    };
+                    // Cleaned as any text a printer sends (no NUL, which Postgres refuses in
+                    // JSON, and bounded).
+                    let code: String = text(e, &["code"])?.chars().take(100).collect();
                     Some(Alert {
-                        code: code.chars().take(100).collect(),
-                        severity,
+                        code,
+                        severity: severity(e.get("severity")),
                     })
                 })
-                .take(50)
+                .take(MAX_ALERTS)
                 .collect()
         })
         .unwrap_or_default();
@@ -273,10 +342,9 @@ pub fn generic(report: &Value) -> PrinterState {
         .as_str();
     PrinterState {
         status: status.to_owned(),
-        online: report
-            .get("online")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
+        // Whether it is online is each message's own say (`online: false` is its will), not
+        // the merged report's: a printer back from its will need not say it again.
+        online: true,
         nozzle_temp: num(report, &["nozzleTemp"]),
         nozzle_target: num(report, &["nozzleTarget"]),
         bed_temp: num(report, &["bedTemp"]),
@@ -312,5 +380,57 @@ mod tests {
         assert_eq!(bambu.within_range().progress, None);
         let fine = generic(&json!({"state": "printing", "progress": 42.5})).within_range();
         assert_eq!(fine.progress, Some(42.5));
+        let layers = generic(&json!({"layer": 1e300, "totalLayers": 1_000_000})).within_range();
+        assert_eq!((layers.layer, layers.total_layers), (None, Some(1_000_000)));
+    }
+
+    #[test]
+    fn an_alert_code_is_cleaned_like_any_text_a_printer_sends() {
+        let state = generic(&json!({"errors": [
+            {"code": "E\u{0}42"}, {"code": ""}, {"code": "W1", "severity": "warning"}]}));
+        let codes: Vec<(&str, &str)> = state
+            .alerts
+            .iter()
+            .map(|a| (a.code.as_str(), a.severity))
+            .collect();
+        assert_eq!(codes, [("E42", "error"), ("W1", "warning")]);
+    }
+
+    #[test]
+    fn a_report_that_names_no_status_keeps_the_one_known() {
+        let known = PrinterState::from_stored(Some(&json!({
+            "status": "printing", "online": true,
+            "alerts": [{"code": "HMS_0300_0100_0001_0001", "severity": "warning"}]})));
+        assert_eq!((known.status.as_str(), known.online), ("printing", true));
+        assert_eq!(known.alerts.len(), 1);
+        // OctoPrint's first message after a restart is a temperature: no state in it.
+        let heard = json!({"temperature": {"tool0": {"actual": 210}}});
+        let kind = Kind::OctoPrint("temperature/tool0".into());
+        assert!(!names_status(&kind, &heard));
+        let next = octoprint(&heard).keeping_status_of(&known);
+        assert_eq!(
+            (next.status.as_str(), next.nozzle_temp),
+            ("printing", Some(210.0))
+        );
+        assert_eq!(next.alerts, known.alerts);
+        assert!(names_status(&kind, &json!({"state": "idle"})));
+        // A partial Bambu delta, and one that names the status.
+        assert!(!names_status(
+            &Kind::BambuReport,
+            &json!({"print": {"mc_percent": 5}})
+        ));
+        assert!(names_status(
+            &Kind::BambuReport,
+            &json!({"print": {"gcode_state": "X"}})
+        ));
+        let klipper = json!({"status": {"print_stats": {"state": "printing"}}});
+        assert!(names_status(&Kind::KlipperStatus, &klipper));
+        // A printer heard again after being marked offline is not offline.
+        let offline = PrinterState::from_stored(Some(&json!({"status": "offline"})));
+        assert_eq!(
+            octoprint(&heard).keeping_status_of(&offline).status,
+            "unknown"
+        );
+        assert_eq!(PrinterState::from_stored(None).status, "unknown");
     }
 }

@@ -436,7 +436,23 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
         json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
     )
     .await);
-    // No broker needed to feed the bridge directly (it publishes nothing while disconnected).
+    let topic = format!("printers/{}/ender/status", app.store_id);
+    let alert = json!({"state": "printing", "errors": [{"code": "RUNOUT", "severity": "warning"}]});
+    for _ in 0..2 {
+        // A fresh bridge each time: a restart, or another replica taking over the printer.
+        fresh_bridge(&app)
+            .handle(&topic, alert.to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(events(&app, "printer.online").await, 1);
+    assert_eq!(events(&app, "printer.hms_warning").await, 1);
+    assert_eq!(stats(&app, &printer).await["status"], "printing");
+}
+
+/// A bridge fed directly, as one that has just started (after a restart, or taking over from
+/// another replica). No broker is needed: it publishes nothing while disconnected.
+fn fresh_bridge(app: &TestApp) -> printfarm::telemetry::bridge::Bridge {
     let broker = printfarm::mqtt::Broker::start(
         printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
         "unused".into(),
@@ -449,18 +465,83 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
         urgent_burst: 20,
         urgent_refill: Duration::from_secs(3),
     };
+    printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker, settings)
+}
+
+#[tokio::test]
+async fn a_bridge_that_starts_mid_print_keeps_the_job_printing() {
+    let app = TestApp::new().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
+    )
+    .await);
+    let part = id(&post(
+        &app,
+        "/v1/parts",
+        json!({"name": "Benchy", "type": "gcode"}),
+    )
+    .await);
+    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    assign(&app, &job, &printer).await;
+    let topic = |tail: &str| format!("printers/{}/mk4/octoPrint/{tail}", app.store_id);
+    let temperature = json!({"actual": 215.0, "target": 215}).to_string();
+    let mut before = fresh_bridge(&app);
+    before
+        .handle(&topic("event/PrintStarted"), br#"{"name": "benchy.gcode"}"#)
+        .await
+        .unwrap();
+    before
+        .handle(&topic("temperature/tool0"), temperature.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job_state(&app, &job).await, "printing");
+    // Restarted mid-print: OctoPrint's next message is a temperature, which names no state.
+    let mut after = fresh_bridge(&app);
+    after
+        .handle(&topic("temperature/tool0"), temperature.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job_state(&app, &job).await, "printing");
+    assert_eq!(stats(&app, &printer).await["status"], "printing");
+    assert_eq!(events(&app, "job.cancelled").await, 0);
+    // It still follows the print to its end.
+    after
+        .handle(&topic("event/PrintDone"), br#"{"name": "benchy.gcode"}"#)
+        .await
+        .unwrap();
+    assert_eq!(job_state(&app, &job).await, "completed");
+}
+
+#[tokio::test]
+async fn a_generic_printer_back_from_its_will_is_online_again() {
+    let app = TestApp::new().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
     let topic = format!("printers/{}/ender/status", app.store_id);
-    for _ in 0..2 {
-        // A fresh bridge each time: a restart, or another replica taking over the printer.
-        let mut bridge =
-            printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker.clone(), settings);
+    let mut bridge = fresh_bridge(&app);
+    for report in [
+        json!({"state": "idle"}),
+        json!({"online": false}),
+        json!({"state": "printing", "progress": 3}),
+    ] {
         bridge
-            .handle(&topic, json!({"state": "printing"}).to_string().as_bytes())
+            .handle(&topic, report.to_string().as_bytes())
             .await
             .unwrap();
     }
-    assert_eq!(events(&app, "printer.online").await, 1);
-    assert_eq!(stats(&app, &printer).await["status"], "printing");
+    let s = stats(&app, &printer).await;
+    assert_eq!(
+        (&s["online"], &s["status"]),
+        (&json!(true), &json!("printing"))
+    );
+    assert_eq!(events(&app, "printer.offline").await, 1);
+    assert_eq!(events(&app, "printer.online").await, 2);
 }
 
 /// A generic printer `ender` and one `command` sent to it (202: pending until delivered).
