@@ -58,7 +58,7 @@ fn gcode(command: &Command) -> Option<String> {
             format!("{code} S{}\n", temperature.round())
         }
         Command::HomeAxis { axes } => {
-            let named: Vec<&str> = axes.iter().map(|a| axis(*a)).collect();
+            let named: Vec<&str> = axes.iter().map(|a| axis(Axis::from(*a))).collect();
             format!("G28 {}\n", named.join(" ")).replace(" \n", "\n")
         }
         Command::MoveAxis {
@@ -166,6 +166,7 @@ fn moonraker(id: Uuid, command: &Command) -> Result<Value, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::printer_commands::HomedAxis;
 
     fn id() -> Uuid {
         Uuid::nil()
@@ -217,7 +218,7 @@ mod tests {
             "voron",
             id(),
             &Command::HomeAxis {
-                axes: vec![Axis::X, Axis::Y],
+                axes: vec![HomedAxis::X, HomedAxis::Y],
             },
         )
         .unwrap();

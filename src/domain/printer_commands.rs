@@ -46,6 +46,26 @@ pub enum Axis {
     E,
 }
 
+/// An axis that can be homed: not the extruder (`G28 E` homes every axis on Klipper and
+/// Marlin, the bed too, which would crash the nozzle into a print).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HomedAxis {
+    X,
+    Y,
+    Z,
+}
+
+impl From<HomedAxis> for Axis {
+    fn from(a: HomedAxis) -> Axis {
+        match a {
+            HomedAxis::X => Axis::X,
+            HomedAxis::Y => Axis::Y,
+            HomedAxis::Z => Axis::Z,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Fan {
@@ -97,8 +117,8 @@ pub enum Command {
     /// Home these axes, each named once (all of x, y, z when empty).
     HomeAxis {
         #[serde(default)]
-        #[schema(max_items = 4)]
-        axes: Vec<Axis>,
+        #[schema(max_items = 3)]
+        axes: Vec<HomedAxis>,
     },
     /// Move one axis by -300..300 mm (not 0), optionally at 1–30000 mm/min.
     #[serde(rename_all = "camelCase")]

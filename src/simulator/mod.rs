@@ -134,9 +134,12 @@ pub async fn run(broker: BrokerAddress, o: Options) -> anyhow::Result<()> {
         .collect();
 
     // The job events, read as an API client of the store.
+    // Its client id names the key's public id, whose length depends on the key's environment.
+    let key_id = crate::auth::key_format::leading_key_id(&o.api_key)
+        .context("--api-key is not a printfarm API key")?;
     let watcher = mqtt_options(
         &broker,
-        format!("apiclient_{}_sim{}", &o.api_key[..24], &run_id[..12]),
+        format!("apiclient_{key_id}_sim{}", &run_id[..12]),
         o.store.to_string(),
         o.api_key.clone(),
     );

@@ -498,7 +498,9 @@ async fn api_client(broker: &TestBroker, store: &str, key: &str) -> (AsyncClient
 
 #[tokio::test]
 async fn the_simulator_registers_through_the_api_logs_in_as_printers_and_prints_a_job() {
-    let (app, broker) = locked().await;
+    let broker = TestBroker::start();
+    // Keys as a local server issues them (`pf_dev_`, a key id shorter than `pf_test_`'s).
+    let app = TestApp::with_broker(&broker, &[UNLIMITED, ("PF_KEY_ENV", "dev")]).await;
     app.spawn_bridge();
     let _relay = app.spawn_relay();
     let server = app.serve_public();

@@ -122,6 +122,8 @@ async fn invalid_commands_are_422_with_pointers() {
             json!({"command": "home-axis", "axes": ["x", "y", "x"]}),
             "/command/axes",
         ),
+        // `G28 E` homes every axis: the extruder is not one to home.
+        (json!({"command": "home-axis", "axes": ["e"]}), "/command"),
     ] {
         let res = send(&app, &[&p], command.clone()).await;
         res.assert_problem(422, "validation_failed");
