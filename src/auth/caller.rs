@@ -88,6 +88,20 @@ impl Caller {
         }
     }
 
+    /// [`Caller::require`] for several permissions at once: `403` names every one missing.
+    pub fn require_all(&self, permissions: &[Permission]) -> Result<(), ApiError> {
+        let missing: Vec<Permission> = permissions
+            .iter()
+            .copied()
+            .filter(|p| !self.permissions.contains(*p))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientPermissions(missing))
+        }
+    }
+
     /// The Store Owner (a Full Access key, or one holding every permission): the only callers
     /// who may create or change Full Access keys.
     pub fn holds_everything(&self) -> bool {

@@ -232,6 +232,22 @@ impl EventFilter {
         Some(known.chain(unknown).collect())
     }
 
+    /// The permissions that show every event an endpoint subscribed to `filters` (empty:
+    /// everything) receives, in catalogue order: who points an endpoint at a URL must hold them,
+    /// or a webhook would deliver what `GET /v1/events` hides from them.
+    pub fn view_permissions(filters: &[String]) -> Vec<Permission> {
+        let mut needed: Vec<Permission> = Vec::new();
+        let wanted = EventType::ALL
+            .iter()
+            .filter(|e| EventFilter::any_matches(filters, e.as_str()));
+        for permission in wanted.filter_map(|e| e.view_permission()) {
+            if !needed.contains(&permission) {
+                needed.push(permission);
+            }
+        }
+        needed
+    }
+
     pub fn matches(&self, event: EventType) -> bool {
         match self {
             EventFilter::Exactly(e) => *e == event,

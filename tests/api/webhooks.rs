@@ -1427,3 +1427,71 @@ async fn stores_whose_receivers_all_hang_leave_sends_for_everyone_else() {
         "the healthy deliveries took {took:?}"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_receives_only_what_its_creator_may_view() {
+    let app = local_app().await;
+    let create = |key: String, types: Value| {
+        let app = &app;
+        async move {
+            app.post("/v1/webhooks")
+                .with_key(&key)
+                .json(&json!({"url": "http://127.0.0.1:9/a", "eventTypes": types}))
+                .send()
+                .await
+        }
+    };
+    let manager = app.key_with(&[], &["integration.manage"]).await;
+    // Every event (no filter) would show it orders, jobs, members…: each view it lacks is named.
+    let everything = create(manager.clone(), json!([])).await;
+    everything.assert_problem(403, "insufficient_permissions");
+    let missing = everything.json()["missingPermissions"].clone();
+    for needed in ["queue.view", "order.view", "user.view", "printer.view"] {
+        assert!(
+            missing.as_array().unwrap().contains(&json!(needed)),
+            "{missing}"
+        );
+    }
+    let jobs = create(manager, json!(["job.*"])).await;
+    jobs.assert_problem(403, "insufficient_permissions");
+    assert_eq!(jobs.json()["missingPermissions"], json!(["queue.view"]));
+    // With the view, that endpoint is its to make and to move.
+    let queue_manager = app
+        .key_with(&[], &["integration.manage", "queue.view"])
+        .await;
+    let made = create(queue_manager.clone(), json!(["job.*"])).await;
+    made.assert(201);
+    let hook = made.json()["id"].as_str().unwrap().to_owned();
+    let patch = |body: Value| {
+        let (app, hook, key) = (&app, &hook, &queue_manager);
+        async move {
+            app.patch(&format!("/v1/webhooks/{hook}"))
+                .with_key(key)
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    patch(json!({"url": "http://127.0.0.1:9/b"}))
+        .await
+        .assert(200);
+    let widened = patch(json!({"eventTypes": ["job.*", "order.*"]})).await;
+    widened.assert_problem(403, "insufficient_permissions");
+    assert_eq!(widened.json()["missingPermissions"], json!(["order.view"]));
+    // An endpoint the owner subscribed to everything is not the key's to point elsewhere.
+    let (owners, _) = endpoint(&app, json!({"url": "http://127.0.0.1:9/c"})).await;
+    let moved = app
+        .patch(&format!("/v1/webhooks/{owners}"))
+        .with_key(&queue_manager)
+        .json(&json!({"url": "http://127.0.0.1:9/mine"}))
+        .send()
+        .await;
+    moved.assert_problem(403, "insufficient_permissions");
+    // Turning it off moves nothing anywhere.
+    app.patch(&format!("/v1/webhooks/{owners}"))
+        .with_key(&queue_manager)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .assert(200);
+}

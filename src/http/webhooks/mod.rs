@@ -195,9 +195,13 @@ pub async fn list_webhooks(
 
 /// Add a webhook endpoint.
 ///
-/// Required permission: `integration.manage`. The URL must be `https` and resolve only to public
-/// addresses (operators can allow more). The response carries the signing secret, once. A store
-/// has at most 50 endpoints (every event is delivered to each): the 51st is `409 limit_reached`.
+/// Required permission: `integration.manage`, and the view permission of every event the
+/// endpoint is to receive (all of them without `eventTypes`; `job.*` needs `queue.view`, say):
+/// a webhook delivers nothing `GET /v1/events` would not show its creator. `403
+/// insufficient_permissions` names those missing. The URL must be `https` and resolve only to
+/// public addresses (operators can allow more). The response carries the signing secret, once.
+/// A store has at most 50 endpoints (every event is delivered to each): the 51st is
+/// `409 limit_reached`.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "Webhooks", request_body = CreateWebhook,
     responses((status = 201, description = "Created", body = CreatedWebhook,
         headers(("location" = String, description = "The endpoint's URL"))),
@@ -216,6 +220,8 @@ pub async fn create_webhook(
         enabled: body.enabled,
     };
     e.finish()?;
+    let subscribed = fields.event_types.as_deref().unwrap_or_default();
+    caller.require_all(&EventFilter::view_permissions(subscribed))?;
     let secret = signing::new_secret();
     let mut tx = state.pool.begin().await?;
     quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::WebhookEndpoints).await?;
@@ -247,7 +253,8 @@ pub async fn get_webhook(
 
 /// Change a webhook endpoint.
 ///
-/// Required permission: `integration.manage`.
+/// Required permission: `integration.manage`; changing its `url` or `eventTypes` also needs the
+/// view permission of every event it is then to receive, as creating one does.
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "Webhooks", params(WebhookPath),
     request_body = UpdateWebhook,
     responses((status = 200, description = "The updated endpoint", body = EndpointView)))]
@@ -274,6 +281,11 @@ pub async fn update_webhook(
     e.finish()?;
     let (mut tx, before) =
         entity::lock::<EndpointView>(&state.pool, caller.store_id, path.id).await?;
+    // Who points the endpoint somewhere, or widens what it receives, must be able to see it.
+    if fields.url.is_some() || fields.event_types.is_some() {
+        let subscribed = fields.event_types.as_ref().unwrap_or(&before.event_types);
+        caller.require_all(&EventFilter::view_permissions(subscribed))?;
+    }
     let row = crate::db::update::<EndpointRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .found()?;
