@@ -714,6 +714,20 @@ async fn rotation_signs_with_both_secrets_and_resend_and_recover_send_again() {
     let now = (app.clock.now_ms() / 1000) as i64;
     assert_eq!(signing::verify(&old, id, ts, sig, &r.body, now), Ok(()));
     assert_eq!(signing::verify(&new, id, ts, sig, &r.body, now), Ok(()));
+    // A second rotation would end this overlap early: refused, unless it ends every old secret.
+    let rotate = |overlap: i64| {
+        let (app, hook) = (&app, &hook);
+        async move {
+            app.post(&format!("/v1/webhooks/{hook}/rotate-secret"))
+                .owner()
+                .json(&json!({"overlapSeconds": overlap}))
+                .send()
+                .await
+        }
+    };
+    rotate(60).await.assert_problem(409, "conflict");
+    rotate(0).await.assert(200);
+    rotate(60).await.assert(200);
     // Resend one delivery; recover everything since an hour ago.
     let first = delivery(&app, &hook).await;
     let res = app
@@ -870,14 +884,15 @@ async fn the_webhooks_api_checks_credentials_roles_stores_and_input() {
             .await
             .assert_problem(422, "validation_failed");
     }
-    // An optional body may be absent or `null`.
-    for body in ["", "null"] {
+    // An optional body may be absent or `null` (the second is refused only because the first
+    // one's overlap runs).
+    for (body, status) in [("", 200), ("null", 409)] {
         app.post(&format!("/v1/webhooks/{hook}/rotate-secret"))
             .owner()
             .raw_body("application/json", body)
             .send()
             .await
-            .assert(200);
+            .assert(status);
     }
     // The secret is never shown again.
     let got = app

@@ -316,10 +316,13 @@ pub async fn delete_webhook(
 /// Replace the signing secret; the old one keeps signing too during the overlap.
 ///
 /// Required permission: `integration.manage`. During the overlap each delivery carries two
-/// signatures, so receivers can switch secrets without missing one.
+/// signatures, so receivers can switch secrets without missing one. While an overlap runs, a
+/// rotation is `409 conflict` unless its `overlapSeconds` is 0, which stops every earlier
+/// secret at once (a leaked one, say).
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "Webhooks",
     params(WebhookPath), request_body(content = Option<RotateSecret>),
-    responses((status = 200, description = "The new secret", body = RotatedSecret)))]
+    responses((status = 200, description = "The new secret", body = RotatedSecret),
+        (status = 409, description = "The last rotation's overlap is still running", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -337,8 +340,21 @@ pub async fn rotate_webhook_secret(
     }
     let (mut tx, before) =
         entity::lock::<EndpointView>(&state.pool, caller.store_id, path.id).await?;
+    // Only two secrets sign at once: a second rotation would end the first one's overlap early,
+    // failing every delivery to receivers still on the oldest secret.
+    let now = state.now();
+    if let Some(until) = before
+        .previous_secret_until
+        .filter(|u| *u > now && overlap > 0)
+    {
+        return Err(ApiError::Conflict(format!(
+            "the last rotation's overlap runs until {}: rotate again after it, or with \
+             `overlapSeconds: 0` to stop every earlier secret now",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
     let secret = signing::new_secret();
-    let until = state.now() + chrono::TimeDelta::seconds(overlap);
+    let until = now + chrono::TimeDelta::seconds(overlap);
     let after: EndpointView = db::rotate_secret(&mut *tx, caller.store_id, path.id, &secret, until)
         .await?
         .into();
