@@ -16,6 +16,9 @@ use uuid::Uuid;
 
 /// Fields whose values never enter the log, whatever the entity.
 const SECRET_FIELDS: &[&str] = &["key", "secret", "digest", "password", "token", "apiKey"];
+/// Fields holding a URL that may carry a secret in its path or query (a webhook endpoint's):
+/// the log shows where it points, not the rest.
+const URL_FIELDS: &[&str] = &["url"];
 /// Fields that change as a side effect of use, not of a mutation.
 const NOISE_FIELDS: &[&str] = &["updatedAt", "lastUsedAt", "lastUsedIp", "requestCount"];
 pub const REDACTED: &str = "[redacted]";
@@ -133,6 +136,9 @@ pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Value {
             None | Some(Value::Null) => Value::Null,
             Some(_) if SECRET_FIELDS.contains(&field.as_str()) => {
                 Value::String(REDACTED.to_owned())
+            }
+            Some(Value::String(url)) if URL_FIELDS.contains(&field.as_str()) => {
+                Value::String(crate::redact::url_origin(url))
             }
             Some(v) => v.clone(),
         };

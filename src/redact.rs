@@ -28,9 +28,40 @@ pub fn mask_url(raw: &str) -> String {
     }
 }
 
+/// Where a URL points, without what its path or query may hold (a Slack or Discord hook carries
+/// its token in the path, others in `?access_token=`): `https://hooks.example.com/…`.
+pub fn url_origin(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(u) if u.has_host() => {
+            let origin = u.origin().ascii_serialization();
+            let bare = u.path() == "/" && u.query().is_none() && u.fragment().is_none();
+            if bare {
+                origin
+            } else {
+                format!("{origin}/…")
+            }
+        }
+        _ => "<unparseable URL>".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_origin_keeps_nothing_of_the_path_or_query() {
+        assert_eq!(
+            url_origin("https://hooks.slack.com/services/T0/B0/XXXX"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            url_origin("https://u:pw@x.example:8443/hook?access_token=abc"),
+            "https://x.example:8443/…"
+        );
+        assert_eq!(url_origin("https://x.example"), "https://x.example");
+        assert_eq!(url_origin("not a url"), "<unparseable URL>");
+    }
 
     #[test]
     fn masks_passwords() {

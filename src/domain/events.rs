@@ -90,7 +90,7 @@ catalogue! {
     MemberCreated = "member.created", Member, C, "A user joined the store (an invitation accepted, or the owner made).";
     MemberUpdated = "member.updated", Member, U, "A member's roles, permissions or ownership changed.";
     MemberDeleted = "member.deleted", Member, D, "A member was removed from the store.";
-    WebhookDisabled = "webhook.disabled", WebhookEndpoint, DOMAIN, "A webhook endpoint was disabled after failing (or answering `410`).";
+    WebhookDisabled = "webhook.disabled", WebhookEndpoint, DOMAIN, "A webhook endpoint was disabled after failing (or answering `410`). Its `url` shows only where it points (`https://host/…`): it goes to the store's other endpoints too.";
     WebhookTest = "webhook.test", WebhookEndpoint, DOMAIN, "A test sent to one endpoint on request (`POST /v1/webhooks/{id}/test`).";
 }
 

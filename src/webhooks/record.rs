@@ -151,9 +151,10 @@ async fn disable(
     }
     for endpoint in disabled {
         tracing::warn!(endpoint.id = %endpoint.id, reason = ?endpoint.disabled_reason, "webhook endpoint disabled");
-        // The event reaches the store's other endpoints too: never a secret in this one's URL.
+        // The event reaches the store's other endpoints too: never what this one's URL may
+        // hold past its host (a token in the path or query).
         let mut view = EndpointView::from(endpoint.clone());
-        view.url = crate::redact::mask_url(&view.url);
+        view.url = crate::redact::url_origin(&view.url);
         let author = Author::telemetry(endpoint.store_id);
         changes::event(tx, &author, EventType::WebhookDisabled, view.id, &view).await?;
     }

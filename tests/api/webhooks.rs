@@ -425,7 +425,12 @@ async fn gone_disables_the_endpoint_and_says_so() {
             .fetch_one(app.pool())
             .await
             .unwrap();
-    assert_eq!(announced, format!("{}?token=***", receiver.url("gone")));
+    // Only where it points: a token in its path or query must not reach the other endpoints.
+    let port = url::Url::parse(&receiver.url("gone"))
+        .unwrap()
+        .port()
+        .unwrap();
+    assert_eq!(announced, format!("http://127.0.0.1:{port}/…"));
     // Nothing more is sent to it.
     app.clock.advance_ms(3_600_000);
     printer(&app, "p3").await;
@@ -1509,4 +1514,40 @@ async fn an_endpoint_receives_only_what_its_creator_may_view() {
         .send()
         .await
         .assert(200);
+}
+
+#[tokio::test]
+async fn the_audit_log_shows_where_an_endpoint_points_not_its_token() {
+    let app = local_app().await;
+    let (hook, _) = endpoint(
+        &app,
+        json!({"url": "http://127.0.0.1:9/services/T0/B0/SLACKTOKEN"}),
+    )
+    .await;
+    app.patch(&format!("/v1/webhooks/{hook}"))
+        .owner()
+        .json(&json!({"url": "http://127.0.0.1:9/hook?access_token=NEWTOKEN"}))
+        .send()
+        .await
+        .assert(200);
+    let log = app
+        .get(&format!("/v1/audit-logs?entityId.eq={hook}"))
+        .owner()
+        .send()
+        .await
+        .json();
+    let changes: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["changes"]["url"])
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            &json!({"from": "http://127.0.0.1:9/…", "to": "http://127.0.0.1:9/…"}),
+            &json!({"from": null, "to": "http://127.0.0.1:9/…"}),
+        ]
+    );
+    assert!(!log.to_string().contains("TOKEN"));
 }
