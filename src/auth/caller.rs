@@ -169,12 +169,20 @@ impl Caller {
     /// grant: a member signs in from anywhere, for as long as they are one, so that would lift
     /// the key's own restriction.
     pub fn ensure_unrestricted(&self, doing: &str) -> Result<(), ApiError> {
+        self.ensure_unrestricted_because(
+            doing,
+            "a member signs in from anywhere, for as long as they are one",
+        )
+    }
+
+    /// A key limited to some addresses, or that expires, cannot do what hands out access with
+    /// neither limit (`because` says whose).
+    pub fn ensure_unrestricted_because(&self, doing: &str, because: &str) -> Result<(), ApiError> {
         if self.ip_allowlist.is_empty() && self.expires_at.is_none() {
             return Ok(());
         }
         Err(ApiError::PrivilegeEscalation(format!(
-            "a key limited to some addresses, or that expires, cannot {doing}: a member signs in \
-             from anywhere, for as long as they are one"
+            "a key limited to some addresses, or that expires, cannot {doing}: {because}"
         )))
     }
 
@@ -197,9 +205,12 @@ impl Caller {
         stored_allowlist: &[String],
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), ApiError> {
+        // Read as a request is checked against it (`net::parse_cidr`: a bare address is one
+        // host). An entry that cannot be read is not skipped, which would make the list look
+        // narrower than the key's real reach; it counts as anywhere.
         let allowlist: Vec<IpNet> = stored_allowlist
             .iter()
-            .filter_map(|net| net.parse().ok())
+            .map(|net| crate::net::parse_cidr(net).unwrap_or_else(anywhere))
             .collect();
         self.ensure_can_allow(&allowlist)?;
         self.ensure_outlives(expires_at)
@@ -232,4 +243,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// Every address: what an allowlist entry that cannot be read is taken to allow when deciding
+/// who may take control of its key.
+fn anywhere() -> IpNet {
+    IpNet::V6(ipnet::Ipv6Net::default())
 }

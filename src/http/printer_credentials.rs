@@ -89,7 +89,8 @@ impl EntityView for IssuedPrinterCredential {
 /// Required permission: `printer.config`. The printer (or its bridge) logs in with `username`
 /// and `password` and may then publish only its own reports and read only its own request
 /// topic. Issuing again replaces the credential: the old password stops working and its
-/// connections are dropped.
+/// connections are dropped. The credential has no expiry and no address limit, so a key that
+/// has either cannot issue one (`403 privilege_escalation`).
 #[utoipa::path(post, path = "/v1/printers/{id}/mqtt-credentials", tag = "Printers",
     params(PrinterPath),
     responses((status = 201, description = "Issued; the password is shown this once", body = IssuedPrinterCredential,
@@ -100,6 +101,10 @@ pub async fn issue_printer_credential(
     ApiPath(path): ApiPath<PrinterPath>,
 ) -> ApiResult<Response> {
     caller.require(Permission::PrinterConfig)?;
+    caller.ensure_unrestricted_because(
+        "issue a printer's MQTT credential",
+        "a printer logs in from anywhere, for as long as its credential stands",
+    )?;
     let mut tx = state.pool.begin().await?;
     crate::db::get_for_update::<PrinterRow>(&mut *tx, caller.store_id, path.id)
         .await

@@ -785,6 +785,39 @@ async fn a_restricted_key_cannot_widen_its_own_allowlist_or_hand_out_wider_ones(
 }
 
 #[tokio::test]
+async fn a_restricted_key_cannot_take_a_key_whose_stored_allowlist_reaches_further() {
+    let app = TestApp::new().await;
+    let (_, office) = app
+        .create_key(json!({"name": "office", "roles": ["admin"], "ipAllowlist": ["10.0.0.0/8"]}))
+        .await;
+    let (id, _) = app
+        .create_key(json!({"name": "k", "roles": ["viewer"], "ipAllowlist": ["10.1.0.0/16"]}))
+        .await;
+    // Written by another tool: a bare address (one host, as requests are checked) and, for a
+    // second try, an entry no one can read.
+    for stored in [
+        json!(["10.1.0.0/16", "198.51.100.7"]),
+        json!(["10.1.0.0/16", "garbage"]),
+    ] {
+        sqlx::query(
+            "update api_keys set ip_allowlist = array(select jsonb_array_elements_text($2))
+              where id = $1::uuid",
+        )
+        .bind(&id)
+        .bind(&stored)
+        .execute(app.pool())
+        .await
+        .unwrap();
+        app.post(&format!("/v1/api-keys/{id}/roll"))
+            .with_key(&office)
+            .peer("10.1.1.1")
+            .send()
+            .await
+            .assert_problem(403, "privilege_escalation");
+    }
+}
+
+#[tokio::test]
 async fn an_expiring_key_cannot_create_a_key_that_outlives_it() {
     let app = TestApp::new().await;
     let expires = app.state.now() + chrono::Duration::hours(1);

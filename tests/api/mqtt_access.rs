@@ -383,6 +383,35 @@ async fn printer_may(app: &TestApp, username: &str, topic: &str, action: &str) -
 }
 
 #[tokio::test]
+async fn a_key_limited_by_address_or_time_cannot_issue_a_printer_credential() {
+    let app = TestApp::new().await;
+    let x = printer(&app, "bambu", "01S00A000000002").await;
+    let in_a_day = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    for limit in [
+        json!({"ipAllowlist": ["203.0.113.0/24"]}),
+        json!({"expiresAt": in_a_day}),
+    ] {
+        let mut body = json!({"name": "limited", "permissions": ["printer.config"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(limit.as_object().unwrap().clone());
+        let (_, key) = app.create_key(body).await;
+        app.post(&format!("/v1/printers/{x}/mqtt-credentials"))
+            .with_key(&key)
+            .peer("203.0.113.9")
+            .send()
+            .await
+            .assert_problem(403, "privilege_escalation");
+    }
+    let key = app.key_with(&[], &["printer.config"]).await;
+    app.post(&format!("/v1/printers/{x}/mqtt-credentials"))
+        .with_key(&key)
+        .send()
+        .await
+        .assert(201);
+}
+
+#[tokio::test]
 async fn printer_credentials_are_issued_once_replaced_and_revoked() {
     let app = TestApp::new().await;
     let x = printer(&app, "bambu", "01S00A000000001").await;
