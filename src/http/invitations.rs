@@ -512,6 +512,9 @@ pub async fn accept_invitation(
     };
     changes::created(&mut tx, author, &member).await?;
     tx.commit().await?;
+    // A member back after being removed: the keys they made hold their grant again (other
+    // replicas hear it from the membership's trigger).
+    state.verifier.cache.invalidate_store(store);
     Ok((
         StatusCode::CREATED,
         Json(AcceptedInvitation {

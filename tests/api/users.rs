@@ -901,6 +901,60 @@ async fn an_invitation_outlives_no_more_than_its_inviters_authority() {
     accept(by_key).await.assert_problem(409, "conflict");
 }
 
+#[tokio::test]
+async fn a_member_invited_back_gets_back_the_keys_they_made() {
+    let app = TestApp::new().await;
+    let (member, op) = app.member_session("op@example.com", &["admin"], &[]).await;
+    let key = app
+        .post("/v1/api-keys")
+        .session(&op)
+        .json(&json!({"name": "op's", "roles": ["viewer"]}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert(200);
+    app.delete(&format!("/v1/users/{member}"))
+        .owner()
+        .send()
+        .await
+        .assert(200);
+    // Gone with its member (and cached so).
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert_problem(403, "insufficient_permissions");
+    let token = invite_viewer(&app, "op@example.com").await;
+    // Other replicas hear of the new membership as of any change to one.
+    let mut replica = sqlx::postgres::PgListener::connect_with(app.pool())
+        .await
+        .unwrap();
+    replica.listen("pf_key_changes").await.unwrap();
+    app.post("/v1/invitations/accept")
+        .session(&op)
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .assert(201);
+    app.get("/v1/printers")
+        .with_key(&key)
+        .send()
+        .await
+        .assert(200);
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), replica.recv())
+        .await
+        .expect("a notification")
+        .unwrap();
+    assert_eq!(heard.payload(), format!("store:{}", app.store_id));
+}
+
 /// Invites `email` as a viewer, by the owner; the token (no mail is configured).
 async fn invite_viewer(app: &TestApp, email: &str) -> String {
     let res = app
