@@ -1286,15 +1286,34 @@ async fn a_key_a_member_rolled_or_granted_to_is_theirs_from_then_on() {
         .await;
     granted.assert(200);
     assert_eq!(granted.json()["createdByUserId"], json!(admin));
-    // A name alone changes no grant, and whom the key is made for stays.
-    let kept = app
-        .patch(&format!("/v1/api-keys/{renamed}"))
-        .session(&session)
-        .json(&json!({"name": "renamed by the admin"}))
+    // A name alone changes no grant, nor does the key sent back whole with its own lists (a
+    // client saving a form): whom the key is made for stays.
+    for edit in [
+        json!({"name": "renamed by the admin"}),
+        json!({"name": "renamed again", "roles": ["viewer", "viewer"], "permissions": []}),
+    ] {
+        let kept = app
+            .patch(&format!("/v1/api-keys/{renamed}"))
+            .session(&session)
+            .json(&edit)
+            .send()
+            .await;
+        kept.assert(200);
+        assert_eq!(kept.json()["createdByUserId"], Value::Null, "{edit}");
+    }
+    // The store's Full Access key, saved back by its owner with the empty lists it shows.
+    let full = app.get("/v1/api-keys/current").owner().send().await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = app
+        .patch(&format!("/v1/api-keys/{full}"))
+        .session(&app.owner_session().await)
+        .json(&json!({"roles": [], "permissions": []}))
         .send()
         .await;
-    kept.assert(200);
-    assert_eq!(kept.json()["createdByUserId"], Value::Null);
+    saved.assert(200);
+    assert_eq!(saved.json()["createdByUserId"], Value::Null);
     // A key made for another member stays theirs when edited; rolled, it changes hands, and
     // the secret they hold ends at once, whatever the grace asked for.
     let (other, other_session) = app

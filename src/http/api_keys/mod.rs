@@ -297,6 +297,11 @@ fn held_by(row: &ApiKeyRow, store_roles: &StoreRoles) -> PermissionSet {
     store_roles.effective(row.full_access, &row.roles, &row.permissions)
 }
 
+/// Whether two lists hold the same names, whatever their order or repeats.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
+}
+
 fn to_strings(nets: &[IpNet]) -> Vec<String> {
     nets.iter().map(ToString::to_string).collect()
 }
@@ -490,9 +495,9 @@ pub async fn get_api_key(
 ///
 /// Required permission: `apiKey.edit`. Managed keys answer `403 managed_key`; keys holding
 /// permissions the caller lacks, and grants beyond the caller's own, `403 privilege_escalation`;
-/// roles or permissions for a Full Access key, `409 conflict`. A member who sets the roles or
+/// roles or permissions for a Full Access key, `409 conflict`. A member who changes the roles or
 /// permissions of a key made for no member (signed in, or with a key made for them) is from then
-/// on the one it is made for (`createdByUserId`).
+/// on the one it is made for (`createdByUserId`); sending them unchanged does not.
 #[utoipa::path(patch, path = "/v1/api-keys/{id}", tag = "API keys", params(KeyPath), request_body = UpdateApiKey,
     responses((status = 200, description = "The updated key", body = ApiKey),
         (status = 409, description = "Roles or permissions for a Full Access key", body = Problem, content_type = "application/problem+json")))]
@@ -504,7 +509,19 @@ pub async fn update_api_key(
 ) -> ApiResult<Json<ApiKey>> {
     caller.require(Permission::ApiKeyEdit)?;
     let (mut tx, row, store_roles) = lock_for_change(&state, &caller, path.id).await?;
-    let changes = key_changes(&caller, &store_roles, body)?;
+    let mut changes = key_changes(&caller, &store_roles, body)?;
+    // Only an edit that changes what the key is granted makes it the editor's: a client that
+    // sends the whole key back (the same lists, or empty ones to a Full Access key) must not
+    // tie a key made for no one to whoever sent it, capping it at their grant.
+    let unchanged = |asked: &Option<Vec<String>>, held: &[String]| {
+        asked.as_ref().is_none_or(|asked| same_set(asked, held))
+    };
+    if row.full_access
+        || (unchanged(&changes.roles, &row.roles)
+            && unchanged(&changes.permissions, &row.permissions))
+    {
+        changes.made_for = None;
+    }
     // Empty lists are harmless on a Full Access key; actual grants conflict with its state.
     let grants = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
     if row.full_access && (grants(&changes.roles) || grants(&changes.permissions)) {
