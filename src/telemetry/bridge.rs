@@ -506,7 +506,14 @@ async fn follow_job(
     ]
     .map(PrinterStatus::as_str)
     .contains(&was);
+    // Printing or paused just before: the print it is at is not a job only assigned to it (one
+    // cancelled in the API that the printer did not stop, or a print started by hand), so a
+    // pause and resume of that print does not start the next job.
+    let was_printing = [PrinterStatus::Printing, PrinterStatus::Paused]
+        .map(PrinterStatus::as_str)
+        .contains(&was);
     let to = match (state.status.as_str(), before.state) {
+        ("printing", JobState::Assigned) if was_printing => return Ok(()),
         ("printing", _) => JobState::Printing,
         ("paused", _) => JobState::Paused,
         ("completed", JobState::Printing | JobState::Paused) => JobState::Completed,

@@ -1121,3 +1121,83 @@ async fn a_klipper_printer_is_asked_for_its_whole_status() {
     assert_eq!(s["details"]["bedTemp"], 22.0);
     assert_eq!(s["details"]["nozzleTemp"], 24.5);
 }
+
+/// What the store's printers have been sent: (printer, command) oldest first.
+async fn commands_sent(app: &TestApp) -> Vec<(String, String)> {
+    let list = app
+        .get("/v1/printer-commands?sort=createdAt:asc")
+        .owner()
+        .send()
+        .await
+        .json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |name: &str| c[name].as_str().unwrap().to_owned();
+            (field("printerId"), field("command"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pausing_resuming_or_cancelling_a_job_tells_its_printer() {
+    let (broker, app) = bridged().await;
+    let (printer, job, topic) = assigned_bambu_job(&app, "01S00A000000021").await;
+    let running = json!({"print": {"gcode_state": "RUNNING", "mc_percent": 10}});
+    publish(&broker, &topic, &running.to_string()).await;
+    job_reaches(&app, &job, "printing").await;
+    // The next job lined up for it.
+    let part = id(&post(&app, "/v1/parts", json!({"name": "Next", "type": "3mf"})).await);
+    let next = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    assign(&app, &next, &printer).await;
+    let bulk = |action: &'static str| {
+        let (app, job) = (&app, &job);
+        async move {
+            let res = app
+                .patch(&format!("/v1/print-jobs/{action}"))
+                .owner()
+                .json(&json!({"printJobIds": [job]}))
+                .send()
+                .await;
+            res.assert(200);
+            assert_eq!(res.json()["results"][0]["outcome"], "updated", "{action}");
+        }
+    };
+    for action in ["pause", "resume", "cancel"] {
+        bulk(action).await;
+    }
+    let told: Vec<(String, String)> = ["pause", "resume", "stop"]
+        .iter()
+        .map(|c| (printer.clone(), (*c).to_owned()))
+        .collect();
+    assert_eq!(commands_sent(&app).await, told);
+    // Were the stop not obeyed, the print the printer is still at (paused, then resumed at the
+    // printer) does not start the job lined up next.
+    for state in ["PAUSE", "RUNNING"] {
+        let report = json!({"print": {"gcode_state": state, "mc_percent": 50}});
+        publish(&broker, &topic, &report.to_string()).await;
+    }
+    // A report that moves nothing but is read after those: the printer's idle state.
+    publish(
+        &broker,
+        &topic,
+        &json!({"print": {"gcode_state": "IDLE"}}).to_string(),
+    )
+    .await;
+    eventually("the printer idle", || async {
+        (stats(&app, &printer).await["status"] == "idle").then_some(())
+    })
+    .await;
+    assert_eq!(job_state(&app, &next).await, "assigned");
+    assert_eq!(job_state(&app, &job).await, "cancelled");
+    // A job that has not begun is cancelled without a word to the printer.
+    let idle = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    app.patch("/v1/print-jobs/cancel")
+        .owner()
+        .json(&json!({"printJobIds": [next, idle]}))
+        .send()
+        .await
+        .assert(200);
+    assert_eq!(commands_sent(&app).await.len(), 3);
+}

@@ -141,7 +141,8 @@ impl Run<'_> {
                 Ok(answer(id, Outcome::Updated, Some(after.state)))
             }
             _ => {
-                let after = jobs::transition(tx, &self.author, before, to, None, None).await?;
+                let sent_by = CreatedBy::from(self.caller);
+                let after = jobs::transition_asked(tx, &self.author, sent_by, before, to).await?;
                 Ok(answer(id, Outcome::Updated, Some(after.state)))
             }
         }
@@ -176,6 +177,8 @@ impl Run<'_> {
 ///
 /// Required permission: `queue.manage`. Each id is answered in `results`: `updated`,
 /// `unchanged` (already paused), `invalid_state_transition` (not printing) or `not_found`.
+/// Each paused job's printer is sent `pause` (listed in `GET /v1/printer-commands` as the
+/// caller's; no `printer.control` needed).
 #[utoipa::path(patch, path = "/v1/print-jobs/pause", tag = "Print jobs", request_body = PrintJobIds,
     responses((status = 200, description = "What happened to each id", body = BulkResult)))]
 pub async fn pause_print_jobs(
@@ -188,7 +191,8 @@ pub async fn pause_print_jobs(
 
 /// Resume paused jobs.
 ///
-/// Required permission: `queue.manage`. Each id is answered in `results`.
+/// Required permission: `queue.manage`. Each id is answered in `results`; each resumed job's
+/// printer is sent `resume`.
 #[utoipa::path(patch, path = "/v1/print-jobs/resume", tag = "Print jobs", request_body = PrintJobIds,
     responses((status = 200, description = "What happened to each id", body = BulkResult)))]
 pub async fn resume_print_jobs(
@@ -202,7 +206,8 @@ pub async fn resume_print_jobs(
 /// Cancel jobs that have not finished.
 ///
 /// Required permission: `queue.manage`. Each id is answered in `results`; each cancelled job
-/// emits `job.cancelled`.
+/// emits `job.cancelled`. The printer of a job it is printing, paused or preparing is sent
+/// `stop`.
 #[utoipa::path(patch, path = "/v1/print-jobs/cancel", tag = "Print jobs", request_body = PrintJobIds,
     responses((status = 200, description = "What happened to each id", body = BulkResult)))]
 pub async fn cancel_print_jobs(
