@@ -6,7 +6,9 @@
 //! move the printer's job (`job.started`, `job.succeeded` with the spool's usage, `job.failed`).
 //! Each printer has a budget for such changes (`Settings::urgent_burst`); past it they wait for
 //! the sweep, announced together against what was last announced, because the bridge is one
-//! loop for every store's printers and a flapping printer must not take it over.
+//! loop for every store's printers and a flapping printer must not take it over. What is stored
+//! keeps the status last announced until then (and a change whose transaction failed waits for
+//! the sweep too), so a crash or a handover loses no job move.
 
 use super::parse::{self, Kind, Source};
 use super::state::{self, Alert, PrinterState};
@@ -57,6 +59,21 @@ struct Tracked {
     last_seen: Instant,
     written: Option<PrinterState>,
     written_at: Option<Instant>,
+}
+
+impl Tracked {
+    /// What may be stored and shown: the latest report, with the status, reachability and
+    /// alerts last announced. A status is never stored before its events and job moves are
+    /// made, so a bridge that starts from what was stored (after a crash, or on another
+    /// replica) still makes them once the printer reports it again.
+    fn storable(&self) -> PrinterState {
+        PrinterState {
+            status: self.announced.status.clone(),
+            online: self.announced.online,
+            alerts: self.announced.alerts.clone(),
+            ..self.state.clone()
+        }
+    }
 }
 
 pub struct Bridge {
@@ -284,51 +301,22 @@ impl Bridge {
             return self.write_if_due(key, false).await;
         }
         if urgent {
-            let mut tx = self.pool.begin().await?;
-            let author = Author::telemetry(store);
-            if next.online != previous.online {
-                let event = if next.online {
-                    EventType::PrinterOnline
-                } else {
-                    EventType::PrinterOffline
-                };
-                let about = PrinterConnectivity {
-                    printer_id: printer_id.0,
-                    online: next.online,
-                };
-                changes::event(&mut tx, &author, event, printer_id.0, &about).await?;
-            }
-            for alert in next.alerts.iter().filter(|a| !previous.alerts.contains(a)) {
-                let event = if alert.severity == "error" {
-                    EventType::PrinterHmsError
-                } else {
-                    EventType::PrinterHmsWarning
-                };
-                let raised = PrinterAlert {
-                    printer_id: printer_id.0,
-                    code: alert.code.clone(),
-                    severity: alert.severity.to_owned(),
-                };
-                changes::event(&mut tx, &author, event, printer_id.0, &raised).await?;
-            }
-            // The printer is locked before its job, as every change involving both does: a job
-            // started by hand checks under the same lock that the printer is free.
-            let printer_kept = !steps.is_empty()
-                && !crate::db::lock_many_for_change::<printers_db::PrinterRow>(
-                    &mut *tx,
-                    store,
-                    &[printer_id.0],
-                )
-                .await?
-                .is_empty();
-            if printer_kept {
-                let mut was = previous.status.clone();
-                for step in steps {
-                    follow_job(&mut tx, &author, printer_id, &was, &step).await?;
-                    was = step.status;
+            let change = Announced {
+                store,
+                printer: printer_id,
+                previous: &previous,
+                next: &next,
+                steps: &steps,
+            };
+            if let Err(error) = change.make(&self.pool).await {
+                // Kept for the sweep to try again (a database that failed for a moment): had
+                // the printer moved on meanwhile, the step would otherwise be lost.
+                if let Some(tracked) = self.printers.get_mut(key) {
+                    tracked.steps = steps;
+                    tracked.state = next;
                 }
+                return Err(error);
             }
-            tx.commit().await?;
         }
         if let Some(tracked) = self.printers.get_mut(key) {
             tracked.announced = next.clone();
@@ -342,7 +330,7 @@ impl Bridge {
     /// the write interval has passed.
     async fn write_if_due(&mut self, key: &DeviceKey, urgent: bool) -> anyhow::Result<()> {
         let due = self.printers.get(key).is_some_and(|t| {
-            t.written.as_ref() != Some(&t.state)
+            t.written.as_ref() != Some(&t.storable())
                 && (urgent
                     || t.written_at
                         .is_none_or(|at| at.elapsed() >= self.settings.write_interval))
@@ -358,14 +346,15 @@ impl Bridge {
         let Some(tracked) = self.printers.get_mut(key) else {
             return Ok(());
         };
-        if tracked.written.as_ref() == Some(&tracked.state) {
+        let storable = tracked.storable();
+        if tracked.written.as_ref() == Some(&storable) {
             return Ok(());
         }
-        let state = serde_json::to_value(&tracked.state)?;
+        let state = serde_json::to_value(&storable)?;
         printers_db::write_state(&self.pool, tracked.store, tracked.printer_id, &state).await?;
         self.writes += 1;
         metrics::counter!("printfarm_telemetry_writes_total").increment(1);
-        tracked.written = Some(tracked.state.clone());
+        tracked.written = Some(storable);
         tracked.written_at = Some(Instant::now());
         let payload = json!({
             "printerId": tracked.printer_id,
@@ -419,7 +408,7 @@ impl Bridge {
             .printers
             .iter()
             .filter(|(_, t)| {
-                t.written.as_ref() != Some(&t.state)
+                t.written.as_ref() != Some(&t.storable())
                     && t.written_at
                         .is_none_or(|at| at.elapsed() >= self.settings.write_interval)
             })
@@ -446,6 +435,72 @@ impl Bridge {
         } else {
             tracing::warn!(error = format!("{error:#}"), "telemetry state not written");
         }
+    }
+}
+
+/// A printer's change to announce: its events, and its job moved through each status step, in
+/// one transaction.
+struct Announced<'a> {
+    store: StoreId,
+    printer: PrinterId,
+    previous: &'a PrinterState,
+    next: &'a PrinterState,
+    steps: &'a [PrinterState],
+}
+
+impl Announced<'_> {
+    async fn make(&self, pool: &PgPool) -> anyhow::Result<()> {
+        let mut tx = pool.begin().await?;
+        let author = Author::telemetry(self.store);
+        if self.next.online != self.previous.online {
+            let event = if self.next.online {
+                EventType::PrinterOnline
+            } else {
+                EventType::PrinterOffline
+            };
+            let about = PrinterConnectivity {
+                printer_id: self.printer.0,
+                online: self.next.online,
+            };
+            changes::event(&mut tx, &author, event, self.printer.0, &about).await?;
+        }
+        for alert in self
+            .next
+            .alerts
+            .iter()
+            .filter(|a| !self.previous.alerts.contains(a))
+        {
+            let event = if alert.severity == "error" {
+                EventType::PrinterHmsError
+            } else {
+                EventType::PrinterHmsWarning
+            };
+            let raised = PrinterAlert {
+                printer_id: self.printer.0,
+                code: alert.code.clone(),
+                severity: alert.severity.to_owned(),
+            };
+            changes::event(&mut tx, &author, event, self.printer.0, &raised).await?;
+        }
+        // The printer is locked before its job, as every change involving both does: a job
+        // started by hand checks under the same lock that the printer is free.
+        let printer_kept = !self.steps.is_empty()
+            && !crate::db::lock_many_for_change::<printers_db::PrinterRow>(
+                &mut *tx,
+                self.store,
+                &[self.printer.0],
+            )
+            .await?
+            .is_empty();
+        if printer_kept {
+            let mut was = self.previous.status.clone();
+            for step in self.steps {
+                follow_job(&mut tx, &author, self.printer, &was, step).await?;
+                was = step.status.clone();
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -453,6 +453,16 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
 /// A bridge fed directly, as one that has just started (after a restart, or taking over from
 /// another replica). No broker is needed: it publishes nothing while disconnected.
 fn fresh_bridge(app: &TestApp) -> printfarm::telemetry::bridge::Bridge {
+    fresh_bridge_with(app, 20, Duration::from_secs(5))
+}
+
+/// [`fresh_bridge`] with its budget for urgent changes (`burst`, refilled once an hour) and
+/// write interval.
+fn fresh_bridge_with(
+    app: &TestApp,
+    burst: u32,
+    write_interval: Duration,
+) -> printfarm::telemetry::bridge::Bridge {
     let broker = printfarm::mqtt::Broker::start(
         printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
         "unused".into(),
@@ -460,12 +470,57 @@ fn fresh_bridge(app: &TestApp) -> printfarm::telemetry::bridge::Bridge {
         tokio_util::sync::CancellationToken::new(),
     );
     let settings = printfarm::telemetry::bridge::Settings {
-        write_interval: Duration::from_secs(5),
+        write_interval,
         offline_after: Duration::from_secs(60),
-        urgent_burst: 20,
-        urgent_refill: Duration::from_secs(3),
+        urgent_burst: burst,
+        urgent_refill: if burst == 20 {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_secs(3600)
+        },
     };
     printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker, settings)
+}
+
+#[tokio::test]
+async fn a_status_held_back_over_budget_is_not_lost_in_a_restart() {
+    let app = TestApp::new().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    let part = id(&post(
+        &app,
+        "/v1/parts",
+        json!({"name": "Benchy", "type": "gcode"}),
+    )
+    .await);
+    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
+    assign(&app, &job, &printer).await;
+    let topic = format!("printers/{}/ender/status", app.store_id);
+    let report = |state: &str| json!({"state": state, "nozzleTemp": 200}).to_string();
+    // A budget of one urgent change, and every write at once.
+    let mut flapping = fresh_bridge_with(&app, 1, Duration::ZERO);
+    flapping
+        .handle(&topic, report("printing").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job_state(&app, &job).await, "printing");
+    // Over budget: the end of the print waits for the sweep; what is stored meanwhile still
+    // says printing, so the crash that follows does not take the end with it.
+    flapping
+        .handle(&topic, report("completed").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(stats(&app, &printer).await["status"], "printing");
+    drop(flapping);
+    fresh_bridge(&app)
+        .handle(&topic, report("completed").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(job_state(&app, &job).await, "completed");
 }
 
 #[tokio::test]
