@@ -130,6 +130,48 @@ pub async fn write_state(
     Ok(())
 }
 
+/// Records that the bridge heard these printers now (one statement for its batch).
+pub async fn touch_seen(db: impl PgExecutor<'_>, printers: &[Uuid]) -> sqlx::Result<()> {
+    // Across stores by design: the ids of printers this bridge heard, whatever their store.
+    sqlx::query("update printer_states set seen_at = now() where printer_id = any($1)")
+        .bind(printers)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A printer shown online that no bridge has heard for a while.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SilentPrinter {
+    pub store_id: StoreId,
+    pub printer_id: Uuid,
+    pub state: serde_json::Value,
+}
+
+/// Claims up to `limit` printers shown online that no bridge has heard for `silent_for`: each is
+/// marked heard now as it is taken, so another replica's sweep does not take it too.
+pub async fn claim_silent(
+    db: impl PgExecutor<'_>,
+    silent_for: std::time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<SilentPrinter>> {
+    // Across stores by design: the bridge follows every store's printers.
+    sqlx::query_as(
+        "update printer_states s set seen_at = now()
+           from (select printer_id from printer_states
+                  where (state ->> 'online') = 'true'
+                    and seen_at < now() - make_interval(secs => $1)
+                  order by seen_at limit $2
+                  for update skip locked) silent
+          where s.printer_id = silent.printer_id
+         returning s.store_id, s.printer_id, s.state",
+    )
+    .bind(silent_for.as_secs_f64())
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 impl super::Table for PrinterRow {
     const NAME: &'static str = "printers";
 }

@@ -25,7 +25,7 @@ use crate::wire::WireName;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -84,6 +84,11 @@ pub struct Bridge {
     /// Which printer a device key names, and when we looked (unknown devices are remembered
     /// too, so a stranger's flood costs one query per 30 s).
     lookups: HashMap<DeviceKey, (Option<PrinterId>, Instant)>,
+    /// Printers heard since they were last marked heard in the database, and when that was.
+    heard: HashSet<Uuid>,
+    heard_noted_at: Instant,
+    /// When printers no bridge follows were last looked for.
+    unfollowed_at: Instant,
     /// Database writes made, for the benchmark and metrics.
     pub writes: u64,
 }
@@ -96,6 +101,9 @@ impl Bridge {
             settings,
             printers: HashMap::new(),
             lookups: HashMap::new(),
+            heard: HashSet::new(),
+            heard_noted_at: Instant::now(),
+            unfollowed_at: Instant::now(),
             writes: 0,
         }
     }
@@ -212,6 +220,7 @@ impl Bridge {
         };
         tracked.printer_id = printer_id;
         tracked.last_seen = Instant::now();
+        self.heard.insert(printer_id.0);
         if let Some((command, error)) = parse::answer(&kind, &body) {
             crate::commands::delivery::answer(
                 &self.pool,
@@ -356,25 +365,23 @@ impl Bridge {
         metrics::counter!("printfarm_telemetry_writes_total").increment(1);
         tracked.written = Some(storable);
         tracked.written_at = Some(Instant::now());
-        let payload = json!({
-            "printerId": tracked.printer_id,
-            "updatedAt": chrono::Utc::now(),
-            "state": state,
-        });
-        self.broker.publish_unconfirmed(Message {
-            topic: format!(
-                "stores/{}/printer-stats/{}",
-                tracked.store, tracked.printer_id
-            ),
-            payload: payload.to_string().into_bytes(),
-            retain: true,
-        });
+        let (store, printer) = (tracked.store, tracked.printer_id);
+        self.publish_stats(store, printer, &state);
         Ok(())
     }
 
     /// Marks silent printers offline, announces what printers over their budget changed meanwhile
     /// (as their budget allows) and flushes coalesced writes that have come due.
     pub async fn sweep(&mut self) -> anyhow::Result<()> {
+        if let Err(error) = self.note_heard().await {
+            tracing::warn!(error = format!("{error:#}"), "printers heard not noted");
+        }
+        if let Err(error) = self.mark_unfollowed_silent().await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "silent printers not marked offline"
+            );
+        }
         let silent: Vec<DeviceKey> = self
             .printers
             .iter()
@@ -421,6 +428,79 @@ impl Bridge {
             }
         }
         Ok(())
+    }
+
+    /// Notes in the database which printers were heard, a few times per `offline_after`: what
+    /// tells every bridge that someone follows them.
+    async fn note_heard(&mut self) -> anyhow::Result<()> {
+        if self.heard_noted_at.elapsed() < self.settings.offline_after / 4 {
+            return Ok(());
+        }
+        self.heard_noted_at = Instant::now();
+        if self.heard.is_empty() {
+            return Ok(());
+        }
+        let heard: Vec<Uuid> = self.heard.drain().collect();
+        printers_db::touch_seen(&self.pool, &heard).await?;
+        Ok(())
+    }
+
+    /// Marks offline the printers shown online that no bridge has heard for twice
+    /// `offline_after`: ones that fell silent while no bridge followed them (switched off
+    /// during a restart, say), which no bridge's own silence check would ever reach. A printer
+    /// this bridge follows is left to that check.
+    async fn mark_unfollowed_silent(&mut self) -> anyhow::Result<()> {
+        if self.unfollowed_at.elapsed() < self.settings.offline_after / 2 {
+            return Ok(());
+        }
+        self.unfollowed_at = Instant::now();
+        let silent_for = self.settings.offline_after * 2;
+        let claimed = printers_db::claim_silent(&self.pool, silent_for, 100).await?;
+        for silent in claimed {
+            let followed = self
+                .printers
+                .values()
+                .any(|t| t.printer_id.0 == silent.printer_id);
+            if followed {
+                continue;
+            }
+            let previous = PrinterState::from_stored(Some(&silent.state));
+            let mut next = previous.clone();
+            next.online = false;
+            next.status = PrinterStatus::Offline.as_str().into();
+            let steps = with_step(Vec::new(), &previous.status, &next);
+            let printer = PrinterId(silent.printer_id);
+            let change = Announced {
+                store: silent.store_id,
+                printer,
+                previous: &previous,
+                next: &next,
+                steps: &steps,
+            };
+            change.make(&self.pool).await?;
+            // The rest of what it last reported stands, as when a followed printer goes quiet.
+            let mut state = silent.state;
+            state["online"] = json!(false);
+            state["status"] = json!(next.status);
+            printers_db::write_state(&self.pool, silent.store_id, printer, &state).await?;
+            self.writes += 1;
+            self.publish_stats(silent.store_id, printer, &state);
+        }
+        Ok(())
+    }
+
+    /// Publishes a printer's state, retained, on its store's `printer-stats` topic.
+    fn publish_stats(&self, store: StoreId, printer: PrinterId, state: &Value) {
+        let payload = json!({
+            "printerId": printer,
+            "updatedAt": chrono::Utc::now(),
+            "state": state,
+        });
+        self.broker.publish_unconfirmed(Message {
+            topic: format!("stores/{store}/printer-stats/{printer}"),
+            payload: payload.to_string().into_bytes(),
+            retain: true,
+        });
     }
 
     /// Drops a printer whose row is gone (its writes fail their foreign key); logs anything else.

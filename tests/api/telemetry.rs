@@ -453,15 +453,23 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
 /// A bridge fed directly, as one that has just started (after a restart, or taking over from
 /// another replica). No broker is needed: it publishes nothing while disconnected.
 fn fresh_bridge(app: &TestApp) -> printfarm::telemetry::bridge::Bridge {
-    fresh_bridge_with(app, 20, Duration::from_secs(5))
+    fresh_bridge_with(app, bridge_settings())
 }
 
-/// [`fresh_bridge`] with its budget for urgent changes (`burst`, refilled once an hour) and
-/// write interval.
+/// The settings of [`fresh_bridge`]: writes coalesced over 5 s, silence after 60 s, 20 urgent
+/// changes at once.
+fn bridge_settings() -> printfarm::telemetry::bridge::Settings {
+    printfarm::telemetry::bridge::Settings {
+        write_interval: Duration::from_secs(5),
+        offline_after: Duration::from_secs(60),
+        urgent_burst: 20,
+        urgent_refill: Duration::from_secs(3),
+    }
+}
+
 fn fresh_bridge_with(
     app: &TestApp,
-    burst: u32,
-    write_interval: Duration,
+    settings: printfarm::telemetry::bridge::Settings,
 ) -> printfarm::telemetry::bridge::Bridge {
     let broker = printfarm::mqtt::Broker::start(
         printfarm::mqtt::BrokerAddress::parse("mqtt://127.0.0.1:1", None).unwrap(),
@@ -469,17 +477,59 @@ fn fresh_bridge_with(
         None,
         tokio_util::sync::CancellationToken::new(),
     );
-    let settings = printfarm::telemetry::bridge::Settings {
-        write_interval,
-        offline_after: Duration::from_secs(60),
-        urgent_burst: burst,
-        urgent_refill: if burst == 20 {
-            Duration::from_secs(3)
-        } else {
-            Duration::from_secs(3600)
-        },
-    };
     printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker, settings)
+}
+
+#[tokio::test]
+async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
+    let app = TestApp::new().await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    let quiet = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Quiet", "provider": "generic", "deviceId": "quiet"}),
+    )
+    .await);
+    let settings = printfarm::telemetry::bridge::Settings {
+        offline_after: Duration::from_millis(400),
+        ..bridge_settings()
+    };
+    let report = json!({"state": "printing", "nozzleTemp": 200}).to_string();
+    let topic = |device: &str| format!("printers/{}/{device}/status", app.store_id);
+    let mut before = fresh_bridge_with(&app, settings);
+    for device in ["ender", "quiet"] {
+        before
+            .handle(&topic(device), report.as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(events(&app, "printer.online").await, 2);
+    // Restarted: `quiet` was switched off meanwhile and never reports again; `ender` reports
+    // on (to this bridge, which notes it was heard).
+    drop(before);
+    let mut after = fresh_bridge_with(&app, settings);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1_500) {
+        after
+            .handle(&topic("ender"), report.as_bytes())
+            .await
+            .unwrap();
+        after.sweep().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shown = stats(&app, &quiet).await;
+    assert_eq!(
+        (&shown["online"], &shown["status"]),
+        (&json!(false), &json!("offline"))
+    );
+    assert_eq!(shown["details"]["nozzleTemp"], 200.0);
+    assert_eq!(stats(&app, &printer).await["online"], true);
+    assert_eq!(events(&app, "printer.offline").await, 1);
 }
 
 #[tokio::test]
@@ -502,7 +552,13 @@ async fn a_status_held_back_over_budget_is_not_lost_in_a_restart() {
     let topic = format!("printers/{}/ender/status", app.store_id);
     let report = |state: &str| json!({"state": state, "nozzleTemp": 200}).to_string();
     // A budget of one urgent change, and every write at once.
-    let mut flapping = fresh_bridge_with(&app, 1, Duration::ZERO);
+    let settings = printfarm::telemetry::bridge::Settings {
+        write_interval: Duration::ZERO,
+        urgent_burst: 1,
+        urgent_refill: Duration::from_secs(3600),
+        ..bridge_settings()
+    };
+    let mut flapping = fresh_bridge_with(&app, settings);
     flapping
         .handle(&topic, report("printing").as_bytes())
         .await
