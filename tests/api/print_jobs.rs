@@ -528,10 +528,13 @@ async fn bulk_operations_answer_for_each_id() {
         bulk("pause", vec![&printing]).await,
         [pair("unchanged", "paused")]
     );
+    // Named twice: done once, and a refusal refused again (not "unchanged").
     assert_eq!(
-        bulk("resume", vec![&printing, &queued]).await,
+        bulk("resume", vec![&printing, &queued, &printing, &queued]).await,
         [
             pair("updated", "printing"),
+            pair("invalid_state_transition", "queued"),
+            pair("unchanged", "printing"),
             pair("invalid_state_transition", "queued")
         ]
     );

@@ -79,18 +79,19 @@ fn answer(id: Uuid, outcome: Outcome, state: Option<JobState>) -> BulkItemResult
     }
 }
 
-/// A repeated id is answered once per mention, acting only the first time.
+/// A repeated id is answered once per mention, acting only the first time: what was done then
+/// is now already as asked; what was refused (or removed) is answered the same again.
 fn repeated(results: &[BulkItemResult], id: Uuid) -> BulkItemResult {
-    let prior = results
-        .iter()
-        .find(|r| r.print_job_id == id)
-        .map(|r| (r.state, r.outcome));
-    let (state, outcome) = prior.unwrap_or((None, Outcome::NotFound));
-    let outcome = match outcome {
-        Outcome::Removed | Outcome::NotFound => outcome,
-        _ => Outcome::Unchanged,
+    let Some(prior) = results.iter().find(|r| r.print_job_id == id) else {
+        return answer(id, Outcome::NotFound, None);
     };
-    answer(id, outcome, state)
+    match prior.outcome {
+        Outcome::Updated | Outcome::Unchanged => answer(id, Outcome::Unchanged, prior.state),
+        _ => BulkItemResult {
+            detail: prior.detail.clone(),
+            ..answer(id, prior.outcome, prior.state)
+        },
+    }
 }
 
 /// One bulk call in progress.

@@ -265,7 +265,8 @@ impl Edit {
             (None, Some(None)) if current == JobState::Queued => None,
             (None, Some(None)) if current == JobState::Assigned => Some((JobState::Queued, None)),
             // Only an assigned job is handed back: a finished one goes back to the queue by
-            // `retry` (with its own permission), a printing one by the printer or `state`.
+            // `retry` (with its own permission); a printing one never does (cancel it, which
+            // stops the printer, then retry it).
             (None, Some(None)) => {
                 return Err(ApiError::InvalidStateTransition(format!(
                     "a {current} job has no printer to hand back{}",
