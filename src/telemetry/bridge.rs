@@ -1,5 +1,5 @@
 //! The telemetry bridge: reads printer reports from the broker (a shared subscription, so
-//! replicas split the printers), keeps each printer's merged report and normalised state in
+//! replicas share them: per printer on EMQX with `hash_clientid`), keeps each printer's merged report and normalised state in
 //! memory, and writes the state coalesced: at most once per printer per write interval and only
 //! on change, but at once when the printer's status, reachability or alerts change. Those
 //! changes also become events (`printer.online|offline`, `printer.hms_error|hms_warning`) and
