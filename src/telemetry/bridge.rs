@@ -38,6 +38,9 @@ pub fn subscription(group: &str) -> String {
     format!("$share/{group}/printers/#")
 }
 const LOOKUP_TTL: Duration = Duration::from_secs(30);
+/// A printer's answers to commands read per second, after a burst (see `Tracked::answer_budget`).
+const ANSWERS_PER_SECOND: NonZeroU32 = NonZeroU32::new(20).unwrap();
+const ANSWER_BURST: NonZeroU32 = NonZeroU32::new(50).unwrap();
 const SWEEP: Duration = Duration::from_millis(500);
 
 type DeviceKey = (Uuid, &'static str, String);
@@ -56,6 +59,10 @@ struct Tracked {
     /// reported in it): a print that ended while over budget still moves its job step by step.
     steps: Vec<PrinterState>,
     urgent_budget: DefaultDirectRateLimiter,
+    /// Answers to commands it may send (each costs a transaction): a printer answers only the
+    /// commands it was sent, which the API's rate limits bound, so a flood of answers (to
+    /// commands that do not exist) is dropped rather than run one by one.
+    answer_budget: DefaultDirectRateLimiter,
     last_seen: Instant,
     written: Option<PrinterState>,
     written_at: Option<Instant>,
@@ -202,6 +209,9 @@ impl Bridge {
                     steps: Vec::new(),
                     state,
                     urgent_budget,
+                    answer_budget: RateLimiter::direct(
+                        Quota::per_second(ANSWERS_PER_SECOND).allow_burst(ANSWER_BURST),
+                    ),
                     last_seen: Instant::now(),
                     written: None,
                     written_at: None,
@@ -222,14 +232,18 @@ impl Bridge {
         tracked.last_seen = Instant::now();
         self.heard.insert(printer_id.0);
         if let Some((command, error)) = parse::answer(&kind, &body) {
-            crate::commands::delivery::answer(
-                &self.pool,
-                StoreId(store),
-                printer_id,
-                command,
-                error.as_deref(),
-            )
-            .await?;
+            if tracked.answer_budget.check().is_ok() {
+                crate::commands::delivery::answer(
+                    &self.pool,
+                    StoreId(store),
+                    printer_id,
+                    command,
+                    error.as_deref(),
+                )
+                .await?;
+            } else {
+                metrics::counter!("printfarm_telemetry_answers_dropped_total").increment(1);
+            }
             if !matches!(kind, Kind::BambuReport) {
                 return Ok(());
             }

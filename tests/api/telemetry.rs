@@ -1312,3 +1312,62 @@ async fn pausing_resuming_or_cancelling_a_job_tells_its_printer() {
         .assert(200);
     assert_eq!(commands_sent(&app).await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget() {
+    let app = TestApp::with_config(&[UNLIMITED]).await;
+    let printer = id(&post(
+        &app,
+        "/v1/printers",
+        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
+    )
+    .await);
+    let mut commands = Vec::new();
+    for _ in 0..100 {
+        let res = app
+            .post("/v1/printer-commands/send")
+            .owner()
+            .json(&json!({"ids": [printer], "command": {"command": "pause"}}))
+            .send()
+            .await;
+        res.assert(202);
+        commands.push(res.json()["commands"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let topic = format!("printers/{}/ender/command/response", app.store_id);
+    let answer = |command: &str| json!({"id": command, "ok": true}).to_string();
+    let mut bridge = fresh_bridge(&app);
+    // Its first report makes it followed.
+    bridge
+        .handle(
+            &format!("printers/{}/ender/status", app.store_id),
+            br#"{"state": "idle"}"#,
+        )
+        .await
+        .unwrap();
+    for command in &commands {
+        bridge
+            .handle(&topic, answer(command).as_bytes())
+            .await
+            .unwrap();
+    }
+    let acknowledged = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from printer_commands where status = 'acknowledged'",
+        )
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+    };
+    // The burst of 50, and the few the budget refilled (20 a second) while they were read.
+    let read = acknowledged().await;
+    assert!((50..80).contains(&read), "{read} answers read");
+    // Once it has refilled, answers sent again are read.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    for command in &commands[50..] {
+        bridge
+            .handle(&topic, answer(command).as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(acknowledged().await, 100);
+}
