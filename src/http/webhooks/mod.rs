@@ -68,7 +68,7 @@ pub struct CreateWebhook {
     #[schema(
         min_length = 1,
         max_length = 2000,
-        pattern = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+        pattern = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
     )]
     pub url: String,
     #[schema(max_length = 500)]
@@ -91,7 +91,7 @@ pub struct UpdateWebhook {
         nullable = false,
         min_length = 1,
         max_length = 2000,
-        pattern = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+        pattern = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
     )]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
