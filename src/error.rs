@@ -102,6 +102,9 @@ pub enum ApiError {
     /// is told why that may be, which names nothing of any store or account.
     #[error("{0}")]
     TokenNotFound(&'static str),
+    /// Events asked for that retention has deleted.
+    #[error("{0}")]
+    EventsExpired(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -193,6 +196,7 @@ pub enum ProblemCode {
     PrivilegeEscalation,
     ManagedKey,
     NotFound,
+    EventsExpired,
     MethodNotAllowed,
     Conflict,
     LimitReached,
@@ -230,6 +234,7 @@ impl WireName for ProblemCode {
             PrivilegeEscalation => "privilege_escalation",
             ManagedKey => "managed_key",
             NotFound => "not_found",
+            EventsExpired => "events_expired",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
             LimitReached => "limit_reached",
@@ -266,6 +271,7 @@ impl ProblemCode {
             | SessionRequired
             | ApiKeyRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
+            EventsExpired => StatusCode::GONE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict | LimitReached | InvalidStateTransition | IdempotencyKeyInUse => {
                 StatusCode::CONFLICT
@@ -336,6 +342,7 @@ impl ApiError {
             PrivilegeEscalation(_) => ProblemCode::PrivilegeEscalation,
             ManagedKey(_) => ProblemCode::ManagedKey,
             NotFound | TokenNotFound(_) => ProblemCode::NotFound,
+            EventsExpired(_) => ProblemCode::EventsExpired,
             MethodNotAllowed => ProblemCode::MethodNotAllowed,
             Conflict(_) => ProblemCode::Conflict,
             LimitReached(_) => ProblemCode::LimitReached,

@@ -370,13 +370,40 @@ pub async fn purge_published(
     retention_secs: f64,
     limit: i64,
 ) -> sqlx::Result<u64> {
-    // Across stores by design: the retention is the same for every store.
-    let sql = "delete from outbox where id in (
-             select id from outbox
-              where published_at < now() - make_interval(secs => $1)
-                and fanned_out_at is not null
-              limit $2)";
-    super::delete_slice(db, sql, retention_secs, limit).await
+    // Across stores by design: the retention is the same for every store. Each store's
+    // horizon moves with what is deleted, in the same statement.
+    sqlx::query_scalar::<_, i64>(
+        "with gone as (
+             delete from outbox where id in (
+                 select id from outbox
+                  where published_at < now() - make_interval(secs => $1)
+                    and fanned_out_at is not null
+                  limit $2)
+             returning store_id, sequence),
+         horizon as (
+             insert into event_horizons (store_id, purged_through)
+             select store_id, max(sequence) from gone where sequence is not null
+              group by store_id
+             on conflict (store_id) do update
+                set purged_through = greatest(event_horizons.purged_through,
+                                              excluded.purged_through))
+         select count(*) from gone",
+    )
+    .bind(retention_secs)
+    .bind(limit)
+    .fetch_one(db)
+    .await
+    .map(|n| n as u64)
+}
+
+/// The highest sequence of the store's events that retention has deleted (0 if none).
+pub async fn purged_through(db: impl PgExecutor<'_>, store: StoreId) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select coalesce(max(purged_through), 0) from event_horizons where store_id = $1",
+    )
+    .bind(store)
+    .fetch_one(db)
+    .await
 }
 
 /// A read-only transaction whose statements all see one snapshot: a page of events and where

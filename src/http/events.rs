@@ -68,12 +68,14 @@ pub struct Event {
 ///
 /// Any valid key; each event is included only if the key may view its entity (e.g.
 /// `queue.view` for `printJob` events). Events are kept
-/// `PF_EVENT_RETENTION_DAYS` (default 7) after publication. `Link: rel="next"` continues: a page
-/// looks through at most 10,000 of the store's events, so a page can be short, or empty, with a
-/// `next` still to follow.
+/// `PF_EVENT_RETENTION_DAYS` (default 7) after publication: an `after` some of whose following
+/// events are gone answers `410 events_expired` (reload, then go on from the sequence it names).
+/// `Link: rel="next"` continues: a page looks through at most 10,000 of the store's events, so a
+/// page can be short, or empty, with a `next` still to follow.
 #[utoipa::path(get, path = "/v1/events", tag = "Events", params(EventsQuery),
     responses((status = 200, description = "The events", body = Vec<Event>,
-        headers(("link" = String, description = "`<…>; rel=\"next\"` when more events exist")))))]
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when more events exist"))),
+        (status = 410, description = "Events after `after` were deleted by retention (`events_expired`)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
@@ -98,6 +100,15 @@ pub async fn list_events(
     // One snapshot for the page and where it ends: an event taken between the two reads must
     // not fall inside a `next` the page never showed.
     let mut tx = outbox::snapshot(&state.pool).await?;
+    // A client that stopped before what retention has since deleted is told so, rather than
+    // given a page that silently skips it (from the start, `after=0`, it gets what is kept).
+    let horizon = outbox::purged_through(&mut *tx, caller.store_id).await?;
+    if after > 0 && after < horizon {
+        return Err(ApiError::EventsExpired(format!(
+            "events after {after} up to {horizon} are no longer kept (retention): reload what \
+             you follow from the API, then go on with after={horizon}"
+        )));
+    }
     let mut rows = outbox::events_after(
         &mut *tx,
         caller.store_id,

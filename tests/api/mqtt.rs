@@ -561,3 +561,60 @@ async fn an_event_too_large_for_mqtt_does_not_hold_up_the_others() {
     assert_eq!(unpublished(&app).await, 0);
     assert!(app.state.broker.as_ref().unwrap().is_connected());
 }
+
+#[tokio::test]
+async fn a_client_behind_what_retention_deleted_is_told_so() {
+    let app = TestApp::new().await;
+    for n in 0..3 {
+        post(
+            &app,
+            "/v1/parts",
+            json!({"name": format!("Part {n}"), "type": "stl"}),
+        )
+        .await;
+    }
+    relay::relay_once(app.pool(), None, app.now())
+        .await
+        .unwrap();
+    let events = app.get("/v1/events").owner().send().await.json();
+    let sequence = |n: usize| events[n]["sequence"].as_i64().unwrap();
+    // The first two are older than the retention, and purged.
+    sqlx::query(
+        "update outbox set published_at = now() - interval '2 hours',
+                           fanned_out_at = coalesce(fanned_out_at, now())
+          where sequence <= $1",
+    )
+    .bind(sequence(1))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    relay::purge(app.pool(), std::time::Duration::from_secs(3600)).await;
+    // Stopped after the first: the second is gone, and a page would silently skip it.
+    let behind = app
+        .get(&format!("/v1/events?after={}", sequence(0)))
+        .owner()
+        .send()
+        .await;
+    behind.assert_problem(410, "events_expired");
+    assert!(behind.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("after={}", sequence(1))));
+    // From where it names, or from the start, what is kept.
+    for after in [sequence(1), 0] {
+        let kept = app
+            .get(&format!("/v1/events?after={after}"))
+            .owner()
+            .send()
+            .await;
+        kept.assert(200);
+        assert_eq!(kept.json().as_array().unwrap().len(), 1);
+    }
+    // Another store's purge is not this store's horizon.
+    let other = new_tenant(app.pool(), "Other", None).await;
+    app.get(&format!("/v1/events?after={}", sequence(0)))
+        .key(&other.key, other.store_id)
+        .send()
+        .await
+        .assert(200);
+}
