@@ -2,8 +2,8 @@
 //! lapsed lease is taken again), notes them handed over, publishes each to its printer's request
 //! topic, and marks it `sent` once the broker has it or may have it (`failed` at once if
 //! the printer's provider takes no commands). The printer's answer, read by the telemetry
-//! bridge, moves it to `acknowledged` or `failed` (`answer`). Each status change is recorded
-//! (`printerCommand.updated`).
+//! bridge, moves it to `acknowledged` or `failed` (`answer`); one unanswered for 10 minutes
+//! fails (`give_up_unanswered`). Each status change is recorded (`printerCommand.updated`).
 
 use super::vendor;
 use crate::db::commands as db;
@@ -26,6 +26,26 @@ const LEASE_SECS: f64 = 30.0;
 /// A command not delivered this long after it was sent (the broker was away) fails instead:
 /// a pause or a temperature meant for then must not reach a printer hours later.
 pub const EXPIRE_AFTER: Duration = Duration::from_secs(300);
+
+/// A command sent but not answered this long fails: the printer never got it (it was offline
+/// when it was published), or cannot say. Generous: Moonraker answers a G-code only once it has
+/// run (a filament load, a homing).
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(600);
+
+/// Fails the commands sent but unanswered for `ANSWER_WITHIN`, a batch at a time; returns how
+/// many. An answer that comes later is ignored (`answer` moves only unanswered commands).
+pub async fn give_up_unanswered(pool: &PgPool) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows = db::lock_unanswered(&mut *tx, ANSWER_WITHIN.as_secs_f64(), BATCH).await?;
+    let gave_up = rows.len();
+    for row in rows {
+        let author = Author::telemetry(row.store_id);
+        let why = "no answer from the printer within 10 minutes of sending it";
+        set_status(&mut tx, &author, row, CommandStatus::Failed, Some(why)).await?;
+    }
+    tx.commit().await?;
+    Ok(gave_up)
+}
 
 /// Publishes one batch; returns how many commands it handled. Without a broker (none is
 /// configured) nothing is sent, but commands past `EXPIRE_AFTER` still fail as expired.
@@ -183,7 +203,9 @@ pub async fn run(pool: PgPool, broker: Option<Broker>, shutdown: CancellationTok
         retry: poll * 4,
     };
     worker::run("commands", &pool, wakeups, pace, shutdown, || async {
-        Ok(deliver_once(&pool, broker.as_ref()).await? >= BATCH as usize)
+        let delivered = deliver_once(&pool, broker.as_ref()).await?;
+        let gave_up = give_up_unanswered(&pool).await?;
+        Ok(delivered >= BATCH as usize || gave_up >= BATCH as usize)
     })
     .await;
 }

@@ -142,6 +142,26 @@ pub async fn get_for_update(
     .await
 }
 
+/// Up to `limit` commands of every store sent but unanswered for `older_than_secs`, locked
+/// (skipping those another worker holds). Across stores by design: the delivery worker serves
+/// them all, and each row carries its `store_id`.
+pub async fn lock_unanswered(
+    db: impl PgExecutor<'_>,
+    older_than_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<CommandRow>> {
+    sqlx::query_as(
+        "select * from printer_commands
+          where status = 'sent' and updated_at < now() - make_interval(secs => $1)
+          order by updated_at limit $2
+          for update skip locked",
+    )
+    .bind(older_than_secs)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn set_status(
     db: impl PgExecutor<'_>,
     store: StoreId,

@@ -766,6 +766,59 @@ async fn a_command_the_broker_could_not_take_for_too_long_fails_instead_of_arriv
     );
 }
 
+#[tokio::test]
+async fn a_command_the_printer_never_answers_fails_and_a_late_answer_is_ignored() {
+    let broker = TestBroker::start();
+    let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
+    command_for_a_generic_printer(&app, "pause").await;
+    let _requests = ender_commands(&broker, &app).await;
+    assert_eq!(deliver_once(&app).await.unwrap(), 1);
+    let status = || async {
+        sqlx::query_as::<_, (String, Option<String>)>("select status, error from printer_commands")
+            .fetch_one(app.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(status().await.0, "sent");
+    // Not yet long enough to give up on it.
+    assert_eq!(
+        printfarm::commands::delivery::give_up_unanswered(app.pool())
+            .await
+            .unwrap(),
+        0
+    );
+    // Sent eleven minutes ago, and never answered (the printer was off when it went out).
+    sqlx::query("update printer_commands set updated_at = now() - interval '11 minutes'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        printfarm::commands::delivery::give_up_unanswered(app.pool())
+            .await
+            .unwrap(),
+        1
+    );
+    let (state, error) = status().await;
+    assert_eq!(state, "failed");
+    assert!(error.unwrap_or_default().contains("no answer"));
+    // The printer, back, answers after all: too late to count.
+    let (store, printer, command): (uuid::Uuid, uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("select store_id, printer_id, id from printer_commands")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    printfarm::commands::delivery::answer(
+        app.pool(),
+        printfarm::ids::StoreId(store),
+        printfarm::ids::PrinterId(printer),
+        printfarm::ids::CommandId(command),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status().await.0, "failed");
+}
+
 /// A Bambu printer with a job assigned to it, and the topic its reports arrive on.
 async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, String) {
     let printer = id(&post(
