@@ -118,9 +118,10 @@ pub async fn write_state(
     state: &serde_json::Value,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "insert into printer_states (printer_id, store_id, state, updated_at)
-         values ($1, $2, $3, now())
-         on conflict (printer_id) do update set state = excluded.state, updated_at = now()",
+        "insert into printer_states (printer_id, store_id, state, updated_at, seen_at)
+         values ($1, $2, $3, now(), now())
+         on conflict (printer_id) do update
+            set state = excluded.state, updated_at = now(), seen_at = now()",
     )
     .bind(printer)
     .bind(store)
@@ -159,8 +160,10 @@ pub async fn claim_silent(
     sqlx::query_as(
         "update printer_states s set seen_at = now()
            from (select printer_id from printer_states
+                  -- `updated_at` too: a replica of the version before `seen_at` writes only
+                  -- that (during a rolling upgrade).
                   where (state ->> 'online') = 'true'
-                    and seen_at < now() - make_interval(secs => $1)
+                    and greatest(seen_at, updated_at) < now() - make_interval(secs => $1)
                   order by seen_at limit $2
                   for update skip locked) silent
           where s.printer_id = silent.printer_id

@@ -5,13 +5,12 @@ use super::changes::{self, Author};
 use super::entity::{entity_view, stored_from_row};
 use super::error::DomainResult;
 use super::printer_commands::{self, Command};
-use super::printers::{Printer, PrinterStatus};
+use super::printers::Printer;
 use super::queue::JobState;
 use super::spools::{self, JobUsage};
 use crate::db::print_jobs::{self as db, JobRow, Link, NewJob};
-use crate::db::{printers as printers_db, CreatedBy};
+use crate::db::CreatedBy;
 use crate::ids::{PrintJobId, PrinterId, StoreId};
-use crate::wire::WireName;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -140,10 +139,12 @@ pub async fn transition(
     Ok(after)
 }
 
-/// [`transition`] asked for by a client (pause, resume or cancel): the printer at work on the
+/// [`transition`] asked for by a client (pause, resume or cancel): the printer printing the
 /// job is sent the command that does the same, recorded as the client's and delivered as any
 /// command. Without it the printer would print on, and its reports would move the next job
-/// lined up for it.
+/// lined up for it. (A job only assigned is not stopped at the printer, even one it may be
+/// preparing: which of its assigned jobs it is preparing is not known, and a stop would end
+/// whichever it is.)
 pub async fn transition_asked(
     tx: &mut PgConnection,
     author: &Author,
@@ -153,32 +154,19 @@ pub async fn transition_asked(
 ) -> DomainResult<PrintJob> {
     let (from, printer) = (before.state, before.printer_id.map(PrinterId));
     let after = transition(tx, author, before, to, None, None).await?;
-    let Some(printer) = printer else {
-        return Ok(after);
-    };
-    // An assigned job is the printer's work only once it is preparing it (as its reports are
-    // read: a failure then is this job's).
-    let preparing = from == JobState::Assigned
-        && printers_db::state(&mut *tx, author.store_id, printer)
-            .await?
-            .is_some_and(|row| {
-                row.state.get("status").and_then(|s| s.as_str())
-                    == Some(PrinterStatus::Preparing.as_str())
-            });
-    if let Some(command) = command_for_printer(from, to, preparing) {
+    if let (Some(printer), Some(command)) = (printer, command_for_printer(from, to)) {
         printer_commands::record(tx, author, &[printer], &command, sent_by).await?;
     }
     Ok(after)
 }
 
-/// What a printer at work on a job is told when a client moves the job from `from` to `to`
-/// (`preparing`: the printer is preparing the job); `None` when the printer has nothing to do.
-pub fn command_for_printer(from: JobState, to: JobState, preparing: bool) -> Option<Command> {
+/// What a printer printing a job is told when a client moves the job from `from` to `to`;
+/// `None` when the printer has nothing to do.
+pub fn command_for_printer(from: JobState, to: JobState) -> Option<Command> {
     match (from, to) {
         (JobState::Printing, JobState::Paused) => Some(Command::Pause {}),
         (JobState::Paused, JobState::Printing) => Some(Command::Resume {}),
         (JobState::Printing | JobState::Paused, JobState::Cancelled) => Some(Command::Stop {}),
-        (JobState::Assigned, JobState::Cancelled) if preparing => Some(Command::Stop {}),
         _ => None,
     }
 }
@@ -239,16 +227,15 @@ mod tests {
 
     #[test]
     fn a_printer_is_told_only_what_changes_the_print_it_is_at() {
-        let told = |from, to, preparing| command_for_printer(from, to, preparing).map(|c| c.name());
-        assert_eq!(told(Printing, Paused, false), Some("pause"));
-        assert_eq!(told(Paused, Printing, false), Some("resume"));
-        assert_eq!(told(Printing, Cancelled, false), Some("stop"));
-        assert_eq!(told(Paused, Cancelled, false), Some("stop"));
-        assert_eq!(told(Assigned, Cancelled, true), Some("stop"));
+        let told = |from, to| command_for_printer(from, to).map(|c| c.name());
+        assert_eq!(told(Printing, Paused), Some("pause"));
+        assert_eq!(told(Paused, Printing), Some("resume"));
+        assert_eq!(told(Printing, Cancelled), Some("stop"));
+        assert_eq!(told(Paused, Cancelled), Some("stop"));
         // A job it has not begun, or one that is over: nothing to stop.
-        assert_eq!(told(Assigned, Cancelled, false), None);
-        assert_eq!(told(Queued, Cancelled, false), None);
-        assert_eq!(told(Cancelled, Queued, false), None);
-        assert_eq!(told(Failed, Queued, false), None);
+        assert_eq!(told(Assigned, Cancelled), None);
+        assert_eq!(told(Queued, Cancelled), None);
+        assert_eq!(told(Cancelled, Queued), None);
+        assert_eq!(told(Failed, Queued), None);
     }
 }

@@ -42,6 +42,22 @@ pub async fn lock<V: Stored>(pool: &PgPool, store: StoreId, id: Uuid) -> ApiResu
     Ok((tx, before))
 }
 
+/// As [`lock`], against changes to the row only (`for no key update`): for an entity that is
+/// changed, not deleted, whose row others refer to while it is (a printer, named by the
+/// commands a job's cancellation records under the job's lock).
+pub async fn lock_for_change<V: Stored>(
+    pool: &PgPool,
+    store: StoreId,
+    id: Uuid,
+) -> ApiResult<(Tx, V)> {
+    let mut tx = pool.begin().await?;
+    let row = db::get_for_change::<V::Row>(&mut *tx, store, id)
+        .await
+        .found()?;
+    let before = V::load(&mut tx, store, row).await?;
+    Ok((tx, before))
+}
+
 /// Locks one entity of the store in the caller's transaction; its view before the change.
 pub async fn locked<V: Stored>(tx: &mut PgConnection, store: StoreId, id: Uuid) -> ApiResult<V> {
     let row = db::get_for_update::<V::Row>(&mut *tx, store, id)

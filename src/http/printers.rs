@@ -316,7 +316,10 @@ pub async fn update_printer(
 ) -> ApiResult<Json<Printer>> {
     caller.require(Permission::PrinterEdit)?;
     let fields = fields(body)?;
-    let (mut tx, before) = entity::lock::<Printer>(&state.pool, caller.store_id, path.id).await?;
+    // Not `for update`: cancelling a job it prints records a command naming it while holding
+    // the job, and this edit then locks the printer's assigned jobs.
+    let (mut tx, before) =
+        entity::lock_for_change::<Printer>(&state.pool, caller.store_id, path.id).await?;
     let row = crate::db::update::<PrinterRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
         .map_err(conflict_on_duplicate)?

@@ -90,17 +90,20 @@ impl PrinterState {
     }
 
     /// The state `next` (normalised from a merged report that does not name the printer's
-    /// status) keeping the status and alerts known before it: a bridge that starts mid-print
-    /// hears a temperature or a partial delta first, and reading that silence as `idle` or
-    /// `unknown` would end, or lose track of, the job being printed.
-    pub fn keeping_status_of(mut self, known: &PrinterState) -> PrinterState {
+    /// status) keeping the status known before it, and its alerts unless the report names its
+    /// own (`keep_alerts`): a bridge that starts mid-print hears a temperature or a partial
+    /// delta first, and reading that silence as `idle` or `unknown` would end, or lose track
+    /// of, the job being printed.
+    pub fn keeping_status_of(mut self, known: &PrinterState, keep_alerts: bool) -> PrinterState {
         self.status = if known.status == PrinterStatus::Offline.as_str() {
             // The printer is reporting again: whatever it is doing, it is not offline.
             PrinterStatus::Unknown.as_str().into()
         } else {
             known.status.clone()
         };
-        self.alerts = known.alerts.clone();
+        if keep_alerts {
+            self.alerts = known.alerts.clone();
+        }
         self
     }
 }
@@ -113,6 +116,18 @@ fn severity(reported: Option<&Value>) -> &'static str {
     match reported.and_then(Value::as_str) {
         Some("warning") => "warning",
         _ => "error",
+    }
+}
+
+/// Whether a vendor's merged report names the printer's alerts apart from its status (Bambu's
+/// HMS list and print error, the generic format's `errors`); the others' alerts follow from the
+/// status they report.
+pub fn names_alerts(kind: &Kind, report: &Value) -> bool {
+    let has = |pointer: &str| report.pointer(pointer).is_some();
+    match kind {
+        Kind::BambuReport => has("/print/hms") || has("/print/print_error"),
+        Kind::Generic => has("/errors"),
+        _ => false,
     }
 }
 
@@ -407,7 +422,7 @@ mod tests {
         let heard = json!({"temperature": {"tool0": {"actual": 210}}});
         let kind = Kind::OctoPrint("temperature/tool0".into());
         assert!(!names_status(&kind, &heard));
-        let next = octoprint(&heard).keeping_status_of(&known);
+        let next = octoprint(&heard).keeping_status_of(&known, true);
         assert_eq!(
             (next.status.as_str(), next.nozzle_temp),
             ("printing", Some(210.0))
@@ -428,9 +443,19 @@ mod tests {
         // A printer heard again after being marked offline is not offline.
         let offline = PrinterState::from_stored(Some(&json!({"status": "offline"})));
         assert_eq!(
-            octoprint(&heard).keeping_status_of(&offline).status,
+            octoprint(&heard).keeping_status_of(&offline, true).status,
             "unknown"
         );
         assert_eq!(PrinterState::from_stored(None).status, "unknown");
+        // A Bambu delta with HMS codes but no state: its own alerts, the status known.
+        let delta = json!({"print": {"hms": [{"attr": 0x0300_0100, "code": 0x0001_0001}]}});
+        assert!(names_alerts(&Kind::BambuReport, &delta));
+        assert!(!names_alerts(
+            &Kind::BambuReport,
+            &json!({"print": {"mc_percent": 5}})
+        ));
+        let next = bambu(&delta).keeping_status_of(&known, false);
+        assert_eq!(next.status, "printing");
+        assert_eq!(next.alerts[0].code, "HMS_0300_0100_0001_0001");
     }
 }

@@ -514,7 +514,9 @@ async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
     drop(before);
     let mut after = fresh_bridge_with(&app, settings);
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(1_500) {
+    // Twice the offline time with nothing heard, then the next look (every half of it).
+    while stats(&app, &quiet).await["online"] == true {
+        assert!(started.elapsed() < Duration::from_secs(10), "still online");
         after
             .handle(&topic("ender"), report.as_bytes())
             .await
@@ -522,6 +524,7 @@ async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
         after.sweep().await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(started.elapsed() >= Duration::from_millis(600));
     let shown = stats(&app, &quiet).await;
     assert_eq!(
         (&shown["online"], &shown["status"]),
@@ -1397,6 +1400,7 @@ async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget()
         )
         .await
         .unwrap();
+    let flood = std::time::Instant::now();
     for command in &commands {
         bridge
             .handle(&topic, answer(command).as_bytes())
@@ -1412,8 +1416,12 @@ async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget()
         .unwrap()
     };
     // The burst of 50, and the few the budget refilled (20 a second) while they were read.
+    let refilled = (flood.elapsed().as_secs_f64() * 20.0).ceil() as i64;
     let read = acknowledged().await;
-    assert!((50..80).contains(&read), "{read} answers read");
+    assert!(
+        read >= 50 && read <= 50 + refilled && read < 100,
+        "{read} answers read"
+    );
     // Once it has refilled, answers sent again are read.
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     for command in &commands[50..] {

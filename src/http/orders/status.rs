@@ -31,8 +31,7 @@ type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// Cancel an open order.
 ///
 /// Required permission: `order.edit`. Emits `order.cancelled`; the order's jobs that have not
-/// started printing (`queued`, `assigned`) are cancelled with it, each emitting `job.cancelled`
-/// (a printer already preparing one is sent `stop`).
+/// started printing (`queued`, `assigned`) are cancelled with it, each emitting `job.cancelled`.
 /// A cancelled or closed order answers `409 invalid_state_transition`.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "Orders", params(OrderPath),
     responses((status = 200, description = "The cancelled order", body = Order),
@@ -44,12 +43,16 @@ pub async fn cancel_order(
 ) -> ApiResult<Json<Order>> {
     caller.require(Permission::OrderEdit)?;
     let (mut tx, order) = set_status(&state, &caller, path.id, OrderStatus::Cancelled).await?;
-    let author = Author::from(&caller);
     for job in jobs_db::lock_unstarted_of_order(&mut *tx, caller.store_id, path.id).await? {
-        // One its printer is already preparing is stopped there.
-        let sent_by = crate::db::CreatedBy::from(&caller);
-        let job = PrintJob::from(job);
-        jobs::transition_asked(&mut tx, &author, sent_by, job, JobState::Cancelled).await?;
+        jobs::transition(
+            &mut tx,
+            &Author::from(&caller),
+            PrintJob::from(job),
+            JobState::Cancelled,
+            None,
+            None,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(order))

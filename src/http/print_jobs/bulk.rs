@@ -207,8 +207,7 @@ pub async fn resume_print_jobs(
 /// Cancel jobs that have not finished.
 ///
 /// Required permission: `queue.manage`. Each id is answered in `results`; each cancelled job
-/// emits `job.cancelled`. The printer of a job it is printing, paused or preparing is sent
-/// `stop`.
+/// emits `job.cancelled`. The printer of a job it is printing (or has paused) is sent `stop`.
 #[utoipa::path(patch, path = "/v1/print-jobs/cancel", tag = "Print jobs", request_body = PrintJobIds,
     responses((status = 200, description = "What happened to each id", body = BulkResult)))]
 pub async fn cancel_print_jobs(

@@ -87,7 +87,9 @@ fn require_edit(caller: &Caller, row: &JobRow) -> ApiResult<()> {
 /// Change a print job, assign it to a printer, or force its state.
 ///
 /// Required permission: `job.edit.all`, or `job.edit.own` for jobs the calling key created;
-/// forcing `state` also needs `queue.override`. Illegal state changes answer `409
+/// forcing `state` also needs `queue.override`. A forced state corrects the record (what the
+/// printer's reports would have said) and sends the printer nothing: to pause or stop a print,
+/// use `PATCH /v1/print-jobs/pause|cancel`. Illegal state changes answer `409
 /// invalid_state_transition`. A job set `completed` on a printer charges the spool loaded in it,
 /// as when the printer reports the finish (`material.usage_recorded`).
 #[utoipa::path(patch, path = "/v1/print-jobs/{id}", tag = "Print jobs", params(PrintJobPath),
@@ -212,7 +214,7 @@ impl Edit {
         };
         let printer = match body.printer_id {
             Some(Some(id)) => {
-                let found = crate::db::get_for_update::<PrinterRow>(&mut *tx, store, id).await?;
+                let found = crate::db::get_for_change::<PrinterRow>(&mut *tx, store, id).await?;
                 if found.is_none() {
                     e.add("/printerId", "not_found", "no such printer in this store");
                 }
