@@ -32,6 +32,20 @@ async fn events(app: &TestApp, kind: &str) -> i64 {
         .unwrap()
 }
 
+/// A printer registered as `provider` with device id (and name) `device`; its id.
+async fn register_printer(app: &TestApp, provider: &str, device: &str) -> String {
+    let body = json!({"name": device, "provider": provider, "deviceId": device});
+    id(&post(app, "/v1/printers", body).await)
+}
+
+/// A job for a new part, assigned to `printer`; its id.
+async fn job_assigned_to(app: &TestApp, printer: &str) -> String {
+    let part = id(&post(app, "/v1/parts", json!({"name": "Benchy", "type": "gcode"})).await);
+    let job = id(&post(app, "/v1/print-jobs", json!({"partId": part})).await);
+    assign(app, &job, printer).await;
+    job
+}
+
 async fn stats(app: &TestApp, printer: &str) -> Value {
     app.get(&format!("/v1/printers/{printer}/stats"))
         .owner()
@@ -43,12 +57,7 @@ async fn stats(app: &TestApp, printer: &str) -> Value {
 #[tokio::test]
 async fn a_bambu_print_runs_to_completion_from_its_reports() {
     let (broker, app) = bridged().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "X1C", "provider": "bambu", "deviceId": "01S00A000000001"}),
-    )
-    .await);
+    let printer = register_printer(&app, "bambu", "01S00A000000001").await;
     let material = id(&post(&app, "/v1/materials", json!({"name": "PLA", "type": "PLA"})).await);
     // The job prints PLA: the PETG in the lower slot is not charged for it.
     let petg = id(&post(
@@ -184,24 +193,9 @@ async fn silence_and_wills_mark_printers_offline_and_other_vendors_normalise() {
     let broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_OFFLINE_SECS", "1")]).await;
     app.spawn_bridge();
-    let voron = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Voron", "provider": "klipper", "deviceId": "voron"}),
-    )
-    .await);
-    let prusa = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
-    )
-    .await);
-    let ender = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let voron = register_printer(&app, "klipper", "voron").await;
+    let prusa = register_printer(&app, "octoprint", "mk4").await;
+    let ender = register_printer(&app, "generic", "ender").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let store = app.store_id;
     publish(
@@ -276,12 +270,7 @@ async fn routine_changes_are_coalesced_and_the_bridge_survives_a_broker_restart(
     let app =
         TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_WRITE_SECS", "3600")]).await;
     app.spawn_bridge();
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let printer = register_printer(&app, "generic", "ender").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let topic = format!("printers/{}/ender/status", app.store_id);
     publish(
@@ -329,24 +318,9 @@ async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
     ));
     let _stop = token.drop_guard();
     let store = app.store_id;
-    let x1 = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "X1", "provider": "bambu", "deviceId": "SER1"}),
-    )
-    .await);
-    let voron = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "V", "provider": "klipper", "deviceId": "voron"}),
-    )
-    .await);
-    let mk4 = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
-    )
-    .await);
+    let x1 = register_printer(&app, "bambu", "SER1").await;
+    let voron = register_printer(&app, "klipper", "voron").await;
+    let mk4 = register_printer(&app, "octoprint", "mk4").await;
     let mut bambu_requests =
         subscribe(&broker, &format!("printers/{store}/device/SER1/request")).await;
     let mut moonraker_requests = subscribe(
@@ -430,12 +404,7 @@ async fn commands_reach_the_vendor_topics_and_follow_the_printers_answers() {
 #[tokio::test]
 async fn a_restarted_bridge_does_not_announce_printers_again() {
     let app = TestApp::new().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let printer = register_printer(&app, "generic", "ender").await;
     let topic = format!("printers/{}/ender/status", app.store_id);
     let alert = json!({"state": "printing", "errors": [{"code": "RUNOUT", "severity": "warning"}]});
     for _ in 0..2 {
@@ -483,18 +452,8 @@ fn fresh_bridge_with(
 #[tokio::test]
 async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
     let app = TestApp::new().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
-    let quiet = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Quiet", "provider": "generic", "deviceId": "quiet"}),
-    )
-    .await);
+    let printer = register_printer(&app, "generic", "ender").await;
+    let quiet = register_printer(&app, "generic", "quiet").await;
     let settings = printfarm::telemetry::bridge::Settings {
         offline_after: Duration::from_millis(400),
         ..bridge_settings()
@@ -538,20 +497,8 @@ async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
 #[tokio::test]
 async fn a_status_held_back_over_budget_is_not_lost_in_a_restart() {
     let app = TestApp::new().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
-    let part = id(&post(
-        &app,
-        "/v1/parts",
-        json!({"name": "Benchy", "type": "gcode"}),
-    )
-    .await);
-    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
-    assign(&app, &job, &printer).await;
+    let printer = register_printer(&app, "generic", "ender").await;
+    let job = job_assigned_to(&app, &printer).await;
     let topic = format!("printers/{}/ender/status", app.store_id);
     let report = |state: &str| json!({"state": state, "nozzleTemp": 200}).to_string();
     // A budget of one urgent change, and every write at once.
@@ -585,20 +532,8 @@ async fn a_status_held_back_over_budget_is_not_lost_in_a_restart() {
 #[tokio::test]
 async fn a_bridge_that_starts_mid_print_keeps_the_job_printing() {
     let app = TestApp::new().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "MK4", "provider": "octoprint", "deviceId": "mk4"}),
-    )
-    .await);
-    let part = id(&post(
-        &app,
-        "/v1/parts",
-        json!({"name": "Benchy", "type": "gcode"}),
-    )
-    .await);
-    let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
-    assign(&app, &job, &printer).await;
+    let printer = register_printer(&app, "octoprint", "mk4").await;
+    let job = job_assigned_to(&app, &printer).await;
     let topic = |tail: &str| format!("printers/{}/mk4/octoPrint/{tail}", app.store_id);
     let temperature = json!({"actual": 215.0, "target": 215}).to_string();
     let mut before = fresh_bridge(&app);
@@ -631,12 +566,7 @@ async fn a_bridge_that_starts_mid_print_keeps_the_job_printing() {
 #[tokio::test]
 async fn a_generic_printer_back_from_its_will_is_online_again() {
     let app = TestApp::new().await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let printer = register_printer(&app, "generic", "ender").await;
     let topic = format!("printers/{}/ender/status", app.store_id);
     let mut bridge = fresh_bridge(&app);
     for report in [
@@ -660,12 +590,7 @@ async fn a_generic_printer_back_from_its_will_is_online_again() {
 
 /// A generic printer `ender` and one `command` sent to it (202: pending until delivered).
 async fn command_for_a_generic_printer(app: &TestApp, command: &str) {
-    let printer = id(&post(
-        app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let printer = register_printer(app, "generic", "ender").await;
     app.post("/v1/printer-commands/send")
         .owner()
         .json(&json!({"ids": [printer], "command": {"command": command}}))
@@ -824,15 +749,8 @@ async fn a_command_the_printer_never_answers_fails_and_a_late_answer_is_ignored(
 
 /// A Bambu printer with a job assigned to it, and the topic its reports arrive on.
 async fn assigned_bambu_job(app: &TestApp, serial: &str) -> (String, String, String) {
-    let printer = id(&post(
-        app,
-        "/v1/printers",
-        json!({"name": serial, "provider": "bambu", "deviceId": serial}),
-    )
-    .await);
-    let part = id(&post(app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
-    let job = id(&post(app, "/v1/print-jobs", json!({"partId": part})).await);
-    assign(app, &job, &printer).await;
+    let printer = register_printer(app, "bambu", serial).await;
+    let job = job_assigned_to(app, &printer).await;
     let topic = format!("printers/{}/device/{serial}/report", app.store_id);
     (printer, job, topic)
 }
@@ -843,12 +761,7 @@ async fn a_printer_whose_device_id_changes_is_not_marked_offline_under_the_old_o
     let app = TestApp::with_broker(&broker, &[UNLIMITED, ("PF_TELEMETRY_OFFLINE_SECS", "1")]).await;
     app.spawn_bridge();
     let store = app.store_id;
-    let ender = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "old-id"}),
-    )
-    .await);
+    let ender = register_printer(&app, "generic", "old-id").await;
     let report = |device: &'static str| {
         let broker = &broker;
         async move {
@@ -1003,12 +916,7 @@ async fn deployments_with_their_own_share_groups_each_get_all_of_their_telemetry
 async fn a_retained_report_is_old_news_and_moves_nothing() {
     let broker = TestBroker::start();
     let app = TestApp::with_broker(&broker, &[UNLIMITED]).await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "X1C", "provider": "bambu", "deviceId": "01S00A0000000RT"}),
-    )
-    .await);
+    let printer = register_printer(&app, "bambu", "01S00A0000000RT").await;
     let topic = format!("printers/{}/device/01S00A0000000RT/report", app.store_id);
     let running = json!({"print": {"gcode_state": "RUNNING"}}).to_string();
     // Left on the broker before this server subscribed (from before the broker was locked,
@@ -1049,12 +957,7 @@ async fn a_retained_report_is_old_news_and_moves_nothing() {
 #[tokio::test]
 async fn a_printer_flapping_its_alerts_is_announced_within_its_budget() {
     let app = TestApp::new().await;
-    let flapper = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Flapper", "provider": "generic", "deviceId": "flapper"}),
-    )
-    .await);
+    let flapper = register_printer(&app, "generic", "flapper").await;
     let part = id(&post(&app, "/v1/parts", json!({"name": "Benchy", "type": "3mf"})).await);
     let job = id(&post(&app, "/v1/print-jobs", json!({"partId": part})).await);
     assign(&app, &job, &flapper).await;
@@ -1246,12 +1149,7 @@ async fn a_stopped_bambu_print_cancels_its_job() {
 #[tokio::test]
 async fn a_klipper_printer_is_asked_for_its_whole_status() {
     let (broker, app) = bridged().await;
-    let voron = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Voron", "provider": "klipper", "deviceId": "voron"}),
-    )
-    .await);
+    let voron = register_printer(&app, "klipper", "voron").await;
     let store = app.store_id;
     let mut requests = subscribe(
         &broker,
@@ -1372,12 +1270,7 @@ async fn pausing_resuming_or_cancelling_a_job_tells_its_printer() {
 #[tokio::test]
 async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget() {
     let app = TestApp::with_config(&[UNLIMITED]).await;
-    let printer = id(&post(
-        &app,
-        "/v1/printers",
-        json!({"name": "Ender", "provider": "generic", "deviceId": "ender"}),
-    )
-    .await);
+    let printer = register_printer(&app, "generic", "ender").await;
     let mut commands = Vec::new();
     for _ in 0..100 {
         let res = app

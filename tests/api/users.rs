@@ -657,16 +657,7 @@ async fn a_members_keys_do_no_more_than_the_member_may_now() {
     let (admin, session) = app
         .member_session("admin@example.com", &["admin"], &[])
         .await;
-    let key = app
-        .post("/v1/api-keys")
-        .session(&session)
-        .json(&json!({"name": "admin's", "roles": ["admin"]}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = key_made_in(&app, &session, "admin").await;
     app.get("/v1/users").with_key(&key).send().await.assert(200);
     // A key that key makes is made for the admin too, and follows them the same way.
     let made = app
@@ -905,16 +896,7 @@ async fn an_invitation_outlives_no_more_than_its_inviters_authority() {
 async fn a_member_invited_back_gets_back_the_keys_they_made() {
     let app = TestApp::new().await;
     let (member, op) = app.member_session("op@example.com", &["admin"], &[]).await;
-    let key = app
-        .post("/v1/api-keys")
-        .session(&op)
-        .json(&json!({"name": "op's", "roles": ["viewer"]}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = key_made_in(&app, &op, "viewer").await;
     app.get("/v1/printers")
         .with_key(&key)
         .send()
@@ -953,6 +935,18 @@ async fn a_member_invited_back_gets_back_the_keys_they_made() {
         .expect("a notification")
         .unwrap();
     assert_eq!(heard.payload(), format!("store:{}", app.store_id));
+}
+
+/// A key with `role`, made by the member signed in with `session`; its secret.
+async fn key_made_in(app: &TestApp, session: &str, role: &str) -> String {
+    let made = app
+        .post("/v1/api-keys")
+        .session(session)
+        .json(&json!({"name": format!("a {role} key"), "roles": [role]}))
+        .send()
+        .await;
+    made.assert(201);
+    made.json()["key"].as_str().unwrap().to_owned()
 }
 
 /// Invites `email` as a viewer, by the owner; the token (no mail is configured).
