@@ -215,28 +215,8 @@ pub async fn get_for_update<R: Table>(
     store: crate::ids::StoreId,
     id: Uuid,
 ) -> sqlx::Result<Option<R>> {
-    get_locked(db, store, id, "for update").await
-}
-
-/// As `get_for_update`, against changes to the row only (`for no key update`): rows that merely
-/// refer to it (a command naming a printer) are still written meanwhile. For a row that is
-/// changed, not deleted.
-pub async fn get_for_change<R: Table>(
-    db: impl PgExecutor<'_>,
-    store: crate::ids::StoreId,
-    id: Uuid,
-) -> sqlx::Result<Option<R>> {
-    get_locked(db, store, id, "for no key update").await
-}
-
-async fn get_locked<R: Table>(
-    db: impl PgExecutor<'_>,
-    store: crate::ids::StoreId,
-    id: Uuid,
-    lock: &str,
-) -> sqlx::Result<Option<R>> {
     let sql = format!(
-        "select * from {} where store_id = $1 and id = $2 {lock}",
+        "select * from {} where store_id = $1 and id = $2 for update",
         R::NAME
     );
     sqlx::query_as(&sql)

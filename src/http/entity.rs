@@ -51,9 +51,10 @@ pub async fn lock_for_change<V: Stored>(
     id: Uuid,
 ) -> ApiResult<(Tx, V)> {
     let mut tx = pool.begin().await?;
-    let row = db::get_for_change::<V::Row>(&mut *tx, store, id)
-        .await
-        .found()?;
+    let row = db::lock_many_for_change::<V::Row>(&mut *tx, store, &[id])
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
     let before = V::load(&mut tx, store, row).await?;
     Ok((tx, before))
 }

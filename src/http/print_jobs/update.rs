@@ -214,7 +214,9 @@ impl Edit {
         };
         let printer = match body.printer_id {
             Some(Some(id)) => {
-                let found = crate::db::get_for_change::<PrinterRow>(&mut *tx, store, id).await?;
+                let found = crate::db::lock_many_for_change::<PrinterRow>(&mut *tx, store, &[id])
+                    .await?
+                    .pop();
                 if found.is_none() {
                     e.add("/printerId", "not_found", "no such printer in this store");
                 }
