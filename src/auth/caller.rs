@@ -89,12 +89,8 @@ impl Caller {
     }
 
     /// [`Caller::require`] for several permissions at once: `403` names every one missing.
-    pub fn require_all(&self, permissions: &[Permission]) -> Result<(), ApiError> {
-        let missing: Vec<Permission> = permissions
-            .iter()
-            .copied()
-            .filter(|p| !self.permissions.contains(*p))
-            .collect();
+    pub fn require_all(&self, permissions: PermissionSet) -> Result<(), ApiError> {
+        let missing = permissions.missing_from(self.permissions);
         if missing.is_empty() {
             Ok(())
         } else {

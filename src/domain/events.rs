@@ -3,7 +3,7 @@
 //! webhook filters and the OpenAPI document all read it.
 
 use super::entity::{Action, EntityType};
-use crate::auth::Permission;
+use crate::auth::{Permission, PermissionSet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 
@@ -233,19 +233,14 @@ impl EventFilter {
     }
 
     /// The permissions that show every event an endpoint subscribed to `filters` (empty:
-    /// everything) receives, in catalogue order: who points an endpoint at a URL must hold them,
+    /// everything) receives: who points an endpoint at a URL must hold them,
     /// or a webhook would deliver what `GET /v1/events` hides from them.
-    pub fn view_permissions(filters: &[String]) -> Vec<Permission> {
-        let mut needed: Vec<Permission> = Vec::new();
-        let wanted = EventType::ALL
+    pub fn view_permissions(filters: &[String]) -> PermissionSet {
+        EventType::ALL
             .iter()
-            .filter(|e| EventFilter::any_matches(filters, e.as_str()));
-        for permission in wanted.filter_map(|e| e.view_permission()) {
-            if !needed.contains(&permission) {
-                needed.push(permission);
-            }
-        }
-        needed
+            .filter(|e| EventFilter::any_matches(filters, e.as_str()))
+            .filter_map(|e| e.view_permission())
+            .collect()
     }
 
     pub fn matches(&self, event: EventType) -> bool {

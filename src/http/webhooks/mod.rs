@@ -221,7 +221,7 @@ pub async fn create_webhook(
     };
     e.finish()?;
     let subscribed = fields.event_types.as_deref().unwrap_or_default();
-    caller.require_all(&EventFilter::view_permissions(subscribed))?;
+    caller.require_all(EventFilter::view_permissions(subscribed))?;
     let secret = signing::new_secret();
     let mut tx = state.pool.begin().await?;
     quotas::ensure_room_for_one(&mut tx, caller.store_id, Counted::WebhookEndpoints).await?;
@@ -284,7 +284,7 @@ pub async fn update_webhook(
     // Who points the endpoint somewhere, or widens what it receives, must be able to see it.
     if fields.url.is_some() || fields.event_types.is_some() {
         let subscribed = fields.event_types.as_ref().unwrap_or(&before.event_types);
-        caller.require_all(&EventFilter::view_permissions(subscribed))?;
+        caller.require_all(EventFilter::view_permissions(subscribed))?;
     }
     let row = crate::db::update::<EndpointRow>(&mut *tx, caller.store_id, path.id, fields)
         .await
