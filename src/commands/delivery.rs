@@ -31,6 +31,8 @@ pub const EXPIRE_AFTER: Duration = Duration::from_secs(300);
 /// when it was published), or cannot say. Generous: Moonraker answers a G-code only once it has
 /// run (a filament load, a homing).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(600);
+/// How often the worker looks for commands to give up on.
+const GIVE_UP_EVERY: Duration = Duration::from_secs(30);
 
 /// Fails the commands sent but unanswered for `ANSWER_WITHIN`, a batch at a time; returns how
 /// many. An answer that comes later is ignored (`answer` moves only unanswered commands).
@@ -38,6 +40,9 @@ pub async fn give_up_unanswered(pool: &PgPool) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let rows = db::lock_unanswered(&mut *tx, ANSWER_WITHIN.as_secs_f64(), BATCH).await?;
     let gave_up = rows.len();
+    if gave_up == 0 {
+        return Ok(0);
+    }
     for row in rows {
         let author = Author::telemetry(row.store_id);
         let why = "no answer from the printer within 10 minutes of sending it";
@@ -202,9 +207,23 @@ pub async fn run(pool: PgPool, broker: Option<Broker>, shutdown: CancellationTok
         poll,
         retry: poll * 4,
     };
+    // Giving up is a matter of minutes: looked for every `GIVE_UP_EVERY`, not at every poll.
+    let gave_up_at = std::sync::Mutex::new(None::<std::time::Instant>);
     worker::run("commands", &pool, wakeups, pace, shutdown, || async {
         let delivered = deliver_once(&pool, broker.as_ref()).await?;
-        let gave_up = give_up_unanswered(&pool).await?;
+        let due = {
+            let mut at = gave_up_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = at.is_none_or(|at| at.elapsed() >= GIVE_UP_EVERY);
+            if due {
+                *at = Some(std::time::Instant::now());
+            }
+            due
+        };
+        let gave_up = if due {
+            give_up_unanswered(&pool).await?
+        } else {
+            0
+        };
         Ok(delivered >= BATCH as usize || gave_up >= BATCH as usize)
     })
     .await;
