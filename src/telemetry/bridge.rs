@@ -16,10 +16,8 @@ use super::state::{self, PrinterState};
 /// The bridge's settings live in `config` (a leaf below this worker); re-exported here.
 pub use crate::config::TelemetrySettings as Settings;
 use crate::db::printers as printers_db;
-use crate::domain::printers::PrinterStatus;
 use crate::ids::{PrinterId, StoreId};
 use crate::mqtt::{Broker, Inbound, Message};
-use crate::wire::WireName;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -293,15 +291,7 @@ impl Bridge {
             let keep_alerts = !state::names_alerts(&kind, &tracked.report);
             next = next.keeping_status_of(&tracked.state, keep_alerts);
         }
-        next.online = online;
-        if !online {
-            next.status = PrinterStatus::Offline.as_str().into();
-        } else if next.status == PrinterStatus::Offline.as_str() {
-            // Back online (a connection status after its will): what it is doing is not known
-            // until it reports it.
-            next.status = PrinterStatus::Unknown.as_str().into();
-        }
-        self.apply(&key, next).await
+        self.apply(&key, next.with_reachability(online)).await
     }
 
     /// Moves a printer to `next`: events and job changes for what changed since they were last
@@ -403,9 +393,7 @@ impl Bridge {
             .collect();
         for key in silent {
             if let Some(t) = self.printers.get(&key) {
-                let mut next = t.state.clone();
-                next.online = false;
-                next.status = PrinterStatus::Offline.as_str().into();
+                let next = t.state.clone().with_reachability(false);
                 if let Err(error) = self.apply(&key, next).await {
                     self.forget_if_gone(&key, &error);
                 }
@@ -492,9 +480,7 @@ impl Bridge {
     /// Marks offline a printer shown online that no bridge follows: its events, then its state.
     async fn mark_offline(&mut self, silent: printers_db::SilentPrinter) -> anyhow::Result<()> {
         let previous = PrinterState::from_stored(Some(&silent.state));
-        let mut next = previous.clone();
-        next.online = false;
-        next.status = PrinterStatus::Offline.as_str().into();
+        let next = previous.clone().with_reachability(false);
         let steps = with_step(Vec::new(), &previous.status, &next);
         let printer = PrinterId(silent.printer_id);
         let change = Announced {

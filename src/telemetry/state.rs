@@ -95,14 +95,21 @@ impl PrinterState {
     /// delta first, and reading that silence as `idle` or `unknown` would end, or lose track
     /// of, the job being printed.
     pub fn keeping_status_of(mut self, known: &PrinterState, keep_alerts: bool) -> PrinterState {
-        self.status = if known.status == PrinterStatus::Offline.as_str() {
-            // The printer is reporting again: whatever it is doing, it is not offline.
-            PrinterStatus::Unknown.as_str().into()
-        } else {
-            known.status.clone()
-        };
+        self.status = known.status.clone();
         if keep_alerts {
             self.alerts = known.alerts.clone();
+        }
+        self
+    }
+
+    /// The state reachable or not: an unreachable printer is `offline`, and one reachable again
+    /// is not, whatever it is doing (`unknown` until it reports it).
+    pub fn with_reachability(mut self, online: bool) -> PrinterState {
+        self.online = online;
+        if !online {
+            self.status = PrinterStatus::Offline.as_str().into();
+        } else if self.status == PrinterStatus::Offline.as_str() {
+            self.status = PrinterStatus::Unknown.as_str().into();
         }
         self
     }
@@ -443,7 +450,10 @@ mod tests {
         // A printer heard again after being marked offline is not offline.
         let offline = PrinterState::from_stored(Some(&json!({"status": "offline"})));
         assert_eq!(
-            octoprint(&heard).keeping_status_of(&offline, true).status,
+            octoprint(&heard)
+                .keeping_status_of(&offline, true)
+                .with_reachability(true)
+                .status,
             "unknown"
         );
         assert_eq!(PrinterState::from_stored(None).status, "unknown");
