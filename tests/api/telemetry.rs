@@ -409,10 +409,7 @@ async fn a_restarted_bridge_does_not_announce_printers_again() {
     let alert = json!({"state": "printing", "errors": [{"code": "RUNOUT", "severity": "warning"}]});
     for _ in 0..2 {
         // A fresh bridge each time: a restart, or another replica taking over the printer.
-        fresh_bridge(&app)
-            .handle(&topic, alert.to_string().as_bytes())
-            .await
-            .unwrap();
+        feed(&mut fresh_bridge(&app), &topic, alert.to_string()).await;
     }
     assert_eq!(events(&app, "printer.online").await, 1);
     assert_eq!(events(&app, "printer.hms_warning").await, 1);
@@ -449,6 +446,15 @@ fn fresh_bridge_with(
     printfarm::telemetry::bridge::Bridge::new(app.pool().clone(), broker, settings)
 }
 
+/// Hands one message to a bridge fed directly, as the broker would.
+async fn feed(
+    bridge: &mut printfarm::telemetry::bridge::Bridge,
+    topic: &str,
+    payload: impl AsRef<[u8]>,
+) {
+    bridge.handle(topic, payload.as_ref()).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
     let app = TestApp::new().await;
@@ -462,10 +468,7 @@ async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
     let topic = |device: &str| format!("printers/{}/{device}/status", app.store_id);
     let mut before = fresh_bridge_with(&app, settings);
     for device in ["ender", "quiet"] {
-        before
-            .handle(&topic(device), report.as_bytes())
-            .await
-            .unwrap();
+        feed(&mut before, &topic(device), &report).await;
     }
     assert_eq!(events(&app, "printer.online").await, 2);
     // Restarted: `quiet` was switched off meanwhile and never reports again; `ender` reports
@@ -476,10 +479,7 @@ async fn a_printer_silent_since_before_a_restart_is_shown_offline() {
     // Twice the offline time with nothing heard, then the next look (every half of it).
     while stats(&app, &quiet).await["online"] == true {
         assert!(started.elapsed() < Duration::from_secs(10), "still online");
-        after
-            .handle(&topic("ender"), report.as_bytes())
-            .await
-            .unwrap();
+        feed(&mut after, &topic("ender"), &report).await;
         after.sweep().await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -509,23 +509,14 @@ async fn a_status_held_back_over_budget_is_not_lost_in_a_restart() {
         ..bridge_settings()
     };
     let mut flapping = fresh_bridge_with(&app, settings);
-    flapping
-        .handle(&topic, report("printing").as_bytes())
-        .await
-        .unwrap();
+    feed(&mut flapping, &topic, report("printing")).await;
     assert_eq!(job_state(&app, &job).await, "printing");
     // Over budget: the end of the print waits for the sweep; what is stored meanwhile still
     // says printing, so the crash that follows does not take the end with it.
-    flapping
-        .handle(&topic, report("completed").as_bytes())
-        .await
-        .unwrap();
+    feed(&mut flapping, &topic, report("completed")).await;
     assert_eq!(stats(&app, &printer).await["status"], "printing");
     drop(flapping);
-    fresh_bridge(&app)
-        .handle(&topic, report("completed").as_bytes())
-        .await
-        .unwrap();
+    feed(&mut fresh_bridge(&app), &topic, report("completed")).await;
     assert_eq!(job_state(&app, &job).await, "completed");
 }
 
@@ -537,29 +528,27 @@ async fn a_bridge_that_starts_mid_print_keeps_the_job_printing() {
     let topic = |tail: &str| format!("printers/{}/mk4/octoPrint/{tail}", app.store_id);
     let temperature = json!({"actual": 215.0, "target": 215}).to_string();
     let mut before = fresh_bridge(&app);
-    before
-        .handle(&topic("event/PrintStarted"), br#"{"name": "benchy.gcode"}"#)
-        .await
-        .unwrap();
-    before
-        .handle(&topic("temperature/tool0"), temperature.as_bytes())
-        .await
-        .unwrap();
+    feed(
+        &mut before,
+        &topic("event/PrintStarted"),
+        br#"{"name": "benchy.gcode"}"#,
+    )
+    .await;
+    feed(&mut before, &topic("temperature/tool0"), &temperature).await;
     assert_eq!(job_state(&app, &job).await, "printing");
     // Restarted mid-print: OctoPrint's next message is a temperature, which names no state.
     let mut after = fresh_bridge(&app);
-    after
-        .handle(&topic("temperature/tool0"), temperature.as_bytes())
-        .await
-        .unwrap();
+    feed(&mut after, &topic("temperature/tool0"), &temperature).await;
     assert_eq!(job_state(&app, &job).await, "printing");
     assert_eq!(stats(&app, &printer).await["status"], "printing");
     assert_eq!(events(&app, "job.cancelled").await, 0);
     // It still follows the print to its end.
-    after
-        .handle(&topic("event/PrintDone"), br#"{"name": "benchy.gcode"}"#)
-        .await
-        .unwrap();
+    feed(
+        &mut after,
+        &topic("event/PrintDone"),
+        br#"{"name": "benchy.gcode"}"#,
+    )
+    .await;
     assert_eq!(job_state(&app, &job).await, "completed");
 }
 
@@ -574,10 +563,7 @@ async fn a_generic_printer_back_from_its_will_is_online_again() {
         json!({"online": false}),
         json!({"state": "printing", "progress": 3}),
     ] {
-        bridge
-            .handle(&topic, report.to_string().as_bytes())
-            .await
-            .unwrap();
+        feed(&mut bridge, &topic, report.to_string()).await;
     }
     let s = stats(&app, &printer).await;
     assert_eq!(
@@ -1098,10 +1084,7 @@ async fn bench_a_flapping_printer_beside_healthy_ones() {
         let started = std::time::Instant::now();
         for (device, body) in mixed {
             let topic = format!("printers/{store}/{device}/status");
-            bridge
-                .handle(&topic, body.to_string().as_bytes())
-                .await
-                .unwrap();
+            feed(&mut bridge, &topic, body.to_string()).await;
         }
         started.elapsed()
     };
@@ -1286,19 +1269,15 @@ async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget()
     let answer = |command: &str| json!({"id": command, "ok": true}).to_string();
     let mut bridge = fresh_bridge(&app);
     // Its first report makes it followed.
-    bridge
-        .handle(
-            &format!("printers/{}/ender/status", app.store_id),
-            br#"{"state": "idle"}"#,
-        )
-        .await
-        .unwrap();
+    feed(
+        &mut bridge,
+        &format!("printers/{}/ender/status", app.store_id),
+        br#"{"state": "idle"}"#,
+    )
+    .await;
     let flood = std::time::Instant::now();
     for command in &commands {
-        bridge
-            .handle(&topic, answer(command).as_bytes())
-            .await
-            .unwrap();
+        feed(&mut bridge, &topic, answer(command)).await;
     }
     let acknowledged = || async {
         sqlx::query_scalar::<_, i64>(
@@ -1318,10 +1297,7 @@ async fn a_flood_of_answers_from_one_printer_is_read_only_as_far_as_its_budget()
     // Once it has refilled, answers sent again are read.
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     for command in &commands[50..] {
-        bridge
-            .handle(&topic, answer(command).as_bytes())
-            .await
-            .unwrap();
+        feed(&mut bridge, &topic, answer(command)).await;
     }
     assert_eq!(acknowledged().await, 100);
 }
