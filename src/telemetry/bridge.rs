@@ -254,11 +254,11 @@ impl Bridge {
         let next = match &kind {
             Kind::BambuReport => {
                 parse::merge(&mut tracked.report, body);
-                state::bambu(&tracked.report)
+                state::bambu(&tracked.report, &tracked.state)
             }
             Kind::KlipperStatus => {
                 parse::merge(&mut tracked.report, body);
-                state::klipper(&tracked.report)
+                state::klipper(&tracked.report, &tracked.state)
             }
             Kind::MoonrakerServer => {
                 online = body.get("server").and_then(Value::as_str) != Some("offline");
@@ -270,27 +270,23 @@ impl Bridge {
             }
             Kind::OctoPrint(tail) => {
                 parse::octoprint_update(&mut tracked.report, tail, &body);
-                state::octoprint(&tracked.report)
+                state::octoprint(&tracked.report, &tracked.state)
             }
             Kind::Generic => {
                 online = body.get("online").and_then(Value::as_bool) != Some(false);
                 parse::merge(&mut tracked.report, body);
-                state::generic(&tracked.report)
+                state::generic(&tracked.report, &tracked.state)
             }
             Kind::MoonrakerResponse => match state::klipper_status_answer(&body) {
                 Some(status) => {
                     parse::merge_under(&mut tracked.report, status);
-                    state::klipper(&tracked.report)
+                    state::klipper(&tracked.report, &tracked.state)
                 }
                 None => tracked.state.clone(),
             },
             Kind::GenericResponse => tracked.state.clone(),
         };
-        let mut next = next.within_range();
-        if !state::names_status(&kind, &tracked.report) {
-            let keep_alerts = !state::names_alerts(&kind, &tracked.report);
-            next = next.keeping_status_of(&tracked.state, keep_alerts);
-        }
+        let next = next.within_range();
         self.apply(&key, next.with_reachability(online)).await
     }
 

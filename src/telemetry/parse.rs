@@ -247,6 +247,7 @@ pub(super) fn text(v: &Value, path: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::state::tests::unknown;
     use crate::telemetry::state::*;
     use serde_json::json;
 
@@ -379,7 +380,7 @@ mod tests {
             &mut report,
             json!({"print": {"mc_percent": 11, "layer_num": 4}}),
         );
-        let s = bambu(&report);
+        let s = bambu(&report, &unknown());
         assert_eq!(s.status, "printing");
         assert_eq!(s.nozzle_temp, Some(220.5));
         assert_eq!(s.progress, Some(11.0));
@@ -392,7 +393,7 @@ mod tests {
             {"attr": 0x0300_0200u64, "code": 0x0001_0001u64},
             {"attr": 0x0500_0100u64, "code": 0x0003_0002u64}]}}),
         );
-        let s = bambu(&report);
+        let s = bambu(&report, &unknown());
         assert_eq!(s.status, "completed");
         assert_eq!(s.alerts.len(), 2);
         assert_eq!(s.alerts[0].severity, "error");
@@ -420,12 +421,15 @@ mod tests {
         // What a Bambu printer reports when its print is stopped (print_error 0x0300400C).
         let report = json!({"print": {"gcode_state": "FAILED", "print_error": 50348044,
             "device": {"ctc": {"info": {"temp": (45u64 << 16) | 38}}}}});
-        let s = bambu(&report);
+        let s = bambu(&report, &unknown());
         assert_eq!(s.status, "idle");
         assert!(s.alerts.is_empty(), "{:?}", s.alerts);
         assert_eq!(s.chamber_temp, Some(38.0));
         // Any other error is a failure, with its code.
-        let s = bambu(&json!({"print": {"gcode_state": "FAILED", "print_error": 0x0700_8001u64}}));
+        let s = bambu(
+            &json!({"print": {"gcode_state": "FAILED", "print_error": 0x0700_8001u64}}),
+            &unknown(),
+        );
         assert_eq!(s.status, "failed");
         assert_eq!(s.alerts[0].code, "PRINT_ERROR_07008001");
     }
@@ -444,7 +448,7 @@ mod tests {
             &mut report,
             json!({"status": {"display_status": {"progress": 0.5}}}),
         );
-        let s = klipper(&report);
+        let s = klipper(&report, &unknown());
         assert_eq!(
             (s.status.as_str(), s.progress, s.layer),
             ("printing", Some(50.0), Some(5))
@@ -454,7 +458,7 @@ mod tests {
             &mut report,
             json!({"status": {"print_stats": {"state": "error", "message": "Heater extruder not heating"}}}),
         );
-        let s = klipper(&report);
+        let s = klipper(&report, &unknown());
         assert_eq!(s.status, "failed");
         assert_eq!(s.alerts[0].code, "Heater extruder not heating");
     }
@@ -478,7 +482,7 @@ mod tests {
             "temperature/bed",
             &json!({"actual": 60, "target": 60}),
         );
-        let s = octoprint(&report);
+        let s = octoprint(&report, &unknown());
         assert_eq!((s.status.as_str(), s.progress), ("printing", Some(37.0)));
         assert_eq!((s.nozzle_temp, s.bed_target), (Some(214.9), Some(60.0)));
         assert_eq!(s.current_job.as_deref(), Some("benchy.gcode"));
@@ -487,7 +491,7 @@ mod tests {
             "event/PrintFailed",
             &json!({"reason": "error"}),
         );
-        assert_eq!(octoprint(&report).status, "failed");
+        assert_eq!(octoprint(&report, &unknown()).status, "failed");
     }
 
     #[test]
@@ -531,7 +535,7 @@ mod tests {
             "event/PrintFailed",
             &json!({"name": "a.gcode", "reason": "cancelled"}),
         );
-        let s = octoprint(&report);
+        let s = octoprint(&report, &unknown());
         assert_eq!(s.status, "idle");
         assert!(s.alerts.is_empty(), "{:?}", s.alerts);
     }
@@ -569,6 +573,7 @@ mod tests {
         let s = generic(
             &json!({"state": "paused", "nozzleTemp": 200, "progress": 12.5,
             "errors": [{"code": "FILAMENT_RUNOUT", "severity": "warning"}]}),
+            &unknown(),
         );
         assert_eq!((s.status.as_str(), s.progress), ("paused", Some(12.5)));
         assert_eq!(
@@ -578,7 +583,10 @@ mod tests {
                 severity: "warning"
             }]
         );
-        assert_eq!(generic(&json!({"state": "exploded"})).status, "unknown");
+        assert_eq!(
+            generic(&json!({"state": "exploded"}), &unknown()).status,
+            "unknown"
+        );
     }
 
     /// What a printer may publish (`domain::mqtt_access`, the broker's ACL) is exactly what the

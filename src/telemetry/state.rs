@@ -1,7 +1,7 @@
 //! Each vendor's merged report normalised into one `PrinterState`: Bambu, Klipper (Moonraker),
 //! OctoPrint and the generic format. Free of I/O.
 
-use super::parse::{text, Kind};
+use super::parse::text;
 use crate::domain::printers::PrinterStatus;
 use crate::wire::WireName;
 use serde::Serialize;
@@ -89,19 +89,6 @@ impl PrinterState {
         }
     }
 
-    /// The state `next` (normalised from a merged report that does not name the printer's
-    /// status) keeping the status known before it, and its alerts unless the report names its
-    /// own (`keep_alerts`): a bridge that starts mid-print hears a temperature or a partial
-    /// delta first, and reading that silence as `idle` or `unknown` would end, or lose track
-    /// of, the job being printed.
-    pub fn keeping_status_of(mut self, known: &PrinterState, keep_alerts: bool) -> PrinterState {
-        self.status = known.status.clone();
-        if keep_alerts {
-            self.alerts = known.alerts.clone();
-        }
-        self
-    }
-
     /// The state reachable or not: an unreachable printer is `offline`, and one reachable again
     /// is not, whatever it is doing (`unknown` until it reports it).
     pub fn with_reachability(mut self, online: bool) -> PrinterState {
@@ -126,31 +113,12 @@ fn severity(reported: Option<&Value>) -> &'static str {
     }
 }
 
-/// Whether a vendor's merged report names the printer's alerts apart from its status (Bambu's
-/// HMS list and print error, the generic format's `errors`); the others' alerts follow from the
-/// status they report.
-pub fn names_alerts(kind: &Kind, report: &Value) -> bool {
-    let has = |pointer: &str| report.pointer(pointer).is_some();
-    match kind {
-        Kind::BambuReport => has("/print/hms") || has("/print/print_error"),
-        Kind::Generic => has("/errors"),
-        _ => false,
-    }
-}
-
-/// Whether a vendor's merged report names the printer's status (even one printfarm does not
-/// know, which is `unknown`). Reports that carry none (connection statuses, answers) are read
-/// against the state known already, so they name it.
-pub fn names_status(kind: &Kind, report: &Value) -> bool {
-    let has = |pointer: &str| report.pointer(pointer).is_some();
-    match kind {
-        Kind::BambuReport => has("/print/gcode_state"),
-        Kind::KlipperStatus | Kind::MoonrakerResponse => {
-            has("/status/print_stats/state") || has("/print_stats/state")
-        }
-        Kind::OctoPrint(_) | Kind::Generic => has("/state"),
-        Kind::MoonrakerServer | Kind::GenericResponse => true,
-    }
+/// What a report names wins; what it does not name (a bridge that starts mid-print hears a
+/// temperature or a partial delta first; a report emptied at its cap) keeps what was `known`:
+/// reading that silence as `idle` or `unknown` would end, or lose track of, the job being
+/// printed.
+fn or_known(named: Option<PrinterStatus>, known: &PrinterState) -> String {
+    named.map_or_else(|| known.status.clone(), |s| s.as_str().to_owned())
 }
 
 fn num(v: &Value, path: &[&str]) -> Option<f64> {
@@ -170,25 +138,24 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 /// printer, or by a command): a cancel, not a failure.
 const BAMBU_TASK_CANCELLED: u64 = 0x0300_400C;
 
-/// Bambu `push_status` (under `print`), merged.
-pub fn bambu(report: &Value) -> PrinterState {
+/// Bambu `push_status` (under `print`), merged; what it does not name stays as `known`.
+pub fn bambu(report: &Value, known: &PrinterState) -> PrinterState {
     let p = report.get("print").unwrap_or(&Value::Null);
     let print_error = num(p, &["print_error"])
         .filter(|c| *c > 0.0)
         .map(|c| c as u64);
     let cancelled = print_error == Some(BAMBU_TASK_CANCELLED);
-    let status = match text(p, &["gcode_state"]).as_deref() {
+    let status = text(p, &["gcode_state"]).map(|state| match state.as_str() {
         // Stopped: idle, as the other vendors report a cancelled print (its job is cancelled).
-        Some("FAILED") if cancelled => PrinterStatus::Idle,
-        Some("RUNNING") => PrinterStatus::Printing,
-        Some("PREPARE" | "SLICING") => PrinterStatus::Preparing,
-        Some("PAUSE") => PrinterStatus::Paused,
-        Some("FINISH") => PrinterStatus::Completed,
-        Some("FAILED") => PrinterStatus::Failed,
-        Some("IDLE") => PrinterStatus::Idle,
+        "FAILED" if cancelled => PrinterStatus::Idle,
+        "RUNNING" => PrinterStatus::Printing,
+        "PREPARE" | "SLICING" => PrinterStatus::Preparing,
+        "PAUSE" => PrinterStatus::Paused,
+        "FINISH" => PrinterStatus::Completed,
+        "FAILED" => PrinterStatus::Failed,
+        "IDLE" => PrinterStatus::Idle,
         _ => PrinterStatus::Unknown,
-    }
-    .as_str();
+    });
     let mut alerts: Vec<Alert> = p
         .get("hms")
         .and_then(Value::as_array)
@@ -221,8 +188,12 @@ pub fn bambu(report: &Value) -> PrinterState {
             severity: "error",
         });
     }
+    // No HMS list and no print error said: the alerts known stand.
+    if p.get("hms").is_none() && print_error.is_none() {
+        alerts = known.alerts.clone();
+    }
     PrinterState {
-        status: status.to_owned(),
+        status: or_known(status, known),
         online: true,
         nozzle_temp: num(p, &["nozzle_temper"]),
         nozzle_target: num(p, &["nozzle_target_temper"]),
@@ -271,30 +242,32 @@ pub fn klipper_status_answer(body: &Value) -> Option<Value> {
     Some(serde_json::json!({ "status": status }))
 }
 
-/// Moonraker status objects, merged (`{"status": {…}}` or the objects themselves).
-pub fn klipper(report: &Value) -> PrinterState {
+/// Moonraker status objects, merged (`{"status": {…}}` or the objects themselves); what they
+/// do not name stays as `known`.
+pub fn klipper(report: &Value, known: &PrinterState) -> PrinterState {
     let s = report.get("status").unwrap_or(report);
-    let status = match text(s, &["print_stats", "state"]).as_deref() {
-        Some("printing") => PrinterStatus::Printing,
-        Some("paused") => PrinterStatus::Paused,
-        Some("complete") => PrinterStatus::Completed,
-        Some("error") => PrinterStatus::Failed,
-        Some("cancelled" | "standby") => PrinterStatus::Idle,
+    let status = text(s, &["print_stats", "state"]).map(|state| match state.as_str() {
+        "printing" => PrinterStatus::Printing,
+        "paused" => PrinterStatus::Paused,
+        "complete" => PrinterStatus::Completed,
+        "error" => PrinterStatus::Failed,
+        "cancelled" | "standby" => PrinterStatus::Idle,
         _ => PrinterStatus::Unknown,
-    }
-    .as_str();
+    });
     let progress = num(s, &["display_status", "progress"])
         .or_else(|| num(s, &["virtual_sdcard", "progress"]))
         .map(|p| (p * 100.0).clamp(0.0, 100.0));
-    let mut alerts = Vec::new();
-    if status == "failed" {
-        alerts.push(Alert {
+    // Its only alert is its error state's message.
+    let alerts = match status {
+        None => known.alerts.clone(),
+        Some(PrinterStatus::Failed) => vec![Alert {
             code: text(s, &["print_stats", "message"]).unwrap_or_else(|| "KLIPPER_ERROR".into()),
             severity: "error",
-        });
-    }
+        }],
+        Some(_) => Vec::new(),
+    };
     PrinterState {
-        status: status.to_owned(),
+        status: or_known(status, known),
         online: true,
         nozzle_temp: num(s, &["extruder", "temperature"]),
         nozzle_target: num(s, &["extruder", "target"]),
@@ -310,15 +283,18 @@ pub fn klipper(report: &Value) -> PrinterState {
     }
 }
 
-pub fn octoprint(report: &Value) -> PrinterState {
-    let status = text(report, &["state"]).unwrap_or_else(|| PrinterStatus::Unknown.as_str().into());
-    let mut alerts = Vec::new();
-    if status == "failed" {
-        alerts.push(Alert {
+/// OctoPrint-MQTT's accumulated report (`parse::octoprint_update`, which writes only statuses
+/// printfarm knows); what it does not name stays as `known`.
+pub fn octoprint(report: &Value, known: &PrinterState) -> PrinterState {
+    let alerts = match text(report, &["state"]).as_deref() {
+        None => known.alerts.clone(),
+        Some("failed") => vec![Alert {
             code: text(report, &["error"]).unwrap_or_else(|| "PrintFailed".into()),
             severity: "error",
-        });
-    }
+        }],
+        Some(_) => Vec::new(),
+    };
+    let status = text(report, &["state"]).unwrap_or_else(|| known.status.clone());
     PrinterState {
         online: true,
         nozzle_temp: num(report, &["temperature", "tool0", "actual"]),
@@ -336,8 +312,9 @@ pub fn octoprint(report: &Value) -> PrinterState {
     }
 }
 
-/// Our generic format: the normalised fields themselves, merged.
-pub fn generic(report: &Value) -> PrinterState {
+/// Our generic format: the normalised fields themselves, merged; what it does not name stays
+/// as `known`.
+pub fn generic(report: &Value, known: &PrinterState) -> PrinterState {
     let alerts = report
         .get("errors")
         .and_then(Value::as_array)
@@ -355,15 +332,16 @@ pub fn generic(report: &Value) -> PrinterState {
                 .take(MAX_ALERTS)
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|| known.alerts.clone());
     // A state it may report itself: every status but the two printfarm decides.
-    let status = text(report, &["state"])
-        .and_then(|s| serde_json::from_value::<PrinterStatus>(Value::String(s)).ok())
-        .filter(|s| !matches!(s, PrinterStatus::Offline | PrinterStatus::Unknown))
-        .unwrap_or(PrinterStatus::Unknown)
-        .as_str();
+    let status = text(report, &["state"]).map(|s| {
+        serde_json::from_value::<PrinterStatus>(Value::String(s))
+            .ok()
+            .filter(|s| !matches!(s, PrinterStatus::Offline | PrinterStatus::Unknown))
+            .unwrap_or(PrinterStatus::Unknown)
+    });
     PrinterState {
-        status: status.to_owned(),
+        status: or_known(status, known),
         // Whether it is online is each message's own say (`online: false` is its will), not
         // the merged report's: a printer back from its will need not say it again.
         online: true,
@@ -382,34 +360,53 @@ pub fn generic(report: &Value) -> PrinterState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What a bridge knows of a printer it has just started following: nothing.
+    pub(crate) fn unknown() -> PrinterState {
+        PrinterState::from_stored(None)
+    }
+
     #[test]
     fn values_no_printer_can_have_are_taken_as_not_reported() {
-        let state = generic(&json!({
-            "state": "printing", "progress": -50, "nozzleTemp": 1e308, "bedTemp": 60,
-            "remainingSeconds": -5, "layer": -1, "totalLayers": 200
-        }))
+        let state = generic(
+            &json!({
+                "state": "printing", "progress": -50, "nozzleTemp": 1e308, "bedTemp": 60,
+                "remainingSeconds": -5, "layer": -1, "totalLayers": 200
+            }),
+            &unknown(),
+        )
         .within_range();
         assert_eq!(state.progress, None);
         assert_eq!(state.nozzle_temp, None);
         assert_eq!(state.bed_temp, Some(60.0));
         assert_eq!(state.remaining_seconds, None);
         assert_eq!((state.layer, state.total_layers), (None, Some(200)));
-        let bambu = bambu(&json!({"print": {"gcode_state": "RUNNING", "mc_percent": 250}}));
+        let bambu = bambu(
+            &json!({"print": {"gcode_state": "RUNNING", "mc_percent": 250}}),
+            &unknown(),
+        );
         assert_eq!(bambu.within_range().progress, None);
-        let fine = generic(&json!({"state": "printing", "progress": 42.5})).within_range();
+        let fine =
+            generic(&json!({"state": "printing", "progress": 42.5}), &unknown()).within_range();
         assert_eq!(fine.progress, Some(42.5));
-        let layers = generic(&json!({"layer": 1e300, "totalLayers": 1_000_000})).within_range();
+        let layers = generic(
+            &json!({"layer": 1e300, "totalLayers": 1_000_000}),
+            &unknown(),
+        )
+        .within_range();
         assert_eq!((layers.layer, layers.total_layers), (None, Some(1_000_000)));
     }
 
     #[test]
     fn an_alert_code_is_cleaned_like_any_text_a_printer_sends() {
-        let state = generic(&json!({"errors": [
-            {"code": "E\u{0}42"}, {"code": ""}, {"code": "W1", "severity": "warning"}]}));
+        let state = generic(
+            &json!({"errors": [
+            {"code": "E\u{0}42"}, {"code": ""}, {"code": "W1", "severity": "warning"}]}),
+            &unknown(),
+        );
         let codes: Vec<(&str, &str)> = state
             .alerts
             .iter()
@@ -427,45 +424,40 @@ mod tests {
         assert_eq!(known.alerts.len(), 1);
         // OctoPrint's first message after a restart is a temperature: no state in it.
         let heard = json!({"temperature": {"tool0": {"actual": 210}}});
-        let kind = Kind::OctoPrint("temperature/tool0".into());
-        assert!(!names_status(&kind, &heard));
-        let next = octoprint(&heard).keeping_status_of(&known, true);
+        let next = octoprint(&heard, &known);
         assert_eq!(
             (next.status.as_str(), next.nozzle_temp),
             ("printing", Some(210.0))
         );
         assert_eq!(next.alerts, known.alerts);
-        assert!(names_status(&kind, &json!({"state": "idle"})));
-        // A partial Bambu delta, and one that names the status.
-        assert!(!names_status(
-            &Kind::BambuReport,
-            &json!({"print": {"mc_percent": 5}})
-        ));
-        assert!(names_status(
-            &Kind::BambuReport,
-            &json!({"print": {"gcode_state": "X"}})
-        ));
-        let klipper = json!({"status": {"print_stats": {"state": "printing"}}});
-        assert!(names_status(&Kind::KlipperStatus, &klipper));
+        assert_eq!(octoprint(&json!({"state": "idle"}), &known).status, "idle");
+        // A partial Bambu delta, and one that names the status (one printfarm does not know).
+        let delta = bambu(&json!({"print": {"mc_percent": 5}}), &known);
+        assert_eq!(
+            (delta.status.as_str(), &delta.alerts),
+            ("printing", &known.alerts)
+        );
+        let named = bambu(&json!({"print": {"gcode_state": "X"}}), &known);
+        assert_eq!(named.status, "unknown");
+        let klipper_named = json!({"status": {"print_stats": {"state": "printing"}}});
+        assert_eq!(klipper(&klipper_named, &unknown()).status, "printing");
+        assert_eq!(klipper(&json!({"status": {}}), &known).status, "printing");
+        assert_eq!(
+            generic(&json!({"progress": 5}), &known).alerts,
+            known.alerts
+        );
         // A printer heard again after being marked offline is not offline.
         let offline = PrinterState::from_stored(Some(&json!({"status": "offline"})));
         assert_eq!(
-            octoprint(&heard)
-                .keeping_status_of(&offline, true)
-                .with_reachability(true)
-                .status,
+            octoprint(&heard, &offline).with_reachability(true).status,
             "unknown"
         );
         assert_eq!(PrinterState::from_stored(None).status, "unknown");
         // A Bambu delta with HMS codes but no state: its own alerts, the status known.
-        let delta = json!({"print": {"hms": [{"attr": 0x0300_0100, "code": 0x0001_0001}]}});
-        assert!(names_alerts(&Kind::BambuReport, &delta));
-        assert!(!names_alerts(
-            &Kind::BambuReport,
-            &json!({"print": {"mc_percent": 5}})
-        ));
-        let next = bambu(&delta).keeping_status_of(&known, false);
+        let hms = json!({"print": {"hms": [{"attr": 0x0300_0100, "code": 0x0001_0001}]}});
+        let next = bambu(&hms, &known);
         assert_eq!(next.status, "printing");
         assert_eq!(next.alerts[0].code, "HMS_0300_0100_0001_0001");
+        assert_eq!(next.alerts[0].severity, "error");
     }
 }
