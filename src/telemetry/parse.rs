@@ -568,27 +568,6 @@ mod tests {
         assert_eq!(s.kind, Kind::MoonrakerResponse);
     }
 
-    #[test]
-    fn generic_reports_are_taken_as_they_are() {
-        let s = generic(
-            &json!({"state": "paused", "nozzleTemp": 200, "progress": 12.5,
-            "errors": [{"code": "FILAMENT_RUNOUT", "severity": "warning"}]}),
-            &unknown(),
-        );
-        assert_eq!((s.status.as_str(), s.progress), ("paused", Some(12.5)));
-        assert_eq!(
-            s.alerts,
-            vec![Alert {
-                code: "FILAMENT_RUNOUT".into(),
-                severity: "warning"
-            }]
-        );
-        assert_eq!(
-            generic(&json!({"state": "exploded"}), &unknown()).status,
-            "unknown"
-        );
-    }
-
     /// What a printer may publish (`domain::mqtt_access`, the broker's ACL) is exactly what the
     /// bridge reads as that printer.
     #[test]

@@ -460,4 +460,25 @@ pub(crate) mod tests {
         assert_eq!(next.alerts[0].code, "HMS_0300_0100_0001_0001");
         assert_eq!(next.alerts[0].severity, "error");
     }
+
+    #[test]
+    fn generic_reports_are_taken_as_they_are() {
+        let s = generic(
+            &json!({"state": "paused", "nozzleTemp": 200, "progress": 12.5,
+            "errors": [{"code": "FILAMENT_RUNOUT", "severity": "warning"}]}),
+            &unknown(),
+        );
+        assert_eq!((s.status.as_str(), s.progress), ("paused", Some(12.5)));
+        assert_eq!(
+            s.alerts,
+            vec![Alert {
+                code: "FILAMENT_RUNOUT".into(),
+                severity: "warning"
+            }]
+        );
+        assert_eq!(
+            generic(&json!({"state": "exploded"}), &unknown()).status,
+            "unknown"
+        );
+    }
 }
